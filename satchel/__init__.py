@@ -1,0 +1,6 @@
+"""Satchel: a self-hosted key-value store that speaks the Apify API v2 key-value store contract."""
+
+from satchel.api.app import SatchelApp, create_app
+from satchel.settings import Settings
+
+__all__ = ["SatchelApp", "Settings", "create_app"]

@@ -1,0 +1,135 @@
+"""The ASGI application: one dispatcher from raw path to handler, errors mapped to the API's envelope.
+
+A hand-rolled dispatcher instead of a framework router: the record routes must route on the raw path (see
+routing.py), and the per-request cost of a full framework stack shows directly in the GET hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from satchel.api.errors import error_response, from_error
+from satchel.api.http import Call, bearer_token
+from satchel.api.routing import resolve
+from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
+from satchel.service import Services, build_services
+from satchel.settings import Settings
+from satchel.storage.factory import build_engine
+
+log = logging.getLogger("satchel.api")
+OVERRIDABLE = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+CORS_HEADERS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "Location, Content-Encoding, Content-Disposition, X-RateLimit-Limit",
+}
+MAX_QUERY_BYTES = 16 * 1024
+
+
+class SatchelApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services = build_services(settings, build_engine(settings))
+        self._background: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def startup(self) -> None:
+        await self.services.engine.open()
+        self._background.append(asyncio.create_task(self.services.retention.run_forever()))
+
+    async def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.services.engine.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        head = scope["method"] == "HEAD"
+        try:
+            response = await self._dispatch(request, scope)
+        except SatchelError as error:
+            response = from_error(error, head=head)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope.get("path"))
+            response = error_response(500, "internal-server-error", "The server failed; try again.", head=head)
+        response.headers.update(CORS_HEADERS)
+        await response(scope, receive, send)
+
+    async def _dispatch(self, request: Request, scope: Scope) -> Response:
+        query_string: bytes = scope["query_string"]
+        if len(query_string) > MAX_QUERY_BYTES:
+            raise InvalidRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes.")
+        query = dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True))
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        methods, store_ref, key = resolve(raw_path.partition(b"?")[0])
+        method = scope["method"]
+        override = query.get("method")
+        if override:
+            method = override.upper()
+            if method not in OVERRIDABLE:
+                raise InvalidRequest(f"Parameter `method` must be one of {', '.join(OVERRIDABLE)}.")
+        if method == "OPTIONS":
+            return _preflight(methods)
+        handler = methods.get(method)
+        strip_body = False
+        if handler is None and method == "HEAD" and "GET" in methods:
+            handler, strip_body = methods["GET"], True
+        if handler is None:
+            raise MethodNotAllowed(("OPTIONS", *methods))
+        caller = await self.services.users.authenticate(bearer_token(request, query))
+        call = Call(request, method, query, self.services, caller, store_ref, key)
+        response = await handler(call)
+        return _headers_only(response) if strip_body or scope["method"] == "HEAD" else response
+
+
+def _preflight(methods: dict[str, Any]) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "allow": ", ".join(("OPTIONS", *methods)),
+            "access-control-allow-methods": ", ".join(("OPTIONS", *methods)),
+            "access-control-allow-headers": "Authorization, Content-Type, Content-Encoding",
+            "access-control-max-age": "86400",
+        },
+    )
+
+
+def _headers_only(response: Response) -> Response:
+    """The same status and headers with no body, for HEAD."""
+    bare = Response(b"", status_code=response.status_code)
+    bare.raw_headers = list(response.raw_headers)
+    return bare
+
+
+def create_app(settings: Settings | None = None) -> SatchelApp:
+    return SatchelApp(settings or Settings())

@@ -1,0 +1,119 @@
+"""Reading a request the way the API defines it: token, query parameters, JSON bodies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+
+from satchel.errors import InvalidRequest, TooLarge
+from satchel.service import Caller, Services
+from satchel.service.encoding import Decoder, normalize
+
+MAX_JSON_BYTES = 1024 * 1024
+TRUE = ("true", "1")
+FALSE = ("false", "0")
+
+
+@dataclass(slots=True)
+class Call:
+    """One API request as a handler sees it: the request, its path parameters and who sent it."""
+
+    request: Request
+    method: str
+    query: dict[str, str]
+    services: Services
+    caller: Caller
+    store_ref: str = ""
+    key: str = ""
+
+    @property
+    def base_url(self) -> str:
+        return self.services.settings.base_url
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean parameter: Python sends true/false, JavaScript 1/0; both count."""
+        value = self.query.get(name)
+        if value is None or value == "":
+            return default
+        lowered = value.lower()
+        if lowered in TRUE:
+            return True
+        if lowered in FALSE:
+            return False
+        raise InvalidRequest(f"Parameter `{name}` must be a boolean (true, false, 1 or 0).", type="invalid-value")
+
+    def number(self, name: str, default: int) -> int:
+        """A non-negative whole-number parameter; `10.0` counts as 10."""
+        value = self.query.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = float(value) if len(value) < 32 else float("nan")
+        except ValueError:
+            number = float("nan")
+        if number != number or number < 0 or number != int(number) or number > 2**53:
+            raise InvalidRequest(f"Parameter `{name}` must be a non-negative integer.", type="invalid-value")
+        return int(number)
+
+    def text(self, name: str) -> str | None:
+        value = self.query.get(name)
+        return value if value else None
+
+
+def bearer_token(request: Request, query: dict[str, str]) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return query.get("token") or None
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect as exc:
+        raise InvalidRequest("The client closed the connection before the whole body arrived.") from exc
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON (decoded per Content-Encoding), or None when there is none."""
+    encoding = normalize(request.headers.get("content-encoding"))
+    decoder = Decoder(encoding) if encoding else None
+    parts: list[bytes] = []
+    size = 0
+
+    def take(pieces: Any) -> None:
+        nonlocal size
+        for piece in pieces:
+            size += len(piece)
+            if size > MAX_JSON_BYTES:
+                raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large")
+            parts.append(piece)
+
+    async for chunk in body_chunks(request):
+        take(decoder.feed(chunk) if decoder else (chunk,))
+    if decoder:
+        take(decoder.finish())
+    raw = b"".join(parts)
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from exc
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    data = await read_json(request)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return data

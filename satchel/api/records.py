@@ -1,0 +1,170 @@
+"""Record endpoints: get, head, put, delete, and all records as one ZIP archive."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
+
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from satchel.api import wire
+from satchel.api.http import Call, body_chunks
+from satchel.service.encoding import decode_chunks
+from satchel.storage import RecordHead, RecordRead
+
+CHUNK = 256 * 1024
+
+
+def accepts(accept_encoding: str | None, encoding: str) -> bool:
+    """Whether an Accept-Encoding header admits the encoding (by name or `*`, with a non-zero q)."""
+    if not accept_encoding:
+        return False
+    wildcard = False
+    for part in accept_encoding.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        name = name.strip()
+        if name == encoding or (encoding == "gzip" and name == "x-gzip"):
+            return q > 0
+        if name == "*":
+            wildcard = q > 0
+    return wildcard
+
+
+def _headers(call: Call, head: RecordHead, *, encoded: bool) -> dict[str, str]:
+    headers = {
+        "content-type": head.content_type,
+        "vary": "Accept-Encoding",
+        # Stored HTML must never run as script on Satchel's origin, whether or not it downloads.
+        "content-security-policy": "sandbox",
+        "x-content-type-options": "nosniff",
+        "content-length": str(head.size if encoded else head.raw_size),
+    }
+    if encoded and head.content_encoding:
+        headers["content-encoding"] = head.content_encoding
+    if call.flag("attachment"):
+        headers["content-disposition"] = f"attachment; filename=\"{head.key}\"; filename*=UTF-8''{quote(head.key)}"
+    return headers
+
+
+def _file_chunks(path: os.PathLike[str] | str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _stored_chunks(record: RecordRead) -> Iterator[bytes]:
+    if record.path is not None:
+        return _file_chunks(record.path)
+    return iter((record.body or b"",))
+
+
+async def get_record(call: Call) -> Response:
+    _, record = await call.services.records.get(call.caller, call.store_ref, call.key)
+    head = record.head
+    encoded = head.content_encoding is None or accepts(call.request.headers.get("accept-encoding"), head.content_encoding)
+    headers = _headers(call, head, encoded=encoded)
+    if encoded:
+        if record.path is not None:
+            # Opened now: a blob replaced meanwhile stays readable through this descriptor.
+            return FileResponse(record.path, headers=headers, media_type=head.content_type,
+                                stat_result=os.stat(record.path))
+        return Response(record.body, headers=headers, media_type=head.content_type)
+    assert head.content_encoding is not None
+    chunks = decode_chunks(_stored_chunks(record), head.content_encoding)
+    return StreamingResponse(iterate_in_threadpool(chunks), headers=headers, media_type=head.content_type)
+
+
+async def head_record(call: Call) -> Response:
+    head = await call.services.records.head(call.caller, call.store_ref, call.key)
+    encoded = head.content_encoding is None or accepts(call.request.headers.get("accept-encoding"), head.content_encoding)
+    response = Response(b"", headers=_headers(call, head, encoded=encoded), media_type=head.content_type)
+    return response
+
+
+async def put_record(call: Call) -> Response:
+    headers = call.request.headers
+    store, _ = await call.services.records.put(
+        call.caller,
+        call.store_ref,
+        call.key,
+        content_type=headers.get("content-type"),
+        content_encoding=headers.get("content-encoding"),
+        chunks=body_chunks(call.request),
+    )
+    return wire.json_response({}, 201, {"location": wire.record_url(call.base_url, store.id, call.key)})
+
+
+async def delete_record(call: Call) -> Response:
+    await call.services.records.delete(call.caller, call.store_ref, call.key)
+    return Response(status_code=204)
+
+
+class _Sink:
+    """A write-only file for zipfile that hands out what was written since the last look."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes]:
+    sink = _Sink()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+        async for record in records:
+            head = record.head
+            info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
+            with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
+                chunks = _stored_chunks(record)
+                if head.content_encoding:
+                    chunks = decode_chunks(chunks, head.content_encoding)
+                for chunk in chunks:
+                    entry.write(chunk)
+                    if sink.offset and len(sink.parts) > 16:
+                        yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:
+    import time
+
+    t = time.gmtime(ms / 1000)
+    return (max(t.tm_year, 1980), t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+async def download_records(call: Call) -> Response:
+    store, records = await call.services.records.all_records(
+        call.caller, call.store_ref, prefix=call.text("prefix"), collection=call.text("collection")
+    )
+    name = store.name or store.id
+    headers = {
+        "content-disposition": f'attachment; filename="{name}.zip"',
+        "x-content-type-options": "nosniff",
+    }
+    return StreamingResponse(_zip_stream(records), media_type="application/zip", headers=headers)

@@ -1,0 +1,64 @@
+"""Store collection and store object endpoints."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from satchel.api import wire
+from satchel.api.http import Call, read_json, read_json_object
+from satchel.errors import InvalidRequest
+
+DEFAULT_PAGE = 1000
+
+
+async def list_stores(call: Call) -> Response:
+    unnamed = call.flag("unnamed")
+    page = await call.services.stores.list(
+        call.caller,
+        offset=call.number("offset", 0),
+        limit=call.number("limit", DEFAULT_PAGE),
+        desc=call.flag("desc"),
+        unnamed=unnamed,
+        ownership=call.text("ownership"),
+    )
+    return wire.json_response(wire.store_page(page, call.caller, call.base_url, unnamed=unnamed))
+
+
+async def create_store(call: Call) -> Response:
+    body = await read_json(call.request)
+    if body is not None and not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    name = call.text("name") or ((body or {}).get("name") or None)
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequest("Field `name` must be a string.", type="invalid-value")
+    row, created = await call.services.stores.get_or_create(call.caller, name, (body or {}).get("schema"))
+    headers = {"location": wire.store_url(call.base_url, row.id)}
+    return wire.json_response(wire.store(row, call.caller, call.base_url), 201 if created else 200, headers)
+
+
+async def get_store(call: Call) -> Response:
+    row = await call.services.stores.get(call.caller, call.store_ref)
+    return wire.json_response(wire.store(row, call.caller, call.base_url))
+
+
+async def update_store(call: Call) -> Response:
+    changes = await read_json_object(call.request)
+    row = await call.services.stores.update(call.caller, call.store_ref, changes)
+    return wire.json_response(wire.store(row, call.caller, call.base_url))
+
+
+async def delete_store(call: Call) -> Response:
+    await call.services.stores.delete(call.caller, call.store_ref)
+    return Response(status_code=204)
+
+
+async def list_keys(call: Call) -> Response:
+    page = await call.services.records.list_keys(
+        call.caller,
+        call.store_ref,
+        exclusive_start_key=call.text("exclusiveStartKey"),
+        limit=call.number("limit", DEFAULT_PAGE),
+        prefix=call.text("prefix"),
+        collection=call.text("collection"),
+    )
+    return wire.json_response(wire.key_page(page, call.caller, call.base_url))

@@ -1,0 +1,96 @@
+"""Wire shapes: rows as the API writes them (camelCase, exactly the hosted field names)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from starlette.responses import Response
+
+from satchel.clock import iso
+from satchel.service.access import Caller, may_write
+from satchel.service.records import KeyPage
+from satchel.service.signing import record_signature, storage_signature
+from satchel.service.stores import StorePage
+from satchel.storage import StoreRow
+
+JSON = "application/json; charset=utf-8"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps({"data": data}), status_code=status, headers=headers, media_type=JSON)
+
+
+def store_url(base_url: str, store_id: str) -> str:
+    return f"{base_url}/v2/key-value-stores/{store_id}"
+
+
+def record_url(base_url: str, store_id: str, key: str) -> str:
+    return f"{store_url(base_url, store_id)}/records/{quote(key, safe='')}"
+
+
+def store(row: StoreRow, caller: Caller, base_url: str) -> dict[str, Any]:
+    writer = may_write(caller, row)
+    url = store_url(base_url, row.id)
+    signature = f"?signature={storage_signature(row.url_signing_secret_key, row.id)}" if writer else ""
+    data: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "title": row.title,
+        "userId": row.user_id,
+        "username": row.username,
+        "createdAt": iso(row.created_at),
+        "modifiedAt": iso(row.modified_at),
+        "accessedAt": iso(row.accessed_at),
+        "actId": row.act_id,
+        "actRunId": row.act_run_id,
+        "consoleUrl": f"{base_url}/console/key-value-stores/{row.id}",
+        "keysPublicUrl": f"{url}/keys{signature}",
+        "recordsPublicUrl": f"{url}/records{signature}",
+        "generalAccess": row.general_access,
+        "stats": {
+            "readCount": row.stats.read_count,
+            "writeCount": row.stats.write_count,
+            "deleteCount": row.stats.delete_count,
+            "listCount": row.stats.list_count,
+            "storageBytes": row.stats.storage_bytes,
+            "s3StorageBytes": row.stats.storage_bytes,
+        },
+    }
+    if row.schema is not None:
+        data["schema"] = orjson.loads(row.schema)
+    if writer:
+        data["urlSigningSecretKey"] = row.url_signing_secret_key
+    return data
+
+
+def store_page(page: StorePage, caller: Caller, base_url: str, *, unnamed: bool) -> dict[str, Any]:
+    return {
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+        "desc": page.desc,
+        "count": len(page.items),
+        "unnamed": unnamed,
+        "items": [store(row, caller, base_url) for row in page.items],
+    }
+
+
+def key_page(page: KeyPage, caller: Caller, base_url: str) -> dict[str, Any]:
+    row = page.store
+    secret = row.url_signing_secret_key if may_write(caller, row) else None
+    items = []
+    for item in page.items:
+        url = record_url(base_url, row.id, item.key)
+        if secret is not None:
+            url += f"?signature={record_signature(secret, item.key)}"
+        items.append({"key": item.key, "size": item.size, "recordPublicUrl": url})
+    return {
+        "items": items,
+        "count": len(items),
+        "limit": page.limit,
+        "exclusiveStartKey": page.exclusive_start_key,
+        "isTruncated": page.is_truncated,
+        "nextExclusiveStartKey": page.next_exclusive_start_key,
+    }

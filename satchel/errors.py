@@ -1,0 +1,69 @@
+"""The errors Satchel's rules raise. Each carries the API's error `type`; api/errors.py maps classes to statuses.
+
+The types are the hosted API's own strings, which the official clients know by name.
+"""
+
+from __future__ import annotations
+
+
+class SatchelError(Exception):
+    """Base of every error that reaches a caller with a type and a message."""
+
+    type = "internal-server-error"
+
+    def __init__(self, message: str, type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if type is not None:
+            self.type = type
+
+
+class InvalidRequest(SatchelError):
+    """The request is malformed: a bad parameter, body or header."""
+
+    type = "invalid-request"
+
+
+class Unauthorized(SatchelError):
+    type = "token-not-provided"
+
+
+class Forbidden(SatchelError):
+    type = "insufficient-permissions"
+
+
+class NotFound(SatchelError):
+    # The JavaScript client reads a 404 as "absent" only with this type, so every 404 carries it.
+    type = "record-not-found"
+
+
+class MethodNotAllowed(SatchelError):
+    type = "method-not-allowed"
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            "This API endpoint can only be accessed using the following HTTP methods: " + ", ".join(allowed)
+        )
+        self.allowed = allowed
+
+
+class Conflict(SatchelError):
+    type = "name-not-unique"
+
+
+class TooLarge(SatchelError):
+    type = "record-too-large"
+
+
+class UnsupportedEncoding(SatchelError):
+    type = "unsupported-content-encoding"
+
+
+class StorageFull(SatchelError):
+    """The disk under the data dir is full; reads still work and writes resume once space is freed."""
+
+    type = "storage-full"
+
+
+class RateLimited(SatchelError):
+    type = "rate-limit-exceeded"

@@ -1,0 +1,151 @@
+"""Content-Encoding: which ones a record may carry, checking uploads as they stream, decoding for readers.
+
+An upload is decoded as it arrives, without keeping the output, to refuse a body that lies about its encoding
+and to cap what it expands to (a zip bomb of a few KiB can claim terabytes).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+import brotli
+
+from satchel.errors import InvalidRequest, TooLarge, UnsupportedEncoding
+
+SUPPORTED = ("gzip", "deflate", "br")
+ALIASES = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "br"}
+STEP = 256 * 1024  # most output one decoding step produces
+
+
+def normalize(header: str | None) -> str | None:
+    """The stored encoding for a Content-Encoding header; None means identity."""
+    value = (header or "").strip().lower()
+    if value in ("", "identity"):
+        return None
+    found = ALIASES.get(value)
+    if found is None:
+        raise UnsupportedEncoding(
+            f"Content-Encoding {header!r} is not supported; use one of gzip, deflate, br or identity."
+        )
+    return found
+
+
+class Decoder:
+    """Incremental decoding of one body; output comes in pieces of at most STEP bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self._brotli = brotli.Decompressor() if encoding == "br" else None
+        self._zlib: zlib._Decompress | None = None
+        self._seen = False
+        if encoding == "gzip":
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        try:
+            if data:
+                self._seen = True
+            if self._brotli is not None:
+                yield from self._feed_brotli(data)
+            else:
+                yield from self._feed_zlib(data)
+        except (zlib.error, brotli.error) as exc:
+            raise self._invalid() from exc
+
+    def _feed_brotli(self, data: bytes) -> Iterator[bytes]:
+        assert self._brotli is not None
+        if self._brotli.is_finished():
+            if data:
+                raise self._invalid()
+            return
+        out = self._brotli.process(data, output_buffer_limit=STEP)
+        if out:
+            yield out
+        while not self._brotli.can_accept_more_data():
+            out = self._brotli.process(b"", output_buffer_limit=STEP)
+            if not out:
+                break
+            yield out
+
+    def _feed_zlib(self, data: bytes) -> Iterator[bytes]:
+        if self._zlib is None:
+            if not data:
+                return
+            # HTTP's deflate is zlib-wrapped, but some senders use raw deflate; the header tells which.
+            wrapped = len(data) >= 2 and (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        pending = data
+        while pending:
+            out = self._zlib.decompress(pending, STEP)
+            if out:
+                yield out
+            pending = self._zlib.unconsumed_tail
+            if self._zlib.eof:
+                rest = self._zlib.unused_data + pending
+                if not rest:
+                    return
+                if self.encoding != "gzip":
+                    raise self._invalid()
+                # A gzip body may hold several members one after another.
+                self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                pending = rest
+
+    def finish(self) -> Iterator[bytes]:
+        """Whatever output remains; raises if the body ended before its encoding did."""
+        if not self._seen:
+            return
+        try:
+            if self._brotli is not None:
+                while not self._brotli.is_finished():
+                    out = self._brotli.process(b"", output_buffer_limit=STEP)
+                    if not out:
+                        raise self._invalid()
+                    yield out
+            elif self._zlib is not None:
+                while not self._zlib.eof:
+                    out = self._zlib.decompress(self._zlib.unconsumed_tail, STEP)
+                    if not out:
+                        raise self._invalid()
+                    yield out
+        except (zlib.error, brotli.error) as exc:
+            raise self._invalid() from exc
+
+    def _invalid(self) -> InvalidRequest:
+        return InvalidRequest(
+            f"The body is not valid {self.encoding} data, though Content-Encoding says it is.",
+            type="invalid-value",
+        )
+
+
+class CheckedUpload:
+    """An upload's chunks as stored, decoded on the side to check them and count the decoded bytes."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], encoding: str | None, *, max_decoded: int) -> None:
+        self._chunks = chunks
+        self._decoder = Decoder(encoding) if encoding else None
+        self._max = max_decoded
+        self.raw_size = 0
+
+    def _count(self, pieces: Iterator[bytes]) -> None:
+        for piece in pieces:
+            self.raw_size += len(piece)
+            if self.raw_size > self._max:
+                raise TooLarge(f"The record decodes to more than the limit of {self._max} bytes.")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            if self._decoder is None:
+                self.raw_size += len(chunk)
+            else:
+                self._count(self._decoder.feed(chunk))
+            yield chunk
+        if self._decoder is not None:
+            self._count(self._decoder.finish())
+
+
+def decode_chunks(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    decoder = Decoder(encoding)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()

@@ -1,0 +1,138 @@
+"""The rules for records: key checks, encodings, size limits, listing pages and collections."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+
+from satchel.clock import now_ms
+from satchel.errors import InvalidRequest, NotFound
+from satchel.service.access import Caller, Need
+from satchel.service.encoding import CheckedUpload, normalize
+from satchel.service.stores import Stores
+from satchel.service.validation import check_key
+from satchel.storage import Engine, KeyItem, RecordHead, RecordRead, StoreRow
+
+MAX_KEYS_PAGE = 1000
+RECORD_NOT_FOUND = "Record was not found."
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(slots=True)
+class KeyPage:
+    store: StoreRow
+    items: list[KeyItem]
+    limit: int
+    exclusive_start_key: str | None
+    is_truncated: bool
+
+    @property
+    def next_exclusive_start_key(self) -> str | None:
+        return self.items[-1].key if self.is_truncated and self.items else None
+
+
+class Records:
+    def __init__(self, engine: Engine, stores: Stores, *, max_decoded_bytes: int) -> None:
+        self.engine = engine
+        self.stores = stores
+        self.max_decoded_bytes = max_decoded_bytes
+
+    async def get(self, caller: Caller, ref: str, key: str) -> tuple[StoreRow, RecordRead]:
+        check_key(key)
+        store = await self.stores.resolve(caller, ref, Need.READ)
+        record = await self.engine.read_record(store.pk, key, now=now_ms())
+        if record is None:
+            raise NotFound(RECORD_NOT_FOUND)
+        return store, record
+
+    async def head(self, caller: Caller, ref: str, key: str) -> RecordHead:
+        check_key(key)
+        store = await self.stores.resolve(caller, ref, Need.READ)
+        head = await self.engine.head_record(store.pk, key, now=now_ms())
+        if head is None:
+            raise NotFound(RECORD_NOT_FOUND)
+        return head
+
+    async def put(
+        self,
+        caller: Caller,
+        ref: str,
+        key: str,
+        *,
+        content_type: str | None,
+        content_encoding: str | None,
+        chunks: AsyncIterator[bytes],
+    ) -> tuple[StoreRow, RecordHead]:
+        check_key(key)
+        encoding = normalize(content_encoding)
+        store = await self.stores.resolve(caller, ref, Need.WRITE)
+        content_type = (content_type or "").strip() or DEFAULT_CONTENT_TYPE
+        if len(content_type) > 255 or not content_type.isprintable():
+            raise InvalidRequest("Content-Type must be a printable value of at most 255 characters.")
+        body = CheckedUpload(chunks, encoding, max_decoded=self.max_decoded_bytes)
+        head = await self.engine.write_record(
+            store.pk, key, content_type=content_type, content_encoding=encoding, body=body, now=now_ms()
+        )
+        return store, head
+
+    async def delete(self, caller: Caller, ref: str, key: str) -> None:
+        check_key(key)
+        store = await self.stores.resolve(caller, ref, Need.WRITE)
+        # Deleting what is not there is not an error: the caller's intent already holds.
+        await self.engine.delete_record(store.pk, key, now=now_ms())
+
+    async def list_keys(
+        self,
+        caller: Caller,
+        ref: str,
+        *,
+        exclusive_start_key: str | None,
+        limit: int,
+        prefix: str | None,
+        collection: str | None,
+    ) -> KeyPage:
+        store = await self.stores.resolve(caller, ref, Need.READ)
+        limit = min(max(limit, 1), MAX_KEYS_PAGE)
+        prefix, exact = _narrow(store, prefix or "", collection)
+        items = await self.engine.list_keys(
+            store.pk, prefix=prefix, exclusive_start_key=exclusive_start_key, limit=limit + 1, now=now_ms()
+        )
+        if exact is not None:
+            items = [i for i in items if i.key == exact]
+        truncated = len(items) > limit
+        return KeyPage(store, items[:limit], limit, exclusive_start_key, truncated)
+
+    async def all_records(
+        self, caller: Caller, ref: str, *, prefix: str | None, collection: str | None
+    ) -> tuple[StoreRow, AsyncIterator[RecordRead]]:
+        store = await self.stores.resolve(caller, ref, Need.READ)
+        prefix, exact = _narrow(store, prefix or "", collection)
+
+        async def records() -> AsyncIterator[RecordRead]:
+            async for record in self.engine.iter_records(store.pk, prefix=prefix):
+                if exact is None or record.head.key == exact:
+                    yield record
+
+        return store, records()
+
+
+def _narrow(store: StoreRow, prefix: str, collection: str | None) -> tuple[str, str | None]:
+    """Combine a prefix with a schema collection (one `key` or a `keyPrefix`) into (prefix, exact key)."""
+    if not collection:
+        return prefix, None
+    collections = (orjson.loads(store.schema) if store.schema else {}).get("collections") or {}
+    spec = collections.get(collection) if isinstance(collections, dict) else None
+    if not isinstance(spec, dict):
+        raise InvalidRequest(f"Collection {collection!r} is not defined in the store's schema.", type="invalid-value")
+    key = spec.get("key")
+    if isinstance(key, str):
+        return (key, key) if key.startswith(prefix) else ("\uffff", None)
+    key_prefix = spec.get("keyPrefix")
+    if isinstance(key_prefix, str):
+        # The narrower of the two prefixes, or nothing when they disagree.
+        if key_prefix.startswith(prefix):
+            return key_prefix, None
+        return (prefix, None) if prefix.startswith(key_prefix) else ("\uffff", None)
+    return prefix, None

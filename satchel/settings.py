@@ -1,0 +1,53 @@
+"""Every setting Satchel reads, from the environment (`SATCHEL_*`) or the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+class Settings(BaseSettings):
+    """Server settings. Each field is documented in the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="SATCHEL_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    data_dir: Path = Path("./satchel-data")
+    workers: int = Field(default=1, ge=1, le=64)
+    # The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers.
+    # Empty means http://{host}:{port}.
+    public_url: str = ""
+    # A token to use for the admin user instead of a generated one (kept in the data dir either way).
+    token: str = ""
+    admin_username: str = "admin"
+    # Unnamed stores are deleted this many seconds after their last use (read, write or list).
+    retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    # How often the retention sweeper looks for expired stores.
+    sweep_interval_seconds: float = Field(default=300.0, gt=0)
+    # Largest record body accepted, as sent (possibly compressed).
+    max_record_bytes: int = Field(default=4 * GIB, ge=1)
+    # Largest record body after decoding its Content-Encoding (the zip-bomb cap).
+    max_decoded_bytes: int = Field(default=8 * GIB, ge=1)
+    # Bodies up to this size live inside the SQLite file; larger ones are files in the blob folder.
+    inline_max_bytes: int = Field(default=128 * KIB, ge=0, le=16 * MIB)
+    # "process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
+    # "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder).
+    durability: Literal["process", "power"] = "process"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):  # noqa: S104 - a listen address, not a bind
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,435 @@
+"""The embedded engine: SQLite (WAL) for metadata and small bodies, a blob folder for large ones.
+
+Reads run on the calling thread over a per-thread connection (a point read costs microseconds, less than a
+thread hop); every write goes through the single writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from satchel.clock import now_ms
+from satchel.errors import Conflict, NotFound, StorageFull
+from satchel.storage.base import (
+    KeyItem,
+    NewStore,
+    RecordHead,
+    RecordRead,
+    StoreRow,
+    StoreStats,
+    UploadBody,
+    UserRow,
+)
+from satchel.storage.sqlite.blobs import BlobDir, Spooled
+from satchel.storage.sqlite.writer import Writer
+from satchel.storage.stats_buffer import StatsBuffer
+
+log = logging.getLogger(__name__)
+
+STORE_COLUMNS = (
+    "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
+    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
+    " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
+)
+STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
+RECORD_SELECT = (
+    "SELECT key, content_type, content_encoding, size, raw_size, modified_at, blob, body"
+    " FROM records WHERE store_pk = ? AND key = ?"
+)
+DEAD_BLOB_GRACE_MS = 60_000
+ORPHAN_AGE_SECONDS = 3600.0
+
+
+def _store(row: Any) -> StoreRow:
+    return StoreRow(
+        *row[:14], stats=StoreStats(row[14], row[15], row[16], row[17], row[18])  # type: ignore[misc]
+    )
+
+
+def _head(row: Any) -> RecordHead:
+    return RecordHead(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+
+
+class SqliteEngine:
+    def __init__(self, data_dir: Path, *, fsync: bool = False, inline_max: int, max_record_bytes: int) -> None:
+        self.data_dir = data_dir
+        self.db_path = data_dir / "satchel.db"
+        self.fsync = fsync
+        self.inline_max = inline_max
+        self.max_record_bytes = max_record_bytes
+        self.blobs = BlobDir(data_dir / "blobs", fsync=fsync)
+        self.writer = Writer(self._connect)
+        self.stats = StatsBuffer()
+        self._local = threading.local()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA mmap_size=268435456")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    async def open(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs.prepare()
+        schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
+        with contextlib.closing(self._connect()) as conn:
+            conn.executescript(schema)
+        self.writer.start()
+        self._tasks = [
+            asyncio.create_task(self._every(1.0, self.flush_stats)),
+            asyncio.create_task(self._every(15.0, self.purge_dead_blobs)),
+            asyncio.create_task(self._remove_orphans()),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.flush_stats()
+        self.writer.stop()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    async def _every(self, seconds: float, job: Any) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:  # housekeeping retries on its next tick
+                log.exception("housekeeping failed")
+
+    async def flush_stats(self) -> None:
+        taken = self.stats.take()
+        if not taken:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE stores SET read_count = read_count + ?, list_count = list_count + ?,"
+                " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                [(p.reads, p.lists, p.accessed_at, pk) for pk, p in taken.items()],
+            )
+
+        try:
+            await self.writer.run(job)
+        except Exception:
+            self.stats.put_back(taken)
+            raise
+
+    async def purge_dead_blobs(self) -> None:
+        cutoff = now_ms() - DEAD_BLOB_GRACE_MS
+        names = [r[0] for r in self._db.execute("SELECT name FROM dead_blobs WHERE dead_at < ?", (cutoff,))]
+        if not names:
+            return
+        for name in names:
+            self.blobs.unlink(name)
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM dead_blobs WHERE name = ?", [(n,) for n in names])
+
+        await self.writer.run(job)
+
+    async def _remove_orphans(self) -> None:
+        """Unlink blob files no record names: left by a crash between renaming a blob and committing it."""
+        names = await asyncio.to_thread(self.blobs.names_older_than, ORPHAN_AGE_SECONDS)
+        db = self._db
+        for name in names:
+            if db.execute("SELECT 1 FROM records WHERE blob = ? LIMIT 1", (name,)).fetchone() is None:
+                self.blobs.unlink(name)
+
+    # --- users and tokens
+
+    async def user_by_token_hash(self, token_hash: str) -> UserRow | None:
+        row = self._db.execute(
+            "SELECT u.id, u.username, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id"
+            " WHERE t.hash = ?",
+            (token_hash,),
+        ).fetchone()
+        return UserRow(*row) if row else None
+
+    async def user_by_name(self, username: str) -> UserRow | None:
+        row = self._db.execute(
+            "SELECT id, username, created_at FROM users WHERE username = ?", (username,)
+        ).fetchone()
+        return UserRow(*row) if row else None
+
+    async def create_user(self, user_id: str, username: str, now: int) -> UserRow:
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute("INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", (user_id, username, now))
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"A user named {username!r} already exists.") from exc
+
+        await self._write(job)
+        return UserRow(user_id, username, now)
+
+    async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)", (token_hash, user_id, now)
+            )
+
+        await self._write(job)
+
+    # --- stores
+
+    def _store_where(self, where: str, args: tuple[Any, ...]) -> StoreRow | None:
+        row = self._db.execute(f"{STORE_SELECT} WHERE {where}", args).fetchone()
+        return self._with_pending(_store(row)) if row else None
+
+    def _with_pending(self, store: StoreRow) -> StoreRow:
+        pending = self.stats.peek(store.pk)
+        if pending is not None:
+            store.stats.read_count += pending.reads
+            store.stats.list_count += pending.lists
+            store.accessed_at = max(store.accessed_at, pending.accessed_at)
+        return store
+
+    async def store_by_id(self, store_id: str) -> StoreRow | None:
+        return self._store_where("s.id = ?", (store_id,))
+
+    async def store_by_name(self, user_id: str, name: str) -> StoreRow | None:
+        return self._store_where("s.user_id = ? AND s.name = ?", (user_id, name))
+
+    async def create_store(self, new: NewStore) -> tuple[StoreRow, bool]:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,"
+                " url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, name) DO NOTHING",
+                (new.id, new.user_id, new.name, new.created_at, new.created_at, new.created_at,
+                 new.general_access, new.url_signing_secret_key, new.schema),
+            )
+            return cur.rowcount == 1
+
+        created = await self._write(job)
+        if created:
+            row = await self.store_by_id(new.id)
+        else:
+            assert new.name is not None
+            row = await self.store_by_name(new.user_id, new.name)
+        if row is None:  # deleted by someone else in between
+            raise NotFound("Store was not found.")
+        return row, created
+
+    async def list_stores(
+        self, user_id: str, *, unnamed: bool, offset: int, limit: int, desc: bool
+    ) -> tuple[int, list[StoreRow]]:
+        where = "s.user_id = ?" + ("" if unnamed else " AND s.name IS NOT NULL")
+        total = self._db.execute(f"SELECT count(*) FROM stores s WHERE {where}", (user_id,)).fetchone()[0]
+        order = "DESC" if desc else "ASC"
+        rows = self._db.execute(
+            f"{STORE_SELECT} WHERE {where} ORDER BY s.created_at {order}, s.pk {order} LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        ).fetchall()
+        return total, [self._with_pending(_store(r)) for r in rows]
+
+    async def update_store(
+        self, pk: int, *, name: str | None, general_access: str, title: str | None, now: int
+    ) -> StoreRow:
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                cur = conn.execute(
+                    "UPDATE stores SET name = ?, general_access = ?, title = ?, modified_at = ?,"
+                    " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                    (name, general_access, title, now, now, pk),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+            if cur.rowcount == 0:
+                raise NotFound("Store was not found.")
+
+        await self._write(job)
+        row = self._store_where("s.pk = ?", (pk,))
+        if row is None:
+            raise NotFound("Store was not found.")
+        return row
+
+    async def delete_store(self, pk: int) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO dead_blobs (name, dead_at) SELECT blob, ? FROM records"
+                " WHERE store_pk = ? AND blob IS NOT NULL",
+                (now_ms(), pk),
+            )
+            conn.execute("DELETE FROM records WHERE store_pk = ?", (pk,))
+            conn.execute("DELETE FROM stores WHERE pk = ?", (pk,))
+
+        await self._write(job)
+        self.stats.drop(pk)
+
+    async def expired_stores(self, cutoff: int) -> list[int]:
+        rows = self._db.execute(
+            "SELECT pk, accessed_at FROM stores WHERE name IS NULL AND accessed_at < ?"
+            " AND modified_at < ?",
+            (cutoff, cutoff),
+        ).fetchall()
+        expired = []
+        for pk, _ in rows:
+            pending = self.stats.peek(pk)
+            if pending is None or pending.accessed_at < cutoff:
+                expired.append(pk)
+        return expired
+
+    # --- records
+
+    async def read_record(self, store_pk: int, key: str, *, now: int) -> RecordRead | None:
+        row = self._db.execute(RECORD_SELECT, (store_pk, key)).fetchone()
+        if row is None:
+            return None
+        self.stats.note(store_pk, now=now, reads=1)
+        blob = row[6]
+        return RecordRead(_head(row), row[7], self.blobs.path(blob) if blob else None)
+
+    async def head_record(self, store_pk: int, key: str, *, now: int) -> RecordHead | None:
+        row = self._db.execute(
+            "SELECT key, content_type, content_encoding, size, raw_size, modified_at FROM records"
+            " WHERE store_pk = ? AND key = ?",
+            (store_pk, key),
+        ).fetchone()
+        if row is None:
+            return None
+        self.stats.note(store_pk, now=now)
+        return _head(row)
+
+    async def write_record(
+        self,
+        store_pk: int,
+        key: str,
+        *,
+        content_type: str,
+        content_encoding: str | None,
+        body: UploadBody,
+        now: int,
+    ) -> RecordHead:
+        spooled = await self.blobs.spool(aiter(body), inline_max=self.inline_max, max_bytes=self.max_record_bytes)
+        head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
+
+        def job(conn: sqlite3.Connection) -> None:
+            old = conn.execute(
+                "SELECT size, blob FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
+            ).fetchone()
+            growth = spooled.size - (old[0] if old else 0)
+            cur = conn.execute(
+                "UPDATE stores SET write_count = write_count + 1, storage_bytes = storage_bytes + ?,"
+                " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                (growth, now, now, store_pk),
+            )
+            if cur.rowcount == 0:
+                raise NotFound("Store was not found.")
+            blob = self.blobs.commit(spooled) if spooled.tmp is not None else None
+            conn.execute(
+                "INSERT INTO records (store_pk, key, content_type, content_encoding, size, raw_size,"
+                " modified_at, blob, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (store_pk, key) DO UPDATE SET content_type = excluded.content_type,"
+                " content_encoding = excluded.content_encoding, size = excluded.size,"
+                " raw_size = excluded.raw_size, modified_at = excluded.modified_at,"
+                " blob = excluded.blob, body = excluded.body",
+                (store_pk, key, content_type, content_encoding, spooled.size, body.raw_size, now, blob,
+                 spooled.data),
+            )
+            if old and old[1]:
+                conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old[1], now))
+
+        try:
+            await self._write(job)
+        except Exception:
+            # Nothing committed refers to the blob, whether or not the rename happened. (On cancellation the
+            # shielded job may still commit, so the file is left alone then.)
+            self._discard(spooled)
+            raise
+        return head
+
+    def _discard(self, spooled: Spooled) -> None:
+        if spooled.tmp is not None:
+            self.blobs.unlink(spooled.tmp.name)
+        self.blobs.discard(spooled)
+
+    async def delete_record(self, store_pk: int, key: str, *, now: int) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            old = conn.execute(
+                "DELETE FROM records WHERE store_pk = ? AND key = ? RETURNING size, blob", (store_pk, key)
+            ).fetchone()
+            if old is None:
+                return False
+            conn.execute(
+                "UPDATE stores SET delete_count = delete_count + 1, storage_bytes = storage_bytes - ?,"
+                " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                (old[0], now, now, store_pk),
+            )
+            if old[1]:
+                conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old[1], now))
+            return True
+
+        return await self._write(job)
+
+    async def list_keys(
+        self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int, now: int
+    ) -> list[KeyItem]:
+        # Keys are ASCII, so every key with the prefix sorts below prefix + U+FFFF.
+        low = prefix if exclusive_start_key is None or exclusive_start_key < prefix else exclusive_start_key
+        op = ">" if exclusive_start_key is not None and low == exclusive_start_key else ">="
+        rows = self._db.execute(
+            f"SELECT key, size FROM records WHERE store_pk = ? AND key {op} ? AND key < ?"  # noqa: S608
+            " ORDER BY key LIMIT ?",
+            (store_pk, low, prefix + "\uffff", limit),
+        ).fetchall()
+        self.stats.note(store_pk, now=now, lists=1)
+        return [KeyItem(k, s) for k, s in rows]
+
+    async def iter_records(self, store_pk: int, *, prefix: str) -> AsyncIterator[RecordRead]:
+        after = ""
+        page = 100
+        while True:
+            # Keyset pages of the key order; only the record's name and blob are held between pages.
+            rows = self._db.execute(
+                "SELECT key, content_type, content_encoding, size, raw_size, modified_at, blob, body"
+                " FROM records WHERE store_pk = ? AND key > ? AND key >= ? AND key < ? ORDER BY key LIMIT ?",
+                (store_pk, after, prefix, prefix + "\uffff", page),
+            ).fetchall()
+            for row in rows:
+                yield RecordRead(_head(row), row[7], self.blobs.path(row[6]) if row[6] else None)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    # --- helpers
+
+    async def _write(self, job: Any) -> Any:
+        try:
+            return await self.writer.run(job)
+        except sqlite3.OperationalError as exc:
+            if _disk_full(exc):
+                raise StorageFull("The server's disk is full; the change was not stored.") from exc
+            raise
