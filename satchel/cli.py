@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from granian import Granian
+from granian.constants import Interfaces
 
 from satchel.service.users import TOKEN_FILE, Users
 from satchel.settings import Settings
@@ -41,20 +43,23 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8765).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data).")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data)."
+)
 @click.option("--workers", type=int, default=None, help="Server processes (default 1).")
-@click.option("--public-url", default=None, help="Base URL clients reach the server at, if not http://host:port.")
+@click.option(
+    "--public-url", default=None, help="Base URL clients reach the server at, if not http://host:port."
+)
 def serve(
     host: str | None, port: int | None, data_dir: Path | None, workers: int | None, public_url: str | None
 ) -> None:
     """Run the API server on the embedded engine (SQLite and local files); no configuration needed."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
     settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers, public_url=public_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     token, created = asyncio.run(_bootstrap(settings))
     click.echo(f"Satchel API: {settings.base_url}/v2")
     click.echo(f"Data dir:    {settings.data_dir}")

@@ -1,4 +1,6 @@
-"""The errors Satchel's rules raise. Each carries the API's error `type`; api/errors.py maps classes to statuses.
+"""The errors Satchel's rules raise.
+
+Each carries the API's error `type`; api/errors.py maps classes to statuses.
 
 The types are the hosted API's own strings, which the official clients know by name.
 """

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # "process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
     # "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder).
     durability: Literal["process", "power"] = "process"
+    # Replaced or deleted blob files are unlinked this long after, so readers that just looked them up finish.
+    blob_grace_seconds: float = Field(default=60.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,6 +52,7 @@ def start_server(data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | No
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a kill reaches the workers too
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -66,14 +69,12 @@ def start_server(data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | No
 
 
 def stop_server(server: Server, *, kill: bool = False) -> None:
-    if kill:
-        server.process.kill()
-    else:
-        server.process.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
     try:
         server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        server.process.kill()
+        os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait()
 
 

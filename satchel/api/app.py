@@ -81,7 +81,9 @@ class SatchelApp:
             response = from_error(error, head=head)
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope.get("path"))
-            response = error_response(500, "internal-server-error", "The server failed; try again.", head=head)
+            response = error_response(
+                500, "internal-server-error", "The server failed; try again.", head=head
+            )
         response.headers.update(CORS_HEADERS)
         await response(scope, receive, send)
 

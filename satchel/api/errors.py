@@ -36,7 +36,7 @@ STATUS: dict[type[SatchelError], int] = {
 def status_of(error: SatchelError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,9 @@ class Call:
             return True
         if lowered in FALSE:
             return False
-        raise InvalidRequest(f"Parameter `{name}` must be a boolean (true, false, 1 or 0).", type="invalid-value")
+        raise InvalidRequest(
+            f"Parameter `{name}` must be a boolean (true, false, 1 or 0).", type="invalid-value"
+        )
 
     def number(self, name: str, default: int) -> int:
         """A non-negative whole-number parameter; `10.0` counts as 10."""
@@ -52,10 +55,10 @@ class Call:
         if value is None or value == "":
             return default
         try:
-            number = float(value) if len(value) < 32 else float("nan")
+            number = float(value) if len(value) < 32 else -1.0
         except ValueError:
-            number = float("nan")
-        if number != number or number < 0 or number != int(number) or number > 2**53:
+            number = -1.0
+        if not math.isfinite(number) or number < 0 or number != int(number) or number > 2**53:
             raise InvalidRequest(f"Parameter `{name}` must be a non-negative integer.", type="invalid-value")
         return int(number)
 
@@ -94,7 +97,9 @@ async def read_json(request: Request) -> Any:
         for piece in pieces:
             size += len(piece)
             if size > MAX_JSON_BYTES:
-                raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large")
+                raise TooLarge(
+                    f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large"
+                )
             parts.append(piece)
 
     async for chunk in body_chunks(request):

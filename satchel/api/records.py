@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import quote
@@ -52,7 +53,9 @@ def _headers(call: Call, head: RecordHead, *, encoded: bool) -> dict[str, str]:
     if encoded and head.content_encoding:
         headers["content-encoding"] = head.content_encoding
     if call.flag("attachment"):
-        headers["content-disposition"] = f"attachment; filename=\"{head.key}\"; filename*=UTF-8''{quote(head.key)}"
+        headers["content-disposition"] = (
+            f"attachment; filename=\"{head.key}\"; filename*=UTF-8''{quote(head.key)}"
+        )
     return headers
 
 
@@ -71,13 +74,16 @@ def _stored_chunks(record: RecordRead) -> Iterator[bytes]:
 async def get_record(call: Call) -> Response:
     _, record = await call.services.records.get(call.caller, call.store_ref, call.key)
     head = record.head
-    encoded = head.content_encoding is None or accepts(call.request.headers.get("accept-encoding"), head.content_encoding)
+    encoded = head.content_encoding is None or accepts(
+        call.request.headers.get("accept-encoding"), head.content_encoding
+    )
     headers = _headers(call, head, encoded=encoded)
     if encoded:
         if record.path is not None:
             # Opened now: a blob replaced meanwhile stays readable through this descriptor.
-            return FileResponse(record.path, headers=headers, media_type=head.content_type,
-                                stat_result=os.stat(record.path))
+            return FileResponse(
+                record.path, headers=headers, media_type=head.content_type, stat_result=os.stat(record.path)
+            )
         return Response(record.body, headers=headers, media_type=head.content_type)
     assert head.content_encoding is not None
     chunks = decode_chunks(_stored_chunks(record), head.content_encoding)
@@ -86,9 +92,10 @@ async def get_record(call: Call) -> Response:
 
 async def head_record(call: Call) -> Response:
     head = await call.services.records.head(call.caller, call.store_ref, call.key)
-    encoded = head.content_encoding is None or accepts(call.request.headers.get("accept-encoding"), head.content_encoding)
-    response = Response(b"", headers=_headers(call, head, encoded=encoded), media_type=head.content_type)
-    return response
+    encoded = head.content_encoding is None or accepts(
+        call.request.headers.get("accept-encoding"), head.content_encoding
+    )
+    return Response(b"", headers=_headers(call, head, encoded=encoded), media_type=head.content_type)
 
 
 async def put_record(call: Call) -> Response:
@@ -127,6 +134,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def take(self) -> bytes:
         out = b"".join(self.parts)
         self.parts.clear()
@@ -135,7 +145,7 @@ class _Sink:
 
 async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes]:
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         async for record in records:
             head = record.head
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
@@ -152,8 +162,6 @@ async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes
 
 
 def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:
-    import time
-
     t = time.gmtime(ms / 1000)
     return (max(t.tm_year, 1980), t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 

@@ -39,4 +39,14 @@ def build_services(settings: Settings, engine: Engine) -> Services:
     )
 
 
-__all__ = ["ANONYMOUS", "Caller", "KeyPage", "Need", "Records", "Services", "StorePage", "Stores", "build_services"]
+__all__ = [
+    "ANONYMOUS",
+    "Caller",
+    "KeyPage",
+    "Need",
+    "Records",
+    "Services",
+    "StorePage",
+    "Stores",
+    "build_services",
+]

@@ -7,7 +7,7 @@ import secrets
 import string
 
 ALPHABET = string.ascii_letters + string.digits
-TOKEN_PREFIX = "apify_api_"
+TOKEN_PREFIX = "apify_api_"  # noqa: S105 - a prefix, not a secret
 
 
 def new_id() -> str:

@@ -125,7 +125,9 @@ def _narrow(store: StoreRow, prefix: str, collection: str | None) -> tuple[str, 
     collections = (orjson.loads(store.schema) if store.schema else {}).get("collections") or {}
     spec = collections.get(collection) if isinstance(collections, dict) else None
     if not isinstance(spec, dict):
-        raise InvalidRequest(f"Collection {collection!r} is not defined in the store's schema.", type="invalid-value")
+        raise InvalidRequest(
+            f"Collection {collection!r} is not defined in the store's schema.", type="invalid-value"
+        )
     key = spec.get("key")
     if isinstance(key, str):
         return (key, key) if key.startswith(prefix) else ("\uffff", None)

@@ -57,8 +57,10 @@ class Stores:
             store = await self.engine.store_by_name(owner.id, name) if owner is not None and name else None
         if store is None or not allowed(caller, store, Need.READ, by_name=store_id is None):
             if caller.user is None:
-                raise NotFound(NOT_FOUND + " (No token was sent; private stores need one.)",
-                               type="record-or-token-not-found")
+                raise NotFound(
+                    NOT_FOUND + " (No token was sent; private stores need one.)",
+                    type="record-or-token-not-found",
+                )
             raise NotFound(NOT_FOUND)
         if need is Need.WRITE and not allowed(caller, store, Need.WRITE, by_name=store_id is None):
             if caller.user is None:
@@ -125,11 +127,15 @@ class Stores:
     ) -> StorePage:
         user = _require_user(caller)
         if ownership not in (None, "ownedByMe", "sharedWithMe"):
-            raise InvalidRequest("Parameter `ownership` must be ownedByMe or sharedWithMe.", type="invalid-value")
+            raise InvalidRequest(
+                "Parameter `ownership` must be ownedByMe or sharedWithMe.", type="invalid-value"
+            )
         limit = min(max(limit, 1), MAX_PAGE)
         if ownership == "sharedWithMe":
             return StorePage(0, offset, limit, desc, [])
-        total, items = await self.engine.list_stores(user.id, unnamed=unnamed, offset=offset, limit=limit, desc=desc)
+        total, items = await self.engine.list_stores(
+            user.id, unnamed=unnamed, offset=offset, limit=limit, desc=desc
+        )
         return StorePage(total, offset, limit, desc, items)
 
 

@@ -13,7 +13,7 @@ from satchel.service.ids import new_id, new_token, token_hash
 from satchel.storage import Engine, UserRow
 
 log = logging.getLogger(__name__)
-TOKEN_FILE = "admin-token"
+TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
 
 
 class Users:
@@ -25,7 +25,9 @@ class Users:
             return ANONYMOUS
         user = await self.engine.user_by_token_hash(token_hash(token))
         if user is None:
-            raise Unauthorized("User was not found or authentication token is not valid.", type="invalid-token")
+            raise Unauthorized(
+                "User was not found or authentication token is not valid.", type="invalid-token"
+            )
         return Caller(user)
 
     async def ensure_admin(self, username: str, data_dir: Path, token: str = "") -> tuple[UserRow, str, bool]:

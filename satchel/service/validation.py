@@ -30,9 +30,7 @@ def check_name(name: str) -> str:
         if len(name) > MAX_NAME:
             detail = f"it is {len(name)} characters long (the limit is {MAX_NAME})"
         else:
-            detail = (
-                "it may contain only letters, digits and hyphens, and must start and end with a letter or digit"
-            )
+            detail = "use only letters, digits and hyphens, starting and ending with a letter or digit"
         raise InvalidRequest(f"Key-value store name {name!r} is not valid: {detail}.", type="invalid-value")
     return name
 

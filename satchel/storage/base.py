@@ -141,6 +141,7 @@ class Engine(Protocol):
     ) -> RecordHead:
         """Store the body as it streams in; visible to readers only once durable and whole."""
         ...
+
     async def delete_record(self, store_pk: int, key: str, *, now: int) -> bool: ...
     async def list_keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int, now: int

@@ -13,4 +13,5 @@ def build_engine(settings: Settings) -> Engine:
         fsync=settings.durability == "power",
         inline_max=settings.inline_max_bytes,
         max_record_bytes=settings.max_record_bytes,
+        blob_grace_ms=int(settings.blob_grace_seconds * 1000),
     )

@@ -26,8 +26,7 @@ class StatsBuffer:
             entry = self._pending[store_pk] = Pending()
         entry.reads += reads
         entry.lists += lists
-        if now > entry.accessed_at:
-            entry.accessed_at = now
+        entry.accessed_at = max(entry.accessed_at, now)
 
     def peek(self, store_pk: int) -> Pending | None:
         return self._pending.get(store_pk)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -19,8 +20,6 @@ from satchel.errors import StorageFull, TooLarge
 
 
 def _is_disk_full(exc: OSError) -> bool:
-    import errno
-
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 

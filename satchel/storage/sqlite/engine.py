@@ -44,13 +44,13 @@ RECORD_SELECT = (
     "SELECT key, content_type, content_encoding, size, raw_size, modified_at, blob, body"
     " FROM records WHERE store_pk = ? AND key = ?"
 )
-DEAD_BLOB_GRACE_MS = 60_000
 ORPHAN_AGE_SECONDS = 3600.0
 
 
 def _store(row: Any) -> StoreRow:
     return StoreRow(
-        *row[:14], stats=StoreStats(row[14], row[15], row[16], row[17], row[18])  # type: ignore[misc]
+        *row[:14],
+        stats=StoreStats(row[14], row[15], row[16], row[17], row[18]),  # type: ignore[misc]
     )
 
 
@@ -63,7 +63,16 @@ def _disk_full(exc: sqlite3.Error) -> bool:
 
 
 class SqliteEngine:
-    def __init__(self, data_dir: Path, *, fsync: bool = False, inline_max: int, max_record_bytes: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        fsync: bool = False,
+        inline_max: int,
+        max_record_bytes: int,
+        blob_grace_ms: int = 60_000,
+    ) -> None:
+        self.blob_grace_ms = blob_grace_ms
         self.data_dir = data_dir
         self.db_path = data_dir / "satchel.db"
         self.fsync = fsync
@@ -103,7 +112,9 @@ class SqliteEngine:
         self.writer.start()
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_stats)),
-            asyncio.create_task(self._every(15.0, self.purge_dead_blobs)),
+            asyncio.create_task(
+                self._every(min(15.0, max(self.blob_grace_ms / 1000, 0.5)), self.purge_dead_blobs)
+            ),
             asyncio.create_task(self._remove_orphans()),
         ]
 
@@ -148,7 +159,7 @@ class SqliteEngine:
             raise
 
     async def purge_dead_blobs(self) -> None:
-        cutoff = now_ms() - DEAD_BLOB_GRACE_MS
+        cutoff = now_ms() - self.blob_grace_ms
         names = [r[0] for r in self._db.execute("SELECT name FROM dead_blobs WHERE dead_at < ?", (cutoff,))]
         if not names:
             return
@@ -187,7 +198,9 @@ class SqliteEngine:
     async def create_user(self, user_id: str, username: str, now: int) -> UserRow:
         def job(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute("INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", (user_id, username, now))
+                conn.execute(
+                    "INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", (user_id, username, now)
+                )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"A user named {username!r} already exists.") from exc
 
@@ -197,7 +210,8 @@ class SqliteEngine:
     async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT OR IGNORE INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)", (token_hash, user_id, now)
+                "INSERT OR IGNORE INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)",
+                (token_hash, user_id, now),
             )
 
         await self._write(job)
@@ -228,8 +242,17 @@ class SqliteEngine:
                 "INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,"
                 " url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (user_id, name) DO NOTHING",
-                (new.id, new.user_id, new.name, new.created_at, new.created_at, new.created_at,
-                 new.general_access, new.url_signing_secret_key, new.schema),
+                (
+                    new.id,
+                    new.user_id,
+                    new.name,
+                    new.created_at,
+                    new.created_at,
+                    new.created_at,
+                    new.general_access,
+                    new.url_signing_secret_key,
+                    new.schema,
+                ),
             )
             return cur.rowcount == 1
 
@@ -247,7 +270,7 @@ class SqliteEngine:
         self, user_id: str, *, unnamed: bool, offset: int, limit: int, desc: bool
     ) -> tuple[int, list[StoreRow]]:
         where = "s.user_id = ?" + ("" if unnamed else " AND s.name IS NOT NULL")
-        total = self._db.execute(f"SELECT count(*) FROM stores s WHERE {where}", (user_id,)).fetchone()[0]
+        total = self._db.execute(f"SELECT count(*) FROM stores s WHERE {where}", (user_id,)).fetchone()[0]  # noqa: S608
         order = "DESC" if desc else "ASC"
         rows = self._db.execute(
             f"{STORE_SELECT} WHERE {where} ORDER BY s.created_at {order}, s.pk {order} LIMIT ? OFFSET ?",
@@ -291,8 +314,7 @@ class SqliteEngine:
 
     async def expired_stores(self, cutoff: int) -> list[int]:
         rows = self._db.execute(
-            "SELECT pk, accessed_at FROM stores WHERE name IS NULL AND accessed_at < ?"
-            " AND modified_at < ?",
+            "SELECT pk, accessed_at FROM stores WHERE name IS NULL AND accessed_at < ? AND modified_at < ?",
             (cutoff, cutoff),
         ).fetchall()
         expired = []
@@ -333,7 +355,9 @@ class SqliteEngine:
         body: UploadBody,
         now: int,
     ) -> RecordHead:
-        spooled = await self.blobs.spool(aiter(body), inline_max=self.inline_max, max_bytes=self.max_record_bytes)
+        spooled = await self.blobs.spool(
+            aiter(body), inline_max=self.inline_max, max_bytes=self.max_record_bytes
+        )
         head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -356,8 +380,17 @@ class SqliteEngine:
                 " content_encoding = excluded.content_encoding, size = excluded.size,"
                 " raw_size = excluded.raw_size, modified_at = excluded.modified_at,"
                 " blob = excluded.blob, body = excluded.body",
-                (store_pk, key, content_type, content_encoding, spooled.size, body.raw_size, now, blob,
-                 spooled.data),
+                (
+                    store_pk,
+                    key,
+                    content_type,
+                    content_encoding,
+                    spooled.size,
+                    body.raw_size,
+                    now,
+                    blob,
+                    spooled.data,
+                ),
             )
             if old and old[1]:
                 conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old[1], now))
@@ -392,7 +425,8 @@ class SqliteEngine:
                 conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old[1], now))
             return True
 
-        return await self._write(job)
+        deleted: bool = await self._write(job)
+        return deleted
 
     async def list_keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int, now: int
