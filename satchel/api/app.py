@@ -111,7 +111,10 @@ class SatchelApp:
         caller = await self.services.users.authenticate(bearer_token(request, query))
         call = Call(request, method, query, self.services, caller, store_ref, key)
         response = await handler(call)
-        return _headers_only(response) if strip_body or scope["method"] == "HEAD" else response
+        if strip_body or method == "HEAD":
+            # A real HEAD keeps Content-Length; a GET overridden to HEAD gets an honest empty body.
+            return _headers_only(response, keep_length=scope["method"] == "HEAD")
+        return response
 
 
 def _preflight(methods: dict[str, Any]) -> Response:
@@ -126,10 +129,12 @@ def _preflight(methods: dict[str, Any]) -> Response:
     )
 
 
-def _headers_only(response: Response) -> Response:
+def _headers_only(response: Response, *, keep_length: bool) -> Response:
     """The same status and headers with no body, for HEAD."""
     bare = Response(b"", status_code=response.status_code)
-    bare.raw_headers = list(response.raw_headers)
+    bare.raw_headers = [
+        (name, value) for name, value in response.raw_headers if keep_length or name != b"content-length"
+    ] + ([] if keep_length else [(b"content-length", b"0")])
     return bare
 
 

@@ -41,7 +41,7 @@ class Records:
 
     async def get(self, caller: Caller, ref: str, key: str) -> tuple[StoreRow, RecordRead]:
         check_key(key)
-        store = await self.stores.resolve(caller, ref, Need.READ)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
         record = await self.engine.read_record(store.pk, key, now=now_ms())
         if record is None:
             raise NotFound(RECORD_NOT_FOUND)
@@ -49,7 +49,7 @@ class Records:
 
     async def head(self, caller: Caller, ref: str, key: str) -> RecordHead:
         check_key(key)
-        store = await self.stores.resolve(caller, ref, Need.READ)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
         head = await self.engine.head_record(store.pk, key, now=now_ms())
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)
@@ -67,7 +67,7 @@ class Records:
     ) -> tuple[StoreRow, RecordHead]:
         check_key(key)
         encoding = normalize(content_encoding)
-        store = await self.stores.resolve(caller, ref, Need.WRITE)
+        store = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         content_type = (content_type or "").strip() or DEFAULT_CONTENT_TYPE
         if len(content_type) > 255 or not content_type.isprintable():
             raise InvalidRequest("Content-Type must be a printable value of at most 255 characters.")
@@ -79,7 +79,7 @@ class Records:
 
     async def delete(self, caller: Caller, ref: str, key: str) -> None:
         check_key(key)
-        store = await self.stores.resolve(caller, ref, Need.WRITE)
+        store = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         # Deleting what is not there is not an error: the caller's intent already holds.
         await self.engine.delete_record(store.pk, key, now=now_ms())
 
@@ -93,7 +93,7 @@ class Records:
         prefix: str | None,
         collection: str | None,
     ) -> KeyPage:
-        store = await self.stores.resolve(caller, ref, Need.READ)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
         limit = min(max(limit, 1), MAX_KEYS_PAGE)
         prefix, exact = _narrow(store, prefix or "", collection)
         items = await self.engine.list_keys(
@@ -107,7 +107,7 @@ class Records:
     async def all_records(
         self, caller: Caller, ref: str, *, prefix: str | None, collection: str | None
     ) -> tuple[StoreRow, AsyncIterator[RecordRead]]:
-        store = await self.stores.resolve(caller, ref, Need.READ)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
         prefix, exact = _narrow(store, prefix or "", collection)
 
         async def records() -> AsyncIterator[RecordRead]:

@@ -37,7 +37,7 @@ class Stores:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def resolve(self, caller: Caller, ref: str, need: Need) -> StoreRow:
+    async def resolve(self, caller: Caller, ref: str, need: Need, *, cached: bool = False) -> StoreRow:
         """The store a reference names, if the caller may use it that way.
 
         A store the caller may not see answers exactly as a missing one, so ids cannot be probed.
@@ -45,7 +45,7 @@ class Stores:
         store_id, username, name = split_reference(ref)
         store: StoreRow | None
         if store_id is not None:
-            store = await self.engine.store_by_id(store_id)
+            store = await self.engine.store_by_id(store_id, cached=cached)
         else:
             assert name is not None
             if not username:

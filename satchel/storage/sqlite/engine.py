@@ -29,6 +29,7 @@ from satchel.storage.base import (
     UserRow,
 )
 from satchel.storage.sqlite.blobs import BlobDir, Spooled
+from satchel.storage.sqlite.generation import Generation
 from satchel.storage.sqlite.writer import Writer
 from satchel.storage.stats_buffer import StatsBuffer
 
@@ -82,6 +83,11 @@ class SqliteEngine:
         self.writer = Writer(self._connect)
         self.stats = StatsBuffer()
         self._local = threading.local()
+        # Caches for the hot path, good while the shared generation stamp is unchanged.
+        self.generation = Generation(data_dir / "generation")
+        self._cache_stamp = -1
+        self._users_by_token: dict[str, UserRow] = {}
+        self._stores_by_id: dict[str, StoreRow] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle
@@ -106,6 +112,7 @@ class SqliteEngine:
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs.prepare()
+        self.generation.open()
         schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
         with contextlib.closing(self._connect()) as conn:
             conn.executescript(schema)
@@ -127,6 +134,7 @@ class SqliteEngine:
         with contextlib.suppress(Exception):
             await self.flush_stats()
         self.writer.stop()
+        self.generation.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -181,13 +189,34 @@ class SqliteEngine:
 
     # --- users and tokens
 
+    def _fresh_caches(self) -> None:
+        stamp = self.generation.read()
+        if stamp != self._cache_stamp:
+            self._users_by_token.clear()
+            self._stores_by_id.clear()
+            self._cache_stamp = stamp
+
+    async def _write_meta(self, job: Any) -> Any:
+        """A write that changes users, tokens or stores' identity: caches everywhere must drop them."""
+        try:
+            return await self._write(job)
+        finally:
+            self.generation.bump()
+
     async def user_by_token_hash(self, token_hash: str) -> UserRow | None:
+        self._fresh_caches()
+        cached = self._users_by_token.get(token_hash)
+        if cached is not None:
+            return cached
         row = self._db.execute(
             "SELECT u.id, u.username, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id"
             " WHERE t.hash = ?",
             (token_hash,),
         ).fetchone()
-        return UserRow(*row) if row else None
+        if row is None:
+            return None
+        user = self._users_by_token[token_hash] = UserRow(*row)
+        return user
 
     async def user_by_name(self, username: str) -> UserRow | None:
         row = self._db.execute(
@@ -204,7 +233,7 @@ class SqliteEngine:
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"A user named {username!r} already exists.") from exc
 
-        await self._write(job)
+        await self._write_meta(job)
         return UserRow(user_id, username, now)
 
     async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
@@ -214,7 +243,7 @@ class SqliteEngine:
                 (token_hash, user_id, now),
             )
 
-        await self._write(job)
+        await self._write_meta(job)
 
     # --- stores
 
@@ -230,8 +259,16 @@ class SqliteEngine:
             store.accessed_at = max(store.accessed_at, pending.accessed_at)
         return store
 
-    async def store_by_id(self, store_id: str) -> StoreRow | None:
-        return self._store_where("s.id = ?", (store_id,))
+    async def store_by_id(self, store_id: str, *, cached: bool = False) -> StoreRow | None:
+        if not cached:
+            return self._store_where("s.id = ?", (store_id,))
+        self._fresh_caches()
+        store = self._stores_by_id.get(store_id)
+        if store is None:
+            store = self._store_where("s.id = ?", (store_id,))
+            if store is not None:
+                self._stores_by_id[store_id] = store
+        return store
 
     async def store_by_name(self, user_id: str, name: str) -> StoreRow | None:
         return self._store_where("s.user_id = ? AND s.name = ?", (user_id, name))
@@ -293,7 +330,7 @@ class SqliteEngine:
             if cur.rowcount == 0:
                 raise NotFound("Store was not found.")
 
-        await self._write(job)
+        await self._write_meta(job)
         row = self._store_where("s.pk = ?", (pk,))
         if row is None:
             raise NotFound("Store was not found.")
@@ -309,7 +346,7 @@ class SqliteEngine:
             conn.execute("DELETE FROM records WHERE store_pk = ?", (pk,))
             conn.execute("DELETE FROM stores WHERE pk = ?", (pk,))
 
-        await self._write(job)
+        await self._write_meta(job)
         self.stats.drop(pk)
 
     async def expired_stores(self, cutoff: int) -> list[int]:
