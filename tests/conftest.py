@@ -41,14 +41,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> Server:
+def start_server(
+    data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Server:
     port = free_port()
     full_env = {**os.environ, "SATCHEL_TOKEN": token, "SATCHEL_LOG_LEVEL": "warning", **(env or {})}
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(data_dir.parent / f"server-{port}.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "satchel", "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
+            [
+                sys.executable,
+                "-m",
+                "satchel",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                *args,
+            ],
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,

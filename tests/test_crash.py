@@ -34,7 +34,9 @@ def body_for(rng: random.Random) -> bytes:
     return rng.randbytes(size // 2) + b"a" * (size - size // 2)
 
 
-def writer(server: Server, store_id: str, name: str, ledger: Ledger, stop: threading.Event, seed: int) -> None:
+def writer(
+    server: Server, store_id: str, name: str, ledger: Ledger, stop: threading.Event, seed: int
+) -> None:
     rng = random.Random(seed)
     with server.client() as http:
         while not stop.is_set():
@@ -66,8 +68,9 @@ def check(server: Server, store_id: str, ledgers: list[Ledger]) -> int:
     with server.client() as http:
         for ledger in ledgers:
             for key in set(ledger.acked) | set(ledger.in_flight):
-                response = http.get(f"/key-value-stores/{store_id}/records/{key}",
-                                    headers={"accept-encoding": "identity"})
+                response = http.get(
+                    f"/key-value-stores/{store_id}/records/{key}", headers={"accept-encoding": "identity"}
+                )
                 found = hashlib.sha256(response.content).hexdigest() if response.status_code == 200 else None
                 assert response.status_code in (200, 404), response.text
                 allowed = {ledger.acked.get(key, None)}
@@ -92,7 +95,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, cycles: int) -> Non
     for cycle in range(cycles):
         stop = threading.Event()
         threads = [
-            threading.Thread(target=writer, args=(server, store_id, f"w{i}", ledgers[i], stop, cycle * 100 + i))
+            threading.Thread(
+                target=writer, args=(server, store_id, f"w{i}", ledgers[i], stop, cycle * 100 + i)
+            )
             for i in range(WRITERS)
         ]
         for t in threads:

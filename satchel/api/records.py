@@ -72,7 +72,9 @@ def _stored_chunks(record: RecordRead) -> Iterator[bytes]:
 
 
 async def get_record(call: Call) -> Response:
-    _, record = await call.services.records.get(call.caller, call.store_ref, call.key)
+    _, record = await call.services.records.get(
+        call.caller, call.store_ref, call.key, signature=call.text("signature")
+    )
     head = record.head
     encoded = head.content_encoding is None or accepts(
         call.request.headers.get("accept-encoding"), head.content_encoding
@@ -91,7 +93,9 @@ async def get_record(call: Call) -> Response:
 
 
 async def head_record(call: Call) -> Response:
-    head = await call.services.records.head(call.caller, call.store_ref, call.key)
+    head = await call.services.records.head(
+        call.caller, call.store_ref, call.key, signature=call.text("signature")
+    )
     encoded = head.content_encoding is None or accepts(
         call.request.headers.get("accept-encoding"), head.content_encoding
     )
@@ -168,7 +172,11 @@ def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:
 
 async def download_records(call: Call) -> Response:
     store, records = await call.services.records.all_records(
-        call.caller, call.store_ref, prefix=call.text("prefix"), collection=call.text("collection")
+        call.caller,
+        call.store_ref,
+        prefix=call.text("prefix"),
+        collection=call.text("collection"),
+        signature=call.text("signature"),
     )
     name = store.name or store.id
     headers = {

@@ -60,5 +60,6 @@ async def list_keys(call: Call) -> Response:
         limit=call.number("limit", DEFAULT_PAGE),
         prefix=call.text("prefix"),
         collection=call.text("collection"),
+        signature=call.text("signature"),
     )
     return wire.json_response(wire.key_page(page, call.caller, call.base_url))

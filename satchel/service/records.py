@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -11,6 +11,7 @@ from satchel.clock import now_ms
 from satchel.errors import InvalidRequest, NotFound
 from satchel.service.access import Caller, Need
 from satchel.service.encoding import CheckedUpload, normalize
+from satchel.service.signing import check_record_signature, read_storage_signature
 from satchel.service.stores import Stores
 from satchel.service.validation import check_key
 from satchel.storage import Engine, KeyItem, RecordHead, RecordRead, StoreRow
@@ -39,17 +40,21 @@ class Records:
         self.stores = stores
         self.max_decoded_bytes = max_decoded_bytes
 
-    async def get(self, caller: Caller, ref: str, key: str) -> tuple[StoreRow, RecordRead]:
+    async def get(
+        self, caller: Caller, ref: str, key: str, *, signature: str | None = None
+    ) -> tuple[StoreRow, RecordRead]:
         check_key(key)
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
+        signed = _record_signature(key, signature)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         record = await self.engine.read_record(store.pk, key, now=now_ms())
         if record is None:
             raise NotFound(RECORD_NOT_FOUND)
         return store, record
 
-    async def head(self, caller: Caller, ref: str, key: str) -> RecordHead:
+    async def head(self, caller: Caller, ref: str, key: str, *, signature: str | None = None) -> RecordHead:
         check_key(key)
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
+        signed = _record_signature(key, signature)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         head = await self.engine.head_record(store.pk, key, now=now_ms())
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)
@@ -92,8 +97,10 @@ class Records:
         limit: int,
         prefix: str | None,
         collection: str | None,
+        signature: str | None = None,
     ) -> KeyPage:
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
+        signed = _storage_signature(signature)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         limit = min(max(limit, 1), MAX_KEYS_PAGE)
         prefix, exact = _narrow(store, prefix or "", collection)
         items = await self.engine.list_keys(
@@ -105,9 +112,16 @@ class Records:
         return KeyPage(store, items[:limit], limit, exclusive_start_key, truncated)
 
     async def all_records(
-        self, caller: Caller, ref: str, *, prefix: str | None, collection: str | None
+        self,
+        caller: Caller,
+        ref: str,
+        *,
+        prefix: str | None,
+        collection: str | None,
+        signature: str | None = None,
     ) -> tuple[StoreRow, AsyncIterator[RecordRead]]:
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True)
+        signed = _storage_signature(signature)
+        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         prefix, exact = _narrow(store, prefix or "", collection)
 
         async def records() -> AsyncIterator[RecordRead]:
@@ -116,6 +130,25 @@ class Records:
                     yield record
 
         return store, records()
+
+
+def _record_signature(key: str, signature: str | None) -> Callable[[StoreRow], bool] | None:
+    """A record URL's signature grants reading that one record."""
+    if not signature:
+        return None
+    return lambda store: check_record_signature(store.url_signing_secret_key, key, signature)
+
+
+def _storage_signature(signature: str | None) -> Callable[[StoreRow], bool] | None:
+    """A keys or records URL's signature grants listing that store until it expires (0: never)."""
+    if not signature:
+        return None
+
+    def check(store: StoreRow) -> bool:
+        expires_at = read_storage_signature(store.url_signing_secret_key, store.id, signature)
+        return expires_at is not None and (expires_at == 0 or expires_at > now_ms())
+
+    return check
 
 
 def _narrow(store: StoreRow, prefix: str, collection: str | None) -> tuple[str, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +38,19 @@ class Stores:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def resolve(self, caller: Caller, ref: str, need: Need, *, cached: bool = False) -> StoreRow:
+    async def resolve(
+        self,
+        caller: Caller,
+        ref: str,
+        need: Need,
+        *,
+        cached: bool = False,
+        signed: Callable[[StoreRow], bool] | None = None,
+    ) -> StoreRow:
         """The store a reference names, if the caller may use it that way.
 
-        A store the caller may not see answers exactly as a missing one, so ids cannot be probed.
+        A store the caller may not see answers exactly as a missing one, so ids cannot be probed. `signed`
+        checks the request's signature against the store, for reads that a signed public URL grants.
         """
         store_id, username, name = split_reference(ref)
         store: StoreRow | None
@@ -55,7 +65,13 @@ class Stores:
             else:
                 owner = await self.engine.user_by_name(username)  # type: ignore[assignment]
             store = await self.engine.store_by_name(owner.id, name) if owner is not None and name else None
+        if store is not None and need is Need.READ and signed is not None and signed(store):
+            return store
         if store is None or not allowed(caller, store, Need.READ, by_name=store_id is None):
+            if store is not None and signed is not None:
+                raise Forbidden(
+                    "The signature is not valid for this resource, or it has expired.", "invalid-signature"
+                )
             if caller.user is None:
                 raise NotFound(
                     NOT_FOUND + " (No token was sent; private stores need one.)",
