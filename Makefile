@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,15 +15,12 @@ serve: $(STAMP)
 	$(BIN)/satchel serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check satchel tests bench
-	$(BIN)/ruff format --check satchel tests bench
+	$(BIN)/ruff check satchel tests
+	$(BIN)/ruff format --check satchel tests
 	$(BIN)/mypy
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) satchel-data .pytest_cache .mypy_cache .ruff_cache
