@@ -101,7 +101,7 @@ class Records:
     ) -> KeyPage:
         signed = _storage_signature(signature)
         store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
-        limit = min(max(limit, 1), MAX_KEYS_PAGE)
+        limit = min(limit, MAX_KEYS_PAGE) if limit > 0 else MAX_KEYS_PAGE  # 0: a full page
         prefix, exact = _narrow(store, prefix or "", collection)
         items = await self.engine.list_keys(
             store.pk, prefix=prefix, exclusive_start_key=exclusive_start_key, limit=limit + 1, now=now_ms()

@@ -146,7 +146,8 @@ class Stores:
             raise InvalidRequest(
                 "Parameter `ownership` must be ownedByMe or sharedWithMe.", type="invalid-value"
             )
-        limit = min(max(limit, 1), MAX_PAGE)
+        # 0 is what the official client's iterate() sends for "no limit": a full page.
+        limit = min(limit, MAX_PAGE) if limit > 0 else MAX_PAGE
         if ownership == "sharedWithMe":
             return StorePage(0, offset, limit, desc, [])
         total, items = await self.engine.list_stores(
