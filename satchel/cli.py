@@ -1,20 +1,31 @@
-"""The `satchel` command: run the server (more commands come with users, tokens and import/export)."""
+"""The `satchel` command: run the server, and manage users, tokens and sharing on its data dir."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from granian import Granian
 from granian.constants import Interfaces
 
-from satchel.service.users import TOKEN_FILE, Users
+from satchel.clock import iso
+from satchel.errors import SatchelError
+from satchel.service import Services, build_services
+from satchel.service.access import USER_GENERAL_ACCESS, Caller
+from satchel.service.users import TOKEN_FILE, Users, token_id
+from satchel.service.validation import split_reference
 from satchel.settings import Settings
 from satchel.storage.factory import build_engine
+
+T = TypeVar("T")
+DATA_DIR = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data)."
+)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -43,18 +54,34 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8765).")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data)."
-)
+@DATA_DIR
 @click.option("--workers", type=int, default=None, help="Server processes (default 1).")
 @click.option(
     "--public-url", default=None, help="Base URL clients reach the server at, if not http://host:port."
 )
-def serve(
-    host: str | None, port: int | None, data_dir: Path | None, workers: int | None, public_url: str | None
+@click.option(
+    "--rate-limit",
+    type=click.Choice(["on", "off"]),
+    default=None,
+    help="Enforce the API's rate limits (default on; off for benchmarks).",
+)
+def serve(  # noqa: PLR0917 - click passes options positionally
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    workers: int | None,
+    public_url: str | None,
+    rate_limit: str | None,
 ) -> None:
     """Run the API server on the embedded engine (SQLite and local files); no configuration needed."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers, public_url=public_url)
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workers=workers,
+        public_url=public_url,
+        rate_limit=None if rate_limit is None else rate_limit == "on",
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     logging.basicConfig(
@@ -81,6 +108,140 @@ def serve(
         log_level=settings.log_level,  # type: ignore[arg-type]
         backlog=2048,
     ).serve()
+
+
+# --- managing the data dir; safe while a server runs on it (its caches follow every change)
+
+
+def _run(data_dir: Path | None, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run one piece of work against the data dir's engine, turning Satchel's errors into a clean exit."""
+    settings = _settings(data_dir=data_dir)
+
+    async def go() -> T:
+        engine = build_engine(settings)
+        await engine.open()
+        try:
+            return await work(build_services(settings, engine))
+        finally:
+            await engine.close()
+
+    try:
+        return asyncio.run(go())
+    except SatchelError as error:
+        raise click.ClickException(error.message) from error
+
+
+@main.group()
+def users() -> None:
+    """Users: each owns stores and holds API tokens."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option(
+    "--general-access",
+    type=click.Choice(USER_GENERAL_ACCESS),
+    default="RESTRICTED",
+    help="What the user's stores with generalAccess FOLLOW_USER_SETTING allow (default RESTRICTED).",
+)
+@DATA_DIR
+def users_create(username: str, general_access: str, data_dir: Path | None) -> None:
+    """Create a user and print their first API token (shown once; only its digest is kept)."""
+    user, token = _run(data_dir, lambda s: s.users.create(username, default_general_access=general_access))
+    click.echo(f"Created user {user.username} (id {user.id}).")
+    click.echo(f"API token: {token}")
+
+
+@users.command("list")
+@DATA_DIR
+def users_list(data_dir: Path | None) -> None:
+    """List users with their id, default general access and number of tokens."""
+    rows = _run(data_dir, lambda s: s.users.all())
+    click.echo(f"{'USERNAME':<24} {'ID':<18} {'DEFAULT ACCESS':<26} {'TOKENS':>6}  CREATED")
+    for user, tokens in rows:
+        click.echo(
+            f"{user.username:<24} {user.id:<18} {user.default_general_access:<26} {tokens:>6}"
+            f"  {iso(user.created_at)}"
+        )
+
+
+@users.command("set-access")
+@click.argument("username")
+@click.argument("general_access", type=click.Choice(USER_GENERAL_ACCESS))
+@DATA_DIR
+def users_set_access(username: str, general_access: str, data_dir: Path | None) -> None:
+    """Set what a user's stores with generalAccess FOLLOW_USER_SETTING allow."""
+    user = _run(data_dir, lambda s: s.users.set_default_access(username, general_access))
+    click.echo(
+        f"Stores of {user.username} that follow the user setting are now {user.default_general_access}."
+    )
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens: several per user, stored only as digests."""
+
+
+@tokens.command("create")
+@click.argument("username")
+@DATA_DIR
+def tokens_create(username: str, data_dir: Path | None) -> None:
+    """Create another API token for a user and print it (shown once)."""
+    token = _run(data_dir, lambda s: s.users.create_token(username))
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.argument("username")
+@DATA_DIR
+def tokens_list(username: str, data_dir: Path | None) -> None:
+    """List a user's tokens by id (the start of the token's SHA-256 digest; the token is not kept)."""
+    rows = _run(data_dir, lambda s: s.users.tokens(username))
+    click.echo(f"{'ID':<14} CREATED")
+    for row in rows:
+        click.echo(f"{token_id(row):<14} {iso(row.created_at)}")
+
+
+@tokens.command("revoke")
+@click.argument("token")
+@DATA_DIR
+def tokens_revoke(token: str, data_dir: Path | None) -> None:
+    """Revoke a token, given the token itself or its id from `satchel tokens list`. Takes effect at once."""
+    row = _run(data_dir, lambda s: s.users.revoke_token(token))
+    click.echo(f"Revoked token {token_id(row)}.")
+
+
+@main.command()
+@click.argument("store")
+@click.argument("username")
+@click.option("--read", "access", flag_value="read", help="Let the user read records and list keys.")
+@click.option("--write", "access", flag_value="write", help="Let the user also put and delete records.")
+@click.option("--revoke", "access", flag_value="revoke", help="Take the user's access away.")
+@DATA_DIR
+def share(store: str, username: str, access: str | None, data_dir: Path | None) -> None:
+    """Share STORE (its id or OWNER~NAME) with USERNAME, as its owner would."""
+    if access is None:
+        raise click.UsageError("Say what to give: --read, --write or --revoke.")
+
+    async def work(services: Services) -> str:
+        store_id, owner_name, name = split_reference(store)
+        if store_id is None and not owner_name:
+            raise click.UsageError("Name the store by its id or as OWNER~NAME.")
+        row = await services.engine.store_by_id(store_id) if store_id else None
+        if store_id is None:
+            owner = await services.users.find(owner_name or "")
+            row = await services.engine.store_by_name(owner.id, name or "")
+        if row is None:
+            raise click.ClickException(f"Key-value store {store!r} was not found.")
+        as_owner = Caller(await services.users.find(row.user_id))
+        await services.stores.share(as_owner, row.id, username, None if access == "revoke" else access)
+        return row.name or row.id
+
+    label = _run(data_dir, work)
+    if access == "revoke":
+        click.echo(f"{username} no longer has access to {label}.")
+    else:
+        click.echo(f"{username} can now {access} {label}.")
 
 
 if __name__ == "__main__":

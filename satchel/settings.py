@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     durability: Literal["process", "power"] = "process"
     # Replaced or deleted blob files are unlinked this long after, so readers that just looked them up finish.
     blob_grace_seconds: float = Field(default=60.0, ge=0)
+    # Rate limits, as the API reference states them; off is for benchmarks and trusted single-user setups.
+    rate_limit: bool = True
+    # Requests per second to one resource (a store, or a user's store collection).
+    rate_limit_per_second: int = Field(default=30, ge=1)
+    # Requests per second to one store's record endpoints (get, head, put, post, delete).
+    rate_limit_records_per_second: int = Field(default=100, ge=1)
+    # Requests per minute from one user (or, without a token, one IP address) across the whole API.
+    rate_limit_global_per_minute: int = Field(default=250_000, ge=1)
+    # Where the counters live: memory:// (per server process) or redis://host:port to share them.
+    rate_limit_storage: str = "memory://"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property

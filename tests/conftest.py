@@ -45,7 +45,14 @@ def start_server(
     data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Server:
     port = free_port()
-    full_env = {**os.environ, "SATCHEL_TOKEN": token, "SATCHEL_LOG_LEVEL": "warning", **(env or {})}
+    # Rate limits are off unless a test turns them on: most tests write faster than 100 records/s to a store.
+    full_env = {
+        **os.environ,
+        "SATCHEL_TOKEN": token,
+        "SATCHEL_LOG_LEVEL": "warning",
+        "SATCHEL_RATE_LIMIT": "off",
+        **(env or {}),
+    }
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(data_dir.parent / f"server-{port}.log", "ab") as log:
         process = subprocess.Popen(

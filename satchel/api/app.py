@@ -18,9 +18,10 @@ from starlette.types import Receive, Scope, Send
 
 from satchel.api.errors import error_response, from_error
 from satchel.api.http import Call, bearer_token
-from satchel.api.routing import resolve
+from satchel.api.ratelimit import RateLimits
+from satchel.api.routing import RECORD, resolve
 from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
-from satchel.service import Services, build_services
+from satchel.service import Caller, Services, build_services
 from satchel.settings import Settings
 from satchel.storage.factory import build_engine
 
@@ -37,6 +38,7 @@ class SatchelApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services: Services = build_services(settings, build_engine(settings))
+        self.limits = RateLimits(settings)
         self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,8 +77,9 @@ class SatchelApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         head = scope["method"] == "HEAD"
+        limit = [self.limits.per_resource]  # the endpoint's limit, once routing knows it
         try:
-            response = await self._dispatch(request, scope)
+            response = await self._dispatch(request, scope, limit)
         except SatchelError as error:
             response = from_error(error, head=head)
         except Exception:
@@ -85,9 +88,10 @@ class SatchelApp:
                 500, "internal-server-error", "The server failed; try again.", head=head
             )
         response.headers.update(CORS_HEADERS)
+        response.headers["x-ratelimit-limit"] = str(limit[0])
         await response(scope, receive, send)
 
-    async def _dispatch(self, request: Request, scope: Scope) -> Response:
+    async def _dispatch(self, request: Request, scope: Scope, limit: list[int]) -> Response:
         query_string: bytes = scope["query_string"]
         if len(query_string) > MAX_QUERY_BYTES:
             raise InvalidRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes.")
@@ -108,13 +112,31 @@ class SatchelApp:
             handler, strip_body = methods["GET"], True
         if handler is None:
             raise MethodNotAllowed(("OPTIONS", *methods))
-        caller = await self.services.users.authenticate(bearer_token(request, query))
+        record = methods is RECORD
+        limit[0] = self.limits.limit(record=record)
+        caller = await self._authenticate(request, query, record=record, store_ref=store_ref)
         call = Call(request, method, query, self.services, caller, store_ref, key)
         response = await handler(call)
         if strip_body or method == "HEAD":
             # A real HEAD keeps Content-Length; a GET overridden to HEAD gets an honest empty body.
             return _headers_only(response, keep_length=scope["method"] == "HEAD")
         return response
+
+    async def _authenticate(
+        self, request: Request, query: dict[str, str], *, record: bool, store_ref: str
+    ) -> Caller:
+        """Who is calling, with the request counted: per user, or per IP for those without a valid token."""
+        ip = request.client.host if request.client else "unknown"
+        try:
+            caller = await self.services.users.authenticate(bearer_token(request, query))
+        except SatchelError:
+            await self.limits.hit(who=ip, resource=f"ip:{ip}", record=False)
+            raise
+        who = caller.user_id or ip
+        # A store is one resource however it is named here; `~name` is the caller's own.
+        resource = f"{who}{store_ref}" if store_ref.startswith("~") else store_ref or f"user:{who}"
+        await self.limits.hit(who=who, resource=resource, record=record)
+        return caller
 
 
 def _preflight(methods: dict[str, Any]) -> Response:

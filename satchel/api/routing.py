@@ -29,8 +29,13 @@ RECORD: Methods = {
     "POST": records.put_record,
     "DELETE": records.delete_record,
 }
+SHARES: Methods = {"GET": stores.list_shares}
+SHARE: Methods = {"PUT": stores.put_share, "DELETE": stores.delete_share}
 ME: Methods = {"GET": users.me}
-STORE_CHILDREN = {"keys": KEYS, "records": RECORDS}
+USER: Methods = {"GET": users.public}
+STORE_CHILDREN = {"keys": KEYS, "records": RECORDS, "shares": SHARES}
+# Children of a store that name one item: a record by key, a share by username (carried as the key).
+STORE_ITEMS = {"records": RECORD, "shares": SHARE}
 
 
 class PageNotFound(NotFound):
@@ -65,8 +70,9 @@ def resolve(raw_path: bytes) -> tuple[Methods, str, str]:
             children = STORE_CHILDREN.get(parts[4])
             if children is not None and n == 5:
                 return children, store_ref, ""
-            if parts[4] == "records" and n == 6:
-                return RECORD, store_ref, _segment(parts[5])
-        elif parts[2] == "users" and n == 4 and parts[3] == "me":
-            return ME, "", ""
+            items = STORE_ITEMS.get(parts[4])
+            if items is not None and n == 6:
+                return items, store_ref, _segment(parts[5])
+        elif parts[2] == "users" and n == 4:
+            return (ME, "", "") if parts[3] == "me" else (USER, "", _segment(parts[3]))
     raise PageNotFound(f"There is no API endpoint at {path[:200]}.")

@@ -7,13 +7,14 @@ from starlette.responses import Response
 from satchel.api import wire
 from satchel.api.http import Call, read_json, read_json_object
 from satchel.errors import InvalidRequest
+from satchel.service.access import Level
 
 DEFAULT_PAGE = 1000
 
 
 async def list_stores(call: Call) -> Response:
     unnamed = call.flag("unnamed")
-    page = await call.services.stores.list(
+    page = await call.services.stores.page(
         call.caller,
         offset=call.number("offset", 0),
         limit=call.number("limit", DEFAULT_PAGE),
@@ -21,7 +22,7 @@ async def list_stores(call: Call) -> Response:
         unnamed=unnamed,
         ownership=call.text("ownership"),
     )
-    return wire.json_response(wire.store_page(page, call.caller, call.base_url, unnamed=unnamed))
+    return wire.json_response(wire.store_page(page, call.base_url, unnamed=unnamed))
 
 
 async def create_store(call: Call) -> Response:
@@ -33,18 +34,18 @@ async def create_store(call: Call) -> Response:
         raise InvalidRequest("Field `name` must be a string.", type="invalid-value")
     row, created = await call.services.stores.get_or_create(call.caller, name, (body or {}).get("schema"))
     headers = {"location": wire.store_url(call.base_url, row.id)}
-    return wire.json_response(wire.store(row, call.caller, call.base_url), 201 if created else 200, headers)
+    return wire.json_response(wire.store(row, Level.OWNER, call.base_url), 201 if created else 200, headers)
 
 
 async def get_store(call: Call) -> Response:
-    row = await call.services.stores.get(call.caller, call.store_ref)
-    return wire.json_response(wire.store(row, call.caller, call.base_url))
+    row, level = await call.services.stores.get(call.caller, call.store_ref)
+    return wire.json_response(wire.store(row, level, call.base_url))
 
 
 async def update_store(call: Call) -> Response:
     changes = await read_json_object(call.request)
     row = await call.services.stores.update(call.caller, call.store_ref, changes)
-    return wire.json_response(wire.store(row, call.caller, call.base_url))
+    return wire.json_response(wire.store(row, Level.OWNER, call.base_url))
 
 
 async def delete_store(call: Call) -> Response:
@@ -62,4 +63,25 @@ async def list_keys(call: Call) -> Response:
         collection=call.text("collection"),
         signature=call.text("signature"),
     )
-    return wire.json_response(wire.key_page(page, call.caller, call.base_url))
+    return wire.json_response(wire.key_page(page, call.base_url))
+
+
+async def list_shares(call: Call) -> Response:
+    _, grants = await call.services.stores.shares(call.caller, call.store_ref)
+    items = [wire.grant(g) for g in grants]
+    return wire.json_response({"total": len(items), "count": len(items), "items": items})
+
+
+async def put_share(call: Call) -> Response:
+    body = await read_json_object(call.request)
+    access = body.get("access")
+    if not isinstance(access, str) or access.upper() not in ("READ", "WRITE"):
+        raise InvalidRequest("Field `access` must be READ or WRITE.", type="invalid-value")
+    grant = await call.services.stores.share(call.caller, call.store_ref, call.key, access.lower())
+    assert grant is not None
+    return wire.json_response(wire.grant(grant))
+
+
+async def delete_share(call: Call) -> Response:
+    await call.services.stores.share(call.caller, call.store_ref, call.key, None)
+    return Response(status_code=204)

@@ -1,4 +1,4 @@
-"""The user behind the token."""
+"""Users: the one behind the token, and any user's public face."""
 
 from __future__ import annotations
 
@@ -14,4 +14,18 @@ async def me(call: Call) -> Response:
     user = call.caller.user
     if user is None:
         raise Unauthorized("Authentication token was not provided.")
-    return wire.json_response({"id": user.id, "username": user.username, "createdAt": iso(user.created_at)})
+    return wire.json_response(
+        {
+            "id": user.id,
+            "username": user.username,
+            "profile": {},
+            "createdAt": iso(user.created_at),
+            "defaultGeneralAccess": user.default_general_access,
+        }
+    )
+
+
+async def public(call: Call) -> Response:
+    """What anyone may know of a user, by id or username (as on the hosted API, no token needed)."""
+    user = await call.services.users.find(call.key)
+    return wire.json_response({"username": user.username, "profile": {}})

@@ -9,11 +9,11 @@ import orjson
 from starlette.responses import Response
 
 from satchel.clock import iso
-from satchel.service.access import Caller, may_write
+from satchel.service.access import Level
 from satchel.service.records import KeyPage
 from satchel.service.signing import record_signature, storage_signature
 from satchel.service.stores import StorePage
-from satchel.storage import StoreRow
+from satchel.storage import GrantRow, StoreRow
 
 JSON = "application/json; charset=utf-8"
 
@@ -30,8 +30,9 @@ def record_url(base_url: str, store_id: str, key: str) -> str:
     return f"{store_url(base_url, store_id)}/records/{quote(key, safe='')}"
 
 
-def store(row: StoreRow, caller: Caller, base_url: str) -> dict[str, Any]:
-    writer = may_write(caller, row)
+def store(row: StoreRow, level: Level, base_url: str) -> dict[str, Any]:
+    # The signing secret, and URLs signed with it, go only to those who may write.
+    writer = level >= Level.WRITE
     url = store_url(base_url, row.id)
     signature = f"?signature={storage_signature(row.url_signing_secret_key, row.id)}" if writer else ""
     data: dict[str, Any] = {
@@ -65,7 +66,7 @@ def store(row: StoreRow, caller: Caller, base_url: str) -> dict[str, Any]:
     return data
 
 
-def store_page(page: StorePage, caller: Caller, base_url: str, *, unnamed: bool) -> dict[str, Any]:
+def store_page(page: StorePage, base_url: str, *, unnamed: bool) -> dict[str, Any]:
     return {
         "total": page.total,
         "offset": page.offset,
@@ -73,13 +74,13 @@ def store_page(page: StorePage, caller: Caller, base_url: str, *, unnamed: bool)
         "desc": page.desc,
         "count": len(page.items),
         "unnamed": unnamed,
-        "items": [store(row, caller, base_url) for row in page.items],
+        "items": [store(row, level, base_url) for row, level in page.items],
     }
 
 
-def key_page(page: KeyPage, caller: Caller, base_url: str) -> dict[str, Any]:
+def key_page(page: KeyPage, base_url: str) -> dict[str, Any]:
     row = page.store
-    secret = row.url_signing_secret_key if may_write(caller, row) else None
+    secret = row.url_signing_secret_key if page.level >= Level.WRITE else None
     items = []
     for item in page.items:
         url = record_url(base_url, row.id, item.key)
@@ -93,4 +94,13 @@ def key_page(page: KeyPage, caller: Caller, base_url: str) -> dict[str, Any]:
         "exclusiveStartKey": page.exclusive_start_key,
         "isTruncated": page.is_truncated,
         "nextExclusiveStartKey": page.next_exclusive_start_key,
+    }
+
+
+def grant(row: GrantRow) -> dict[str, Any]:
+    return {
+        "userId": row.user_id,
+        "username": row.username,
+        "access": row.access.upper(),
+        "createdAt": iso(row.created_at),
     }

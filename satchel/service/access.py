@@ -1,21 +1,34 @@
-"""Who is calling, and what a caller may do with a store."""
+"""Who is calling, and how far a caller may go with a store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 
 from satchel.storage import StoreRow, UserRow
 
 GENERAL_ACCESS = ("RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING")
+USER_GENERAL_ACCESS = GENERAL_ACCESS[:3]  # a user's own default cannot follow itself
 DEFAULT_GENERAL_ACCESS = "FOLLOW_USER_SETTING"
-# What FOLLOW_USER_SETTING means while users have no account setting of their own.
-USER_DEFAULT_ACCESS = "RESTRICTED"
+GRANTS = ("read", "write")
 
 
 class Need(Enum):
-    READ = "read"
-    WRITE = "write"
+    READ = "read"  # read records, list keys, see the store
+    WRITE = "write"  # put and delete records
+    OWN = "own"  # rename, change access, share, delete the store
+
+
+class Level(IntEnum):
+    """How far a caller may go with one store, each level including those below it."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    OWNER = 3
+
+
+NEEDED = {Need.READ: Level.READ, Need.WRITE: Level.WRITE, Need.OWN: Level.OWNER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +47,23 @@ ANONYMOUS = Caller(None)
 
 def effective_access(store: StoreRow) -> str:
     if store.general_access == "FOLLOW_USER_SETTING":
-        return USER_DEFAULT_ACCESS
+        return store.owner_default_access
     return store.general_access
 
 
-def allowed(caller: Caller, store: StoreRow, need: Need, *, by_name: bool) -> bool:
+def level(caller: Caller, store: StoreRow, grant: str | None, *, by_name: bool) -> Level:
+    """The caller's level on the store, given the right its owner granted them (if any).
+
+    General access lets anyone read: by id with ANYONE_WITH_ID_CAN_READ, by id or `username~name` with
+    ANYONE_WITH_NAME_CAN_READ. It never lets anyone write.
+    """
     if caller.user is not None and caller.user.id == store.user_id:
-        return True
-    if need is Need.WRITE:
-        return False
+        return Level.OWNER
+    if grant == "write":
+        return Level.WRITE
+    if grant == "read":
+        return Level.READ
     access = effective_access(store)
-    if access == "ANYONE_WITH_NAME_CAN_READ":
-        return True
-    return access == "ANYONE_WITH_ID_CAN_READ" and not by_name
-
-
-def may_write(caller: Caller, store: StoreRow) -> bool:
-    return caller.user is not None and caller.user.id == store.user_id
+    if access == "ANYONE_WITH_NAME_CAN_READ" or (access == "ANYONE_WITH_ID_CAN_READ" and not by_name):
+        return Level.READ
+    return Level.NONE

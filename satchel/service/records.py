@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from satchel.clock import now_ms
-from satchel.errors import InvalidRequest, NotFound
-from satchel.service.access import Caller, Need
+from satchel.clock import iso, now_ms
+from satchel.errors import Forbidden, InvalidRequest, NotFound
+from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import CheckedUpload, normalize
 from satchel.service.signing import check_record_signature, read_storage_signature
 from satchel.service.stores import Stores
@@ -24,6 +24,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 @dataclass(slots=True)
 class KeyPage:
     store: StoreRow
+    level: Level  # the caller's, which decides whether item URLs carry signatures
     items: list[KeyItem]
     limit: int
     exclusive_start_key: str | None
@@ -45,7 +46,7 @@ class Records:
     ) -> tuple[StoreRow, RecordRead]:
         check_key(key)
         signed = _record_signature(key, signature)
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
+        store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         record = await self.engine.read_record(store.pk, key, now=now_ms())
         if record is None:
             raise NotFound(RECORD_NOT_FOUND)
@@ -54,7 +55,7 @@ class Records:
     async def head(self, caller: Caller, ref: str, key: str, *, signature: str | None = None) -> RecordHead:
         check_key(key)
         signed = _record_signature(key, signature)
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
+        store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         head = await self.engine.head_record(store.pk, key, now=now_ms())
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)
@@ -72,7 +73,7 @@ class Records:
     ) -> tuple[StoreRow, RecordHead]:
         check_key(key)
         encoding = normalize(content_encoding)
-        store = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
+        store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         content_type = (content_type or "").strip() or DEFAULT_CONTENT_TYPE
         if len(content_type) > 255 or not content_type.isprintable():
             raise InvalidRequest("Content-Type must be a printable value of at most 255 characters.")
@@ -84,7 +85,7 @@ class Records:
 
     async def delete(self, caller: Caller, ref: str, key: str) -> None:
         check_key(key)
-        store = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
+        store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         # Deleting what is not there is not an error: the caller's intent already holds.
         await self.engine.delete_record(store.pk, key, now=now_ms())
 
@@ -100,7 +101,7 @@ class Records:
         signature: str | None = None,
     ) -> KeyPage:
         signed = _storage_signature(signature)
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
+        store, have = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         limit = min(limit, MAX_KEYS_PAGE) if limit > 0 else MAX_KEYS_PAGE  # 0: a full page
         prefix, exact = _narrow(store, prefix or "", collection)
         items = await self.engine.list_keys(
@@ -109,7 +110,7 @@ class Records:
         if exact is not None:
             items = [i for i in items if i.key == exact]
         truncated = len(items) > limit
-        return KeyPage(store, items[:limit], limit, exclusive_start_key, truncated)
+        return KeyPage(store, have, items[:limit], limit, exclusive_start_key, truncated)
 
     async def all_records(
         self,
@@ -121,7 +122,7 @@ class Records:
         signature: str | None = None,
     ) -> tuple[StoreRow, AsyncIterator[RecordRead]]:
         signed = _storage_signature(signature)
-        store = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
+        store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         prefix, exact = _narrow(store, prefix or "", collection)
 
         async def records() -> AsyncIterator[RecordRead]:
@@ -146,7 +147,9 @@ def _storage_signature(signature: str | None) -> Callable[[StoreRow], bool] | No
 
     def check(store: StoreRow) -> bool:
         expires_at = read_storage_signature(store.url_signing_secret_key, store.id, signature)
-        return expires_at is not None and (expires_at == 0 or expires_at > now_ms())
+        if expires_at is not None and 0 < expires_at <= now_ms():
+            raise Forbidden(f"The signature expired at {iso(expires_at)}.", "invalid-signature")
+        return expires_at is not None
 
     return check
 

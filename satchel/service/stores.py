@@ -13,16 +13,20 @@ from satchel.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from satchel.service.access import (
     DEFAULT_GENERAL_ACCESS,
     GENERAL_ACCESS,
+    GRANTS,
+    NEEDED,
     Caller,
+    Level,
     Need,
-    allowed,
+    level,
 )
 from satchel.service.ids import new_id, new_secret
 from satchel.service.validation import check_name, split_reference
-from satchel.storage import Engine, NewStore, StoreRow
+from satchel.storage import Engine, GrantRow, NewStore, StoreRow
 
 MAX_PAGE = 1000
 NOT_FOUND = "Key-value store was not found."
+OWNERSHIP = {"": "all", "ownedByMe": "owned", "sharedWithMe": "shared"}
 
 
 @dataclass(slots=True)
@@ -31,7 +35,7 @@ class StorePage:
     offset: int
     limit: int
     desc: bool
-    items: list[StoreRow]
+    items: list[tuple[StoreRow, Level]]
 
 
 class Stores:
@@ -46,11 +50,11 @@ class Stores:
         *,
         cached: bool = False,
         signed: Callable[[StoreRow], bool] | None = None,
-    ) -> StoreRow:
-        """The store a reference names, if the caller may use it that way.
+    ) -> tuple[StoreRow, Level]:
+        """The store a reference names and the caller's level on it, if that level meets the need.
 
-        A store the caller may not see answers exactly as a missing one, so ids cannot be probed. `signed`
-        checks the request's signature against the store, for reads that a signed public URL grants.
+        A store the caller may not read answers exactly as a missing one, so ids and names cannot be probed.
+        `signed` checks the request's signature against the store, for reads that a signed public URL grants.
         """
         store_id, username, name = split_reference(ref)
         store: StoreRow | None
@@ -65,24 +69,28 @@ class Stores:
             else:
                 owner = await self.engine.user_by_name(username)  # type: ignore[assignment]
             store = await self.engine.store_by_name(owner.id, name) if owner is not None and name else None
-        if store is not None and need is Need.READ and signed is not None and signed(store):
-            return store
-        if store is None or not allowed(caller, store, Need.READ, by_name=store_id is None):
-            if store is not None and signed is not None:
-                raise Forbidden(
-                    "The signature is not valid for this resource, or it has expired.", "invalid-signature"
-                )
-            if caller.user is None:
-                raise NotFound(
-                    NOT_FOUND + " (No token was sent; private stores need one.)",
-                    type="record-or-token-not-found",
-                )
-            raise NotFound(NOT_FOUND)
-        if need is Need.WRITE and not allowed(caller, store, Need.WRITE, by_name=store_id is None):
+        if store is None:
+            raise _not_found(caller)
+        grant = None
+        if caller.user is not None and caller.user.id != store.user_id:
+            grant = await self.engine.grant_for(store.pk, caller.user.id)
+        have = level(caller, store, grant, by_name=store_id is None)
+        if have is Level.NONE and need is Need.READ and signed is not None:
+            if signed(store):
+                return store, Level.READ
+            raise Forbidden("The signature is not valid for this resource.", "invalid-signature")
+        if have is Level.NONE:
+            raise _not_found(caller)
+        if have < NEEDED[need]:
             if caller.user is None:
                 raise Unauthorized("Authentication token was not provided.")
-            raise Forbidden("You do not have permission to modify this key-value store.")
-        return store
+            doing = (
+                "modify this key-value store's records"
+                if need is Need.WRITE
+                else "manage this key-value store"
+            )
+            raise Forbidden(f"You do not have permission to {doing}.")
+        return store, have
 
     async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[StoreRow, bool]:
         user = _require_user(caller)
@@ -104,12 +112,12 @@ class Stores:
         )
         return await self.engine.create_store(new)
 
-    async def get(self, caller: Caller, ref: str) -> StoreRow:
+    async def get(self, caller: Caller, ref: str) -> tuple[StoreRow, Level]:
         return await self.resolve(caller, ref, Need.READ)
 
     async def update(self, caller: Caller, ref: str, changes: dict[str, Any]) -> StoreRow:
         _require_user(caller)
-        store = await self.resolve(caller, ref, Need.WRITE)
+        store, _ = await self.resolve(caller, ref, Need.OWN)
         name = store.name
         if "name" in changes:
             raw = changes["name"]
@@ -135,25 +143,53 @@ class Stores:
 
     async def delete(self, caller: Caller, ref: str) -> None:
         _require_user(caller)
-        store = await self.resolve(caller, ref, Need.WRITE)
+        store, _ = await self.resolve(caller, ref, Need.OWN)
         await self.engine.delete_store(store.pk)
 
-    async def list(
+    async def page(
         self, caller: Caller, *, offset: int, limit: int, desc: bool, unnamed: bool, ownership: str | None
     ) -> StorePage:
         user = _require_user(caller)
-        if ownership not in (None, "ownedByMe", "sharedWithMe"):
+        scope = OWNERSHIP.get(ownership or "")
+        if scope is None:
             raise InvalidRequest(
                 "Parameter `ownership` must be ownedByMe or sharedWithMe.", type="invalid-value"
             )
         # 0 is what the official client's iterate() sends for "no limit": a full page.
         limit = min(limit, MAX_PAGE) if limit > 0 else MAX_PAGE
-        if ownership == "sharedWithMe":
-            return StorePage(0, offset, limit, desc, [])
-        total, items = await self.engine.list_stores(
-            user.id, unnamed=unnamed, offset=offset, limit=limit, desc=desc
+        total, rows = await self.engine.list_stores(
+            user.id, ownership=scope, unnamed=unnamed, offset=offset, limit=limit, desc=desc
         )
+        items = [(row, level(caller, row, grant, by_name=False)) for row, grant in rows]
         return StorePage(total, offset, limit, desc, items)
+
+    # --- sharing
+
+    async def shares(self, caller: Caller, ref: str) -> tuple[StoreRow, list[GrantRow]]:
+        store, _ = await self.resolve(caller, ref, Need.OWN)
+        return store, await self.engine.list_grants(store.pk)
+
+    async def share(self, caller: Caller, ref: str, username: str, access: str | None) -> GrantRow | None:
+        """Give a user "read" or "write" on a store the caller owns, or (None) take it away."""
+        store, _ = await self.resolve(caller, ref, Need.OWN)
+        if access is not None and access not in GRANTS:
+            raise InvalidRequest("Field `access` must be READ or WRITE.", type="invalid-value")
+        grantee = await self.engine.user_by_name(username)
+        if grantee is None:
+            raise NotFound(f"User {username!r} was not found.", type="user-not-found")
+        if grantee.id == store.user_id:
+            raise InvalidRequest("The owner of a store always has full access to it.", type="invalid-value")
+        now = now_ms()
+        await self.engine.set_grant(store.pk, grantee.id, access, now)
+        return GrantRow(grantee.id, grantee.username, access, now) if access else None
+
+
+def _not_found(caller: Caller) -> NotFound:
+    if caller.user is None:
+        return NotFound(
+            NOT_FOUND + " (No token was sent; private stores need one.)", type="record-or-token-not-found"
+        )
+    return NotFound(NOT_FOUND)
 
 
 def _require_user(caller: Caller) -> Any:

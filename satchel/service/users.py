@@ -1,19 +1,22 @@
-"""Users and their tokens: who a token belongs to, and the admin made on first start."""
+"""Users and their tokens: who a token belongs to, the admin made on first start, and account management."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from satchel.clock import now_ms
-from satchel.errors import Unauthorized
-from satchel.service.access import ANONYMOUS, Caller
+from satchel.errors import InvalidRequest, NotFound, Unauthorized
+from satchel.service.access import ANONYMOUS, USER_GENERAL_ACCESS, Caller
 from satchel.service.ids import new_id, new_token, token_hash
-from satchel.storage import Engine, UserRow
+from satchel.storage import Engine, TokenRow, UserRow
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
+USERNAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,62}[a-zA-Z0-9])?")
+TOKEN_ID_LENGTH = 12  # how much of a token's digest names it in listings; enough to be unique in practice
 
 
 class Users:
@@ -30,6 +33,64 @@ class Users:
             )
         return Caller(user)
 
+    async def find(self, id_or_name: str) -> UserRow:
+        user = await self.engine.user_by_id(id_or_name) or await self.engine.user_by_name(id_or_name)
+        if user is None:
+            raise NotFound(f"User {id_or_name!r} was not found.", type="user-not-found")
+        return user
+
+    async def create(
+        self, username: str, *, default_general_access: str = "RESTRICTED"
+    ) -> tuple[UserRow, str]:
+        """A new user and their first token (returned once: only its digest is kept)."""
+        if USERNAME_RE.fullmatch(username) is None or "~" in username:
+            raise InvalidRequest(
+                f"Username {username!r} is not valid: use 1-64 letters, digits, dots, hyphens and"
+                " underscores, starting and ending with a letter or digit.",
+                type="invalid-value",
+            )
+        _check_access(default_general_access)
+        user = await self.engine.create_user(
+            new_id(), username, now_ms(), default_general_access=default_general_access
+        )
+        return user, await self.create_token(username)
+
+    async def all(self) -> list[tuple[UserRow, int]]:
+        """Every user with how many tokens they hold."""
+        counts: dict[str, int] = {}
+        for token in await self.engine.list_tokens():
+            counts[token.user_id] = counts.get(token.user_id, 0) + 1
+        return [(user, counts.get(user.id, 0)) for user in await self.engine.list_users()]
+
+    async def set_default_access(self, username: str, access: str) -> UserRow:
+        user = await self.find(username)
+        _check_access(access)
+        await self.engine.set_default_general_access(user.id, access)
+        return await self.find(user.id)
+
+    async def create_token(self, username: str) -> str:
+        user = await self.find(username)
+        token = new_token()
+        await self.engine.add_token(user.id, token_hash(token), now_ms())
+        return token
+
+    async def tokens(self, username: str) -> list[TokenRow]:
+        return await self.engine.list_tokens((await self.find(username)).id)
+
+    async def revoke_token(self, token_or_id: str) -> TokenRow:
+        """Revoke a token given itself or the id `tokens list` shows (the start of its digest)."""
+        wanted = token_or_id.strip()
+        digest = token_hash(wanted)
+        matches = [t for t in await self.engine.list_tokens() if t.hash == digest]
+        if not matches and len(wanted) >= 8 and re.fullmatch(r"[0-9a-f]+", wanted):
+            matches = [t for t in await self.engine.list_tokens() if t.hash.startswith(wanted)]
+        if len(matches) != 1:
+            raise NotFound(
+                "No such token." if not matches else "That id names several tokens; give more of it."
+            )
+        await self.engine.delete_token(matches[0].hash)
+        return matches[0]
+
     async def ensure_admin(self, username: str, data_dir: Path, token: str = "") -> tuple[UserRow, str, bool]:
         """Make sure the admin exists and holds a token; return it, the token, and whether it is new.
 
@@ -41,8 +102,11 @@ class Users:
         if user is None:
             user = await self.engine.create_user(new_id(), username, now_ms())
             created = True
-        if not token:
-            token = token_file.read_text().strip() if token_file.exists() else ""
+        if not token and token_file.exists():
+            kept = token_file.read_text().strip()
+            # A kept token that was revoked stays revoked: a new one replaces it.
+            holder = await self.engine.user_by_token_hash(token_hash(kept)) if kept else None
+            token = kept if holder is not None and holder.id == user.id else ""
         if not token:
             token = new_token()
             created = True
@@ -52,3 +116,15 @@ class Users:
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")
         return user, token, created
+
+
+def token_id(row: TokenRow) -> str:
+    return row.hash[:TOKEN_ID_LENGTH]
+
+
+def _check_access(access: str) -> None:
+    if access not in USER_GENERAL_ACCESS:
+        raise InvalidRequest(
+            f"A user's default general access must be one of {', '.join(USER_GENERAL_ACCESS)}.",
+            type="invalid-value",
+        )

@@ -2,24 +2,28 @@
 
 from satchel.storage.base import (
     Engine,
+    GrantRow,
     KeyItem,
     NewStore,
     RecordHead,
     RecordRead,
     StoreRow,
     StoreStats,
+    TokenRow,
     UploadBody,
     UserRow,
 )
 
 __all__ = [
     "Engine",
+    "GrantRow",
     "KeyItem",
     "NewStore",
     "RecordHead",
     "RecordRead",
     "StoreRow",
     "StoreStats",
+    "TokenRow",
     "UploadBody",
     "UserRow",
 ]

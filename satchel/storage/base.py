@@ -17,6 +17,25 @@ class UserRow:
     id: str
     username: str
     created_at: int
+    # What the user's stores with generalAccess FOLLOW_USER_SETTING mean.
+    default_general_access: str = "RESTRICTED"
+
+
+@dataclass(slots=True)
+class TokenRow:
+    hash: str  # SHA-256 hex digest of the token; the token itself is never stored
+    user_id: str
+    created_at: int
+
+
+@dataclass(slots=True)
+class GrantRow:
+    """One user's right on another user's store: "read" or "write"."""
+
+    user_id: str
+    username: str
+    access: str
+    created_at: int
 
 
 @dataclass(slots=True)
@@ -44,6 +63,7 @@ class StoreRow:
     schema: str | None  # JSON text as the client sent it
     act_id: str | None = None
     act_run_id: str | None = None
+    owner_default_access: str = "RESTRICTED"  # the owner's default, for FOLLOW_USER_SETTING
     stats: StoreStats = field(default_factory=StoreStats)
 
 
@@ -102,8 +122,26 @@ class Engine(Protocol):
     # users and tokens
     async def user_by_token_hash(self, token_hash: str) -> UserRow | None: ...
     async def user_by_name(self, username: str) -> UserRow | None: ...
-    async def create_user(self, user_id: str, username: str, now: int) -> UserRow: ...
+    async def user_by_id(self, user_id: str) -> UserRow | None: ...
+    async def list_users(self) -> list[UserRow]: ...
+    async def create_user(
+        self, user_id: str, username: str, now: int, *, default_general_access: str = "RESTRICTED"
+    ) -> UserRow: ...
+    async def set_default_general_access(self, user_id: str, access: str) -> None: ...
     async def add_token(self, user_id: str, token_hash: str, now: int) -> None: ...
+    async def list_tokens(self, user_id: str | None = None) -> list[TokenRow]: ...
+    async def delete_token(self, token_hash: str) -> bool: ...
+
+    # sharing
+    async def grant_for(self, store_pk: int, user_id: str) -> str | None:
+        """The right ("read" or "write") a store's owner gave the user, if any; may answer from a cache."""
+        ...
+
+    async def set_grant(self, store_pk: int, user_id: str, access: str | None, now: int) -> None:
+        """Give the user "read" or "write" on the store, or take their right away with None."""
+        ...
+
+    async def list_grants(self, store_pk: int) -> list[GrantRow]: ...
 
     # stores
     async def create_store(self, new: NewStore) -> tuple[StoreRow, bool]:
@@ -116,8 +154,14 @@ class Engine(Protocol):
 
     async def store_by_name(self, user_id: str, name: str) -> StoreRow | None: ...
     async def list_stores(
-        self, user_id: str, *, unnamed: bool, offset: int, limit: int, desc: bool
-    ) -> tuple[int, list[StoreRow]]: ...
+        self, user_id: str, *, ownership: str, unnamed: bool, offset: int, limit: int, desc: bool
+    ) -> tuple[int, list[tuple[StoreRow, str | None]]]:
+        """A page of the stores a user owns ("owned"), was granted ("shared") or both ("all").
+
+        Each comes with the user's grant on it (None for their own), in order of creation.
+        """
+        ...
+
     async def update_store(
         self, pk: int, *, name: str | None, general_access: str, title: str | None, now: int
     ) -> StoreRow:

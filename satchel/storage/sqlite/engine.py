@@ -19,17 +19,20 @@ from typing import Any
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound, StorageFull
 from satchel.storage.base import (
+    GrantRow,
     KeyItem,
     NewStore,
     RecordHead,
     RecordRead,
     StoreRow,
     StoreStats,
+    TokenRow,
     UploadBody,
     UserRow,
 )
 from satchel.storage.sqlite.blobs import BlobDir, Spooled
 from satchel.storage.sqlite.generation import Generation
+from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.writer import Writer
 from satchel.storage.stats_buffer import StatsBuffer
 
@@ -37,7 +40,7 @@ log = logging.getLogger(__name__)
 
 STORE_COLUMNS = (
     "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
-    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
+    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id, u.default_general_access,"
     " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
 )
 STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
@@ -45,13 +48,15 @@ RECORD_SELECT = (
     "SELECT key, content_type, content_encoding, size, raw_size, modified_at, blob, body"
     " FROM records WHERE store_pk = ? AND key = ?"
 )
+USER_SELECT = "SELECT u.id, u.username, u.created_at, u.default_general_access FROM users u"
 ORPHAN_AGE_SECONDS = 3600.0
+NO_GRANT = ""  # a cached "no grant", told apart from "not cached"
 
 
 def _store(row: Any) -> StoreRow:
     return StoreRow(
-        *row[:14],
-        stats=StoreStats(row[14], row[15], row[16], row[17], row[18]),  # type: ignore[misc]
+        *row[:15],
+        stats=StoreStats(row[15], row[16], row[17], row[18], row[19]),  # type: ignore[misc]
     )
 
 
@@ -88,6 +93,7 @@ class SqliteEngine:
         self._cache_stamp = -1
         self._users_by_token: dict[str, UserRow] = {}
         self._stores_by_id: dict[str, StoreRow] = {}
+        self._grants: dict[tuple[int, str], str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle
@@ -116,6 +122,7 @@ class SqliteEngine:
         schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
         with contextlib.closing(self._connect()) as conn:
             conn.executescript(schema)
+            migrate(conn)
         self.writer.start()
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_stats)),
@@ -194,6 +201,7 @@ class SqliteEngine:
         if stamp != self._cache_stamp:
             self._users_by_token.clear()
             self._stores_by_id.clear()
+            self._grants.clear()
             self._cache_stamp = stamp
 
     async def _write_meta(self, job: Any) -> Any:
@@ -209,9 +217,7 @@ class SqliteEngine:
         if cached is not None:
             return cached
         row = self._db.execute(
-            "SELECT u.id, u.username, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id"
-            " WHERE t.hash = ?",
-            (token_hash,),
+            f"{USER_SELECT} JOIN tokens t ON u.id = t.user_id WHERE t.hash = ?", (token_hash,)
         ).fetchone()
         if row is None:
             return None
@@ -219,22 +225,37 @@ class SqliteEngine:
         return user
 
     async def user_by_name(self, username: str) -> UserRow | None:
-        row = self._db.execute(
-            "SELECT id, username, created_at FROM users WHERE username = ?", (username,)
-        ).fetchone()
+        row = self._db.execute(f"{USER_SELECT} WHERE u.username = ?", (username,)).fetchone()
         return UserRow(*row) if row else None
 
-    async def create_user(self, user_id: str, username: str, now: int) -> UserRow:
+    async def user_by_id(self, user_id: str) -> UserRow | None:
+        row = self._db.execute(f"{USER_SELECT} WHERE u.id = ?", (user_id,)).fetchone()
+        return UserRow(*row) if row else None
+
+    async def list_users(self) -> list[UserRow]:
+        return [UserRow(*row) for row in self._db.execute(f"{USER_SELECT} ORDER BY u.created_at, u.username")]
+
+    async def create_user(
+        self, user_id: str, username: str, now: int, *, default_general_access: str = "RESTRICTED"
+    ) -> UserRow:
         def job(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", (user_id, username, now)
+                    "INSERT INTO users (id, username, created_at, default_general_access)"
+                    " VALUES (?, ?, ?, ?)",
+                    (user_id, username, now, default_general_access),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"A user named {username!r} already exists.") from exc
 
         await self._write_meta(job)
-        return UserRow(user_id, username, now)
+        return UserRow(user_id, username, now, default_general_access)
+
+    async def set_default_general_access(self, user_id: str, access: str) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE users SET default_general_access = ? WHERE id = ?", (access, user_id))
+
+        await self._write_meta(job)
 
     async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
         def job(conn: sqlite3.Connection) -> None:
@@ -244,6 +265,54 @@ class SqliteEngine:
             )
 
         await self._write_meta(job)
+
+    async def list_tokens(self, user_id: str | None = None) -> list[TokenRow]:
+        where, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
+        rows = self._db.execute(
+            f"SELECT hash, user_id, created_at FROM tokens {where} ORDER BY created_at, hash",  # noqa: S608
+            args,
+        )
+        return [TokenRow(*row) for row in rows]
+
+    async def delete_token(self, token_hash: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM tokens WHERE hash = ?", (token_hash,)).rowcount > 0
+
+        deleted: bool = await self._write_meta(job)
+        return deleted
+
+    # --- sharing
+
+    async def grant_for(self, store_pk: int, user_id: str) -> str | None:
+        self._fresh_caches()
+        access = self._grants.get((store_pk, user_id))
+        if access is None:
+            row = self._db.execute(
+                "SELECT access FROM grants WHERE store_pk = ? AND user_id = ?", (store_pk, user_id)
+            ).fetchone()
+            access = self._grants[(store_pk, user_id)] = row[0] if row else NO_GRANT
+        return access or None
+
+    async def set_grant(self, store_pk: int, user_id: str, access: str | None, now: int) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            if access is None:
+                conn.execute("DELETE FROM grants WHERE store_pk = ? AND user_id = ?", (store_pk, user_id))
+            else:
+                conn.execute(
+                    "INSERT INTO grants (store_pk, user_id, access, created_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (store_pk, user_id) DO UPDATE SET access = excluded.access",
+                    (store_pk, user_id, access, now),
+                )
+
+        await self._write_meta(job)
+
+    async def list_grants(self, store_pk: int) -> list[GrantRow]:
+        rows = self._db.execute(
+            "SELECT g.user_id, u.username, g.access, g.created_at"
+            " FROM grants g JOIN users u ON u.id = g.user_id WHERE g.store_pk = ? ORDER BY u.username",
+            (store_pk,),
+        )
+        return [GrantRow(*row) for row in rows]
 
     # --- stores
 
@@ -304,16 +373,23 @@ class SqliteEngine:
         return row, created
 
     async def list_stores(
-        self, user_id: str, *, unnamed: bool, offset: int, limit: int, desc: bool
-    ) -> tuple[int, list[StoreRow]]:
-        where = "s.user_id = ?" + ("" if unnamed else " AND s.name IS NOT NULL")
-        total = self._db.execute(f"SELECT count(*) FROM stores s WHERE {where}", (user_id,)).fetchone()[0]  # noqa: S608
+        self, user_id: str, *, ownership: str, unnamed: bool, offset: int, limit: int, desc: bool
+    ) -> tuple[int, list[tuple[StoreRow, str | None]]]:
+        mine = "s.user_id = :user"
+        shared = "g.access IS NOT NULL"
+        where = {"owned": mine, "shared": shared}.get(ownership, f"({mine} OR {shared})")
+        if not unnamed:
+            where += " AND s.name IS NOT NULL"
+        grants = "LEFT JOIN grants g ON g.store_pk = s.pk AND g.user_id = :user"
+        args = {"user": user_id, "limit": limit, "offset": offset}
+        total = self._db.execute(f"SELECT count(*) FROM stores s {grants} WHERE {where}", args).fetchone()[0]  # noqa: S608
         order = "DESC" if desc else "ASC"
         rows = self._db.execute(
-            f"{STORE_SELECT} WHERE {where} ORDER BY s.created_at {order}, s.pk {order} LIMIT ? OFFSET ?",
-            (user_id, limit, offset),
+            f"SELECT {STORE_COLUMNS}, g.access FROM stores s JOIN users u ON u.id = s.user_id {grants}"  # noqa: S608
+            f" WHERE {where} ORDER BY s.created_at {order}, s.pk {order} LIMIT :limit OFFSET :offset",
+            args,
         ).fetchall()
-        return total, [self._with_pending(_store(r)) for r in rows]
+        return total, [(self._with_pending(_store(r)), r[-1]) for r in rows]
 
     async def update_store(
         self, pk: int, *, name: str | None, general_access: str, title: str | None, now: int
@@ -344,6 +420,7 @@ class SqliteEngine:
                 (now_ms(), pk),
             )
             conn.execute("DELETE FROM records WHERE store_pk = ?", (pk,))
+            conn.execute("DELETE FROM grants WHERE store_pk = ?", (pk,))
             conn.execute("DELETE FROM stores WHERE pk = ?", (pk,))
 
         await self._write_meta(job)

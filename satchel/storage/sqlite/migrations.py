@@ -1,0 +1,48 @@
+"""Changes to the embedded schema after its first release, applied in order on open.
+
+`PRAGMA user_version` counts the steps a database has taken. schema.sql is the first release's schema; each
+step here moves a database one version on, inside one transaction, so a crash leaves it at one version or the
+next. Several processes may open the same file at once: the first to take the write lock does the work.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+STEPS = (
+    # 1: per-user default access, and sharing of stores between users.
+    """
+    ALTER TABLE users ADD COLUMN default_general_access TEXT NOT NULL DEFAULT 'RESTRICTED';
+    CREATE TABLE grants (
+        store_pk INTEGER NOT NULL REFERENCES stores(pk),
+        user_id TEXT NOT NULL REFERENCES users(id),
+        access TEXT NOT NULL CHECK (access IN ('read', 'write')),
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (store_pk, user_id)
+    );
+    CREATE INDEX grants_by_user ON grants (user_id, store_pk);
+    CREATE INDEX tokens_by_user ON tokens (user_id);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the newest version; return it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(STEPS):
+            raise RuntimeError(
+                f"The database is at schema version {version}, newer than this Satchel knows ({len(STEPS)});"
+                " upgrade Satchel."
+            )
+        for number, step in enumerate(STEPS[version:], start=version + 1):
+            for statement in step.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(STEPS)
