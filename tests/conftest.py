@@ -78,7 +78,11 @@ def start_server(
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
         try:
-            httpx.get(base + "/v2/users/me", headers={"authorization": f"Bearer {token}"}, timeout=1)
+            httpx.get(
+                base + "/v2/users/me",
+                headers={"authorization": f"Bearer {token}"} if token else {},
+                timeout=1,
+            )
             return Server(base, token, data_dir, process)
         except httpx.TransportError:
             time.sleep(0.05)

@@ -56,6 +56,9 @@ class Stores:
         A store the caller may not read answers exactly as a missing one, so ids and names cannot be probed.
         `signed` checks the request's signature against the store, for reads that a signed public URL grants.
         """
+        if caller.user is None and need is not Need.READ:
+            # No change is ever open to anonymous callers; saying so reveals nothing about the store.
+            raise Unauthorized("Authentication token was not provided.")
         store_id, username, name = split_reference(ref)
         store: StoreRow | None
         if store_id is not None:
@@ -116,7 +119,6 @@ class Stores:
         return await self.resolve(caller, ref, Need.READ)
 
     async def update(self, caller: Caller, ref: str, changes: dict[str, Any]) -> StoreRow:
-        _require_user(caller)
         store, _ = await self.resolve(caller, ref, Need.OWN)
         name = store.name
         if "name" in changes:
@@ -142,7 +144,6 @@ class Stores:
         )
 
     async def delete(self, caller: Caller, ref: str) -> None:
-        _require_user(caller)
         store, _ = await self.resolve(caller, ref, Need.OWN)
         await self.engine.delete_store(store.pk)
 

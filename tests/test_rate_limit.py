@@ -1,0 +1,192 @@
+"""Rate limits: the reference's defaults, per-resource and global windows, 429s the clients retry, and Redis.
+
+Windows are fixed (one second, one minute), so a burst can span two windows: the assertions allow up to
+twice a limit to pass, and require that a burst far over it is refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from apify_client import ApifyClient
+
+from tests.conftest import Server, free_port, start_server, stop_server
+
+ON = {"SATCHEL_RATE_LIMIT": "on"}
+
+
+def burst(client: httpx.Client, method: str, url: str, count: int, **kwargs: object) -> list[httpx.Response]:
+    return [client.request(method, url, **kwargs) for _ in range(count)]  # type: ignore[arg-type]
+
+
+def refused(responses: list[httpx.Response]) -> list[httpx.Response]:
+    return [r for r in responses if r.status_code == 429]
+
+
+@pytest.fixture(scope="module")
+def defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("rl-default") / "data", env=ON)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        **ON,
+        "SATCHEL_RATE_LIMIT_PER_SECOND": "5",
+        "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10",
+        "SATCHEL_RATE_LIMIT_GLOBAL_PER_MINUTE": "100000",
+    }
+    server = start_server(tmp_path_factory.mktemp("rl-small") / "data", env=env)
+    yield server
+    stop_server(server)
+
+
+def test_every_response_tells_its_limit(defaults: Server) -> None:
+    with defaults.client() as http:
+        store = http.post("/key-value-stores").json()["data"]
+        base = f"/key-value-stores/{store['id']}"
+        assert http.put(f"{base}/records/a", content=b"1").headers["x-ratelimit-limit"] == "100"
+        assert http.get(f"{base}/records/a").headers["x-ratelimit-limit"] == "100"
+        assert http.head(f"{base}/records/missing").headers["x-ratelimit-limit"] == "100"
+        assert http.delete(f"{base}/records/a").headers["x-ratelimit-limit"] == "100"
+        assert http.get(f"{base}/keys").headers["x-ratelimit-limit"] == "30"
+        assert http.get(base).headers["x-ratelimit-limit"] == "30"
+        assert http.get("/key-value-stores").headers["x-ratelimit-limit"] == "30"
+        assert http.get("/no/such/endpoint").headers["x-ratelimit-limit"] == "30"
+        assert http.get(f"{base}/records/bad~key").headers["x-ratelimit-limit"] == "100"
+    exposed = httpx.get(f"{defaults.api}/users/me").headers["access-control-expose-headers"]
+    assert "X-RateLimit-Limit" in exposed
+
+
+def test_per_store_limit(small: Server) -> None:
+    with small.client() as http:
+        one = http.post("/key-value-stores").json()["data"]["id"]
+        two = http.post("/key-value-stores").json()["data"]["id"]
+        time.sleep(1.0)
+        results = burst(http, "GET", f"/key-value-stores/{one}", 40)
+        passed = [r for r in results if r.status_code == 200]
+        assert 5 <= len(passed) <= 10
+        assert len(refused(results)) == 40 - len(passed)
+        error = refused(results)[0].json()["error"]
+        assert error["type"] == "rate-limit-exceeded"
+        assert "5 requests per second" in error["message"]
+        # Another store is another resource, with its own budget.
+        assert http.get(f"/key-value-stores/{two}").status_code == 200
+        time.sleep(1.1)
+        assert http.get(f"/key-value-stores/{one}").status_code == 200
+
+
+def test_record_endpoints_have_the_higher_tier(small: Server) -> None:
+    with small.client() as http:
+        store = http.post("/key-value-stores").json()["data"]["id"]
+        time.sleep(1.0)
+        results = burst(http, "PUT", f"/key-value-stores/{store}/records/k", 60, content=b"v")
+        created = [r for r in results if r.status_code == 201]
+        assert 10 <= len(created) <= 20
+        assert len(refused(results)) == 60 - len(created)
+        # Refused writes were not stored: the write count is exactly the acknowledged writes.
+        time.sleep(1.1)
+        stats = http.get(f"/key-value-stores/{store}").json()["data"]["stats"]
+        assert stats["writeCount"] == len(created)
+
+
+def test_official_client_retries_through_429(small: Server) -> None:
+    client = ApifyClient(small.token, api_url=small.base_url, api_public_url=small.base_url)
+    store = client.key_value_stores().get_or_create(name="rl-client")
+    kvs = client.key_value_store(store.id)
+    for i in range(30):  # three times the per-second record budget
+        kvs.set_record(f"k{i:02d}", {"i": i})
+    keys = [item.key for item in kvs.list_keys().items]
+    assert keys == [f"k{i:02d}" for i in range(30)]
+
+
+def test_global_limit_per_user_and_per_ip(tmp_path: Path) -> None:
+    env = {**ON, "SATCHEL_RATE_LIMIT_GLOBAL_PER_MINUTE": "12", "SATCHEL_RATE_LIMIT_PER_SECOND": "1000"}
+    server = start_server(tmp_path / "data", env=env)
+    try:
+        with server.client() as http:
+            stores = [http.post("/key-value-stores") for _ in range(15)]
+            statuses = [r.status_code for r in stores]
+            assert statuses.count(201) <= 12
+            assert 429 in statuses
+            limited = next(r for r in stores if r.status_code == 429)
+            assert "12 requests per minute" in limited.json()["error"]["message"]
+        # Anonymous callers are counted by IP, apart from the user's budget... until they spend their own.
+        anonymous = [httpx.get(f"{server.api}/key-value-stores/someid") for _ in range(15)]
+        assert [r.status_code for r in anonymous].count(404) >= 1
+        assert 429 in [r.status_code for r in anonymous]
+        # Unknown tokens count against the IP too, so they cannot be used to probe without limit.
+        bad = [
+            httpx.get(f"{server.api}/users/me", headers={"authorization": "Bearer apify_api_wrong"})
+            for _ in range(3)
+        ]
+        assert {r.status_code for r in bad} == {429}
+    finally:
+        stop_server(server)
+
+
+def test_rate_limit_off(tmp_path: Path) -> None:
+    env = {"SATCHEL_RATE_LIMIT_PER_SECOND": "1", "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "1"}
+    server = start_server(tmp_path / "data", env=env, args=("--rate-limit", "off"))
+    try:
+        with server.client() as http:
+            store = http.post("/key-value-stores").json()["data"]["id"]
+            results = burst(http, "PUT", f"/key-value-stores/{store}/records/k", 20, content=b"v")
+            assert {r.status_code for r in results} == {201}
+    finally:
+        stop_server(server)
+
+
+# --- several server processes sharing their counters through Redis
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed; .ci/run installs it (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_two_servers_share_counters_through_redis(tmp_path: Path, redis_url: str) -> None:
+    env = {**ON, "SATCHEL_RATE_LIMIT_STORAGE": redis_url, "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10"}
+    first = start_server(tmp_path / "data", env=env)
+    second = start_server(tmp_path / "data", env=env)  # a second node over the same data
+    try:
+        with first.client() as a, second.client() as b:
+            store = a.post("/key-value-stores").json()["data"]["id"]
+            url = f"/key-value-stores/{store}/records/k"
+            a.put(url, content=b"v")
+            time.sleep(1.0)
+            results = []
+            for _ in range(15):  # alternate nodes: together they still get one budget of 10/s
+                results += [a.get(url), b.get(url)]
+            ok = [r for r in results if r.status_code == 200]
+            assert 10 <= len(ok) <= 20
+            assert len(refused(results)) == 30 - len(ok)
+    finally:
+        stop_server(first)
+        stop_server(second)
