@@ -98,10 +98,15 @@ class BlobDir:
         assert spooled.tmp is not None
         name = spooled.tmp.name
         final = self.path(name)
-        final.parent.mkdir(exist_ok=True)
-        os.replace(spooled.tmp, final)
-        if self.fsync:
-            _fsync_dir(final.parent)
+        try:
+            final.parent.mkdir(exist_ok=True)  # a new folder takes a block of its own
+            os.replace(spooled.tmp, final)
+            if self.fsync:
+                _fsync_dir(final.parent)
+        except OSError as exc:
+            if _is_disk_full(exc):
+                raise StorageFull("The server's disk is full; the record was not stored.") from exc
+            raise
         return name
 
     def unlink(self, name: str) -> None:
