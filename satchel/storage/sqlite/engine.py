@@ -48,6 +48,8 @@ RECORD_SELECT = (
     " FROM records WHERE store_pk = ? AND key = ?"
 )
 ORPHAN_AGE_SECONDS = 3600.0
+# Whether any record names a blob file: an index lookup (records_by_blob), once per file in the orphan scan.
+BLOB_NAMED = "SELECT 1 FROM records WHERE blob = ? LIMIT 1"
 RESERVE_BYTES = 16 * 1024 * 1024
 
 
@@ -142,7 +144,7 @@ class SqliteEngine:
             asyncio.create_task(
                 self._every(min(15.0, max(self.blob_grace_ms / 1000, 0.5)), self.purge_dead_blobs)
             ),
-            asyncio.create_task(self._remove_orphans()),
+            asyncio.create_task(self._every(ORPHAN_AGE_SECONDS / 4, self.remove_orphans, first=0.0)),
             asyncio.create_task(self._every(5.0, self._restore_reserve)),
         ]
 
@@ -171,15 +173,16 @@ class SqliteEngine:
             conn.close()
             self._local.conn = None
 
-    async def _every(self, seconds: float, job: Any) -> None:
+    async def _every(self, seconds: float, job: Any, *, first: float | None = None) -> None:
+        await asyncio.sleep(seconds if first is None else first)
         while True:
-            await asyncio.sleep(seconds)
             try:
                 await job()
             except StorageFull:  # retried on its next tick, once deletes have made room
                 log.warning("housekeeping waits for disk space: %s", job.__name__)
             except Exception:  # housekeeping retries on its next tick
                 log.exception("housekeeping failed")
+            await asyncio.sleep(seconds)
 
     async def flush_stats(self) -> None:
         taken = self.stats.take()
@@ -212,13 +215,22 @@ class SqliteEngine:
 
         await self._write(job, frees=True)
 
-    async def _remove_orphans(self) -> None:
-        """Unlink blob files no record names: left by a crash between renaming a blob and committing it."""
-        names = await asyncio.to_thread(self.blobs.names_older_than, ORPHAN_AGE_SECONDS)
-        db = self._db
-        for name in names:
-            if db.execute("SELECT 1 FROM records WHERE blob = ? LIMIT 1", (name,)).fetchone() is None:
-                self.blobs.unlink(name)
+    async def remove_orphans(self) -> None:
+        """Unlink blob files no record names: left by a crash between renaming a blob and committing it.
+
+        Runs at start and then every quarter of the orphan age, so a server that runs on after a crash clears
+        them too; off the event loop, since it looks at every blob file.
+        """
+        await asyncio.to_thread(self._remove_orphans)
+
+    def _remove_orphans(self) -> None:
+        names = self.blobs.names_older_than(ORPHAN_AGE_SECONDS)
+        if not names:
+            return
+        with contextlib.closing(self._connect()) as db:
+            for name in names:
+                if db.execute(BLOB_NAMED, (name,)).fetchone() is None:
+                    self.blobs.unlink(name)
 
     # --- users and tokens
 
