@@ -42,6 +42,7 @@ class CrashConfig:
     seed: int = 1
     env: dict[str, str] = field(default_factory=lambda: {"SATCHEL_BLOB_GRACE_SECONDS": "2"})
     args: tuple[str, ...] = ()
+    refusals: tuple[int, ...] = ()  # statuses that mean "refused, nothing changed" (507 on a full disk)
 
 
 @dataclass
@@ -55,16 +56,18 @@ class CrashReport:
     checks: int = 0  # record states checked after restarts, each by two GETs
     live_reads: int = 0  # GETs during the load, each checked against every value sent for its key
     in_flight: Counter[str] = field(default_factory=Counter)
+    refused: Counter[int] = field(default_factory=Counter)
     final_records: int = 0
     final_bytes: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.in_flight.items())) or "none"
+        refused = "".join(f", {v} refused with {k}" for k, v in sorted(self.refused.items()))
         return (
             f"[{self.engine}] {self.cycles} SIGKILL cycles in {self.seconds:.0f} s: "
             f"{self.acked_puts} acknowledged PUTs ({self.acked_bytes / MIB:.1f} MiB decoded, "
-            f"{self.sent_bytes / MIB:.1f} MiB sent), {self.acked_deletes} acknowledged DELETEs, "
+            f"{self.sent_bytes / MIB:.1f} MiB sent), {self.acked_deletes} acknowledged DELETEs{refused}, "
             f"{self.checks} record states checked after restarts, {self.live_reads} live reads checked; "
             f"in flight at the kills: {outcomes}; "
             f"{self.final_records} records ({self.final_bytes / MIB:.1f} MiB stored) at the end"
@@ -137,6 +140,8 @@ class CrashRun:
                 if state.acked is not None:
                     self.expected_deletes += 1
                 state.acked = None
+            elif response.status_code in self.config.refusals:
+                self.report.refused[response.status_code] += 1
             else:
                 self.errors.append(f"{op} {key}: {response.status_code} {response.text[:200]}")
 
