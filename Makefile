@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint clean
+.PHONY: serve test soak lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
+
+# The long crash, concurrency and full-disk runs (about half an hour); prints their figures.
+soak: $(STAMP)
+	$(BIN)/pytest -q -s -m soak tests/soak
 
 clean:
 	rm -rf $(VENV) satchel-data .pytest_cache .mypy_cache .ruff_cache

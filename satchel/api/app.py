@@ -81,12 +81,13 @@ class SatchelApp:
         try:
             response = await self._dispatch(request, scope, limit)
         except SatchelError as error:
-            response = from_error(error, head=head)
+            response = _unread_body(from_error(error, head=head), scope)
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope.get("path"))
             response = error_response(
                 500, "internal-server-error", "The server failed; try again.", head=head
             )
+            response = _unread_body(response, scope)
         response.headers.update(CORS_HEADERS)
         response.headers["x-ratelimit-limit"] = str(limit[0])
         await response(scope, receive, send)
@@ -137,6 +138,19 @@ class SatchelApp:
         resource = f"{who}{store_ref}" if store_ref.startswith("~") else store_ref or f"user:{who}"
         await self.limits.hit(who=who, resource=resource, record=record)
         return caller
+
+
+def _unread_body(response: Response, scope: Scope) -> Response:
+    """An error may answer before the request's body is read (a full disk, a record too large, a bad token).
+
+    The rest of that body is still on its way, so the connection cannot carry another request: say so, or the
+    client sends its next request on a connection the server is about to drop.
+    """
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            response.headers["connection"] = "close"
+            break
+    return response
 
 
 def _preflight(methods: dict[str, Any]) -> Response:

@@ -43,11 +43,30 @@ class BlobDir:
         self.tmp = self.tmp_root / f"{os.getpid()}-{secrets.token_hex(4)}"
 
     def prepare(self) -> None:
+        """Clear what dead processes left in the temporary folder, then make this process's own."""
+        if self.tmp_root.exists():
+            for folder in self.tmp_root.iterdir():
+                pid = folder.name.split("-", 1)[0]
+                if folder != self.tmp and pid.isdigit() and not _alive(int(pid)):
+                    shutil.rmtree(folder, ignore_errors=True)
+        try:
+            self._make_tmp()
+        except OSError as exc:
+            if not _is_disk_full(exc):
+                raise
+            # A full disk must not keep the server from starting; the folder is made when first needed.
+
+    def _make_tmp(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        for folder in self.tmp_root.iterdir():
-            pid = folder.name.split("-", 1)[0]
-            if folder != self.tmp and pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(folder, ignore_errors=True)
+
+    def _create_tmp(self) -> tuple[Path, int]:
+        tmp = self.tmp / secrets.token_hex(16)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            return tmp, os.open(tmp, flags, 0o600)
+        except FileNotFoundError:
+            self._make_tmp()
+            return tmp, os.open(tmp, flags, 0o600)
 
     def path(self, name: str) -> Path:
         return self.root / name[:2] / name
@@ -66,8 +85,7 @@ class BlobDir:
                 if fd < 0:
                     parts.append(chunk)
                     if size > inline_max:
-                        tmp = self.tmp / secrets.token_hex(16)
-                        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                        tmp, fd = self._create_tmp()
                         _write_all(fd, b"".join(parts))
                         parts.clear()
                 else:
@@ -98,10 +116,15 @@ class BlobDir:
         assert spooled.tmp is not None
         name = spooled.tmp.name
         final = self.path(name)
-        final.parent.mkdir(exist_ok=True)
-        os.replace(spooled.tmp, final)
-        if self.fsync:
-            _fsync_dir(final.parent)
+        try:
+            final.parent.mkdir(exist_ok=True)  # a new folder takes a block of its own
+            os.replace(spooled.tmp, final)
+            if self.fsync:
+                _fsync_dir(final.parent)
+        except OSError as exc:
+            if _is_disk_full(exc):
+                raise StorageFull("The server's disk is full; the record was not stored.") from exc
+            raise
         return name
 
     def unlink(self, name: str) -> None:

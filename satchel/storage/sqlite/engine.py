@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from satchel.storage.base import (
 from satchel.storage.sqlite.blobs import BlobDir, Spooled
 from satchel.storage.sqlite.generation import Generation
 from satchel.storage.sqlite.migrations import migrate
+from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer
 from satchel.storage.stats_buffer import StatsBuffer
 
@@ -51,6 +53,9 @@ RECORD_SELECT = (
 USER_SELECT = "SELECT u.id, u.username, u.created_at, u.default_general_access FROM users u"
 ORPHAN_AGE_SECONDS = 3600.0
 NO_GRANT = ""  # a cached "no grant", told apart from "not cached"
+# Whether any record names a blob file: an index lookup (records_by_blob), once per file in the orphan scan.
+BLOB_NAMED = "SELECT 1 FROM records WHERE blob = ? LIMIT 1"
+RESERVE_BYTES = 16 * 1024 * 1024
 
 
 def _store(row: Any) -> StoreRow:
@@ -64,8 +69,19 @@ def _head(row: Any) -> RecordHead:
     return RecordHead(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-def _disk_full(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return False
+
+
+def _io_error(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, sqlite3.Error)
+        and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_IOERR
+    )
 
 
 class SqliteEngine:
@@ -77,6 +93,7 @@ class SqliteEngine:
         inline_max: int,
         max_record_bytes: int,
         blob_grace_ms: int = 60_000,
+        reserve_bytes: int = RESERVE_BYTES,
     ) -> None:
         self.blob_grace_ms = blob_grace_ms
         self.data_dir = data_dir
@@ -85,6 +102,7 @@ class SqliteEngine:
         self.inline_max = inline_max
         self.max_record_bytes = max_record_bytes
         self.blobs = BlobDir(data_dir / "blobs", fsync=fsync)
+        self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
         self.writer = Writer(self._connect)
         self.stats = StatsBuffer()
         self._local = threading.local()
@@ -117,20 +135,35 @@ class SqliteEngine:
 
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.blobs.prepare()
-        self.generation.open()
-        schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
-        with contextlib.closing(self._connect()) as conn:
-            conn.executescript(schema)
-            migrate(conn)
+        try:
+            self._open_files()
+        except (OSError, sqlite3.Error) as exc:
+            # A full disk must not keep the server from starting: reads work, and deletes make room. (SQLite
+            # says "disk I/O error" when it cannot make its shared-memory file on a full disk.)
+            if not ((_disk_full(exc) or _io_error(exc)) and self.reserve.release()):
+                raise
+            self._open_files()
+        self.reserve.restore()
         self.writer.start()
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_stats)),
             asyncio.create_task(
                 self._every(min(15.0, max(self.blob_grace_ms / 1000, 0.5)), self.purge_dead_blobs)
             ),
-            asyncio.create_task(self._remove_orphans()),
+            asyncio.create_task(self._every(ORPHAN_AGE_SECONDS / 4, self.remove_orphans, first=0.0)),
+            asyncio.create_task(self._every(5.0, self._restore_reserve)),
         ]
+
+    def _open_files(self) -> None:
+        schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
+        with contextlib.closing(self._connect()) as conn:
+            conn.executescript(schema)
+            migrate(conn)
+        self.generation.open()
+        self.blobs.prepare()
+
+    async def _restore_reserve(self) -> None:
+        await asyncio.to_thread(self.reserve.restore)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -147,13 +180,16 @@ class SqliteEngine:
             conn.close()
             self._local.conn = None
 
-    async def _every(self, seconds: float, job: Any) -> None:
+    async def _every(self, seconds: float, job: Any, *, first: float | None = None) -> None:
+        await asyncio.sleep(seconds if first is None else first)
         while True:
-            await asyncio.sleep(seconds)
             try:
                 await job()
+            except StorageFull:  # retried on its next tick, once deletes have made room
+                log.warning("housekeeping waits for disk space: %s", job.__name__)
             except Exception:  # housekeeping retries on its next tick
                 log.exception("housekeeping failed")
+            await asyncio.sleep(seconds)
 
     async def flush_stats(self) -> None:
         taken = self.stats.take()
@@ -168,7 +204,7 @@ class SqliteEngine:
             )
 
         try:
-            await self.writer.run(job)
+            await self._write(job)
         except Exception:
             self.stats.put_back(taken)
             raise
@@ -184,15 +220,24 @@ class SqliteEngine:
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany("DELETE FROM dead_blobs WHERE name = ?", [(n,) for n in names])
 
-        await self.writer.run(job)
+        await self._write(job, frees=True)
 
-    async def _remove_orphans(self) -> None:
-        """Unlink blob files no record names: left by a crash between renaming a blob and committing it."""
-        names = await asyncio.to_thread(self.blobs.names_older_than, ORPHAN_AGE_SECONDS)
-        db = self._db
-        for name in names:
-            if db.execute("SELECT 1 FROM records WHERE blob = ? LIMIT 1", (name,)).fetchone() is None:
-                self.blobs.unlink(name)
+    async def remove_orphans(self) -> None:
+        """Unlink blob files no record names: left by a crash between renaming a blob and committing it.
+
+        Runs at start and then every quarter of the orphan age, so a server that runs on after a crash clears
+        them too; off the event loop, since it looks at every blob file.
+        """
+        await asyncio.to_thread(self._remove_orphans)
+
+    def _remove_orphans(self) -> None:
+        names = self.blobs.names_older_than(ORPHAN_AGE_SECONDS)
+        if not names:
+            return
+        with contextlib.closing(self._connect()) as db:
+            for name in names:
+                if db.execute(BLOB_NAMED, (name,)).fetchone() is None:
+                    self.blobs.unlink(name)
 
     # --- users and tokens
 
@@ -204,10 +249,10 @@ class SqliteEngine:
             self._grants.clear()
             self._cache_stamp = stamp
 
-    async def _write_meta(self, job: Any) -> Any:
+    async def _write_meta(self, job: Any, *, frees: bool = False) -> Any:
         """A write that changes users, tokens or stores' identity: caches everywhere must drop them."""
         try:
-            return await self._write(job)
+            return await self._write(job, frees=frees)
         finally:
             self.generation.bump()
 
@@ -423,7 +468,7 @@ class SqliteEngine:
             conn.execute("DELETE FROM grants WHERE store_pk = ?", (pk,))
             conn.execute("DELETE FROM stores WHERE pk = ?", (pk,))
 
-        await self._write_meta(job)
+        await self._write_meta(job, frees=True)
         self.stats.drop(pk)
 
     async def expired_stores(self, cutoff: int) -> list[int]:
@@ -539,7 +584,7 @@ class SqliteEngine:
                 conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old[1], now))
             return True
 
-        deleted: bool = await self._write(job)
+        deleted: bool = await self._write(job, frees=True)
         return deleted
 
     async def list_keys(
@@ -574,7 +619,17 @@ class SqliteEngine:
 
     # --- helpers
 
-    async def _write(self, job: Any) -> Any:
+    async def _write(self, job: Any, *, frees: bool = False) -> Any:
+        """Run a write job; `frees`: it makes room (a delete), so a full disk gives up the reserve for it."""
+        try:
+            return await self.writer.run(job)
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            if not frees:
+                raise StorageFull("The server's disk is full; the change was not stored.") from exc
+        # Another process may have released the reserve already; the room is there either way.
+        await asyncio.to_thread(self.reserve.release)
         try:
             return await self.writer.run(job)
         except sqlite3.OperationalError as exc:

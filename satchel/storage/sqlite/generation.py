@@ -22,6 +22,8 @@ class Generation:
         self._map: mmap.mmap | None = None
 
     def open(self) -> None:
+        if self._map is not None:
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.fstat(fd).st_size < STAMP.size:

@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS records (
     body BLOB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_key ON records (store_pk, key);
+-- Which record names a blob file: the orphan scan asks once per file.
+CREATE INDEX IF NOT EXISTS records_by_blob ON records (blob) WHERE blob IS NOT NULL;
 
 -- Blob files no longer referenced; unlinked after a grace period so that readers
 -- which looked a record up just before it changed can still open its file.

@@ -8,6 +8,7 @@ does not undo the others) turns many small commits into one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -23,7 +24,7 @@ MAX_BATCH = 512
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.cancelled():
+    if fut.done():
         return
     if error is not None:
         fut.set_exception(error)
@@ -58,7 +59,7 @@ class Writer:
         return await asyncio.shield(fut)
 
     def _run(self) -> None:
-        conn = self._connect()
+        conn: sqlite3.Connection | None = None
         try:
             while True:
                 first = self._queue.get()
@@ -75,11 +76,25 @@ class Writer:
                         stop = True
                         break
                     batch.append(more)
-                self._commit(conn, batch)
+                try:
+                    conn = conn or self._connect()
+                    self._commit(conn, batch)
+                except Exception as exc:
+                    # The connection itself failed (opening it, or a ROLLBACK on a failing disk): fail this
+                    # batch and start the next on a fresh connection, rather than end the thread and leave
+                    # every later write waiting forever.
+                    log.exception("the writer's connection failed; reconnecting")
+                    for _, fut, loop in batch:
+                        loop.call_soon_threadsafe(_settle, fut, None, exc)
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                    conn = None
                 if stop:
                     return
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
