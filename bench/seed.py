@@ -7,11 +7,13 @@ far quicker than a million HTTP round trips; everything measured afterwards goes
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-from bench.harness import Load, wrk
+from bench.harness import Load, wrk_command
 from satchel.service import Caller, build_services
 from satchel.service.users import Users
 from satchel.settings import Settings
@@ -68,5 +70,7 @@ def over_http(load: Load) -> float:
     """PUT keys 0 .. load.keys-1 once each with wrk (the Lua script's seed mode); returns seconds taken."""
     began = time.perf_counter()
     seed = Load(**{**load.__dict__, "mode": "seed"})
-    wrk(seed, seconds=600)
+    subprocess.run(
+        wrk_command(seed, 600, None), env={**os.environ, **seed.env()}, capture_output=True, check=True
+    )
     return time.perf_counter() - began

@@ -85,6 +85,7 @@ def run_granian(target: str, settings: Settings, *, factory: bool = False) -> No
         factory=factory,
         log_level=settings.log_level,  # type: ignore[arg-type]
         backlog=2048,
+        **__import__("json").loads(os.environ.get("XBENCH_GRANIAN", "{}")),
     ).serve()
 
 
