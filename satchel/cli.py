@@ -98,13 +98,18 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"SATCHEL_{name.upper()}"] = str(value)
+    run_granian("satchel.api.app:create_app", settings, factory=True)
+
+
+def run_granian(target: str, settings: Settings, *, factory: bool = False) -> None:
+    """Serve an ASGI app as Satchel is served; the benchmarks run their reference apps through it too."""
     Granian(
-        "satchel.api.app:create_app",
+        target,
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=settings.workers,
-        factory=True,
+        factory=factory,
         log_level=settings.log_level,  # type: ignore[arg-type]
         backlog=2048,
     ).serve()

@@ -31,6 +31,8 @@ CORS_HEADERS = {
     "access-control-allow-origin": "*",
     "access-control-expose-headers": "Location, Content-Encoding, Content-Disposition, X-RateLimit-Limit",
 }
+# Appended to every response as is: no handler sets these names itself.
+CORS_RAW = [(name.encode(), value.encode()) for name, value in CORS_HEADERS.items()]
 MAX_QUERY_BYTES = 16 * 1024
 
 
@@ -88,15 +90,19 @@ class SatchelApp:
                 500, "internal-server-error", "The server failed; try again.", head=head
             )
             response = _unread_body(response, scope)
-        response.headers.update(CORS_HEADERS)
-        response.headers["x-ratelimit-limit"] = str(limit[0])
+        response.raw_headers.extend(CORS_RAW)
+        response.raw_headers.append((b"x-ratelimit-limit", str(limit[0]).encode()))
         await response(scope, receive, send)
 
     async def _dispatch(self, request: Request, scope: Scope, limit: list[int]) -> Response:
         query_string: bytes = scope["query_string"]
         if len(query_string) > MAX_QUERY_BYTES:
             raise InvalidRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes.")
-        query = dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True))
+        query = (
+            dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True))
+            if query_string
+            else {}
+        )
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         methods, store_ref, key = resolve(raw_path.partition(b"?")[0])
         method = scope["method"]

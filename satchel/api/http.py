@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Scope
 
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service import Caller, Services
@@ -67,10 +69,35 @@ class Call:
         return value if value else None
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of one request header (name in lower case), read straight off the ASGI list.
+
+    The same answer as `request.headers.get`, without building a Headers object for one look.
+    """
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+class RawResponse(Response):
+    """A response whose header list the handler built itself, in the order Starlette would have.
+
+    The record routes answer most requests; skipping Starlette's header assembly (a dict, then a list, then
+    a scan for content-length and content-type) is a measurable part of their cost.
+    """
+
+    def __init__(self, body: bytes, status_code: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.raw_headers = raw_headers
+        self.background = None
+
+
 def bearer_token(request: Request, query: dict[str, str]) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
+    value = header(request.scope, b"authorization")
+    if value:
+        scheme, _, value = value.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return query.get("token") or None

@@ -8,15 +8,25 @@ import zipfile
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import quote
 
+import orjson
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, body_chunks
+from satchel.api.http import Call, RawResponse, body_chunks, header
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
 CHUNK = 256 * 1024
+Headers = list[tuple[bytes, bytes]]
+# Every record response carries these; stored HTML must never run as script on Satchel's origin.
+FIXED = [
+    (b"vary", b"Accept-Encoding"),
+    (b"content-security-policy", b"sandbox"),
+    (b"x-content-type-options", b"nosniff"),
+]
+CREATED = orjson.dumps({"data": {}})
+CREATED_HEADERS = [(b"content-length", str(len(CREATED)).encode()), (b"content-type", wire.JSON.encode())]
 
 
 def accepts(accept_encoding: str | None, encoding: str) -> bool:
@@ -41,22 +51,30 @@ def accepts(accept_encoding: str | None, encoding: str) -> bool:
     return wildcard
 
 
-def _headers(call: Call, head: RecordHead, *, encoded: bool) -> dict[str, str]:
-    headers = {
-        "content-type": head.content_type,
-        "vary": "Accept-Encoding",
-        # Stored HTML must never run as script on Satchel's origin, whether or not it downloads.
-        "content-security-policy": "sandbox",
-        "x-content-type-options": "nosniff",
-        "content-length": str(head.size if encoded else head.raw_size),
-    }
+def _headers(call: Call, head: RecordHead, *, encoded: bool) -> Headers:
+    """A record response's headers, as the raw list the ASGI server sends."""
+    headers = [
+        (b"content-type", head.content_type.encode("latin-1")),
+        *FIXED,
+        (b"content-length", str(head.size if encoded else head.raw_size).encode()),
+    ]
     if encoded and head.content_encoding:
-        headers["content-encoding"] = head.content_encoding
+        headers.append((b"content-encoding", head.content_encoding.encode()))
     if call.flag("attachment"):
-        headers["content-disposition"] = (
-            f"attachment; filename=\"{head.key}\"; filename*=UTF-8''{quote(head.key)}"
-        )
+        disposition = f"attachment; filename=\"{head.key}\"; filename*=UTF-8''{quote(head.key)}"
+        headers.append((b"content-disposition", disposition.encode("latin-1")))
     return headers
+
+
+def _as_dict(headers: Headers) -> dict[str, str]:
+    return {name.decode(): value.decode("latin-1") for name, value in headers}
+
+
+def _encoded(call: Call, head: RecordHead) -> bool:
+    """Whether the stored bytes go out as they are: no encoding, or one the client accepts."""
+    return head.content_encoding is None or accepts(
+        header(call.request.scope, b"accept-encoding"), head.content_encoding
+    )
 
 
 def _file_chunks(path: os.PathLike[str] | str) -> Iterator[bytes]:
@@ -76,30 +94,30 @@ async def get_record(call: Call) -> Response:
         call.caller, call.store_ref, call.key, signature=call.text("signature")
     )
     head = record.head
-    encoded = head.content_encoding is None or accepts(
-        call.request.headers.get("accept-encoding"), head.content_encoding
-    )
+    encoded = _encoded(call, head)
     headers = _headers(call, head, encoded=encoded)
     if encoded:
-        if record.path is not None:
-            # Opened now: a blob replaced meanwhile stays readable through this descriptor.
-            return FileResponse(
-                record.path, headers=headers, media_type=head.content_type, stat_result=os.stat(record.path)
-            )
-        return Response(record.body, headers=headers, media_type=head.content_type)
+        if record.path is None:
+            return RawResponse(record.body or b"", 200, headers)
+        # Opened now: a blob replaced meanwhile stays readable through this descriptor.
+        return FileResponse(
+            record.path,
+            headers=_as_dict(headers),
+            media_type=head.content_type,
+            stat_result=os.stat(record.path),
+        )
     assert head.content_encoding is not None
     chunks = decode_chunks(_stored_chunks(record), head.content_encoding)
-    return StreamingResponse(iterate_in_threadpool(chunks), headers=headers, media_type=head.content_type)
+    return StreamingResponse(
+        iterate_in_threadpool(chunks), headers=_as_dict(headers), media_type=head.content_type
+    )
 
 
 async def head_record(call: Call) -> Response:
     head = await call.services.records.head(
         call.caller, call.store_ref, call.key, signature=call.text("signature")
     )
-    encoded = head.content_encoding is None or accepts(
-        call.request.headers.get("accept-encoding"), head.content_encoding
-    )
-    return Response(b"", headers=_headers(call, head, encoded=encoded), media_type=head.content_type)
+    return RawResponse(b"", 200, _headers(call, head, encoded=_encoded(call, head)))
 
 
 async def put_record(call: Call) -> Response:
@@ -112,7 +130,8 @@ async def put_record(call: Call) -> Response:
         content_encoding=headers.get("content-encoding"),
         chunks=body_chunks(call.request),
     )
-    return wire.json_response({}, 201, {"location": wire.record_url(call.base_url, store.id, call.key)})
+    location = wire.record_url(call.base_url, store.id, call.key).encode("latin-1")
+    return RawResponse(CREATED, 201, [(b"location", location), *CREATED_HEADERS])
 
 
 async def delete_record(call: Call) -> Response:

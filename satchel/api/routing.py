@@ -43,6 +43,8 @@ class PageNotFound(NotFound):
 
 
 def _segment(raw: str) -> str:
+    if "%" not in raw:
+        return raw
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:

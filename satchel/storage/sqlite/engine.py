@@ -2,6 +2,11 @@
 
 Reads run on the calling thread over a per-thread connection (a point read costs microseconds, less than a
 thread hop); every write goes through the single writer thread.
+
+A reader keeps its read transaction open between reads (a point read inside one costs about a third less
+than one that opens and closes its own) and starts a fresh one as soon as any process has committed since:
+the writer stamps a shared file after each commit, before it acknowledges the write. Open read transactions
+are closed every second, so an idle process never holds the WAL back from being checkpointed.
 """
 
 from __future__ import annotations
@@ -103,7 +108,9 @@ class SqliteEngine:
         self.max_record_bytes = max_record_bytes
         self.blobs = BlobDir(data_dir / "blobs", fsync=fsync)
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
-        self.writer = Writer(self._connect)
+        # Stamped after every commit by any process on this data dir; readers compare it to refresh.
+        self.commits = Generation(data_dir / "commits")
+        self.writer = Writer(self._connect, on_commit=self.commits.bump)
         self.stats = StatsBuffer()
         self._local = threading.local()
         # Caches for the hot path, good while the shared generation stamp is unchanged.
@@ -128,10 +135,26 @@ class SqliteEngine:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        """This thread's connection, in a read transaction that has seen every commit stamped so far."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect()
+            conn = local.conn = self._connect()
+            local.stamp = None
+        stamp = self.commits.read()
+        if stamp != local.stamp or not conn.in_transaction:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+            # Deferred: the snapshot is taken by the first read, after the stamp was looked at.
+            conn.execute("BEGIN")
+            local.stamp = stamp
         return conn
+
+    async def end_reads(self) -> None:
+        """Close this thread's read transaction, so checkpoints are not held back by a snapshot."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.in_transaction:
+            conn.execute("COMMIT")
 
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +170,7 @@ class SqliteEngine:
         self.writer.start()
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_stats)),
+            asyncio.create_task(self._every(1.0, self.end_reads)),
             asyncio.create_task(
                 self._every(min(15.0, max(self.blob_grace_ms / 1000, 0.5)), self.purge_dead_blobs)
             ),
@@ -160,6 +184,7 @@ class SqliteEngine:
             conn.executescript(schema)
             migrate(conn)
         self.generation.open()
+        self.commits.open()
         self.blobs.prepare()
 
     async def _restore_reserve(self) -> None:
@@ -175,6 +200,7 @@ class SqliteEngine:
             await self.flush_stats()
         self.writer.stop()
         self.generation.close()
+        self.commits.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

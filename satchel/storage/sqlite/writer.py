@@ -33,8 +33,11 @@ def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) 
 
 
 class Writer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], on_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self._connect = connect
+        self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="satchel-sqlite-writer", daemon=True)
         self._started = False
@@ -115,5 +118,7 @@ class Writer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(None, exc)] * len(batch)
+        # Before anyone hears of the commit, so a reader told of a write is sure to see it.
+        self._on_commit()
         for (_, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
             loop.call_soon_threadsafe(_settle, fut, result, error)

@@ -1,0 +1,91 @@
+"""BENCHMARKS.md: the summary table, then each figure's runs and the exact commands."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+from bench.figures import Figure, Plan
+
+HERE = Path(__file__).resolve().parent
+
+
+def _mark(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: ""}[met]
+
+
+def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: str, total: float) -> str:
+    out: list[str] = []
+    add = out.append
+    add("# Benchmarks\n")
+    add(
+        "Written by `make bench` (`python -m bench.run`); every figure measures Satchel and its references in"
+        " the same run, on the same machine, in turns. Do not edit by hand: the text around the numbers lives"
+        " in `bench/report.py` and `bench/findings.md`.\n"
+    )
+    add(f"- When: {time.strftime('%Y-%m-%d %H:%M %Z')}; the whole run took {total / 60:.1f} min.")
+    add(f"- Machine: {env['cpu']}, Python {platform.python_version()}, {platform.platform()}.")
+    add(
+        f"- Load average (1, 5, 15 min) before: {env['load']}; after: {load_after}. The machine is shared"
+        " with other work, so absolute numbers swing from minute to minute; the ratios compare runs made"
+        " in turns within the same minutes."
+    )
+    add(f"- Tools: {env['wrk']}; {env['nginx']}; SeaweedFS {env['seaweedfs']}.")
+    pin = (
+        "pinned with taskset (server on CPU 0, wrk on CPU 1) where the server has one process"
+        if plan.pin
+        else "not pinned (the scheduler places server and wrk on the 2 cores; pinning was measured to lower"
+        " every server's numbers on this shared machine)"
+    )
+    add(
+        f"- Method: wrk with one thread (`-t1`) and `bench/lua/kv.lua` (random keys, PUT bodies), {pin};"
+        f" {plan.warmup:.0f} s warm-up per workload, then {plan.reps} runs of {plan.seconds:.0f} s each,"
+        " in turns (A B C, A B C, ...). Figures are medians with the spread (min-max) in brackets."
+        " Servers run with rate limits off (`SATCHEL_RATE_LIMIT=off`), on the embedded engine, over"
+        " loopback.\n"
+    )
+    if plan.smoke:
+        add("**Smoke run**: tiny sizes and 1-second runs; the numbers only show the harness works.\n")
+
+    add("## Summary\n")
+    add("| figure | what | Satchel | reference | ratio | target | |")
+    add("|---|---|---|---|---|---|---|")
+    for fig in figures:
+        for row in fig.rows:
+            add(
+                f"| {row.figure} | {row.what} | {row.satchel} | {row.reference} | {row.ratio} | {row.target}"
+                f" | {'' if plan.smoke else _mark(row.met)} |"
+            )
+    add("")
+
+    findings = HERE / "findings.md"
+    if findings.exists() and not plan.smoke:
+        add(findings.read_text().rstrip() + "\n")
+
+    add("## Figures in detail\n")
+    for fig in figures:
+        add(f"### {fig.name}: {fig.title}\n")
+        for note in fig.notes:
+            add(f"- {note}")
+        if fig.notes:
+            add("")
+        if fig.series:
+            add("| workload | req/s per run | median req/s | p50 ms | p99 ms (spread) | errors |")
+            add("|---|---|---|---|---|---|")
+            for s in fig.series:
+                runs = ", ".join(f"{r.rps:,.0f}" for r in s.runs)
+                low, high = s.spread("p99_ms")
+                add(
+                    f"| {s.label} | {runs} | {s.median('rps'):,.0f} | {s.median('p50_ms'):.2f}"
+                    f" | {s.median('p99_ms'):.2f} ({low:.2f}-{high:.2f}) | {s.errors} |"
+                )
+            add("")
+            add("Commands (run from the repository root, against the server each row names):\n")
+            add("```sh")
+            for s in fig.series:
+                add(f"# {s.label}")
+                add(s.command)
+            add("```\n")
+        add(f"This figure took {fig.seconds:.0f} s.\n")
+    return "\n".join(out)
