@@ -57,7 +57,9 @@ class Call:
         if value is None or value == "":
             return default
         try:
-            number = float(value) if len(value) < 32 else -1.0
+            # float() alone would also take "1_000" and non-ASCII digits ("١٢"): neither is a number here.
+            ok = len(value) < 32 and value.isascii() and "_" not in value
+            number = float(value) if ok else -1.0
         except ValueError:
             number = -1.0
         if not math.isfinite(number) or number < 0 or number != int(number) or number > 2**53:
@@ -112,8 +114,23 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
         raise InvalidRequest("The client closed the connection before the whole body arrived.") from exc
 
 
+def declared_length(request: Request) -> int | None:
+    """The body's Content-Length, if the request states one (the HTTP server has checked it is a number)."""
+    value = header(request.scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 async def read_json(request: Request) -> Any:
     """The body as JSON (decoded per Content-Encoding), or None when there is none."""
+    declared = declared_length(request)
+    if declared is not None and declared > MAX_JSON_BYTES:
+        # Known before reading; waiting for a body that large (or one never sent) helps nobody.
+        raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large")
     encoding = normalize(request.headers.get("content-encoding"))
     decoder = Decoder(encoding) if encoding else None
     parts: list[bytes] = []

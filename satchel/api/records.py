@@ -13,7 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, RawResponse, body_chunks, header
+from satchel.api.http import Call, RawResponse, body_chunks, declared_length, header
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
@@ -129,6 +129,7 @@ async def put_record(call: Call) -> Response:
         content_type=headers.get("content-type"),
         content_encoding=headers.get("content-encoding"),
         chunks=body_chunks(call.request),
+        declared_size=declared_length(call.request),
     )
     location = wire.record_url(call.base_url, store.id, call.key).encode("latin-1")
     return RawResponse(CREATED, 201, [(b"location", location), *CREATED_HEADERS])

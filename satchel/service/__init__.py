@@ -30,7 +30,12 @@ def build_services(settings: Settings, engine: Engine) -> Services:
         engine=engine,
         users=Users(engine),
         stores=stores,
-        records=Records(engine, stores, max_decoded_bytes=settings.max_decoded_bytes),
+        records=Records(
+            engine,
+            stores,
+            max_record_bytes=settings.max_record_bytes,
+            max_decoded_bytes=settings.max_decoded_bytes,
+        ),
         retention=Retention(
             engine,
             retention_seconds=settings.retention_seconds,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import orjson
 
 from satchel.clock import iso, now_ms
-from satchel.errors import Forbidden, InvalidRequest, NotFound
+from satchel.errors import Forbidden, InvalidRequest, NotFound, TooLarge
 from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import CheckedUpload, normalize
 from satchel.service.signing import check_record_signature, read_storage_signature
@@ -36,9 +36,12 @@ class KeyPage:
 
 
 class Records:
-    def __init__(self, engine: Engine, stores: Stores, *, max_decoded_bytes: int) -> None:
+    def __init__(
+        self, engine: Engine, stores: Stores, *, max_record_bytes: int, max_decoded_bytes: int
+    ) -> None:
         self.engine = engine
         self.stores = stores
+        self.max_record_bytes = max_record_bytes
         self.max_decoded_bytes = max_decoded_bytes
 
     async def get(
@@ -70,10 +73,15 @@ class Records:
         content_type: str | None,
         content_encoding: str | None,
         chunks: AsyncIterator[bytes],
+        declared_size: int | None = None,
     ) -> tuple[StoreRow, RecordHead]:
         check_key(key)
         encoding = normalize(content_encoding)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
+        if declared_size is not None and declared_size > self.max_record_bytes:
+            # Refused before reading: a client that declares more than the limit may be waiting to send it
+            # (Expect: 100-continue) or may never send it at all; either way the answer is known now.
+            raise TooLarge(f"The record is larger than the limit of {self.max_record_bytes} bytes.")
         content_type = (content_type or "").strip() or DEFAULT_CONTENT_TYPE
         if len(content_type) > 255 or not content_type.isprintable():
             raise InvalidRequest("Content-Type must be a printable value of at most 255 characters.")

@@ -40,7 +40,8 @@ def storage_signature(secret: str, store_id: str, expires_at_ms: int = 0) -> str
 
 
 def check_record_signature(secret: str, key: str, signature: str) -> bool:
-    return hmac.compare_digest(record_signature(secret, key), signature)
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters, which a forged one may hold.
+    return hmac.compare_digest(record_signature(secret, key).encode(), signature.encode())
 
 
 def read_storage_signature(secret: str, store_id: str, signature: str) -> int | None:
@@ -54,4 +55,4 @@ def read_storage_signature(secret: str, store_id: str, signature: str) -> int | 
     if version != "0" or expires_at < 0:
         return None
     expected = hmac_signature(secret, f"0.{expires_at}.{store_id}")
-    return expires_at if hmac.compare_digest(expected, mac) else None
+    return expires_at if hmac.compare_digest(expected.encode(), mac.encode()) else None
