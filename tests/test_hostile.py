@@ -485,6 +485,8 @@ for name, (encoding, body) in {
     "gzip-spaces": (" gzip ", GZ),
     "gzip-tabs": ("\tgzip\t", GZ),
     "gzip-multi-member": ("gzip", GZ + GZ),
+    # Members that each decode past one decoding step (256 KiB): once made the decoder double its input.
+    "gzip-multi-member-large": ("gzip", gzip.compress(b"\0" * (1 << 20)) * 5),
     "gzip-empty-body": ("gzip", b""),
     "deflate-zlib": ("deflate", DEFL),
     "deflate-raw": ("deflate", zlib.compress(TEXT, wbits=-15)),
@@ -1426,10 +1428,14 @@ def test_seed_unchanged_and_server_healthy(hostile: Hostile) -> None:
 
 
 def test_content_length_shorter_than_body_stores_only_what_was_declared(hostile: Hostile) -> None:
+    scratch = hostile.values["scratch"]
+    request = (
+        f"PUT /v2/key-value-stores/{scratch}/records/short HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {hostile.tokens['admin']}\r\nContent-Length: 3\r\n\r\nabcdefgh"
+    ).encode()
+    assert exchange(hostile.port, request).status == 201
     with hostile.server.client() as http:
-        response = http.get(f"/key-value-stores/{hostile.values['scratch']}/records/framing")
-        assert response.status_code == 200
-        assert response.content in (b"abc", b"")  # "zero-with-body" ran last: it stored nothing
+        assert http.get(f"/key-value-stores/{scratch}/records/short").content == b"abc"
 
 
 def test_summary(hostile: Hostile) -> None:
@@ -1440,3 +1446,180 @@ def test_summary(hostile: Hostile) -> None:
         print(f"  {category:<{width}}  {count}")
     print(f"  {'total':<{width}}  {sum(counts.values())}")
     assert sum(counts.values()) >= 300
+
+
+# --- around the table: the log, slow clients, bombs read back
+
+
+def test_no_unexpected_errors_logged(hostile: Hostile) -> None:
+    log = hostile.server.data_dir.parent / f"server-{hostile.port}.log"
+    text = log.read_text(errors="replace")
+    assert "unexpected error" not in text, text[-5000:]
+    assert "Traceback" not in text, text[-5000:]
+
+
+def test_slow_clients_do_not_block_others(hostile: Hostile) -> None:
+    """Connections that stall mid-headers or mid-body hold nothing another request needs."""
+    scratch = hostile.values["scratch"]
+    auth = f"Authorization: Bearer {hostile.tokens['admin']}\r\n".encode()
+    stalled = []
+    try:
+        for i in range(60):
+            sock = socket.create_connection(("127.0.0.1", hostile.port), timeout=5)
+            if i % 2:
+                sock.sendall(b"GET /v2/users/me HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # headers never end
+            else:
+                sock.sendall(
+                    f"PUT /v2/key-value-stores/{scratch}/records/slow{i} HTTP/1.1\r\nHost: x\r\n".encode()
+                    + auth
+                    + b"Content-Length: 1000\r\n\r\nonly-part"
+                )
+            stalled.append(sock)
+        started = time.monotonic()
+        with hostile.server.client() as http:
+            assert http.get("/users/me").status_code == 200
+        assert time.monotonic() - started < 5
+        # A body that trickles in, ten bytes at a time, is still taken whole.
+        sock = socket.create_connection(("127.0.0.1", hostile.port), timeout=REPLY_TIMEOUT)
+        body = b"0123456789" * 10
+        sock.sendall(
+            f"PUT /v2/key-value-stores/{scratch}/records/trickle HTTP/1.1\r\nHost: x\r\n".encode()
+            + b"Connection: close\r\n"
+            + auth
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        for i in range(0, len(body), 10):
+            sock.sendall(body[i : i + 10])
+            time.sleep(0.05)
+        assert sock.recv(100).startswith(b"HTTP/1.1 201")
+        sock.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+    with hostile.server.client() as http:
+        assert http.get(f"/key-value-stores/{scratch}/records/trickle").content == body
+        # The stalled uploads stored nothing.
+        assert http.get(f"/key-value-stores/{scratch}/records/slow0").status_code == 404
+
+
+def group_rss(pgid: int) -> int:
+    """Resident memory of every process in the server's process group (granian runs workers as children)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
+class PeakRss:
+    """Samples the server's memory in the background while a block runs."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.base = group_rss(pgid)
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, group_rss(self.pgid))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.base
+
+
+MIB = 1024 * 1024
+BOMB_CAP = 768 * MIB
+
+
+def gzip_members(total: int) -> bytes:
+    """A gzip body that decodes to `total` zero bytes: 1 MiB members, one after another (cheap to build)."""
+    member = gzip.compress(b"\0" * MIB)
+    return member * (total // MIB)
+
+
+@pytest.fixture(scope="module")
+def bomb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(
+        tmp_path_factory.mktemp("bombs") / "data",
+        env={"SATCHEL_MAX_RECORD_BYTES": str(16 * MIB), "SATCHEL_MAX_DECODED_BYTES": str(BOMB_CAP)},
+    )
+    yield server
+    stop_server(server)
+
+
+def test_zip_bomb_upload_is_capped(bomb_server: Server) -> None:
+    """10 MiB of gzip that claims 10 GiB: decoding stops at the cap, 413, memory flat."""
+    bomb = gzip_members(10 * 1024 * MIB)
+    assert len(bomb) < 12 * MIB
+    with bomb_server.client() as http, PeakRss(bomb_server.process.pid) as rss:
+        store = http.post("/key-value-stores", params={"name": "bombs"}).json()["data"]
+        response = http.put(
+            f"/key-value-stores/{store['id']}/records/bomb",
+            content=bomb,
+            headers={"content-encoding": "gzip", "content-type": "application/octet-stream"},
+        )
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["type"] == "record-too-large"
+        assert http.get(f"/key-value-stores/{store['id']}/records/bomb").status_code == 404
+    print(f"\n10 GiB gzip bomb upload: server memory grew {rss.growth / MIB:.0f} MiB")
+    assert rss.growth < 150 * MIB, rss.growth
+
+
+def test_bomb_read_back_streams_in_bounded_memory(bomb_server: Server) -> None:
+    """A record that decodes to 512 MiB, read without Accept-Encoding: decoded as it streams, never held."""
+    nominal = 512 * MIB
+    bomb = gzip_members(nominal)
+    with bomb_server.client() as http:
+        store = http.post("/key-value-stores", params={"name": "bomb-read"}).json()["data"]
+        path = f"/key-value-stores/{store['id']}/records/bomb"
+        put = http.put(path, content=bomb, headers={"content-encoding": "gzip", "content-type": "text/plain"})
+        assert put.status_code == 201, put.text
+        # The stored bytes, as sent, to a client that takes gzip.
+        with http.stream("GET", path, headers={"accept-encoding": "gzip"}) as stored:
+            assert stored.headers["content-encoding"] == "gzip"
+            assert sum(len(chunk) for chunk in stored.iter_raw()) == len(bomb)
+        with PeakRss(bomb_server.process.pid) as rss:
+            with http.stream("GET", path, headers={"accept-encoding": "identity"}) as response:
+                assert response.status_code == 200
+                assert "content-encoding" not in response.headers
+                assert int(response.headers["content-length"]) == nominal
+                seen = 0
+                for chunk in response.iter_raw():
+                    seen += len(chunk)
+                    if seen > 16 * MIB and seen - len(chunk) <= 16 * MIB:
+                        time.sleep(1)  # a slow reader: the server must wait, not buffer the rest
+                assert seen == nominal
+            # The ZIP of all records decodes it too; a client that hangs up half-way frees the server.
+            with http.stream("GET", f"/key-value-stores/{store['id']}/records") as response:
+                assert response.status_code == 200
+                for n, _ in enumerate(response.iter_raw()):
+                    if n > 50:
+                        break
+        print(f"\n512 MiB bomb read back and zipped: server memory grew {rss.growth / MIB:.0f} MiB")
+        assert rss.growth < 200 * MIB, rss.growth
+        assert http.put(f"{path}-small", content=b"ok").status_code == 201
+        assert http.get(f"{path}-small").content == b"ok"
+    log = (bomb_server.data_dir.parent / f"server-{bomb_server.base_url.rsplit(':', 1)[1]}.log").read_text()
+    assert "unexpected error" not in log, log[-3000:]

@@ -82,7 +82,10 @@ class Decoder:
                 yield out
             pending = self._zlib.unconsumed_tail
             if self._zlib.eof:
-                rest = self._zlib.unused_data + pending
+                # Everything past the end is in unused_data. unconsumed_tail may still hold a stale copy of
+                # it (when the end came on a call cut short by the output limit): adding it would double the
+                # input with every gzip member, a few KiB growing without bound.
+                rest = self._zlib.unused_data
                 if not rest:
                     return
                 if self.encoding != "gzip":
