@@ -942,6 +942,12 @@ for name, (body, status, etype) in {
     "name-list": (b'{"name": ["x"]}', 400, "invalid-value"),
     "schema-object": (b'{"schema": {"collections": {"c": {"keyPrefix": "a"}}}}', 201, None),
     "schema-odd-collections": (b'{"schema": {"collections": [1, 2]}}', 201, None),
+    # Nested past what the JSON encoder takes: once stored, then a 500 on every answer showing the store.
+    "schema-deep-300": (b'{"schema": {"a": ' + b"[" * 300 + b"]" * 300 + b"}}", 400, "invalid-value"),
+    "schema-deep-250": (b'{"schema": {"a": ' + b"[" * 250 + b"]" * 250 + b"}}", 400, "invalid-value"),
+    "schema-deep-1000": (b'{"schema": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}", 400, "invalid-value"),
+    "schema-deep-64": (b'{"schema": {"a": ' + b"[" * 63 + b"]" * 63 + b"}}", 201, None),
+    "schema-deep-65": (b'{"schema": {"a": ' + b"[" * 64 + b"]" * 64 + b"}}", 400, "invalid-value"),
 }.items():
     case("json", f"store-post-{name}", "POST", "/key-value-stores", status, etype, body=body)
 for name, (body, status, etype) in {
@@ -1239,6 +1245,11 @@ for name, target in {
     case("routes", f"{name}-delete", "DELETE", target, 404, "page-not-found")
 case("routes", "semicolon-in-store", "GET", STORE + ";x=1/keys", 404, "record-not-found")
 case("routes", "semicolon-in-store-delete", "DELETE", STORE + ";x=1/keys", 405, "method-not-allowed")
+case("routes", "openapi-anonymous", "GET", "/openapi.json", 200, token=None)
+case("routes", "openapi-forged-token", "GET", "/openapi.json", 401, "invalid-token", token="forged")
+case("routes", "openapi-put", "PUT", "/openapi.json", 405, "method-not-allowed", body=b"{}")
+case("routes", "openapi-extra", "GET", "/openapi.json/x", 404, "page-not-found")
+case("routes", "openapi-dotdot", "GET", "/openapi.json/..", 404, "page-not-found")
 case("routes", "trailing-slash-keys", "GET", STORE + "/keys/", 200)
 case("routes", "user-unknown", "GET", "/users/nobody-here", 404, "user-not-found")
 case("routes", "user-long", "GET", "/users/" + "u" * 5000, 404, "user-not-found")
@@ -1269,6 +1280,7 @@ for name, (target, status, token) in {
     "store-missing": ("/key-value-stores/nope", 404, "admin"),
     "keys-bad-limit": (STORE + "/keys?limit=-1", 400, "admin"),
     "record-method-foo": (REC + "k1?method=FOO", 400, "admin"),
+    "openapi": ("/openapi.json", 200, None),
 }.items():
     case("head", name, "HEAD", target, status, token=token)
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
 
-from satchel.api import records, stores, users
+from satchel.api import openapi, records, stores, users
 from satchel.api.http import Call
 from satchel.errors import InvalidRequest, NotFound
 
@@ -33,9 +33,26 @@ SHARES: Methods = {"GET": stores.list_shares}
 SHARE: Methods = {"PUT": stores.put_share, "DELETE": stores.delete_share}
 ME: Methods = {"GET": users.me}
 USER: Methods = {"GET": users.public}
+OPENAPI: Methods = {"GET": openapi.document}
 STORE_CHILDREN = {"keys": KEYS, "records": RECORDS, "shares": SHARES}
 # Children of a store that name one item: a record by key, a share by username (carried as the key).
 STORE_ITEMS = {"records": RECORD, "shares": SHARE}
+
+
+# Every endpoint by its OpenAPI path template; resolve() below is what serves them, this is what the
+# published document (api/openapi.py) is checked against.
+ROUTES: dict[str, Methods] = {
+    "/v2/key-value-stores": STORE_COLLECTION,
+    "/v2/key-value-stores/{storeId}": STORE_OBJECT,
+    "/v2/key-value-stores/{storeId}/keys": KEYS,
+    "/v2/key-value-stores/{storeId}/records": RECORDS,
+    "/v2/key-value-stores/{storeId}/records/{recordKey}": RECORD,
+    "/v2/key-value-stores/{storeId}/shares": SHARES,
+    "/v2/key-value-stores/{storeId}/shares/{username}": SHARE,
+    "/v2/users/me": ME,
+    "/v2/users/{userId}": USER,
+    "/v2/openapi.json": OPENAPI,
+}
 
 
 class PageNotFound(NotFound):
@@ -63,6 +80,8 @@ def resolve(raw_path: bytes) -> tuple[Methods, str, str]:
         parts.pop()
     n = len(parts)
     if n >= 3 and parts[1] == "v2":
+        if parts[2] == "openapi.json" and n == 3:
+            return OPENAPI, "", ""
         if parts[2] == "key-value-stores":
             if n == 3:
                 return STORE_COLLECTION, "", ""

@@ -21,7 +21,7 @@ from satchel.service.access import (
     level,
 )
 from satchel.service.ids import new_id, new_secret
-from satchel.service.validation import check_name, split_reference
+from satchel.service.validation import check_depth, check_name, split_reference
 from satchel.storage import Engine, GrantRow, NewStore, StoreRow
 
 MAX_PAGE = 1000
@@ -104,6 +104,7 @@ class Stores:
                 return existing, False
         if schema is not None and not isinstance(schema, dict):
             raise InvalidRequest("The store schema must be a JSON object.", type="invalid-value")
+        check_depth(schema, "The store schema")
         new = NewStore(
             id=new_id(),
             user_id=user.id,

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from satchel.errors import InvalidRequest
 
 KEY_RE = re.compile(r"[a-zA-Z0-9!\-_.'()]{1,256}")
 NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 MAX_NAME = 63
+# How deeply a stored JSON value (a store's schema) may nest. The JSON encoder stops at 255 levels, and a
+# schema is sent back inside a few more ({"data": {"items": [...]}}): one that deep would fail every answer
+# that shows it. Real schemas are a handful of levels deep.
+MAX_JSON_DEPTH = 64
 
 
 def check_key(key: str) -> str:
@@ -45,3 +50,18 @@ def split_reference(ref: str) -> tuple[str | None, str | None, str | None]:
         return ref, None, None
     username, _, name = ref.partition(sep)
     return None, username, name
+
+
+def check_depth(value: Any, what: str) -> Any:
+    """Refuse a JSON value nested deeper than MAX_JSON_DEPTH (walked without recursion: it may be deep)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidRequest(
+                    f"{what} nests deeper than {MAX_JSON_DEPTH} levels.", type="invalid-value"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return value
