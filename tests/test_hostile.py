@@ -13,6 +13,7 @@ import base64
 import gzip
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -770,6 +771,67 @@ case(
 )
 case(
     "content-length",
+    "expect-continue-over-limit",
+    "PUT",
+    "",
+    413,
+    "record-too-large",
+    raw=HEAD_PUT + b"Expect: 100-continue\r\nContent-Length: " + str(MAX_RECORD + 1).encode() + b"\r\n\r\n",
+)
+case(
+    "content-length",
+    "expect-continue-json-over-limit",
+    "PUT",
+    "",
+    413,
+    "request-too-large",
+    raw=b"PUT /v2/key-value-stores/{scratch} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+    b"Expect: 100-continue\r\nContent-Length: 2000000\r\n\r\n",
+)
+case(
+    "content-length",
+    "expect-continue-ok",
+    "PUT",
+    "",
+    201,
+    raw=HEAD_PUT + b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+)
+case(
+    "content-length",
+    "chunk-extension",
+    "PUT",
+    "",
+    201,
+    raw=HEAD_PUT + b"Transfer-Encoding: chunked\r\n\r\n3;name=value\r\nabc\r\n0\r\n\r\n",
+)
+case(
+    "content-length",
+    "chunk-trailer",
+    "PUT",
+    "",
+    201,
+    raw=HEAD_PUT + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n",
+)
+case(
+    "content-length",
+    "chunk-size-huge",
+    "PUT",
+    "",
+    400,
+    envelope=False,
+    raw=HEAD_PUT + b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n",
+)
+case(
+    "content-length",
+    "chunked-over-limit-declared-small",
+    "PUT",
+    "",
+    413,
+    "record-too-large",
+    raw=HEAD_PUT + b"Transfer-Encoding: chunked\r\n\r\n" + b"300000\r\n" + b"f" * 0x300000 + b"\r\n0\r\n\r\n",
+)
+case(
+    "content-length",
     "garbage-request-line",
     "GET",
     "",
@@ -1448,6 +1510,20 @@ def test_content_length_shorter_than_body_stores_only_what_was_declared(hostile:
     assert exchange(hostile.port, request).status == 201
     with hostile.server.client() as http:
         assert http.get(f"/key-value-stores/{scratch}/records/short").content == b"abc"
+
+
+def test_pipelined_requests_are_each_answered(hostile: Hostile) -> None:
+    auth = f"Authorization: Bearer {hostile.tokens['admin']}\r\n"
+    one = f"GET /v2/users/me HTTP/1.1\r\nHost: x\r\n{auth}\r\n"
+    bad = "GET /v2/key-value-stores/x/records/a%2Fb HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = f"GET /v2/users/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\r\n"
+    with socket.create_connection(("127.0.0.1", hostile.port), timeout=REPLY_TIMEOUT) as sock:
+        sock.sendall((one + bad + last).encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+    assert statuses == [b"200", b"400", b"200"], data[:2000]
 
 
 def test_summary(hostile: Hostile) -> None:
