@@ -1347,6 +1347,43 @@ for name, (target, status, token) in {
     case("head", name, "HEAD", target, status, token=token)
 
 
+# Regressions and late additions, each in its category.
+# Two Content-Encoding lines are two encodings applied in turn (RFC 9110), not the first one alone.
+case(
+    "content-encoding",
+    "two-header-lines",
+    "PUT",
+    REC + "k1",
+    415,
+    "unsupported-content-encoding",
+    headers=(("Content-Encoding", "br"), ("Content-Encoding", "gzip")),
+    body=brotli.compress(GZ),
+)
+case(
+    "content-encoding",
+    "two-header-lines-same",
+    "PUT",
+    REC + "k1",
+    415,
+    "unsupported-content-encoding",
+    headers=(("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")),
+    body=GZ,
+)
+case(
+    "content-encoding",
+    "two-header-lines-json",
+    "PUT",
+    SCRATCH,
+    415,
+    "unsupported-content-encoding",
+    headers=(("Content-Encoding", "gzip"), ("Content-Encoding", "br")),
+    body=b"{}",
+)
+case(
+    "json", "rename-onto-taken-name", "PUT", SCRATCH, 409, "name-not-unique", body=b'{"name": "hostile-seed"}'
+)
+
+
 # --- the server and its seeds
 
 
@@ -1510,6 +1547,26 @@ def test_content_length_shorter_than_body_stores_only_what_was_declared(hostile:
     assert exchange(hostile.port, request).status == 201
     with hostile.server.client() as http:
         assert http.get(f"/key-value-stores/{scratch}/records/short").content == b"abc"
+
+
+def test_abandoned_upload_leaves_no_temporary_file(hostile: Hostile) -> None:
+    """A client that hangs up half-way through a large body: nothing stored, nothing left in the blob folder."""
+    scratch = hostile.values["scratch"]
+    tmp_root = hostile.server.data_dir / "blobs" / "tmp"
+    head = (
+        f"PUT /v2/key-value-stores/{scratch}/records/abandoned HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {hostile.tokens['admin']}\r\nContent-Length: {MAX_RECORD}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", hostile.port), timeout=REPLY_TIMEOUT) as sock:
+        sock.sendall(head + b"x" * (MAX_RECORD // 2))
+        time.sleep(0.5)  # past the inline size: the body is spooling to a temporary file by now
+        assert any(p.is_file() for p in tmp_root.rglob("*"))
+    deadline = time.monotonic() + 10
+    while any(p.is_file() for p in tmp_root.rglob("*")):
+        assert time.monotonic() < deadline, list(tmp_root.rglob("*"))
+        time.sleep(0.1)
+    with hostile.server.client() as http:
+        assert http.get(f"/key-value-stores/{scratch}/records/abandoned").status_code == 404
 
 
 def test_pipelined_requests_are_each_answered(hostile: Hostile) -> None:

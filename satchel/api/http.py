@@ -114,6 +114,13 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
         raise InvalidRequest("The client closed the connection before the whole body arrived.") from exc
 
 
+def content_encoding(request: Request) -> str | None:
+    """The request's Content-Encoding, every line of it: two header lines mean the same as one comma-joined
+    line (two encodings applied in turn), which is refused, rather than the first one taken alone."""
+    values = request.headers.getlist("content-encoding")
+    return ", ".join(values) if values else None
+
+
 def declared_length(request: Request) -> int | None:
     """The body's Content-Length, if the request states one (the HTTP server has checked it is a number)."""
     value = header(request.scope, b"content-length")
@@ -131,7 +138,7 @@ async def read_json(request: Request) -> Any:
     if declared is not None and declared > MAX_JSON_BYTES:
         # Known before reading; waiting for a body that large (or one never sent) helps nobody.
         raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large")
-    encoding = normalize(request.headers.get("content-encoding"))
+    encoding = normalize(content_encoding(request))
     decoder = Decoder(encoding) if encoding else None
     parts: list[bytes] = []
     size = 0

@@ -13,7 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, RawResponse, body_chunks, declared_length, header
+from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length, header
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
@@ -127,7 +127,7 @@ async def put_record(call: Call) -> Response:
         call.store_ref,
         call.key,
         content_type=headers.get("content-type"),
-        content_encoding=headers.get("content-encoding"),
+        content_encoding=content_encoding(call.request),
         chunks=body_chunks(call.request),
         declared_size=declared_length(call.request),
     )
