@@ -1550,7 +1550,7 @@ def test_content_length_shorter_than_body_stores_only_what_was_declared(hostile:
 
 
 def test_abandoned_upload_leaves_no_temporary_file(hostile: Hostile) -> None:
-    """A client that hangs up half-way through a large body: nothing stored, nothing left in the blob folder."""
+    """A client that hangs up half-way through a large body: nothing stored, nothing left behind."""
     scratch = hostile.values["scratch"]
     tmp_root = hostile.server.data_dir / "blobs" / "tmp"
     head = (
