@@ -1382,6 +1382,14 @@ case(
 case(
     "json", "rename-onto-taken-name", "PUT", SCRATCH, 409, "name-not-unique", body=b'{"name": "hostile-seed"}'
 )
+for name, target in {
+    "override-get-me": "/users/me?method=GET",
+    "override-get-keys": STORE + "/keys?method=GET",
+    "override-get-record": REC + "gz?method=GET",
+    "override-get-zip": STORE + "/records?method=GET",
+    "override-foo": REC + "k1?method=FOO",
+}.items():
+    case("head", name, "HEAD", target, 400 if "foo" in name else 200)
 
 
 # --- the server and its seeds
@@ -1435,12 +1443,19 @@ def seed_digest(http: httpx.Client, sid: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
-    data_dir = tmp_path_factory.mktemp("hostile") / "data"
+def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(
-        data_dir,
+        tmp_path_factory.mktemp("hostile") / "data",
         env={"SATCHEL_MAX_RECORD_BYTES": str(MAX_RECORD), "SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)},
     )
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def hostile(hostile_server: Server) -> Hostile:
+    server = hostile_server
+    data_dir = server.data_dir
     bob = cli(data_dir, "users", "create", "bob").split("API token: ")[1].strip()
     revoked = cli(data_dir, "tokens", "create", "admin").strip().split()[-1]
     cli(data_dir, "tokens", "revoke", revoked)
@@ -1484,11 +1499,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
             "sig_keys_digits": forged_storage("0", "9" * 5000),
             "sig_keys_non_ascii": base64.urlsafe_b64encode("0.0.été".encode()).decode(),
         }
-        state = Hostile(
-            server, int(server.base_url.rsplit(":", 1)[1]), values, tokens, seed_digest(http, sid)
-        )
-    yield state
-    stop_server(server)
+        return Hostile(server, int(server.base_url.rsplit(":", 1)[1]), values, tokens, seed_digest(http, sid))
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -1567,6 +1578,32 @@ def test_abandoned_upload_leaves_no_temporary_file(hostile: Hostile) -> None:
         time.sleep(0.1)
     with hostile.server.client() as http:
         assert http.get(f"/key-value-stores/{scratch}/records/abandoned").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("accept", "sent_encoded"),
+    [
+        ("gzip", True),
+        ("gzip;level=1;q=0.5", True),  # once read as q="0.5;level=1", unreadable, so 0: decoded
+        ("gzip; q=0", False),
+        ("gzip;q=abc", False),
+        ("*;q=0.1", True),
+        ("br, *;q=0", False),
+        ("identity", False),
+        ("x" * 5000 + ", gzip", True),
+    ],
+)
+def test_accept_encoding_forms(hostile: Hostile, accept: str, sent_encoded: bool) -> None:
+    sid = hostile.values["sid"]
+    request = build(
+        "GET",
+        f"/v2/key-value-stores/{sid}/records/gz",
+        [("Authorization", f"Bearer {hostile.tokens['admin']}"), ("Accept-Encoding", accept)],
+    )
+    reply = exchange(hostile.port, request)
+    assert reply.status == 200
+    assert (reply.headers.get("content-encoding") == "gzip") is sent_encoded
+    assert (gzip.decompress(reply.body) if sent_encoded else reply.body) == TEXT
 
 
 def test_pipelined_requests_are_each_answered(hostile: Hostile) -> None:

@@ -433,7 +433,8 @@ DOCUMENT: dict[str, Any] = {
         "version": "2",
         "description": (
             "The Apify API v2 key-value store contract, self-hosted. Every endpoint also takes `?method=` to "
-            'override the HTTP method. Successful JSON answers are `{"data": ...}`; errors are '
+            "override the HTTP method, and HEAD is answered wherever GET is. Successful JSON answers are "
+            '`{"data": ...}`; errors are '
             '`{"error": {"type": ..., "message": ...}}`. Read access without a token depends on the store\'s '
             "`generalAccess` or a `signature`."
         ),

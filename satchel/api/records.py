@@ -35,14 +35,16 @@ def accepts(accept_encoding: str | None, encoding: str) -> bool:
         return False
     wildcard = False
     for part in accept_encoding.lower().split(","):
-        name, _, params = part.strip().partition(";")
+        name, *params = part.strip().split(";")
         q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
+        for param in params:
+            # q may sit among other parameters ("gzip;level=1;q=0.5"); an unreadable one counts as 0.
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
         name = name.strip()
         if name == encoding or (encoding == "gzip" and name == "x-gzip"):
             return q > 0
