@@ -22,6 +22,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1535,6 +1536,22 @@ def test_case(hostile: Hostile, c: Case) -> None:
         if c.type is not None:
             assert error["type"] == c.type, error
         assert reply.headers.get("content-type", "").startswith("application/json")
+
+
+def test_whole_table_concurrently(hostile: Hostile) -> None:
+    """The table again, eight requests at a time: orders differ, so only the rules hold, never a 5xx and
+    always the envelope on an error the app answers."""
+
+    def run(c: Case) -> tuple[Case, Reply]:
+        return c, exchange(
+            hostile.port, request_bytes(c, hostile), head=c.method == "HEAD", half_close=c.half_close
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        for c, reply in pool.map(run, CASES):
+            assert 200 <= reply.status < 500, (c.id, reply.status, reply.body[:300])
+            if reply.status >= 400 and c.envelope and c.method != "HEAD":
+                reply.error()
 
 
 def test_seed_unchanged_and_server_healthy(hostile: Hostile) -> None:
