@@ -26,11 +26,13 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = ()) -> Schema:
+def obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = (), closed: bool = True) -> Schema:
+    """An object with these fields; closed (the default, for what the server sends): no other fields."""
     return {
         "type": "object",
         "properties": properties,
         "required": [name for name in properties if name not in optional],
+        "additionalProperties": not closed,
     }
 
 
@@ -146,7 +148,7 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "properties": {"name": NAME, "schema": {"type": "object"}},
     },
-    "ShareAccess": obj({"access": {"enum": ["READ", "WRITE"]}}),
+    "ShareAccess": obj({"access": {"enum": ["READ", "WRITE"]}}, closed=False),
 }
 
 ERRORS = {
