@@ -89,6 +89,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     )
     token, created = asyncio.run(_bootstrap(settings))
     click.echo(f"Satchel API: {settings.base_url}/v2")
+    click.echo(f"Console:     {settings.base_url}/console")
     click.echo(f"Data dir:    {settings.data_dir}")
     if created:
         click.echo(f"Admin token: {token}   (shown once; also kept in {settings.data_dir / TOKEN_FILE})")
