@@ -253,3 +253,12 @@ def test_pages_need_a_session(server: Server, tmp_path: Path) -> None:
         response = httpx.get(server.base_url + path)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/console/login?next=")
+
+
+def test_malformed_forms_are_a_400_not_a_server_error(server: Server) -> None:
+    cookies = {"satchel_console": server.token}
+    bad = {"content-type": "multipart/form-data"}  # no boundary
+    for path in ("/console/login", "/console/key-value-stores", "/console/key-value-stores/x/records"):
+        response = httpx.post(server.base_url + path, cookies=cookies, headers=bad, content=b"zzz")
+        assert response.status_code == 400, (path, response.status_code)
+        assert "could not be read" in response.text

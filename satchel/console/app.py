@@ -17,7 +17,9 @@ from urllib.parse import quote, urlencode, urlsplit
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import iterate_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
@@ -162,7 +164,10 @@ class Console:
                 next=next_page,
                 error="The form came from another site.",
             )
-        form = await request.form(max_files=0, max_fields=4)
+        try:
+            form = await _form(request, files=0, fields=4)
+        except InvalidRequest as error:
+            return self.render(request, "login.html", None, status=400, next=next_page, error=error.message)
         token = str(form.get("token") or "").strip()
         try:
             caller = await self.services.users.authenticate(token) if token else None
@@ -205,7 +210,7 @@ class Console:
 
     @signed_in
     async def account_access(self, request: Request, caller: Caller) -> Response:
-        form = await request.form(max_files=0, max_fields=4)
+        form = await _form(request, files=0, fields=4)
         await self.services.users.set_default_access(_user(caller).username, str(form.get("access") or ""))
         return _redirect(f"{PREFIX}/account")
 
@@ -225,7 +230,7 @@ class Console:
     @signed_in
     async def stores(self, request: Request, caller: Caller) -> Response:
         if request.method == "POST":
-            form = await request.form(max_files=0, max_fields=4)
+            form = await _form(request, files=0, fields=4)
             name = str(form.get("name") or "").strip() or None
             store, _ = await self.services.stores.get_or_create(caller, name, None)
             return _redirect(_store_path(store.id))
@@ -284,7 +289,7 @@ class Console:
     @signed_in
     async def store_settings(self, request: Request, caller: Caller) -> Response:
         ref = request.path_params["store"]
-        form = await request.form(max_files=0, max_fields=8)
+        form = await _form(request, files=0, fields=8)
         changes: dict[str, Any] = {}
         if "name" in form:
             changes["name"] = str(form["name"]).strip() or None
@@ -301,7 +306,7 @@ class Console:
     @signed_in
     async def share(self, request: Request, caller: Caller) -> Response:
         ref = request.path_params["store"]
-        form = await request.form(max_files=0, max_fields=4)
+        form = await _form(request, files=0, fields=4)
         username = str(form.get("username") or "").strip()
         if not username:
             raise InvalidRequest("Give the username to share the store with.")
@@ -314,7 +319,7 @@ class Console:
     @signed_in
     async def upload(self, request: Request, caller: Caller) -> Response:
         ref = request.path_params["store"]
-        form = await request.form(max_files=1, max_fields=8)
+        form = await _form(request, files=1, fields=8)
         key = str(form.get("key") or "").strip()
         file = form.get("file")
         text = form.get("text")
@@ -421,6 +426,14 @@ def _same_origin(request: Request) -> bool:
     if not origin:
         return True  # browsers send Origin on form posts; tools that do not are not cross-site forms
     return urlsplit(origin).netloc == request.headers.get("host")
+
+
+async def _form(request: Request, *, files: int, fields: int) -> FormData:
+    """The posted form; a malformed one is a 400 like any bad input, not a server error."""
+    try:
+        return await request.form(max_files=files, max_fields=fields)
+    except (MultiPartException, HTTPException) as exc:
+        raise InvalidRequest(f"The form could not be read: {getattr(exc, 'detail', None) or exc}.") from exc
 
 
 def _whole(value: str | None) -> int:
