@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import orjson
@@ -17,7 +17,6 @@ from satchel.api.http import Call, RawResponse, body_chunks, header
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
-CHUNK = 256 * 1024
 Headers = list[tuple[bytes, bytes]]
 # Every record response carries these; stored HTML must never run as script on Satchel's origin.
 FIXED = [
@@ -77,18 +76,6 @@ def _encoded(call: Call, head: RecordHead) -> bool:
     )
 
 
-def _file_chunks(path: os.PathLike[str] | str) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
-def _stored_chunks(record: RecordRead) -> Iterator[bytes]:
-    if record.path is not None:
-        return _file_chunks(record.path)
-    return iter((record.body or b"",))
-
-
 async def get_record(call: Call) -> Response:
     _, record = await call.services.records.get(
         call.caller, call.store_ref, call.key, signature=call.text("signature")
@@ -107,7 +94,7 @@ async def get_record(call: Call) -> Response:
             stat_result=os.stat(record.path),
         )
     assert head.content_encoding is not None
-    chunks = decode_chunks(_stored_chunks(record), head.content_encoding)
+    chunks = decode_chunks(record.chunks(), head.content_encoding)
     return StreamingResponse(
         iterate_in_threadpool(chunks), headers=_as_dict(headers), media_type=head.content_type
     )
@@ -173,7 +160,7 @@ async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes
             head = record.head
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
             with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
-                chunks = _stored_chunks(record)
+                chunks = record.chunks()
                 if head.content_encoding:
                     chunks = decode_chunks(chunks, head.content_encoding)
                 for chunk in chunks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -383,7 +383,7 @@ class Console:
             )
         if head.content_encoding is None:
             return Response(record.body or b"", headers=headers, media_type=head.content_type)
-        chunks = decode_chunks(_stored_chunks(record), head.content_encoding)
+        chunks = decode_chunks(record.chunks(), head.content_encoding)
         return StreamingResponse(iterate_in_threadpool(chunks), headers=headers, media_type=head.content_type)
 
     @signed_in
@@ -449,17 +449,8 @@ async def _upload_chunks(file: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _stored_chunks(record: RecordRead) -> Iterator[bytes]:
-    if record.path is None:
-        yield record.body or b""
-        return
-    with open(record.path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
 def _preview(record: RecordRead, *, pretty_json: bool) -> str:
-    chunks = _stored_chunks(record)
+    chunks = record.chunks()
     if record.head.content_encoding:
         chunks = decode_chunks(chunks, record.head.content_encoding)
     raw = b"".join(chunks)[:PREVIEW_BYTES]

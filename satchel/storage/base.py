@@ -6,7 +6,7 @@ Times are epoch milliseconds throughout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +86,15 @@ class RecordRead:
     head: RecordHead
     body: bytes | None
     path: Path | None
+
+    def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
+        """The body as stored (still in its Content-Encoding): inline at once, or read from its file."""
+        if self.path is None:
+            yield self.body or b""
+            return
+        with open(self.path, "rb") as f:
+            while chunk := f.read(size):
+                yield chunk
 
 
 @dataclass(slots=True)
