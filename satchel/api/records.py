@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import quote
 
 import orjson
@@ -158,17 +158,30 @@ async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         async for record in records:
             head = record.head
+            try:
+                chunks = record.chunks()
+            except FileNotFoundError:
+                continue  # replaced or deleted since it was listed: no longer part of the store
+            if head.content_encoding:
+                chunks = decode_chunks(chunks, head.content_encoding)
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
             with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
-                chunks = record.chunks()
-                if head.content_encoding:
-                    chunks = decode_chunks(chunks, head.content_encoding)
-                for chunk in chunks:
+                async for chunk in _off_the_loop(record, chunks):
                     entry.write(chunk)
-                    if sink.offset and len(sink.parts) > 16:
+                    if len(sink.parts) > 16:
                         yield sink.take()
             yield sink.take()
     yield sink.take()
+
+
+async def _off_the_loop(record: RecordRead, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """File reads and decoding run in a thread, so one large archive does not stall other requests."""
+    if record.path is None and not record.head.content_encoding:
+        for chunk in chunks:
+            yield chunk
+    else:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
 
 
 def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 @dataclass(slots=True)
@@ -88,13 +88,20 @@ class RecordRead:
     path: Path | None
 
     def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
-        """The body as stored (still in its Content-Encoding): inline at once, or read from its file."""
+        """The body as stored (still in its Content-Encoding): inline at once, or read from its file.
+
+        The file is opened by this call, not when iteration starts, so a record replaced meanwhile stays
+        readable, and a file already gone raises FileNotFoundError here.
+        """
         if self.path is None:
-            yield self.body or b""
-            return
-        with open(self.path, "rb") as f:
-            while chunk := f.read(size):
-                yield chunk
+            return iter((self.body or b"",))
+        return _read(open(self.path, "rb"), size)
+
+
+def _read(f: BinaryIO, size: int) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 @dataclass(slots=True)
