@@ -32,7 +32,7 @@ bench: $(BENCH_STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-# The long crash, concurrency and full-disk runs (about half an hour); prints their figures.
+# The long crash, concurrency and full-disk runs (about 5 minutes on 2 cores); prints their figures.
 soak: $(STAMP)
 	$(BIN)/pytest -q -s -m soak tests/soak
 

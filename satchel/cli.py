@@ -13,6 +13,7 @@ import click
 from granian import Granian
 from granian.constants import Interfaces
 
+from satchel import crawlee_storage
 from satchel.clock import iso
 from satchel.errors import SatchelError
 from satchel.service import Services, build_services
@@ -89,6 +90,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     )
     token, created = asyncio.run(_bootstrap(settings))
     click.echo(f"Satchel API: {settings.base_url}/v2")
+    click.echo(f"Console:     {settings.base_url}/console")
     click.echo(f"Data dir:    {settings.data_dir}")
     if created:
         click.echo(f"Admin token: {token}   (shown once; also kept in {settings.data_dir / TOKEN_FILE})")
@@ -247,6 +249,44 @@ def share(store: str, username: str, access: str | None, data_dir: Path | None) 
         click.echo(f"{username} no longer has access to {label}.")
     else:
         click.echo(f"{username} can now {access} {label}.")
+
+
+# --- Crawlee's local storage folders
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--store", "store_name", help="The store to import one store folder into (default: its name).")
+@click.option("--user", "username", help="Who owns the stores (default: the admin).")
+@DATA_DIR
+def import_folder(path: Path, store_name: str | None, username: str | None, data_dir: Path | None) -> None:
+    """Copy a Crawlee storage folder's key-value stores (or one store folder) into named stores."""
+
+    async def work(services: Services) -> crawlee_storage.Report:
+        owner = await services.users.find(username or services.settings.admin_username)
+        return await crawlee_storage.import_folders(services, Caller(owner), path, store_name=store_name)
+
+    report = _run(data_dir, work)
+    for name, count in report.stores.items():
+        click.echo(f"{name}: {count} records")
+    for problem in report.skipped:
+        click.echo(f"skipped {problem}", err=True)
+
+
+@main.command("export")
+@click.argument("store")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--user", "username", help="Who reads the store (default: the admin); ~NAME is theirs.")
+@DATA_DIR
+def export_store(store: str, path: Path, username: str | None, data_dir: Path | None) -> None:
+    """Write STORE (its id, ~NAME or OWNER~NAME) into PATH as Crawlee keeps it locally."""
+
+    async def work(services: Services) -> tuple[Path, int]:
+        owner = await services.users.find(username or services.settings.admin_username)
+        return await crawlee_storage.export_store(services, Caller(owner), store, path)
+
+    folder, count = _run(data_dir, work)
+    click.echo(f"{count} records written to {folder}")
 
 
 if __name__ == "__main__":

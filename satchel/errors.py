@@ -1,6 +1,6 @@
 """The errors Satchel's rules raise.
 
-Each carries the API's error `type`; api/errors.py maps classes to statuses.
+Each carries the API's error `type` and the HTTP status it answers with.
 
 The types are the hosted API's own strings, which the official clients know by name.
 """
@@ -12,6 +12,7 @@ class SatchelError(Exception):
     """Base of every error that reaches a caller with a type and a message."""
 
     type = "internal-server-error"
+    status = 500
 
     def __init__(self, message: str, type: str | None = None) -> None:
         super().__init__(message)
@@ -24,23 +25,28 @@ class InvalidRequest(SatchelError):
     """The request is malformed: a bad parameter, body or header."""
 
     type = "invalid-request"
+    status = 400
 
 
 class Unauthorized(SatchelError):
     type = "token-not-provided"
+    status = 401
 
 
 class Forbidden(SatchelError):
     type = "insufficient-permissions"
+    status = 403
 
 
 class NotFound(SatchelError):
     # The JavaScript client reads a 404 as "absent" only with this type, so every 404 carries it.
     type = "record-not-found"
+    status = 404
 
 
 class MethodNotAllowed(SatchelError):
     type = "method-not-allowed"
+    status = 405
 
     def __init__(self, allowed: tuple[str, ...]) -> None:
         super().__init__(
@@ -51,21 +57,26 @@ class MethodNotAllowed(SatchelError):
 
 class Conflict(SatchelError):
     type = "name-not-unique"
+    status = 409
 
 
 class TooLarge(SatchelError):
     type = "record-too-large"
+    status = 413
 
 
 class UnsupportedEncoding(SatchelError):
     type = "unsupported-content-encoding"
+    status = 415
 
 
 class StorageFull(SatchelError):
     """The disk under the data dir is full; reads still work and writes resume once space is freed."""
 
     type = "storage-full"
+    status = 507
 
 
 class RateLimited(SatchelError):
     type = "rate-limit-exceeded"
+    status = 429

@@ -127,3 +127,38 @@ def test_the_reserve_is_held_only_with_room_to_spare_and_given_up_at_once(tmp_pa
     huge = Reserve(tmp_path / "huge", st.f_bavail * st.f_frsize)  # twice that is never free
     assert not huge.restore()
     assert huge.held() == 0
+
+
+def test_hot_path_caches_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading many stores, tokens and grants keeps each cache under its cap, and lookups stay right."""
+    monkeypatch.setattr(engine_module, "CACHE_MAX", 5)
+
+    async def run() -> None:
+        engine = _engine(tmp_path)
+        await engine.open()
+        try:
+            await engine.create_user("u", "admin", 0)
+            await engine.create_user("v", "other", 0)
+            stores = []
+            for i in range(12):
+                store, _ = await engine.create_store(
+                    NewStore(f"s{i}", "u", f"n{i}", "RESTRICTED", "x", None, 0)
+                )
+                stores.append(store)
+                await engine.add_token("u", f"hash{i}", 0)
+            for _ in range(2):  # twice: the second round reads through a cache that has started over
+                for i, store in enumerate(stores):
+                    found = await engine.store_by_id(store.id, cached=True)
+                    assert found is not None
+                    assert found.name == f"n{i}"
+                    user = await engine.user_by_token_hash(f"hash{i}")
+                    assert user is not None
+                    assert user.id == "u"
+                    assert await engine.grant_for(store.pk, "v") is None
+                    assert len(engine._stores_by_id) <= 5
+                    assert len(engine._users_by_token) <= 5
+                    assert len(engine._grants) <= 5
+        finally:
+            await engine.close()
+
+    asyncio.run(run())

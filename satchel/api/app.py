@@ -20,6 +20,7 @@ from satchel.api.errors import error_response, from_error
 from satchel.api.http import Call, bearer_token
 from satchel.api.ratelimit import RateLimits
 from satchel.api.routing import RECORD, resolve
+from satchel.console import Console
 from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
 from satchel.service import Caller, Services, build_services
 from satchel.settings import Settings
@@ -34,6 +35,7 @@ CORS_HEADERS = {
 # Appended to every response as is: no handler sets these names itself.
 CORS_RAW = [(name.encode(), value.encode()) for name, value in CORS_HEADERS.items()]
 MAX_QUERY_BYTES = 16 * 1024
+CONSOLE_PREFIX = "/console"
 
 
 class SatchelApp:
@@ -41,11 +43,15 @@ class SatchelApp:
         self.settings = settings
         self.services: Services = build_services(settings, build_engine(settings))
         self.limits = RateLimits(settings)
+        self.console = Console(self.services)
         self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            if scope["path"].startswith(CONSOLE_PREFIX) or scope["path"] == "/":
+                await self.console(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 

@@ -5,39 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.responses import Response
 
-from satchel.errors import (
-    Conflict,
-    Forbidden,
-    InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
-    RateLimited,
-    SatchelError,
-    StorageFull,
-    TooLarge,
-    Unauthorized,
-    UnsupportedEncoding,
-)
-
-STATUS: dict[type[SatchelError], int] = {
-    InvalidRequest: 400,
-    Unauthorized: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    MethodNotAllowed: 405,
-    Conflict: 409,
-    TooLarge: 413,
-    UnsupportedEncoding: 415,
-    RateLimited: 429,
-    StorageFull: 507,
-}
-
-
-def status_of(error: SatchelError) -> int:
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+from satchel.errors import MethodNotAllowed, SatchelError
 
 
 def error_response(status: int, type: str, message: str, *, head: bool = False) -> Response:
@@ -49,7 +17,7 @@ def error_response(status: int, type: str, message: str, *, head: bool = False) 
 
 
 def from_error(error: SatchelError, *, head: bool = False) -> Response:
-    response = error_response(status_of(error), error.type, error.message, head=head)
+    response = error_response(error.status, error.type, error.message, head=head)
     if isinstance(error, MethodNotAllowed):
         response.headers["allow"] = ", ".join(error.allowed)
     return response

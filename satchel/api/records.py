@@ -17,7 +17,6 @@ from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, d
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
-CHUNK = 256 * 1024
 Headers = list[tuple[bytes, bytes]]
 # Every record response carries these; stored HTML must never run as script on Satchel's origin.
 FIXED = [
@@ -79,18 +78,6 @@ def _encoded(call: Call, head: RecordHead) -> bool:
     )
 
 
-def _file_chunks(path: os.PathLike[str] | str) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
-def _stored_chunks(record: RecordRead) -> Iterator[bytes]:
-    if record.path is not None:
-        return _file_chunks(record.path)
-    return iter((record.body or b"",))
-
-
 async def get_record(call: Call) -> Response:
     _, record = await call.services.records.get(
         call.caller, call.store_ref, call.key, signature=call.text("signature")
@@ -109,7 +96,7 @@ async def get_record(call: Call) -> Response:
             stat_result=os.stat(record.path),
         )
     assert head.content_encoding is not None
-    chunks = decode_chunks(_stored_chunks(record), head.content_encoding)
+    chunks = decode_chunks(record.chunks(), head.content_encoding)
     return StreamingResponse(
         iterate_in_threadpool(chunks), headers=_as_dict(headers), media_type=head.content_type
     )
@@ -174,17 +161,30 @@ async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         async for record in records:
             head = record.head
+            try:
+                chunks = record.chunks()
+            except FileNotFoundError:
+                continue  # replaced or deleted since it was listed: no longer part of the store
+            if head.content_encoding:
+                chunks = decode_chunks(chunks, head.content_encoding)
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
             with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
-                chunks = _stored_chunks(record)
-                if head.content_encoding:
-                    chunks = decode_chunks(chunks, head.content_encoding)
-                for chunk in chunks:
+                async for chunk in _off_the_loop(record, chunks):
                     entry.write(chunk)
-                    if sink.offset and len(sink.parts) > 16:
+                    if len(sink.parts) > 16:
                         yield sink.take()
             yield sink.take()
     yield sink.take()
+
+
+async def _off_the_loop(record: RecordRead, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """File reads and decoding run in a thread, so one large archive does not stall other requests."""
+    if record.path is None and not record.head.content_encoding:
+        for chunk in chunks:
+            yield chunk
+    else:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
 
 
 def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:

@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import string
 
 BASE62 = string.digits + string.ascii_letters
 
 
+# Every two-digit base-62 string, so a number converts two digits per division (listings sign every key).
+PAIRS = [high + low for high in BASE62 for low in BASE62]
+
+
 def _base62(num: int) -> str:
     if num == 0:
         return "0"
-    digits = []
+    pairs = []
     while num:
-        num, rem = divmod(num, 62)
-        digits.append(BASE62[rem])
-    return "".join(reversed(digits))
+        num, rem = divmod(num, 62 * 62)
+        pairs.append(PAIRS[rem])
+    return "".join(reversed(pairs)).lstrip("0")
 
 
 def hmac_signature(secret: str, message: str) -> str:
-    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()[:30]
-    return _base62(int(digest, 16))
+    """The clients' signature: the first 30 hex digits (15 bytes) of the HMAC-SHA256, in base 62."""
+    digest = hmac.digest(secret.encode(), message.encode(), "sha256")
+    return _base62(int.from_bytes(digest[:15], "big"))
 
 
 def record_signature(secret: str, key: str) -> str:

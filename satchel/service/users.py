@@ -77,13 +77,17 @@ class Users:
     async def tokens(self, username: str) -> list[TokenRow]:
         return await self.engine.list_tokens((await self.find(username)).id)
 
-    async def revoke_token(self, token_or_id: str) -> TokenRow:
-        """Revoke a token given itself or the id `tokens list` shows (the start of its digest)."""
+    async def revoke_token(self, token_or_id: str, *, user_id: str | None = None) -> TokenRow:
+        """Revoke a token given itself or the id `tokens list` shows (the start of its digest).
+
+        With `user_id`, only that user's tokens are candidates: a user revoking their own from the Console.
+        """
         wanted = token_or_id.strip()
         digest = token_hash(wanted)
-        matches = [t for t in await self.engine.list_tokens() if t.hash == digest]
+        tokens = await self.engine.list_tokens(user_id) if user_id else await self.engine.list_tokens()
+        matches = [t for t in tokens if t.hash == digest]
         if not matches and len(wanted) >= 8 and re.fullmatch(r"[0-9a-f]+", wanted):
-            matches = [t for t in await self.engine.list_tokens() if t.hash.startswith(wanted)]
+            matches = [t for t in tokens if t.hash.startswith(wanted)]
         if len(matches) != 1:
             raise NotFound(
                 "No such token." if not matches else "That id names several tokens; give more of it."

@@ -6,10 +6,10 @@ Times are epoch milliseconds throughout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 @dataclass(slots=True)
@@ -86,6 +86,22 @@ class RecordRead:
     head: RecordHead
     body: bytes | None
     path: Path | None
+
+    def chunks(self, size: int = 256 * 1024) -> Iterator[bytes]:
+        """The body as stored (still in its Content-Encoding): inline at once, or read from its file.
+
+        The file is opened by this call, not when iteration starts, so a record replaced meanwhile stays
+        readable, and a file already gone raises FileNotFoundError here.
+        """
+        if self.path is None:
+            return iter((self.body or b"",))
+        return _read(open(self.path, "rb"), size)
+
+
+def _read(f: BinaryIO, size: int) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 @dataclass(slots=True)

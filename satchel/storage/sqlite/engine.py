@@ -20,7 +20,7 @@ import threading
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound, StorageFull
@@ -58,9 +58,20 @@ RECORD_SELECT = (
 USER_SELECT = "SELECT u.id, u.username, u.created_at, u.default_general_access FROM users u"
 ORPHAN_AGE_SECONDS = 3600.0
 NO_GRANT = ""  # a cached "no grant", told apart from "not cached"
+CACHE_MAX = 10_000  # entries in each hot-path cache (tokens, stores, grants), so memory stays bounded
+K = TypeVar("K")
+V = TypeVar("V")
 # Whether any record names a blob file: an index lookup (records_by_blob), once per file in the orphan scan.
 BLOB_NAMED = "SELECT 1 FROM records WHERE blob = ? LIMIT 1"
 RESERVE_BYTES = 16 * 1024 * 1024
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    """Cache a value; a full cache starts over, which costs less on the hot path than LRU bookkeeping."""
+    if len(cache) >= CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _store(row: Any) -> StoreRow:
@@ -292,8 +303,7 @@ class SqliteEngine:
         ).fetchone()
         if row is None:
             return None
-        user = self._users_by_token[token_hash] = UserRow(*row)
-        return user
+        return _remember(self._users_by_token, token_hash, UserRow(*row))
 
     async def user_by_name(self, username: str) -> UserRow | None:
         row = self._db.execute(f"{USER_SELECT} WHERE u.username = ?", (username,)).fetchone()
@@ -361,7 +371,7 @@ class SqliteEngine:
             row = self._db.execute(
                 "SELECT access FROM grants WHERE store_pk = ? AND user_id = ?", (store_pk, user_id)
             ).fetchone()
-            access = self._grants[(store_pk, user_id)] = row[0] if row else NO_GRANT
+            access = _remember(self._grants, (store_pk, user_id), row[0] if row else NO_GRANT)
         return access or None
 
     async def set_grant(self, store_pk: int, user_id: str, access: str | None, now: int) -> None:
@@ -407,7 +417,7 @@ class SqliteEngine:
         if store is None:
             store = self._store_where("s.id = ?", (store_id,))
             if store is not None:
-                self._stores_by_id[store_id] = store
+                _remember(self._stores_by_id, store_id, store)
         return store
 
     async def store_by_name(self, user_id: str, name: str) -> StoreRow | None:

@@ -1,0 +1,264 @@
+"""The web Console in a real browser (Debian's Chromium through Playwright) against a real server.
+
+Each step is checked twice: on the page, and through the API with the official shapes, so the Console is known
+to change what it claims to change. Skipped only when no Chromium is installed (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import Server, start_server, stop_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
+)
+
+
+def _png(width: int, height: int) -> bytes:
+    """A real PNG (solid red) the browser can decode, built by hand so the test needs no image library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("console") / "data")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    context = browser.new_context(base_url=server.base_url)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before deletes
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.goto("/console")
+    assert "/console/login" in page.url
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/console/key-value-stores")
+
+
+def new_user(server: Server, name: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "satchel", "users", "create", name, "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout.split("API token: ")[1].strip()
+
+
+def test_sign_in_refuses_a_wrong_token_and_guards_the_next_page(page: Page, server: Server) -> None:
+    page.goto("/console/login")
+    page.fill("#token", "apify_api_" + "x" * 36)
+    page.click("button:has-text('Sign in')")
+    assert "not valid" in page.inner_text("[role=alert]")
+    # After signing in, only a Console path is followed: never another site.
+    page.goto("/console/login?next=https://evil.example/")
+    page.fill("#token", server.token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{server.base_url}/console/key-value-stores")
+
+
+def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.Client) -> None:
+    sign_in(page, server.token)
+    page.fill("#new-name", "console-e2e")
+    page.click("button:has-text('Create store')")
+    page.wait_for_url(re.compile(r".*/console/key-value-stores/\w+$"))
+    store_id = page.inner_text("#store-id")
+    assert api.get(f"/key-value-stores/{store_id}").json()["data"]["name"] == "console-e2e"
+
+    # A typed value, a JSON file and an image.
+    page.fill("#key", "greeting")
+    page.fill("#text", "hello from the console")
+    page.click("button:has-text('Save record')")
+    assert page.inner_text("#preview") == "hello from the console"
+    page.goto(f"/console/key-value-stores/{store_id}")
+    document = {"items": [1, 2, 3], "name": "ünïcode"}
+    page.set_input_files(
+        "#file", {"name": "doc.json", "mimeType": "application/json", "buffer": json.dumps(document).encode()}
+    )
+    page.click("button:has-text('Save record')")
+    assert json.loads(page.inner_text("#preview")) == document
+    assert page.inner_text("#record-key") == "doc.json"
+    page.goto(f"/console/key-value-stores/{store_id}")
+    png = _png(3, 2)
+    page.fill("#key", "pixel")
+    page.set_input_files("#file", {"name": "p.png", "mimeType": "image/png", "buffer": png})
+    page.click("button:has-text('Save record')")
+    page.wait_for_function("document.querySelector('#preview-image').complete")
+    assert page.eval_on_selector("#preview-image", "img => img.naturalWidth") == 3
+
+    greeting = api.get(f"/key-value-stores/{store_id}/records/greeting")
+    assert greeting.text == "hello from the console"
+    assert greeting.headers["content-type"].startswith("text/plain")
+    assert api.get(f"/key-value-stores/{store_id}/records/doc.json").json() == document
+    pixel = api.get(f"/key-value-stores/{store_id}/records/pixel")
+    assert (pixel.content, pixel.headers["content-type"]) == (png, "image/png")
+
+    # The keys list, a prefix filter, and the ZIP of every record through the store's signed URL.
+    page.goto(f"/console/key-value-stores/{store_id}")
+    assert page.locator("#keys tbody tr").count() == 3
+    page.fill("#prefix", "gr")
+    page.click("button:has-text('Filter')")
+    assert page.locator("#keys tbody td a").all_inner_texts() == ["greeting"]
+    zip_url = page.get_attribute("a:has-text('Download all as ZIP')", "href")
+    archive = zipfile.ZipFile(io.BytesIO(httpx.get(zip_url).content))
+    assert sorted(archive.namelist()) == ["doc.json", "greeting", "pixel"]
+
+    # Delete a record (after the confirm dialog), then rename the store and open it to anyone with the id.
+    page.goto(f"/console/key-value-stores/{store_id}/records/greeting")
+    page.click("button:has-text('Delete record')")
+    page.wait_for_url(f"**/console/key-value-stores/{store_id}")
+    assert api.get(f"/key-value-stores/{store_id}/records/greeting").status_code == 404
+    page.fill("#name", "console-renamed")
+    page.select_option("#generalAccess", "ANYONE_WITH_ID_CAN_READ")
+    page.click("button:has-text('Save settings')")
+    data = api.get(f"/key-value-stores/{store_id}").json()["data"]
+    assert (data["name"], data["generalAccess"]) == ("console-renamed", "ANYONE_WITH_ID_CAN_READ")
+    assert httpx.get(f"{server.api}/key-value-stores/{store_id}/records/pixel").content == png
+
+    # Delete the store.
+    page.click("button:has-text('Delete store')")
+    page.wait_for_url(f"{server.base_url}/console/key-value-stores")
+    assert api.get(f"/key-value-stores/{store_id}").status_code == 404
+
+
+def test_sharing_shows_a_reader_only_what_they_may_do(
+    browser: Browser, page: Page, server: Server, api: httpx.Client
+) -> None:
+    store = api.post("/key-value-stores", params={"name": "shared-in-console"}).json()["data"]
+    api.put(
+        f"/key-value-stores/{store['id']}/records/page.html",
+        content=b"<script>document.title='pwned'</script>",
+        headers={"content-type": "text/html"},
+    )
+    token = new_user(server, "console-reader")
+    sign_in(page, server.token)
+    page.goto(f"/console/key-value-stores/{store['id']}")
+    page.fill("#share-user", "console-reader")
+    page.click("#share button")
+    assert "console-reader" in page.inner_text("#shares")
+    shares = api.get(f"/key-value-stores/{store['id']}/shares").json()["data"]["items"]
+    assert [(s["username"], s["access"]) for s in shares] == [("console-reader", "READ")]
+
+    reader_context = browser.new_context(base_url=server.base_url)
+    reader = reader_context.new_page()
+    sign_in(reader, token)
+    reader.goto("/console/key-value-stores?ownership=sharedWithMe")
+    assert reader.locator("#stores tbody td a").all_inner_texts() == ["shared-in-console"]
+    reader.click("text=shared-in-console")
+    assert reader.locator("#upload").count() == 0
+    assert reader.locator("#delete-store").count() == 0
+    assert reader.locator("#settings").count() == 0
+    # Stored HTML opens sandboxed: its script never runs on the Console's origin.
+    response = reader.goto(f"/console/key-value-stores/{store['id']}/records/page.html/raw")
+    assert response.headers["content-security-policy"] == "sandbox"
+    assert reader.title() != "pwned"
+    # A reader's form post to delete is refused, and nothing changes.
+    cookie = {c["name"]: c["value"] for c in reader_context.cookies()}
+    refused = httpx.post(
+        f"{server.base_url}/console/key-value-stores/{store['id']}/records/page.html/delete", cookies=cookie
+    )
+    assert refused.status_code == 403
+    assert api.get(f"/key-value-stores/{store['id']}/records/page.html").status_code == 200
+    reader_context.close()
+
+
+def test_a_form_posted_from_another_site_is_refused(page: Page, server: Server, api: httpx.Client) -> None:
+    store = api.post("/key-value-stores", params={"name": "csrf-target"}).json()["data"]
+    sign_in(page, server.token)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    forged = httpx.post(
+        f"{server.base_url}/console/key-value-stores/{store['id']}/delete",
+        cookies=cookies,
+        headers={"origin": "https://evil.example"},
+    )
+    assert forged.status_code == 403
+    assert api.get(f"/key-value-stores/{store['id']}").status_code == 200
+
+
+def test_tokens_are_made_and_revoked_from_the_account_page(page: Page, server: Server) -> None:
+    token = new_user(server, "console-tokens")
+    sign_in(page, token)
+    page.goto("/console/account")
+    page.click("button:has-text('Create a token')")
+    new_token = page.inner_text("#new-token").strip()
+    me = httpx.get(f"{server.api}/users/me", headers={"authorization": f"Bearer {new_token}"})
+    assert me.json()["data"]["username"] == "console-tokens"
+    rows = page.locator("#tokens tbody tr")
+    assert rows.count() == 2
+    # Revoke the token that is not this session's.
+    rows.filter(has_not_text="this session").locator("button").click()
+    page.wait_for_url("**/console/account")
+    assert page.locator("#tokens tbody tr").count() == 1
+    me = httpx.get(f"{server.api}/users/me", headers={"authorization": f"Bearer {new_token}"})
+    assert me.status_code == 401
+    # The default general access, as the API reports it.
+    page.select_option("#default-access select", "ANYONE_WITH_NAME_CAN_READ")
+    page.click("#default-access button")
+    me = httpx.get(f"{server.api}/users/me", headers={"authorization": f"Bearer {token}"})
+    assert me.json()["data"]["defaultGeneralAccess"] == "ANYONE_WITH_NAME_CAN_READ"
+
+
+def test_pages_need_a_session(server: Server, tmp_path: Path) -> None:
+    for path in ("/console/key-value-stores", "/console/account", "/console/key-value-stores/x/records/y"):
+        response = httpx.get(server.base_url + path)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/console/login?next=")
+
+
+def test_malformed_forms_are_a_400_not_a_server_error(server: Server) -> None:
+    cookies = {"satchel_console": server.token}
+    bad = {"content-type": "multipart/form-data"}  # no boundary
+    for path in ("/console/login", "/console/key-value-stores", "/console/key-value-stores/x/records"):
+        response = httpx.post(server.base_url + path, cookies=cookies, headers=bad, content=b"zzz")
+        assert response.status_code == 400, (path, response.status_code)
+        assert "could not be read" in response.text
