@@ -1282,7 +1282,6 @@ case("method-override", "real-delete-on-zip", "DELETE", STORE + "/records", 405,
 
 # 14. Unknown routes.
 for name, target in {
-    "root": "//",
     "favicon": "//favicon.ico",
     "v1": "//v1/key-value-stores",
     "v2-bare": "//v2",
@@ -1301,7 +1300,6 @@ for name, target in {
     "users-me-extra": "/users/me/extra",
     "shares-extra": STORE + "/shares/bob/extra",
     "two-trailing-slashes": STORE + "/keys//",
-    "query-only": "//?x=1",
     "dot-v2": "//./v2/users/me",
 }.items():
     case("routes", name, "GET", target, 404, "page-not-found")
@@ -1339,7 +1337,7 @@ for name, (target, status, token) in {
     "user": ("/users/admin", 200, None),
     "user-missing": ("/users/nobody-here", 404, None),
     "unknown": ("/nothing", 404, None),
-    "root": ("//", 404, None),
+    "root": ("//", 303, None),  # the Console's front door
     "store-missing": ("/key-value-stores/nope", 404, "admin"),
     "keys-bad-limit": (STORE + "/keys?limit=-1", 400, "admin"),
     "record-method-foo": (REC + "k1?method=FOO", 400, "admin"),
@@ -1391,6 +1389,26 @@ for name, target in {
     "override-foo": REC + "k1?method=FOO",
 }.items():
     case("head", name, "HEAD", target, 400 if "foo" in name else 200)
+
+
+# The root and /console belong to the web Console (HTML, not the API): no envelope there, but never a 5xx.
+for name, (method, target, status) in {
+    "root": ("GET", "//", 303),
+    "root-query": ("GET", "//?x=1", 303),
+    "root-put": ("PUT", "//", 405),
+    "root-delete": ("DELETE", "//", 405),
+    "console-ff": ("GET", "//console/%FF", 404),
+    "console-dotdot-to-api": ("GET", "//console/../v2/users/me", 404),
+    "console-store-nul": ("GET", "//console/stores/%00", 404),
+    "console-asset-traversal": ("GET", "//console/assets/..%2F..%2Fapp.py", 404),
+    "console-asset-ff": ("GET", "//console/assets/%FF", 404),
+    "console-login-empty-post": ("POST", "//console/login", 401),
+    "console-login-open-redirect": ("GET", "//console/login?next=//evil.example", 200),
+    "console-login-next-ff": ("GET", "//console/login?next=%FF", 200),
+    "console-record-dotdot": ("GET", "//console/stores/x/records/%2E%2E", 404),
+    "console-long": ("GET", "//console/" + "a" * 10000, 404),
+}.items():
+    case("routes", name, method, target, status, envelope=False, token=None)
 
 
 # --- the server and its seeds
