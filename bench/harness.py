@@ -24,9 +24,12 @@ LUA = HERE / "lua" / "kv.lua"
 BIN = Path(sys.executable).parent
 
 
-def ensure_tools(*, install: bool) -> list[str]:
-    """Install wrk and nginx from Debian's packages when missing (as root); return what is still missing."""
-    wanted = {"wrk": "wrk", "nginx": "nginx-light"}
+PACKAGES = {"wrk": "wrk", "nginx": "nginx-light"}
+
+
+def ensure_tools(tools: tuple[str, ...] = ("wrk", "nginx"), *, install: bool = True) -> list[str]:
+    """Install these tools from Debian's packages when missing (as root); return those still missing."""
+    wanted = {tool: PACKAGES[tool] for tool in tools}
     missing = [pkg for tool, pkg in wanted.items() if not which(tool)]
     if missing and install and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "update", "-qq"], check=False)
