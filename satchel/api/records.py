@@ -13,7 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, RawResponse, body_chunks, header
+from satchel.api.http import Call, RawResponse, body_chunks
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
@@ -72,9 +72,7 @@ def _as_dict(headers: Headers) -> dict[str, str]:
 
 def _encoded(call: Call, head: RecordHead) -> bool:
     """Whether the stored bytes go out as they are: no encoding, or one the client accepts."""
-    return head.content_encoding is None or accepts(
-        header(call.request.scope, b"accept-encoding"), head.content_encoding
-    )
+    return head.content_encoding is None or accepts(call.header(b"accept-encoding"), head.content_encoding)
 
 
 def _file_chunks(path: os.PathLike[str] | str) -> Iterator[bytes]:
@@ -121,13 +119,12 @@ async def head_record(call: Call) -> Response:
 
 
 async def put_record(call: Call) -> Response:
-    headers = call.request.headers
     store, _ = await call.services.records.put(
         call.caller,
         call.store_ref,
         call.key,
-        content_type=headers.get("content-type"),
-        content_encoding=headers.get("content-encoding"),
+        content_type=call.header(b"content-type"),
+        content_encoding=call.header(b"content-encoding"),
         chunks=body_chunks(call.request),
     )
     location = wire.record_url(call.base_url, store.id, call.key).encode("latin-1")
