@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LUA = HERE / "lua" / "kv.lua"
 BIN = Path(sys.executable).parent
+PR_SET_PDEATHSIG = 1
 
 
 PACKAGES = {"wrk": "wrk", "nginx": "nginx-light"}
@@ -90,6 +92,12 @@ class Proc:
         return total
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the bench dies, even by SIGKILL (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start(name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None = None) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
@@ -101,6 +109,7 @@ def start(name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None =
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=ROOT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
     return Proc(name, process, log)
 
