@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -22,11 +23,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LUA = HERE / "lua" / "kv.lua"
 BIN = Path(sys.executable).parent
+PR_SET_PDEATHSIG = 1
 
 
-def ensure_tools(*, install: bool) -> list[str]:
-    """Install wrk and nginx from Debian's packages when missing (as root); return what is still missing."""
-    wanted = {"wrk": "wrk", "nginx": "nginx-light"}
+PACKAGES = {"wrk": "wrk", "nginx": "nginx-light"}
+
+
+def ensure_tools(tools: tuple[str, ...] = ("wrk", "nginx"), *, install: bool = True) -> list[str]:
+    """Install these tools from Debian's packages when missing (as root); return those still missing."""
+    wanted = {tool: PACKAGES[tool] for tool in tools}
     missing = [pkg for tool, pkg in wanted.items() if not which(tool)]
     if missing and install and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "update", "-qq"], check=False)
@@ -87,6 +92,12 @@ class Proc:
         return total
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the bench dies, even by SIGKILL (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start(name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None = None) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
@@ -98,6 +109,7 @@ def start(name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None =
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=ROOT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
     return Proc(name, process, log)
 

@@ -15,6 +15,21 @@ def _mark(met: bool | None) -> str:
     return {True: "met", False: "**missed**", None: ""}[met]
 
 
+def _missed(figures: list[Figure]) -> list[str]:
+    """One short section per missed target: by how much, and what the profile of that load shows."""
+    out: list[str] = []
+    for fig in figures:
+        missed = [row for row in fig.rows if row.met is False]
+        if not missed:
+            continue
+        out.append(f"### Missed: {fig.name}\n")
+        for row in missed:
+            out.append(f"- {row.what}: {row.ratio or row.satchel} against a target of {row.target}.")
+        out += [f"- {note}" for note in fig.notes if note.startswith("Profile of")]
+        out.append("")
+    return (["## Missed targets\n", *out]) if out else []
+
+
 def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: str, total: float) -> str:
     out: list[str] = []
     add = out.append
@@ -59,6 +74,8 @@ def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: s
             )
     add("")
 
+    if not plan.smoke:
+        out += _missed(figures)
     findings = HERE / "findings.md"
     if findings.exists() and not plan.smoke:
         add(findings.read_text().rstrip() + "\n")

@@ -1,7 +1,7 @@
 """Run the benchmark suite and write BENCHMARKS.md.
 
     python -m bench.run                 # the full run of issue 4 (about 20 minutes), writes BENCHMARKS.md
-    python -m bench.run --smoke --out /tmp/b.md   # seconds, tiny sizes, no targets: checks the harness
+    python -m bench.run --smoke --out /tmp/b.md   # seconds, tiny, no targets or peers: checks the harness
     python -m bench.run --only B1,B3    # some figures only
 
 Work files (seeded stores, logs, caches of the large seeded stores) go to bench/results/ (git-ignored).
@@ -10,6 +10,7 @@ Work files (seeded stores, logs, caches of the large seeded stores) go to bench/
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,10 @@ from bench import figures, report
 from bench.harness import ROOT, ensure_tools, load_average, which
 
 ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,13 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pin", action="store_true", help="pin a one-process server to CPU 0 and wrk to CPU 1"
     )
-    parser.add_argument("--no-peers", action="store_true", help="skip nginx and SeaweedFS")
+    parser.add_argument("--no-peers", action="store_true", help="skip nginx and SeaweedFS (--smoke does)")
     args = parser.parse_args(argv)
+    # A plain `kill` of the bench still runs every `finally`, so no server it started outlives it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    if args.smoke:
+        args.no_peers = True
 
     work = args.work.resolve()
     plan = figures.Plan.smoke_run(work) if args.smoke else figures.Plan(work=work)
     plan.pin = args.pin
-    missing = ensure_tools(install=not args.smoke)
+    missing = ensure_tools(("wrk",) if args.no_peers else ("wrk", "nginx"))
     if "wrk" in missing:
         print("wrk is missing and could not be installed (apt-get install wrk)", file=sys.stderr)
         return 2

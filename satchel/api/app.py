@@ -12,7 +12,6 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -44,6 +43,9 @@ class SatchelApp:
         self.services: Services = build_services(settings, build_engine(settings))
         self.limits = RateLimits(settings)
         self.console = Console(self.services)
+        self._limit_headers = {
+            n: _limit_header(n) for n in (self.limits.per_resource, self.limits.per_record)
+        }
         self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,11 +85,10 @@ class SatchelApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         head = scope["method"] == "HEAD"
         limit = [self.limits.per_resource]  # the endpoint's limit, once routing knows it
         try:
-            response = await self._dispatch(request, scope, limit)
+            response = await self._dispatch(scope, receive, limit)
         except SatchelError as error:
             response = _unread_body(from_error(error, head=head), scope)
         except Exception:
@@ -97,10 +98,10 @@ class SatchelApp:
             )
             response = _unread_body(response, scope)
         response.raw_headers.extend(CORS_RAW)
-        response.raw_headers.append((b"x-ratelimit-limit", str(limit[0]).encode()))
+        response.raw_headers.append(self._limit_headers.get(limit[0]) or _limit_header(limit[0]))
         await response(scope, receive, send)
 
-    async def _dispatch(self, request: Request, scope: Scope, limit: list[int]) -> Response:
+    async def _dispatch(self, scope: Scope, receive: Receive, limit: list[int]) -> Response:
         query_string: bytes = scope["query_string"]
         if len(query_string) > MAX_QUERY_BYTES:
             raise InvalidRequest(f"The query string is longer than {MAX_QUERY_BYTES} bytes.")
@@ -127,8 +128,8 @@ class SatchelApp:
             raise MethodNotAllowed(("OPTIONS", *methods))
         record = methods is RECORD
         limit[0] = self.limits.limit(record=record)
-        caller = await self._authenticate(request, query, record=record, store_ref=store_ref)
-        call = Call(request, method, query, self.services, caller, store_ref, key)
+        caller = await self._authenticate(scope, query, record=record, store_ref=store_ref)
+        call = Call(scope, receive, method, query, self.services, caller, store_ref, key)
         response = await handler(call)
         if strip_body or method == "HEAD":
             # A real HEAD keeps Content-Length; a GET overridden to HEAD gets an honest empty body.
@@ -136,20 +137,32 @@ class SatchelApp:
         return response
 
     async def _authenticate(
-        self, request: Request, query: dict[str, str], *, record: bool, store_ref: str
+        self, scope: Scope, query: dict[str, str], *, record: bool, store_ref: str
     ) -> Caller:
         """Who is calling, with the request counted: per user, or per IP for those without a valid token."""
-        ip = request.client.host if request.client else "unknown"
+        limits = self.limits
         try:
-            caller = await self.services.users.authenticate(bearer_token(request, query))
+            caller = await self.services.users.authenticate(bearer_token(scope, query))
         except SatchelError:
-            await self.limits.hit(who=ip, resource=f"ip:{ip}", record=False)
+            if limits.enabled:
+                ip = _client_ip(scope)
+                await limits.hit(who=ip, resource=f"ip:{ip}", record=False)
             raise
-        who = caller.user_id or ip
-        # A store is one resource however it is named here; `~name` is the caller's own.
-        resource = f"{who}{store_ref}" if store_ref.startswith("~") else store_ref or f"user:{who}"
-        await self.limits.hit(who=who, resource=resource, record=record)
+        if limits.enabled:
+            who = caller.user_id or _client_ip(scope)
+            # A store is one resource however it is named here; `~name` is the caller's own.
+            resource = f"{who}{store_ref}" if store_ref.startswith("~") else store_ref or f"user:{who}"
+            await limits.hit(who=who, resource=resource, record=record)
         return caller
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _limit_header(limit: int) -> tuple[bytes, bytes]:
+    return (b"x-ratelimit-limit", str(limit).encode())
 
 
 def _unread_body(response: Response, scope: Scope) -> Response:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service import Caller, Services
@@ -23,15 +23,29 @@ FALSE = ("false", "0")
 
 @dataclass(slots=True)
 class Call:
-    """One API request as a handler sees it: the request, its path parameters and who sent it."""
+    """One API request as a handler sees it: the request, its path parameters and who sent it.
 
-    request: Request
+    The Starlette Request is made only when a handler asks for it: a record GET reads the raw scope alone.
+    """
+
+    scope: Scope
+    receive: Receive
     method: str
     query: dict[str, str]
     services: Services
     caller: Caller
     store_ref: str = ""
     key: str = ""
+    _request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        if self._request is None:
+            self._request = Request(self.scope, self.receive)
+        return self._request
+
+    def header(self, name: bytes) -> str | None:
+        return header(self.scope, name)
 
     @property
     def base_url(self) -> str:
@@ -96,8 +110,8 @@ class RawResponse(Response):
         self.background = None
 
 
-def bearer_token(request: Request, query: dict[str, str]) -> str | None:
-    value = header(request.scope, b"authorization")
+def bearer_token(scope: Scope, query: dict[str, str]) -> str | None:
+    value = header(scope, b"authorization")
     if value:
         scheme, _, value = value.partition(" ")
         if scheme.lower() == "bearer" and value.strip():

@@ -13,7 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length, header
+from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length
 from satchel.service.encoding import decode_chunks
 from satchel.storage import RecordHead, RecordRead
 
@@ -73,9 +73,7 @@ def _as_dict(headers: Headers) -> dict[str, str]:
 
 def _encoded(call: Call, head: RecordHead) -> bool:
     """Whether the stored bytes go out as they are: no encoding, or one the client accepts."""
-    return head.content_encoding is None or accepts(
-        header(call.request.scope, b"accept-encoding"), head.content_encoding
-    )
+    return head.content_encoding is None or accepts(call.header(b"accept-encoding"), head.content_encoding)
 
 
 async def get_record(call: Call) -> Response:
@@ -110,12 +108,11 @@ async def head_record(call: Call) -> Response:
 
 
 async def put_record(call: Call) -> Response:
-    headers = call.request.headers
     store, _ = await call.services.records.put(
         call.caller,
         call.store_ref,
         call.key,
-        content_type=headers.get("content-type"),
+        content_type=call.header(b"content-type"),
         content_encoding=content_encoding(call.request),
         chunks=body_chunks(call.request),
         declared_size=declared_length(call.request),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import string
@@ -23,6 +24,8 @@ def new_token() -> str:
     return TOKEN_PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(36))
 
 
+@functools.lru_cache(maxsize=1024)
 def token_hash(token: str) -> str:
     # Tokens are random and long, so a fast digest is a safe index; a slow KDF would only cost every request.
+    # The few tokens in use are hashed once each, not once per request.
     return hashlib.sha256(token.encode()).hexdigest()

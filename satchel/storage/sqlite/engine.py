@@ -64,6 +64,8 @@ V = TypeVar("V")
 # Whether any record names a blob file: an index lookup (records_by_blob), once per file in the orphan scan.
 BLOB_NAMED = "SELECT 1 FROM records WHERE blob = ? LIMIT 1"
 RESERVE_BYTES = 16 * 1024 * 1024
+# How often committed pages move from the WAL into the database file (the writer itself never does it).
+CHECKPOINT_SECONDS = 0.5
 
 
 def _remember(cache: dict[K, V], key: K, value: V) -> V:
@@ -121,7 +123,7 @@ class SqliteEngine:
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
         # Stamped after every commit by any process on this data dir; readers compare it to refresh.
         self.commits = Generation(data_dir / "commits")
-        self.writer = Writer(self._connect, on_commit=self.commits.bump)
+        self.writer = Writer(self._connect_writer, on_commit=self.commits.bump)
         self.stats = StatsBuffer()
         self._local = threading.local()
         # Caches for the hot path, good while the shared generation stamp is unchanged.
@@ -131,6 +133,7 @@ class SqliteEngine:
         self._stores_by_id: dict[str, StoreRow] = {}
         self._grants: dict[tuple[int, str], str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
 
     # --- lifecycle
 
@@ -143,6 +146,24 @@ class SqliteEngine:
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")
         return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        """The writer's connection: it never checkpoints, so no commit waits for a checkpoint's fsyncs."""
+        conn = self._connect()
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def _checkpoint(self) -> None:
+        """Copy committed pages from the WAL into the database file, beside the writer rather than in it.
+
+        PASSIVE: it waits for no one, and whatever a reader still needs is copied on a later tick.
+        """
+        if self._checkpointer is None:
+            self._checkpointer = self._connect()
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def checkpoint(self) -> None:
+        await asyncio.to_thread(self._checkpoint)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -182,6 +203,7 @@ class SqliteEngine:
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_stats)),
             asyncio.create_task(self._every(1.0, self.end_reads)),
+            asyncio.create_task(self._every(CHECKPOINT_SECONDS, self.checkpoint)),
             asyncio.create_task(
                 self._every(min(15.0, max(self.blob_grace_ms / 1000, 0.5)), self.purge_dead_blobs)
             ),
@@ -210,6 +232,9 @@ class SqliteEngine:
         with contextlib.suppress(Exception):
             await self.flush_stats()
         self.writer.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         self.generation.close()
         self.commits.close()
         conn = getattr(self._local, "conn", None)

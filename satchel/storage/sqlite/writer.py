@@ -23,13 +23,26 @@ Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.Ab
 MAX_BATCH = 512
 
 
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
+Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for fut, result, error in outcomes:
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+
+
+def _tell(batch: list[Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    """Hand each job's outcome to its event loop: one wake-up per loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for (_, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((fut, result, error))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle, settled)
 
 
 class Writer:
@@ -87,8 +100,7 @@ class Writer:
                     # batch and start the next on a fresh connection, rather than end the thread and leave
                     # every later write waiting forever.
                     log.exception("the writer's connection failed; reconnecting")
-                    for _, fut, loop in batch:
-                        loop.call_soon_threadsafe(_settle, fut, None, exc)
+                    _tell(batch, [(None, exc)] * len(batch))
                     if conn is not None:
                         with contextlib.suppress(Exception):
                             conn.close()
@@ -120,5 +132,4 @@ class Writer:
             outcomes = [(None, exc)] * len(batch)
         # Before anyone hears of the commit, so a reader told of a write is sure to see it.
         self._on_commit()
-        for (_, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, fut, result, error)
+        _tell(batch, outcomes)
