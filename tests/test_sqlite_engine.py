@@ -162,3 +162,45 @@ def test_hot_path_caches_stay_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
             await engine.close()
 
     asyncio.run(run())
+
+
+def test_the_wal_stays_bounded_under_sustained_writes_and_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers and readers never pause, yet the checkpoints keep the WAL near its limit."""
+    monkeypatch.setattr(engine_module, "WAL_LIMIT_BYTES", 1 << 20)
+    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.05)
+
+    async def run() -> int:
+        engine = SqliteEngine(tmp_path, inline_max=1 << 17, max_record_bytes=1 << 30, reserve_bytes=0)
+        await engine.open()
+        largest = 0
+        try:
+            await engine.create_user("u", "admin", 0)
+            store, _ = await engine.create_store(NewStore("s", "u", "wal", "RESTRICTED", "secret", None, 0))
+            body = os.urandom(64 * 1024)  # inline: the bodies themselves go through the WAL
+            stop = False
+
+            async def reader() -> None:
+                while not stop:
+                    await engine.read_record(store.pk, "k7", now=1)
+                    await asyncio.sleep(0)
+
+            readers = [asyncio.create_task(reader()) for _ in range(4)]
+            for i in range(1200):  # 75 MiB in all
+                await engine.write_record(
+                    store.pk, f"k{i % 50}", content_type="a", content_encoding=None, body=Body(body), now=i
+                )
+                if engine.wal_path.exists():
+                    largest = max(largest, engine.wal_path.stat().st_size)
+            stop = True
+            await asyncio.gather(*readers)
+            record = await engine.read_record(store.pk, "k49", now=2)
+            assert record is not None
+            assert record.body == body
+        finally:
+            await engine.close()
+        return largest
+
+    largest = asyncio.run(run())
+    assert largest < 10 << 20, f"the WAL reached {largest / (1 << 20):.1f} MiB"

@@ -1,12 +1,13 @@
 """The embedded engine: SQLite (WAL) for metadata and small bodies, a blob folder for large ones.
 
 Reads run on the calling thread over a per-thread connection (a point read costs microseconds, less than a
-thread hop); every write goes through the single writer thread.
+thread hop), each statement in its own implicit transaction; every write goes through the one writer thread.
 
-A reader keeps its read transaction open between reads (a point read inside one costs about a third less
-than one that opens and closes its own) and starts a fresh one as soon as any process has committed since:
-the writer stamps a shared file after each commit, before it acknowledges the write. Open read transactions
-are closed every second, so an idle process never holds the WAL back from being checkpointed.
+Readers hold no transaction between statements, and checkpoints run beside the writer: PASSIVE ones often,
+and a TRUNCATE once the WAL passes WAL_LIMIT_BYTES. Held read transactions made point reads about a third
+cheaper, but under a sustained mixed load some reader always held a snapshot, so the WAL could never restart
+and grew past a gigabyte a minute; a checkpoint that must wait for nobody cannot bound it either, since the
+writer commits while it copies.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ BLOB_NAMED = "SELECT 1 FROM records WHERE blob = ? LIMIT 1"
 RESERVE_BYTES = 16 * 1024 * 1024
 # How often committed pages move from the WAL into the database file (the writer itself never does it).
 CHECKPOINT_SECONDS = 0.5
+WAL_LIMIT_BYTES = 64 * 1024 * 1024  # past this, the next checkpoint empties the WAL
 
 
 def _remember(cache: dict[K, V], key: K, value: V) -> V:
@@ -116,14 +118,13 @@ class SqliteEngine:
         self.blob_grace_ms = blob_grace_ms
         self.data_dir = data_dir
         self.db_path = data_dir / "satchel.db"
+        self.wal_path = data_dir / "satchel.db-wal"
         self.fsync = fsync
         self.inline_max = inline_max
         self.max_record_bytes = max_record_bytes
         self.blobs = BlobDir(data_dir / "blobs", fsync=fsync)
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
-        # Stamped after every commit by any process on this data dir; readers compare it to refresh.
-        self.commits = Generation(data_dir / "commits")
-        self.writer = Writer(self._connect_writer, on_commit=self.commits.bump)
+        self.writer = Writer(self._connect_writer)
         self.stats = StatsBuffer()
         self._local = threading.local()
         # Caches for the hot path, good while the shared generation stamp is unchanged.
@@ -156,37 +157,29 @@ class SqliteEngine:
     def _checkpoint(self) -> None:
         """Copy committed pages from the WAL into the database file, beside the writer rather than in it.
 
-        PASSIVE: it waits for no one, and whatever a reader still needs is copied on a later tick.
+        PASSIVE waits for no one; whatever a reader still needs is copied on a later tick. Past the limit,
+        TRUNCATE waits for the writer's current batch and the readers' statements (milliseconds), holds
+        writes back while it copies, and empties the WAL file.
         """
         if self._checkpointer is None:
             self._checkpointer = self._connect()
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            large = self.wal_path.stat().st_size > WAL_LIMIT_BYTES
+        except FileNotFoundError:
+            large = False
+        mode = "TRUNCATE" if large else "PASSIVE"
+        self._checkpointer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
 
     async def checkpoint(self) -> None:
         await asyncio.to_thread(self._checkpoint)
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection, in a read transaction that has seen every commit stamped so far."""
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = self._connect()
-            local.stamp = None
-        stamp = self.commits.read()
-        if stamp != local.stamp or not conn.in_transaction:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-            # Deferred: the snapshot is taken by the first read, after the stamp was looked at.
-            conn.execute("BEGIN")
-            local.stamp = stamp
-        return conn
-
-    async def end_reads(self) -> None:
-        """Close this thread's read transaction, so checkpoints are not held back by a snapshot."""
+        """This thread's connection; each statement sees every commit made before it began."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.in_transaction:
-            conn.execute("COMMIT")
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
 
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +195,6 @@ class SqliteEngine:
         self.writer.start()
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_stats)),
-            asyncio.create_task(self._every(1.0, self.end_reads)),
             asyncio.create_task(self._every(CHECKPOINT_SECONDS, self.checkpoint)),
             asyncio.create_task(
                 self._every(min(15.0, max(self.blob_grace_ms / 1000, 0.5)), self.purge_dead_blobs)
@@ -217,7 +209,6 @@ class SqliteEngine:
             conn.executescript(schema)
             migrate(conn)
         self.generation.open()
-        self.commits.open()
         self.blobs.prepare()
 
     async def _restore_reserve(self) -> None:
@@ -236,7 +227,6 @@ class SqliteEngine:
             self._checkpointer.close()
             self._checkpointer = None
         self.generation.close()
-        self.commits.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

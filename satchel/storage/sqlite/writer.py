@@ -46,11 +46,8 @@ def _tell(batch: list[Job], outcomes: list[tuple[Any, BaseException | None]]) ->
 
 
 class Writer:
-    def __init__(
-        self, connect: Callable[[], sqlite3.Connection], on_commit: Callable[[], None] = lambda: None
-    ) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
-        self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="satchel-sqlite-writer", daemon=True)
         self._started = False
@@ -130,6 +127,4 @@ class Writer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(None, exc)] * len(batch)
-        # Before anyone hears of the commit, so a reader told of a write is sure to see it.
-        self._on_commit()
         _tell(batch, outcomes)
