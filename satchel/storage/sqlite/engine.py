@@ -168,7 +168,12 @@ class SqliteEngine:
         except FileNotFoundError:
             large = False
         mode = "TRUNCATE" if large else "PASSIVE"
-        self._checkpointer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        try:
+            self._checkpointer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        except sqlite3.OperationalError as exc:
+            if not (_disk_full(exc) or _io_error(exc)):
+                raise
+            # On a full disk the pages stay in the WAL, where reads find them; a later tick copies them.
 
     async def checkpoint(self) -> None:
         await asyncio.to_thread(self._checkpoint)
