@@ -259,21 +259,7 @@ def _b1_rows(plan: Plan, fig: Figure, runs: dict[str, Series]) -> None:
     )
     r99 = ratio(sat.median("p99_ms"), ceil.median("p99_ms"))
     fig.rows.append(Row("B1", "p99 latency", p99(sat), p99(ceil), f"{r99:.2f}x", "<= 2x", r99 <= 2))
-    for other in plan.workers:
-        if other != w:
-            s, c = runs[f"satchel w{other}"], runs[f"ceiling w{other}"]
-            o = ratio(s.median("rps"), c.median("rps"))
-            fig.rows.append(
-                Row(
-                    "B1",
-                    f"throughput, {other} worker(s)",
-                    rps(s),
-                    "bare Starlette: " + rps(c),
-                    f"{o:.2f}x",
-                    "(other worker count)",
-                    None,
-                )
-            )
+    _other_worker_rows("B1", plan, fig, runs, best=w)
     nginx = runs.get(f"nginx w{max(plan.workers)}")
     if nginx is not None:
         n = ratio(sat.median("rps"), nginx.median("rps"))
@@ -286,6 +272,24 @@ def _b1_rows(plan: Plan, fig: Figure, runs: dict[str, Series]) -> None:
         fig.rows.append(
             Row("B1", "vs SeaweedFS S3 GET (peer)", rps(sat), rps(weed), f"{p:.2f}x", "> 1x (lead)", p > 1)
         )
+
+
+def _other_worker_rows(name: str, plan: Plan, fig: Figure, runs: dict[str, Series], *, best: int) -> None:
+    """Satchel against the bare handler at the worker counts that were not the best one."""
+    for other in plan.workers:
+        if other != best:
+            s, c = runs[f"satchel w{other}"], runs[f"ceiling w{other}"]
+            o = ratio(s.median("rps"), c.median("rps"))
+            row = Row(
+                name,
+                f"throughput, {other} worker(s)",
+                rps(s),
+                "bare Starlette: " + rps(c),
+                f"{o:.2f}x",
+                "(other worker count)",
+                None,
+            )
+            fig.rows.append(row)
 
 
 def _b2_rows(plan: Plan, fig: Figure, runs: dict[str, Series]) -> None:
@@ -304,21 +308,7 @@ def _b2_rows(plan: Plan, fig: Figure, runs: dict[str, Series]) -> None:
         )
     )
     fig.rows.append(Row("B2", "p99 latency", p99(sat), p99(ceil), "", "(reported)", None))
-    for other in plan.workers:
-        if other != w:
-            s, c = runs[f"satchel w{other}"], runs[f"ceiling w{other}"]
-            o = ratio(s.median("rps"), c.median("rps"))
-            fig.rows.append(
-                Row(
-                    "B2",
-                    f"throughput, {other} worker(s)",
-                    rps(s),
-                    "bare Starlette: " + rps(c),
-                    f"{o:.2f}x",
-                    "(other worker count)",
-                    None,
-                )
-            )
+    _other_worker_rows("B2", plan, fig, runs, best=w)
     weed = runs.get("seaweedfs")
     if weed is not None:
         p = ratio(sat.median("rps"), weed.median("rps"))
