@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import figures, report
+from bench import figures, report, volume
 from bench.harness import ROOT, ensure_tools, load_average, which
 
 ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         shared = figures.shared_store(plan)
     steps = {
         "B1": lambda: figures.b1_b2(plan, shared) if shared else [],
-        "B3": lambda: [figures.b3(plan)],
-        "B4": lambda: [figures.b4(plan)],
-        "B5": lambda: [figures.b5(plan, shared)] if shared else [],
+        "B3": lambda: [volume.b3(plan)],
+        "B4": lambda: [volume.b4(plan)],
+        "B5": lambda: [volume.b5(plan, shared)] if shared else [],
         "B6": lambda: [figures.b6(plan)],
     }
     for name, step in steps.items():
