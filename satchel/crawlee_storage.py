@@ -19,7 +19,7 @@ from urllib.parse import quote
 from satchel.clock import iso
 from satchel.errors import SatchelError
 from satchel.service import Caller, Services
-from satchel.service.encoding import decode_chunks
+from satchel.service.encoding import plain_chunks
 from satchel.service.validation import check_key, check_name
 
 STORES_FOLDER = "key_value_stores"
@@ -130,9 +130,7 @@ async def export_store(services: Services, caller: Caller, ref: str, path: Path)
     async for record in records:
         head = record.head
         name = quote(head.key, safe="")
-        chunks = record.chunks()
-        if head.content_encoding:
-            chunks = decode_chunks(chunks, head.content_encoding)
+        chunks = plain_chunks(record)
         with open(folder / name, "wb") as out:  # noqa: ASYNC230 - the CLI's own loop: nothing else waits
             for chunk in chunks:
                 out.write(chunk)

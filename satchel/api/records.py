@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
 from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length
-from satchel.service.encoding import decode_chunks
+from satchel.service.encoding import decode_chunks, plain_chunks
 from satchel.storage import RecordHead, RecordRead
 
 Headers = list[tuple[bytes, bytes]]
@@ -159,11 +159,9 @@ async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes
         async for record in records:
             head = record.head
             try:
-                chunks = record.chunks()
+                chunks = plain_chunks(record)
             except FileNotFoundError:
                 continue  # replaced or deleted since it was listed: no longer part of the store
-            if head.content_encoding:
-                chunks = decode_chunks(chunks, head.content_encoding)
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
             with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
                 async for chunk in _off_the_loop(record, chunks):

@@ -26,7 +26,7 @@ from satchel.console.forms import (
 from satchel.errors import InvalidRequest
 from satchel.service import Caller
 from satchel.service.access import Level
-from satchel.service.encoding import decode_chunks
+from satchel.service.encoding import decode_chunks, plain_chunks
 from satchel.service.signing import record_signature
 from satchel.storage import RecordRead
 
@@ -115,10 +115,7 @@ async def delete(console: Console, request: Request, caller: Caller) -> Response
 
 
 def _preview(found: RecordRead, *, pretty_json: bool) -> str:
-    chunks = found.chunks()
-    if found.head.content_encoding:
-        chunks = decode_chunks(chunks, found.head.content_encoding)
-    raw_bytes = b"".join(chunks)[:PREVIEW_BYTES]
+    raw_bytes = b"".join(plain_chunks(found))[:PREVIEW_BYTES]
     if pretty_json:
         try:
             return orjson.dumps(orjson.loads(raw_bytes), option=orjson.OPT_INDENT_2).decode()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import brotli
 
 from satchel.errors import InvalidRequest, TooLarge, UnsupportedEncoding
+from satchel.storage import RecordRead
 
 SUPPORTED = ("gzip", "deflate", "br")
 ALIASES = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "br"}
@@ -152,3 +153,11 @@ def decode_chunks(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     for chunk in chunks:
         yield from decoder.feed(chunk)
     yield from decoder.finish()
+
+
+def plain_chunks(record: RecordRead) -> Iterator[bytes]:
+    """A stored body as its bytes were before any Content-Encoding (the file is opened by this call)."""
+    chunks = record.chunks()
+    if record.head.content_encoding:
+        return decode_chunks(chunks, record.head.content_encoding)
+    return chunks
