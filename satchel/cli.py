@@ -16,17 +16,32 @@ from granian.constants import Interfaces
 from satchel import crawlee_storage
 from satchel.clock import iso
 from satchel.errors import SatchelError
-from satchel.service import Services, build_services
+from satchel.server import build_services_from
+from satchel.service import Services
 from satchel.service.access import USER_GENERAL_ACCESS, Caller
-from satchel.service.users import TOKEN_FILE, Users, token_id
+from satchel.service.users import TOKEN_FILE, token_id
 from satchel.service.validation import split_reference
 from satchel.settings import Settings
-from satchel.storage.factory import build_engine
 
 T = TypeVar("T")
 DATA_DIR = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data)."
 )
+DATABASE = click.option(
+    "--database",
+    default=None,
+    help="postgresql://USER@HOST:PORT/DB for PostgreSQL (default: SQLite in the data dir).",
+)
+BLOB_STORE = click.option(
+    "--blob-store",
+    default=None,
+    help="s3://BUCKET?endpoint=URL[&region=R] for an S3 object store (default: files in the data dir).",
+)
+
+
+def storage_options(command: Callable[..., T]) -> Callable[..., T]:
+    """The options that say where the data lives, shared by every command that touches it."""
+    return DATA_DIR(DATABASE(BLOB_STORE(command)))
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -35,14 +50,14 @@ def _settings(**overrides: Any) -> Settings:
 
 
 async def _bootstrap(settings: Settings) -> tuple[str, bool]:
-    engine = build_engine(settings)
-    await engine.open()
+    services = build_services_from(settings, housekeeping=False)
+    await services.start(background=False)
     try:
-        _, token, created = await Users(engine).ensure_admin(
+        _, token, created = await services.users.ensure_admin(
             settings.admin_username, settings.data_dir, settings.token
         )
     finally:
-        await engine.close()
+        await services.stop()
     return token, created
 
 
@@ -55,7 +70,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8765).")
-@DATA_DIR
+@storage_options
 @click.option("--workers", type=int, default=None, help="Server processes (default 1).")
 @click.option(
     "--public-url", default=None, help="Base URL clients reach the server at, if not http://host:port."
@@ -70,15 +85,19 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     host: str | None,
     port: int | None,
     data_dir: Path | None,
+    database: str | None,
+    blob_store: str | None,
     workers: int | None,
     public_url: str | None,
     rate_limit: str | None,
 ) -> None:
-    """Run the API server on the embedded engine (SQLite and local files); no configuration needed."""
+    """Run the API server: on SQLite and local files with no configuration, or on PostgreSQL and S3."""
     settings = _settings(
         host=host,
         port=port,
         data_dir=data_dir,
+        database=database,
+        blob_store=blob_store,
         workers=workers,
         public_url=public_url,
         rate_limit=None if rate_limit is None else rate_limit == "on",
@@ -97,10 +116,19 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     else:
         click.echo(f"Admin token: in {settings.data_dir / TOKEN_FILE}")
     # Workers are separate processes and read their settings from the environment.
+    os.environ.update(settings_environment(settings))
+    run_granian("satchel.server:create_app", settings, factory=True)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The SATCHEL_* variables that give another process these settings (engine blocks as NAME__FIELD)."""
+    env = {}
     for name, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"SATCHEL_{name.upper()}"] = str(value)
-    run_granian("satchel.api.app:create_app", settings, factory=True)
+        if isinstance(value, dict):
+            env.update({f"SATCHEL_{name}__{k}".upper(): str(v) for k, v in value.items()})
+        elif value is not None:
+            env[f"SATCHEL_{name.upper()}"] = str(value)
+    return env
 
 
 def run_granian(target: str, settings: Settings, *, factory: bool = False) -> None:
@@ -120,17 +148,18 @@ def run_granian(target: str, settings: Settings, *, factory: bool = False) -> No
 # --- managing the data dir; safe while a server runs on it (its caches follow every change)
 
 
-def _run(data_dir: Path | None, work: Callable[[Services], Awaitable[T]]) -> T:
-    """Run one piece of work against the data dir's engine, turning Satchel's errors into a clean exit."""
-    settings = _settings(data_dir=data_dir)
+def _run(where: dict[str, Any], work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run one piece of work against the storage the options name, turning Satchel's errors into a clean
+    exit."""
+    settings = _settings(**where)
 
     async def go() -> T:
-        engine = build_engine(settings)
-        await engine.open()
+        services = build_services_from(settings, housekeeping=False)
+        await services.start(background=False)
         try:
-            return await work(build_services(settings, engine))
+            return await work(services)
         finally:
-            await engine.close()
+            await services.stop()
 
     try:
         return asyncio.run(go())
@@ -151,19 +180,19 @@ def users() -> None:
     default="RESTRICTED",
     help="What the user's stores with generalAccess FOLLOW_USER_SETTING allow (default RESTRICTED).",
 )
-@DATA_DIR
-def users_create(username: str, general_access: str, data_dir: Path | None) -> None:
+@storage_options
+def users_create(username: str, general_access: str, **where: Any) -> None:
     """Create a user and print their first API token (shown once; only its digest is kept)."""
-    user, token = _run(data_dir, lambda s: s.users.create(username, default_general_access=general_access))
+    user, token = _run(where, lambda s: s.users.create(username, default_general_access=general_access))
     click.echo(f"Created user {user.username} (id {user.id}).")
     click.echo(f"API token: {token}")
 
 
 @users.command("list")
-@DATA_DIR
-def users_list(data_dir: Path | None) -> None:
+@storage_options
+def users_list(**where: Any) -> None:
     """List users with their id, default general access and number of tokens."""
-    rows = _run(data_dir, lambda s: s.users.all())
+    rows = _run(where, lambda s: s.users.all())
     click.echo(f"{'USERNAME':<24} {'ID':<18} {'DEFAULT ACCESS':<26} {'TOKENS':>6}  CREATED")
     for user, tokens in rows:
         click.echo(
@@ -175,10 +204,10 @@ def users_list(data_dir: Path | None) -> None:
 @users.command("set-access")
 @click.argument("username")
 @click.argument("general_access", type=click.Choice(USER_GENERAL_ACCESS))
-@DATA_DIR
-def users_set_access(username: str, general_access: str, data_dir: Path | None) -> None:
+@storage_options
+def users_set_access(username: str, general_access: str, **where: Any) -> None:
     """Set what a user's stores with generalAccess FOLLOW_USER_SETTING allow."""
-    user = _run(data_dir, lambda s: s.users.set_default_access(username, general_access))
+    user = _run(where, lambda s: s.users.set_default_access(username, general_access))
     click.echo(
         f"Stores of {user.username} that follow the user setting are now {user.default_general_access}."
     )
@@ -191,19 +220,19 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("username")
-@DATA_DIR
-def tokens_create(username: str, data_dir: Path | None) -> None:
+@storage_options
+def tokens_create(username: str, **where: Any) -> None:
     """Create another API token for a user and print it (shown once)."""
-    token = _run(data_dir, lambda s: s.users.create_token(username))
+    token = _run(where, lambda s: s.users.create_token(username))
     click.echo(token)
 
 
 @tokens.command("list")
 @click.argument("username")
-@DATA_DIR
-def tokens_list(username: str, data_dir: Path | None) -> None:
+@storage_options
+def tokens_list(username: str, **where: Any) -> None:
     """List a user's tokens by id (the start of the token's SHA-256 digest; the token is not kept)."""
-    rows = _run(data_dir, lambda s: s.users.tokens(username))
+    rows = _run(where, lambda s: s.users.tokens(username))
     click.echo(f"{'ID':<14} CREATED")
     for row in rows:
         click.echo(f"{token_id(row):<14} {iso(row.created_at)}")
@@ -211,10 +240,10 @@ def tokens_list(username: str, data_dir: Path | None) -> None:
 
 @tokens.command("revoke")
 @click.argument("token")
-@DATA_DIR
-def tokens_revoke(token: str, data_dir: Path | None) -> None:
+@storage_options
+def tokens_revoke(token: str, **where: Any) -> None:
     """Revoke a token, given the token itself or its id from `satchel tokens list`. Takes effect at once."""
-    row = _run(data_dir, lambda s: s.users.revoke_token(token))
+    row = _run(where, lambda s: s.users.revoke_token(token))
     click.echo(f"Revoked token {token_id(row)}.")
 
 
@@ -224,8 +253,8 @@ def tokens_revoke(token: str, data_dir: Path | None) -> None:
 @click.option("--read", "access", flag_value="read", help="Let the user read records and list keys.")
 @click.option("--write", "access", flag_value="write", help="Let the user also put and delete records.")
 @click.option("--revoke", "access", flag_value="revoke", help="Take the user's access away.")
-@DATA_DIR
-def share(store: str, username: str, access: str | None, data_dir: Path | None) -> None:
+@storage_options
+def share(store: str, username: str, access: str | None, **where: Any) -> None:
     """Share STORE (its id or OWNER~NAME) with USERNAME, as its owner would."""
     if access is None:
         raise click.UsageError("Say what to give: --read, --write or --revoke.")
@@ -234,17 +263,17 @@ def share(store: str, username: str, access: str | None, data_dir: Path | None) 
         store_id, owner_name, name = split_reference(store)
         if store_id is None and not owner_name:
             raise click.UsageError("Name the store by its id or as OWNER~NAME.")
-        row = await services.engine.store_by_id(store_id) if store_id else None
+        row = await services.storage.stores.by_id(store_id) if store_id else None
         if store_id is None:
             owner = await services.users.find(owner_name or "")
-            row = await services.engine.store_by_name(owner.id, name or "")
+            row = await services.storage.stores.by_name(owner.id, name or "")
         if row is None:
             raise click.ClickException(f"Key-value store {store!r} was not found.")
         as_owner = Caller(await services.users.find(row.user_id))
         await services.stores.share(as_owner, row.id, username, None if access == "revoke" else access)
         return row.name or row.id
 
-    label = _run(data_dir, work)
+    label = _run(where, work)
     if access == "revoke":
         click.echo(f"{username} no longer has access to {label}.")
     else:
@@ -258,15 +287,15 @@ def share(store: str, username: str, access: str | None, data_dir: Path | None) 
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--store", "store_name", help="The store to import one store folder into (default: its name).")
 @click.option("--user", "username", help="Who owns the stores (default: the admin).")
-@DATA_DIR
-def import_folder(path: Path, store_name: str | None, username: str | None, data_dir: Path | None) -> None:
+@storage_options
+def import_folder(path: Path, store_name: str | None, username: str | None, **where: Any) -> None:
     """Copy a Crawlee storage folder's key-value stores (or one store folder) into named stores."""
 
     async def work(services: Services) -> crawlee_storage.Report:
         owner = await services.users.find(username or services.settings.admin_username)
         return await crawlee_storage.import_folders(services, Caller(owner), path, store_name=store_name)
 
-    report = _run(data_dir, work)
+    report = _run(where, work)
     for name, count in report.stores.items():
         click.echo(f"{name}: {count} records")
     for problem in report.skipped:
@@ -277,16 +306,28 @@ def import_folder(path: Path, store_name: str | None, username: str | None, data
 @click.argument("store")
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--user", "username", help="Who reads the store (default: the admin); ~NAME is theirs.")
-@DATA_DIR
-def export_store(store: str, path: Path, username: str | None, data_dir: Path | None) -> None:
+@storage_options
+def export_store(store: str, path: Path, username: str | None, **where: Any) -> None:
     """Write STORE (its id, ~NAME or OWNER~NAME) into PATH as Crawlee keeps it locally."""
 
     async def work(services: Services) -> tuple[Path, int]:
         owner = await services.users.find(username or services.settings.admin_username)
         return await crawlee_storage.export_store(services, Caller(owner), store, path)
 
-    folder, count = _run(data_dir, work)
+    folder, count = _run(where, work)
     click.echo(f"{count} records written to {folder}")
+
+
+@main.command()
+@storage_options
+def migrate(**where: Any) -> None:
+    """Bring the database's schema to this version of Satchel (servers also do it when they start)."""
+    _run(where, lambda services: _nothing())
+    click.echo("The database is up to date.")
+
+
+async def _nothing() -> None:
+    """Opening the storage migrates it; there is nothing more to do."""
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from satchel.clock import iso
 from satchel.errors import SatchelError
 from satchel.service import Caller, Services
-from satchel.service.encoding import plain_chunks
+from satchel.service.encoding import plain_stream
 from satchel.service.validation import check_key, check_name
 
 STORES_FOLDER = "key_value_stores"
@@ -130,9 +130,8 @@ async def export_store(services: Services, caller: Caller, ref: str, path: Path)
     async for record in records:
         head = record.head
         name = quote(head.key, safe="")
-        chunks = plain_chunks(record)
         with open(folder / name, "wb") as out:  # noqa: ASYNC230 - the CLI's own loop: nothing else waits
-            for chunk in chunks:
+            async for chunk in plain_stream(record):
                 out.write(chunk)
         meta = {"key": head.key, "contentType": head.content_type, "size": head.raw_size}
         (folder / (name + RECORD_METADATA)).write_text(json.dumps(meta), encoding="utf-8")

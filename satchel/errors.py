@@ -80,3 +80,10 @@ class StorageFull(SatchelError):
 class RateLimited(SatchelError):
     type = "rate-limit-exceeded"
     status = 429
+
+
+class Unavailable(SatchelError):
+    """A backend (the database or the object store) does not answer; nothing was changed, retry later."""
+
+    type = "service-unavailable"
+    status = 503

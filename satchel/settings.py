@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KIB = 1024
@@ -13,10 +13,30 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 
+class PostgresSettings(BaseModel):
+    """The PostgreSQL engine's own settings (SATCHEL_POSTGRES__*)."""
+
+    # Connections each server process keeps to the database.
+    pool_min: int = Field(default=2, ge=1, le=100)
+    pool_max: int = Field(default=10, ge=1, le=1000)
+    # How long a query may wait for a connection or an answer before the request gets a 503.
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class S3Settings(BaseModel):
+    """The S3 blob store's own settings (SATCHEL_S3__*)."""
+
+    # Prepended to every object's name, so one bucket can hold several deployments.
+    prefix: str = "satchel/"
+    # Parts of a multipart upload, and how much of a body is held in memory while it uploads.
+    part_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=512 * MIB)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Server settings. Each field is documented in the README's settings table."""
 
-    model_config = SettingsConfigDict(env_prefix="SATCHEL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SATCHEL_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
@@ -54,6 +74,14 @@ class Settings(BaseSettings):
     # Where the counters live: memory:// (per server process) or redis://host:port to share them.
     rate_limit_storage: str = "memory://"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Where metadata and small bodies live: empty for SQLite in the data dir, or a PostgreSQL URL
+    # (postgresql://USER[:PASSWORD]@HOST:PORT/DB) for any number of nodes over one database.
+    database: str = ""
+    # Where large bodies live: empty for files in the data dir, or s3://BUCKET?endpoint=URL[&region=R]
+    # (credentials from the standard AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables).
+    blob_store: str = ""
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
 
     @property
     def base_url(self) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.backends import Backends
+
 TOKEN = "apify_api_" + "t" * 36
 
 
@@ -98,6 +100,14 @@ def stop_server(server: Server, *, kill: bool = False) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    """PostgreSQL and SeaweedFS for the scale-out engines, each started when a test first needs it."""
+    found = Backends(tmp_path_factory.mktemp("backends"))
+    yield found
+    found.stop()
 
 
 @pytest.fixture(scope="session")

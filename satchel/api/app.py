@@ -6,8 +6,6 @@ routing.py), and the per-request cost of a full framework stack shows directly i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,9 +19,7 @@ from satchel.api.ratelimit import RateLimits
 from satchel.api.routing import RECORD, resolve
 from satchel.console import Console
 from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
-from satchel.service import Caller, Services, build_services
-from satchel.settings import Settings
-from satchel.storage.factory import build_engine
+from satchel.service import Caller, Services
 
 log = logging.getLogger("satchel.api")
 OVERRIDABLE = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
@@ -38,15 +34,14 @@ CONSOLE_PREFIX = "/console"
 
 
 class SatchelApp:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.services: Services = build_services(settings, build_engine(settings))
+    def __init__(self, services: Services) -> None:
+        self.settings = settings = services.settings
+        self.services = services
         self.limits = RateLimits(settings)
-        self.console = Console(self.services)
+        self.console = Console(services)
         self._limit_headers = {
             n: _limit_header(n) for n in (self.limits.per_resource, self.limits.per_record)
         }
-        self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -58,15 +53,10 @@ class SatchelApp:
             await self._lifespan(receive, send)
 
     async def startup(self) -> None:
-        await self.services.engine.open()
-        self._background.append(asyncio.create_task(self.services.retention.run_forever()))
+        await self.services.start()
 
     async def shutdown(self) -> None:
-        for task in self._background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.services.engine.close()
+        await self.services.stop()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -197,7 +187,3 @@ def _headers_only(response: Response, *, keep_length: bool) -> Response:
         (name, value) for name, value in response.raw_headers if keep_length or name != b"content-length"
     ] + ([] if keep_length else [(b"content-length", b"0")])
     return bare
-
-
-def create_app(settings: Settings | None = None) -> SatchelApp:
-    return SatchelApp(settings or Settings())

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import orjson
-from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.api import wire
 from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length
-from satchel.service.encoding import decode_chunks, plain_chunks
+from satchel.errors import NotFound
+from satchel.service.encoding import plain_stream
+from satchel.service.records import RECORD_NOT_FOUND
 from satchel.storage import RecordHead, RecordRead
+from satchel.storage.blobs.base import BlobMissing
+from satchel.storage.body import started
 
 Headers = list[tuple[bytes, bytes]]
 # Every record response carries these; stored HTML must never run as script on Satchel's origin.
@@ -83,21 +85,18 @@ async def get_record(call: Call) -> Response:
     head = record.head
     encoded = _encoded(call, head)
     headers = _headers(call, head, encoded=encoded)
-    if encoded:
-        if record.path is None:
-            return RawResponse(record.body or b"", 200, headers)
-        # Opened now: a blob replaced meanwhile stays readable through this descriptor.
-        return FileResponse(
-            record.path,
-            headers=_as_dict(headers),
-            media_type=head.content_type,
-            stat_result=os.stat(record.path),
-        )
-    assert head.content_encoding is not None
-    chunks = decode_chunks(record.chunks(), head.content_encoding)
-    return StreamingResponse(
-        iterate_in_threadpool(chunks), headers=_as_dict(headers), media_type=head.content_type
-    )
+    if encoded and record.inline is not None:
+        return RawResponse(record.inline, 200, headers)
+    if encoded and (local := record.local_file()) is not None:
+        # The fast path for blobs kept as local files: sent by the server without passing through Python.
+        path, stat = local
+        return FileResponse(path, headers=_as_dict(headers), media_type=head.content_type, stat_result=stat)
+    chunks = record.stream() if encoded else plain_stream(record)
+    try:
+        body = await started(chunks)
+    except BlobMissing as exc:  # replaced or deleted since it was looked up, past the grace period
+        raise NotFound(RECORD_NOT_FOUND) from exc
+    return StreamingResponse(body, headers=_as_dict(headers), media_type=head.content_type)
 
 
 async def head_record(call: Call) -> Response:
@@ -159,27 +158,17 @@ async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes
         async for record in records:
             head = record.head
             try:
-                chunks = plain_chunks(record)
-            except FileNotFoundError:
+                chunks = await started(plain_stream(record))
+            except BlobMissing:
                 continue  # replaced or deleted since it was listed: no longer part of the store
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
             with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
-                async for chunk in _off_the_loop(record, chunks):
+                async for chunk in chunks:
                     entry.write(chunk)
                     if len(sink.parts) > 16:
                         yield sink.take()
             yield sink.take()
     yield sink.take()
-
-
-async def _off_the_loop(record: RecordRead, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """File reads and decoding run in a thread, so one large archive does not stall other requests."""
-    if record.path is None and not record.head.content_encoding:
-        for chunk in chunks:
-            yield chunk
-    else:
-        async for chunk in iterate_in_threadpool(chunks):
-            yield chunk
 
 
 def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:

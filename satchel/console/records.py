@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import orjson
-from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
@@ -26,7 +23,7 @@ from satchel.console.forms import (
 from satchel.errors import InvalidRequest
 from satchel.service import Caller
 from satchel.service.access import Level
-from satchel.service.encoding import decode_chunks, plain_chunks
+from satchel.service.encoding import plain_stream, read_prefix
 from satchel.service.signing import record_signature
 from satchel.storage import RecordRead
 
@@ -72,7 +69,7 @@ async def record(console: Console, request: Request, caller: Caller) -> Response
     base = head.content_type.split(";")[0].strip().lower()
     preview = None
     if (base.startswith(TEXT_TYPES) or base.endswith(("+json", "+xml"))) and head.raw_size <= PREVIEW_BYTES:
-        preview = await asyncio.to_thread(_preview, found, pretty_json="json" in base)
+        preview = await _preview(found, pretty_json="json" in base)
     public_url = None
     if have >= Level.WRITE:
         signature = record_signature(store.url_signing_secret_key, key)
@@ -99,13 +96,12 @@ async def raw(console: Console, request: Request, caller: Caller) -> Response:
     headers = dict(RAW_HEADERS)
     if request.query_params.get("download"):
         headers["content-disposition"] = f"attachment; filename*=UTF-8''{quote(key)}"
-    if head.content_encoding is None and found.path is not None:
-        stat = os.stat(found.path)
-        return FileResponse(found.path, headers=headers, media_type=head.content_type, stat_result=stat)
-    if head.content_encoding is None:
-        return Response(found.body or b"", headers=headers, media_type=head.content_type)
-    chunks = decode_chunks(found.chunks(), head.content_encoding)
-    return StreamingResponse(iterate_in_threadpool(chunks), headers=headers, media_type=head.content_type)
+    if head.content_encoding is None and found.inline is not None:
+        return Response(found.inline, headers=headers, media_type=head.content_type)
+    if head.content_encoding is None and (local := found.local_file()) is not None:
+        path, stat = local
+        return FileResponse(path, headers=headers, media_type=head.content_type, stat_result=stat)
+    return StreamingResponse(plain_stream(found), headers=headers, media_type=head.content_type)
 
 
 async def delete(console: Console, request: Request, caller: Caller) -> Response:
@@ -114,8 +110,8 @@ async def delete(console: Console, request: Request, caller: Caller) -> Response
     return redirect(store_path(ref))
 
 
-def _preview(found: RecordRead, *, pretty_json: bool) -> str:
-    raw_bytes = b"".join(plain_chunks(found))[:PREVIEW_BYTES]
+async def _preview(found: RecordRead, *, pretty_json: bool) -> str:
+    raw_bytes = await read_prefix(found, PREVIEW_BYTES)
     if pretty_json:
         try:
             return orjson.dumps(orjson.loads(raw_bytes), option=orjson.OPT_INDENT_2).decode()

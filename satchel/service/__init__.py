@@ -2,42 +2,79 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 
 from satchel.service.access import ANONYMOUS, Caller, Need
+from satchel.service.lookups import Lookups
 from satchel.service.records import KeyPage, Records
 from satchel.service.retention import Retention
 from satchel.service.stores import StorePage, Stores
+from satchel.service.usage import Usage
 from satchel.service.users import Users
 from satchel.settings import Settings
-from satchel.storage import Engine
+from satchel.storage import Storage
+from satchel.storage.housekeeping import every
+
+USAGE_FLUSH_SECONDS = 1.0
 
 
 @dataclass(slots=True)
 class Services:
     settings: Settings
-    engine: Engine
+    storage: Storage
+    lookups: Lookups
+    usage: Usage
     users: Users
     stores: Stores
     records: Records
     retention: Retention
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, *, background: bool = True) -> None:
+        """Open storage; with `background`, also count usage and sweep expired stores (a server does)."""
+        await self.storage.open()
+        if background:
+            self._tasks = [
+                asyncio.create_task(every(USAGE_FLUSH_SECONDS, self.usage.flush)),
+                asyncio.create_task(self.retention.run_forever()),
+            ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):  # counted reads are lost only if the database is gone
+            await self.usage.flush()
+        await self.storage.close()
 
 
-def build_services(settings: Settings, engine: Engine) -> Services:
-    stores = Stores(engine)
+def build_services(settings: Settings, storage: Storage) -> Services:
+    lookups = Lookups(storage)
+    usage = Usage(storage.stores)
+    stores = Stores(storage, lookups, usage)
     return Services(
         settings=settings,
-        engine=engine,
-        users=Users(engine),
+        storage=storage,
+        lookups=lookups,
+        usage=usage,
+        users=Users(storage, lookups),
         stores=stores,
         records=Records(
-            engine,
+            storage.records,
             stores,
+            usage,
             max_record_bytes=settings.max_record_bytes,
             max_decoded_bytes=settings.max_decoded_bytes,
         ),
         retention=Retention(
-            engine,
+            storage.stores,
+            usage,
+            lookups,
             retention_seconds=settings.retention_seconds,
             interval_seconds=settings.sweep_interval_seconds,
         ),

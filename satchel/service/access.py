@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
-from satchel.storage import StoreRow, UserRow
+from satchel.storage import GeneralAccess, Grant, StoreRow, UserRow
 
-GENERAL_ACCESS = ("RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING")
-USER_GENERAL_ACCESS = GENERAL_ACCESS[:3]  # a user's own default cannot follow itself
-DEFAULT_GENERAL_ACCESS = "FOLLOW_USER_SETTING"
-GRANTS = ("read", "write")
+GENERAL_ACCESS = tuple(GeneralAccess)
+# A user's own default cannot follow itself.
+USER_GENERAL_ACCESS = tuple(a for a in GeneralAccess if a is not GeneralAccess.FOLLOW_USER_SETTING)
+DEFAULT_GENERAL_ACCESS = GeneralAccess.FOLLOW_USER_SETTING
+GRANTS = tuple(Grant)
 
 
 class Need(Enum):
@@ -45,13 +46,13 @@ class Caller:
 ANONYMOUS = Caller(None)
 
 
-def effective_access(store: StoreRow) -> str:
-    if store.general_access == "FOLLOW_USER_SETTING":
+def effective_access(store: StoreRow) -> GeneralAccess:
+    if store.general_access is GeneralAccess.FOLLOW_USER_SETTING:
         return store.owner_default_access
     return store.general_access
 
 
-def level(caller: Caller, store: StoreRow, grant: str | None, *, by_name: bool) -> Level:
+def level(caller: Caller, store: StoreRow, grant: Grant | None, *, by_name: bool) -> Level:
     """The caller's level on the store, given the right its owner granted them (if any).
 
     General access lets anyone read: by id with ANYONE_WITH_ID_CAN_READ, by id or `username~name` with
@@ -59,11 +60,13 @@ def level(caller: Caller, store: StoreRow, grant: str | None, *, by_name: bool) 
     """
     if caller.user is not None and caller.user.id == store.user_id:
         return Level.OWNER
-    if grant == "write":
+    if grant is Grant.WRITE:
         return Level.WRITE
-    if grant == "read":
+    if grant is Grant.READ:
         return Level.READ
     access = effective_access(store)
-    if access == "ANYONE_WITH_NAME_CAN_READ" or (access == "ANYONE_WITH_ID_CAN_READ" and not by_name):
+    if access is GeneralAccess.ANYONE_WITH_NAME_CAN_READ or (
+        access is GeneralAccess.ANYONE_WITH_ID_CAN_READ and not by_name
+    ):
         return Level.READ
     return Level.NONE

@@ -6,6 +6,7 @@ and to cap what it expands to (a zip bomb of a few KiB can claim terabytes).
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -148,16 +149,50 @@ class CheckedUpload:
             self._count(self._decoder.finish())
 
 
-def decode_chunks(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+async def decode_stream(
+    chunks: AsyncIterator[bytes], encoding: str, *, offload: bool
+) -> AsyncIterator[bytes]:
+    """Decode a stored body as it streams; `offload` runs the decoding in a thread, a step of at most STEP
+    output bytes at a time, so a large body neither stalls the event loop nor expands in memory."""
     decoder = Decoder(encoding)
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+    async for chunk in chunks:
+        async for piece in _steps(decoder.feed(chunk), offload):
+            yield piece
+    async for piece in _steps(decoder.finish(), offload):
+        yield piece
 
 
-def plain_chunks(record: RecordRead) -> Iterator[bytes]:
-    """A stored body as its bytes were before any Content-Encoding (the file is opened by this call)."""
-    chunks = record.chunks()
+async def _steps(pieces: Iterator[bytes], offload: bool) -> AsyncIterator[bytes]:
+    if not offload:
+        for piece in pieces:
+            yield piece
+        return
+    while True:
+        step = await asyncio.to_thread(_next, pieces)
+        if step is None:
+            return
+        yield step
+
+
+def _next(pieces: Iterator[bytes]) -> bytes | None:
+    return next(pieces, None)
+
+
+def plain_stream(record: RecordRead) -> AsyncIterator[bytes]:
+    """A stored body as its bytes were before any Content-Encoding (a blob is opened by this call)."""
+    chunks = record.stream()
     if record.head.content_encoding:
-        return decode_chunks(chunks, record.head.content_encoding)
+        return decode_stream(chunks, record.head.content_encoding, offload=record.inline is None)
     return chunks
+
+
+async def read_prefix(record: RecordRead, limit: int) -> bytes:
+    """Up to `limit` bytes of the decoded body, reading no further than needed."""
+    parts: list[bytes] = []
+    size = 0
+    async for piece in plain_stream(record):
+        parts.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]

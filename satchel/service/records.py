@@ -13,8 +13,9 @@ from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import CheckedUpload, normalize
 from satchel.service.signing import check_record_signature, read_storage_signature
 from satchel.service.stores import Stores
+from satchel.service.usage import Usage
 from satchel.service.validation import check_key
-from satchel.storage import Engine, KeyItem, RecordHead, RecordRead, StoreRow
+from satchel.storage import KeyItem, RecordHead, RecordRead, RecordTable, StoreRow
 
 MAX_KEYS_PAGE = 1000
 RECORD_NOT_FOUND = "Record was not found."
@@ -37,10 +38,17 @@ class KeyPage:
 
 class Records:
     def __init__(
-        self, engine: Engine, stores: Stores, *, max_record_bytes: int, max_decoded_bytes: int
+        self,
+        table: RecordTable,
+        stores: Stores,
+        usage: Usage,
+        *,
+        max_record_bytes: int,
+        max_decoded_bytes: int,
     ) -> None:
-        self.engine = engine
+        self.table = table
         self.stores = stores
+        self.usage = usage
         self.max_record_bytes = max_record_bytes
         self.max_decoded_bytes = max_decoded_bytes
 
@@ -50,18 +58,20 @@ class Records:
         check_key(key)
         signed = _record_signature(key, signature)
         store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
-        record = await self.engine.read_record(store.pk, key, now=now_ms())
+        record = await self.table.read(store.pk, key)
         if record is None:
             raise NotFound(RECORD_NOT_FOUND)
+        self.usage.note(store.pk, now=now_ms(), reads=1)
         return store, record
 
     async def head(self, caller: Caller, ref: str, key: str, *, signature: str | None = None) -> RecordHead:
         check_key(key)
         signed = _record_signature(key, signature)
         store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
-        head = await self.engine.head_record(store.pk, key, now=now_ms())
+        head = await self.table.head(store.pk, key)
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)
+        self.usage.note(store.pk, now=now_ms())
         return head
 
     async def put(
@@ -86,7 +96,7 @@ class Records:
         if len(content_type) > 255 or not content_type.isprintable():
             raise InvalidRequest("Content-Type must be a printable value of at most 255 characters.")
         body = CheckedUpload(chunks, encoding, max_decoded=self.max_decoded_bytes)
-        head = await self.engine.write_record(
+        head = await self.table.write(
             store.pk, key, content_type=content_type, content_encoding=encoding, body=body, now=now_ms()
         )
         return store, head
@@ -95,7 +105,7 @@ class Records:
         check_key(key)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         # Deleting what is not there is not an error: the caller's intent already holds.
-        await self.engine.delete_record(store.pk, key, now=now_ms())
+        await self.table.delete(store.pk, key, now=now_ms())
 
     async def list_keys(
         self,
@@ -112,9 +122,10 @@ class Records:
         store, have = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         limit = min(limit, MAX_KEYS_PAGE) if limit > 0 else MAX_KEYS_PAGE  # 0: a full page
         prefix, exact = _narrow(store, prefix or "", collection)
-        items = await self.engine.list_keys(
-            store.pk, prefix=prefix, exclusive_start_key=exclusive_start_key, limit=limit + 1, now=now_ms()
+        items = await self.table.keys(
+            store.pk, prefix=prefix, exclusive_start_key=exclusive_start_key, limit=limit + 1
         )
+        self.usage.note(store.pk, now=now_ms(), lists=1)
         if exact is not None:
             items = [i for i in items if i.key == exact]
         truncated = len(items) > limit
@@ -134,7 +145,7 @@ class Records:
         prefix, exact = _narrow(store, prefix or "", collection)
 
         async def records() -> AsyncIterator[RecordRead]:
-            async for record in self.engine.iter_records(store.pk, prefix=prefix):
+            async for record in self.table.iterate(store.pk, prefix=prefix):
                 if exact is None or record.head.key == exact:
                     yield record
 

@@ -6,25 +6,50 @@ import asyncio
 import logging
 
 from satchel.clock import now_ms
-from satchel.storage import Engine
+from satchel.service.lookups import Lookups
+from satchel.service.usage import Usage
+from satchel.storage import StoreTable
 
 log = logging.getLogger(__name__)
+BATCH = 500
 
 
 class Retention:
-    def __init__(self, engine: Engine, *, retention_seconds: int, interval_seconds: float) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        stores: StoreTable,
+        usage: Usage,
+        lookups: Lookups,
+        *,
+        retention_seconds: int,
+        interval_seconds: float,
+    ) -> None:
+        self.stores = stores
+        self.usage = usage
+        self.lookups = lookups
         self.retention_ms = retention_seconds * 1000
         self.interval = interval_seconds
 
     async def sweep(self) -> int:
-        """Delete every expired store with its records (their blob files follow after a grace period)."""
-        expired = await self.engine.expired_stores(now_ms() - self.retention_ms)
-        for pk in expired:
-            await self.engine.delete_store(pk)
-        if expired:
-            log.info("retention: deleted %d expired unnamed stores", len(expired))
-        return len(expired)
+        """Delete every expired store with its records (their blobs follow after a grace period).
+
+        Safe when every node sweeps: each delete re-checks the store's last use in its own transaction, so a
+        store used after it was chosen is kept, and a store another node deleted first counts once.
+        """
+        await self.usage.flush()  # this process's recent reads count as use
+        cutoff = now_ms() - self.retention_ms
+        deleted = 0
+        while expired := await self.stores.expired(cutoff, BATCH):
+            for pk in expired:
+                if await self.stores.delete(pk, unused_since=cutoff):
+                    self.usage.drop(pk)
+                    deleted += 1
+            if len(expired) < BATCH:
+                break
+        if deleted:
+            await self.lookups.changed()
+            log.info("retention: deleted %d expired unnamed stores", deleted)
+        return deleted
 
     async def run_forever(self) -> None:
         while True:

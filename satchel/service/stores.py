@@ -21,12 +21,14 @@ from satchel.service.access import (
     level,
 )
 from satchel.service.ids import new_id, new_secret
+from satchel.service.lookups import Lookups
+from satchel.service.usage import Usage
 from satchel.service.validation import check_depth, check_name, split_reference
-from satchel.storage import Engine, GrantRow, NewStore, StoreRow
+from satchel.storage import GeneralAccess, Grant, GrantRow, NewStore, Ownership, Storage, StoreRow
 
 MAX_PAGE = 1000
 NOT_FOUND = "Key-value store was not found."
-OWNERSHIP = {"": "all", "ownedByMe": "owned", "sharedWithMe": "shared"}
+OWNERSHIP = {"": Ownership.ALL, "ownedByMe": Ownership.OWNED, "sharedWithMe": Ownership.SHARED}
 
 
 @dataclass(slots=True)
@@ -39,8 +41,11 @@ class StorePage:
 
 
 class Stores:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, storage: Storage, lookups: Lookups, usage: Usage) -> None:
+        self.storage = storage
+        self.table = storage.stores
+        self.lookups = lookups
+        self.usage = usage
 
     async def resolve(
         self,
@@ -55,6 +60,7 @@ class Stores:
 
         A store the caller may not read answers exactly as a missing one, so ids and names cannot be probed.
         `signed` checks the request's signature against the store, for reads that a signed public URL grants.
+        `cached`: the store may come from the lookups' cache (identity and access current, stats may lag).
         """
         if caller.user is None and need is not Need.READ:
             # No change is ever open to anonymous callers; saying so reveals nothing about the store.
@@ -62,7 +68,7 @@ class Stores:
         store_id, username, name = split_reference(ref)
         store: StoreRow | None
         if store_id is not None:
-            store = await self.engine.store_by_id(store_id, cached=cached)
+            store = await (self.lookups.store_by_id(store_id) if cached else self._fresh_by_id(store_id))
         else:
             assert name is not None
             if not username:
@@ -70,13 +76,13 @@ class Stores:
                     raise Unauthorized("Authentication token was not provided; `~name` needs one.")
                 owner = caller.user
             else:
-                owner = await self.engine.user_by_name(username)  # type: ignore[assignment]
-            store = await self.engine.store_by_name(owner.id, name) if owner is not None and name else None
+                owner = await self.storage.users.by_name(username)  # type: ignore[assignment]
+            store = await self._fresh_by_name(owner.id, name) if owner is not None and name else None
         if store is None:
             raise _not_found(caller)
         grant = None
         if caller.user is not None and caller.user.id != store.user_id:
-            grant = await self.engine.grant_for(store.pk, caller.user.id)
+            grant = await self.lookups.grant(store.pk, caller.user.id)
         have = level(caller, store, grant, by_name=store_id is None)
         if have is Level.NONE and need is Need.READ and signed is not None:
             if signed(store):
@@ -99,7 +105,7 @@ class Stores:
         user = _require_user(caller)
         if name is not None:
             check_name(name)
-            existing = await self.engine.store_by_name(user.id, name)
+            existing = await self._fresh_by_name(user.id, name)
             if existing is not None:
                 return existing, False
         if schema is not None and not isinstance(schema, dict):
@@ -114,7 +120,7 @@ class Stores:
             schema=orjson.dumps(schema).decode() if schema is not None else None,
             created_at=now_ms(),
         )
-        return await self.engine.create_store(new)
+        return await self.table.create(new)
 
     async def get(self, caller: Caller, ref: str) -> tuple[StoreRow, Level]:
         return await self.resolve(caller, ref, Need.READ)
@@ -130,23 +136,27 @@ class Stores:
             name = check_name(raw) if raw else None
         general_access = store.general_access
         if changes.get("generalAccess") is not None:
-            general_access = changes["generalAccess"]
-            if general_access not in GENERAL_ACCESS:
+            if changes["generalAccess"] not in GENERAL_ACCESS:
                 raise InvalidRequest(
                     f"Field `generalAccess` must be one of {', '.join(GENERAL_ACCESS)}.", type="invalid-value"
                 )
+            general_access = GeneralAccess(changes["generalAccess"])
         title = store.title
         if "title" in changes:
             title = changes["title"]
             if title is not None and not isinstance(title, str):
                 raise InvalidRequest("Field `title` must be a string or null.", type="invalid-value")
-        return await self.engine.update_store(
+        updated = await self.table.update(
             store.pk, name=name, general_access=general_access, title=title, now=now_ms()
         )
+        await self.lookups.changed()
+        return self.usage.apply(updated)
 
     async def delete(self, caller: Caller, ref: str) -> None:
         store, _ = await self.resolve(caller, ref, Need.OWN)
-        await self.engine.delete_store(store.pk)
+        await self.table.delete(store.pk)
+        self.usage.drop(store.pk)
+        await self.lookups.changed()
 
     async def page(
         self, caller: Caller, *, offset: int, limit: int, desc: bool, unnamed: bool, ownership: str | None
@@ -159,31 +169,41 @@ class Stores:
             )
         # 0 is what the official client's iterate() sends for "no limit": a full page.
         limit = min(limit, MAX_PAGE) if limit > 0 else MAX_PAGE
-        total, rows = await self.engine.list_stores(
+        total, rows = await self.table.page(
             user.id, ownership=scope, unnamed=unnamed, offset=offset, limit=limit, desc=desc
         )
-        items = [(row, level(caller, row, grant, by_name=False)) for row, grant in rows]
+        items = [(self.usage.apply(row), level(caller, row, grant, by_name=False)) for row, grant in rows]
         return StorePage(total, offset, limit, desc, items)
 
     # --- sharing
 
     async def shares(self, caller: Caller, ref: str) -> tuple[StoreRow, list[GrantRow]]:
         store, _ = await self.resolve(caller, ref, Need.OWN)
-        return store, await self.engine.list_grants(store.pk)
+        return store, await self.storage.grants.of_store(store.pk)
 
     async def share(self, caller: Caller, ref: str, username: str, access: str | None) -> GrantRow | None:
         """Give a user "read" or "write" on a store the caller owns, or (None) take it away."""
         store, _ = await self.resolve(caller, ref, Need.OWN)
         if access is not None and access not in GRANTS:
             raise InvalidRequest("Field `access` must be READ or WRITE.", type="invalid-value")
-        grantee = await self.engine.user_by_name(username)
+        grant = Grant(access) if access is not None else None
+        grantee = await self.storage.users.by_name(username)
         if grantee is None:
             raise NotFound(f"User {username!r} was not found.", type="user-not-found")
         if grantee.id == store.user_id:
             raise InvalidRequest("The owner of a store always has full access to it.", type="invalid-value")
         now = now_ms()
-        await self.engine.set_grant(store.pk, grantee.id, access, now)
-        return GrantRow(grantee.id, grantee.username, access, now) if access else None
+        await self.storage.grants.set(store.pk, grantee.id, grant, now)
+        await self.lookups.changed()
+        return GrantRow(grantee.id, grantee.username, grant, now) if grant else None
+
+    async def _fresh_by_id(self, store_id: str) -> StoreRow | None:
+        store = await self.table.by_id(store_id)
+        return self.usage.apply(store) if store else None
+
+    async def _fresh_by_name(self, user_id: str, name: str) -> StoreRow | None:
+        store = await self.table.by_name(user_id, name)
+        return self.usage.apply(store) if store else None
 
 
 def _not_found(caller: Caller) -> NotFound:

@@ -1,29 +1,40 @@
-"""Storage engines behind one small async interface (base.py); the service layer is their only caller."""
+"""Storage behind one small seam (base.py): rows, tables, bodies, blob stores and the change feed."""
 
-from satchel.storage.base import (
-    Engine,
+from satchel.storage.base import GrantTable, RecordTable, Storage, StoreTable, UserTable
+from satchel.storage.body import RecordRead, UploadBody
+from satchel.storage.rows import (
+    GeneralAccess,
+    Grant,
     GrantRow,
     KeyItem,
     NewStore,
+    Ownership,
     RecordHead,
-    RecordRead,
     StoreRow,
     StoreStats,
+    StoreUsage,
     TokenRow,
-    UploadBody,
     UserRow,
 )
 
 __all__ = [
-    "Engine",
+    "GeneralAccess",
+    "Grant",
     "GrantRow",
+    "GrantTable",
     "KeyItem",
     "NewStore",
+    "Ownership",
     "RecordHead",
     "RecordRead",
+    "RecordTable",
+    "Storage",
     "StoreRow",
     "StoreStats",
+    "StoreTable",
+    "StoreUsage",
     "TokenRow",
     "UploadBody",
     "UserRow",
+    "UserTable",
 ]

@@ -1,17 +1,89 @@
-"""Pick and build the storage engine the settings ask for."""
+"""Pick and build the storage the settings ask for: a metadata engine, a blob store and a change feed.
+
+- no `database`: SQLite in the data dir, its change feed a stamp file every process on the machine shares;
+- `database=postgresql://...`: PostgreSQL, its change feed LISTEN/NOTIFY, so every node sees every change;
+- no `blob_store`: files under the data dir; `blob_store=s3://...`: an S3-compatible object store.
+The scale-out engines import only when asked for.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from typing import Any
+
 from satchel.settings import Settings
-from satchel.storage.base import Engine
-from satchel.storage.sqlite.engine import SqliteEngine
+from satchel.storage.base import Storage
+from satchel.storage.blobs.base import BlobStore
+from satchel.storage.blobs.files import FileBlobs
+from satchel.storage.feed import ChangeFeed, StampFeed
+from satchel.storage.housekeeping import BlobHousekeeping, every
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
-def build_engine(settings: Settings) -> Engine:
-    return SqliteEngine(
-        settings.data_dir,
-        fsync=settings.durability == "power",
-        inline_max=settings.inline_max_bytes,
-        max_record_bytes=settings.max_record_bytes,
-        blob_grace_ms=int(settings.blob_grace_seconds * 1000),
+def build_blobs(settings: Settings) -> BlobStore:
+    url = settings.blob_store
+    if not url:
+        return FileBlobs(settings.data_dir / "blobs", fsync=settings.durability == "power")
+    if url.startswith("s3://"):
+        from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415 - only when asked for
+
+        return S3Blobs.from_url(url, settings.s3)
+    raise ValueError(f"Blob store {url!r} is not one Satchel knows: leave it empty for files, or use s3://.")
+
+
+def build_engine(settings: Settings, blobs: BlobStore) -> tuple[Any, ChangeFeed]:
+    """The metadata engine (its users, grants, stores and records tables) and the feed that reaches its
+    readers."""
+    common: dict[str, Any] = {
+        "inline_max": settings.inline_max_bytes,
+        "max_record_bytes": settings.max_record_bytes,
+    }
+    url = settings.database
+    if not url:
+        from satchel.storage.sqlite import SqliteEngine  # noqa: PLC0415
+
+        engine = SqliteEngine(settings.data_dir, blobs, fsync=settings.durability == "power", **common)
+        return engine, StampFeed(settings.data_dir / "generation")
+    if url.startswith(POSTGRES_SCHEMES):
+        from satchel.storage.postgres import PostgresEngine, PostgresFeed  # noqa: PLC0415
+
+        return PostgresEngine(url, settings.postgres, blobs, **common), PostgresFeed(url)
+    raise ValueError(
+        f"Database {url!r} is not one Satchel knows: leave it empty for SQLite, or use postgresql://."
     )
+
+
+def build_storage(settings: Settings, *, housekeeping: bool = True) -> Storage:
+    """Everything the services need; `housekeeping=False` for short-lived commands (the CLI)."""
+    blobs = build_blobs(settings)
+    engine, feed = build_engine(settings, blobs)
+    storage = Storage(engine.users, engine.grants, engine.stores, engine.records, blobs, feed)
+    storage.openers += [blobs.open, engine.open, feed.open]
+    storage.closers += [blobs.close, engine.close, feed.close]
+    if housekeeping:
+        grace_ms = int(settings.blob_grace_seconds * 1000)
+        purge = BlobHousekeeping(engine.records, blobs, grace_ms=grace_ms).purge
+        tasks = Background()
+        storage.openers.append(lambda: tasks.start(every(min(15.0, max(grace_ms / 1000, 0.5)), purge)))
+        storage.closers.append(tasks.stop)
+    return storage
+
+
+class Background:
+    """Tasks that live as long as the storage is open."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, job: Any) -> None:
+        self.tasks.append(asyncio.create_task(job))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()

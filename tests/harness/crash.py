@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
 from tests.conftest import Server
 from tests.harness.bodies import MIB, Value, pick_size, upload
 from tests.harness.reading import all_keys, fetch, stats
@@ -252,7 +253,7 @@ class CrashRun:
             self.report.cycles += 1
         # Pretend the last crash was long ago: the restart must clear what the crashes left unreferenced.
         self.rig.stop(server)
-        self.rig.age_leftovers(2 * HOUR)
+        self.rig.age_leftovers(UPLOAD_MAX_AGE_MS / 1000 + HOUR)
         server = self.rig.start(env=cfg.env, args=cfg.args)
         try:
             tidy = wait_until(lambda: not self.rig.leftovers(), 30)

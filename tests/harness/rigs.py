@@ -7,7 +7,6 @@ and object store and checks those, and every suite that takes `ENGINES` runs aga
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -45,7 +44,7 @@ class Rig(Protocol):
         ...
 
     def age_leftovers(self, seconds: float) -> None:
-        """Make the engine's unreferenced files look this much older, as if the crash was long ago."""
+        """Make what the engine left unreferenced look this much older, as if the crash was long ago."""
         ...
 
 
@@ -87,19 +86,21 @@ class SqliteRig:
         with closing(self._db()) as db:
             named = {r[0] for r in db.execute("SELECT blob FROM records WHERE blob IS NOT NULL")}
             dead = {r[0] for r in db.execute("SELECT name FROM dead_blobs")}
+            uploads = {r[0] for r in db.execute("SELECT name FROM blob_uploads")}
         files = self._blob_files()
         problems = [f"record names a missing blob {name}" for name in sorted(named - set(files))]
-        problems += [f"orphan blob file {files[n]}" for n in sorted(set(files) - named - dead)]
+        problems += [f"orphan blob file {files[n]}" for n in sorted(set(files) - named - dead - uploads)]
         problems += [f"dead blob not purged {name}" for name in sorted(dead)]
+        problems += [f"upload never committed nor cleared {name}" for name in sorted(uploads)]
         tmp = self.data_dir / "blobs" / "tmp"
         if tmp.exists():
             problems += [f"temporary file left {p}" for p in tmp.rglob("*") if p.is_file()]
         return problems
 
     def age_leftovers(self, seconds: float) -> None:
-        then = time.time() - seconds
-        for path in self._blob_files().values():
-            os.utime(path, (then, then))
+        """Make uploads that never committed look that much older, as if the crash was long ago."""
+        with closing(self._db()) as db, db:
+            db.execute("UPDATE blob_uploads SET started_at = started_at - ?", (int(seconds * 1000),))
 
 
 ENGINES: dict[str, Callable[[Path], Rig]] = {"sqlite": SqliteRig}

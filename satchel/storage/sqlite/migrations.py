@@ -23,6 +23,14 @@ STEPS = (
     CREATE INDEX grants_by_user ON grants (user_id, store_pk);
     CREATE INDEX tokens_by_user ON tokens (user_id);
     """,
+    # 2: uploads of blobs not yet committed, so a crash between the upload and its commit leaves a name
+    # that housekeeping finds (instead of a scan of every blob for ones no record names).
+    """
+    CREATE TABLE blob_uploads (
+        name TEXT PRIMARY KEY,
+        started_at INTEGER NOT NULL
+    );
+    """,
 )
 
 

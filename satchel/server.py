@@ -1,0 +1,19 @@
+"""The one place a server is put together: storage from the settings, the services over it, the API and
+the Console over those."""
+
+from __future__ import annotations
+
+from satchel.api.app import SatchelApp
+from satchel.service import Services, build_services
+from satchel.settings import Settings
+from satchel.storage.factory import build_storage
+
+
+def build_services_from(settings: Settings, *, housekeeping: bool = True) -> Services:
+    return build_services(settings, build_storage(settings, housekeeping=housekeeping))
+
+
+def create_app(settings: Settings | None = None) -> SatchelApp:
+    """The ASGI application granian serves (as a factory, once per worker process)."""
+    settings = settings or Settings()
+    return SatchelApp(build_services_from(settings))

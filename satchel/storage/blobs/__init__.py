@@ -1,0 +1,1 @@
+"""Blob stores: where bodies too large to keep inline live (local files or S3)."""

@@ -1,0 +1,251 @@
+"""Blobs as objects in an S3 bucket (AWS S3, MinIO, SeaweedFS and the like), through obstore.
+
+obstore (Rust's object_store) streams a body of unknown length as a multipart upload holding one part in
+memory, and aborts the upload when the body's iterator raises, so a failed put leaves nothing under its
+name. It has no bucket operations: open() checks and creates the bucket with presigned requests instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import obstore
+from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+from obstore.store import S3Store
+
+from satchel.errors import SatchelError, Unavailable
+from satchel.settings import S3Settings
+from satchel.storage.blobs.base import BlobMissing
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config
+
+READ_CHUNK = 256 * 1024
+DEFAULT_REGION = "us-east-1"
+# S3's rule for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+class S3Blobs:
+    def __init__(self, bucket: str, *, endpoint: str, region: str, settings: S3Settings) -> None:
+        if settings.prefix.startswith("/") or "//" in settings.prefix:
+            raise ValueError(f"The S3 prefix {settings.prefix!r} must not start with / or contain //.")
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self.region = region
+        self.prefix = settings.prefix
+        self.part_bytes = settings.part_bytes
+        self.timeout = settings.timeout_seconds
+        wait = timedelta(seconds=settings.timeout_seconds)
+        # Explicit values win over AWS_* variables; only the credentials come from the environment.
+        config: S3Config = {"endpoint": endpoint, "region": region, "virtual_hosted_style_request": False}
+        client: ClientConfig = {
+            "allow_http": endpoint.startswith("http://"),
+            "connect_timeout": wait,
+            # A stalled answer fails after `wait`. The timer also runs while a request's body is sent, so
+            # one part (part_bytes) must upload within it.
+            "read_timeout": wait,
+            # No cap on a whole request: a blob of several GiB read out to a slow client may take hours.
+            "timeout": timedelta(days=365),
+        }
+        # obstore retries connection errors and 5xx answers with backoff; give up after `wait`.
+        retry: RetryConfig = {"retry_timeout": wait}
+        self._store = S3Store(bucket, config=config, client_options=client, retry_config=retry)
+
+    @classmethod
+    def from_url(cls, url: str, settings: S3Settings) -> S3Blobs:
+        """An S3Blobs for `s3://BUCKET?endpoint=URL&region=R`; without an endpoint, AWS S3 itself."""
+        form = "s3://BUCKET?endpoint=URL[&region=R]"
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or parts.path not in ("", "/") or parts.fragment:
+            raise ValueError(f"The blob store {url!r} is not of the form {form}.")
+        bucket = parts.netloc
+        if not _BUCKET_NAME.fullmatch(bucket):
+            raise ValueError(
+                f"The bucket name {bucket!r} in {url!r} is not a valid S3 bucket name "
+                "(3 to 63 lowercase letters, digits, dots and hyphens)."
+            )
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        except ValueError:
+            raise ValueError(f"The query of the blob store {url!r} is not of the form {form}.") from None
+        unknown = sorted(set(query) - {"endpoint", "region"})
+        repeated = sorted(key for key, values in query.items() if len(values) > 1)
+        if unknown or repeated:
+            raise ValueError(
+                f"The blob store {url!r} has unknown or repeated parameters {unknown + repeated}; "
+                f"the form is {form}."
+            )
+        region = query.get("region", [DEFAULT_REGION])[0]
+        if not region:
+            raise ValueError(f"The region in the blob store {url!r} is empty.")
+        endpoint = query.get("endpoint", [f"https://s3.{region}.amazonaws.com"])[0].rstrip("/")
+        target = urlsplit(endpoint)
+        if target.scheme not in ("http", "https") or not target.hostname or target.query or target.fragment:
+            raise ValueError(f"The endpoint {endpoint!r} in the blob store {url!r} is not an http(s) URL.")
+        return cls(bucket, endpoint=endpoint, region=region, settings=settings)
+
+    async def open(self) -> None:
+        """Check that the bucket answers; create it if it does not exist (SeaweedFS and MinIO allow it)."""
+        status = await self._bucket_request("HEAD")
+        if status == 404:
+            created = await self._bucket_request("PUT", self._create_bucket_body())
+            # Another node may have created it meanwhile; what counts is that it is there now.
+            status = await self._bucket_request("HEAD")
+            if status == 404:
+                raise SatchelError(
+                    f"The bucket {self.bucket} does not exist at {self.endpoint} and could not be created "
+                    f"(HTTP {created}); create it, or give the credentials the right to."
+                )
+        if status in (401, 403):
+            raise self._refused()
+        if status >= 500:
+            raise Unavailable(f"The object store at {self.endpoint} does not answer; try again.")
+        if status != 200:
+            raise SatchelError(
+                f"The object store at {self.endpoint} answered HTTP {status} for the bucket {self.bucket}."
+            )
+
+    async def close(self) -> None:
+        # obstore's worker threads hand each result back through the event loop. If the interpreter exits
+        # while one is still doing so, the process aborts: give them a moment to finish first.
+        await asyncio.sleep(0.01)
+
+    def local_path(self, name: str) -> Path | None:
+        return None
+
+    def _path(self, name: str) -> str:
+        return self.prefix + name
+
+    async def put(self, name: str, chunks: AsyncIterable[bytes]) -> int:
+        source = aiter(chunks)
+        head: deque[bytes] = deque()
+        size = 0
+        async for chunk in source:
+            head.append(chunk)
+            size += len(chunk)
+            if size > self.part_bytes:
+                break
+        else:
+            # One part or less: a single PUT, not the three requests of a multipart upload.
+            body = b"".join(head)
+            head.clear()
+            try:
+                await obstore.put_async(self._store, self._path(name), body, use_multipart=False)
+            except Exception as exc:
+                raise self._failure(exc) from exc
+            return size
+
+        # obstore calls this iterator; an error it raises must reach our caller as it is (TooLarge).
+        raised: list[BaseException] = []
+
+        async def rest() -> AsyncGenerator[bytes, None]:
+            nonlocal size
+            while head:
+                yield head.popleft()
+            try:
+                async for chunk in source:
+                    size += len(chunk)
+                    yield chunk
+            except Exception as exc:
+                raised.append(exc)
+                raise
+
+        try:
+            async with aclosing(rest()) as body_chunks:
+                # One upload at a time keeps a single part in memory; obstore aborts the upload on failure.
+                await obstore.put_async(
+                    self._store,
+                    self._path(name),
+                    body_chunks,
+                    use_multipart=True,
+                    chunk_size=self.part_bytes,
+                    max_concurrency=1,
+                )
+        except Exception as exc:
+            if raised and exc is raised[0]:
+                raise
+            raise self._failure(exc) from exc
+        return size
+
+    async def read(self, name: str) -> AsyncIterator[bytes]:
+        try:
+            result = await obstore.get_async(self._store, self._path(name))
+        except FileNotFoundError as exc:  # obstore's "not found", for a missing key
+            raise BlobMissing(name) from exc
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        stream = result.stream(min_chunk_size=READ_CHUNK)
+        while True:
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise self._failure(exc) from exc
+            yield chunk
+
+    async def delete(self, names: list[str]) -> None:
+        if not names:
+            return
+        try:
+            # S3's DeleteObjects, 1000 names a request; a name already gone counts as deleted.
+            await obstore.delete_async(self._store, [self._path(name) for name in names])
+        except Exception as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: Exception) -> SatchelError:
+        """What an obstore error means to a caller: the store is down, or it refuses the credentials."""
+        if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
+            return self._refused()
+        return Unavailable(f"The object store at {self.endpoint} does not answer; try again.")
+
+    def _refused(self) -> SatchelError:
+        return SatchelError(
+            f"The object store at {self.endpoint} refuses access to the bucket {self.bucket}; "
+            "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        )
+
+    def _create_bucket_body(self) -> bytes:
+        if self.region == DEFAULT_REGION:
+            return b""
+        # Outside us-east-1, AWS wants the region named in the request too.
+        return (
+            '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<LocationConstraint>{self.region}</LocationConstraint></CreateBucketConfiguration>"
+        ).encode()
+
+    async def _bucket_request(self, method: Literal["HEAD", "PUT"], body: bytes | None = None) -> int:
+        """HEAD or PUT on the bucket itself (HeadBucket, CreateBucket), signed by obstore; the HTTP status."""
+        try:
+            # The bucket's own URL is the object path "" (path-style: ENDPOINT/BUCKET/).
+            url = await obstore.sign_async(self._store, method, "", timedelta(minutes=5))
+        except Exception as exc:
+            # Without the variables obstore looks elsewhere (instance metadata), and that failed too.
+            raise SatchelError(
+                f"Found no AWS credentials for the object store at {self.endpoint}; "
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+            ) from exc
+        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - from_url allows http(s) only
+
+        def send() -> int:
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        try:
+            return await asyncio.to_thread(send)
+        except OSError as exc:  # refused, reset, timed out (URLError is an OSError)
+            raise Unavailable(f"The object store at {self.endpoint} does not answer; try again.") from exc

@@ -1,0 +1,127 @@
+"""The connection pool, and the one place where "PostgreSQL does not answer" becomes Unavailable (a 503).
+
+asyncpg's pool heals by itself: a connection the server closed (a restart, a failover) is noticed when the
+socket closes and replaced at its next acquire, and while the server is down each acquire tries a fresh
+connect, so requests fail fast with a 503 and succeed again once it is back, with no restart of Satchel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from satchel.errors import Unavailable
+from satchel.settings import PostgresSettings
+
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
+DOWN_MESSAGE = "The database does not answer; try again."
+
+# Server-side errors that mean "not now" rather than "wrong": connection failures (08), the server shutting
+# down, starting up or cancelling (57: admin/crash shutdown, cannot connect now), too many connections or a
+# full disk (53), and a failover that left us on a read-only standby.
+_DOWN_SERVER = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+# InterfaceError covers a dead connection (ConnectionDoesNotExistError, "connection is closed"); these
+# subclasses of it are mistakes in a query's arguments, not outages.
+_CLIENT_MISTAKES = (
+    asyncpg.DataError,
+    asyncpg.ClientConfigurationError,
+    asyncpg.UnsupportedClientFeatureError,
+)
+
+
+def is_down(exc: BaseException) -> bool:
+    """Whether an error means the database is unreachable or refusing work for now (OSError covers
+    refused connections and TimeoutError, which is asyncio.TimeoutError)."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return not isinstance(exc, _CLIENT_MISTAKES)
+    return isinstance(exc, (OSError, *_DOWN_SERVER, asyncpg.exceptions.TargetServerAttributeNotMatched))
+
+
+class Database:
+    def __init__(self, dsn: str, settings: PostgresSettings) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        timeout = self.settings.timeout_seconds
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=min(self.settings.pool_min, self.settings.pool_max),
+                max_size=self.settings.pool_max,
+                timeout=timeout,  # to connect
+                command_timeout=timeout,  # for each query's answer
+            )
+        except Exception as exc:
+            if is_down(exc):
+                raise Unavailable(DOWN_MESSAGE) from exc
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), self.settings.timeout_seconds)
+            except TimeoutError:
+                pool.terminate()  # a connection still held by a stuck query: drop the sockets
+            except BaseException:
+                pool.terminate()
+                raise
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise RuntimeError("The PostgreSQL engine is not open.")
+        return self._pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection; errors raised while it is held that mean "down" come out as Unavailable."""
+        try:
+            async with self.pool.acquire(timeout=self.settings.timeout_seconds) as conn:
+                yield conn
+        except Exception as exc:
+            if is_down(exc):
+                raise Unavailable(DOWN_MESSAGE) from exc
+            raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection in a transaction (READ COMMITTED), committed when the block ends."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.connection() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self.connection() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.connection() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        """Run one statement (its own transaction); returns its status, e.g. "DELETE 1"."""
+        async with self.connection() as conn:
+            return await conn.execute(sql, *args)
+
+
+def count(status: str) -> int:
+    """The row count of a command status such as "DELETE 3" or "INSERT 0 1"."""
+    return int(status.rsplit(" ", 1)[-1])

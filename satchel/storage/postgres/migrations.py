@@ -1,0 +1,145 @@
+"""The PostgreSQL schema, as numbered steps applied in order.
+
+schema_version holds one row per step taken. Every start (and `migrate` from the CLI) takes a
+transaction-scoped advisory lock first, so when several nodes start at once one applies the steps and the
+others wait, then find nothing left to do; the whole run is one transaction, so a crash leaves the database at
+the version before it. A step once released never changes: a change is a new step.
+
+Conventions: times are epoch milliseconds (bigint); keys, names and ids are `COLLATE "C"`, so they sort in
+UTF-8 binary order (the API's key order) and prefix ranges are index ranges.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from satchel.errors import Unavailable
+from satchel.storage.postgres.db import DOWN_MESSAGE, Connection, is_down
+
+# Any fixed 64-bit number, the same for every Satchel: the advisory lock that serialises migrations.
+LOCK_KEY = 0x5A7C_4E10_0001
+
+STEPS = (
+    # 1: users and tokens, stores, grants, records, and the blob ledger.
+    """
+    CREATE TABLE users (
+        id text COLLATE "C" PRIMARY KEY,
+        username text COLLATE "C" NOT NULL UNIQUE,
+        created_at bigint NOT NULL,
+        default_general_access text NOT NULL DEFAULT 'RESTRICTED'
+    );
+
+    -- Tokens are high-entropy, so their SHA-256 digest is a safe index; the token itself is never stored.
+    CREATE TABLE tokens (
+        hash text COLLATE "C" PRIMARY KEY,
+        user_id text COLLATE "C" NOT NULL REFERENCES users (id),
+        created_at bigint NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens (user_id);
+
+    CREATE TABLE stores (
+        pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text COLLATE "C" NOT NULL UNIQUE,
+        user_id text COLLATE "C" NOT NULL REFERENCES users (id),
+        name text COLLATE "C",
+        title text,
+        created_at bigint NOT NULL,
+        modified_at bigint NOT NULL,
+        accessed_at bigint NOT NULL,
+        general_access text NOT NULL,
+        url_signing_secret_key text NOT NULL,
+        schema text,
+        act_id text,
+        act_run_id text,
+        read_count bigint NOT NULL DEFAULT 0,
+        write_count bigint NOT NULL DEFAULT 0,
+        delete_count bigint NOT NULL DEFAULT 0,
+        list_count bigint NOT NULL DEFAULT 0,
+        storage_bytes bigint NOT NULL DEFAULT 0,
+        UNIQUE (user_id, name)
+    );
+    -- Listing a user's stores in order of creation; the retention sweep over unnamed stores.
+    CREATE INDEX stores_by_owner ON stores (user_id, created_at, pk);
+    CREATE INDEX stores_unnamed ON stores (accessed_at) WHERE name IS NULL;
+
+    CREATE TABLE grants (
+        store_pk bigint NOT NULL REFERENCES stores (pk),
+        user_id text COLLATE "C" NOT NULL REFERENCES users (id),
+        access text NOT NULL CHECK (access IN ('read', 'write')),
+        created_at bigint NOT NULL,
+        PRIMARY KEY (store_pk, user_id)
+    );
+    CREATE INDEX grants_by_user ON grants (user_id, store_pk);
+
+    -- The primary key makes a page of keys (with or without a prefix) an index range scan. body holds
+    -- small records inline; blob names the blob of a large one.
+    CREATE TABLE records (
+        store_pk bigint NOT NULL REFERENCES stores (pk),
+        key text COLLATE "C" NOT NULL,
+        content_type text NOT NULL,
+        content_encoding text,
+        size bigint NOT NULL,
+        raw_size bigint NOT NULL,
+        modified_at bigint NOT NULL,
+        blob text COLLATE "C",
+        body bytea,
+        PRIMARY KEY (store_pk, key)
+    );
+
+    -- Blobs no record names any more, deleted after a grace period (readers may still be streaming them).
+    CREATE TABLE dead_blobs (
+        name text COLLATE "C" PRIMARY KEY,
+        dead_at bigint NOT NULL
+    );
+    CREATE INDEX dead_blobs_by_time ON dead_blobs (dead_at);
+
+    -- Blobs being written and not yet named by a committed record; old ones were abandoned.
+    CREATE TABLE blob_uploads (
+        name text COLLATE "C" PRIMARY KEY,
+        started_at bigint NOT NULL
+    );
+    CREATE INDEX blob_uploads_by_time ON blob_uploads (started_at);
+    """,
+)
+
+
+async def migrate_connection(conn: Connection) -> int:
+    """Bring the database to the newest version on this connection; return it."""
+    async with conn.transaction():
+        # The lock comes before anything else, even the version table's creation, which itself races.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version int PRIMARY KEY, applied_at bigint NOT NULL)"
+        )
+        version: int = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+        if version > len(STEPS):
+            raise RuntimeError(
+                f"The database is at schema version {version}, newer than this Satchel knows ({len(STEPS)});"
+                " upgrade Satchel."
+            )
+        for number, step in enumerate(STEPS[version:], start=version + 1):
+            await conn.execute(step)
+            await conn.execute(
+                "INSERT INTO schema_version (version, applied_at)"
+                " VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+                number,
+            )
+    return len(STEPS)
+
+
+async def migrate(dsn: str, *, connect_timeout: float = 30.0) -> int:
+    """Bring the database at dsn to the newest version; return it. For the CLI and the engine's start."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+    except Exception as exc:
+        if is_down(exc):
+            raise Unavailable(DOWN_MESSAGE) from exc
+        raise
+    try:
+        return await migrate_connection(conn)
+    except Exception as exc:
+        if is_down(exc):
+            raise Unavailable(DOWN_MESSAGE) from exc
+        raise
+    finally:
+        await conn.close()

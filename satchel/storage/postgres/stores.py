@@ -1,0 +1,169 @@
+"""Key-value stores: identity, access, and their stats and clocks.
+
+Every transaction that changes a store's records or stats locks the store's row first (records.py, delete
+and add_usage here), so writers of one store queue on one lock and never deadlock on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import asyncpg
+
+from satchel.clock import now_ms
+from satchel.errors import Conflict, NotFound
+from satchel.storage.postgres.db import Database
+from satchel.storage.rows import GeneralAccess, Grant, NewStore, Ownership, StoreRow, StoreUsage
+
+# The owner's columns under the names StoreRow.from_row reads; `s` is stores or a CTE returning its rows.
+STORE_COLUMNS = (
+    "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
+    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
+    " u.default_general_access AS owner_default_access,"
+    " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
+)
+STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
+OWNER_JOIN = "JOIN users u ON u.id = s.user_id"
+CREATE = f"""
+WITH s AS (
+    INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,
+                        url_signing_secret_key, schema)
+    VALUES ($1, $2, $3, $4, $4, $4, $5, $6, $7)
+    ON CONFLICT (user_id, name) DO NOTHING
+    RETURNING *
+) SELECT {STORE_COLUMNS} FROM s {OWNER_JOIN}
+"""  # noqa: S608
+UPDATE = f"""
+WITH s AS (
+    UPDATE stores SET name = $2, general_access = $3, title = $4, modified_at = $5,
+                      accessed_at = greatest(accessed_at, $5)
+    WHERE pk = $1
+    RETURNING *
+) SELECT {STORE_COLUMNS} FROM s {OWNER_JOIN}
+"""  # noqa: S608
+# One statement: records go (their blobs to the dead list), then grants, then the store. Foreign keys are
+# checked at the statement's end, when all three are gone.
+DELETE = """
+WITH gone AS (DELETE FROM records WHERE store_pk = $1 RETURNING blob),
+     dead AS (INSERT INTO dead_blobs (name, dead_at) SELECT blob, $2 FROM gone WHERE blob IS NOT NULL
+              ON CONFLICT (name) DO NOTHING),
+     shares AS (DELETE FROM grants WHERE store_pk = $1)
+DELETE FROM stores WHERE pk = $1
+"""
+UNUSED = "name IS NULL AND accessed_at < $2 AND modified_at < $2"
+ADD_USAGE = """
+UPDATE stores s SET read_count = s.read_count + u.reads, list_count = s.list_count + u.lists,
+                    accessed_at = greatest(s.accessed_at, u.accessed_at)
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u (pk, reads, lists, accessed_at)
+WHERE s.pk = u.pk
+"""
+LOCK_IN_ORDER = "SELECT FROM stores WHERE pk = ANY($1::bigint[]) ORDER BY pk FOR NO KEY UPDATE"
+CREATE_TRIES = 3  # a store found taken by name may be deleted before it is read back; then insert again
+
+
+class PostgresStores:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, new: NewStore) -> tuple[StoreRow, bool]:
+        for _ in range(CREATE_TRIES):
+            row = await self.db.fetchrow(
+                CREATE, new.id, new.user_id, new.name, new.created_at, str(new.general_access),
+                new.url_signing_secret_key, new.schema,
+            )  # fmt: skip
+            if row is not None:
+                return StoreRow.from_row(row), True
+            assert new.name is not None  # only a name can conflict
+            existing = await self.by_name(new.user_id, new.name)
+            if existing is not None:
+                return existing, False
+        raise NotFound("Store was not found.")
+
+    async def _one(self, where: str, *args: object) -> StoreRow | None:
+        row = await self.db.fetchrow(f"{STORE_SELECT} WHERE {where}", *args)
+        return StoreRow.from_row(row) if row is not None else None
+
+    async def by_id(self, store_id: str) -> StoreRow | None:
+        return await self._one("s.id = $1", store_id)
+
+    async def by_name(self, user_id: str, name: str) -> StoreRow | None:
+        return await self._one("s.user_id = $1 AND s.name = $2", user_id, name)
+
+    async def page(
+        self, user_id: str, *, ownership: Ownership, unnamed: bool, offset: int, limit: int, desc: bool
+    ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
+        # Owned and shared stores as two index lookups joined by UNION ALL, rather than one OR across a
+        # join, which would read every store.
+        named = "" if unnamed else " AND s.name IS NOT NULL"
+        parts = []
+        if ownership != Ownership.SHARED:
+            parts.append(f"SELECT s.pk, NULL::text AS access FROM stores s WHERE s.user_id = $1{named}")  # noqa: S608
+        if ownership != Ownership.OWNED:
+            parts.append(
+                "SELECT s.pk, g.access FROM grants g JOIN stores s ON s.pk = g.store_pk"  # noqa: S608
+                f" WHERE g.user_id = $1 AND s.user_id <> $1{named}"
+            )
+        listed = " UNION ALL ".join(parts)
+        order = "DESC" if desc else "ASC"
+        async with self.db.connection() as conn:
+            total: int = await conn.fetchval(f"SELECT count(*) FROM ({listed}) l", user_id)  # noqa: S608
+            rows = await conn.fetch(
+                f"SELECT {STORE_COLUMNS}, l.access AS grant_access FROM ({listed}) l"  # noqa: S608
+                f" JOIN stores s ON s.pk = l.pk {OWNER_JOIN}"
+                f" ORDER BY s.created_at {order}, s.pk {order} LIMIT $2 OFFSET $3",
+                user_id, limit, offset,
+            )  # fmt: skip
+        return total, [
+            (StoreRow.from_row(r), Grant(r["grant_access"]) if r["grant_access"] else None) for r in rows
+        ]
+
+    async def update(
+        self, pk: int, *, name: str | None, general_access: GeneralAccess, title: str | None, now: int
+    ) -> StoreRow:
+        try:
+            row = await self.db.fetchrow(UPDATE, pk, name, str(general_access), title, now)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+        if row is None:
+            raise NotFound("Store was not found.")
+        return StoreRow.from_row(row)
+
+    async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
+        async with self.db.transaction() as conn:
+            # The lock waits for a writer of the store to finish; the expiry is then checked on its last
+            # committed state, so a store used in the meantime is kept.
+            if unused_since is None:
+                found = await conn.fetchval("SELECT 1 FROM stores WHERE pk = $1 FOR UPDATE", pk)
+            else:
+                found = await conn.fetchval(
+                    f"SELECT 1 FROM stores WHERE pk = $1 AND {UNUSED} FOR UPDATE",  # noqa: S608
+                    pk,
+                    unused_since,
+                )
+            if found is None:
+                return False
+            await conn.execute(DELETE, pk, now_ms())
+        return True
+
+    async def expired(self, cutoff: int, limit: int) -> list[int]:
+        rows = await self.db.fetch(
+            "SELECT pk FROM stores WHERE name IS NULL AND accessed_at < $1 AND modified_at < $1"
+            " ORDER BY accessed_at LIMIT $2",
+            cutoff, limit,
+        )  # fmt: skip
+        return [row["pk"] for row in rows]
+
+    async def add_usage(self, usage: Mapping[int, StoreUsage]) -> None:
+        if not usage:
+            return
+        pks = sorted(usage)
+        async with self.db.transaction() as conn:
+            # Rows locked in pk order: two nodes adding usage of the same stores at once cannot deadlock.
+            await conn.execute(LOCK_IN_ORDER, pks)
+            await conn.execute(
+                ADD_USAGE,
+                pks,
+                [usage[pk].reads for pk in pks],
+                [usage[pk].lists for pk in pks],
+                [usage[pk].accessed_at for pk in pks],
+            )

@@ -1,0 +1,191 @@
+"""Records in SQLite: small bodies inline in their row, large ones in the blob store."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+
+from satchel.clock import now_ms
+from satchel.errors import NotFound, Unavailable
+from satchel.storage.blobs.base import BlobStore
+from satchel.storage.body import RecordRead, UploadBody
+from satchel.storage.rows import KeyItem, RecordHead
+from satchel.storage.spool import Spooled, spool
+from satchel.storage.sqlite.db import Database
+
+HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at"
+RECORD_SELECT = f"SELECT {HEAD_COLUMNS}, blob, body FROM records WHERE store_pk = ? AND key = ?"  # noqa: S608
+PAGE = 100  # records per keyset page when iterating a store
+
+
+class SqliteRecords:
+    def __init__(self, db: Database, blobs: BlobStore, *, inline_max: int, max_record_bytes: int) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.inline_max = inline_max
+        self.max_record_bytes = max_record_bytes
+
+    def _read(self, row: sqlite3.Row) -> RecordRead:
+        blob: str | None = row["blob"]
+        head = RecordHead.from_row(row)
+        if blob is None:
+            return RecordRead(head, row["body"])
+        return RecordRead(head, None, lambda: self.blobs.read(blob), self.blobs.local_path(blob))
+
+    async def read(self, store_pk: int, key: str) -> RecordRead | None:
+        row = self.db.one(RECORD_SELECT, (store_pk, key))
+        return self._read(row) if row else None
+
+    async def head(self, store_pk: int, key: str) -> RecordHead | None:
+        row = self.db.one(
+            f"SELECT {HEAD_COLUMNS} FROM records WHERE store_pk = ? AND key = ?",  # noqa: S608
+            (store_pk, key),
+        )
+        return RecordHead.from_row(row) if row else None
+
+    async def _begin_upload(self, name: str) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO blob_uploads (name, started_at) VALUES (?, ?)", (name, now_ms()))
+
+        await self.db.write(job)
+
+    async def write(
+        self,
+        store_pk: int,
+        key: str,
+        *,
+        content_type: str,
+        content_encoding: str | None,
+        body: UploadBody,
+        now: int,
+    ) -> RecordHead:
+        spooled = await spool(
+            body,
+            self.blobs,
+            inline_max=self.inline_max,
+            max_bytes=self.max_record_bytes,
+            begin_upload=self._begin_upload,
+        )
+        head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
+
+        def job(conn: sqlite3.Connection) -> None:
+            if spooled.blob is not None:
+                taken = conn.execute("DELETE FROM blob_uploads WHERE name = ?", (spooled.blob,)).rowcount
+                if not taken:  # declared abandoned by housekeeping: the blob may be gone
+                    raise Unavailable("The upload took too long and was given up; send it again.")
+            old = conn.execute(
+                "SELECT size, blob FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
+            ).fetchone()
+            growth = spooled.size - (old["size"] if old else 0)
+            cur = conn.execute(
+                "UPDATE stores SET write_count = write_count + 1, storage_bytes = storage_bytes + ?,"
+                " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                (growth, now, now, store_pk),
+            )
+            if cur.rowcount == 0:
+                raise NotFound("Store was not found.")
+            conn.execute(
+                "INSERT INTO records (store_pk, key, content_type, content_encoding, size, raw_size,"
+                " modified_at, blob, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (store_pk, key) DO UPDATE SET content_type = excluded.content_type,"
+                " content_encoding = excluded.content_encoding, size = excluded.size,"
+                " raw_size = excluded.raw_size, modified_at = excluded.modified_at,"
+                " blob = excluded.blob, body = excluded.body",
+                (
+                    store_pk,
+                    key,
+                    content_type,
+                    content_encoding,
+                    spooled.size,
+                    body.raw_size,
+                    now,
+                    spooled.blob,
+                    spooled.data,
+                ),
+            )
+            if old and old["blob"]:
+                conn.execute(
+                    "INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old["blob"], now)
+                )
+
+        try:
+            await self.db.write(job)
+        except Exception:
+            # Nothing committed names the blob. (On cancellation the shielded job may still commit, so the
+            # blob is left alone then; if it did not commit, housekeeping finds the upload row.)
+            await self._discard(spooled)
+            raise
+        return head
+
+    async def _discard(self, spooled: Spooled) -> None:
+        if spooled.blob is None:
+            return
+        with contextlib.suppress(Exception):  # best effort: housekeeping finds the upload row otherwise
+            await self.blobs.delete([spooled.blob])
+            await self.forget_blobs([spooled.blob])
+
+    async def delete(self, store_pk: int, key: str, *, now: int) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            old = conn.execute(
+                "DELETE FROM records WHERE store_pk = ? AND key = ? RETURNING size, blob", (store_pk, key)
+            ).fetchone()
+            if old is None:
+                return False
+            conn.execute(
+                "UPDATE stores SET delete_count = delete_count + 1, storage_bytes = storage_bytes - ?,"
+                " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                (old["size"], now, now, store_pk),
+            )
+            if old["blob"]:
+                conn.execute(
+                    "INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old["blob"], now)
+                )
+            return True
+
+        return await self.db.write(job, frees=True)
+
+    async def keys(
+        self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int
+    ) -> list[KeyItem]:
+        # Keys are ASCII, so every key with the prefix sorts below prefix + U+FFFF.
+        low = prefix if exclusive_start_key is None or exclusive_start_key < prefix else exclusive_start_key
+        op = ">" if exclusive_start_key is not None and low == exclusive_start_key else ">="
+        rows = self.db.conn.execute(
+            f"SELECT key, size FROM records WHERE store_pk = ? AND key {op} ? AND key < ?"  # noqa: S608
+            " ORDER BY key LIMIT ?",
+            (store_pk, low, prefix + "\uffff", limit),
+        ).fetchall()
+        return [KeyItem(k, s) for k, s in rows]
+
+    async def iterate(self, store_pk: int, *, prefix: str) -> AsyncIterator[RecordRead]:
+        after = ""
+        while True:
+            # Keyset pages of the key order; only the record's name and blob are held between pages.
+            rows = self.db.all(
+                f"SELECT {HEAD_COLUMNS}, blob, body FROM records"  # noqa: S608
+                " WHERE store_pk = ? AND key > ? AND key >= ? AND key < ? ORDER BY key LIMIT ?",
+                (store_pk, after, prefix, prefix + "\uffff", PAGE),
+            )
+            for row in rows:
+                yield self._read(row)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1]["key"]
+
+    # --- the blob ledger
+
+    async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
+        rows = self.db.all("SELECT name FROM dead_blobs WHERE dead_at < ? LIMIT ?", (cutoff, limit))
+        return [row["name"] for row in rows]
+
+    async def abandoned_uploads(self, cutoff: int, limit: int) -> list[str]:
+        rows = self.db.all("SELECT name FROM blob_uploads WHERE started_at < ? LIMIT ?", (cutoff, limit))
+        return [row["name"] for row in rows]
+
+    async def forget_blobs(self, names: Sequence[str]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM dead_blobs WHERE name = ?", [(n,) for n in names])
+            conn.executemany("DELETE FROM blob_uploads WHERE name = ?", [(n,) for n in names])
+
+        await self.db.write(job, frees=True)

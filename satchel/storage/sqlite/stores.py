@@ -1,0 +1,148 @@
+"""Key-value stores in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from satchel.clock import now_ms
+from satchel.errors import Conflict, NotFound
+from satchel.storage.rows import GeneralAccess, Grant, NewStore, Ownership, StoreRow, StoreUsage
+from satchel.storage.sqlite.db import Database
+
+STORE_COLUMNS = (
+    "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
+    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
+    " u.default_general_access AS owner_default_access,"
+    " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
+)
+STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
+# What an expired store is: unnamed, neither used nor changed since the cutoff.
+EXPIRED = "name IS NULL AND accessed_at < :cutoff AND modified_at < :cutoff"
+
+
+class SqliteStores:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _where(self, where: str, args: tuple[Any, ...]) -> StoreRow | None:
+        row = self.db.one(f"{STORE_SELECT} WHERE {where}", args)
+        return StoreRow.from_row(row) if row else None
+
+    async def by_id(self, store_id: str) -> StoreRow | None:
+        return self._where("s.id = ?", (store_id,))
+
+    async def by_name(self, user_id: str, name: str) -> StoreRow | None:
+        return self._where("s.user_id = ? AND s.name = ?", (user_id, name))
+
+    async def create(self, new: NewStore) -> tuple[StoreRow, bool]:
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,"
+                " url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, name) DO NOTHING",
+                (
+                    new.id,
+                    new.user_id,
+                    new.name,
+                    new.created_at,
+                    new.created_at,
+                    new.created_at,
+                    new.general_access,
+                    new.url_signing_secret_key,
+                    new.schema,
+                ),
+            )
+            return cur.rowcount == 1
+
+        created = await self.db.write(job)
+        if created:
+            row = await self.by_id(new.id)
+        else:
+            assert new.name is not None
+            row = await self.by_name(new.user_id, new.name)
+        if row is None:  # deleted by someone else in between
+            raise NotFound("Store was not found.")
+        return row, created
+
+    async def page(
+        self, user_id: str, *, ownership: Ownership, unnamed: bool, offset: int, limit: int, desc: bool
+    ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
+        mine = "s.user_id = :user"
+        shared = "g.access IS NOT NULL"
+        where = {Ownership.OWNED: mine, Ownership.SHARED: shared}.get(ownership, f"({mine} OR {shared})")
+        if not unnamed:
+            where += " AND s.name IS NOT NULL"
+        grants = "LEFT JOIN grants g ON g.store_pk = s.pk AND g.user_id = :user"
+        args = {"user": user_id, "limit": limit, "offset": offset}
+        total = self.db.one(f"SELECT count(*) FROM stores s {grants} WHERE {where}", args)[0]  # type: ignore[index]  # noqa: S608
+        order = "DESC" if desc else "ASC"
+        rows = self.db.all(
+            f"SELECT {STORE_COLUMNS}, g.access AS grant_access"  # noqa: S608
+            f" FROM stores s JOIN users u ON u.id = s.user_id {grants} WHERE {where}"
+            f" ORDER BY s.created_at {order}, s.pk {order} LIMIT :limit OFFSET :offset",
+            args,
+        )
+        return total, [
+            (StoreRow.from_row(r), Grant(r["grant_access"]) if r["grant_access"] else None) for r in rows
+        ]
+
+    async def update(
+        self, pk: int, *, name: str | None, general_access: GeneralAccess, title: str | None, now: int
+    ) -> StoreRow:
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                cur = conn.execute(
+                    "UPDATE stores SET name = ?, general_access = ?, title = ?, modified_at = ?,"
+                    " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                    (name, general_access, title, now, now, pk),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+            if cur.rowcount == 0:
+                raise NotFound("Store was not found.")
+
+        await self.db.write(job)
+        row = self._where("s.pk = ?", (pk,))
+        if row is None:
+            raise NotFound("Store was not found.")
+        return row
+
+    async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            if unused_since is not None:
+                # Checked inside the writer's transaction: a write or use since the sweeper chose it keeps it.
+                still = conn.execute(
+                    f"SELECT 1 FROM stores WHERE pk = :pk AND {EXPIRED}",  # noqa: S608
+                    {"pk": pk, "cutoff": unused_since},
+                ).fetchone()
+                if still is None:
+                    return False
+            conn.execute(
+                "INSERT OR IGNORE INTO dead_blobs (name, dead_at) SELECT blob, ? FROM records"
+                " WHERE store_pk = ? AND blob IS NOT NULL",
+                (now_ms(), pk),
+            )
+            conn.execute("DELETE FROM records WHERE store_pk = ?", (pk,))
+            conn.execute("DELETE FROM grants WHERE store_pk = ?", (pk,))
+            return conn.execute("DELETE FROM stores WHERE pk = ?", (pk,)).rowcount > 0
+
+        return await self.db.write(job, frees=True)
+
+    async def expired(self, cutoff: int, limit: int) -> list[int]:
+        rows = self.db.all(
+            f"SELECT pk FROM stores WHERE {EXPIRED} LIMIT :limit",  # noqa: S608
+            {"cutoff": cutoff, "limit": limit},
+        )
+        return [row["pk"] for row in rows]
+
+    async def add_usage(self, usage: Mapping[int, StoreUsage]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE stores SET read_count = read_count + ?, list_count = list_count + ?,"
+                " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                [(u.reads, u.lists, u.accessed_at, pk) for pk, u in usage.items()],
+            )
+
+        await self.db.write(job)

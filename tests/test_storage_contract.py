@@ -1,0 +1,476 @@
+"""The storage seam's contract: what every engine combination does, called in-process with no server.
+
+One suite, parametrised over sqlite+files, postgres+files and postgres+s3: this is the definition of an
+engine. Engine-specific behaviour (SQLite's writer and WAL, PostgreSQL's index use) has its own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from satchel.clock import now_ms
+from satchel.errors import Conflict, NotFound, TooLarge
+from satchel.storage import GeneralAccess, Grant, NewStore, Ownership, Storage, StoreRow, StoreUsage
+from satchel.storage.factory import build_storage
+from satchel.storage.housekeeping import BlobHousekeeping
+from tests.harness.backends import COMBOS, Backends
+
+T = TypeVar("T")
+INLINE_MAX = 1024
+Run = Callable[[Callable[[Storage], Awaitable[Any]]], Any]
+
+
+class Body:
+    """An upload as the service hands it over: chunks, and the decoded size once read."""
+
+    def __init__(self, data: bytes, *, chunk: int = 64 * 1024, fail_after: int | None = None) -> None:
+        self.data = data
+        self.chunk = chunk
+        self.fail_after = fail_after
+        self.raw_size = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, max(len(self.data), 1), self.chunk):
+            if self.fail_after is not None and start >= self.fail_after:
+                raise ConnectionResetError("the client went away")
+            piece = self.data[start : start + self.chunk]
+            self.raw_size += len(piece)
+            yield piece
+
+
+@pytest.fixture(params=COMBOS)
+def combo(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings_of(backends: Backends, combo: str, tmp_path: Path) -> Callable[[], Any]:
+    """The settings of one fresh deployment; called again, the same deployment (a second process)."""
+    made = backends.settings(
+        combo, tmp_path / "data", inline_max_bytes=INLINE_MAX, blob_grace_seconds=0, max_record_bytes=1 << 24
+    )
+    return lambda: made
+
+
+@pytest.fixture
+def run(settings_of: Callable[[], Any]) -> Run:
+    """Run work(storage) on an open storage inside one event loop, and close it after."""
+
+    def go(work: Callable[[Storage], Awaitable[T]]) -> T:
+        async def inner() -> T:
+            storage = build_storage(settings_of(), housekeeping=False)
+            await storage.open()
+            try:
+                return await work(storage)
+            finally:
+                await storage.close()
+
+        return asyncio.run(inner())
+
+    return go
+
+
+async def _user(storage: Storage, name: str = "alice") -> str:
+    user = await storage.users.create(f"id-{name}", name, 1, default_general_access=GeneralAccess.RESTRICTED)
+    return user.id
+
+
+async def _store(storage: Storage, user_id: str, name: str | None = "s", now: int = 1) -> StoreRow:
+    store, _ = await storage.stores.create(
+        NewStore(
+            f"store-{secrets.token_hex(6)}", user_id, name, GeneralAccess.FOLLOW_USER_SETTING, "k", None, now
+        )
+    )
+    return store
+
+
+async def _read(storage: Storage, store: StoreRow, key: str) -> bytes | None:
+    record = await storage.records.read(store.pk, key)
+    if record is None:
+        return None
+    return b"".join([chunk async for chunk in record.stream()])
+
+
+# --- users, tokens and grants
+
+
+def test_users_and_tokens(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        with pytest.raises(Conflict):
+            await storage.users.create("other", "alice", 2, default_general_access=GeneralAccess.RESTRICTED)
+        assert (await storage.users.by_name("alice")).id == uid  # type: ignore[union-attr]
+        assert (await storage.users.by_id(uid)).username == "alice"  # type: ignore[union-attr]
+        assert await storage.users.by_name("nobody") is None
+        await storage.users.add_token(uid, "h1", 5)
+        await storage.users.add_token(uid, "h1", 6)  # the same token again changes nothing
+        await storage.users.add_token(uid, "h2", 7)
+        assert [t.hash for t in await storage.users.tokens(uid)] == ["h1", "h2"]
+        assert (await storage.users.by_token_hash("h2")).id == uid  # type: ignore[union-attr]
+        assert await storage.users.delete_token("h1")
+        assert not await storage.users.delete_token("h1")
+        assert await storage.users.by_token_hash("h1") is None
+        await storage.users.set_default_general_access(uid, GeneralAccess.ANYONE_WITH_ID_CAN_READ)
+        user = await storage.users.by_id(uid)
+        assert user is not None
+        assert user.default_general_access is GeneralAccess.ANYONE_WITH_ID_CAN_READ
+        assert [u.username for u in await storage.users.all()] == ["alice"]
+
+    run(work)
+
+
+def test_grants(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        owner, bob = await _user(storage), await _user(storage, "bob")
+        store = await _store(storage, owner)
+        assert await storage.grants.get(store.pk, bob) is None
+        await storage.grants.set(store.pk, bob, Grant.READ, 3)
+        assert await storage.grants.get(store.pk, bob) is Grant.READ
+        await storage.grants.set(store.pk, bob, Grant.WRITE, 4)
+        rows = await storage.grants.of_store(store.pk)
+        assert [(g.username, g.access) for g in rows] == [("bob", Grant.WRITE)]
+        await storage.grants.set(store.pk, bob, None, 5)
+        assert await storage.grants.get(store.pk, bob) is None
+        assert await storage.grants.of_store(store.pk) == []
+
+    run(work)
+
+
+# --- stores
+
+
+def test_store_create_is_get_or_create_by_name(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        first, created = await storage.stores.create(
+            NewStore("a1", uid, "same", GeneralAccess.RESTRICTED, "k", '{"x": 1}', 10)
+        )
+        again, created_again = await storage.stores.create(
+            NewStore("a2", uid, "same", GeneralAccess.RESTRICTED, "k", None, 11)
+        )
+        assert created
+        assert not created_again
+        assert again.id == first.id == "a1"
+        assert first.schema == '{"x": 1}'
+        assert first.username == "alice"
+        assert first.owner_default_access is GeneralAccess.RESTRICTED
+        unnamed1 = await _store(storage, uid, None, now=12)
+        unnamed2 = await _store(storage, uid, None, now=13)
+        assert unnamed1.id != unnamed2.id
+        assert (await storage.stores.by_id("a1")).name == "same"  # type: ignore[union-attr]
+        assert (await storage.stores.by_name(uid, "same")).id == "a1"  # type: ignore[union-attr]
+        assert await storage.stores.by_id("missing") is None
+
+    run(work)
+
+
+def test_store_rename_access_and_conflict(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        one, two = await _store(storage, uid, "one"), await _store(storage, uid, "two")
+        renamed = await storage.stores.update(
+            one.pk, name="uno", general_access=GeneralAccess.ANYONE_WITH_NAME_CAN_READ, title="T", now=50
+        )
+        assert (renamed.name, renamed.title, renamed.modified_at) == ("uno", "T", 50)
+        assert renamed.general_access is GeneralAccess.ANYONE_WITH_NAME_CAN_READ
+        with pytest.raises(Conflict):
+            await storage.stores.update(
+                two.pk, name="uno", general_access=GeneralAccess.RESTRICTED, title=None, now=51
+            )
+        unnamed = await storage.stores.update(
+            two.pk, name=None, general_access=GeneralAccess.RESTRICTED, title=None, now=52
+        )
+        assert unnamed.name is None
+        with pytest.raises(NotFound):
+            await storage.stores.update(
+                999_999, name=None, general_access=GeneralAccess.RESTRICTED, title=None, now=53
+            )
+
+    run(work)
+
+
+def test_store_pages_by_ownership(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        alice, bob = await _user(storage), await _user(storage, "bob")
+        mine = [await _store(storage, alice, f"a{i}", now=i) for i in range(3)]
+        hidden = await _store(storage, alice, None, now=5)
+        theirs = await _store(storage, bob, "b", now=6)
+        await storage.grants.set(theirs.pk, alice, Grant.READ, 7)
+
+        async def ids(**kw: Any) -> tuple[int, list[tuple[str, Grant | None]]]:
+            args: dict[str, Any] = {
+                "ownership": Ownership.ALL, "unnamed": False, "offset": 0, "limit": 100, "desc": False,
+            } | kw  # fmt: skip
+            total, rows = await storage.stores.page(alice, **args)
+            return total, [(row.id, grant) for row, grant in rows]
+
+        named = [(s.id, None) for s in mine]
+        assert await ids() == (4, [*named, (theirs.id, Grant.READ)])
+        assert await ids(ownership=Ownership.OWNED) == (3, named)
+        assert await ids(ownership=Ownership.SHARED) == (1, [(theirs.id, Grant.READ)])
+        total, rows = await ids(unnamed=True, ownership=Ownership.OWNED)
+        assert total == 4
+        assert [r[0] for r in rows] == [*[s.id for s in mine], hidden.id]
+        assert await ids(ownership=Ownership.OWNED, desc=True, offset=1, limit=1) == (3, [(mine[1].id, None)])
+
+    run(work)
+
+
+def test_store_stats_and_usage(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        await storage.records.write(
+            store.pk, "a", content_type="t", content_encoding=None, body=Body(b"x" * 10), now=20
+        )
+        await storage.records.write(
+            store.pk, "b", content_type="t", content_encoding=None, body=Body(b"y" * 5000), now=21
+        )
+        await storage.records.write(
+            store.pk, "a", content_type="t", content_encoding=None, body=Body(b"z" * 3), now=22
+        )
+        await storage.records.delete(store.pk, "b", now=23)
+        await storage.records.delete(store.pk, "missing", now=24)
+        await storage.stores.add_usage({store.pk: StoreUsage(reads=4, lists=2, accessed_at=30)})
+        await storage.stores.add_usage({store.pk: StoreUsage(reads=1, lists=0, accessed_at=25)})
+        row = await storage.stores.by_id(store.id)
+        assert row is not None
+        stats = row.stats
+        assert (stats.write_count, stats.delete_count, stats.read_count, stats.list_count) == (3, 1, 5, 2)
+        assert stats.storage_bytes == 3
+        assert (row.modified_at, row.accessed_at) == (23, 30)
+
+    run(work)
+
+
+def test_retention_deletes_only_what_is_still_unused(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        old = await _store(storage, uid, None, now=100)
+        used = await _store(storage, uid, None, now=100)
+        named = await _store(storage, uid, "kept", now=100)
+        await storage.records.write(
+            old.pk, "big", content_type="t", content_encoding=None, body=Body(b"b" * 5000), now=100
+        )
+        assert sorted(await storage.stores.expired(200, 10)) == sorted([old.pk, used.pk])
+        # Written after the sweeper chose it: kept.
+        await storage.records.write(
+            used.pk, "k", content_type="t", content_encoding=None, body=Body(b"v"), now=300
+        )
+        assert not await storage.stores.delete(used.pk, unused_since=200)
+        assert not await storage.stores.delete(named.pk, unused_since=200)
+        assert await storage.stores.delete(old.pk, unused_since=200)
+        assert not await storage.stores.delete(old.pk, unused_since=200)  # a second sweeper finds it gone
+        assert await storage.stores.by_id(old.id) is None
+        assert await storage.stores.by_id(used.id) is not None
+        assert len(await storage.records.dead_blobs(now_ms() + 1, 10)) == 1
+
+    run(work)
+
+
+# --- records
+
+
+def test_records_inline_and_blob_round_trip(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        bodies = {"empty": b"", "small": b"s" * INLINE_MAX, "large": bytes(range(256)) * 2000}
+        for key, data in bodies.items():
+            head = await storage.records.write(
+                store.pk, key, content_type="a/b", content_encoding="gzip", body=Body(data), now=40
+            )
+            assert (head.size, head.raw_size, head.content_encoding) == (len(data), len(data), "gzip")
+        for key, data in bodies.items():
+            assert await _read(storage, store, key) == data
+            head = await storage.records.head(store.pk, key)
+            assert head is not None
+            assert (head.key, head.content_type, head.size, head.modified_at) == (key, "a/b", len(data), 40)
+        large = await storage.records.read(store.pk, "large")
+        small = await storage.records.read(store.pk, "small")
+        assert large is not None
+        assert large.inline is None
+        assert small is not None
+        assert small.inline == bodies["small"]
+        assert await storage.records.read(store.pk, "missing") is None
+        with pytest.raises(NotFound):
+            await storage.records.write(
+                999_999, "k", content_type="t", content_encoding=None, body=Body(b"x" * 5000), now=1
+            )
+
+    run(work)
+
+
+def test_replaced_and_deleted_blobs_stay_readable_until_purged(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        first, second = b"1" * 5000, b"2" * 6000
+        await storage.records.write(
+            store.pk, "k", content_type="t", content_encoding=None, body=Body(first), now=1
+        )
+        held = await storage.records.read(store.pk, "k")
+        await storage.records.write(
+            store.pk, "k", content_type="t", content_encoding=None, body=Body(second), now=2
+        )
+        assert await _read(storage, store, "k") == second
+        assert held is not None
+        assert b"".join([c async for c in held.stream()]) == first  # a reader in flight finishes
+        await storage.records.delete(store.pk, "k", now=3)
+        assert len(await storage.records.dead_blobs(now_ms() + 1, 10)) == 2
+        assert await BlobHousekeeping(storage.records, storage.blobs, grace_ms=0).purge() == 2
+        assert await storage.records.dead_blobs(now_ms() + 1, 10) == []
+
+    run(work)
+
+
+def test_an_upload_cut_short_leaves_nothing_visible(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        with pytest.raises(ConnectionResetError):
+            await storage.records.write(
+                store.pk, "k", content_type="t", content_encoding=None,
+                body=Body(b"x" * 300_000, fail_after=100_000), now=1,
+            )  # fmt: skip
+        with pytest.raises(TooLarge):
+            await storage.records.write(
+                store.pk,
+                "k",
+                content_type="t",
+                content_encoding=None,
+                body=Body(b"x" * ((1 << 24) + 1)),
+                now=1,
+            )
+        assert await storage.records.read(store.pk, "k") is None
+        row = await storage.stores.by_id(store.id)
+        assert row is not None
+        assert row.stats.storage_bytes == 0
+        # The uploads that began are on record, so housekeeping can remove whatever they left.
+        abandoned = await storage.records.abandoned_uploads(now_ms() + 1, 10)
+        assert len(abandoned) == 2
+        await storage.records.forget_blobs(abandoned)
+        assert await storage.records.abandoned_uploads(now_ms() + 1, 10) == []
+
+    run(work)
+
+
+def test_keys_in_utf8_binary_order_with_prefix_and_start(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        keys = ["b", "B", "a", "A", "_", "-", "(", ")", "!", "'", ".x", "~", "a1", "a(", "ab", "Z9", "0"]
+        keys = [k for k in keys if k != "~"]
+        for key in keys:
+            await storage.records.write(
+                store.pk, key, content_type="t", content_encoding=None, body=Body(key.encode()), now=1
+            )
+        order = sorted(keys, key=lambda k: k.encode())
+        listed = await storage.records.keys(store.pk, prefix="", exclusive_start_key=None, limit=100)
+        assert [i.key for i in listed] == order
+        assert [i.size for i in listed] == [len(k) for k in order]
+        page = await storage.records.keys(store.pk, prefix="", exclusive_start_key="A", limit=3)
+        assert [i.key for i in page] == order[order.index("A") + 1 :][:3]
+        with_prefix = await storage.records.keys(store.pk, prefix="a", exclusive_start_key=None, limit=100)
+        assert [i.key for i in with_prefix] == ["a", "a(", "a1", "ab"]
+        after = await storage.records.keys(store.pk, prefix="a", exclusive_start_key="a(", limit=100)
+        assert [i.key for i in after] == ["a1", "ab"]
+        before = await storage.records.keys(store.pk, prefix="a", exclusive_start_key="0", limit=1)
+        assert [i.key for i in before] == ["a"]
+
+    run(work)
+
+
+def test_iterate_walks_every_record_in_key_order(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        keys = [f"p{i:04d}" for i in range(230)] + ["q"]
+        for i, key in enumerate(keys):
+            data = key.encode() * (400 if i % 50 == 0 else 1)  # some in blobs
+            await storage.records.write(
+                store.pk, key, content_type="t", content_encoding=None, body=Body(data), now=1
+            )
+        seen = []
+        async for record in storage.records.iterate(store.pk, prefix="p"):
+            data = b"".join([c async for c in record.stream()])
+            assert data.startswith(record.head.key.encode())
+            seen.append(record.head.key)
+        assert seen == keys[:-1]
+
+    run(work)
+
+
+def test_concurrent_writes_of_one_key_end_in_one_whole_value(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        store = await _store(storage, await _user(storage))
+        values = [bytes([65 + i]) * (100 if i % 2 else 3000 + i) for i in range(16)]
+
+        async def put(data: bytes) -> None:
+            await storage.records.write(
+                store.pk,
+                "k",
+                content_type=f"t/{data[:1].decode()}",
+                content_encoding=None,
+                body=Body(data),
+                now=1,
+            )
+
+        await asyncio.gather(*(put(v) for v in values))
+        record = await storage.records.read(store.pk, "k")
+        assert record is not None
+        data = b"".join([c async for c in record.stream()])
+        assert data in values
+        assert record.head.content_type == f"t/{data[:1].decode()}"
+        assert record.head.size == len(data)
+        row = await storage.stores.by_id(store.id)
+        assert row is not None
+        assert row.stats.storage_bytes == len(data)
+        assert len(await storage.records.dead_blobs(now_ms() + 1, 100)) == sum(
+            len(v) > INLINE_MAX for v in values
+        ) - (len(data) > INLINE_MAX)
+
+    run(work)
+
+
+def test_deleting_a_store_takes_its_records_and_grants(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        owner, bob = await _user(storage), await _user(storage, "bob")
+        store = await _store(storage, owner)
+        await storage.grants.set(store.pk, bob, Grant.WRITE, 1)
+        for key, size in (("a", 10), ("b", 5000)):
+            await storage.records.write(
+                store.pk, key, content_type="t", content_encoding=None, body=Body(b"x" * size), now=1
+            )
+        assert await storage.stores.delete(store.pk)
+        assert await storage.stores.by_id(store.id) is None
+        assert await storage.records.read(store.pk, "a") is None
+        assert await storage.grants.get(store.pk, bob) is None
+        assert len(await storage.records.dead_blobs(now_ms() + 1, 10)) == 1
+
+    run(work)
+
+
+# --- the change feed
+
+
+def test_a_change_published_by_one_process_reaches_another(settings_of: Callable[[], Any]) -> None:
+    async def work() -> None:
+        one = build_storage(settings_of(), housekeeping=False)
+        two = build_storage(settings_of(), housekeeping=False)
+        await one.open()
+        await two.open()
+        try:
+            before = two.feed.stamp()
+            assert two.feed.stamp() == before  # steady while nothing changes
+            await one.feed.publish()
+            for _ in range(100):
+                if two.feed.stamp() != before:
+                    break
+                await asyncio.sleep(0.02)
+            assert two.feed.stamp() != before
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(work())
