@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.servers import TOKEN
-from satchel.api.app import create_app
+from satchel.server import create_app
 from satchel.settings import Settings
 
 

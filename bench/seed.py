@@ -14,10 +14,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from bench.harness import Load, wrk_command
-from satchel.service import Caller, build_services
-from satchel.service.users import Users
+from satchel.server import build_services_from
+from satchel.service import Caller
 from satchel.settings import Settings
-from satchel.storage.factory import build_engine
 
 BATCH = 2000
 
@@ -30,11 +29,10 @@ async def _seed(
     data_dir: Path, token: str, name: str, keys: Sequence[str], body: Callable[[int], bytes]
 ) -> str:
     settings = Settings(data_dir=data_dir, token=token)
-    engine = build_engine(settings)
-    await engine.open()
+    services = build_services_from(settings, housekeeping=False)
+    await services.start(background=False)
     try:
-        services = build_services(settings, engine)
-        user, _, _ = await Users(engine).ensure_admin(settings.admin_username, data_dir, token)
+        user, _, _ = await services.users.ensure_admin(settings.admin_username, data_dir, token)
         caller = Caller(user)
         store, _ = await services.stores.get_or_create(caller, name, None)
         for start in range(0, len(keys), BATCH):
@@ -53,7 +51,7 @@ async def _seed(
             )
         return store.id
     finally:
-        await engine.close()
+        await services.stop()
 
 
 def satchel_store(
