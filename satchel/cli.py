@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +49,18 @@ def storage_options(command: Callable[..., T]) -> Callable[..., T]:
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the command line's explicit options on top."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _bootstrap_apart(settings: Settings) -> tuple[str, bool]:
+    """Make the admin in a process of its own: the storage clients (asyncpg, obstore's runtime threads) must
+    not exist in this process when granian forks its workers from it."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_bootstrap_now, settings).result()
+
+
+def _bootstrap_now(settings: Settings) -> tuple[str, bool]:
+    logging.basicConfig(level=settings.log_level.upper())
+    return asyncio.run(_bootstrap(settings))
 
 
 async def _bootstrap(settings: Settings) -> tuple[str, bool]:
@@ -107,7 +121,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    token, created = asyncio.run(_bootstrap(settings))
+    token, created = _bootstrap_apart(settings)
     click.echo(f"Satchel API: {settings.base_url}/v2")
     click.echo(f"Console:     {settings.base_url}/console")
     click.echo(f"Data dir:    {settings.data_dir}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,6 +115,22 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("satchel")
     srv = start_server(root / "data")
+    yield srv
+    stop_server(srv)
+
+
+def servers_on(
+    combo: str, backends: Backends, factory: pytest.TempPathFactory, **kwargs: Any
+) -> Iterator[Server]:
+    """A server on one engine combination with fresh data, for a module's `server` fixture to yield from."""
+    where = backends.locations(combo)
+    env = {
+        "SATCHEL_DATABASE": where["database"],
+        "SATCHEL_BLOB_STORE": where["blob_store"],
+        **backends.env(combo),
+        **kwargs.pop("env", {}),
+    }
+    srv = start_server(factory.mktemp(combo.replace("+", "-")) / "data", env=env, **kwargs)
     yield srv
     stop_server(srv)
 

@@ -6,6 +6,7 @@ import asyncio
 import io
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,7 +15,16 @@ import pytest
 from apify_client import ApifyClient, ApifyClientAsync
 from apify_client.errors import ApifyApiError
 
-from tests.conftest import Server
+from tests.conftest import Server, servers_on
+from tests.harness.backends import COMBOS, Backends
+
+
+@pytest.fixture(scope="module", params=COMBOS)
+def server(
+    request: pytest.FixtureRequest, backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """This module runs on every engine combination."""
+    yield from servers_on(request.param, backends, tmp_path_factory)
 
 
 def unique(prefix: str) -> str:

@@ -23,7 +23,17 @@ import pytest
 from apify_client import ApifyClient, ApifyClientAsync
 from apify_client.errors import ApifyApiError
 
-from tests.conftest import Server
+from tests.conftest import Server, servers_on
+from tests.harness.backends import COMBOS, Backends
+
+
+@pytest.fixture(scope="module", params=COMBOS)
+def server(
+    request: pytest.FixtureRequest, backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """This module runs on every engine combination."""
+    yield from servers_on(request.param, backends, tmp_path_factory)
+
 
 USERNAME = "admin"
 STREAMING_WARNING = "ignore:Streaming a request body is experimental:UserWarning"

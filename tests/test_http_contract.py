@@ -13,7 +13,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -22,7 +22,17 @@ import brotli
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, servers_on
+from tests.harness.backends import COMBOS, Backends
+
+
+@pytest.fixture(scope="module", params=COMBOS)
+def server(
+    request: pytest.FixtureRequest, backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """This module runs on every engine combination."""
+    yield from servers_on(request.param, backends, tmp_path_factory)
+
 
 USERNAME = "admin"
 KEY_CHARS = "!-_.'()"

@@ -38,8 +38,13 @@ async def spool(
     inline_max: int,
     max_bytes: int,
     begin_upload: Callable[[str], Awaitable[None]],
+    drop: Callable[[list[str]], Awaitable[None]],
 ) -> Spooled:
-    """Read the body to its end; raises TooLarge past max_bytes, leaving no blob behind."""
+    """Read the body to its end; raises TooLarge past max_bytes, leaving no blob behind.
+
+    `begin_upload` notes a blob's name before it is written; `drop` removes a blob and forgets its name (best
+    effort: what it cannot do, housekeeping does once the upload is old).
+    """
     chunks = aiter(body)
     parts: list[bytes] = []
     size = 0
@@ -65,5 +70,9 @@ async def spool(
 
     name = new_blob_name()
     await begin_upload(name)
-    written = await blobs.put(name, whole())
+    try:
+        written = await blobs.put(name, whole())
+    except Exception:
+        await drop([name])
+        raise
     return Spooled(None, name, written)

@@ -91,7 +91,11 @@ class S3Blobs:
             raise ValueError(f"The region in the blob store {url!r} is empty.")
         endpoint = query.get("endpoint", [f"https://s3.{region}.amazonaws.com"])[0].rstrip("/")
         target = urlsplit(endpoint)
-        if target.scheme not in ("http", "https") or not target.hostname or target.query or target.fragment:
+        try:
+            valid = target.scheme in ("http", "https") and target.hostname and target.port != 0
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid or target.query or target.fragment:
             raise ValueError(f"The endpoint {endpoint!r} in the blob store {url!r} is not an http(s) URL.")
         return cls(bucket, endpoint=endpoint, region=region, settings=settings)
 
@@ -110,7 +114,7 @@ class S3Blobs:
         if status in (401, 403):
             raise self._refused()
         if status >= 500:
-            raise Unavailable(f"The object store at {self.endpoint} does not answer; try again.")
+            raise self._unavailable()
         if status != 200:
             raise SatchelError(
                 f"The object store at {self.endpoint} answered HTTP {status} for the bucket {self.bucket}."
@@ -208,6 +212,9 @@ class S3Blobs:
         """What an obstore error means to a caller: the store is down, or it refuses the credentials."""
         if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
             return self._refused()
+        return self._unavailable()
+
+    def _unavailable(self) -> Unavailable:
         return Unavailable(f"The object store at {self.endpoint} does not answer; try again.")
 
     def _refused(self) -> SatchelError:
@@ -243,9 +250,10 @@ class S3Blobs:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                     return int(response.status)
             except urllib.error.HTTPError as exc:
+                exc.close()
                 return exc.code
 
         try:
             return await asyncio.to_thread(send)
         except OSError as exc:  # refused, reset, timed out (URLError is an OSError)
-            raise Unavailable(f"The object store at {self.endpoint} does not answer; try again.") from exc
+            raise self._unavailable() from exc

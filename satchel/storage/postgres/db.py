@@ -104,9 +104,11 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
+    # Typed locals: mypy is strict with asyncpg's stubs (asyncpg-stubs) and without them.
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self.connection() as conn:
-            return await conn.fetch(sql, *args)
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         async with self.connection() as conn:
@@ -119,7 +121,8 @@ class Database:
     async def execute(self, sql: str, *args: Any) -> str:
         """Run one statement (its own transaction); returns its status, e.g. "DELETE 1"."""
         async with self.connection() as conn:
-            return await conn.execute(sql, *args)
+            status: str = await conn.execute(sql, *args)
+        return status
 
 
 def count(status: str) -> int:

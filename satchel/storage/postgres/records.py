@@ -115,20 +115,10 @@ class PostgresRecords:
         body: UploadBody,
         now: int,
     ) -> RecordHead:
-        begun: list[str] = []
-
-        async def begin_upload(name: str) -> None:
-            await self._begin_upload(name)
-            begun.append(name)
-
-        try:
-            spooled = await spool(
-                body, self.blobs, inline_max=self.inline_max, max_bytes=self.max_record_bytes,
-                begin_upload=begin_upload,
-            )  # fmt: skip
-        except Exception:
-            await self._drop(begun)  # the blob store left nothing under the name; the ledger follows
-            raise
+        spooled = await spool(
+            body, self.blobs, inline_max=self.inline_max, max_bytes=self.max_record_bytes,
+            begin_upload=self._begin_upload, drop=self._drop,
+        )  # fmt: skip
         head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
         committing = False
         try:

@@ -97,7 +97,8 @@ class PostgresStores:
         named = "" if unnamed else " AND s.name IS NOT NULL"
         parts = []
         if ownership != Ownership.SHARED:
-            parts.append(f"SELECT s.pk, NULL::text AS access FROM stores s WHERE s.user_id = $1{named}")  # noqa: S608
+            owned = "SELECT s.pk, NULL::text AS access FROM stores s WHERE s.user_id = $1"
+            parts.append(owned + named)
         if ownership != Ownership.OWNED:
             parts.append(
                 "SELECT s.pk, g.access FROM grants g JOIN stores s ON s.pk = g.store_pk"  # noqa: S608

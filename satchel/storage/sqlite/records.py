@@ -11,7 +11,7 @@ from satchel.errors import NotFound, Unavailable
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import RecordRead, UploadBody
 from satchel.storage.rows import KeyItem, RecordHead
-from satchel.storage.spool import Spooled, spool
+from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database
 
 HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at"
@@ -66,6 +66,7 @@ class SqliteRecords:
             inline_max=self.inline_max,
             max_bytes=self.max_record_bytes,
             begin_upload=self._begin_upload,
+            drop=self._drop,
         )
         head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
 
@@ -114,16 +115,16 @@ class SqliteRecords:
         except Exception:
             # Nothing committed names the blob. (On cancellation the shielded job may still commit, so the
             # blob is left alone then; if it did not commit, housekeeping finds the upload row.)
-            await self._discard(spooled)
+            if spooled.blob is not None:
+                await self._drop([spooled.blob])
             raise
         return head
 
-    async def _discard(self, spooled: Spooled) -> None:
-        if spooled.blob is None:
-            return
-        with contextlib.suppress(Exception):  # best effort: housekeeping finds the upload row otherwise
-            await self.blobs.delete([spooled.blob])
-            await self.forget_blobs([spooled.blob])
+    async def _drop(self, names: list[str]) -> None:
+        """Best effort: delete blobs no record names, then forget them; what fails here housekeeping does."""
+        with contextlib.suppress(Exception):
+            await self.blobs.delete(names)
+            await self.forget_blobs(names)
 
     async def delete(self, store_pk: int, key: str, *, now: int) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
