@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -13,29 +14,62 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 
-from tests.harness.backends import Backends
+from tests.harness.backends import COMBOS, Backends
+from tests.harness.inprocess import BASE_URL as IN_PROCESS_URL
+from tests.harness.inprocess import InProcessApp
 
 TOKEN = "apify_api_" + "t" * 36
 
 
 @dataclass
 class Server:
+    """A Satchel to test against: a `satchel serve` process on loopback, or the app in this process."""
+
     base_url: str  # http://127.0.0.1:PORT (no /v2)
     token: str
     data_dir: Path
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None = None
+    app: InProcessApp | None = None
 
     @property
     def api(self) -> str:
         return self.base_url + "/v2"
 
-    def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"authorization": f"Bearer {token or self.token}"}
-        return httpx.Client(base_url=self.api, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+        if self.app is not None:
+            kwargs["transport"] = self.app.transport
+        return httpx.Client(base_url=self.api, headers=headers, timeout=60, **kwargs)
+
+    def anonymous(self, **kwargs: Any) -> httpx.Client:
+        """A client that sends no token."""
+        if self.app is not None:
+            kwargs["transport"] = self.app.transport
+        return httpx.Client(base_url=self.api, timeout=60, **kwargs)
+
+    def raw_request(
+        self, method: str, raw_path: str, body: bytes | None = None, *, token: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A request whose path goes out byte for byte as written (no client-side normalisation)."""
+        headers = {"authorization": f"Bearer {token or self.token}"}
+        if body is not None:
+            headers["content-type"] = "text/plain"
+        if self.app is not None:
+            raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+            return self.app.raw(method, raw_path.encode("latin-1"), raw_headers, body or b"")
+        parsed = urlparse(self.base_url)
+        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
+        try:
+            conn.request(method, raw_path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
 
 
 def free_port() -> int:
@@ -133,6 +167,37 @@ def servers_on(
     srv = start_server(factory.mktemp(combo.replace("+", "-")) / "data", env=env, **kwargs)
     yield srv
     stop_server(srv)
+
+
+def apps_on(combo: str, backends: Backends, factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The app on one engine combination, in this process (the fast API tier)."""
+    data_dir = factory.mktemp(combo.replace("+", "-")) / "data"
+    settings = backends.settings(
+        combo, data_dir, token=TOKEN, rate_limit=False, log_level="warning", public_url=IN_PROCESS_URL
+    )
+    app = InProcessApp(settings)
+    try:
+        app.bootstrap(TOKEN)
+        yield Server(IN_PROCESS_URL, TOKEN, data_dir, app=app)
+    finally:
+        app.close()
+
+
+def every_engine(*, in_process: bool = False) -> Any:
+    """A module-scoped `server` fixture that runs the module once on each engine combination: servers on
+    loopback, or (`in_process`) the app in the test process.
+
+    Use it as `server = every_engine()` at a test module's top level.
+    """
+
+    @pytest.fixture(scope="module", params=COMBOS, name="server")
+    def server_on_each(
+        request: pytest.FixtureRequest, backends: Backends, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Server]:
+        start = apps_on if in_process else servers_on
+        yield from start(request.param, backends, tmp_path_factory)
+
+    return server_on_each
 
 
 @pytest.fixture

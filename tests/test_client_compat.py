@@ -23,16 +23,9 @@ import pytest
 from apify_client import ApifyClient, ApifyClientAsync
 from apify_client.errors import ApifyApiError
 
-from tests.conftest import Server, servers_on
-from tests.harness.backends import COMBOS, Backends
+from tests.conftest import Server, every_engine
 
-
-@pytest.fixture(scope="module", params=COMBOS)
-def server(
-    request: pytest.FixtureRequest, backends: Backends, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """This module runs on every engine combination."""
-    yield from servers_on(request.param, backends, tmp_path_factory)
+server = every_engine()
 
 
 USERNAME = "admin"

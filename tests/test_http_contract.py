@@ -7,13 +7,12 @@ What is asserted here is what the specification says (the seed reference, the AP
 from __future__ import annotations
 
 import gzip
-import http.client
 import io
 import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -22,16 +21,9 @@ import brotli
 import httpx
 import pytest
 
-from tests.conftest import Server, servers_on
-from tests.harness.backends import COMBOS, Backends
+from tests.conftest import Server, every_engine
 
-
-@pytest.fixture(scope="module", params=COMBOS)
-def server(
-    request: pytest.FixtureRequest, backends: Backends, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """This module runs on every engine combination."""
-    yield from servers_on(request.param, backends, tmp_path_factory)
+server = every_engine(in_process=True)
 
 
 USERNAME = "admin"
@@ -115,23 +107,6 @@ def raw_get(http: httpx.Client, path: str, accept_encoding: str) -> tuple[httpx.
 
 def keys_page(http: httpx.Client, store: dict[str, Any], **params: Any) -> dict[str, Any]:
     return data_of(http.get(f"/key-value-stores/{store['id']}/keys", params=params))  # type: ignore[no-any-return]
-
-
-def raw_request(
-    server: Server, method: str, raw_path: str, body: bytes | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """A request whose path goes out byte for byte as written (no client-side normalisation)."""
-    parsed = urlparse(server.base_url)
-    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
-    try:
-        headers = {"authorization": f"Bearer {server.token}"}
-        if body is not None:
-            headers["content-type"] = "text/plain"
-        conn.request(method, raw_path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
 
 
 def wait_for_stats(http: httpx.Client, store_id: str, **expected: int) -> dict[str, Any]:
@@ -928,7 +903,7 @@ def test_special_characters_in_keys(http: httpx.Client, store: dict[str, Any]) -
 
 def test_percent_encoded_valid_key(server: Server, http: httpx.Client, store: dict[str, Any]) -> None:
     put(http, store, "abc(1)", b"enc", "text/plain")
-    status, _, body = raw_request(server, "GET", f"/v2/key-value-stores/{store['id']}/records/abc%281%29")
+    status, _, body = server.raw_request("GET", f"/v2/key-value-stores/{store['id']}/records/abc%281%29")
     assert status == 200
     assert body == b"enc"
 
@@ -939,7 +914,7 @@ def test_dot_keys_are_refused(
 ) -> None:
     path = f"/v2/key-value-stores/{store['id']}/records/{segment}"
     for method, body in (("PUT", b"dot"), ("GET", None)):
-        status, headers, raw = raw_request(server, method, path, body)
+        status, headers, raw = server.raw_request(method, path, body)
         response = httpx.Response(status, headers=headers, content=raw)
         assert_error(response, 400, "invalid-record-key")
     assert keys_page(http, store)["items"] == []
@@ -952,7 +927,7 @@ def test_literal_dot_segments_are_refused(
 ) -> None:
     path = f"/v2/key-value-stores/{store['id']}/records/{segment}"
     for method, body in (("PUT", b"dot"), ("GET", None)):
-        status, headers, raw = raw_request(server, method, path, body)
+        status, headers, raw = server.raw_request(method, path, body)
         assert_error(httpx.Response(status, headers=headers, content=raw), 400, "invalid-record-key")
     assert keys_page(http, store)["items"] == []
 
@@ -1002,7 +977,7 @@ def test_download_records_of_missing_store(http: httpx.Client) -> None:
 
 
 def test_no_token(server: Server) -> None:
-    with httpx.Client(base_url=server.api, timeout=30) as anonymous:
+    with server.anonymous() as anonymous:
         assert_error(anonymous.get("/key-value-stores"), 401, "token-not-provided")
         assert_error(
             anonymous.post("/key-value-stores", params={"name": unique()}), 401, "token-not-provided"
@@ -1017,13 +992,13 @@ def test_bad_token(server: Server) -> None:
 
 
 def test_bad_token_in_query(server: Server) -> None:
-    with httpx.Client(base_url=server.api, timeout=30) as anonymous:
+    with server.anonymous() as anonymous:
         response = anonymous.get("/key-value-stores", params={"token": "not-a-real-token"})
         assert_error(response, 401, "invalid-token")
 
 
 def test_token_in_query(server: Server, store: dict[str, Any]) -> None:
-    with httpx.Client(base_url=server.api, timeout=30) as anonymous:
+    with server.anonymous() as anonymous:
         page = data_of(anonymous.get("/key-value-stores", params={"token": server.token, "unnamed": 1}))
         assert page["count"] >= 1
         fetched = data_of(anonymous.get(f"/key-value-stores/{store['id']}", params={"token": server.token}))
@@ -1031,7 +1006,7 @@ def test_token_in_query(server: Server, store: dict[str, Any]) -> None:
 
 
 def test_anonymous_writes_are_refused(server: Server, store: dict[str, Any]) -> None:
-    with httpx.Client(base_url=server.api, timeout=30) as anonymous:
+    with server.anonymous() as anonymous:
         response = anonymous.put(
             f"/key-value-stores/{store['id']}/records/k", content=b"x", headers={"content-type": "text/plain"}
         )
@@ -1097,5 +1072,5 @@ def test_unknown_path(http: httpx.Client, store: dict[str, Any], path: str) -> N
 
 
 def test_unknown_path_outside_the_api(server: Server) -> None:
-    response = httpx.get(server.base_url + "/not-the-api", timeout=30)
-    assert response.status_code == 404
+    status, _, _ = server.raw_request("GET", "/not-the-api")
+    assert status == 404

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, every_engine
+
+server = every_engine()
 
 JS_DIR = Path(__file__).parent / "js"
 TEST_FILES = ("kvs.test.mjs", "sdk.test.mjs")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import Server
+from tests.conftest import Server, every_engine
+
+server = every_engine()
 
 ACTOR = Path(__file__).parent / "sdk" / "actor_kvs.py"
 

@@ -4,14 +4,19 @@ Every request needs its caller, its store and maybe a grant; a cache answers the
 while the change feed's stamp is the one it was filled under, and every change to users, tokens, grants or
 stores publishes to the feed, so a revocation, rename or access change on any process or node applies to the
 next request everywhere. Cached stores carry current identity and access; their stats and clocks may lag.
+
+The feed is told after a change commits, not in the same transaction: a process that dies between the two
+leaves other caches stale, so every cache also starts over after MAX_AGE_SECONDS whatever the feed says.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TypeVar
 
 from satchel.storage import Grant, Storage, StoreRow, UserRow
 
+MAX_AGE_SECONDS = 10.0
 CACHE_MAX = 10_000  # entries in each cache, so memory stays bounded under many stores or users
 K = TypeVar("K")
 V = TypeVar("V")
@@ -31,17 +36,20 @@ class Lookups:
         self.storage = storage
         self.feed = storage.feed
         self._stamp: int | None = None
+        self._expires = 0.0
         self._users_by_token: dict[str, UserRow] = {}
         self._stores_by_id: dict[str, StoreRow] = {}
         self._grants: dict[tuple[int, str], str] = {}
 
     def _fresh(self) -> None:
         stamp = self.feed.stamp()
-        if stamp != self._stamp:
+        now = time.monotonic()
+        if stamp != self._stamp or now > self._expires:
             self._users_by_token.clear()
             self._stores_by_id.clear()
             self._grants.clear()
             self._stamp = stamp
+            self._expires = now + MAX_AGE_SECONDS
 
     async def changed(self) -> None:
         """Say that users, tokens, grants or stores changed: every cache the feed reaches starts over."""
