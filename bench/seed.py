@@ -26,9 +26,15 @@ async def _one(body: bytes) -> AsyncIterator[bytes]:
 
 
 async def _seed(
-    data_dir: Path, token: str, name: str, keys: Sequence[str], body: Callable[[int], bytes]
+    data_dir: Path,
+    token: str,
+    name: str,
+    keys: Sequence[str],
+    body: Callable[[int], bytes],
+    database: str,
+    blob_store: str,
 ) -> str:
-    settings = Settings(data_dir=data_dir, token=token)
+    settings = Settings(data_dir=data_dir, token=token, database=database, blob_store=blob_store)
     services = build_services_from(settings, housekeeping=False)
     await services.start(background=False)
     try:
@@ -55,12 +61,23 @@ async def _seed(
 
 
 def satchel_store(
-    data_dir: Path, token: str, name: str, keys: Sequence[str], body: Callable[[int], bytes]
+    data_dir: Path,
+    token: str,
+    name: str,
+    keys: Sequence[str],
+    body: Callable[[int], bytes],
+    *,
+    database: str = "",
+    blob_store: str = "",
 ) -> tuple[str, float]:
-    """Create a named store holding these keys; returns its id and the seconds it took."""
+    """Create a named store holding these keys; returns its id and the seconds it took.
+
+    `database` and `blob_store` pick the scale-out engines, as the server's settings of those names do (S3
+    credentials come from this process's environment, as they do for a server).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    store_id = asyncio.run(_seed(data_dir, token, name, keys, body))
+    store_id = asyncio.run(_seed(data_dir, token, name, keys, body, database, blob_store))
     return store_id, time.perf_counter() - began
 
 

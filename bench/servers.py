@@ -1,4 +1,5 @@
-"""The servers a figure measures: Satchel, its Python ceiling, nginx and SeaweedFS's S3 server."""
+"""The servers a figure measures: Satchel, its Python ceiling, nginx (static, or a proxy in front of Satchel
+nodes) and SeaweedFS's S3 server."""
 
 from __future__ import annotations
 
@@ -111,6 +112,75 @@ def nginx(files: Path, *, workers: int, cpus: str | None, logs: Path) -> Iterato
     server = _serve(proc, "nginx", f"http://127.0.0.1:{port}", "/")
     try:
         yield server
+    finally:
+        stop(proc)
+
+
+PROXY_CONF = """
+daemon off;
+worker_processes {workers};
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    client_max_body_size 0;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+{blocks}
+}}
+"""
+PROXY_BLOCK = """
+    upstream {name} {{
+{servers}
+        keepalive 64;
+        keepalive_requests 10000000;
+        keepalive_timeout 120s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://{name}; }}
+    }}
+"""
+
+
+@contextlib.contextmanager
+def nginx_proxy(
+    upstreams: dict[str, list[str]], *, workers: int, logs: Path, token: str = TOKEN
+) -> Iterator[dict[str, Server]]:
+    """One nginx, one port per upstream (name -> backend URLs), round robin over kept-alive connections."""
+    binary = which("nginx")
+    if binary is None:
+        raise RuntimeError("nginx is not installed")
+    ports = {name: free_port() for name in upstreams}
+    first = next(iter(ports.values()))
+    root = logs / f"nginx-proxy-{first}"
+    root.mkdir(parents=True, exist_ok=True)
+    blocks = "".join(
+        PROXY_BLOCK.format(
+            name=f"upstream{index}",
+            port=ports[name],
+            servers="\n".join(f"        server {url.removeprefix('http://')};" for url in urls),
+        )
+        for index, (name, urls) in enumerate(upstreams.items())
+    )
+    conf = root / "nginx.conf"
+    conf.write_text(PROXY_CONF.format(workers=workers, root=root, blocks=blocks))
+    proc = start(f"nginx-proxy-{first}", [binary, "-c", str(conf), "-e", str(root / "error.log")], logs=logs)
+    found: dict[str, Server] = {}
+    for name, port in ports.items():
+        url = f"http://127.0.0.1:{port}"
+        found[name] = _serve(proc, f"nginx {name}", url, "/v2/users/me", {"authorization": f"Bearer {token}"})
+    try:
+        yield found
     finally:
         stop(proc)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,15 +53,19 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _bootstrap_apart(settings: Settings) -> tuple[str, bool]:
-    """Make the admin in a process of its own: the storage clients (asyncpg, obstore's runtime threads) must
-    not exist in this process when granian forks its workers from it."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_bootstrap_now, settings).result()
-
-
-def _bootstrap_now(settings: Settings) -> tuple[str, bool]:
-    logging.basicConfig(level=settings.log_level.upper())
-    return asyncio.run(_bootstrap(settings))
+    """Make the admin in a process of its own (`satchel bootstrap-admin`): the storage clients (asyncpg,
+    obstore's runtime threads) must not exist in this process when granian forks its workers from it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "satchel", "bootstrap-admin"],
+        env={**os.environ, **settings_environment(settings)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise click.ClickException(done.stderr.strip().removeprefix("Error: ") or "Starting failed.")
+    result = json.loads(done.stdout)
+    return result["token"], result["created"]
 
 
 async def _bootstrap(settings: Settings) -> tuple[str, bool]:
@@ -79,6 +84,18 @@ async def _bootstrap(settings: Settings) -> tuple[str, bool]:
 @click.version_option(package_name="satchel")
 def main() -> None:
     """Satchel: a self-hosted key-value store speaking the Apify API v2."""
+
+
+@main.command("bootstrap-admin", hidden=True)
+def bootstrap_admin() -> None:
+    """Make sure the admin and their token exist; print both as JSON (what `serve` runs first)."""
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    try:
+        token, created = asyncio.run(_bootstrap(settings))
+    except (SatchelError, ValueError) as error:  # a backend that does not answer, a URL Satchel cannot use
+        raise click.ClickException(str(error)) from error
+    click.echo(json.dumps({"token": token, "created": created}))
 
 
 @main.command()
@@ -168,7 +185,10 @@ def _run(where: dict[str, Any], work: Callable[[Services], Awaitable[T]]) -> T:
     settings = _settings(**where)
 
     async def go() -> T:
-        services = build_services_from(settings, housekeeping=False)
+        try:
+            services = build_services_from(settings, housekeeping=False)
+        except ValueError as error:  # a --database or --blob-store Satchel cannot use
+            raise click.ClickException(str(error)) from error
         await services.start(background=False)
         try:
             return await work(services)

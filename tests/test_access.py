@@ -1,6 +1,6 @@
 """The authorization matrix: each endpoint x each kind of caller x each generalAccess -> the expected status.
 
-The expectations come from the rules as the reference and ../shared/CONTRACT.md state them, written out here
+The expectations come from the rules as the API reference and the official clients state them, written here
 independently of the server's code:
 - the owner may do everything; a user granted WRITE may read and put/delete records; a user granted READ may
   read; store settings, sharing and deletion are the owner's alone;

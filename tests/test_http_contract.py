@@ -1,7 +1,7 @@
-"""The HTTP contract, endpoint by endpoint, with plain httpx against a real server on loopback.
+"""The HTTP contract, endpoint by endpoint, with plain httpx against the app in-process on every engine.
 
-What is asserted here is what the specification says (the seed reference, the API introduction and
-../shared/CONTRACT.md), not what the code happens to do.
+What is asserted here is what the specification says (the API reference and what the official clients send
+and expect), not what the code happens to do.
 """
 
 from __future__ import annotations

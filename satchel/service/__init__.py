@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
@@ -15,7 +14,7 @@ from satchel.service.usage import Usage
 from satchel.service.users import Users
 from satchel.settings import Settings
 from satchel.storage import Storage
-from satchel.storage.housekeeping import every
+from satchel.storage.housekeeping import Background, every
 
 USAGE_FLUSH_SECONDS = 1.0
 
@@ -30,24 +29,17 @@ class Services:
     stores: Stores
     records: Records
     retention: Retention
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _tasks: Background = field(default_factory=Background)
 
     async def start(self, *, background: bool = True) -> None:
         """Open storage; with `background`, also count usage and sweep expired stores (a server does)."""
         await self.storage.open()
         if background:
-            self._tasks = [
-                asyncio.create_task(every(USAGE_FLUSH_SECONDS, self.usage.flush)),
-                asyncio.create_task(self.retention.run_forever()),
-            ]
+            self._tasks.start(every(USAGE_FLUSH_SECONDS, self.usage.flush))
+            self._tasks.start(self.retention.run_forever())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._tasks.stop()
         with contextlib.suppress(Exception):  # counted reads are lost only if the database is gone
             await self.usage.flush()
         await self.storage.close()

@@ -8,8 +8,6 @@ The scale-out engines import only when asked for.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 from satchel.settings import Settings
@@ -17,7 +15,7 @@ from satchel.storage.base import Storage
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.feed import ChangeFeed, StampFeed
-from satchel.storage.housekeeping import BlobHousekeeping, every
+from satchel.storage.housekeeping import Background, BlobHousekeeping, every
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
@@ -66,24 +64,10 @@ def build_storage(settings: Settings, *, housekeeping: bool = True) -> Storage:
         grace_ms = int(settings.blob_grace_seconds * 1000)
         purge = BlobHousekeeping(engine.records, blobs, grace_ms=grace_ms).purge
         tasks = Background()
-        storage.openers.append(lambda: tasks.start(every(min(15.0, max(grace_ms / 1000, 0.5)), purge)))
+
+        async def start() -> None:
+            tasks.start(every(min(15.0, max(grace_ms / 1000, 0.5)), purge))
+
+        storage.openers.append(start)
         storage.closers.append(tasks.stop)
     return storage
-
-
-class Background:
-    """Tasks that live as long as the storage is open."""
-
-    def __init__(self) -> None:
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def start(self, job: Any) -> None:
-        self.tasks.append(asyncio.create_task(job))
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.tasks.clear()

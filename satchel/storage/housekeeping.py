@@ -7,8 +7,10 @@ is forgotten only after its blob is gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from satchel.clock import now_ms
 from satchel.errors import StorageFull
@@ -42,6 +44,24 @@ class BlobHousekeeping:
             gone += len(names)
             if len(names) < BATCH:
                 return gone
+
+
+class Background:
+    """Tasks that live as long as their owner is open, cancelled and awaited together on close."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, job: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.create_task(job))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
 
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]], *, first: float | None = None) -> None:

@@ -111,8 +111,7 @@ class StoreRow:
 
     @classmethod
     def from_row(cls, row: Columns) -> StoreRow:
-        """A store from the columns every engine's store SELECT names (the owner's as `username` and
-        `owner_default_access`)."""
+        """A store from STORE_COLUMNS (the owner's as `username` and `owner_default_access`)."""
         return cls(
             pk=row["pk"],
             id=row["id"],
@@ -134,6 +133,15 @@ class StoreRow:
                 row["storage_bytes"],
             ),
         )  # fmt: skip
+
+
+# What every SQL engine selects for a StoreRow: `s` is the stores table (or rows like it), `u` the owner.
+STORE_COLUMNS = (
+    "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
+    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
+    " u.default_general_access AS owner_default_access,"
+    " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
+)
 
 
 @dataclass(slots=True)

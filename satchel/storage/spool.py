@@ -11,7 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from satchel.errors import TooLarge
+from satchel.errors import TooLarge, Unavailable
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import UploadBody
 
@@ -72,6 +72,10 @@ async def spool(
     await begin_upload(name)
     try:
         written = await blobs.put(name, whole())
+    except Unavailable:
+        # The blob store does not answer: a delete now would only wait out its timeout a second time before
+        # the caller hears. The upload stays noted, so housekeeping removes anything left once it is old.
+        raise
     except Exception:
         await drop([name])
         raise

@@ -41,10 +41,22 @@ _CLIENT_MISTAKES = (
 
 def is_down(exc: BaseException) -> bool:
     """Whether an error means the database is unreachable or refusing work for now (OSError covers
-    refused connections and TimeoutError, which is asyncio.TimeoutError)."""
+    refused connections and TimeoutError, which is asyncio.TimeoutError).
+
+    InternalClientError counts too: when the server ends a connection that sits idle in the pool (a
+    shutdown), its FATAL message puts the connection in a state that refuses the next query with that error
+    until the socket is seen to close, and the pool hands such a connection out meanwhile.
+    """
     if isinstance(exc, asyncpg.InterfaceError):
         return not isinstance(exc, _CLIENT_MISTAKES)
-    return isinstance(exc, (OSError, *_DOWN_SERVER, asyncpg.exceptions.TargetServerAttributeNotMatched))
+    return isinstance(
+        exc,
+        (
+            OSError,
+            *_DOWN_SERVER,
+            asyncpg.exceptions.TargetServerAttributeNotMatched,
+        ),
+    )
 
 
 class Database:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from satchel.storage.blobs.base import BlobStore
-from satchel.storage.housekeeping import every
+from satchel.storage.housekeeping import Background, every
 from satchel.storage.sqlite.db import RESERVE_BYTES, Database
 from satchel.storage.sqlite.grants import SqliteGrants
 from satchel.storage.sqlite.records import SqliteRecords
@@ -34,19 +32,13 @@ class SqliteEngine:
         self.grants = SqliteGrants(self.db)
         self.stores = SqliteStores(self.db)
         self.records = SqliteRecords(self.db, blobs, inline_max=inline_max, max_record_bytes=max_record_bytes)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Background()
 
     async def open(self) -> None:
         await self.db.open()
-        self._tasks = [
-            asyncio.create_task(every(CHECKPOINT_SECONDS, self.db.checkpoint)),
-            asyncio.create_task(every(5.0, self.db.restore_reserve)),
-        ]
+        self._tasks.start(every(CHECKPOINT_SECONDS, self.db.checkpoint))
+        self._tasks.start(every(5.0, self.db.restore_reserve))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.stop()
         await self.db.close()

@@ -8,15 +8,17 @@ from typing import Any
 
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound
-from satchel.storage.rows import GeneralAccess, Grant, NewStore, Ownership, StoreRow, StoreUsage
+from satchel.storage.rows import (
+    STORE_COLUMNS,
+    GeneralAccess,
+    Grant,
+    NewStore,
+    Ownership,
+    StoreRow,
+    StoreUsage,
+)
 from satchel.storage.sqlite.db import Database
 
-STORE_COLUMNS = (
-    "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
-    " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
-    " u.default_general_access AS owner_default_access,"
-    " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
-)
 STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
 # What an expired store is: unnamed, neither used nor changed since the cutoff.
 EXPIRED = "name IS NULL AND accessed_at < :cutoff AND modified_at < :cutoff"

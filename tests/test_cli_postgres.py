@@ -1,0 +1,269 @@
+"""The management commands against PostgreSQL, each run as an operator would (`python -m satchel ...`), beside
+two servers on the same database that must follow every change, as the nodes of a deployment do."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from satchel.storage.postgres.migrations import STEPS
+from tests.conftest import Server, free_port, start_server, stop_server
+from tests.harness.backends import Backends
+
+PROPAGATION_SECONDS = 2.0  # how soon a change made by the CLI must reach a running server
+
+
+def satchel(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """One `satchel` command in a process of its own; the storage options are in `args`."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "satchel", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=data_dir.parent,
+    )
+    assert (done.returncode == 0) == ok, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def query(dsn: str, sql: str) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn, timeout=30)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(sql)
+            return rows
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def eventually(check: Callable[[], int], expected: int, timeout: float = PROPAGATION_SECONDS) -> None:
+    """Poll until `check` gives `expected` (an HTTP status), failing after `timeout` with the last one."""
+    deadline = time.monotonic() + timeout
+    while (got := check()) != expected:
+        assert time.monotonic() < deadline, f"still {got}, not {expected}, after {timeout} s"
+        time.sleep(0.02)
+
+
+def status(server: Server, token: str | None, method: str, path: str, **kwargs: Any) -> int:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, server.api + path, headers=headers, timeout=30, **kwargs).status_code
+
+
+def whoami(server: Server, token: str) -> int:
+    return status(server, token, "GET", "/users/me")
+
+
+def created_token(done: subprocess.CompletedProcess[str]) -> str:
+    return done.stdout.split("API token: ")[1].strip()
+
+
+@dataclass
+class Deployment:
+    dsn: str
+    nodes: list[Server]
+    cli_dir: Path  # the data dir the commands are given: an operator's machine, not a node's
+
+    def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return satchel(*args, "--database", self.dsn, data_dir=self.cli_dir, ok=ok)
+
+
+@pytest.fixture(scope="module")
+def deployment(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Two servers over one fresh PostgreSQL database, each with a data dir of its own."""
+    dsn = backends.locations("postgres+files")["database"]
+    root = tmp_path_factory.mktemp("cli-postgres")
+    nodes: list[Server] = []
+    try:
+        for number in range(2):
+            nodes.append(start_server(root / f"node{number}" / "data", env={"SATCHEL_DATABASE": dsn}))
+        yield Deployment(dsn, nodes, root / "operator" / "data")
+    finally:
+        for node in nodes:
+            stop_server(node)
+
+
+def test_migrate_on_a_fresh_database_and_again(backends: Backends, tmp_path: Path) -> None:
+    dsn = backends.locations("postgres+files")["database"]
+    first = satchel("migrate", "--database", dsn, data_dir=tmp_path / "data")
+    assert "up to date" in first.stdout
+    applied = query(dsn, "SELECT version, applied_at FROM schema_version ORDER BY version")
+    assert [row["version"] for row in applied] == list(range(1, len(STEPS) + 1))
+    tables = {
+        row["tablename"] for row in query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
+    assert {"users", "tokens", "stores", "grants", "records", "dead_blobs", "blob_uploads"} <= tables
+
+    again = satchel("migrate", "--database", dsn, data_dir=tmp_path / "data")
+    assert "up to date" in again.stdout
+    assert query(dsn, "SELECT version, applied_at FROM schema_version ORDER BY version") == applied
+
+
+def test_migrations_started_together_apply_once(backends: Backends, tmp_path: Path) -> None:
+    dsn = backends.locations("postgres+files")["database"]
+    command = [sys.executable, "-m", "satchel", "migrate", "--database", dsn]
+    runs = [
+        subprocess.Popen(
+            [*command, "--data-dir", str(tmp_path / f"data{n}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        assert "up to date" in out
+    versions = [row["version"] for row in query(dsn, "SELECT version FROM schema_version ORDER BY version")]
+    assert versions == list(range(1, len(STEPS) + 1))
+
+
+def test_commands_say_plainly_when_the_database_cannot_be_used(tmp_path: Path) -> None:
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    for args in (("migrate",), ("users", "list"), ("tokens", "create", "anyone")):
+        refused = satchel(*args, "--database", down, data_dir=tmp_path / "data", ok=False)
+        assert "The database does not answer" in refused.stderr
+    unknown = satchel(
+        "users", "list", "--database", "mysql://db/satchel", data_dir=tmp_path / "data", ok=False
+    )
+    assert "not one Satchel knows" in unknown.stderr
+
+
+def test_users_and_tokens(deployment: Deployment) -> None:
+    one, two = deployment.nodes
+    token = created_token(deployment.cli("users", "create", "carol"))
+    assert token.startswith("apify_api_")
+    # A new user's token works on every server at once: unknown tokens are never cached.
+    assert whoami(one, token) == 200
+    assert whoami(two, token) == 200
+    assert "already exists" in deployment.cli("users", "create", "carol", ok=False).stderr
+
+    listing = deployment.cli("users", "list").stdout.splitlines()
+    assert listing[0].split()[:2] == ["USERNAME", "ID"]
+    carol = next(line.split() for line in listing if line.startswith("carol "))
+    assert carol[2:4] == ["RESTRICTED", "1"]
+    assert any(line.startswith("admin ") for line in listing)  # the servers' admin, in the same database
+
+    second = deployment.cli("tokens", "create", "carol").stdout.strip()
+    assert second.startswith("apify_api_")
+    assert second != token
+    assert whoami(two, second) == 200
+    ids = [line.split()[0] for line in deployment.cli("tokens", "list", "carol").stdout.splitlines()[1:]]
+    assert len(ids) == 2
+    # Only digests are kept; the listing's ids are their starts.
+    digests = [row["hash"] for row in query(deployment.dsn, "SELECT hash FROM tokens")]
+    assert hashlib.sha256(token.encode()).hexdigest() in digests
+    assert not [d for d in digests if token in d or second in d]
+    assert all(any(d.startswith(i) for d in digests) for i in ids)
+
+    # Both servers have the first token cached now; a revocation by the CLI reaches them through the feed.
+    for node in (one, two):
+        assert whoami(node, token) == 200
+    assert "Revoked token" in deployment.cli("tokens", "revoke", token).stdout
+    for node in (one, two):
+        eventually(lambda node=node: whoami(node, token), 401)  # type: ignore[misc]
+        assert whoami(node, second) == 200
+
+    (remaining,) = deployment.cli("tokens", "list", "carol").stdout.splitlines()[1:]
+    deployment.cli("tokens", "revoke", remaining.split()[0])  # by its id this time
+    for node in (one, two):
+        eventually(lambda node=node: whoami(node, second), 401)  # type: ignore[misc]
+    assert "No such token" in deployment.cli("tokens", "revoke", "apify_api_nosuchtoken", ok=False).stderr
+
+
+def test_share_and_access(deployment: Deployment) -> None:
+    one, two = deployment.nodes
+    dave = created_token(deployment.cli("users", "create", "dave"))
+    with one.client() as admin:
+        store = admin.post("/key-value-stores", params={"name": "cli-shared"}).json()["data"]
+        assert admin.put(f"/key-value-stores/{store['id']}/records/a", content=b"hello").status_code == 201
+    record = f"/key-value-stores/{store['id']}/records/a"
+    for node in (one, two):  # and each server now remembers that dave has no grant
+        assert status(node, dave, "GET", record) == 404
+
+    assert "dave can now read" in deployment.cli("share", "admin~cli-shared", "dave", "--read").stdout
+    for node in (one, two):
+        eventually(lambda node=node: status(node, dave, "GET", record), 200)  # type: ignore[misc]
+        assert status(node, dave, "PUT", record, content=b"x") == 403
+
+    deployment.cli("share", store["id"], "dave", "--write")
+    for node in (one, two):
+        eventually(lambda node=node: status(node, dave, "PUT", record, content=b"dave"), 201)  # type: ignore[misc]
+
+    assert "no longer has access" in deployment.cli("share", "admin~cli-shared", "dave", "--revoke").stdout
+    for node in (one, two):
+        eventually(lambda node=node: status(node, dave, "GET", record), 404)  # type: ignore[misc]
+
+    assert "not found" in deployment.cli("share", "admin~nope", "dave", "--read", ok=False).stderr
+    assert "not found" in deployment.cli("share", store["id"], "nobody", "--read", ok=False).stderr
+
+    # The owner's default access, set by the CLI, opens the store (it follows it) to anyone on every server.
+    deployment.cli("users", "set-access", "admin", "ANYONE_WITH_ID_CAN_READ")
+    try:
+        for node in (one, two):
+            eventually(lambda node=node: status(node, None, "GET", record), 200)  # type: ignore[misc]
+    finally:
+        deployment.cli("users", "set-access", "admin", "RESTRICTED")
+    for node in (one, two):
+        eventually(lambda node=node: status(node, None, "GET", record), 404)  # type: ignore[misc]
+
+
+def test_import_and_export_through_the_object_store(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """postgres+s3: bodies the CLI imports land in the bucket the server reads, and back out again."""
+    where = backends.locations("postgres+s3")
+    s3_env = backends.env("postgres+s3")
+    root = tmp_path_factory.mktemp("cli-s3")
+    node = start_server(
+        root / "node" / "data",
+        env={"SATCHEL_DATABASE": where["database"], "SATCHEL_BLOB_STORE": where["blob_store"], **s3_env},
+    )
+    try:
+        large = os.urandom(600 * 1024)  # past inline_max_bytes: an object in the bucket
+        folder = root / "storage" / "key_value_stores" / "crawl"
+        folder.mkdir(parents=True)
+        (folder / "INPUT.json").write_text(json.dumps({"start": "https://example.com"}))
+        (folder / "page.bin").write_bytes(large)
+        options = ("--database", where["database"], "--blob-store", where["blob_store"])
+        operator = root / "operator" / "data"
+        done = satchel("import", str(root / "storage"), *options, data_dir=operator, env=s3_env)
+        assert "crawl: 2 records" in done.stdout
+        with node.client() as api:
+            got = api.get("/key-value-stores/~crawl/records/page")
+            assert (got.status_code, got.content) == (200, large)
+            assert api.get("/key-value-stores/~crawl/records/INPUT").json() == {
+                "start": "https://example.com"
+            }
+            assert api.put("/key-value-stores/~crawl/records/late", content=large[::-1]).status_code == 201
+
+        done = satchel("export", "~crawl", str(root / "out"), *options, data_dir=operator, env=s3_env)
+        assert "3 records written" in done.stdout
+        exported = root / "out" / "key_value_stores" / "crawl"
+        assert (exported / "page").read_bytes() == large
+        assert (exported / "late").read_bytes() == large[::-1]
+        # Nothing of it stayed on the operator's machine: the bodies went to the bucket.
+        assert not [p for p in operator.rglob("*") if p.is_file()]
+    finally:
+        stop_server(node)
