@@ -190,3 +190,18 @@ def test_two_servers_share_counters_through_redis(tmp_path: Path, redis_url: str
     finally:
         stop_server(first)
         stop_server(second)
+
+
+def test_counters_that_do_not_answer_let_requests_through(tmp_path: Path) -> None:
+    """Redis down (nothing listens on its port): the API still answers, uncounted, and says so in its log."""
+    env = {**ON, "SATCHEL_RATE_LIMIT_STORAGE": f"redis://127.0.0.1:{free_port()}"}
+    server = start_server(tmp_path / "data", env={**env, "SATCHEL_LOG_LEVEL": "warning"})
+    try:
+        with server.client() as http:
+            store = http.post("/key-value-stores").json()["data"]["id"]
+            assert http.put(f"/key-value-stores/{store}/records/k", content=b"v").status_code == 201
+            assert http.get(f"/key-value-stores/{store}/records/k").content == b"v"
+    finally:
+        stop_server(server)
+    log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
+    assert "rate-limit counters do not answer" in log
