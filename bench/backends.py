@@ -1,4 +1,4 @@
-"""The backends of B7 (bench/scaleout.py): a PostgreSQL cluster and SeaweedFS, started for one run, and
+"""The backends of B9 (bench/scaleout.py): a PostgreSQL cluster and SeaweedFS, started for one run, and
 the stores seeded into them and into the embedded engine.
 
 Both come from the test suite's harnesses (tests/harness/postgres.py, tests/harness/seaweed.py), so the bench
@@ -61,7 +61,7 @@ def backends(plan: Plan) -> Iterator[Backends]:
     from tests.harness.seaweed import start_seaweed, stop_seaweed
 
     with contextlib.ExitStack() as stack:
-        pg_root, weed_dir = plan.work / "b7-postgres", plan.work / "b7-seaweedfs"
+        pg_root, weed_dir = plan.work / "b9-postgres", plan.work / "b9-seaweedfs"
         shutil.rmtree(pg_root, ignore_errors=True)
         shutil.rmtree(weed_dir, ignore_errors=True)
         pg = start_postgres(pg_root)
@@ -141,8 +141,8 @@ class Stores:
 
 def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
     token, work = servers.TOKEN, plan.work
-    shutil.rmtree(work / "b7-sqlite", ignore_errors=True)
-    shutil.rmtree(work / "b7-seed", ignore_errors=True)
+    shutil.rmtree(work / "b9-sqlite", ignore_errors=True)
+    shutil.rmtree(work / "b9-seed", ignore_errors=True)
     names, large = keys(plan.keys), [f"m{i:03d}" for i in range(plan.large_records)]
 
     def big_body(_: int) -> bytes:
@@ -152,12 +152,12 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
         return b"v" * 16
 
     began = time.perf_counter()
-    lite_small, _ = seed.satchel_store(work / "b7-sqlite", token, "b7", names, body_1k)
-    lite_large, _ = seed.satchel_store(work / "b7-sqlite", token, "b7-large", large, big_body)
+    lite_small, _ = seed.satchel_store(work / "b9-sqlite", token, "b9", names, body_1k)
+    lite_large, _ = seed.satchel_store(work / "b9-sqlite", token, "b9-large", large, big_body)
     took_lite = time.perf_counter() - began
 
     began = time.perf_counter()
-    seeded = work / "b7-seed"
+    seeded = work / "b9-seed"
 
     def scale_store(name: str, names: list[str], body: Callable[[int], bytes]) -> str:
         store_id, _ = seed.satchel_store(
@@ -165,12 +165,12 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
         )
         return store_id
 
-    pg_large = scale_store("b7-large", large, big_body)
+    pg_large = scale_store("b9-large", large, big_body)
     list_small = [f"g000-{i:04d}" for i in range(1000)]
     list_big = [f"g{g:03d}-{i:04d}" for g in range(plan.list_groups) for i in range(1000)]
     ids: dict[str, str] = {}
     inline: list[tuple[str, list[str], Callable[[int], bytes]]] = [
-        ("b7", names, body_1k),
+        ("b9", names, body_1k),
         ("keys-1k", list_small, small_body),
         ("keys-big", list_big, small_body),
     ]
@@ -188,7 +188,7 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
         " named gNNN-NNNN, as in B3)."
     )
     return Stores(
-        {EMBEDDED: lite_small, SCALE: ids["b7"]},
+        {EMBEDDED: lite_small, SCALE: ids["b9"]},
         {EMBEDDED: lite_large, SCALE: pg_large},
         ids["keys-1k"],
         ids["keys-big"],

@@ -33,7 +33,7 @@ class Plan:
     keys: int = 100_000
     list_groups: int = 1000  # B3's large store: this many groups of 1000 keys
     huge_bytes: int = GIB
-    large_records: int = 64  # B7: records of 1 MiB (blobs: S3 objects, or files) read by random key
+    large_records: int = 64  # B9: records of 1 MiB (blobs: S3 objects, or files) read by random key
     mixed_seconds: float = 60.0
     mixed_keys: int = 5000
     profile_seconds: float = 8.0  # py-spy on Satchel under the B1 and B2 loads; 0: no profile

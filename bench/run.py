@@ -3,7 +3,7 @@
     python -m bench.run                 # the full run of issue 4 (about 20 minutes), writes BENCHMARKS.md
     python -m bench.run --smoke --out /tmp/b.md   # seconds, tiny, no targets or peers: checks the harness
     python -m bench.run --only B1,B3    # some figures only
-    python -m bench.run --only B7       # scale-out: postgres+s3 beside sqlite+files, 2 nodes behind nginx
+    python -m bench.run --only B9       # scale-out: postgres+s3 beside sqlite+files, 2 nodes behind nginx
 
 Work files (seeded stores, logs, caches of the large seeded stores) go to bench/results/ (git-ignored).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from bench import figures, report, scaleout, volume
 from bench.harness import ROOT, ensure_tools, load_average, which
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B9")  # B7 and B8 are kept for datasets and request queues
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "B4": lambda: [volume.b4(plan)],
         "B5": lambda: [volume.b5(plan, shared)] if shared else [],
         "B6": lambda: [figures.b6(plan)],
-        "B7": lambda: [scaleout.b7(plan)],
+        "B9": lambda: [scaleout.b9(plan)],
     }
     for name, step in steps.items():
         if name in wanted or (name == "B1" and "B2" in wanted):

@@ -1,12 +1,12 @@
-"""B7, scale-out: Satchel on PostgreSQL and S3 beside the embedded engine, and two nodes behind nginx.
+"""B9, scale-out: Satchel on PostgreSQL and S3 beside the embedded engine, and two nodes behind nginx.
 
 In one run: a throwaway PostgreSQL cluster and SeaweedFS (bench/backends.py), a sqlite+files node, two
 postgres+s3 nodes on one database and bucket, and one nginx with two ports (one proxying to node A, one
 round-robin over A and B). Each group of workloads runs in turns, so the embedded engine is measured in the
 same minutes as the scale-out one.
 
-    python -m bench.run --only B7            # this figure alone (full size: about 6 minutes)
-    python -m bench.run --only B7 --smoke --out /tmp/b.md
+    python -m bench.run --only B9            # this figure alone (full size: about 6 minutes)
+    python -m bench.run --only B9 --smoke --out /tmp/b.md
 """
 
 from __future__ import annotations
@@ -26,23 +26,23 @@ def _pair(what: str, scale: Series, embedded: Series) -> list[Row]:
     r = ratio(scale.median("rps"), embedded.median("rps"))
     r99 = ratio(scale.median("p99_ms"), embedded.median("p99_ms"))
     return [
-        Row("B7", what, f"{SCALE}: {rps(scale)}", f"{EMBEDDED}: {rps(embedded)}", f"{r:.2f}x", "(reported)",
+        Row("B9", what, f"{SCALE}: {rps(scale)}", f"{EMBEDDED}: {rps(embedded)}", f"{r:.2f}x", "(reported)",
             None),
-        Row("B7", f"{what}: p99", f"{SCALE}: {p99(scale)}", f"{EMBEDDED}: {p99(embedded)}", f"{r99:.2f}x",
+        Row("B9", f"{what}: p99", f"{SCALE}: {p99(scale)}", f"{EMBEDDED}: {p99(embedded)}", f"{r99:.2f}x",
             "(reported)", None),
     ]  # fmt: skip
 
 
 def _nodes(what: str, two: Series, one: Series) -> Row:
     r = ratio(two.median("rps"), one.median("rps"))
-    return Row("B7", what, f"2 nodes: {rps(two)}", f"1 node: {rps(one)}", f"{r:.2f}x", "(reported)", None)
+    return Row("B9", what, f"2 nodes: {rps(two)}", f"1 node: {rps(one)}", f"{r:.2f}x", "(reported)", None)
 
 
 def _pages(kind: str, big_n: int, big: Series, small: Series) -> Row:
     r50 = ratio(big.median("p50_ms"), small.median("p50_ms"))
     r99 = ratio(big.median("p99_ms"), small.median("p99_ms"))
     return Row(
-        "B7",
+        "B9",
         f"{SCALE} {kind} latency p50 (p99)",
         f"{big_n:,} keys: {big.median('p50_ms'):.2f} ms ({big.median('p99_ms'):.2f})",
         f"1k keys: {small.median('p50_ms'):.2f} ms ({small.median('p99_ms'):.2f})",
@@ -52,14 +52,14 @@ def _pages(kind: str, big_n: int, big: Series, small: Series) -> Row:
     )
 
 
-def b7(plan: Plan) -> Figure:
+def b9(plan: Plan) -> Figure:
     fig = Figure(
-        "B7", f"scale-out: {SCALE} beside {EMBEDDED}, and two {SCALE} nodes behind nginx against one"
+        "B9", f"scale-out: {SCALE} beside {EMBEDDED}, and two {SCALE} nodes behind nginx against one"
     )
     began = time.perf_counter()
     why = missing_backends()
     if why:
-        fig.rows.append(Row("B7", f"scale-out ({SCALE})", f"skipped: {why}", "", "", "(reported)", None))
+        fig.rows.append(Row("B9", f"scale-out ({SCALE})", f"skipped: {why}", "", "", "(reported)", None))
         fig.notes.append(f"Skipped: {why}.")
         return fig
     with contextlib.ExitStack() as stack:
@@ -71,13 +71,13 @@ def b7(plan: Plan) -> Figure:
             satchel = servers.satchel(data_dir, workers=1, cpus=None, logs=plan.logs, env=env)
             return stack.enter_context(satchel)
 
-        for name in ("b7-node-a", "b7-node-b"):
+        for name in ("b9-node-a", "b9-node-b"):
             shutil.rmtree(plan.work / name, ignore_errors=True)
-        lite, node_a = node("b7-sqlite"), node("b7-node-a", back.node_env)
+        lite, node_a = node("b9-sqlite"), node("b9-node-a", back.node_env)
         urls = {EMBEDDED: lite.url, SCALE: node_a.url}
         proxies: dict[str, servers.Server] = {}
         if which("nginx"):
-            node_b = node("b7-node-b", back.node_env)
+            node_b = node("b9-node-b", back.node_env)
             upstreams = {"1 node": [node_a.url], "2 nodes": [node_a.url, node_b.url]}
             proxies = stack.enter_context(servers.nginx_proxy(upstreams, workers=1, logs=plan.logs))
 
@@ -139,7 +139,7 @@ def b7(plan: Plan) -> Figure:
 
 def _notes(back: Backends, proxied: bool) -> list[str]:
     notes = [
-        "Run alone with `python -m bench.run --only B7`. Every node is `satchel serve --workers 1 --data-dir"
+        "Run alone with `python -m bench.run --only B9`. Every node is `satchel serve --workers 1 --data-dir"
         " DIR` with `SATCHEL_TOKEN`, `SATCHEL_RATE_LIMIT=off`; the postgres+s3 nodes (each its own data dir)"
         " add `SATCHEL_DATABASE=postgresql://postgres@127.0.0.1:PORT/satchel`,"
         f" `SATCHEL_BLOB_STORE=s3://{BUCKET}?endpoint=http://127.0.0.1:PORT` and the S3 credentials"

@@ -55,6 +55,7 @@ def is_down(exc: BaseException) -> bool:
             OSError,
             *_DOWN_SERVER,
             asyncpg.exceptions.TargetServerAttributeNotMatched,
+            asyncpg.exceptions.InternalClientError,
         ),
     )
 
