@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from satchel.settings import Settings
 from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
+from satchel.storage.factory import build_storage
 from satchel.storage.sqlite import db as db_module
 from satchel.storage.sqlite import engine as engine_module
 from satchel.storage.sqlite.engine import SqliteEngine
@@ -123,3 +126,76 @@ def test_the_wal_stays_bounded_under_sustained_writes_and_reads(
 
     largest = asyncio.run(run())
     assert largest < 10 << 20, f"the WAL reached {largest / (1 << 20):.1f} MiB"
+
+
+def test_data_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """The data dir is 0700 and every file in it 0600, even under a umask that lets everyone read."""
+    data_dir = tmp_path / "data"
+    old = os.umask(0)
+    try:
+
+        async def run() -> None:
+            storage = build_storage(Settings(data_dir=data_dir, inline_max_bytes=10), housekeeping=False)
+            await storage.open()
+            try:
+                await storage.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
+                store, _ = await storage.stores.create(
+                    NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "secret", None, 0)
+                )
+                await storage.records.write(
+                    store.pk, "k", content_type="a", content_encoding=None, body=Body(b"x" * 100), now=1
+                )
+                await storage.feed.publish()
+            finally:
+                await storage.close()
+
+        asyncio.run(run())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert any(p.parent.parent.name == "blobs" for p in files)  # a blob file is among them
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077} == {}
+
+
+def test_an_older_readable_database_is_made_private(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "satchel.db").close()
+    (tmp_path / "satchel.db").chmod(0o644)
+    tmp_path.chmod(0o755)
+
+    async def run() -> None:
+        storage = build_storage(Settings(data_dir=tmp_path), housekeeping=False)
+        await storage.open()
+        await storage.close()
+
+    asyncio.run(run())
+    assert stat.S_IMODE((tmp_path / "satchel.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+
+
+def test_closing_under_checkpoint_load_waits_for_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing while a checkpoint thread is inside SQLite used to close its connection under it (a crash)."""
+    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.0)
+
+    async def cycle(i: int) -> None:
+        blobs = FileBlobs(tmp_path / "blobs", fsync=False)
+        engine = SqliteEngine(tmp_path, blobs, inline_max=1 << 17, max_record_bytes=1 << 30, reserve_bytes=0)
+        await engine.open()
+        if i == 0:
+            await engine.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
+            await engine.stores.create(NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "secret", None, 0))
+        store = await engine.stores.by_id("s")
+        assert store is not None
+        for j in range(20):
+            await engine.records.write(
+                store.pk, f"k{j}", content_type="a", content_encoding=None, body=Body(os.urandom(8192)), now=j
+            )
+        checkpoints = [asyncio.create_task(engine.db.checkpoint()) for _ in range(4)]
+        await asyncio.sleep(0)
+        await engine.close()
+        await asyncio.gather(*checkpoints, return_exceptions=True)
+
+    for i in range(30):
+        asyncio.run(cycle(i))

@@ -123,7 +123,7 @@ class Users:
             created = True
         await self.table.add_token(user.id, token_hash(token), now_ms())
         if not token_file.exists() or token_file.read_text().strip() != token:
-            data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")

@@ -44,7 +44,7 @@ class FileBlobs:
                 if folder != self.tmp and pid.isdigit() and not _alive(int(pid)):
                     shutil.rmtree(folder, ignore_errors=True)
         try:
-            self.tmp.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             if not _is_disk_full(exc):
                 raise
@@ -65,7 +65,7 @@ class FileBlobs:
         try:
             return tmp, os.open(tmp, flags, 0o600)
         except FileNotFoundError:
-            self.tmp.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
             return tmp, os.open(tmp, flags, 0o600)
 
     async def put(self, name: str, chunks: AsyncIterable[bytes]) -> int:
@@ -82,7 +82,7 @@ class FileBlobs:
             os.close(fd)
             fd = -1
             final = self.path(name)
-            final.parent.mkdir(exist_ok=True)  # a new folder takes a block of its own
+            final.parent.mkdir(mode=0o700, exist_ok=True)  # a new folder takes a block of its own
             os.replace(tmp, final)
             tmp = None
             if self.fsync:

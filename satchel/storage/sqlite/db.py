@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from importlib import resources
@@ -47,6 +49,24 @@ def io_error(exc: BaseException) -> bool:
     )
 
 
+def private_dir(path: Path) -> None:
+    """A folder only its owner may enter, whatever the umask: data never readable by other local users."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)
+
+
+def _private_files(database: Path, *companions: Path) -> None:
+    """The database file made 0600 before SQLite first opens it (its WAL and shared-memory files take the
+    database's mode), and files an older Satchel left readable made private."""
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, *companions):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                path.chmod(0o600)
+
+
 class Database:
     def __init__(self, data_dir: Path, *, fsync: bool, reserve_bytes: int = RESERVE_BYTES) -> None:
         self.data_dir = data_dir
@@ -57,6 +77,9 @@ class Database:
         self.writer = Writer(self._connect_writer)
         self._local = threading.local()
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
+        # Held by a checkpoint while it is inside SQLite: a thread cannot be cancelled, so close() waits on
+        # this before closing the connection under it (closing it mid-checkpoint crashed the process).
+        self._checkpointing = threading.Lock()
 
     # --- connections
 
@@ -95,7 +118,8 @@ class Database:
     # --- lifecycle
 
     async def open(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
+        _private_files(self.path, self.wal_path, self.path.with_name(self.path.name + "-shm"))
         try:
             self._open_file()
         except (OSError, sqlite3.Error) as exc:
@@ -115,9 +139,7 @@ class Database:
 
     async def close(self) -> None:
         self.writer.stop()
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-            self._checkpointer = None
+        await asyncio.to_thread(self._close_checkpointer)
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -145,7 +167,17 @@ class Database:
 
     # --- housekeeping
 
+    def _close_checkpointer(self) -> None:
+        with self._checkpointing:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+
     def _checkpoint(self) -> None:
+        with self._checkpointing:
+            self._checkpoint_now()
+
+    def _checkpoint_now(self) -> None:
         """Copy committed pages from the WAL into the database file, beside the writer rather than in it.
 
         PASSIVE waits for no one; whatever a reader still needs is copied on a later tick. Past the limit,
