@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     rate_limit_records_per_second: int = Field(default=100, ge=1)
     # Requests per minute from one user (or, without a token, one IP address) across the whole API.
     rate_limit_global_per_minute: int = Field(default=250_000, ge=1)
+    # How long a request over a per-store limit may wait for a free slot before it gets 429 (0: refuse at once).
+    rate_limit_wait_seconds: float = Field(default=1.0, ge=0, le=30)
     # Where the counters live: memory:// (per server process) or redis://host:port to share them.
     rate_limit_storage: str = "memory://"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

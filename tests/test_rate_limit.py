@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -44,6 +45,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "SATCHEL_RATE_LIMIT_PER_SECOND": "5",
         "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10",
         "SATCHEL_RATE_LIMIT_GLOBAL_PER_MINUTE": "100000",
+        "SATCHEL_RATE_LIMIT_WAIT_SECONDS": "0",  # refusal itself, unshaped
     }
     server = start_server(tmp_path_factory.mktemp("rl-small") / "data", env=env)
     yield server
@@ -172,7 +174,12 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_two_servers_share_counters_through_redis(tmp_path: Path, redis_url: str) -> None:
-    env = {**ON, "SATCHEL_RATE_LIMIT_STORAGE": redis_url, "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10"}
+    env = {
+        **ON,
+        "SATCHEL_RATE_LIMIT_STORAGE": redis_url,
+        "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10",
+        "SATCHEL_RATE_LIMIT_WAIT_SECONDS": "0",
+    }
     first = start_server(tmp_path / "data", env=env)
     second = start_server(tmp_path / "data", env=env)  # a second node over the same data
     try:
@@ -205,3 +212,72 @@ def test_counters_that_do_not_answer_let_requests_through(tmp_path: Path) -> Non
         stop_server(server)
     log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
     assert "rate-limit counters do not answer" in log
+
+
+# --- shaping: over a per-store limit, a request waits for a slot before it is refused
+
+
+@pytest.fixture(scope="module")
+def shaped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {**ON, "SATCHEL_RATE_LIMIT_PER_SECOND": "5", "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10"}
+    server = start_server(tmp_path_factory.mktemp("rl-shaped") / "data", env=env)
+    yield server
+    stop_server(server)
+
+
+def test_a_steady_client_over_the_limit_is_slowed_not_refused(shaped: Server) -> None:
+    with shaped.client() as http:
+        store = http.post("/key-value-stores").json()["data"]["id"]
+        began = time.monotonic()
+        results = burst(http, "PUT", f"/key-value-stores/{store}/records/k", 35, content=b"v")
+        took = time.monotonic() - began
+        assert [r.status_code for r in results] == [201] * 35
+        # 35 writes at 10 a second cannot all fit in the first two windows: the server held some back.
+        assert took > 1.0
+        with shaped.client() as other:
+            assert other.get(f"/key-value-stores/{store}/keys").status_code == 200
+
+
+def test_a_flood_past_the_waiting_room_is_refused(shaped: Server) -> None:
+    with shaped.client() as http:
+        store = http.post("/key-value-stores").json()["data"]["id"]
+    url = f"/key-value-stores/{store}/records/k"
+
+    def put(_: int) -> int:
+        with shaped.client() as client:
+            return client.put(url, content=b"v").status_code
+
+    with ThreadPoolExecutor(60) as pool:
+        statuses = list(pool.map(put, range(60)))
+    # At most a window's worth pass at once and a second's worth waits; the rest are refused.
+    assert statuses.count(429) >= 20
+    assert set(statuses) <= {201, 429}
+
+
+def test_parallel_official_clients_finish_under_the_default_limits(defaults: Server) -> None:
+    """8 threads of the official client writing 1,200 records to one store: none lost, no error."""
+    client = ApifyClient(defaults.token, api_url=defaults.base_url, api_public_url=defaults.base_url)
+    store = client.key_value_stores().get_or_create(name="rl-parallel")
+    kvs = client.key_value_store(store.id)
+
+    def write(i: int) -> None:
+        kvs.set_record(f"k{i:04d}", {"i": i})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(1200)))
+    keys = [item.key for item in kvs.iterate_keys()]
+    assert keys == [f"k{i:04d}" for i in range(1200)]
+
+
+def test_every_spelling_of_a_store_shares_one_budget(small: Server) -> None:
+    """Its id, `username~name`, `~name` and percent-encoded forms are one resource to the limits."""
+    with small.client() as http:
+        me = http.get("/users/me").json()["data"]["username"]
+        store = http.post("/key-value-stores", params={"name": "spelled"}).json()["data"]["id"]
+        spellings = [store, f"{me}~spelled", "~spelled", f"{me}%7Espelled", "%7Espelled"]
+        time.sleep(1.0)
+        results = [http.get(f"/key-value-stores/{ref}") for _ in range(6) for ref in spellings]
+        passed = [r for r in results if r.status_code == 200]
+        # One budget of 5 a second (10 across a window boundary), not five of them.
+        assert len(passed) <= 10
+        assert len(refused(results)) == 30 - len(passed)

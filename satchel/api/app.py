@@ -140,8 +140,11 @@ class SatchelApp:
             raise
         if limits.enabled:
             who = caller.user_id or _client_ip(scope)
-            # A store is one resource however it is named here; `~name` is the caller's own.
-            resource = f"{who}{store_ref}" if store_ref.startswith("~") else store_ref or f"user:{who}"
+            # A store is one resource however it is spelled, so spellings cannot multiply its limit.
+            if store_ref:
+                resource = await self.services.stores.counting_key(caller, store_ref)
+            else:
+                resource = f"user:{who}"
             await limits.hit(who=who, resource=resource, record=record)
         return caller
 

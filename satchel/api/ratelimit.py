@@ -4,13 +4,20 @@ Counters live in the `limits` library's storage: in process memory by default, o
 server processes or nodes share them. Fixed windows: the cheapest check, at the cost of allowing up to twice
 the rate across one window boundary.
 
+Over a per-resource limit, a request is shaped before it is refused, as nginx's limit_req does with a burst
+queue: it waits (up to `rate_limit_wait_seconds`) for the next window, and gets 429 only when that wait would
+be too long or a second's worth of requests to the resource is already waiting. So a client uploading in
+parallel is slowed to the limit instead of failing; one flooding a store is still refused.
+
 When the shared counters do not answer (Redis is down), requests go through uncounted, with a warning in the
 log: an outage of an optional helper must not take the API down with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
@@ -38,6 +45,8 @@ class RateLimits:
         storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
         self._limiter = FixedWindowRateLimiter(storage)
         self._warned_at = -WARN_EVERY_SECONDS
+        self.max_wait = settings.rate_limit_wait_seconds
+        self._waiting: dict[str, int] = {}  # per resource: requests waiting for a slot in this process
 
     def limit(self, *, record: bool) -> int:
         """The per-resource limit of an endpoint, as X-RateLimit-Limit tells it."""
@@ -49,7 +58,7 @@ class RateLimits:
             return
         limit = self.limit(record=record)
         try:
-            within = await self._limiter.hit(self._items[limit], "resource", resource)
+            within = await self._shaped(self._items[limit], resource, limit)
             within_global = within and await self._limiter.hit(self._global, "global", who)
         except Exception as exc:  # the counters' storage failed: let the request through, uncounted
             now = time.monotonic()
@@ -63,3 +72,26 @@ class RateLimits:
             raise RateLimited(
                 f"You have exceeded the global rate limit of {self._global.amount} requests per minute."
             )
+
+    async def _shaped(self, item: RateLimitItemPerSecond, resource: str, limit: int) -> bool:
+        """Take a slot of the resource's window, waiting for a later window while that is allowed."""
+        deadline = time.monotonic() + self.max_wait
+        while not await self._limiter.hit(item, "resource", resource):
+            waiting = self._waiting.get(resource, 0)
+            if waiting >= limit:
+                return False
+            reset_at = (await self._limiter.get_window_stats(item, "resource", resource)).reset_time
+            # Woken a little apart, so the waiters do not all race for the new window at one instant.
+            wait = max(reset_at - time.time(), 0.0) + random.uniform(0.001, 0.02)
+            if time.monotonic() + wait > deadline:
+                return False
+            self._waiting[resource] = waiting + 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                left = self._waiting[resource] - 1
+                if left:
+                    self._waiting[resource] = left
+                else:
+                    del self._waiting[resource]
+        return True

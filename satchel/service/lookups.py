@@ -40,6 +40,7 @@ class Lookups:
         self._users_by_token: dict[str, UserRow] = {}
         self._stores_by_id: dict[str, StoreRow] = {}
         self._grants: dict[tuple[int, str], str] = {}
+        self._ids_by_name: dict[tuple[str, str], str] = {}  # (owner's username or id, store name) -> id
 
     def _fresh(self) -> None:
         stamp = self.feed.stamp()
@@ -48,6 +49,7 @@ class Lookups:
             self._users_by_token.clear()
             self._stores_by_id.clear()
             self._grants.clear()
+            self._ids_by_name.clear()
             self._stamp = stamp
             self._expires = now + MAX_AGE_SECONDS
 
@@ -75,6 +77,26 @@ class Lookups:
             if store is not None and stamp == self._stamp:
                 _remember(self._stores_by_id, store_id, store)
         return store
+
+    async def store_id_by_name(self, *, username: str | None, user_id: str | None, name: str) -> str | None:
+        """The id of the store an owner (given by username, or else by id) has under a name, if any."""
+        self._fresh()
+        owner = username if username else user_id
+        if not owner or not name:
+            return None
+        found = self._ids_by_name.get((owner, name))
+        if found is None:
+            stamp = self._stamp
+            if username:
+                user = await self.storage.users.by_name(username)
+                user_id = user.id if user is not None else None
+            store = await self.storage.stores.by_name(user_id, name) if user_id else None
+            if store is None:
+                return None
+            found = store.id
+            if stamp == self._stamp:
+                _remember(self._ids_by_name, (owner, name), found)
+        return found
 
     async def grant(self, store_pk: int, user_id: str) -> Grant | None:
         self._fresh()

@@ -101,6 +101,17 @@ class Stores:
             raise Forbidden(f"You do not have permission to {doing}.")
         return store, have
 
+    async def counting_key(self, caller: Caller, ref: str) -> str:
+        """One key per store however a request spells it (id, `username~name`, `~name`), for counting
+        requests to it; a reference to no store keeps its own spelling."""
+        store_id, username, name = split_reference(ref)
+        if store_id is not None:
+            return store_id
+        found = await self.lookups.store_id_by_name(
+            username=username, user_id=caller.user_id, name=name or ""
+        )
+        return found or f"{username or caller.user_id}~{name}"
+
     async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[StoreRow, bool]:
         user = _require_user(caller)
         if name is not None:
