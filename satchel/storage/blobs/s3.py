@@ -58,8 +58,18 @@ class S3Blobs:
             # No cap on a whole request: a blob of several GiB read out to a slow client may take hours.
             "timeout": timedelta(days=365),
         }
-        # obstore retries connection errors and 5xx answers with backoff; give up after `wait`.
-        retry: RetryConfig = {"retry_timeout": wait}
+        # obstore retries connection errors and 5xx answers with backoff, and tries no more once
+        # `retry_timeout` has passed; but the sleep before a last try may begin just before then, and its
+        # backoff grows to 15 s by default. Sleeps capped at a quarter of `wait`, and retries stopped after
+        # the other three quarters, keep a store that refuses connections within `wait` overall.
+        backoff_cap = wait / 4
+        retry: RetryConfig = {
+            "retry_timeout": wait - backoff_cap,
+            "backoff": {
+                "init_backoff": min(timedelta(milliseconds=100), backoff_cap),
+                "max_backoff": backoff_cap,
+            },
+        }
         self._store = S3Store(bucket, config=config, client_options=client, retry_config=retry)
 
     @classmethod
