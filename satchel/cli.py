@@ -11,22 +11,25 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import click
-from granian import Granian
-from granian.constants import Interfaces
 
 from satchel import crawlee_storage
 from satchel.clock import iso
 from satchel.errors import SatchelError
 from satchel.server import build_services_from
-from satchel.service import Services
+from satchel.service import Services, signing
 from satchel.service.access import USER_GENERAL_ACCESS, Caller
+from satchel.service.signing import DEFAULT_LINK_SECONDS
 from satchel.service.users import TOKEN_FILE, token_id
-from satchel.service.validation import split_reference
+from satchel.service.validation import check_key, split_reference
+from satchel.serving import PortInUse, claim_port, run_granian
 from satchel.settings import Settings
+from satchel.storage import StoreRow
 
 T = TypeVar("T")
+MAX_LINK_SECONDS = 10 * 365 * 86400
 DATA_DIR = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data)."
 )
@@ -133,6 +136,19 @@ def serve(  # noqa: PLR0917 - click passes options positionally
         public_url=public_url,
         rate_limit=None if rate_limit is None else rate_limit == "on",
     )
+    # Before anything starts: a second server on a taken port would otherwise share it (SO_REUSEPORT).
+    try:
+        claim = claim_port(settings.host, settings.port)
+    except PortInUse as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        _serve(settings)
+    finally:
+        if claim is not None:
+            claim.close()
+
+
+def _serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     logging.basicConfig(
@@ -148,7 +164,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
         click.echo(f"Admin token: in {settings.data_dir / TOKEN_FILE}")
     # Workers are separate processes and read their settings from the environment.
     os.environ.update(settings_environment(settings))
-    run_granian("satchel.server:create_app", settings, factory=True)
+    run_granian("satchel.serving:create_app", settings, factory=True)
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -160,20 +176,6 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         elif value is not None:
             env[f"SATCHEL_{name.upper()}"] = str(value)
     return env
-
-
-def run_granian(target: str, settings: Settings, *, factory: bool = False) -> None:
-    """Serve an ASGI app as Satchel is served; the benchmarks run their reference apps through it too."""
-    Granian(
-        target,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.workers,
-        factory=factory,
-        log_level=settings.log_level,  # type: ignore[arg-type]
-        backlog=2048,
-    ).serve()
 
 
 # --- managing the data dir; safe while a server runs on it (its caches follow every change)
@@ -294,24 +296,102 @@ def share(store: str, username: str, access: str | None, **where: Any) -> None:
         raise click.UsageError("Say what to give: --read, --write or --revoke.")
 
     async def work(services: Services) -> str:
-        store_id, owner_name, name = split_reference(store)
-        if store_id is None and not owner_name:
-            raise click.UsageError("Name the store by its id or as OWNER~NAME.")
-        row = await services.storage.stores.by_id(store_id) if store_id else None
-        if store_id is None:
-            owner = await services.users.find(owner_name or "")
-            row = await services.storage.stores.by_name(owner.id, name or "")
-        if row is None:
-            raise click.ClickException(f"Key-value store {store!r} was not found.")
-        as_owner = Caller(await services.users.find(row.user_id))
+        as_owner, row = await _as_owner(services, store)
         await services.stores.share(as_owner, row.id, username, None if access == "revoke" else access)
         return row.name or row.id
 
     label = _run(where, work)
     if access == "revoke":
         click.echo(f"{username} no longer has access to {label}.")
+        click.echo(
+            f"Signed URLs of {label} handed out before still work; `satchel rotate-signing-key` cuts them."
+        )
     else:
         click.echo(f"{username} can now {access} {label}.")
+
+
+@main.command("rotate-signing-key")
+@click.argument("store")
+@storage_options
+def rotate_signing_key(store: str, **where: Any) -> None:
+    """Give STORE (its id or OWNER~NAME) a new URL signing secret key: every URL signed with the old one stops
+    working, on every running server, at once."""
+
+    async def work(services: Services) -> str:
+        as_owner, row = await _as_owner(services, store)
+        await services.stores.rotate_signing_key(as_owner, row.id)
+        return row.name or row.id
+
+    label = _run(where, work)
+    click.echo(f"{label} has a new URL signing secret key; URLs signed with the old one no longer work.")
+
+
+@main.command("public-url")
+@click.argument("store")
+@click.argument("key", required=False)
+@click.option(
+    "--expires-in",
+    default=f"{DEFAULT_LINK_SECONDS // 3600}h",
+    show_default=True,
+    help="How long the URL works: seconds, or a number with s, m, h or d; `never` for no expiry.",
+)
+@storage_options
+def print_public_url(store: str, key: str | None, expires_in: str, **where: Any) -> None:
+    """Print signed URLs that read STORE (its id or OWNER~NAME) without a token: its record KEY, or else its
+    keys listing and its records as a ZIP. They expire (in a day by default) and die sooner if the store's
+    signing key is rotated. The base URL is the `public_url` setting (SATCHEL_PUBLIC_URL)."""
+    seconds = _duration(expires_in)
+    if key is not None:
+        check_key(key)
+
+    async def work(services: Services) -> tuple[list[str], int]:
+        _, row = await _as_owner(services, store)
+        secret = row.url_signing_secret_key
+        base = f"{services.settings.base_url}/v2/key-value-stores/{row.id}"
+        expiry = signing.expires_in(seconds) if seconds else 0
+        if key is not None:
+            signature = (
+                signing.expiring_record_signature(secret, key, expiry)
+                if expiry
+                else signing.record_signature(secret, key)
+            )
+            return [f"{base}/records/{quote(key, safe='')}?{urlencode({'signature': signature})}"], expiry
+        query = urlencode({"signature": signing.storage_signature(secret, row.id, expiry)})
+        return [f"{base}/keys?{query}", f"{base}/records?{query}"], expiry
+
+    urls, expiry = _run(where, work)
+    for url in urls:
+        click.echo(url)
+    click.echo(f"(expires {iso(expiry)})" if expiry else "(never expires)", err=True)
+
+
+async def _as_owner(services: Services, store: str) -> tuple[Caller, StoreRow]:
+    """The store a CLI argument names (its id or OWNER~NAME), with its owner as the caller to act as."""
+    store_id, owner_name, name = split_reference(store)
+    if store_id is None and not owner_name:
+        raise click.UsageError("Name the store by its id or as OWNER~NAME.")
+    row = await services.storage.stores.by_id(store_id) if store_id else None
+    if store_id is None:
+        owner = await services.users.find(owner_name or "")
+        row = await services.storage.stores.by_name(owner.id, name or "")
+    if row is None:
+        raise click.ClickException(f"Key-value store {store!r} was not found.")
+    return Caller(await services.users.find(row.user_id)), row
+
+
+def _duration(text: str) -> int:
+    """Seconds from `3600`, `90s`, `30m`, `24h` or `7d`; 0 for `never`."""
+    value = text.strip().lower()
+    if value == "never":
+        return 0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], units[value[-1]]) if value[-1:] in units else (value, 1)
+    if not number.isdigit() or int(number) == 0 or int(number) * unit > MAX_LINK_SECONDS:
+        raise click.BadParameter(
+            f"{text!r} is not a duration of up to 10 years (like 3600, 30m, 24h or 7d) or `never`.",
+            param_hint="--expires-in",
+        )
+    return int(number) * unit
 
 
 # --- Crawlee's local storage folders
@@ -344,12 +424,20 @@ def import_folder(path: Path, store_name: str | None, username: str | None, **wh
 def export_store(store: str, path: Path, username: str | None, **where: Any) -> None:
     """Write STORE (its id, ~NAME or OWNER~NAME) into PATH as Crawlee keeps it locally."""
 
-    async def work(services: Services) -> tuple[Path, int]:
+    async def work(services: Services) -> crawlee_storage.Exported:
         owner = await services.users.find(username or services.settings.admin_username)
         return await crawlee_storage.export_store(services, Caller(owner), store, path)
 
-    folder, count = _run(where, work)
-    click.echo(f"{count} records written to {folder}")
+    done = _run(where, work)
+    click.echo(f"{done.records} records written to {done.folder}")
+    if done.own_names:
+        click.echo(
+            f"{len(done.own_names)} of them under Satchel's own names (~...), as Crawlee's layout cannot name"
+            " their keys; `satchel import` reads them, Crawlee does not see them:",
+            err=True,
+        )
+        for key in done.own_names:
+            click.echo(f"  {key}", err=True)
 
 
 @main.command()

@@ -28,6 +28,13 @@ class InvalidRequest(SatchelError):
     status = 400
 
 
+class BodyTimeout(InvalidRequest):
+    """The client stopped sending the request's body (an InvalidRequest: whatever reads a body handles it)."""
+
+    type = "request-timeout"
+    status = 408
+
+
 class Unauthorized(SatchelError):
     type = "token-not-provided"
     status = 401

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8765, ge=0, le=65535)
     data_dir: Path = Path("./satchel-data")
     workers: int = Field(default=1, ge=1, le=64)
+    # How long a client may take to send a request's headers, counted from when its connection opens or its
+    # previous answer ends: so also how long an idle kept-alive connection stays open (one clock for both).
+    header_timeout_seconds: float = Field(default=10.0, ge=0.1, le=3600)
+    # Longest wait for the next piece of a request body (API uploads, Console forms); past it the request is
+    # answered 408 and its connection closed.
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Most client connections one server process holds, as far as its open-file limit allows (two files
+    # each). Near it, those waiting longest on their client (idle, or stalled mid-body) are closed first.
+    max_connections: int = Field(default=10_000, ge=64, le=1_000_000)
     # The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers.
     # Empty means http://{host}:{port}.
     public_url: str = ""
@@ -71,10 +80,12 @@ class Settings(BaseSettings):
     rate_limit_records_per_second: int = Field(default=100, ge=1)
     # Requests per minute from one user (or, without a token, one IP address) across the whole API.
     rate_limit_global_per_minute: int = Field(default=250_000, ge=1)
-    # How long a request over a per-store limit may wait for a free slot before it gets 429 (0: refuse at once).
+    # How long a request over a per-store limit may wait for a free slot before a 429 (0: refuse at once).
     rate_limit_wait_seconds: float = Field(default=1.0, ge=0, le=30)
     # Where the counters live: memory:// (per server process) or redis://host:port to share them.
     rate_limit_storage: str = "memory://"
+    # How long a Console sign-in lasts; signing out, or revoking the token it was made with, ends it sooner.
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 366)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Where metadata and small bodies live: empty for SQLite in the data dir, or a PostgreSQL URL
     # (postgresql://USER[:PASSWORD]@HOST:PORT/DB) for any number of nodes over one database.

@@ -13,6 +13,10 @@ independently of the server's code:
 
 from __future__ import annotations
 
+import base64
+import html
+import os
+import re
 import subprocess
 import sys
 import time
@@ -21,12 +25,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from apify_client import ApifyClient
 
-from satchel.service.signing import record_signature, storage_signature
+from satchel.service.signing import expiring_record_signature, record_signature, storage_signature
 from tests.conftest import Server, start_server, stop_server
 
 ACCESSES = ("RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING")
@@ -48,6 +53,7 @@ ENDPOINTS: dict[str, tuple[str, str, int]] = {
     "list-shares": ("own", "GET {store}/shares", 200),
     "share": ("own", "PUT {store}/shares/stranger", 200),
     "delete-store": ("own", "DELETE {store}", 204),
+    "rotate-key": ("own", "POST {store}/rotate-url-signing-secret-key", 200),
 }
 LEVELS = {"none": 0, "read": 1, "write": 2, "own": 3}
 
@@ -186,7 +192,7 @@ def test_matrix(
 
 
 def test_matrix_size() -> None:
-    assert len(CASES) == len(ACCESSES) * 2 * len(CALLERS) * len(ENDPOINTS) == 576
+    assert len(CASES) == len(ACCESSES) * 2 * len(CALLERS) * len(ENDPOINTS) == 624
 
 
 def test_signing_secret_only_for_writers(world: World, stores: dict[str, dict[str, Any]]) -> None:
@@ -235,44 +241,36 @@ def test_signatures(world: World, restricted: dict[str, Any]) -> None:
     bad = good[:-1] + ("a" if good[-1] != "a" else "b")
     keys_sig = storage_signature(secret, sid)
     hour = int(time.time() * 1000) + 3_600_000
+    mine = expiring_record_signature(secret, "rec", hour)
+    expired = expiring_record_signature(secret, "rec", 1)
+    forged = expiring_record_signature("wrong", "rec", hour)
+    bad_sig = "invalid-signature"
+    hidden = "record-or-token-not-found"  # what a missing store answers: a signature granting nothing is none
     cases: list[tuple[str, str, dict[str, str], int, str | None]] = [
-        ("GET", f"{base}/records/rec", {}, 404, "record-or-token-not-found"),
+        ("GET", f"{base}/records/rec", {}, 404, hidden),
         ("GET", f"{base}/records/rec", {"signature": good}, 200, None),
         ("HEAD", f"{base}/records/rec", {"signature": good}, 200, None),
-        (
-            "GET",
-            f"{base}/records/rec",
-            {"signature": bad},
-            403,
-            None,
-        ),
-        ("GET", f"{base}/records/other", {"signature": good}, 403, "invalid-signature"),
-        (
-            "GET",
-            f"{base}/records/rec",
-            {"signature": keys_sig},
-            403,
-            "invalid-signature",
-        ),
+        ("GET", f"{base}/records/rec", {"signature": bad}, 404, hidden),
+        ("GET", f"{base}/records/other", {"signature": good}, 404, hidden),
+        ("GET", f"{base}/records/rec", {"signature": keys_sig}, 404, hidden),
+        ("GET", f"{base}/records/rec", {"signature": mine}, 200, None),
+        ("GET", f"{base}/records/other", {"signature": mine}, 404, hidden),
+        ("GET", f"{base}/records/rec", {"signature": expired}, 403, bad_sig),
+        ("GET", f"{base}/records/rec", {"signature": forged}, 404, hidden),
         ("PUT", f"{base}/records/rec", {"signature": good}, 401, "token-not-provided"),
         ("DELETE", f"{base}/records/rec", {"signature": good}, 401, "token-not-provided"),
-        ("GET", base, {"signature": keys_sig}, 404, "record-or-token-not-found"),
+        ("GET", base, {"signature": keys_sig}, 404, hidden),
         ("GET", f"{base}/keys", {"signature": keys_sig}, 200, None),
         ("GET", f"{base}/keys", {"signature": storage_signature(secret, sid).rstrip("=")}, 200, None),
         ("GET", f"{base}/keys", {"signature": storage_signature(secret, sid, hour)}, 200, None),
-        (
-            "GET",
-            f"{base}/keys",
-            {"signature": storage_signature(secret, sid, 1_000)},
-            403,
-            "invalid-signature",
-        ),
-        ("GET", f"{base}/keys", {"signature": storage_signature("wrong", sid)}, 403, "invalid-signature"),
-        ("GET", f"{base}/keys", {"signature": storage_signature(secret, "someOtherStoreId")}, 403, None),
-        ("GET", f"{base}/keys", {"signature": good}, 403, "invalid-signature"),
+        ("GET", f"{base}/keys", {"signature": storage_signature(secret, sid, 1_000)}, 403, bad_sig),
+        ("GET", f"{base}/keys", {"signature": storage_signature("wrong", sid)}, 404, hidden),
+        ("GET", f"{base}/keys", {"signature": storage_signature("wrong", sid, 1_000)}, 404, hidden),
+        ("GET", f"{base}/keys", {"signature": storage_signature(secret, "someOtherStoreId")}, 404, hidden),
+        ("GET", f"{base}/keys", {"signature": good}, 404, hidden),
         ("GET", f"{base}/records", {"signature": keys_sig}, 200, None),
-        ("GET", f"{base}/records", {"signature": "garbage!"}, 403, "invalid-signature"),
-    ]
+        ("GET", f"{base}/records", {"signature": "garbage!"}, 404, hidden),
+    ]  # fmt: skip
     for method, path, params, status, error_type in cases:
         response = _anon(world, method, path, **params)
         assert response.status_code == status, (method, path, params, response.text)
@@ -378,3 +376,141 @@ def test_users_me_and_public_profile(world: World) -> None:
     assert httpx.get(f"{world.server.api}/users/reader").json()["data"]["username"] == "reader"
     assert httpx.get(f"{world.server.api}/users/nobody-here").status_code == 404
     assert httpx.get(f"{world.server.api}/users/me").status_code == 401
+
+
+# --- revoking a share, and rotating the URL signing secret
+
+
+def _rotate(world: World, store_id: str, caller: str) -> httpx.Response:
+    token = world.tokens[caller]
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    url = f"{world.server.api}/key-value-stores/{store_id}/rotate-url-signing-secret-key"
+    return httpx.post(url, headers=headers)
+
+
+def _expiry(url: str) -> int:
+    """The expiry (epoch ms) a signed URL of the storage form carries."""
+    signature = parse_qs(urlsplit(url).query)["signature"][0]
+    return int(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)).decode().split(".")[1])
+
+
+def test_revoking_a_share_cuts_the_token_at_once_and_signed_urls_only_once_rotated(world: World) -> None:
+    store = make_store(world, "RESTRICTED")
+    api = f"{world.server.api}/key-value-stores/{store['id']}"
+    writer = {"authorization": f"Bearer {world.tokens['writer']}"}
+    # What a writer can keep: the store's signed URLs, its keys' signed URLs, and the secret itself.
+    seen = httpx.get(api, headers=writer).json()["data"]
+    listed = httpx.get(f"{api}/keys", headers=writer).json()["data"]["items"]
+    secret = seen["urlSigningSecretKey"]
+    kept = [seen["keysPublicUrl"], seen["recordsPublicUrl"], *(item["recordPublicUrl"] for item in listed)]
+    kept.append(f"{api}/records/rec?signature={record_signature(secret, 'rec')}")
+    cli(world.server, "share", store["id"], "writer", "--revoke")
+    assert httpx.get(api, headers=writer).status_code == 404
+    for url in kept:
+        assert httpx.get(url).status_code == 200, url  # as documented: revoking a share leaves these
+    # Rotating is the owner's alone.
+    assert _rotate(world, store["id"], "reader").status_code == 403
+    assert _rotate(world, store["id"], "writer").json()["error"]["type"] == "record-not-found"
+    assert _rotate(world, store["id"], "stranger").status_code == 404
+    assert _rotate(world, store["id"], "anonymous").status_code == 401
+    rotated = _rotate(world, store["id"], "owner")
+    assert rotated.status_code == 200, rotated.text
+    data = rotated.json()["data"]
+    assert data["id"] == store["id"]
+    assert data["urlSigningSecretKey"] not in (secret, None)
+    for url in kept:
+        response = httpx.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["error"]["type"] == "record-or-token-not-found"
+    assert httpx.get(data["keysPublicUrl"]).status_code == 200
+    fresh = f"{api}/records/rec?signature={record_signature(data['urlSigningSecretKey'], 'rec')}"
+    assert httpx.get(fresh).text == SECRET_VALUE
+    # The reader kept their share, and sees the store as before, without the new secret.
+    reader = httpx.get(api, headers={"authorization": f"Bearer {world.tokens['reader']}"}).json()["data"]
+    assert "urlSigningSecretKey" not in reader
+
+
+def test_rotating_from_the_cli_reaches_the_running_server_at_once(world: World) -> None:
+    store = make_store(world, "RESTRICTED")
+    url = f"{world.server.api}/key-value-stores/{store['id']}/records/rec"
+    signature = record_signature(store["urlSigningSecretKey"], "rec")
+    assert httpx.get(url, params={"signature": signature}).text == SECRET_VALUE
+    out = cli(world.server, "rotate-signing-key", f"admin~{store['name']}")
+    assert "new URL signing secret key" in out
+    assert httpx.get(url, params={"signature": signature}).status_code == 404
+    assert httpx.get(store["keysPublicUrl"]).status_code == 404
+
+
+def _public_url(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "satchel", "public-url", *args, "--data-dir", str(world.server.data_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "SATCHEL_PUBLIC_URL": world.server.base_url},
+    )
+
+
+def test_cli_hands_out_urls_that_expire(world: World) -> None:
+    store = make_store(world, "RESTRICTED")
+    now = int(time.time() * 1000)
+    done = _public_url(world, store["id"])
+    assert done.returncode == 0, done.stderr
+    keys_url, zip_url = done.stdout.split()
+    assert "expires" in done.stderr
+    for url in (keys_url, zip_url):
+        assert now + 23 * 3_600_000 < _expiry(url) < now + 25 * 3_600_000
+    assert [item["key"] for item in httpx.get(keys_url).json()["data"]["items"]] == ["gone", "rec"]
+    assert httpx.get(zip_url).headers["content-type"] == "application/zip"
+    record = _public_url(world, f"admin~{store['name']}", "rec", "--expires-in", "10m")
+    assert record.returncode == 0, record.stderr
+    (record_url,) = record.stdout.split()
+    assert now + 9 * 60_000 < _expiry(record_url) < now + 11 * 60_000
+    assert httpx.get(record_url).text == SECRET_VALUE
+    other = record_url.replace("/records/rec?", "/records/gone?")
+    assert httpx.get(other).status_code == 404  # a record's link reads that record only
+    # Only when asked: a link that never expires, in the clients' own form.
+    forever = _public_url(world, store["id"], "rec", "--expires-in", "never")
+    signature = parse_qs(urlsplit(forever.stdout.strip()).query)["signature"][0]
+    assert signature == record_signature(store["urlSigningSecretKey"], "rec")
+    short = _public_url(world, store["id"], "rec", "--expires-in", "1s")
+    time.sleep(1.2)
+    expired = httpx.get(short.stdout.strip())
+    assert expired.status_code == 403
+    assert "expired" in expired.json()["error"]["message"]
+    assert _public_url(world, store["id"], "--expires-in", "soon").returncode != 0
+    # Rotation ends them before their time.
+    cli(world.server, "rotate-signing-key", store["id"])
+    assert httpx.get(keys_url).status_code == 404
+    assert httpx.get(record_url).status_code == 404
+
+
+def test_console_hands_out_expiring_links_and_rotates_the_key(world: World) -> None:
+    store = make_store(world, "RESTRICTED")
+    page_url = f"{world.server.base_url}/console/key-value-stores/{store['id']}"
+    with httpx.Client(base_url=world.server.base_url, timeout=30) as browser:
+        signed_in = browser.post("/console/login", data={"token": world.server.token})
+        assert signed_in.status_code == 303, signed_in.text
+        now = int(time.time() * 1000)
+        zip_url = html.unescape(
+            re.findall(r'href="([^"]+/records\?signature=[^"]+)"', browser.get(page_url).text)[0]
+        )
+        assert now + 23 * 3_600_000 < _expiry(zip_url) < now + 25 * 3_600_000
+        assert httpx.get(zip_url).headers["content-type"] == "application/zip"
+        record_page = browser.get(f"{page_url}/records/rec").text
+        record_url = html.unescape(re.findall(r'id="public-url">([^<]+)<', record_page)[0])
+        assert now + 23 * 3_600_000 < _expiry(record_url) < now + 25 * 3_600_000
+        assert httpx.get(record_url).text == SECRET_VALUE
+        rotated = browser.post(f"{page_url}/settings", data={"rotateSigningKey": "1"})
+        assert rotated.status_code == 303
+        assert rotated.headers["location"].endswith("#signing")
+        assert httpx.get(zip_url).status_code == 404
+        assert httpx.get(record_url).status_code == 404
+        with world.server.client() as owner:
+            now_secret = owner.get(f"/key-value-stores/{store['id']}").json()["data"]["urlSigningSecretKey"]
+        assert now_secret != store["urlSigningSecretKey"]
+        fresh = html.unescape(
+            re.findall(r'id="public-url">([^<]+)<', browser.get(f"{page_url}/records/rec").text)[0]
+        )
+        assert httpx.get(fresh).text == SECRET_VALUE

@@ -1,10 +1,14 @@
-"""Connections: idle ones and slow clients do not starve others; an early error answer ends its connection."""
+"""Connections: idle ones and slow clients do not starve others; an early error answer ends its connection;
+a port already in use stops a second server before it starts (see also test_hostile_connections.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server, stop_server
+from satchel.serving import PortInUse, claim_port
+from tests.conftest import TOKEN, Server, free_port, start_server, stop_server
 
 IDLE = 500
 SLOW_UPLOADS = 8
@@ -128,3 +133,139 @@ def test_idle_connections_and_slow_clients_do_not_starve_others(server: Server, 
             thread.join(timeout=10)
         for sock in sockets:
             sock.close()
+
+
+# --- the port
+
+
+def _serve(port: int, data_dir: Path, *args: str) -> tuple[int | None, str]:
+    """Run `satchel serve` on a port; its exit code (None if it was still serving after 20 s) and output."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "satchel", "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
+        env={**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_LOG_LEVEL": "warning"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return None, output
+        return process.returncode, output
+
+
+def _refused(port: int, data_dir: Path, *args: str) -> str:
+    code, output = _serve(port, data_dir, *args)
+    assert code is not None, f"a second server started on port {port}: {output}"
+    assert code != 0
+    assert f"Port {port} on 127.0.0.1 is already in use" in output, output
+    assert not data_dir.exists(), "it got as far as making its data dir"
+    return output
+
+
+def test_a_second_server_on_a_taken_port_stops_before_starting(tmp_path: Path) -> None:
+    """Not sharing it: granian listens with SO_REUSEPORT, so a second server would get half the requests."""
+    first = start_server(tmp_path / "first" / "data", env={"SATCHEL_HEADER_TIMEOUT_SECONDS": "0.5"})
+    port = _port(first)
+    try:
+        # Connections the server closed (these idled past the header timeout) stay in TIME_WAIT on its side...
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+                assert idle.recv(100) == b""
+        _refused(port, tmp_path / "second" / "data")
+        _refused(port, tmp_path / "second" / "data", "--workers", "2")
+        assert (
+            httpx.get(f"{first.api}/users/me", headers={"authorization": f"Bearer {TOKEN}"}).status_code
+            == 200
+        )
+    finally:
+        stop_server(first)
+    # ...which does not count as in use: a server starts on the port as soon as the first has stopped.
+    second = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "satchel",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "again"),
+        ],
+        env={**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_LOG_LEVEL": "warning"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    again = Server(first.base_url, TOKEN, tmp_path / "again", second)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert second.poll() is None, "the server on the freed port exited"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(
+                    f"{again.api}/users/me", headers={"authorization": f"Bearer {TOKEN}"}
+                ).is_success:
+                    break
+            assert time.monotonic() < deadline, "the server on the freed port did not answer"
+            time.sleep(0.1)
+    finally:
+        stop_server(again)
+
+
+def test_a_port_another_program_listens_on_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        _refused(other.getsockname()[1], tmp_path / "data")
+
+
+def test_several_workers_share_the_port_and_keep_it(tmp_path: Path) -> None:
+    """--workers N: each worker listens on the port itself (SO_REUSEPORT); the check does not stop them."""
+    server = start_server(tmp_path / "workers" / "data", args=("--workers", "2"))
+    try:
+        with server.client() as http:
+            store_id = http.post("/key-value-stores").json()["data"]["id"]
+            for i in range(40):  # on fresh connections, so both workers take some
+                with server.client() as fresh:
+                    assert (
+                        fresh.put(f"/key-value-stores/{store_id}/records/k{i}", content=b"v").status_code
+                        == 201
+                    )
+            assert len(http.get(f"/key-value-stores/{store_id}/keys").json()["data"]["items"]) == 40
+        _refused(_port(server), tmp_path / "second" / "data")
+    finally:
+        stop_server(server)
+
+
+def test_a_claimed_port_refuses_another_claim_but_not_the_servers_own_sockets() -> None:
+    port = free_port()
+    claim = claim_port("127.0.0.1", port)
+    assert claim is not None
+    try:
+        with pytest.raises(PortInUse, match=f"Port {port} on 127.0.0.1 is already in use"):
+            claim_port("127.0.0.1", port)
+        # granian's listeners (SO_REUSEADDR and SO_REUSEPORT, one per worker) bind beside the claim.
+        listeners = [socket.socket() for _ in range(2)]
+        try:
+            for listener in listeners:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                listener.bind(("127.0.0.1", port))
+                listener.listen()
+            claim.close()
+            # Their listening alone keeps the port refused to the next server.
+            with pytest.raises(PortInUse):
+                claim_port("127.0.0.1", port)
+        finally:
+            for listener in listeners:
+                listener.close()
+    finally:
+        claim.close()
+    freed = claim_port("127.0.0.1", port)
+    assert freed is not None
+    freed.close()
+    assert claim_port("127.0.0.1", 0) is None  # any free port: nothing to claim

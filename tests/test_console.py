@@ -256,7 +256,8 @@ def test_pages_need_a_session(server: Server, tmp_path: Path) -> None:
 
 
 def test_malformed_forms_are_a_400_not_a_server_error(server: Server) -> None:
-    cookies = {"satchel_console": server.token}
+    signed_in = httpx.post(f"{server.base_url}/console/login", data={"token": server.token})
+    cookies = {"satchel_console": signed_in.cookies["satchel_console"]}  # the session, not the token
     bad = {"content-type": "multipart/form-data"}  # no boundary
     for path in ("/console/login", "/console/key-value-stores", "/console/key-value-stores/x/records"):
         response = httpx.post(server.base_url + path, cookies=cookies, headers=bad, content=b"zzz")

@@ -34,7 +34,12 @@ import httpx
 import orjson
 import pytest
 
-from satchel.service.signing import hmac_signature, record_signature, storage_signature
+from satchel.service.signing import (
+    expiring_record_signature,
+    hmac_signature,
+    record_signature,
+    storage_signature,
+)
 from tests.conftest import Server, start_server, stop_server
 
 MAX_RECORD = 2 * 1024 * 1024
@@ -1155,33 +1160,40 @@ case(
     token=None,
 )
 
-# 12. Signatures: forged, for another record or store, malformed, expired; never a grant to write.
+# 12. Signatures: forged, for another record or store, malformed, expired; never a grant to write. One that
+# grants nothing counts as none: the answer a missing store gets, so no one learns the store exists. Only a
+# genuine one that has expired says so.
+HIDDEN = "record-or-token-not-found"
 for name, (target, status, etype) in {
     "record-valid": (REC + "k1?signature={sig_k1}", 200, None),
-    "record-forged": (REC + "k1?signature=pcVagAsudj8dFqdlg7mG", 403, "invalid-signature"),
-    "record-other-key": (REC + "k1?signature={sig_gz}", 403, "invalid-signature"),
-    "record-other-store": (REC + "k1?signature={sig_k1_scratch}", 403, "invalid-signature"),
-    "record-storage-sig": (REC + "k1?signature={sig_keys}", 403, "invalid-signature"),
-    "record-long": (REC + "k1?signature=" + "a" * 5000, 403, "invalid-signature"),
-    "record-nul": (REC + "k1?signature=%00", 403, "invalid-signature"),
-    "record-ff": (REC + "k1?signature=%FF%FE", 403, "invalid-signature"),
+    "record-forged": (REC + "k1?signature=pcVagAsudj8dFqdlg7mG", 404, HIDDEN),
+    "record-other-key": (REC + "k1?signature={sig_gz}", 404, HIDDEN),
+    "record-other-store": (REC + "k1?signature={sig_k1_scratch}", 404, HIDDEN),
+    "record-storage-sig": (REC + "k1?signature={sig_keys}", 404, HIDDEN),
+    "record-long": (REC + "k1?signature=" + "a" * 5000, 404, HIDDEN),
+    "record-nul": (REC + "k1?signature=%00", 404, HIDDEN),
+    "record-ff": (REC + "k1?signature=%FF%FE", 404, HIDDEN),
     "record-empty": (REC + "k1?signature=", 404, "record-or-token-not-found"),
     "record-valid-head": (REC + "k1?signature={sig_k1}&method=HEAD", 200, None),
     "keys-valid": (STORE + "/keys?signature={sig_keys}", 200, None),
     "keys-unpadded": (STORE + "/keys?signature={sig_keys_unpadded}", 200, None),
     "keys-future": (STORE + "/keys?signature={sig_keys_future}", 200, None),
     "keys-expired": (STORE + "/keys?signature={sig_keys_expired}", 403, "invalid-signature"),
-    "keys-other-store": (STORE + "/keys?signature={sig_keys_scratch}", 403, "invalid-signature"),
-    "keys-record-sig": (STORE + "/keys?signature={sig_k1}", 403, "invalid-signature"),
-    "keys-bad-base64": (STORE + "/keys?signature=%%%%", 403, "invalid-signature"),
-    "keys-version-1": (STORE + "/keys?signature={sig_keys_v1}", 403, "invalid-signature"),
-    "keys-negative-expiry": (STORE + "/keys?signature={sig_keys_negative}", 403, "invalid-signature"),
+    "keys-other-store": (STORE + "/keys?signature={sig_keys_scratch}", 404, HIDDEN),
+    "keys-record-sig": (STORE + "/keys?signature={sig_k1}", 404, HIDDEN),
+    "keys-bad-base64": (STORE + "/keys?signature=%%%%", 404, HIDDEN),
+    "keys-version-1": (STORE + "/keys?signature={sig_keys_v1}", 404, HIDDEN),
+    "keys-negative-expiry": (STORE + "/keys?signature={sig_keys_negative}", 404, HIDDEN),
     "keys-huge-expiry-genuine": (STORE + "/keys?signature={sig_keys_huge}", 200, None),
-    "keys-too-many-digits": (STORE + "/keys?signature={sig_keys_digits}", 403, "invalid-signature"),
-    "keys-non-ascii-mac": (STORE + "/keys?signature={sig_keys_non_ascii}", 403, "invalid-signature"),
-    "record-non-ascii": (REC + "k1?signature=%C3%A9t%C3%A9", 403, "invalid-signature"),
-    "keys-not-utf8": (STORE + "/keys?signature=__8=", 403, "invalid-signature"),
-    "keys-four-parts": (STORE + "/keys?signature={sig_keys_parts}", 403, "invalid-signature"),
+    "keys-too-many-digits": (STORE + "/keys?signature={sig_keys_digits}", 404, HIDDEN),
+    "keys-non-ascii-mac": (STORE + "/keys?signature={sig_keys_non_ascii}", 404, HIDDEN),
+    "record-non-ascii": (REC + "k1?signature=%C3%A9t%C3%A9", 404, HIDDEN),
+    "keys-not-utf8": (STORE + "/keys?signature=__8=", 404, HIDDEN),
+    "keys-four-parts": (STORE + "/keys?signature={sig_keys_parts}", 404, HIDDEN),
+    "record-expiring": (REC + "k1?signature={sig_k1_expiring}", 200, None),
+    "record-expiring-expired": (REC + "k1?signature={sig_k1_expiring_expired}", 403, "invalid-signature"),
+    "record-expiring-other-key": (REC + "k1?signature={sig_gz_expiring}", 404, HIDDEN),
+    "record-expiring-as-keys": (STORE + "/keys?signature={sig_k1_expiring}", 404, HIDDEN),
     "zip-valid": (STORE + "/records?signature={sig_keys}", 200, None),
     "zip-expired": (STORE + "/records?signature={sig_keys_expired}", 403, "invalid-signature"),
     "store-object-no-grant": (STORE + "?signature={sig_keys}", 404, "record-or-token-not-found"),
@@ -1221,8 +1233,8 @@ case(
     "other-user-forged",
     "GET",
     REC + "k1?signature=forged",
-    403,
-    "invalid-signature",
+    404,
+    "record-not-found",
     token="bob",
 )
 
@@ -1329,7 +1341,7 @@ for name, (target, status, token) in {
     "record-anonymous": (REC + "k1", 404, None),
     "record-forged": (REC + "k1", 401, "forged"),
     "record-signed": (REC + "k1?signature={sig_k1}", 200, None),
-    "record-bad-signature": (REC + "k1?signature=x", 403, None),
+    "record-bad-signature": (REC + "k1?signature=x", 404, None),
     "shares": (STORE + "/shares", 200, "admin"),
     "share": (STORE + "/shares/bob", 405, "admin"),
     "me": ("/users/me", 200, "admin"),
@@ -1507,6 +1519,9 @@ def hostile(hostile_server: Server) -> Hostile:
             "sig_gz": record_signature(secret, "gz"),
             "sig_k1_scratch": record_signature(secret2, "k1"),
             "sig_keys": storage_signature(secret, sid),
+            "sig_k1_expiring": quote(expiring_record_signature(secret, "k1", now_ms + 3_600_000), safe=""),
+            "sig_k1_expiring_expired": quote(expiring_record_signature(secret, "k1", now_ms - 1000), safe=""),
+            "sig_gz_expiring": quote(expiring_record_signature(secret, "gz", now_ms + 3_600_000), safe=""),
             "sig_keys_unpadded": storage_signature(secret, sid).rstrip("="),
             "sig_keys_future": storage_signature(secret, sid, now_ms + 3_600_000),
             "sig_keys_expired": storage_signature(secret, sid, now_ms - 1000),

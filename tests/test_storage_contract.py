@@ -471,3 +471,124 @@ def test_a_change_published_by_one_process_reaches_another(settings_of: Callable
             await two.close()
 
     asyncio.run(work())
+
+
+# --- Console sessions
+
+
+def test_sessions_live_until_they_expire_or_are_deleted(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        await storage.users.add_token(uid, "tok", 1)
+        assert await storage.sessions.create("s1", "tok", 10, 100)
+        assert await storage.sessions.create("s2", "tok", 10, 50)
+        row = await storage.sessions.get("s1", 99)
+        assert row is not None
+        assert (row.hash, row.token_hash, row.created_at, row.expires_at) == ("s1", "tok", 10, 100)
+        assert await storage.sessions.get("s1", 100) is None  # over at its expiry, row or no row
+        assert await storage.sessions.get("nobody", 11) is None
+        # Only a token that is held makes a session.
+        assert not await storage.sessions.create("s3", "no-such-token", 10, 100)
+        assert await storage.sessions.get("s3", 11) is None
+        # Signing out deletes the row.
+        assert await storage.sessions.delete("s1")
+        assert not await storage.sessions.delete("s1")
+        assert await storage.sessions.get("s1", 11) is None
+        # Housekeeping takes the expired ones, a batch at a time, and nothing else.
+        for n in range(4, 9):
+            assert await storage.sessions.create(f"s{n}", "tok", 10, 40 + n)
+        assert await storage.sessions.create("live", "tok", 10, 1000)
+        assert await storage.sessions.delete_expired(60, 4) == 4
+        assert await storage.sessions.delete_expired(60, 4) == 2
+        assert await storage.sessions.delete_expired(60, 4) == 0
+        assert await storage.sessions.get("live", 60) is not None
+
+    run(work)
+
+
+def test_deleting_a_token_ends_its_sessions_for_good(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        await storage.users.add_token(uid, "a", 1)
+        await storage.users.add_token(uid, "b", 1)
+        for name, token in (("a1", "a"), ("a2", "a"), ("b1", "b")):
+            assert await storage.sessions.create(name, token, 5, 1000)
+        assert await storage.users.delete_token("a")
+        assert await storage.sessions.get("a1", 6) is None
+        assert await storage.sessions.get("a2", 6) is None
+        assert await storage.sessions.get("b1", 6) is not None
+        # The same token given again (the admin's, set in the environment) does not bring them back: the rows
+        # went with the token.
+        await storage.users.add_token(uid, "a", 7)
+        assert await storage.sessions.get("a1", 8) is None
+        assert not await storage.sessions.delete("a2")
+        assert await storage.sessions.delete_expired(2000, 100) == 1  # b1 alone is left
+
+    run(work)
+
+
+def test_a_session_made_in_one_process_is_known_and_ended_in_another(settings_of: Callable[[], Any]) -> None:
+    async def work() -> None:
+        one = build_storage(settings_of(), housekeeping=False)
+        two = build_storage(settings_of(), housekeeping=False)
+        await one.open()
+        await two.open()
+        try:
+            uid = await _user(one)
+            await one.users.add_token(uid, "tok", 1)
+            assert await one.sessions.create("s", "tok", 5, now_ms() + 60_000)
+            assert await two.sessions.get("s", now_ms()) is not None
+            assert await two.sessions.delete("s")
+            assert await one.sessions.get("s", now_ms()) is None
+            assert await one.sessions.create("t", "tok", 5, now_ms() + 60_000)
+            assert await two.users.delete_token("tok")
+            assert await one.sessions.get("t", now_ms()) is None
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(work())
+
+
+# --- the URL signing secret
+
+
+def test_a_store_signing_secret_is_replaced_in_place(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        store = await _store(storage, uid, "s", now=1)
+        other = await _store(storage, uid, "t", now=1)
+        rotated = await storage.stores.set_url_signing_secret_key(store.pk, "new-secret", now=7)
+        assert rotated.url_signing_secret_key == "new-secret"
+        assert (rotated.id, rotated.name, rotated.username, rotated.general_access) == (
+            store.id, store.name, store.username, store.general_access,
+        )  # fmt: skip
+        assert rotated.modified_at == 7
+        again = await storage.stores.by_id(store.id)
+        assert again is not None
+        assert again.url_signing_secret_key == "new-secret"
+        untouched = await storage.stores.by_id(other.id)
+        assert untouched is not None
+        assert untouched.url_signing_secret_key == "k"
+        await storage.stores.delete(store.pk)
+        with pytest.raises(NotFound):
+            await storage.stores.set_url_signing_secret_key(store.pk, "newer", now=8)
+
+    run(work)
+
+
+def test_a_store_page_leaves_schemas_out(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        new = NewStore("store-with-schema", uid, "s", GeneralAccess.RESTRICTED, "k", '{"a": 1}', 1)
+        store, _ = await storage.stores.create(new)
+        assert store.schema == '{"a": 1}'
+        _, rows = await storage.stores.page(
+            uid, ownership=Ownership.ALL, unnamed=True, offset=0, limit=10, desc=False
+        )
+        assert [(row.id, row.schema) for row, _ in rows] == [(store.id, None)]
+        found = await storage.stores.by_id(store.id)
+        assert found is not None
+        assert found.schema == '{"a": 1}'
+
+    run(work)

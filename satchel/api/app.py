@@ -10,6 +10,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -81,6 +82,9 @@ class SatchelApp:
             response = await self._dispatch(scope, receive, limit)
         except SatchelError as error:
             response = _unread_body(from_error(error, head=head), scope)
+        except ClientDisconnect:  # the client went away while sending: nobody to answer, nothing wrong here
+            log.debug("client went away while sending %s %s", scope["method"], scope.get("path"))
+            return
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope.get("path"))
             response = error_response(

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from satchel.api.http import Call
 from satchel.service.access import GENERAL_ACCESS
+from satchel.service.validation import MAX_JSON_DEPTH, MAX_SCHEMA_BYTES, MAX_TITLE, MAX_USERNAME
 
 Schema = dict[str, Any]
 
@@ -48,6 +49,8 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 URL: Schema = {"type": "string", "format": "uri"}
 KEY: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9!\\-_.'()]{1,256}$"}
 NAME: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"}
+TITLE: Schema = {"type": "string", "maxLength": MAX_TITLE, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}
+USERNAME: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_USERNAME}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": obj(
@@ -90,7 +93,10 @@ SCHEMAS: dict[str, Schema] = {
             "recordsPublicUrl": URL,
             "generalAccess": {"enum": list(GENERAL_ACCESS)},
             "stats": ref("Stats"),
-            "schema": {"type": "object", "description": "The store's schema, when it was created with one"},
+            "schema": {
+                "type": "object",
+                "description": "The store's schema, when it was created with one (not in store lists)",
+            },
             "urlSigningSecretKey": {**STRING, "description": "Only for callers who may write"},
         },
         optional=("schema", "urlSigningSecretKey"),
@@ -141,12 +147,18 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "Empty or null: unnamed",
             },
             "generalAccess": nullable({"enum": list(GENERAL_ACCESS)}),
-            "title": nullable(STRING),
+            "title": nullable(TITLE),
         },
     },
     "NewStore": {
         "type": "object",
-        "properties": {"name": NAME, "schema": {"type": "object"}},
+        "properties": {
+            "name": NAME,
+            "schema": {
+                "type": "object",
+                "description": f"At most {MAX_SCHEMA_BYTES} bytes as JSON, {MAX_JSON_DEPTH} levels deep",
+            },
+        },
     },
     "ShareAccess": obj({"access": {"enum": ["READ", "WRITE"]}}, closed=False),
 }
@@ -379,7 +391,7 @@ PATHS: dict[str, dict[str, Any]] = {
         },
     },
     "/v2/key-value-stores/{storeId}/shares/{username}": {
-        "parameters": [STORE_ID, path("username", STRING, "The user to share with", "someone")],
+        "parameters": [STORE_ID, path("username", USERNAME, "The user to share with", "someone")],
         "put": {
             "operationId": "putShare",
             "summary": "Share the store with a user for reading or writing (owner only)",
@@ -393,6 +405,19 @@ PATHS: dict[str, dict[str, Any]] = {
             "operationId": "deleteShare",
             "summary": "Take a share back (owner only)",
             "responses": responses(NO_CONTENT, 507),
+        },
+    },
+    "/v2/key-value-stores/{storeId}/rotate-url-signing-secret-key": {
+        "parameters": [STORE_ID],
+        "post": {
+            "operationId": "rotateUrlSigningSecretKey",
+            "summary": (
+                "Give the store a new URL signing secret key (owner only): every URL signed with the old one "
+                "stops working at once"
+            ),
+            "responses": responses(
+                ok_json(200, ref("KeyValueStore"), "The store with its new key"), 413, 507
+            ),
         },
     },
     "/v2/users/me": {

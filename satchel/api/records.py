@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -14,11 +15,12 @@ from satchel.api import wire
 from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length
 from satchel.errors import NotFound
 from satchel.service.encoding import plain_stream
-from satchel.service.records import RECORD_NOT_FOUND
+from satchel.service.records import RECORD_NOT_FOUND, RecordChanged
 from satchel.storage import RecordHead, RecordRead
 from satchel.storage.blobs.base import BlobMissing
 from satchel.storage.body import started
 
+log = logging.getLogger("satchel.api")
 Headers = list[tuple[bytes, bytes]]
 # Every record response carries these; stored HTML must never run as script on Satchel's origin.
 FIXED = [
@@ -152,22 +154,35 @@ class _Sink:
         return out
 
 
-async def _zip_stream(records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes]:
+async def _zip_stream(store_id: str, records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes]:
+    """The records as one ZIP archive, made as it is sent.
+
+    Each record goes in exactly as it was listed or the archive is never finished: a body that cannot be read
+    any more (RecordChanged) or is not its listed size raises here, before the central directory, and the
+    server drops the connection mid-body. The client sees a failed transfer, never a valid archive that
+    leaves a record out.
+    """
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    archive = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
         async for record in records:
             head = record.head
-            try:
-                chunks = await started(plain_stream(record))
-            except BlobMissing:
-                continue  # replaced or deleted since it was listed: no longer part of the store
             info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
+            written = 0
             with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
-                async for chunk in chunks:
+                async for chunk in plain_stream(record):
                     entry.write(chunk)
+                    written += len(chunk)
                     if len(sink.parts) > 16:
                         yield sink.take()
+                if written != head.raw_size:
+                    raise RecordChanged(f"Record {head.key!r} is not the size it was listed with.")
             yield sink.take()
+    except RecordChanged as error:
+        # Not closed: the archive's end is never written, and the error ends the response unfinished.
+        log.warning("ZIP of store %s not finished: %s", store_id, error.message)
+        raise
+    archive.close()
     yield sink.take()
 
 
@@ -189,4 +204,4 @@ async def download_records(call: Call) -> Response:
         "content-disposition": f'attachment; filename="{name}.zip"',
         "x-content-type-options": "nosniff",
     }
-    return StreamingResponse(_zip_stream(records), media_type="application/zip", headers=headers)
+    return StreamingResponse(_zip_stream(store.id, records), media_type="application/zip", headers=headers)

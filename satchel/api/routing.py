@@ -29,12 +29,14 @@ RECORD: Methods = {
     "POST": records.put_record,
     "DELETE": records.delete_record,
 }
+ROTATE: Methods = {"POST": stores.rotate_signing_key}
 SHARES: Methods = {"GET": stores.list_shares}
 SHARE: Methods = {"PUT": stores.put_share, "DELETE": stores.delete_share}
 ME: Methods = {"GET": users.me}
 USER: Methods = {"GET": users.public}
 OPENAPI: Methods = {"GET": openapi.document}
-STORE_CHILDREN = {"keys": KEYS, "records": RECORDS, "shares": SHARES}
+ROTATE_PATH = "rotate-url-signing-secret-key"
+STORE_CHILDREN = {"keys": KEYS, "records": RECORDS, "shares": SHARES, ROTATE_PATH: ROTATE}
 # Children of a store that name one item: a record by key, a share by username (carried as the key).
 STORE_ITEMS = {"records": RECORD, "shares": SHARE}
 
@@ -49,6 +51,7 @@ ROUTES: dict[str, Methods] = {
     "/v2/key-value-stores/{storeId}/records/{recordKey}": RECORD,
     "/v2/key-value-stores/{storeId}/shares": SHARES,
     "/v2/key-value-stores/{storeId}/shares/{username}": SHARE,
+    f"/v2/key-value-stores/{{storeId}}/{ROTATE_PATH}": ROTATE,
     "/v2/users/me": ME,
     "/v2/users/{userId}": USER,
     "/v2/openapi.json": OPENAPI,

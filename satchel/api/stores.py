@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from satchel.api import wire
-from satchel.api.http import Call, read_json, read_json_object
-from satchel.errors import InvalidRequest
+from satchel.api.http import MAX_JSON_BYTES, Call, body_chunks, declared_length, read_json, read_json_object
+from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.access import Level
 
 DEFAULT_PAGE = 1000
@@ -22,7 +22,9 @@ async def list_stores(call: Call) -> Response:
         unnamed=unnamed,
         ownership=call.text("ownership"),
     )
-    return wire.json_response(wire.store_page(page, call.base_url, unnamed=unnamed))
+    return await wire.page_response(
+        lambda: wire.store_page(page, call.base_url, unnamed=unnamed), len(page.items)
+    )
 
 
 async def create_store(call: Call) -> Response:
@@ -48,6 +50,12 @@ async def update_store(call: Call) -> Response:
     return wire.json_response(wire.store(row, Level.OWNER, call.base_url))
 
 
+async def rotate_signing_key(call: Call) -> Response:
+    await _discard_body(call)
+    row = await call.services.stores.rotate_signing_key(call.caller, call.store_ref)
+    return wire.json_response(wire.store(row, Level.OWNER, call.base_url))
+
+
 async def delete_store(call: Call) -> Response:
     await call.services.stores.delete(call.caller, call.store_ref)
     return Response(status_code=204)
@@ -63,7 +71,7 @@ async def list_keys(call: Call) -> Response:
         collection=call.text("collection"),
         signature=call.text("signature"),
     )
-    return wire.json_response(wire.key_page(page, call.base_url))
+    return await wire.page_response(lambda: wire.key_page(page, call.base_url), len(page.items))
 
 
 async def list_shares(call: Call) -> Response:
@@ -85,3 +93,22 @@ async def put_share(call: Call) -> Response:
 async def delete_share(call: Call) -> Response:
     await call.services.stores.share(call.caller, call.store_ref, call.key, None)
     return Response(status_code=204)
+
+
+async def _discard_body(call: Call) -> None:
+    """Read and drop a body sent where none is taken, up to the JSON bodies' limit.
+
+    Left unread, a large one made the HTTP server drop the connection without a word, losing the client's next
+    request on it; read, the connection carries on.
+    """
+    too_large = TooLarge(
+        f"This endpoint takes no body; it reads at most {MAX_JSON_BYTES} bytes of one.",
+        type="request-too-large",
+    )
+    if (declared_length(call.request) or 0) > MAX_JSON_BYTES:
+        raise too_large
+    size = 0
+    async for chunk in body_chunks(call.request):
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise too_large

@@ -10,7 +10,6 @@ from starlette.responses import Response
 from satchel.console.forms import PREFIX, field, read_form, redirect
 from satchel.service import Caller
 from satchel.service.access import USER_GENERAL_ACCESS
-from satchel.service.ids import token_hash
 from satchel.service.users import token_id
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ async def account(
     console: Console, request: Request, caller: Caller, new_token: str | None = None
 ) -> Response:
     user = console.user(caller)
-    current = token_hash(request.cookies.get(console.cookie, ""))
+    current = console.session(request).token_hash  # the token this session was made from
     tokens = [
         {"id": token_id(t), "created_at": t.created_at, "current": t.hash == current}
         for t in await console.services.users.tokens(user.username)

@@ -7,24 +7,25 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import orjson
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from satchel.console.forms import (
-    field,
+    FORM_SLACK,
+    MAX_PARTS,
+    StreamedForm,
     one_chunk,
     read_form,
     record_path,
     redirect,
     store_path,
-    upload_chunks,
 )
-from satchel.errors import InvalidRequest
+from satchel.errors import InvalidRequest, SatchelError
 from satchel.service import Caller
 from satchel.service.access import Level
 from satchel.service.encoding import plain_stream, read_prefix
-from satchel.service.signing import record_signature
+from satchel.service.records import Records
+from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, expiring_record_signature
 from satchel.storage import RecordRead
 
 if TYPE_CHECKING:
@@ -37,28 +38,79 @@ RAW_HEADERS = {"content-security-policy": "sandbox", "x-content-type-options": "
 
 
 async def upload(console: Console, request: Request, caller: Caller) -> Response:
+    """Store the posted file, or the typed value, as a record.
+
+    The file streams from the request into storage as it arrives (forms.StreamedForm): a body over
+    max_record_bytes is refused by its Content-Length before any of it is read, or as soon as it passes the
+    limit, and nothing is kept anywhere storage does not keep bodies. The record is written only once the
+    whole form has arrived and was understood.
+    """
     ref = request.path_params["store"]
-    form = await read_form(request, files=1)
-    key = field(form, "key")
-    content_type = field(form, "contentType")
-    file = form.get("file")
-    text = form.get("text")
-    chunks: AsyncIterator[bytes]
-    if isinstance(file, UploadFile) and file.filename:
-        chunks = upload_chunks(file)
-        key = key or file.filename
-        content_type = content_type or file.content_type or ""
-    elif isinstance(text, str) and text:
-        chunks = one_chunk(text.encode())
-        content_type = content_type or "text/plain; charset=utf-8"
-    else:
+    records = console.services.records
+    form: StreamedForm | None = None
+    try:
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            # A typed value posted without multipart (a script; the page sends multipart): fields only.
+            fields = await read_form(request, fields=MAX_PARTS, limit=FORM_SLACK)
+            key = await _store_value(
+                records, caller, ref, {k: v for k, v in fields.items() if isinstance(v, str)}
+            )
+        else:
+            form = StreamedForm(request, max_file=records.max_record_bytes)
+            key = await _store_upload(records, caller, ref, form)
+    except SatchelError as error:
+        response = console.render(request, "error.html", caller, status=error.status, message=error.message)
+        if form is None or not form.complete:
+            response.headers["connection"] = "close"  # the rest of the body may still be on its way
+        return response
+    return redirect(record_path(ref, key))
+
+
+async def _store_upload(records: Records, caller: Caller, ref: str, form: StreamedForm) -> str:
+    """Read the form's fields up to its file, then stream the file into the record; the key and content type
+    must come before the file (the Console's form sends them first)."""
+    fields: dict[str, str] = {}
+    while (part := await form.next_part()) is not None:
+        if part.filename is None:
+            fields[part.name] = await form.value()
+        elif part.name == "file" and part.filename:  # a file input left empty has no name and no data
+            key = fields.get("key", "").strip() or part.filename
+            content_type = fields.get("contentType", "").strip() or part.content_type
+            chunks = _file_then_rest(form)
+            await records.put(
+                caller, ref, key, content_type=content_type, content_encoding=None, chunks=chunks
+            )
+            return key
+    return await _store_value(records, caller, ref, fields)
+
+
+async def _store_value(records: Records, caller: Caller, ref: str, fields: dict[str, str]) -> str:
+    """Store the form's typed value (`text`)."""
+    key, text = fields.get("key", "").strip(), fields.get("text", "")
+    if not text:
         raise InvalidRequest("Choose a file or type a value to store.")
     if not key:
         raise InvalidRequest("Give the record a key.", type="invalid-record-key")
-    await console.services.records.put(
-        caller, ref, key, content_type=content_type, content_encoding=None, chunks=chunks
+    content_type = fields.get("contentType", "").strip() or "text/plain; charset=utf-8"
+    await records.put(
+        caller, ref, key, content_type=content_type, content_encoding=None, chunks=one_chunk(text.encode())
     )
-    return redirect(record_path(ref, key))
+    return key
+
+
+async def _file_then_rest(form: StreamedForm) -> AsyncIterator[bytes]:
+    """The file's data, then the rest of the form read before the last chunk is through, so the record
+    commits only for a whole form: one cut short, or with a key or type after its file, is refused."""
+    async for chunk in form.data():
+        yield chunk
+    while (part := await form.next_part()) is not None:
+        if part.filename is not None:
+            if part.filename:
+                raise InvalidRequest("Send one file at a time.")
+            continue
+        value = await form.value()
+        if part.name in ("key", "contentType") and value.strip():
+            raise InvalidRequest(f"The form's {part.name} came after its file; send it before the file.")
 
 
 async def record(console: Console, request: Request, caller: Caller) -> Response:
@@ -72,7 +124,9 @@ async def record(console: Console, request: Request, caller: Caller) -> Response
         preview = await _preview(found, pretty_json="json" in base)
     public_url = None
     if have >= Level.WRITE:
-        signature = record_signature(store.url_signing_secret_key, key)
+        # A link that expires (a day), unlike the API clients' record links: see service/signing.py.
+        secret, expiry = store.url_signing_secret_key, expires_in(DEFAULT_LINK_SECONDS)
+        signature = quote(expiring_record_signature(secret, key, expiry), safe="")
         records_url = f"{console.services.settings.base_url}/v2/key-value-stores/{store.id}/records"
         public_url = f"{records_url}/{quote(key, safe='')}?signature={signature}"
     return console.render(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,7 +12,7 @@ from satchel.console.forms import STORES, field, read_form, redirect, store_path
 from satchel.errors import InvalidRequest
 from satchel.service import Caller
 from satchel.service.access import GENERAL_ACCESS, Level
-from satchel.service.signing import storage_signature
+from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, storage_signature
 
 if TYPE_CHECKING:
     from satchel.console.app import Console
@@ -61,8 +62,10 @@ async def store(console: Console, request: Request, caller: Caller) -> Response:
     api_url = f"{console.services.settings.base_url}/v2/key-value-stores/{row.id}"
     zip_url = None
     if have >= Level.WRITE:
-        # Writers hold the signing secret, so the API's own signed URL serves them the archive.
-        zip_url = f"{api_url}/records?signature={storage_signature(row.url_signing_secret_key, row.id)}"
+        # Writers hold the signing secret, so the API's own signed URL serves them the archive. The link
+        # expires: a page's links are made afresh on each visit, and one copied elsewhere dies in a day.
+        signature = storage_signature(row.url_signing_secret_key, row.id, expires_in(DEFAULT_LINK_SECONDS))
+        zip_url = f"{api_url}/records?{urlencode({'signature': signature})}"
     return console.render(
         request,
         "store.html",
@@ -81,6 +84,10 @@ async def store(console: Console, request: Request, caller: Caller) -> Response:
 
 async def settings(console: Console, request: Request, caller: Caller) -> Response:
     form = await read_form(request)
+    if field(form, "rotateSigningKey"):
+        # Every signed link to the store, whoever holds it, stops working; the page shows fresh ones.
+        rotated = await console.services.stores.rotate_signing_key(caller, request.path_params["store"])
+        return redirect(store_path(rotated.id) + "#signing")
     changes: dict[str, Any] = {}
     if "name" in form:
         changes["name"] = field(form, "name") or None

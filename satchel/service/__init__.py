@@ -9,6 +9,7 @@ from satchel.service.access import ANONYMOUS, Caller, Need
 from satchel.service.lookups import Lookups
 from satchel.service.records import KeyPage, Records
 from satchel.service.retention import Retention
+from satchel.service.sessions import Session, Sessions
 from satchel.service.stores import StorePage, Stores
 from satchel.service.usage import Usage
 from satchel.service.users import Users
@@ -17,6 +18,7 @@ from satchel.storage import Storage
 from satchel.storage.housekeeping import Background, every
 
 USAGE_FLUSH_SECONDS = 1.0
+SESSION_PURGE_SECONDS = 300.0  # expired sessions are refused at once; this only reclaims their rows
 
 
 @dataclass(slots=True)
@@ -29,14 +31,18 @@ class Services:
     stores: Stores
     records: Records
     retention: Retention
+    sessions: Sessions
     _tasks: Background = field(default_factory=Background)
 
     async def start(self, *, background: bool = True) -> None:
-        """Open storage; with `background`, also count usage and sweep expired stores (a server does)."""
+        """Open storage; with `background`, also count usage and sweep expired stores and sessions (a server
+        does)."""
         await self.storage.open()
         if background:
             self._tasks.start(every(USAGE_FLUSH_SECONDS, self.usage.flush))
             self._tasks.start(self.retention.run_forever())
+            lifetime = self.settings.console_session_hours * 3600
+            self._tasks.start(every(max(min(SESSION_PURGE_SECONDS, lifetime), 1.0), self.sessions.purge))
 
     async def stop(self) -> None:
         await self._tasks.stop()
@@ -49,12 +55,13 @@ def build_services(settings: Settings, storage: Storage) -> Services:
     lookups = Lookups(storage)
     usage = Usage(storage.stores)
     stores = Stores(storage, lookups, usage)
+    users = Users(storage, lookups)
     return Services(
         settings=settings,
         storage=storage,
         lookups=lookups,
         usage=usage,
-        users=Users(storage, lookups),
+        users=users,
         stores=stores,
         records=Records(
             storage.records,
@@ -70,6 +77,9 @@ def build_services(settings: Settings, storage: Storage) -> Services:
             retention_seconds=settings.retention_seconds,
             interval_seconds=settings.sweep_interval_seconds,
         ),
+        sessions=Sessions(
+            storage.sessions, users, lookups, lifetime_seconds=settings.console_session_hours * 3600
+        ),
     )
 
 
@@ -80,6 +90,8 @@ __all__ = [
     "Need",
     "Records",
     "Services",
+    "Session",
+    "Sessions",
     "StorePage",
     "Stores",
     "build_services",

@@ -1,14 +1,29 @@
-"""The rules for records: key checks, encodings, size limits, listing pages and collections."""
+"""The rules for records: key checks, content types, encodings, size limits, listing pages and collections.
+
+A content type is sent back as a header on every read, so one rule decides what may be stored, whichever way
+a record comes in (API, Console, import): at most 255 characters of Latin-1 without control characters, the
+bytes an HTTP header can carry. Rows stored before the rule (a type with characters past Latin-1 once made
+every read of its record a 500) are read with application/octet-stream instead.
+
+A ZIP or an export reads a store a keyset page at a time (each page as the reading reaches it, as a client
+paging through the keys would) and sends each record's body some time after its page was listed. A blob
+outlives its record's replacement by `blob_grace_seconds` only, so a slow reader may find it gone: the record
+was listed, so the reading fails (RecordChanged) rather than leave it out. A listed blob is never rewritten
+(a new value gets a new blob), so a body that can still be read whole is the listed one; its size is checked
+all the same.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import orjson
 
 from satchel.clock import iso, now_ms
-from satchel.errors import Forbidden, InvalidRequest, NotFound, TooLarge
+from satchel.errors import Forbidden, InvalidRequest, NotFound, SatchelError, TooLarge
 from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import CheckedUpload, normalize
 from satchel.service.signing import check_record_signature, read_storage_signature
@@ -16,10 +31,43 @@ from satchel.service.stores import Stores
 from satchel.service.usage import Usage
 from satchel.service.validation import check_key
 from satchel.storage import KeyItem, RecordHead, RecordRead, RecordTable, StoreRow
+from satchel.storage.blobs.base import BlobMissing
 
 MAX_KEYS_PAGE = 1000
 RECORD_NOT_FOUND = "Record was not found."
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_CONTENT_TYPE = 255
+# Latin-1 less its control characters (C0, DEL, C1): what a header value carries byte for byte.
+CONTENT_TYPE_RE = re.compile("[\x20-\x7e\xa0-\xff]+")
+
+
+class RecordChanged(SatchelError):
+    """A record listed for a ZIP or an export was replaced or deleted before its body could be read."""
+
+    type = "record-changed"
+    status = 409
+
+
+def check_content_type(value: str | None) -> str:
+    """The content type a record is stored with: what was given, trimmed, or application/octet-stream."""
+    content_type = (value or "").strip() or DEFAULT_CONTENT_TYPE
+    if len(content_type) > MAX_CONTENT_TYPE or CONTENT_TYPE_RE.fullmatch(content_type) is None:
+        raise InvalidRequest(
+            f"Content-Type must be at most {MAX_CONTENT_TYPE} characters of Latin-1, without control"
+            " characters."
+        )
+    return content_type
+
+
+def sendable(head: RecordHead) -> RecordHead:
+    """The head as readers get it: a content type stored before the rule, that no header can carry, is sent as
+    application/octet-stream (the body is still whole; only its type is not known)."""
+    content_type = head.content_type
+    if content_type and content_type.isascii() and content_type.isprintable():  # the usual case, at C speed
+        return head
+    if CONTENT_TYPE_RE.fullmatch(content_type) is not None:
+        return head
+    return dataclasses.replace(head, content_type=DEFAULT_CONTENT_TYPE)
 
 
 @dataclass(slots=True)
@@ -62,7 +110,8 @@ class Records:
         if record is None:
             raise NotFound(RECORD_NOT_FOUND)
         self.usage.note(store.pk, now=now_ms(), reads=1)
-        return store, record
+        head = sendable(record.head)
+        return store, record if head is record.head else dataclasses.replace(record, head=head)
 
     async def head(self, caller: Caller, ref: str, key: str, *, signature: str | None = None) -> RecordHead:
         check_key(key)
@@ -72,7 +121,7 @@ class Records:
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)
         self.usage.note(store.pk, now=now_ms())
-        return head
+        return sendable(head)
 
     async def put(
         self,
@@ -92,9 +141,7 @@ class Records:
             # Refused before reading: a client that declares more than the limit may be waiting to send it
             # (Expect: 100-continue) or may never send it at all; either way the answer is known now.
             raise TooLarge(f"The record is larger than the limit of {self.max_record_bytes} bytes.")
-        content_type = (content_type or "").strip() or DEFAULT_CONTENT_TYPE
-        if len(content_type) > 255 or not content_type.isprintable():
-            raise InvalidRequest("Content-Type must be a printable value of at most 255 characters.")
+        content_type = check_content_type(content_type)
         body = CheckedUpload(chunks, encoding, max_decoded=self.max_decoded_bytes)
         head = await self.table.write(
             store.pk, key, content_type=content_type, content_encoding=encoding, body=body, now=now_ms()
@@ -140,6 +187,8 @@ class Records:
         collection: str | None,
         signature: str | None = None,
     ) -> tuple[StoreRow, AsyncIterator[RecordRead]]:
+        """Every record of the store (with the prefix or in the collection), in key order, each exactly as it
+        was listed: a body that cannot be read whole any more raises RecordChanged as it is read."""
         signed = _storage_signature(signature)
         store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
         prefix, exact = _narrow(store, prefix or "", collection)
@@ -147,9 +196,36 @@ class Records:
         async def records() -> AsyncIterator[RecordRead]:
             async for record in self.table.iterate(store.pk, prefix=prefix):
                 if exact is None or record.head.key == exact:
-                    yield record
+                    yield _as_listed(record)
 
         return store, records()
+
+
+def _as_listed(record: RecordRead) -> RecordRead:
+    """The record with a body that is the listed one or fails: a blob gone (replaced or deleted past the grace
+    period) or not the listed size raises RecordChanged instead of ending early or being skipped."""
+    head = sendable(record.head)
+    if record.opener is None:  # inline: the body came with the listed row
+        return record if head is record.head else dataclasses.replace(record, head=head)
+    opener = record.opener
+
+    async def exact() -> AsyncIterator[bytes]:
+        size = 0
+        try:
+            async for chunk in opener():
+                size += len(chunk)
+                yield chunk
+        except BlobMissing as exc:
+            raise RecordChanged(
+                f"Record {head.key!r} was replaced or deleted while it was being read; read the store again."
+            ) from exc
+        if size != head.size:
+            raise RecordChanged(
+                f"Record {head.key!r} is not the size it was listed with ({head.size} bytes)."
+            )
+
+    # No local file: every reader goes through the check.
+    return RecordRead(head, None, exact)
 
 
 def _record_signature(key: str, signature: str | None) -> Callable[[StoreRow], bool] | None:

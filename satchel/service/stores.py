@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from satchel.clock import now_ms
 from satchel.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from satchel.service.access import (
@@ -23,7 +21,13 @@ from satchel.service.access import (
 from satchel.service.ids import new_id, new_secret
 from satchel.service.lookups import Lookups
 from satchel.service.usage import Usage
-from satchel.service.validation import check_depth, check_name, split_reference
+from satchel.service.validation import (
+    check_name,
+    check_schema,
+    check_title,
+    check_username,
+    split_reference,
+)
 from satchel.storage import GeneralAccess, Grant, GrantRow, NewStore, Ownership, Storage, StoreRow
 
 MAX_PAGE = 1000
@@ -58,8 +62,11 @@ class Stores:
     ) -> tuple[StoreRow, Level]:
         """The store a reference names and the caller's level on it, if that level meets the need.
 
-        A store the caller may not read answers exactly as a missing one, so ids and names cannot be probed.
-        `signed` checks the request's signature against the store, for reads that a signed public URL grants.
+        A store the caller may not read answers exactly as a missing one, so ids and names cannot be probed:
+        the same status, type and message whatever the store's name, its access, or a signature sent with the
+        request. `signed` checks that signature against the store, for reads that a signed public URL grants;
+        one that grants nothing is as good as none. (It may refuse a genuine signature that has expired in its
+        own words: only someone who held a valid link sees that.)
         `cached`: the store may come from the lookups' cache (identity and access current, stats may lag).
         """
         if caller.user is None and need is not Need.READ:
@@ -84,10 +91,8 @@ class Stores:
         if caller.user is not None and caller.user.id != store.user_id:
             grant = await self.lookups.grant(store.pk, caller.user.id)
         have = level(caller, store, grant, by_name=store_id is None)
-        if have is Level.NONE and need is Need.READ and signed is not None:
-            if signed(store):
-                return store, Level.READ
-            raise Forbidden("The signature is not valid for this resource.", "invalid-signature")
+        if have is Level.NONE and need is Need.READ and signed is not None and signed(store):
+            return store, Level.READ
         if have is Level.NONE:
             raise _not_found(caller)
         if have < NEEDED[need]:
@@ -119,16 +124,14 @@ class Stores:
             existing = await self._fresh_by_name(user.id, name)
             if existing is not None:
                 return existing, False
-        if schema is not None and not isinstance(schema, dict):
-            raise InvalidRequest("The store schema must be a JSON object.", type="invalid-value")
-        check_depth(schema, "The store schema")
+        schema_text = check_schema(schema)
         new = NewStore(
             id=new_id(),
             user_id=user.id,
             name=name,
             general_access=DEFAULT_GENERAL_ACCESS,
             url_signing_secret_key=new_secret(),
-            schema=orjson.dumps(schema).decode() if schema is not None else None,
+            schema=schema_text,
             created_at=now_ms(),
         )
         return await self.table.create(new)
@@ -152,14 +155,19 @@ class Stores:
                     f"Field `generalAccess` must be one of {', '.join(GENERAL_ACCESS)}.", type="invalid-value"
                 )
             general_access = GeneralAccess(changes["generalAccess"])
-        title = store.title
-        if "title" in changes:
-            title = changes["title"]
-            if title is not None and not isinstance(title, str):
-                raise InvalidRequest("Field `title` must be a string or null.", type="invalid-value")
+        title = check_title(changes["title"]) if "title" in changes else store.title
         updated = await self.table.update(
             store.pk, name=name, general_access=general_access, title=title, now=now_ms()
         )
+        await self.lookups.changed()
+        return self.usage.apply(updated)
+
+    async def rotate_signing_key(self, caller: Caller, ref: str) -> StoreRow:
+        """Give the store a new URL signing secret (owner only): every URL signed with the old one, by anyone,
+        stops working at once on every node, and writers see the new one. This is what cuts the signed URLs
+        a user whose share was revoked may have kept."""
+        store, _ = await self.resolve(caller, ref, Need.OWN)
+        updated = await self.table.set_url_signing_secret_key(store.pk, new_secret(), now=now_ms())
         await self.lookups.changed()
         return self.usage.apply(updated)
 
@@ -198,7 +206,7 @@ class Stores:
         if access is not None and access not in GRANTS:
             raise InvalidRequest("Field `access` must be READ or WRITE.", type="invalid-value")
         grant = Grant(access) if access is not None else None
-        grantee = await self.storage.users.by_name(username)
+        grantee = await self.storage.users.by_name(check_username(username))
         if grantee is None:
             raise NotFound(f"User {username!r} was not found.", type="user-not-found")
         if grantee.id == store.user_id:

@@ -1,9 +1,16 @@
-"""What a record key, a store name and a store reference may be."""
+"""What a record key, a store name, a store reference and the other fields callers write may be.
+
+Every field a caller writes is bounded here, so nothing stored is larger than the answers that show it can
+carry (a store list of 1,000 stores repeats each one's title), and no refusal echoes a caller's value whole.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
+
+import orjson
 
 from satchel.errors import InvalidRequest
 
@@ -14,6 +21,11 @@ MAX_NAME = 63
 # schema is sent back inside a few more ({"data": {"items": [...]}}): one that deep would fail every answer
 # that shows it. Real schemas are a handful of levels deep.
 MAX_JSON_DEPTH = 64
+MAX_TITLE = 256  # characters; a title is a line of display text
+# A schema names a few collections (a key or key prefix, content types, a JSON schema each): a few KiB.
+MAX_SCHEMA_BYTES = 64 * 1024
+MAX_USERNAME = 64  # as users are made (service/users.py)
+SHOWN = 80  # how much of a refused value an error message quotes back
 
 
 def check_key(key: str) -> str:
@@ -36,8 +48,56 @@ def check_name(name: str) -> str:
             detail = f"it is {len(name)} characters long (the limit is {MAX_NAME})"
         else:
             detail = "use only letters, digits and hyphens, starting and ending with a letter or digit"
-        raise InvalidRequest(f"Key-value store name {name!r} is not valid: {detail}.", type="invalid-value")
+        raise InvalidRequest(
+            f"Key-value store name {shown(name)} is not valid: {detail}.", type="invalid-value"
+        )
     return name
+
+
+def check_title(title: Any) -> str | None:
+    """A store's title: null, or one line of at most MAX_TITLE characters."""
+    if title is None:
+        return None
+    if not isinstance(title, str):
+        raise InvalidRequest("Field `title` must be a string or null.", type="invalid-value")
+    if len(title) > MAX_TITLE:
+        raise InvalidRequest(
+            f"Field `title` is {len(title)} characters long (the limit is {MAX_TITLE}).", type="invalid-value"
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in title):
+        raise InvalidRequest("Field `title` may not contain control characters.", type="invalid-value")
+    return title
+
+
+def check_schema(schema: Any) -> str | None:
+    """A store's schema, as the JSON text kept for it: null, or an object of at most MAX_SCHEMA_BYTES."""
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        raise InvalidRequest("The store schema must be a JSON object.", type="invalid-value")
+    check_depth(schema, "The store schema")
+    text = orjson.dumps(schema)
+    if len(text) > MAX_SCHEMA_BYTES:
+        raise InvalidRequest(
+            f"The store schema is {len(text)} bytes as JSON (the limit is {MAX_SCHEMA_BYTES}).",
+            type="invalid-value",
+        )
+    return text.decode()
+
+
+def check_username(username: str) -> str:
+    """A username a caller names (to share with): 1 to MAX_USERNAME characters, as no longer one can exist."""
+    if not username or len(username) > MAX_USERNAME:
+        raise InvalidRequest(
+            f"A username is 1 to {MAX_USERNAME} characters long; this one has {len(username)}.",
+            type="invalid-value",
+        )
+    return username
+
+
+def shown(value: str) -> str:
+    """A caller's value quoted in a message, cut to SHOWN characters: an error never echoes a megabyte."""
+    return repr(value) if len(value) <= SHOWN else repr(value[:SHOWN]) + f"... ({len(value)} characters)"
 
 
 def split_reference(ref: str) -> tuple[str | None, str | None, str | None]:

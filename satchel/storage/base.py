@@ -1,7 +1,7 @@
 """The storage seam: one small interface per resource kind, and the bundle the service layer holds.
 
 Engines know nothing of permissions or HTTP; they store what the service decided and return plain rows
-(rows.py). Metadata engines (SQLite, PostgreSQL) implement the four tables below; a blob store (local files,
+(rows.py). Metadata engines (SQLite, PostgreSQL) implement the five tables below; a blob store (local files,
 S3) holds the bodies too large to keep inline, and the metadata engine's records use it. Caches live above
 the engines (service/lookups.py), kept fresh by the change feed (feed.py).
 """
@@ -23,6 +23,7 @@ from satchel.storage.rows import (
     NewStore,
     Ownership,
     RecordHead,
+    SessionRow,
     StoreRow,
     StoreUsage,
     TokenRow,
@@ -52,6 +53,28 @@ class UserTable(Protocol):
     async def delete_token(self, token_hash: str) -> bool: ...
 
 
+class SessionTable(Protocol):
+    """Console sign-ins, kept by the SHA-256 digest of their id, each made from one token.
+
+    A session ends when it expires, when it is deleted (signing out), and with the token it was made from:
+    deleting the token deletes its sessions in the same transaction, so a token added again later (the
+    admin's, set in the environment) does not bring them back.
+    """
+
+    async def create(self, session_hash: str, token_hash: str, now: int, expires_at: int) -> bool:
+        """Start a session made from the token; False (and none made) when the token is gone."""
+        ...
+
+    async def get(self, session_hash: str, now: int) -> SessionRow | None:
+        """The session, if it has not expired by now and its token is still held."""
+        ...
+
+    async def delete(self, session_hash: str) -> bool: ...
+    async def delete_expired(self, now: int, limit: int) -> int:
+        """Delete up to limit sessions expired by now; return how many went."""
+        ...
+
+
 class GrantTable(Protocol):
     """Rights that stores' owners gave other users."""
 
@@ -77,7 +100,8 @@ class StoreTable(Protocol):
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
         """A page of the stores a user owns, was granted, or both, in order of creation.
 
-        Each comes with the user's grant on it (None for their own).
+        Each comes with the user's grant on it (None for their own), and without its schema (None): a list
+        never shows schemas, and a page of 1,000 would read up to 64 MiB of them for nothing.
         """
         ...
 
@@ -85,6 +109,10 @@ class StoreTable(Protocol):
         self, pk: int, *, name: str | None, general_access: GeneralAccess, title: str | None, now: int
     ) -> StoreRow:
         """Rename (None makes it unnamed) and set access; raises Conflict when the name is taken."""
+        ...
+
+    async def set_url_signing_secret_key(self, pk: int, secret: str, *, now: int) -> StoreRow:
+        """Replace the store's URL signing secret (a change of the store, as update is); NotFound if gone."""
         ...
 
     async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
@@ -155,6 +183,7 @@ class Storage:
     grants: GrantTable
     stores: StoreTable
     records: RecordTable
+    sessions: SessionTable
     blobs: BlobStore
     feed: ChangeFeed
     # Run in order by open() (and in reverse by close()): the engines' own start and housekeeping.

@@ -32,8 +32,8 @@ def build_blobs(settings: Settings) -> BlobStore:
 
 
 def build_engine(settings: Settings, blobs: BlobStore) -> tuple[Any, ChangeFeed]:
-    """The metadata engine (its users, grants, stores and records tables) and the feed that reaches its
-    readers."""
+    """The metadata engine (its users, grants, stores, records and sessions tables) and the feed that reaches
+    its readers."""
     common: dict[str, Any] = {
         "inline_max": settings.inline_max_bytes,
         "max_record_bytes": settings.max_record_bytes,
@@ -57,7 +57,15 @@ def build_storage(settings: Settings, *, housekeeping: bool = True) -> Storage:
     """Everything the services need; `housekeeping=False` for short-lived commands (the CLI)."""
     blobs = build_blobs(settings)
     engine, feed = build_engine(settings, blobs)
-    storage = Storage(engine.users, engine.grants, engine.stores, engine.records, blobs, feed)
+    storage = Storage(
+        users=engine.users,
+        grants=engine.grants,
+        stores=engine.stores,
+        records=engine.records,
+        sessions=engine.sessions,
+        blobs=blobs,
+        feed=feed,
+    )
     storage.openers += [blobs.open, engine.open, feed.open]
     storage.closers += [blobs.close, engine.close, feed.close]
     if housekeeping:

@@ -68,6 +68,20 @@ class TokenRow:
 
 
 @dataclass(slots=True)
+class SessionRow:
+    """A Console sign-in, made from one token; it ends with that token."""
+
+    hash: str  # SHA-256 hex digest of the session's id (the cookie); the id itself is never stored
+    token_hash: str  # the token it was made from
+    created_at: int
+    expires_at: int
+
+    @classmethod
+    def from_row(cls, row: Columns) -> SessionRow:
+        return cls(row["hash"], row["token_hash"], row["created_at"], row["expires_at"])
+
+
+@dataclass(slots=True)
 class GrantRow:
     """One user's right on another user's store."""
 

@@ -1,4 +1,4 @@
-"""The scale-out metadata engine: PostgreSQL for users, stores, grants, records and small bodies.
+"""The scale-out metadata engine: PostgreSQL for users, stores, grants, records, small bodies and sessions.
 
 Large bodies live in the blob store it is given (S3, or local files on one machine). The engine holds no
 state beyond its pool: any number of API nodes may run over one database, and every read sees every write
@@ -13,6 +13,7 @@ from satchel.storage.postgres.db import Database
 from satchel.storage.postgres.grants import PostgresGrants
 from satchel.storage.postgres.migrations import migrate_connection
 from satchel.storage.postgres.records import PostgresRecords
+from satchel.storage.postgres.sessions import PostgresSessions
 from satchel.storage.postgres.stores import PostgresStores
 from satchel.storage.postgres.users import PostgresUsers
 
@@ -35,6 +36,7 @@ class PostgresEngine:
         self.records = PostgresRecords(
             self.db, blobs, inline_max=inline_max, max_record_bytes=max_record_bytes
         )
+        self.sessions = PostgresSessions(self.db)
 
     async def open(self) -> None:
         """Connect the pool and bring the schema up to date (safe with several nodes starting at once)."""

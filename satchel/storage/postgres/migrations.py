@@ -100,6 +100,18 @@ STEPS = (
     );
     CREATE INDEX blob_uploads_by_time ON blob_uploads (started_at);
     """,
+    # 2: Console sessions, kept by the SHA-256 digest of their id. Deleting a token deletes its sessions in
+    # the same transaction, so a revoked token's sessions end with it on every node.
+    """
+    CREATE TABLE sessions (
+        hash text COLLATE "C" PRIMARY KEY,
+        token_hash text COLLATE "C" NOT NULL REFERENCES tokens (hash) ON DELETE CASCADE,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX sessions_by_token ON sessions (token_hash);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+    """,
 )
 
 

@@ -25,6 +25,7 @@ from satchel.storage.rows import (
 
 STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
 OWNER_JOIN = "JOIN users u ON u.id = s.user_id"
+PAGE_COLUMNS = STORE_COLUMNS.replace("s.schema", "NULL AS schema")  # a page leaves schemas out (base.py)
 CREATE = f"""
 WITH s AS (
     INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,
@@ -38,6 +39,13 @@ UPDATE = f"""
 WITH s AS (
     UPDATE stores SET name = $2, general_access = $3, title = $4, modified_at = $5,
                       accessed_at = greatest(accessed_at, $5)
+    WHERE pk = $1
+    RETURNING *
+) SELECT {STORE_COLUMNS} FROM s {OWNER_JOIN}
+"""  # noqa: S608
+SET_SECRET = f"""
+WITH s AS (
+    UPDATE stores SET url_signing_secret_key = $2, modified_at = $3, accessed_at = greatest(accessed_at, $3)
     WHERE pk = $1
     RETURNING *
 ) SELECT {STORE_COLUMNS} FROM s {OWNER_JOIN}
@@ -110,7 +118,7 @@ class PostgresStores:
         async with self.db.connection() as conn:
             total: int = await conn.fetchval(f"SELECT count(*) FROM ({listed}) l", user_id)  # noqa: S608
             rows = await conn.fetch(
-                f"SELECT {STORE_COLUMNS}, l.access AS grant_access FROM ({listed}) l"  # noqa: S608
+                f"SELECT {PAGE_COLUMNS}, l.access AS grant_access FROM ({listed}) l"  # noqa: S608
                 f" JOIN stores s ON s.pk = l.pk {OWNER_JOIN}"
                 f" ORDER BY s.created_at {order}, s.pk {order} LIMIT $2 OFFSET $3",
                 user_id, limit, offset,
@@ -126,6 +134,12 @@ class PostgresStores:
             row = await self.db.fetchrow(UPDATE, pk, name, str(general_access), title, now)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+        if row is None:
+            raise NotFound("Store was not found.")
+        return StoreRow.from_row(row)
+
+    async def set_url_signing_secret_key(self, pk: int, secret: str, *, now: int) -> StoreRow:
+        row = await self.db.fetchrow(SET_SECRET, pk, secret, now)
         if row is None:
             raise NotFound("Store was not found.")
         return StoreRow.from_row(row)

@@ -9,6 +9,7 @@ from satchel.storage.housekeeping import Background, every
 from satchel.storage.sqlite.db import RESERVE_BYTES, Database
 from satchel.storage.sqlite.grants import SqliteGrants
 from satchel.storage.sqlite.records import SqliteRecords
+from satchel.storage.sqlite.sessions import SqliteSessions
 from satchel.storage.sqlite.stores import SqliteStores
 from satchel.storage.sqlite.users import SqliteUsers
 
@@ -32,6 +33,7 @@ class SqliteEngine:
         self.grants = SqliteGrants(self.db)
         self.stores = SqliteStores(self.db)
         self.records = SqliteRecords(self.db, blobs, inline_max=inline_max, max_record_bytes=max_record_bytes)
+        self.sessions = SqliteSessions(self.db)
         self._tasks = Background()
 
     async def open(self) -> None:

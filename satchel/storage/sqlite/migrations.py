@@ -31,7 +31,41 @@ STEPS = (
         started_at INTEGER NOT NULL
     );
     """,
+    # 3: Console sessions, kept by the SHA-256 digest of their id. Deleting a token deletes its sessions in
+    # the same transaction (foreign keys are not enforced here, so a trigger does what PostgreSQL's cascade
+    # does): a revoked token's sessions end with it, and a token added again later does not revive them.
+    """
+    CREATE TABLE sessions (
+        hash TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_by_token ON sessions (token_hash);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+    CREATE TRIGGER tokens_end_sessions AFTER DELETE ON tokens BEGIN
+        DELETE FROM sessions WHERE token_hash = old.hash;
+    END;
+    """,
 )
+
+
+def statements(step: str) -> list[str]:
+    """A step's statements, one by one (executescript would commit the migration's transaction first).
+
+    Split at the semicolons that end a statement, not at those inside one (a trigger's body).
+    """
+    found: list[str] = []
+    pending = ""
+    for piece in step.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending.strip())
+    return found
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -45,9 +79,8 @@ def migrate(conn: sqlite3.Connection) -> int:
                 " upgrade Satchel."
             )
         for number, step in enumerate(STEPS[version:], start=version + 1):
-            for statement in step.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(step):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
         conn.execute("COMMIT")
     except BaseException:

@@ -20,6 +20,9 @@ from satchel.storage.rows import (
 from satchel.storage.sqlite.db import Database
 
 STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
+# A page of stores leaves their schemas out: a list never shows them, and reading 1,000 of up to 64 KiB each
+# took 60-120 ms on the event loop.
+PAGE_COLUMNS = STORE_COLUMNS.replace("s.schema", "NULL AS schema")
 # What an expired store is: unnamed, neither used nor changed since the cutoff.
 EXPIRED = "name IS NULL AND accessed_at < :cutoff AND modified_at < :cutoff"
 
@@ -81,7 +84,7 @@ class SqliteStores:
         total = self.db.one(f"SELECT count(*) FROM stores s {grants} WHERE {where}", args)[0]  # type: ignore[index]  # noqa: S608
         order = "DESC" if desc else "ASC"
         rows = self.db.all(
-            f"SELECT {STORE_COLUMNS}, g.access AS grant_access"  # noqa: S608
+            f"SELECT {PAGE_COLUMNS}, g.access AS grant_access"  # noqa: S608
             f" FROM stores s JOIN users u ON u.id = s.user_id {grants} WHERE {where}"
             f" ORDER BY s.created_at {order}, s.pk {order} LIMIT :limit OFFSET :offset",
             args,
@@ -102,6 +105,22 @@ class SqliteStores:
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+            if cur.rowcount == 0:
+                raise NotFound("Store was not found.")
+
+        await self.db.write(job)
+        row = self._where("s.pk = ?", (pk,))
+        if row is None:
+            raise NotFound("Store was not found.")
+        return row
+
+    async def set_url_signing_secret_key(self, pk: int, secret: str, *, now: int) -> StoreRow:
+        def job(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE stores SET url_signing_secret_key = ?, modified_at = ?,"
+                " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+                (secret, now, now, pk),
+            )
             if cur.rowcount == 0:
                 raise NotFound("Store was not found.")
 
