@@ -156,6 +156,11 @@ STORE_COLUMNS = (
     " u.default_general_access AS owner_default_access,"
     " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
 )
+OWNER_JOIN = "JOIN users u ON u.id = s.user_id"
+STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s {OWNER_JOIN}"  # noqa: S608 - constants only
+# A page of stores leaves their schemas out: a list never shows them, and reading 1,000 of up to 64 KiB each
+# took 60-120 ms on the event loop.
+PAGE_COLUMNS = STORE_COLUMNS.replace("s.schema", "NULL AS schema")
 
 
 @dataclass(slots=True)

@@ -14,7 +14,10 @@ from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound
 from satchel.storage.postgres.db import Database
 from satchel.storage.rows import (
+    OWNER_JOIN,
+    PAGE_COLUMNS,
     STORE_COLUMNS,
+    STORE_SELECT,
     GeneralAccess,
     Grant,
     NewStore,
@@ -23,9 +26,6 @@ from satchel.storage.rows import (
     StoreUsage,
 )
 
-STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
-OWNER_JOIN = "JOIN users u ON u.id = s.user_id"
-PAGE_COLUMNS = STORE_COLUMNS.replace("s.schema", "NULL AS schema")  # a page leaves schemas out (base.py)
 CREATE = f"""
 WITH s AS (
     INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,

@@ -9,7 +9,8 @@ from typing import Any
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound
 from satchel.storage.rows import (
-    STORE_COLUMNS,
+    PAGE_COLUMNS,
+    STORE_SELECT,
     GeneralAccess,
     Grant,
     NewStore,
@@ -19,10 +20,6 @@ from satchel.storage.rows import (
 )
 from satchel.storage.sqlite.db import Database
 
-STORE_SELECT = f"SELECT {STORE_COLUMNS} FROM stores s JOIN users u ON u.id = s.user_id"  # noqa: S608
-# A page of stores leaves their schemas out: a list never shows them, and reading 1,000 of up to 64 KiB each
-# took 60-120 ms on the event loop.
-PAGE_COLUMNS = STORE_COLUMNS.replace("s.schema", "NULL AS schema")
 # What an expired store is: unnamed, neither used nor changed since the cutoff.
 EXPIRED = "name IS NULL AND accessed_at < :cutoff AND modified_at < :cutoff"
 
@@ -109,6 +106,9 @@ class SqliteStores:
                 raise NotFound("Store was not found.")
 
         await self.db.write(job)
+        return self._reread(pk)
+
+    def _reread(self, pk: int) -> StoreRow:
         row = self._where("s.pk = ?", (pk,))
         if row is None:
             raise NotFound("Store was not found.")
@@ -125,10 +125,7 @@ class SqliteStores:
                 raise NotFound("Store was not found.")
 
         await self.db.write(job)
-        row = self._where("s.pk = ?", (pk,))
-        if row is None:
-            raise NotFound("Store was not found.")
-        return row
+        return self._reread(pk)
 
     async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
