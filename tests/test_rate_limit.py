@@ -6,6 +6,8 @@ twice a limit to pass, and require that a burst far over it is refused.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -254,18 +256,41 @@ def test_a_flood_past_the_waiting_room_is_refused(shaped: Server) -> None:
     assert set(statuses) <= {201, 429}
 
 
-def test_parallel_official_clients_finish_under_the_default_limits(defaults: Server) -> None:
-    """8 threads of the official client writing 1,200 records to one store: none lost, no error."""
+@pytest.mark.parametrize("threads", [8, 32])
+def test_parallel_official_clients_finish_under_the_default_limits(defaults: Server, threads: int) -> None:
+    """Threads of the official Python client writing 1,200 records to one store: none lost, no error."""
     client = ApifyClient(defaults.token, api_url=defaults.base_url, api_public_url=defaults.base_url)
-    store = client.key_value_stores().get_or_create(name="rl-parallel")
+    store = client.key_value_stores().get_or_create(name=f"rl-parallel-{threads}")
     kvs = client.key_value_store(store.id)
 
     def write(i: int) -> None:
         kvs.set_record(f"k{i:04d}", {"i": i})
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         list(pool.map(write, range(1200)))
     keys = [item.key for item in kvs.iterate_keys()]
+    assert keys == [f"k{i:04d}" for i in range(1200)]
+
+
+def test_the_javascript_client_with_32_requests_in_flight_finishes(defaults: Server) -> None:
+    node = shutil.which("node")
+    modules = Path(__file__).parent / "js" / "node_modules" / "apify-client"
+    if node is None or not modules.exists():
+        pytest.skip("node and tests/js/node_modules are needed (the JavaScript client suite installs them)")
+    env = {**os.environ, "SATCHEL_URL": defaults.base_url, "SATCHEL_TOKEN": defaults.token}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    done = subprocess.run(
+        [node, str(Path(__file__).parent / "js" / "parallel.mjs")],
+        env={**env, "COUNT": "1200", "CONCURRENCY": "32"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    store = json.loads(done.stdout.strip().splitlines()[-1])["store"]
+    client = ApifyClient(defaults.token, api_url=defaults.base_url, api_public_url=defaults.base_url)
+    keys = [item.key for item in client.key_value_store(store).iterate_keys()]
     assert keys == [f"k{i:04d}" for i in range(1200)]
 
 
