@@ -81,10 +81,11 @@ class RateLimits:
             if waiting >= limit:
                 return False
             reset_at = (await self._limiter.get_window_stats(item, "resource", resource)).reset_time
-            # Woken a little apart, so the waiters do not all race for the new window at one instant.
-            wait = max(reset_at - time.time(), 0.0) + random.uniform(0.001, 0.02)
+            wait = max(reset_at - time.time(), 0.0)
             if time.monotonic() + wait > deadline:
                 return False
+            # Woken a little apart, so the waiters do not all race for the new window at one instant.
+            wait += random.uniform(0.001, 0.02)
             self._waiting[resource] = waiting + 1
             try:
                 await asyncio.sleep(wait)
