@@ -69,7 +69,8 @@ def ceiling(*, workers: int, cpus: str | None, logs: Path) -> Iterator[Server]:
         stop(proc)
 
 
-NGINX_CONF = """
+# What both nginx configurations open with: one process in the foreground, files under root.
+NGINX_HEAD = """
 daemon off;
 worker_processes {workers};
 pid {root}/nginx.pid;
@@ -77,7 +78,10 @@ error_log {root}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
-    sendfile on;
+"""
+NGINX_CONF = (
+    NGINX_HEAD
+    + """    sendfile on;
     tcp_nopush on;
     keepalive_requests 10000000;
     keepalive_timeout 120s;
@@ -93,6 +97,7 @@ http {{
     }}
 }}
 """
+)
 
 
 @contextlib.contextmanager
@@ -116,15 +121,9 @@ def nginx(files: Path, *, workers: int, cpus: str | None, logs: Path) -> Iterato
         stop(proc)
 
 
-PROXY_CONF = """
-daemon off;
-worker_processes {workers};
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 10000000;
+PROXY_CONF = (
+    NGINX_HEAD
+    + """    keepalive_requests 10000000;
     keepalive_timeout 120s;
     client_max_body_size 0;
     client_body_temp_path {root}/body;
@@ -138,6 +137,7 @@ http {{
 {blocks}
 }}
 """
+)
 PROXY_BLOCK = """
     upstream {name} {{
 {servers}
