@@ -26,7 +26,7 @@ from satchel.service.users import TOKEN_FILE, token_id
 from satchel.service.validation import check_key, split_reference
 from satchel.serving import PortInUse, claim_port, run_granian
 from satchel.settings import Settings
-from satchel.storage import StoreRow
+from satchel.storage import StorageKind, StoreRow
 
 T = TypeVar("T")
 MAX_LINK_SECONDS = 10 * 365 * 86400
@@ -371,9 +371,11 @@ async def _as_owner(services: Services, store: str) -> tuple[Caller, StoreRow]:
     if store_id is None and not owner_name:
         raise click.UsageError("Name the store by its id or as OWNER~NAME.")
     row = await services.storage.stores.by_id(store_id) if store_id else None
+    if row is not None and row.kind is not StorageKind.KEY_VALUE_STORE:
+        row = None
     if store_id is None:
         owner = await services.users.find(owner_name or "")
-        row = await services.storage.stores.by_name(owner.id, name or "")
+        row = await services.storage.stores.by_name(owner.id, StorageKind.KEY_VALUE_STORE, name or "")
     if row is None:
         raise click.ClickException(f"Key-value store {store!r} was not found.")
     return Caller(await services.users.find(row.user_id)), row

@@ -16,7 +16,16 @@ import pytest
 
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound, TooLarge
-from satchel.storage import GeneralAccess, Grant, NewStore, Ownership, Storage, StoreRow, StoreUsage
+from satchel.storage import (
+    GeneralAccess,
+    Grant,
+    NewStore,
+    Ownership,
+    Storage,
+    StorageKind,
+    StoreRow,
+    StoreUsage,
+)
 from satchel.storage.factory import build_storage
 from satchel.storage.housekeeping import BlobHousekeeping
 from tests.harness.backends import COMBOS, Backends
@@ -164,7 +173,7 @@ def test_store_create_is_get_or_create_by_name(run: Run) -> None:
         unnamed2 = await _store(storage, uid, None, now=13)
         assert unnamed1.id != unnamed2.id
         assert (await storage.stores.by_id("a1")).name == "same"  # type: ignore[union-attr]
-        assert (await storage.stores.by_name(uid, "same")).id == "a1"  # type: ignore[union-attr]
+        assert (await storage.stores.by_name(uid, StorageKind.KEY_VALUE_STORE, "same")).id == "a1"  # type: ignore[union-attr]
         assert await storage.stores.by_id("missing") is None
 
     run(work)
@@ -207,7 +216,7 @@ def test_store_pages_by_ownership(run: Run) -> None:
             args: dict[str, Any] = {
                 "ownership": Ownership.ALL, "unnamed": False, "offset": 0, "limit": 100, "desc": False,
             } | kw  # fmt: skip
-            total, rows = await storage.stores.page(alice, **args)
+            total, rows = await storage.stores.page(alice, StorageKind.KEY_VALUE_STORE, **args)
             return total, [(row.id, grant) for row, grant in rows]
 
         named = [(s.id, None) for s in mine]
@@ -584,11 +593,38 @@ def test_a_store_page_leaves_schemas_out(run: Run) -> None:
         store, _ = await storage.stores.create(new)
         assert store.schema == '{"a": 1}'
         _, rows = await storage.stores.page(
-            uid, ownership=Ownership.ALL, unnamed=True, offset=0, limit=10, desc=False
-        )
+            uid, StorageKind.KEY_VALUE_STORE, ownership=Ownership.ALL, unnamed=True, offset=0, limit=10,
+            desc=False,
+        )  # fmt: skip
         assert [(row.id, row.schema) for row, _ in rows] == [(store.id, None)]
         found = await storage.stores.by_id(store.id)
         assert found is not None
         assert found.schema == '{"a": 1}'
+
+    run(work)
+
+
+def test_each_kind_has_its_own_names_and_a_delete_takes_its_rows(run: Run) -> None:
+    """A dataset and a request queue may share a key-value store's name; listings keep to one kind."""
+
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        made = {}
+        for kind in StorageKind:
+            new = NewStore(f"id-{kind}", uid, "same", GeneralAccess.RESTRICTED, "k", None, 1, kind=kind)
+            made[kind], created = await storage.stores.create(new)
+            assert created
+            assert made[kind].kind is kind
+        for kind in StorageKind:
+            found = await storage.stores.by_name(uid, kind, "same")
+            assert found is not None
+            assert (found.id, found.kind) == (f"id-{kind}", kind)
+            total, rows = await storage.stores.page(
+                uid, kind, ownership=Ownership.ALL, unnamed=True, offset=0, limit=10, desc=False
+            )
+            assert (total, [row.id for row, _ in rows]) == (1, [f"id-{kind}"])
+        assert await storage.stores.delete(made[StorageKind.DATASET].pk)
+        assert await storage.stores.by_name(uid, StorageKind.DATASET, "same") is None
+        assert await storage.stores.by_name(uid, StorageKind.REQUEST_QUEUE, "same") is not None
 
     run(work)

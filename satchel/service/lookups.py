@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from satchel.storage import Grant, Storage, StoreRow, UserRow
+from satchel.storage import Grant, Storage, StorageKind, StoreRow, UserRow
 
 MAX_AGE_SECONDS = 10.0
 CACHE_MAX = 10_000  # entries in each cache, so memory stays bounded under many stores or users
@@ -40,7 +40,8 @@ class Lookups:
         self._users_by_token: dict[str, UserRow] = {}
         self._stores_by_id: dict[str, StoreRow] = {}
         self._grants: dict[tuple[int, str], str] = {}
-        self._ids_by_name: dict[tuple[str, str], str] = {}  # (owner's username or id, store name) -> id
+        # (owner's username or id, kind, store name) -> id
+        self._ids_by_name: dict[tuple[str, StorageKind, str], str] = {}
 
     def _fresh(self) -> None:
         stamp = self.feed.stamp()
@@ -78,24 +79,26 @@ class Lookups:
                 _remember(self._stores_by_id, store_id, store)
         return store
 
-    async def store_id_by_name(self, *, username: str | None, user_id: str | None, name: str) -> str | None:
-        """The id of the store an owner (given by username, or else by id) has under a name, if any."""
+    async def store_id_by_name(
+        self, *, username: str | None, user_id: str | None, kind: StorageKind, name: str
+    ) -> str | None:
+        """The id of the storage of a kind an owner (given by username, or else by id) has under a name."""
         self._fresh()
         owner = username if username else user_id
         if not owner or not name:
             return None
-        found = self._ids_by_name.get((owner, name))
+        found = self._ids_by_name.get((owner, kind, name))
         if found is None:
             stamp = self._stamp
             if username:
                 user = await self.storage.users.by_name(username)
                 user_id = user.id if user is not None else None
-            store = await self.storage.stores.by_name(user_id, name) if user_id else None
+            store = await self.storage.stores.by_name(user_id, kind, name) if user_id else None
             if store is None:
                 return None
             found = store.id
             if stamp == self._stamp:
-                _remember(self._ids_by_name, (owner, name), found)
+                _remember(self._ids_by_name, (owner, kind, name), found)
         return found
 
     async def grant(self, store_pk: int, user_id: str) -> Grant | None:

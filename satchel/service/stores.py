@@ -1,4 +1,8 @@
-"""The rules for stores: finding one by reference, get-or-create, rename and access, listing, deletion."""
+"""The rules for storages: finding one by reference, get-or-create, rename and access, listing, deletion.
+
+One Stores per kind (key-value stores, datasets, request queues): the three share these rules and differ in
+what they hold, which their own services keep.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from satchel.clock import now_ms
-from satchel.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
+from satchel.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from satchel.service.access import (
     DEFAULT_GENERAL_ACCESS,
     GENERAL_ACCESS,
@@ -28,10 +32,24 @@ from satchel.service.validation import (
     check_username,
     split_reference,
 )
-from satchel.storage import GeneralAccess, Grant, GrantRow, NewStore, Ownership, Storage, StoreRow
+from satchel.storage import (
+    GeneralAccess,
+    Grant,
+    GrantRow,
+    NewStore,
+    Ownership,
+    Storage,
+    StorageKind,
+    StoreRow,
+)
 
 MAX_PAGE = 1000
-NOT_FOUND = "Key-value store was not found."
+# What each kind is called in messages, and what it holds.
+NOUNS = {
+    StorageKind.KEY_VALUE_STORE: ("key-value store", "records"),
+    StorageKind.DATASET: ("dataset", "items"),
+    StorageKind.REQUEST_QUEUE: ("request queue", "requests"),
+}
 OWNERSHIP = {"": Ownership.ALL, "ownedByMe": Ownership.OWNED, "sharedWithMe": Ownership.SHARED}
 
 
@@ -45,11 +63,20 @@ class StorePage:
 
 
 class Stores:
-    def __init__(self, storage: Storage, lookups: Lookups, usage: Usage) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        lookups: Lookups,
+        usage: Usage,
+        kind: StorageKind = StorageKind.KEY_VALUE_STORE,
+    ) -> None:
         self.storage = storage
         self.table = storage.stores
         self.lookups = lookups
         self.usage = usage
+        self.kind = kind
+        self.noun, self.holds = NOUNS[kind]
+        self.not_found = f"{self.noun[0].upper()}{self.noun[1:]} was not found."
 
     async def resolve(
         self,
@@ -76,6 +103,8 @@ class Stores:
         store: StoreRow | None
         if store_id is not None:
             store = await (self.lookups.store_by_id(store_id) if cached else self._fresh_by_id(store_id))
+            if store is not None and store.kind is not self.kind:  # another kind's id names nothing here
+                store = None
         else:
             assert name is not None
             if not username:
@@ -86,7 +115,7 @@ class Stores:
                 owner = await self.storage.users.by_name(username)  # type: ignore[assignment]
             store = await self._fresh_by_name(owner.id, name) if owner is not None and name else None
         if store is None:
-            raise _not_found(caller)
+            raise self._not_found(caller)
         grant = None
         if caller.user is not None and caller.user.id != store.user_id:
             grant = await self.lookups.grant(store.pk, caller.user.id)
@@ -94,28 +123,28 @@ class Stores:
         if have is Level.NONE and need is Need.READ and signed is not None and signed(store):
             return store, Level.READ
         if have is Level.NONE:
-            raise _not_found(caller)
+            raise self._not_found(caller)
         if have < NEEDED[need]:
             if caller.user is None:
                 raise Unauthorized("Authentication token was not provided.")
-            doing = (
-                "modify this key-value store's records"
-                if need is Need.WRITE
-                else "manage this key-value store"
-            )
+            doing = f"manage this {self.noun}"
+            if need is Need.WRITE:
+                doing = f"modify this {self.noun}'s {self.holds}"
             raise Forbidden(f"You do not have permission to {doing}.")
         return store, have
 
-    async def counting_key(self, caller: Caller, ref: str) -> str:
-        """One key per store however a request spells it (id, `username~name`, `~name`), for counting
-        requests to it; a reference to no store keeps its own spelling."""
+    async def counting_key(self, caller: Caller, ref: str, *, kind: StorageKind | None = None) -> str:
+        """One key per storage however a request spells it (id, `username~name`, `~name`), for counting
+        requests to it; a reference to no storage keeps its own spelling. Names are per kind (this one's, or
+        the one given)."""
         store_id, username, name = split_reference(ref)
         if store_id is not None:
             return store_id
+        kind = kind or self.kind
         found = await self.lookups.store_id_by_name(
-            username=username, user_id=caller.user_id, name=name or ""
+            username=username, user_id=caller.user_id, kind=kind, name=name or ""
         )
-        return found or f"{username or caller.user_id}~{name}"
+        return found or f"{username or caller.user_id}~{kind}~{name}"
 
     async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[StoreRow, bool]:
         user = _require_user(caller)
@@ -133,6 +162,7 @@ class Stores:
             url_signing_secret_key=new_secret(),
             schema=schema_text,
             created_at=now_ms(),
+            kind=self.kind,
         )
         return await self.table.create(new)
 
@@ -156,9 +186,12 @@ class Stores:
                 )
             general_access = GeneralAccess(changes["generalAccess"])
         title = check_title(changes["title"]) if "title" in changes else store.title
-        updated = await self.table.update(
-            store.pk, name=name, general_access=general_access, title=title, now=now_ms()
-        )
+        try:
+            updated = await self.table.update(
+                store.pk, name=name, general_access=general_access, title=title, now=now_ms()
+            )
+        except Conflict as exc:
+            raise Conflict(f"A {self.noun} named {name!r} already exists.") from exc
         await self.lookups.changed()
         return self.usage.apply(updated)
 
@@ -189,7 +222,7 @@ class Stores:
         # 0 is what the official client's iterate() sends for "no limit": a full page.
         limit = min(limit, MAX_PAGE) if limit > 0 else MAX_PAGE
         total, rows = await self.table.page(
-            user.id, ownership=scope, unnamed=unnamed, offset=offset, limit=limit, desc=desc
+            user.id, self.kind, ownership=scope, unnamed=unnamed, offset=offset, limit=limit, desc=desc
         )
         items = [(self.usage.apply(row), level(caller, row, grant, by_name=False)) for row, grant in rows]
         return StorePage(total, offset, limit, desc, items)
@@ -216,21 +249,21 @@ class Stores:
         await self.lookups.changed()
         return GrantRow(grantee.id, grantee.username, grant, now) if grant else None
 
+    def _not_found(self, caller: Caller) -> NotFound:
+        if caller.user is None:
+            return NotFound(
+                self.not_found + " (No token was sent; private stores need one.)",
+                type="record-or-token-not-found",
+            )
+        return NotFound(self.not_found)
+
     async def _fresh_by_id(self, store_id: str) -> StoreRow | None:
         store = await self.table.by_id(store_id)
         return self.usage.apply(store) if store else None
 
     async def _fresh_by_name(self, user_id: str, name: str) -> StoreRow | None:
-        store = await self.table.by_name(user_id, name)
+        store = await self.table.by_name(user_id, self.kind, name)
         return self.usage.apply(store) if store else None
-
-
-def _not_found(caller: Caller) -> NotFound:
-    if caller.user is None:
-        return NotFound(
-            NOT_FOUND + " (No token was sent; private stores need one.)", type="record-or-token-not-found"
-        )
-    return NotFound(NOT_FOUND)
 
 
 def _require_user(caller: Caller) -> Any:

@@ -24,6 +24,7 @@ from satchel.storage.rows import (
     Ownership,
     RecordHead,
     SessionRow,
+    StorageKind,
     StoreRow,
     StoreUsage,
     TokenRow,
@@ -87,18 +88,30 @@ class GrantTable(Protocol):
 
 
 class StoreTable(Protocol):
-    """Key-value stores: identity, access, and their stats and clocks."""
+    """The storages (key-value stores, datasets, request queues): identity, access, stats and clocks.
+
+    The three kinds share one table, so access, sharing and retention are the same for all; names are unique
+    per user and kind. What each kind holds (records, items, requests) is in its own table, deleted with it.
+    """
 
     async def create(self, new: NewStore) -> tuple[StoreRow, bool]:
         """Insert a store; with a name already taken by its user, return the existing one and False."""
         ...
 
     async def by_id(self, store_id: str) -> StoreRow | None: ...
-    async def by_name(self, user_id: str, name: str) -> StoreRow | None: ...
+    async def by_name(self, user_id: str, kind: StorageKind, name: str) -> StoreRow | None: ...
     async def page(
-        self, user_id: str, *, ownership: Ownership, unnamed: bool, offset: int, limit: int, desc: bool
+        self,
+        user_id: str,
+        kind: StorageKind,
+        *,
+        ownership: Ownership,
+        unnamed: bool,
+        offset: int,
+        limit: int,
+        desc: bool,
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
-        """A page of the stores a user owns, was granted, or both, in order of creation.
+        """A page of the stores of one kind a user owns, was granted, or both, in order of creation.
 
         Each comes with the user's grant on it (None for their own), and without its schema (None): a list
         never shows schemas, and a page of 1,000 would read up to 64 MiB of them for nothing.
@@ -108,7 +121,7 @@ class StoreTable(Protocol):
     async def update(
         self, pk: int, *, name: str | None, general_access: GeneralAccess, title: str | None, now: int
     ) -> StoreRow:
-        """Rename (None makes it unnamed) and set access; raises Conflict when the name is taken."""
+        """Rename (None makes it unnamed) and set access; raises Conflict when its kind has the name."""
         ...
 
     async def set_url_signing_secret_key(self, pk: int, secret: str, *, now: int) -> StoreRow:
@@ -116,7 +129,7 @@ class StoreTable(Protocol):
         ...
 
     async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
-        """Delete a store with its records and grants; its blobs go to the dead list.
+        """Delete a store with its records, items or requests and grants; its blobs go to the dead list.
 
         With unused_since, only an unnamed store unused (read, written, listed) since then is deleted, checked
         in the same transaction as the delete: a store used after the caller chose it is kept.

@@ -33,6 +33,14 @@ class Grant(StrEnum):
     WRITE = "write"
 
 
+class StorageKind(StrEnum):
+    """The three storages, siblings in one table: the same ids, names, access, sharing and retention."""
+
+    KEY_VALUE_STORE = "key-value-store"
+    DATASET = "dataset"
+    REQUEST_QUEUE = "request-queue"
+
+
 class Ownership(StrEnum):
     """Which stores a listing covers, from the caller's side."""
 
@@ -122,6 +130,7 @@ class StoreRow:
     act_run_id: str | None = None
     owner_default_access: GeneralAccess = GeneralAccess.RESTRICTED  # for FOLLOW_USER_SETTING
     stats: StoreStats = field(default_factory=StoreStats)
+    kind: StorageKind = StorageKind.KEY_VALUE_STORE
 
     @classmethod
     def from_row(cls, row: Columns) -> StoreRow:
@@ -146,12 +155,13 @@ class StoreRow:
                 row["read_count"], row["write_count"], row["delete_count"], row["list_count"],
                 row["storage_bytes"],
             ),
+            kind=StorageKind(row["kind"]),
         )  # fmt: skip
 
 
 # What every SQL engine selects for a StoreRow: `s` is the stores table (or rows like it), `u` the owner.
 STORE_COLUMNS = (
-    "s.pk, s.id, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
+    "s.pk, s.id, s.kind, s.user_id, u.username, s.name, s.title, s.created_at, s.modified_at, s.accessed_at,"
     " s.general_access, s.url_signing_secret_key, s.schema, s.act_id, s.act_run_id,"
     " u.default_general_access AS owner_default_access,"
     " s.read_count, s.write_count, s.delete_count, s.list_count, s.storage_bytes"
@@ -172,6 +182,7 @@ class NewStore:
     url_signing_secret_key: str
     schema: str | None
     created_at: int
+    kind: StorageKind = StorageKind.KEY_VALUE_STORE
 
 
 @dataclass(slots=True)

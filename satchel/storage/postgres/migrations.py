@@ -112,6 +112,87 @@ STEPS = (
     CREATE INDEX sessions_by_token ON sessions (token_hash);
     CREATE INDEX sessions_by_expiry ON sessions (expires_at);
     """,
+    # 3: the three storages in one table, told apart by kind, each kind with its own names.
+    """
+    ALTER TABLE stores ADD COLUMN kind text NOT NULL DEFAULT 'key-value-store';
+    ALTER TABLE stores DROP CONSTRAINT stores_user_id_name_key;
+    ALTER TABLE stores ADD CONSTRAINT stores_user_id_kind_name_key UNIQUE (user_id, kind, name);
+    DROP INDEX stores_by_owner;
+    CREATE INDEX stores_by_owner ON stores (user_id, kind, created_at, pk);
+    """,
+    # 4: datasets: items numbered from 0 in order of arrival, so a page at any offset is an index range.
+    """
+    CREATE TABLE datasets (
+        store_pk bigint PRIMARY KEY REFERENCES stores (pk),
+        item_count bigint NOT NULL DEFAULT 0,
+        clean_item_count bigint NOT NULL DEFAULT 0
+    );
+    CREATE TABLE dataset_items (
+        store_pk bigint NOT NULL REFERENCES stores (pk),
+        seq bigint NOT NULL,
+        item bytea NOT NULL,
+        PRIMARY KEY (store_pk, seq)
+    );
+    """,
+    # 5: request queues: requests by id (derived from the uniqueKey), the pending ones in order.
+    """
+    CREATE TABLE request_queues (
+        store_pk bigint PRIMARY KEY REFERENCES stores (pk),
+        total_count bigint NOT NULL DEFAULT 0,
+        handled_count bigint NOT NULL DEFAULT 0,
+        client_key text COLLATE "C",
+        had_multiple_clients boolean NOT NULL DEFAULT false,
+        queue_modified_at bigint NOT NULL DEFAULT 0
+    );
+    CREATE TABLE requests (
+        store_pk bigint NOT NULL REFERENCES stores (pk),
+        id text COLLATE "C" NOT NULL,
+        order_no bigint NOT NULL,
+        handled_at bigint,
+        lock_expires_at bigint,
+        lock_client text COLLATE "C",
+        body bytea NOT NULL,
+        PRIMARY KEY (store_pk, id)
+    );
+    CREATE INDEX requests_pending ON requests (store_pk, order_no) WHERE handled_at IS NULL;
+    """,
+    # 6: Actors and their runs, as far as storages reach into them.
+    """
+    CREATE TABLE actors (
+        id text COLLATE "C" PRIMARY KEY,
+        user_id text COLLATE "C" NOT NULL REFERENCES users (id),
+        name text COLLATE "C" NOT NULL,
+        created_at bigint NOT NULL,
+        modified_at bigint NOT NULL,
+        UNIQUE (user_id, name)
+    );
+    CREATE TABLE runs (
+        id text COLLATE "C" PRIMARY KEY,
+        act_id text COLLATE "C" NOT NULL REFERENCES actors (id),
+        user_id text COLLATE "C" NOT NULL REFERENCES users (id),
+        status text NOT NULL,
+        started_at bigint NOT NULL,
+        finished_at bigint,
+        exit_code integer,
+        status_message text,
+        is_status_message_terminal boolean NOT NULL DEFAULT false,
+        origin text NOT NULL,
+        default_key_value_store_id text COLLATE "C" NOT NULL,
+        default_dataset_id text COLLATE "C" NOT NULL,
+        default_request_queue_id text COLLATE "C" NOT NULL,
+        charged_event_counts text NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX runs_by_actor ON runs (act_id, started_at);
+    CREATE INDEX runs_by_user ON runs (user_id, started_at);
+    CREATE TABLE run_charges (
+        run_id text COLLATE "C" NOT NULL REFERENCES runs (id),
+        idempotency_key text COLLATE "C" NOT NULL,
+        event_name text NOT NULL,
+        count bigint NOT NULL,
+        charged_at bigint NOT NULL,
+        PRIMARY KEY (run_id, idempotency_key)
+    );
+    """,
 )
 
 

@@ -22,6 +22,7 @@ from satchel.storage.rows import (
     Grant,
     NewStore,
     Ownership,
+    StorageKind,
     StoreRow,
     StoreUsage,
 )
@@ -29,9 +30,9 @@ from satchel.storage.rows import (
 CREATE = f"""
 WITH s AS (
     INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,
-                        url_signing_secret_key, schema)
-    VALUES ($1, $2, $3, $4, $4, $4, $5, $6, $7)
-    ON CONFLICT (user_id, name) DO NOTHING
+                        url_signing_secret_key, schema, kind)
+    VALUES ($1, $2, $3, $4, $4, $4, $5, $6, $7, $8)
+    ON CONFLICT (user_id, kind, name) DO NOTHING
     RETURNING *
 ) SELECT {STORE_COLUMNS} FROM s {OWNER_JOIN}
 """  # noqa: S608
@@ -50,13 +51,17 @@ WITH s AS (
     RETURNING *
 ) SELECT {STORE_COLUMNS} FROM s {OWNER_JOIN}
 """  # noqa: S608
-# One statement: records go (their blobs to the dead list), then grants, then the store. Foreign keys are
-# checked at the statement's end, when all three are gone.
+# One statement: records go (their blobs to the dead list), then grants, items and requests, then the store.
+# Foreign keys are checked at the statement's end, when all are gone.
 DELETE = """
 WITH gone AS (DELETE FROM records WHERE store_pk = $1 RETURNING blob),
      dead AS (INSERT INTO dead_blobs (name, dead_at) SELECT blob, $2 FROM gone WHERE blob IS NOT NULL
               ON CONFLICT (name) DO NOTHING),
-     shares AS (DELETE FROM grants WHERE store_pk = $1)
+     shares AS (DELETE FROM grants WHERE store_pk = $1),
+     items AS (DELETE FROM dataset_items WHERE store_pk = $1),
+     dataset AS (DELETE FROM datasets WHERE store_pk = $1),
+     requests AS (DELETE FROM requests WHERE store_pk = $1),
+     queue AS (DELETE FROM request_queues WHERE store_pk = $1)
 DELETE FROM stores WHERE pk = $1
 """
 UNUSED = "name IS NULL AND accessed_at < $2 AND modified_at < $2"
@@ -78,12 +83,12 @@ class PostgresStores:
         for _ in range(CREATE_TRIES):
             row = await self.db.fetchrow(
                 CREATE, new.id, new.user_id, new.name, new.created_at, str(new.general_access),
-                new.url_signing_secret_key, new.schema,
+                new.url_signing_secret_key, new.schema, str(new.kind),
             )  # fmt: skip
             if row is not None:
                 return StoreRow.from_row(row), True
             assert new.name is not None  # only a name can conflict
-            existing = await self.by_name(new.user_id, new.name)
+            existing = await self.by_name(new.user_id, new.kind, new.name)
             if existing is not None:
                 return existing, False
         raise NotFound("Store was not found.")
@@ -95,15 +100,23 @@ class PostgresStores:
     async def by_id(self, store_id: str) -> StoreRow | None:
         return await self._one("s.id = $1", store_id)
 
-    async def by_name(self, user_id: str, name: str) -> StoreRow | None:
-        return await self._one("s.user_id = $1 AND s.name = $2", user_id, name)
+    async def by_name(self, user_id: str, kind: StorageKind, name: str) -> StoreRow | None:
+        return await self._one("s.user_id = $1 AND s.kind = $2 AND s.name = $3", user_id, str(kind), name)
 
     async def page(
-        self, user_id: str, *, ownership: Ownership, unnamed: bool, offset: int, limit: int, desc: bool
+        self,
+        user_id: str,
+        kind: StorageKind,
+        *,
+        ownership: Ownership,
+        unnamed: bool,
+        offset: int,
+        limit: int,
+        desc: bool,
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
         # Owned and shared stores as two index lookups joined by UNION ALL, rather than one OR across a
         # join, which would read every store.
-        named = "" if unnamed else " AND s.name IS NOT NULL"
+        named = " AND s.kind = $4" + ("" if unnamed else " AND s.name IS NOT NULL")
         parts = []
         if ownership != Ownership.SHARED:
             owned = "SELECT s.pk, NULL::text AS access FROM stores s WHERE s.user_id = $1"
@@ -116,12 +129,16 @@ class PostgresStores:
         listed = " UNION ALL ".join(parts)
         order = "DESC" if desc else "ASC"
         async with self.db.connection() as conn:
-            total: int = await conn.fetchval(f"SELECT count(*) FROM ({listed}) l", user_id)  # noqa: S608
+            total: int = await conn.fetchval(
+                f"SELECT count(*) FROM ({listed.replace('$4', '$2')}) l",  # noqa: S608
+                user_id,
+                str(kind),
+            )
             rows = await conn.fetch(
                 f"SELECT {PAGE_COLUMNS}, l.access AS grant_access FROM ({listed}) l"  # noqa: S608
                 f" JOIN stores s ON s.pk = l.pk {OWNER_JOIN}"
                 f" ORDER BY s.created_at {order}, s.pk {order} LIMIT $2 OFFSET $3",
-                user_id, limit, offset,
+                user_id, limit, offset, str(kind),
             )  # fmt: skip
         return total, [
             (StoreRow.from_row(r), Grant(r["grant_access"]) if r["grant_access"] else None) for r in rows
@@ -133,7 +150,7 @@ class PostgresStores:
         try:
             row = await self.db.fetchrow(UPDATE, pk, name, str(general_access), title, now)
         except asyncpg.UniqueViolationError as exc:
-            raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+            raise Conflict(f"That name is taken: {name!r}.") from exc
         if row is None:
             raise NotFound("Store was not found.")
         return StoreRow.from_row(row)

@@ -47,6 +47,117 @@ STEPS = (
         DELETE FROM sessions WHERE token_hash = old.hash;
     END;
     """,
+    # 4: the three storages in one table, told apart by kind, each kind with its own names. SQLite cannot
+    # drop the old UNIQUE (user_id, name), so the table is rebuilt (foreign keys are not enforced here).
+    """
+    CREATE TABLE stores_v4 (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL DEFAULT 'key-value-store',
+        user_id TEXT NOT NULL REFERENCES users(id),
+        name TEXT,
+        title TEXT,
+        created_at INTEGER NOT NULL,
+        modified_at INTEGER NOT NULL,
+        accessed_at INTEGER NOT NULL,
+        general_access TEXT NOT NULL,
+        url_signing_secret_key TEXT NOT NULL,
+        schema TEXT,
+        act_id TEXT,
+        act_run_id TEXT,
+        read_count INTEGER NOT NULL DEFAULT 0,
+        write_count INTEGER NOT NULL DEFAULT 0,
+        delete_count INTEGER NOT NULL DEFAULT 0,
+        list_count INTEGER NOT NULL DEFAULT 0,
+        storage_bytes INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (user_id, kind, name)
+    );
+    INSERT INTO stores_v4 (pk, id, user_id, name, title, created_at, modified_at, accessed_at, general_access,
+                           url_signing_secret_key, schema, act_id, act_run_id, read_count, write_count,
+                           delete_count, list_count, storage_bytes)
+    SELECT pk, id, user_id, name, title, created_at, modified_at, accessed_at, general_access,
+           url_signing_secret_key, schema, act_id, act_run_id, read_count, write_count, delete_count,
+           list_count, storage_bytes FROM stores;
+    DROP TABLE stores;
+    ALTER TABLE stores_v4 RENAME TO stores;
+    CREATE INDEX stores_by_owner ON stores (user_id, kind, created_at);
+    CREATE INDEX stores_unnamed ON stores (accessed_at) WHERE name IS NULL;
+    """,
+    # 5: datasets: items numbered from 0 in order of arrival, so a page at any offset is an index range.
+    """
+    CREATE TABLE datasets (
+        store_pk INTEGER PRIMARY KEY,
+        item_count INTEGER NOT NULL DEFAULT 0,
+        clean_item_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE dataset_items (
+        id INTEGER PRIMARY KEY,
+        store_pk INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        item BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX dataset_items_by_seq ON dataset_items (store_pk, seq);
+    """,
+    # 6: request queues: requests by id (derived from the uniqueKey), the pending ones in order.
+    """
+    CREATE TABLE request_queues (
+        store_pk INTEGER PRIMARY KEY,
+        total_count INTEGER NOT NULL DEFAULT 0,
+        handled_count INTEGER NOT NULL DEFAULT 0,
+        client_key TEXT,
+        had_multiple_clients INTEGER NOT NULL DEFAULT 0,
+        queue_modified_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE requests (
+        pk INTEGER PRIMARY KEY,
+        store_pk INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        order_no INTEGER NOT NULL,
+        handled_at INTEGER,
+        lock_expires_at INTEGER,
+        lock_client TEXT,
+        body BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX requests_by_id ON requests (store_pk, id);
+    CREATE INDEX requests_pending ON requests (store_pk, order_no) WHERE handled_at IS NULL;
+    """,
+    # 7: Actors and their runs, as far as storages reach into them.
+    """
+    CREATE TABLE actors (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        modified_at INTEGER NOT NULL,
+        UNIQUE (user_id, name)
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        act_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        exit_code INTEGER,
+        status_message TEXT,
+        is_status_message_terminal INTEGER NOT NULL DEFAULT 0,
+        origin TEXT NOT NULL,
+        default_key_value_store_id TEXT NOT NULL,
+        default_dataset_id TEXT NOT NULL,
+        default_request_queue_id TEXT NOT NULL,
+        charged_event_counts TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX runs_by_actor ON runs (act_id, started_at);
+    CREATE INDEX runs_by_user ON runs (user_id, started_at);
+    CREATE TABLE run_charges (
+        run_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        charged_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, idempotency_key)
+    );
+    """,
 )
 
 

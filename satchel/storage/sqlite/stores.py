@@ -15,11 +15,14 @@ from satchel.storage.rows import (
     Grant,
     NewStore,
     Ownership,
+    StorageKind,
     StoreRow,
     StoreUsage,
 )
 from satchel.storage.sqlite.db import Database
 
+# What a store's rows are in, whatever its kind; deleted with it.
+CHILD_TABLES = ("records", "grants", "datasets", "dataset_items", "request_queues", "requests")
 # What an expired store is: unnamed, neither used nor changed since the cutoff.
 EXPIRED = "name IS NULL AND accessed_at < :cutoff AND modified_at < :cutoff"
 
@@ -35,17 +38,18 @@ class SqliteStores:
     async def by_id(self, store_id: str) -> StoreRow | None:
         return self._where("s.id = ?", (store_id,))
 
-    async def by_name(self, user_id: str, name: str) -> StoreRow | None:
-        return self._where("s.user_id = ? AND s.name = ?", (user_id, name))
+    async def by_name(self, user_id: str, kind: StorageKind, name: str) -> StoreRow | None:
+        return self._where("s.user_id = ? AND s.kind = ? AND s.name = ?", (user_id, kind, name))
 
     async def create(self, new: NewStore) -> tuple[StoreRow, bool]:
         def job(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "INSERT INTO stores (id, user_id, name, created_at, modified_at, accessed_at, general_access,"
-                " url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (user_id, name) DO NOTHING",
+                "INSERT INTO stores (id, kind, user_id, name, created_at, modified_at, accessed_at,"
+                " general_access, url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, kind, name) DO NOTHING",
                 (
                     new.id,
+                    new.kind,
                     new.user_id,
                     new.name,
                     new.created_at,
@@ -63,21 +67,30 @@ class SqliteStores:
             row = await self.by_id(new.id)
         else:
             assert new.name is not None
-            row = await self.by_name(new.user_id, new.name)
+            row = await self.by_name(new.user_id, new.kind, new.name)
         if row is None:  # deleted by someone else in between
             raise NotFound("Store was not found.")
         return row, created
 
     async def page(
-        self, user_id: str, *, ownership: Ownership, unnamed: bool, offset: int, limit: int, desc: bool
+        self,
+        user_id: str,
+        kind: StorageKind,
+        *,
+        ownership: Ownership,
+        unnamed: bool,
+        offset: int,
+        limit: int,
+        desc: bool,
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
         mine = "s.user_id = :user"
         shared = "g.access IS NOT NULL"
         where = {Ownership.OWNED: mine, Ownership.SHARED: shared}.get(ownership, f"({mine} OR {shared})")
+        where = f"s.kind = :kind AND {where}"
         if not unnamed:
             where += " AND s.name IS NOT NULL"
         grants = "LEFT JOIN grants g ON g.store_pk = s.pk AND g.user_id = :user"
-        args = {"user": user_id, "limit": limit, "offset": offset}
+        args = {"user": user_id, "kind": kind, "limit": limit, "offset": offset}
         total = self.db.one(f"SELECT count(*) FROM stores s {grants} WHERE {where}", args)[0]  # type: ignore[index]  # noqa: S608
         order = "DESC" if desc else "ASC"
         rows = self.db.all(
@@ -101,7 +114,7 @@ class SqliteStores:
                     (name, general_access, title, now, now, pk),
                 )
             except sqlite3.IntegrityError as exc:
-                raise Conflict(f"A key-value store named {name!r} already exists.") from exc
+                raise Conflict(f"That name is taken: {name!r}.") from exc
             if cur.rowcount == 0:
                 raise NotFound("Store was not found.")
 
@@ -142,8 +155,8 @@ class SqliteStores:
                 " WHERE store_pk = ? AND blob IS NOT NULL",
                 (now_ms(), pk),
             )
-            conn.execute("DELETE FROM records WHERE store_pk = ?", (pk,))
-            conn.execute("DELETE FROM grants WHERE store_pk = ?", (pk,))
+            for table in CHILD_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE store_pk = ?", (pk,))  # noqa: S608 - constants
             return conn.execute("DELETE FROM stores WHERE pk = ?", (pk,)).rowcount > 0
 
         return await self.db.write(job, frees=True)
