@@ -6,15 +6,18 @@ import contextlib
 from dataclasses import dataclass, field
 
 from satchel.service.access import ANONYMOUS, Caller, Need
+from satchel.service.datasets import Datasets
 from satchel.service.lookups import Lookups
+from satchel.service.queues import RequestQueues
 from satchel.service.records import KeyPage, Records
 from satchel.service.retention import Retention
+from satchel.service.runs import Runs
 from satchel.service.sessions import Session, Sessions
 from satchel.service.stores import StorePage, Stores
 from satchel.service.usage import Usage
 from satchel.service.users import Users
 from satchel.settings import Settings
-from satchel.storage import Storage
+from satchel.storage import Storage, StorageKind
 from satchel.storage.housekeeping import Background, every
 
 USAGE_FLUSH_SECONDS = 1.0
@@ -32,6 +35,9 @@ class Services:
     records: Records
     retention: Retention
     sessions: Sessions
+    datasets: Datasets
+    queues: RequestQueues
+    runs: Runs
     _tasks: Background = field(default_factory=Background)
 
     async def start(self, *, background: bool = True) -> None:
@@ -56,6 +62,8 @@ def build_services(settings: Settings, storage: Storage) -> Services:
     usage = Usage(storage.stores)
     stores = Stores(storage, lookups, usage)
     users = Users(storage, lookups)
+    datasets = Datasets(storage, Stores(storage, lookups, usage, StorageKind.DATASET))
+    queues = RequestQueues(storage, Stores(storage, lookups, usage, StorageKind.REQUEST_QUEUE))
     return Services(
         settings=settings,
         storage=storage,
@@ -80,6 +88,9 @@ def build_services(settings: Settings, storage: Storage) -> Services:
         sessions=Sessions(
             storage.sessions, users, lookups, lifetime_seconds=settings.console_session_hours * 3600
         ),
+        datasets=datasets,
+        queues=queues,
+        runs=Runs(storage, stores),
     )
 
 

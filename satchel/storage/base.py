@@ -188,6 +188,18 @@ class RecordTable(Protocol):
         ...
 
 
+class DatasetTable(Protocol):
+    """Datasets' items (the dataset itself is a row of StoreTable): append-only, in order of arrival."""
+
+
+class QueueTable(Protocol):
+    """Request queues' requests (the queue itself is a row of StoreTable): order, dedup, locks, counts."""
+
+
+class RunTable(Protocol):
+    """Actors and their runs, as far as storages reach into them."""
+
+
 @dataclass
 class Storage:
     """What the service layer holds: the tables, the blob store under them, and the change feed."""
@@ -197,6 +209,9 @@ class Storage:
     stores: StoreTable
     records: RecordTable
     sessions: SessionTable
+    datasets: DatasetTable
+    queues: QueueTable
+    runs: RunTable
     blobs: BlobStore
     feed: ChangeFeed
     # Run in order by open() (and in reverse by close()): the engines' own start and housekeeping.

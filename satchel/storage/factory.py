@@ -63,6 +63,9 @@ def build_storage(settings: Settings, *, housekeeping: bool = True) -> Storage:
         stores=engine.stores,
         records=engine.records,
         sessions=engine.sessions,
+        datasets=engine.datasets,
+        queues=engine.queues,
+        runs=engine.runs,
         blobs=blobs,
         feed=feed,
     )

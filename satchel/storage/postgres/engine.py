@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from satchel.settings import PostgresSettings
 from satchel.storage.blobs.base import BlobStore
+from satchel.storage.postgres.datasets import PostgresDatasets
 from satchel.storage.postgres.db import Database
 from satchel.storage.postgres.grants import PostgresGrants
 from satchel.storage.postgres.migrations import migrate_connection
+from satchel.storage.postgres.queues import PostgresQueues
 from satchel.storage.postgres.records import PostgresRecords
+from satchel.storage.postgres.runs import PostgresRuns
 from satchel.storage.postgres.sessions import PostgresSessions
 from satchel.storage.postgres.stores import PostgresStores
 from satchel.storage.postgres.users import PostgresUsers
@@ -37,6 +40,9 @@ class PostgresEngine:
             self.db, blobs, inline_max=inline_max, max_record_bytes=max_record_bytes
         )
         self.sessions = PostgresSessions(self.db)
+        self.datasets = PostgresDatasets(self.db)
+        self.queues = PostgresQueues(self.db)
+        self.runs = PostgresRuns(self.db)
 
     async def open(self) -> None:
         """Connect the pool and bring the schema up to date (safe with several nodes starting at once)."""

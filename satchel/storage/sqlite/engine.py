@@ -6,9 +6,12 @@ from pathlib import Path
 
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.housekeeping import Background, every
+from satchel.storage.sqlite.datasets import SqliteDatasets
 from satchel.storage.sqlite.db import RESERVE_BYTES, Database
 from satchel.storage.sqlite.grants import SqliteGrants
+from satchel.storage.sqlite.queues import SqliteQueues
 from satchel.storage.sqlite.records import SqliteRecords
+from satchel.storage.sqlite.runs import SqliteRuns
 from satchel.storage.sqlite.sessions import SqliteSessions
 from satchel.storage.sqlite.stores import SqliteStores
 from satchel.storage.sqlite.users import SqliteUsers
@@ -34,6 +37,9 @@ class SqliteEngine:
         self.stores = SqliteStores(self.db)
         self.records = SqliteRecords(self.db, blobs, inline_max=inline_max, max_record_bytes=max_record_bytes)
         self.sessions = SqliteSessions(self.db)
+        self.datasets = SqliteDatasets(self.db)
+        self.queues = SqliteQueues(self.db)
+        self.runs = SqliteRuns(self.db)
         self._tasks = Background()
 
     async def open(self) -> None:

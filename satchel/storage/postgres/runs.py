@@ -1,0 +1,10 @@
+"""Actors and runs in PostgreSQL."""
+
+from __future__ import annotations
+
+from satchel.storage.postgres.db import Database
+
+
+class PostgresRuns:
+    def __init__(self, db: Database) -> None:
+        self.db = db

@@ -1,0 +1,10 @@
+"""Request queues' requests in SQLite."""
+
+from __future__ import annotations
+
+from satchel.storage.sqlite.db import Database
+
+
+class SqliteQueues:
+    def __init__(self, db: Database) -> None:
+        self.db = db
