@@ -1,8 +1,10 @@
-"""The published OpenAPI document: it names every route the router serves (and no other), and the server's
-real answers conform to it under schemathesis's fuzzing."""
+"""The published OpenAPI document: built from the route table, it names every route and method the router
+serves (and no other) with each path parameter declared once, and the server's real answers conform to it
+under schemathesis's fuzzing."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -16,21 +18,19 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from satchel.api import openapi
 from satchel.api.routing import ROUTES, resolve
+from satchel.api.spec.common import PATH_PARAMS, SCHEMAS
+from satchel.api.spec.document import body, build_document
 from tests.conftest import Server, start_server, stop_server
 
 # Per operation; with 13 operations this keeps the whole run well under a minute on a busy machine.
 MAX_EXAMPLES = 25
-SAMPLES = {
-    "{storeId}": "someStoreId",
-    "{recordKey}": "some-key",
-    "{username}": "someone",
-    "{userId}": "someone",
-}
+# A value for every path parameter name, to make a concrete path of each template.
+SAMPLES = {"storeId": "someStoreId", "recordKey": "some-key", "username": "someone", "userId": "someone"}
 EXAMPLES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
 FUZZ_STORE: dict[str, str] = {}
+OPERATIONS = ("get", "head", "put", "post", "delete", "patch", "options")
 
 
 def test_document_is_served_without_a_token(server: Server) -> None:
@@ -47,18 +47,73 @@ def test_document_is_served_without_a_token(server: Server) -> None:
     }
 
 
-def test_every_route_is_documented_and_nothing_else(server: Server) -> None:
-    document = httpx.get(server.api + "/openapi.json").json()
-    paths: dict[str, dict[str, Any]] = document["paths"]
-    assert set(paths) == set(ROUTES)
-    for template, methods in ROUTES.items():
-        documented = {name.upper() for name in paths[template] if name != "parameters"}
-        assert documented == set(methods), template
-        # The template names the route resolve() really serves.
-        concrete = template
-        for placeholder, sample in SAMPLES.items():
-            concrete = concrete.replace(placeholder, sample)
-        assert resolve(concrete.encode())[0] is methods, template
+def test_served_document_is_the_one_built_from_the_table(server: Server) -> None:
+    served = httpx.get(server.api + "/openapi.json").content
+    assert served == body()
+    assert orjson.loads(served) == orjson.loads(orjson.dumps(build_document(ROUTES)))
+
+
+def test_every_route_and_method_is_documented_and_nothing_else(server: Server) -> None:
+    paths: dict[str, dict[str, Any]] = httpx.get(server.api + "/openapi.json").json()["paths"]
+    assert list(paths) == [route.template for route in ROUTES]
+    for route in ROUTES:
+        documented = {name.upper() for name in paths[route.template] if name in OPERATIONS}
+        assert documented == set(route.methods), route.template
+        assert set(paths[route.template]) <= {"parameters", *OPERATIONS}, route.template
+
+
+def test_every_path_parameter_is_declared_once_under_its_name(server: Server) -> None:
+    paths: dict[str, dict[str, Any]] = httpx.get(server.api + "/openapi.json").json()["paths"]
+    for name, param in PATH_PARAMS.items():
+        assert (param["name"], param["in"], param["required"]) == (name, "path", True)
+        assert "example" in param, name  # schemathesis and readers need one that finds something
+    for route in ROUTES:
+        named = re.findall(r"\{([^}]*)\}", route.template)
+        assert list(route.params) == named, route.template
+        assert set(named) <= set(PATH_PARAMS), route.template
+        declared = [p["name"] for p in paths[route.template].get("parameters", []) if p["in"] == "path"]
+        assert declared == named, route.template
+        for method, endpoint in route.methods.items():
+            # Path parameters belong to the path item, never repeated (perhaps differently) per operation.
+            assert all(p["in"] != "path" for p in endpoint.spec.get("parameters", [])), (route, method)
+
+
+def test_operation_ids_are_unique_and_every_operation_complete() -> None:
+    ids = Counter(endpoint.spec["operationId"] for route in ROUTES for endpoint in route.methods.values())
+    assert [name for name, n in ids.items() if n > 1] == []
+    for route in ROUTES:
+        for method, endpoint in route.methods.items():
+            assert endpoint.spec.get("summary"), (route.template, method)
+            assert any(status.startswith("2") for status in endpoint.spec["responses"]), (route, method)
+
+
+def test_every_schema_reference_resolves_and_every_schema_is_used() -> None:
+    text = orjson.dumps(build_document(ROUTES)["paths"]).decode()
+    used = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    # Schemas refer to schemas too (a store's `stats`): follow references to a fixed point.
+    while True:
+        more = {
+            found
+            for name in used
+            for found in re.findall(r'"#/components/schemas/([^"]+)"', orjson.dumps(SCHEMAS[name]).decode())
+        }
+        if more <= used:
+            break
+        used |= more
+    assert used <= set(SCHEMAS)
+    assert set(SCHEMAS) - used == set()
+
+
+def test_every_template_resolves_to_its_route() -> None:
+    """Made concrete with a sample per parameter, each template reaches its own route (so `/v2/users/me`
+    reaches the caller's route and not `/v2/users/{userId}`), with each parameter under its name."""
+    for route in ROUTES:
+        concrete = route.template
+        for name in route.params:
+            concrete = concrete.replace("{" + name + "}", SAMPLES[name])
+        found, params = resolve(concrete.encode())
+        assert found is route, route.template
+        assert params == {name: SAMPLES[name] for name in route.params}, route.template
 
 
 def test_every_error_response_is_the_envelope(server: Server) -> None:
@@ -94,15 +149,11 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(server)
 
 
-# The document as the package holds it; test_served_document_is_the_package_one shows the server publishes
-# exactly this. (Loading it from the server at run time needs schemathesis's lazy fixture loader, which fails
-# on pytest 9: `Function` has no `_nodeid`.)
-fuzz = schemathesis.openapi.from_dict(orjson.loads(openapi.BODY))
+# The document as the package builds it; test_served_document_is_the_one_built_from_the_table shows the
+# server publishes exactly this. (Loading it from the server at run time needs schemathesis's lazy fixture
+# loader, which fails on pytest 9: `Function` has no `_nodeid`.)
+fuzz = schemathesis.openapi.from_dict(orjson.loads(body()))
 fuzz.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True)
-
-
-def test_served_document_is_the_package_one(server: Server) -> None:
-    assert httpx.get(server.api + "/openapi.json").content == openapi.BODY
 
 
 @fuzz.parametrize()

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from satchel.api.errors import error_response, from_error
 from satchel.api.http import Call, bearer_token
 from satchel.api.ratelimit import RateLimits
-from satchel.api.routing import RECORD, resolve
+from satchel.api.routing import Route, resolve
 from satchel.console import Console
 from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
 from satchel.service import Caller, Services
@@ -105,7 +105,8 @@ class SatchelApp:
             else {}
         )
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        methods, store_ref, key = resolve(raw_path.partition(b"?")[0])
+        route, params = resolve(raw_path.partition(b"?")[0])
+        methods = route.methods
         method = scope["method"]
         override = query.get("method")
         if override:
@@ -114,24 +115,23 @@ class SatchelApp:
                 raise InvalidRequest(f"Parameter `method` must be one of {', '.join(OVERRIDABLE)}.")
         if method == "OPTIONS":
             return _preflight(methods)
-        handler = methods.get(method)
+        endpoint = methods.get(method)
         strip_body = False
-        if handler is None and method == "HEAD" and "GET" in methods:
-            handler, strip_body = methods["GET"], True
-        if handler is None:
+        if endpoint is None and method == "HEAD" and "GET" in methods:
+            endpoint, strip_body = methods["GET"], True
+        if endpoint is None:
             raise MethodNotAllowed(("OPTIONS", *methods))
-        record = methods is RECORD
-        limit[0] = self.limits.limit(record=record)
-        caller = await self._authenticate(scope, query, record=record, store_ref=store_ref)
-        call = Call(scope, receive, method, query, self.services, caller, store_ref, key)
-        response = await handler(call)
+        limit[0] = self.limits.limit(record=route.record)
+        caller = await self._authenticate(scope, query, route, params)
+        call = Call(scope, receive, method, query, self.services, caller, params)
+        response = await endpoint.handler(call)
         if strip_body or method == "HEAD":
             # A real HEAD keeps Content-Length; a GET overridden to HEAD gets an honest empty body.
             return _headers_only(response, keep_length=scope["method"] == "HEAD")
         return response
 
     async def _authenticate(
-        self, scope: Scope, query: dict[str, str], *, record: bool, store_ref: str
+        self, scope: Scope, query: dict[str, str], route: Route, params: dict[str, str]
     ) -> Caller:
         """Who is calling, with the request counted: per user, or per IP for those without a valid token."""
         limits = self.limits
@@ -144,12 +144,12 @@ class SatchelApp:
             raise
         if limits.enabled:
             who = caller.user_id or _client_ip(scope)
-            # A store is one resource however it is spelled, so spellings cannot multiply its limit.
-            if store_ref:
-                resource = await self.services.stores.counting_key(caller, store_ref)
+            # A storage is one resource however it is spelled, so spellings cannot multiply its limit.
+            if route.storage and (ref := params[route.storage[0]]):
+                resource = await self.services.stores.counting_key(caller, ref, kind=route.storage[1])
             else:
                 resource = f"user:{who}"
-            await limits.hit(who=who, resource=resource, record=record)
+            await limits.hit(who=who, resource=resource, record=route.record)
         return caller
 
 

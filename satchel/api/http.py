@@ -34,8 +34,7 @@ class Call:
     query: dict[str, str]
     services: Services
     caller: Caller
-    store_ref: str = ""
-    key: str = ""
+    params: dict[str, str]  # path parameters by their template names: `storeId`, `recordKey`, ...
     _request: Request | None = None
 
     @property

@@ -82,7 +82,7 @@ def _encoded(call: Call, head: RecordHead) -> bool:
 
 async def get_record(call: Call) -> Response:
     _, record = await call.services.records.get(
-        call.caller, call.store_ref, call.key, signature=call.text("signature")
+        call.caller, call.params["storeId"], call.params["recordKey"], signature=call.text("signature")
     )
     head = record.head
     encoded = _encoded(call, head)
@@ -103,7 +103,7 @@ async def get_record(call: Call) -> Response:
 
 async def head_record(call: Call) -> Response:
     head = await call.services.records.head(
-        call.caller, call.store_ref, call.key, signature=call.text("signature")
+        call.caller, call.params["storeId"], call.params["recordKey"], signature=call.text("signature")
     )
     return RawResponse(b"", 200, _headers(call, head, encoded=_encoded(call, head)))
 
@@ -111,19 +111,19 @@ async def head_record(call: Call) -> Response:
 async def put_record(call: Call) -> Response:
     store, _ = await call.services.records.put(
         call.caller,
-        call.store_ref,
-        call.key,
+        call.params["storeId"],
+        call.params["recordKey"],
         content_type=call.header(b"content-type"),
         content_encoding=content_encoding(call.request),
         chunks=body_chunks(call.request),
         declared_size=declared_length(call.request),
     )
-    location = wire.record_url(call.base_url, store.id, call.key).encode("latin-1")
+    location = wire.record_url(call.base_url, store.id, call.params["recordKey"]).encode("latin-1")
     return RawResponse(CREATED, 201, [(b"location", location), *CREATED_HEADERS])
 
 
 async def delete_record(call: Call) -> Response:
-    await call.services.records.delete(call.caller, call.store_ref, call.key)
+    await call.services.records.delete(call.caller, call.params["storeId"], call.params["recordKey"])
     return Response(status_code=204)
 
 
@@ -194,7 +194,7 @@ def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:
 async def download_records(call: Call) -> Response:
     store, records = await call.services.records.all_records(
         call.caller,
-        call.store_ref,
+        call.params["storeId"],
         prefix=call.text("prefix"),
         collection=call.text("collection"),
         signature=call.text("signature"),

@@ -1,78 +1,193 @@
-"""Routes: the raw request path, split into segments and percent-decoded one by one.
+"""Routes: the one table of every endpoint, and the dispatcher made from it.
 
-Routing on the raw path (not the decoded one) keeps an encoded `%2F` inside a record key in its segment, so it
-is judged as a key (and refused as one) instead of changing which endpoint is called.
+ROUTES below is the only list of endpoints: the dispatcher, the OpenAPI document (api/spec/document.py) and
+the README check (tests/test_docs.py) are all made from it. Adding an endpoint is one row here, its handler,
+and its OpenAPI operation in api/spec/.
+
+Dispatch routes the raw request path (not the decoded one), split into segments and percent-decoded one by
+one: an encoded `%2F` inside a record key stays in its segment, so it is judged as a key (and refused as one)
+instead of changing which endpoint is called. The table is compiled once into a trie of segments; a request
+walks it with one dict lookup per segment, no regex, and allocates nothing but the dict of its path parameters
+(the record GET is the benchmarked hot path).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
 
-from satchel.api import openapi, records, stores, users
+from satchel.api import records, stores, users
 from satchel.api.http import Call
+from satchel.api.spec import document, kvs
+from satchel.api.spec import users as user_specs
 from satchel.errors import InvalidRequest, NotFound
+from satchel.storage import StorageKind
 
 Handler = Callable[[Call], Awaitable[Response]]
-Methods = dict[str, Handler]
-
-STORE_COLLECTION: Methods = {"GET": stores.list_stores, "POST": stores.create_store}
-STORE_OBJECT: Methods = {"GET": stores.get_store, "PUT": stores.update_store, "DELETE": stores.delete_store}
-KEYS: Methods = {"GET": stores.list_keys}
-RECORDS: Methods = {"GET": records.download_records}
-RECORD: Methods = {
-    "GET": records.get_record,
-    "HEAD": records.head_record,
-    "PUT": records.put_record,
-    "POST": records.put_record,
-    "DELETE": records.delete_record,
-}
-ROTATE: Methods = {"POST": stores.rotate_signing_key}
-SHARES: Methods = {"GET": stores.list_shares}
-SHARE: Methods = {"PUT": stores.put_share, "DELETE": stores.delete_share}
-ME: Methods = {"GET": users.me}
-USER: Methods = {"GET": users.public}
-OPENAPI: Methods = {"GET": openapi.document}
-ROTATE_PATH = "rotate-url-signing-secret-key"
-STORE_CHILDREN = {"keys": KEYS, "records": RECORDS, "shares": SHARES, ROTATE_PATH: ROTATE}
-# Children of a store that name one item: a record by key, a share by username (carried as the key).
-STORE_ITEMS = {"records": RECORD, "shares": SHARE}
+PARAM = re.compile(r"^\{([A-Za-z][A-Za-z0-9]*)\}$")
 
 
-# Every endpoint by its OpenAPI path template; resolve() below is what serves them, this is what the
-# published document (api/openapi.py) is checked against.
-ROUTES: dict[str, Methods] = {
-    "/v2/key-value-stores": STORE_COLLECTION,
-    "/v2/key-value-stores/{storeId}": STORE_OBJECT,
-    "/v2/key-value-stores/{storeId}/keys": KEYS,
-    "/v2/key-value-stores/{storeId}/records": RECORDS,
-    "/v2/key-value-stores/{storeId}/records/{recordKey}": RECORD,
-    "/v2/key-value-stores/{storeId}/shares": SHARES,
-    "/v2/key-value-stores/{storeId}/shares/{username}": SHARE,
-    f"/v2/key-value-stores/{{storeId}}/{ROTATE_PATH}": ROTATE,
-    "/v2/users/me": ME,
-    "/v2/users/{userId}": USER,
-    "/v2/openapi.json": OPENAPI,
-}
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One method of a route: the handler that answers it and its OpenAPI operation object."""
+
+    handler: Handler
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An endpoint's path template (OpenAPI syntax) with its methods.
+
+    record: requests count under the per-record rate limit rather than the per-resource one.
+    storage: the path parameter that names a storage, and its kind; requests are counted per storage, however
+    its reference is spelled.
+    """
+
+    template: str
+    methods: dict[str, Endpoint]
+    record: bool = False
+    storage: tuple[str, StorageKind] | None = None
+    params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(m[1] for s in self.template.split("/") if (m := PARAM.match(s)))
+        object.__setattr__(self, "params", names)
+
+
+def methods(**endpoints: tuple[Handler, dict[str, Any]]) -> dict[str, Endpoint]:
+    """A route's methods, written `GET=(handler, operation)`."""
+    return {name: Endpoint(handler, operation) for name, (handler, operation) in endpoints.items()}
+
+
+KVS_ID = ("storeId", StorageKind.KEY_VALUE_STORE)
+
+ROUTES: list[Route] = [
+    Route(
+        "/v2/key-value-stores",
+        methods(
+            GET=(stores.list_stores, kvs.LIST_STORES), POST=(stores.create_store, kvs.GET_OR_CREATE_STORE)
+        ),
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}",
+        methods(
+            GET=(stores.get_store, kvs.GET_STORE),
+            PUT=(stores.update_store, kvs.UPDATE_STORE),
+            DELETE=(stores.delete_store, kvs.DELETE_STORE),
+        ),
+        storage=KVS_ID,
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}/keys", methods(GET=(stores.list_keys, kvs.LIST_KEYS)), storage=KVS_ID
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}/records",
+        methods(GET=(records.download_records, kvs.DOWNLOAD_RECORDS)),
+        storage=KVS_ID,
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}/records/{recordKey}",
+        methods(
+            GET=(records.get_record, kvs.GET_RECORD),
+            HEAD=(records.head_record, kvs.HEAD_RECORD),
+            PUT=(records.put_record, kvs.PUT_RECORD),
+            POST=(records.put_record, kvs.POST_RECORD),
+            DELETE=(records.delete_record, kvs.DELETE_RECORD),
+        ),
+        record=True,
+        storage=KVS_ID,
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}/shares",
+        methods(GET=(stores.list_shares, kvs.LIST_SHARES)),
+        storage=KVS_ID,
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}/shares/{username}",
+        methods(PUT=(stores.put_share, kvs.PUT_SHARE), DELETE=(stores.delete_share, kvs.DELETE_SHARE)),
+        storage=KVS_ID,
+    ),
+    Route(
+        "/v2/key-value-stores/{storeId}/rotate-url-signing-secret-key",
+        methods(POST=(stores.rotate_signing_key, kvs.ROTATE_SIGNING_KEY)),
+        storage=KVS_ID,
+    ),
+    Route("/v2/users/me", methods(GET=(users.me, user_specs.GET_ME))),
+    Route("/v2/users/{userId}", methods(GET=(users.public, user_specs.GET_USER))),
+    Route("/v2/openapi.json", methods(GET=(document.document, document.GET_OPENAPI))),
+]
 
 
 class PageNotFound(NotFound):
     type = "page-not-found"
 
 
+class _Node:
+    """A place in the trie: literal children by their raw segment, at most one parameter child."""
+
+    __slots__ = ("literals", "param", "param_name", "route")
+
+    def __init__(self) -> None:
+        self.literals: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.param_name = ""
+        self.route: Route | None = None
+
+
+def compile_routes(routes: list[Route]) -> _Node:
+    """The table as a trie; a table that could not be dispatched unambiguously is refused here, at import."""
+    root = _Node()
+    top = root.literals[""] = _Node()  # the empty segment before a path's leading slash
+    for route in routes:
+        if not route.template.startswith("/"):
+            raise ValueError(f"Route {route.template!r} must start with /")
+        if route.storage is not None and route.storage[0] not in route.params:
+            raise ValueError(f"Route {route.template!r} has no parameter {route.storage[0]!r}")
+        if len(set(route.params)) != len(route.params):
+            raise ValueError(f"Route {route.template!r} names a parameter twice")
+        node = top
+        for segment in route.template.split("/")[1:]:
+            if (match := PARAM.match(segment)) is None:
+                if "{" in segment or "}" in segment or "%" in segment or not segment:
+                    raise ValueError(f"Route {route.template!r}: bad segment {segment!r}")
+                node = node.literals.setdefault(segment, _Node())
+                continue
+            if node.param is None:
+                node.param, node.param_name = _Node(), match[1]
+            elif node.param_name != match[1]:
+                # One position, one name: otherwise a handler could not know which name to read.
+                raise ValueError(
+                    f"Route {route.template!r}: {{{match[1]}}} is {{{node.param_name}}} elsewhere"
+                )
+            node = node.param
+        if node.route is not None:
+            raise ValueError(f"Route {route.template!r} is in the table twice")
+        node.route = route
+    return root
+
+
+TRIE = compile_routes(ROUTES)
+
+
 def _segment(raw: str) -> str:
-    if "%" not in raw:
-        return raw
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest("The request path is not valid UTF-8 once percent-decoded.") from exc
 
 
-def resolve(raw_path: bytes) -> tuple[Methods, str, str]:
-    """The methods of the endpoint a path names, with its store reference and record key."""
+def resolve(raw_path: bytes) -> tuple[Route, dict[str, str]]:
+    """The route a raw path names, with its path parameters (percent-decoded) by their template names.
+
+    A literal segment is matched as sent (undecoded) and beats a parameter at the same place, for good: the
+    walk never goes back to try the parameter, so `/v2/users/me` is the caller, never a user named `me`.
+    """
     try:
         path = raw_path.decode("ascii")
     except UnicodeDecodeError as exc:
@@ -81,22 +196,21 @@ def resolve(raw_path: bytes) -> tuple[Methods, str, str]:
     # parts[0] is the empty string before the leading slash; one trailing slash is forgiven.
     if len(parts) > 2 and parts[-1] == "":
         parts.pop()
-    n = len(parts)
-    if n >= 3 and parts[1] == "v2":
-        if parts[2] == "openapi.json" and n == 3:
-            return OPENAPI, "", ""
-        if parts[2] == "key-value-stores":
-            if n == 3:
-                return STORE_COLLECTION, "", ""
-            store_ref = _segment(parts[3])
-            if n == 4:
-                return STORE_OBJECT, store_ref, ""
-            children = STORE_CHILDREN.get(parts[4])
-            if children is not None and n == 5:
-                return children, store_ref, ""
-            items = STORE_ITEMS.get(parts[4])
-            if items is not None and n == 6:
-                return items, store_ref, _segment(parts[5])
-        elif parts[2] == "users" and n == 4:
-            return (ME, "", "") if parts[3] == "me" else (USER, "", _segment(parts[3]))
-    raise PageNotFound(f"There is no API endpoint at {path[:200]}.")
+    node = TRIE
+    params: dict[str, str] = {}
+    for raw in parts:
+        child = node.literals.get(raw)
+        if child is None:
+            child = node.param
+            if child is None:
+                raise PageNotFound(f"There is no API endpoint at {path[:200]}.")
+            params[node.param_name] = raw
+        node = child
+    if node.route is None:
+        raise PageNotFound(f"There is no API endpoint at {path[:200]}.")
+    # Decoded once the route is known: a path no route has is not found, however its segments are encoded.
+    if "%" in path:
+        for name, raw in params.items():
+            if "%" in raw:
+                params[name] = _segment(raw)
+    return node.route, params

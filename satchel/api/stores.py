@@ -40,31 +40,31 @@ async def create_store(call: Call) -> Response:
 
 
 async def get_store(call: Call) -> Response:
-    row, level = await call.services.stores.get(call.caller, call.store_ref)
+    row, level = await call.services.stores.get(call.caller, call.params["storeId"])
     return wire.json_response(wire.store(row, level, call.base_url))
 
 
 async def update_store(call: Call) -> Response:
     changes = await read_json_object(call.request)
-    row = await call.services.stores.update(call.caller, call.store_ref, changes)
+    row = await call.services.stores.update(call.caller, call.params["storeId"], changes)
     return wire.json_response(wire.store(row, Level.OWNER, call.base_url))
 
 
 async def rotate_signing_key(call: Call) -> Response:
     await _discard_body(call)
-    row = await call.services.stores.rotate_signing_key(call.caller, call.store_ref)
+    row = await call.services.stores.rotate_signing_key(call.caller, call.params["storeId"])
     return wire.json_response(wire.store(row, Level.OWNER, call.base_url))
 
 
 async def delete_store(call: Call) -> Response:
-    await call.services.stores.delete(call.caller, call.store_ref)
+    await call.services.stores.delete(call.caller, call.params["storeId"])
     return Response(status_code=204)
 
 
 async def list_keys(call: Call) -> Response:
     page = await call.services.records.list_keys(
         call.caller,
-        call.store_ref,
+        call.params["storeId"],
         exclusive_start_key=call.text("exclusiveStartKey"),
         limit=call.number("limit", DEFAULT_PAGE),
         prefix=call.text("prefix"),
@@ -75,7 +75,7 @@ async def list_keys(call: Call) -> Response:
 
 
 async def list_shares(call: Call) -> Response:
-    _, grants = await call.services.stores.shares(call.caller, call.store_ref)
+    _, grants = await call.services.stores.shares(call.caller, call.params["storeId"])
     items = [wire.grant(g) for g in grants]
     return wire.json_response({"total": len(items), "count": len(items), "items": items})
 
@@ -85,13 +85,15 @@ async def put_share(call: Call) -> Response:
     access = body.get("access")
     if not isinstance(access, str) or access.upper() not in ("READ", "WRITE"):
         raise InvalidRequest("Field `access` must be READ or WRITE.", type="invalid-value")
-    grant = await call.services.stores.share(call.caller, call.store_ref, call.key, access.lower())
+    grant = await call.services.stores.share(
+        call.caller, call.params["storeId"], call.params["username"], access.lower()
+    )
     assert grant is not None
     return wire.json_response(wire.grant(grant))
 
 
 async def delete_share(call: Call) -> Response:
-    await call.services.stores.share(call.caller, call.store_ref, call.key, None)
+    await call.services.stores.share(call.caller, call.params["storeId"], call.params["username"], None)
     return Response(status_code=204)
 
 

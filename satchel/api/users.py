@@ -27,5 +27,5 @@ async def me(call: Call) -> Response:
 
 async def public(call: Call) -> Response:
     """What anyone may know of a user, by id or username (as on the hosted API, no token needed)."""
-    user = await call.services.users.find(call.key)
+    user = await call.services.users.find(call.params["userId"])
     return wire.json_response({"username": user.username, "profile": {}})
