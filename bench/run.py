@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import figures, report, scaleout, volume
+from bench import datasets, figures, queues, report, scaleout, volume
 from bench.harness import ROOT, ensure_tools, load_average, which
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B9")  # B7 and B8 are kept for datasets and request queues
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         "B4": lambda: [volume.b4(plan)],
         "B5": lambda: [volume.b5(plan, shared)] if shared else [],
         "B6": lambda: [figures.b6(plan)],
+        "B7": lambda: [datasets.b7(plan)],
+        "B8": lambda: [queues.b8(plan)],
         "B9": lambda: [scaleout.b9(plan)],
     }
     for name, step in steps.items():

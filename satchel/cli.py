@@ -18,6 +18,7 @@ import click
 from satchel import crawlee_storage
 from satchel.clock import iso
 from satchel.errors import SatchelError
+from satchel.run_command import run_command
 from satchel.server import build_services_from
 from satchel.service import Services, signing
 from satchel.service.access import USER_GENERAL_ACCESS, Caller
@@ -453,6 +454,8 @@ def migrate(**where: Any) -> None:
 async def _nothing() -> None:
     """Opening the storage migrates it; there is nothing more to do."""
 
+
+main.add_command(run_command)
 
 if __name__ == "__main__":
     main()

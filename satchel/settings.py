@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(default=4 * GIB, ge=1)
     # Largest record body after decoding its Content-Encoding (the zip-bomb cap).
     max_decoded_bytes: int = Field(default=8 * GIB, ge=1)
+    # Largest dataset push (POST .../items) after decoding its Content-Encoding: the clients send up to 9 MiB
+    # (the SDK's chunks are 9,436,240 bytes), so 10 MiB leaves a margin; larger pushes get 413.
+    max_items_payload_bytes: int = Field(default=10 * MIB, ge=1024)
     # Bodies up to this size live inside the SQLite file; larger ones are files in the blob folder.
     inline_max_bytes: int = Field(default=128 * KIB, ge=0, le=16 * MIB)
     # "process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).

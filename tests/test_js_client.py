@@ -1,9 +1,11 @@
 """The official JavaScript clients against a real server: runs the node test files in tests/js.
 
 tests/js/kvs.test.mjs drives `apify-client` (npm) through every key-value store call it has;
-tests/js/sdk.test.mjs drives the Apify SDK for JavaScript and Crawlee's KeyValueStore. Both read
-SATCHEL_URL and SATCHEL_TOKEN. The npm packages are installed from tests/js/package-lock.json with
-`npm ci` when tests/js/node_modules is missing; the test is skipped only when node or npm is not on PATH.
+tests/js/sdk.test.mjs drives the Apify SDK for JavaScript and Crawlee's KeyValueStore;
+tests/js/datasets.test.mjs and tests/js/queues.test.mjs drive `apify-client` through its dataset and
+request queue calls. All read SATCHEL_URL and SATCHEL_TOKEN. The npm packages are installed from
+tests/js/package-lock.json with `npm ci` when tests/js/node_modules is missing; the test is skipped only
+when node or npm is not on PATH.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tests.conftest import Server, every_engine
 server = every_engine()
 
 JS_DIR = Path(__file__).parent / "js"
-TEST_FILES = ("kvs.test.mjs", "sdk.test.mjs")
+TEST_FILES = ("kvs.test.mjs", "sdk.test.mjs", "datasets.test.mjs", "queues.test.mjs")
 INSTALL_TIMEOUT = 600
 RUN_TIMEOUT = 240
 

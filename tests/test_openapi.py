@@ -26,7 +26,6 @@ from tests.conftest import Server, start_server, stop_server
 # Per operation; with 13 operations this keeps the whole run well under a minute on a busy machine.
 MAX_EXAMPLES = 25
 # A value for every path parameter name, to make a concrete path of each template.
-SAMPLES = {"storeId": "someStoreId", "recordKey": "some-key", "username": "someone", "userId": "someone"}
 EXAMPLES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
 FUZZ_STORE: dict[str, str] = {}
@@ -110,10 +109,15 @@ def test_every_template_resolves_to_its_route() -> None:
     for route in ROUTES:
         concrete = route.template
         for name in route.params:
-            concrete = concrete.replace("{" + name + "}", SAMPLES[name])
+            concrete = concrete.replace("{" + name + "}", _sample(name))
         found, params = resolve(concrete.encode())
         assert found is route, route.template
-        assert params == {name: SAMPLES[name] for name in route.params}, route.template
+        assert params == {name: _sample(name) for name in route.params}, route.template
+
+
+def _sample(name: str) -> str:
+    """A value for a path parameter that no literal segment of the table spells."""
+    return f"sample-{name}"
 
 
 def test_every_error_response_is_the_envelope(server: Server) -> None:

@@ -26,7 +26,11 @@ log = logging.getLogger("satchel.api")
 OVERRIDABLE = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 CORS_HEADERS = {
     "access-control-allow-origin": "*",
-    "access-control-expose-headers": "Location, Content-Encoding, Content-Disposition, X-RateLimit-Limit",
+    "access-control-expose-headers": (
+        "Location, Content-Encoding, Content-Disposition, X-RateLimit-Limit, X-Apify-Pagination-Offset,"
+        " X-Apify-Pagination-Limit, X-Apify-Pagination-Count, X-Apify-Pagination-Total,"
+        " X-Apify-Pagination-Desc"
+    ),
 }
 # Appended to every response as is: no handler sets these names itself.
 CORS_RAW = [(name.encode(), value.encode()) for name, value in CORS_HEADERS.items()]

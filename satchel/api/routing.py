@@ -21,9 +21,13 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
 
-from satchel.api import records, stores, users
+from satchel.api import datasets, queues, records, runs, shares, stores, users
+from satchel.api.chained import actors_aliases, chained_routes
 from satchel.api.http import Call
+from satchel.api.spec import datasets as dataset_specs
 from satchel.api.spec import document, kvs
+from satchel.api.spec import queues as queue_specs
+from satchel.api.spec import runs as run_specs
 from satchel.api.spec import users as user_specs
 from satchel.errors import InvalidRequest, NotFound
 from satchel.storage import StorageKind
@@ -65,7 +69,24 @@ def methods(**endpoints: tuple[Handler, dict[str, Any]]) -> dict[str, Endpoint]:
     return {name: Endpoint(handler, operation) for name, (handler, operation) in endpoints.items()}
 
 
+def share_routes(
+    base: str, storage: tuple[str, StorageKind], sharing: shares.Sharing, noun: str, prefix: str
+) -> list[Route]:
+    """`/shares` and `/shares/{username}` below a storage of another kind than key-value stores."""
+    listing, put, delete = kvs.share_operations(noun, prefix)
+    return [
+        Route(f"{base}/shares", methods(GET=(sharing.list, listing)), storage=storage),
+        Route(
+            f"{base}/shares/{{username}}",
+            methods(PUT=(sharing.put, put), DELETE=(sharing.delete, delete)),
+            storage=storage,
+        ),
+    ]
+
+
 KVS_ID = ("storeId", StorageKind.KEY_VALUE_STORE)
+QUEUE_ID = ("queueId", StorageKind.REQUEST_QUEUE)
+DATASET_ID = ("datasetId", StorageKind.DATASET)
 
 ROUTES: list[Route] = [
     Route(
@@ -105,12 +126,15 @@ ROUTES: list[Route] = [
     ),
     Route(
         "/v2/key-value-stores/{storeId}/shares",
-        methods(GET=(stores.list_shares, kvs.LIST_SHARES)),
+        methods(GET=(shares.KEY_VALUE_STORES.list, kvs.LIST_SHARES)),
         storage=KVS_ID,
     ),
     Route(
         "/v2/key-value-stores/{storeId}/shares/{username}",
-        methods(PUT=(stores.put_share, kvs.PUT_SHARE), DELETE=(stores.delete_share, kvs.DELETE_SHARE)),
+        methods(
+            PUT=(shares.KEY_VALUE_STORES.put, kvs.PUT_SHARE),
+            DELETE=(shares.KEY_VALUE_STORES.delete, kvs.DELETE_SHARE),
+        ),
         storage=KVS_ID,
     ),
     Route(
@@ -118,10 +142,131 @@ ROUTES: list[Route] = [
         methods(POST=(stores.rotate_signing_key, kvs.ROTATE_SIGNING_KEY)),
         storage=KVS_ID,
     ),
+    Route(
+        "/v2/datasets",
+        methods(
+            GET=(datasets.list_datasets, dataset_specs.LIST_DATASETS),
+            POST=(datasets.create_dataset, dataset_specs.GET_OR_CREATE_DATASET),
+        ),
+    ),
+    Route(
+        "/v2/datasets/{datasetId}",
+        methods(
+            GET=(datasets.get_dataset, dataset_specs.GET_DATASET),
+            PUT=(datasets.update_dataset, dataset_specs.UPDATE_DATASET),
+            DELETE=(datasets.delete_dataset, dataset_specs.DELETE_DATASET),
+        ),
+        storage=DATASET_ID,
+    ),
+    Route(
+        "/v2/datasets/{datasetId}/items",
+        methods(
+            GET=(datasets.get_items, dataset_specs.GET_ITEMS),
+            POST=(datasets.push_items, dataset_specs.PUSH_ITEMS),
+        ),
+        storage=DATASET_ID,
+    ),
+    Route(
+        "/v2/datasets/{datasetId}/statistics",
+        methods(GET=(datasets.statistics, dataset_specs.GET_STATISTICS)),
+        storage=DATASET_ID,
+    ),
+    Route(
+        "/v2/request-queues",
+        methods(
+            GET=(queues.list_queues, queue_specs.LIST_QUEUES),
+            POST=(queues.create_queue, queue_specs.GET_OR_CREATE_QUEUE),
+        ),
+    ),
+    Route(
+        "/v2/request-queues/{queueId}",
+        methods(
+            GET=(queues.get_queue, queue_specs.GET_QUEUE),
+            PUT=(queues.update_queue, queue_specs.UPDATE_QUEUE),
+            DELETE=(queues.delete_queue, queue_specs.DELETE_QUEUE),
+        ),
+        storage=QUEUE_ID,
+    ),
+    Route(
+        "/v2/request-queues/{queueId}/requests",
+        methods(
+            GET=(queues.list_requests, queue_specs.LIST_REQUESTS),
+            POST=(queues.add_request, queue_specs.ADD_REQUEST),
+        ),
+        storage=QUEUE_ID,
+    ),
+    # The literal segments `batch` and `unlock` beat {requestId} (a request id never is one: 15 characters).
+    Route(
+        "/v2/request-queues/{queueId}/requests/batch",
+        methods(
+            POST=(queues.add_requests, queue_specs.ADD_REQUESTS),
+            DELETE=(queues.delete_requests, queue_specs.DELETE_REQUESTS),
+        ),
+        storage=QUEUE_ID,
+    ),
+    Route(
+        "/v2/request-queues/{queueId}/requests/unlock",
+        methods(POST=(queues.unlock_requests, queue_specs.UNLOCK_REQUESTS)),
+        storage=QUEUE_ID,
+    ),
+    Route(
+        "/v2/request-queues/{queueId}/requests/{requestId}",
+        methods(
+            GET=(queues.get_request, queue_specs.GET_REQUEST),
+            PUT=(queues.update_request, queue_specs.UPDATE_REQUEST),
+            DELETE=(queues.delete_request, queue_specs.DELETE_REQUEST),
+        ),
+        storage=QUEUE_ID,
+    ),
+    Route(
+        "/v2/request-queues/{queueId}/requests/{requestId}/lock",
+        methods(
+            PUT=(queues.prolong_lock, queue_specs.PROLONG_LOCK),
+            DELETE=(queues.delete_lock, queue_specs.DELETE_LOCK),
+        ),
+        storage=QUEUE_ID,
+    ),
+    Route(
+        "/v2/request-queues/{queueId}/head",
+        methods(GET=(queues.get_head, queue_specs.GET_HEAD)),
+        storage=QUEUE_ID,
+    ),
+    Route(
+        "/v2/request-queues/{queueId}/head/lock",
+        methods(POST=(queues.lock_head, queue_specs.LOCK_HEAD)),
+        storage=QUEUE_ID,
+    ),
+    *share_routes(
+        "/v2/datasets/{datasetId}", ("datasetId", StorageKind.DATASET), shares.DATASETS, "dataset", "Dataset"
+    ),
+    *share_routes(
+        "/v2/request-queues/{queueId}",
+        ("queueId", StorageKind.REQUEST_QUEUE),
+        shares.REQUEST_QUEUES,
+        "request queue",
+        "RequestQueue",
+    ),
+    Route(
+        "/v2/acts/{actorId}/runs",
+        methods(
+            GET=(runs.list_actor_runs, run_specs.LIST_ACTOR_RUNS), POST=(runs.start_run, run_specs.START_RUN)
+        ),
+    ),
+    Route("/v2/acts/{actorId}/runs/last", methods(GET=(runs.last_run, run_specs.LAST_RUN))),
+    Route("/v2/actor-runs", methods(GET=(runs.list_runs, run_specs.LIST_RUNS))),
+    Route(
+        "/v2/actor-runs/{runId}",
+        methods(GET=(runs.get_run, run_specs.GET_RUN), PUT=(runs.update_run, run_specs.UPDATE_RUN)),
+    ),
+    Route("/v2/actor-runs/{runId}/abort", methods(POST=(runs.abort_run, run_specs.ABORT_RUN))),
+    Route("/v2/actor-runs/{runId}/charge", methods(POST=(runs.charge_run, run_specs.CHARGE_RUN))),
     Route("/v2/users/me", methods(GET=(users.me, user_specs.GET_ME))),
     Route("/v2/users/{userId}", methods(GET=(users.public, user_specs.GET_USER))),
     Route("/v2/openapi.json", methods(GET=(document.document, document.GET_OPENAPI))),
 ]
+# A run's storages through the run (api/chained.py), then every /v2/acts/... path as /v2/actors/... too.
+ROUTES += chained_routes(ROUTES)
+ROUTES += actors_aliases(ROUTES)
 
 
 class PageNotFound(NotFound):

@@ -74,29 +74,6 @@ async def list_keys(call: Call) -> Response:
     return await wire.page_response(lambda: wire.key_page(page, call.base_url), len(page.items))
 
 
-async def list_shares(call: Call) -> Response:
-    _, grants = await call.services.stores.shares(call.caller, call.params["storeId"])
-    items = [wire.grant(g) for g in grants]
-    return wire.json_response({"total": len(items), "count": len(items), "items": items})
-
-
-async def put_share(call: Call) -> Response:
-    body = await read_json_object(call.request)
-    access = body.get("access")
-    if not isinstance(access, str) or access.upper() not in ("READ", "WRITE"):
-        raise InvalidRequest("Field `access` must be READ or WRITE.", type="invalid-value")
-    grant = await call.services.stores.share(
-        call.caller, call.params["storeId"], call.params["username"], access.lower()
-    )
-    assert grant is not None
-    return wire.json_response(wire.grant(grant))
-
-
-async def delete_share(call: Call) -> Response:
-    await call.services.stores.share(call.caller, call.params["storeId"], call.params["username"], None)
-    return Response(status_code=204)
-
-
 async def _discard_body(call: Call) -> None:
     """Read and drop a body sent where none is taken, up to the JSON bodies' limit.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from satchel.console import account, records, signin, stores
+from satchel.console import account, datasets, queues, records, runs, signin, stores
 from satchel.console.forms import PREFIX, STORES, human_size, redirect, same_origin, when
 from satchel.console.signin import COOKIE, SignInLimits
 from satchel.errors import Forbidden, SatchelError
@@ -45,6 +46,20 @@ ASSETS = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascri
 Page = Callable[["Console", Request, Caller], Awaitable[Response]]
 Open = Callable[["Console", Request], Awaitable[Response]]
 GET, POST = ["GET"], ["POST"]
+
+
+def storage_routes(
+    page: Callable[[Page], Any], path: str, listing: Page, one: Page, pages: ModuleType
+) -> list[Route]:
+    """The routes every kind of storage has: its list (and create), one of it, settings, sharing, deletion."""
+    one_path = f"{path}/{{store}}"
+    return [
+        Route(path, page(listing), methods=["GET", "POST"]),
+        Route(one_path, page(one), methods=GET),
+        Route(f"{one_path}/settings", page(pages.settings), methods=POST),
+        Route(f"{one_path}/delete", page(pages.delete), methods=POST),
+        Route(f"{one_path}/shares", page(pages.share), methods=POST),
+    ]
 
 
 class Console:
@@ -79,6 +94,13 @@ class Console:
                 Route(record, page(records.record), methods=GET),
                 Route(f"{record}/raw", page(records.raw), methods=GET),
                 Route(f"{record}/delete", page(records.delete), methods=POST),
+                *storage_routes(page, datasets.DATASETS.path, datasets.datasets, datasets.dataset, datasets),
+                Route(f"{datasets.DATASETS.path}/{{store}}/items", page(datasets.download), methods=GET),
+                *storage_routes(page, queues.QUEUES.path, queues.queues, queues.queue, queues),
+                Route(f"{queues.QUEUES.path}/{{store}}/requests/{{request}}", page(queues.queue_request)),
+                Route(runs.RUNS, page(runs.runs), methods=GET),
+                Route(f"{runs.RUNS}/{{run}}", page(runs.run), methods=GET),
+                Route(f"{runs.RUNS}/{{run}}/abort", page(runs.abort), methods=POST),
             ]
         )
 

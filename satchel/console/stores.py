@@ -1,18 +1,27 @@
-"""Console pages for stores: the list, one store with its keys, settings, sharing and deletion."""
+"""Console pages for stores: the list, one store with its keys, settings, sharing and deletion.
+
+Settings, signing key rotation, sharing and deletion are the same for every kind of storage (they are the
+rules of service/stores.py), so they are made here once per `Kind`; the dataset and request queue pages use
+them, with the template _manage.html, as the store page does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from satchel.console.forms import STORES, field, read_form, redirect, store_path, whole
+from satchel.console.forms import STORES, field, read_form, redirect, whole
 from satchel.errors import InvalidRequest
-from satchel.service import Caller
+from satchel.service import Caller, Services
 from satchel.service.access import GENERAL_ACCESS, Level
 from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, storage_signature
+from satchel.service.stores import Stores
+from satchel.storage import StoreRow
 
 if TYPE_CHECKING:
     from satchel.console.app import Console
@@ -20,12 +29,121 @@ if TYPE_CHECKING:
 STORES_PER_PAGE = 50
 KEYS_PER_PAGE = 100
 
+Handler = Callable[["Console", Request, Caller], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What the pages every kind of storage shares need to know of one kind."""
+
+    path: str  # the list page; one storage is at path/{id}
+    noun: str  # "store", "dataset", "request queue"
+    holds: str  # "records", "items", "requests"
+    slug: str  # in element ids: "delete-store"
+    stores: Callable[[Services], Stores]
+    signing_note: str | None = None  # what its signed links reach; None: the kind has no signed links
+
+    def item_path(self, ref: str) -> str:
+        return f"{self.path}/{quote(ref, safe='~')}"
+
+
+KEY_VALUE_STORES = Kind(
+    STORES,
+    "store",
+    "records",
+    "store",
+    lambda services: services.stores,
+    "a record, the list of keys, or the whole store as a ZIP",
+)
+
+
+def pager(offset: int, per_page: int, total: int) -> tuple[int | None, int | None]:
+    """The offsets of the previous and next pages of a list, None where there is none."""
+    previous = max(offset - per_page, 0) if offset > 0 else None
+    return previous, offset + per_page if offset + per_page < total else None
+
+
+def signed_api_url(console: Console, kind_path: str, row: StoreRow, have: Level, tail: str) -> str | None:
+    """An API URL under the storage, signed so it reads without a token, for writers (who hold the signing
+    secret anyway). The link expires: a page's links are made afresh on each visit, and one copied elsewhere
+    dies in a day."""
+    if have < Level.WRITE:
+        return None
+    signature = storage_signature(row.url_signing_secret_key, row.id, expires_in(DEFAULT_LINK_SECONDS))
+    url = f"{console.services.settings.base_url}/v2/{kind_path}/{row.id}{tail}"
+    return f"{url}?{urlencode({'signature': signature})}"
+
+
+async def manage_context(
+    console: Console, caller: Caller, kind: Kind, ref: str, have: Level
+) -> dict[str, Any]:
+    """What _manage.html needs: the kind, the store's shares (for its owner) and the access choices."""
+    shares = (await kind.stores(console.services).shares(caller, ref))[1] if have >= Level.OWNER else []
+    return {"kind": kind, "level": have, "Level": Level, "shares": shares, "accesses": GENERAL_ACCESS}
+
+
+def settings_of(kind: Kind) -> Handler:
+    async def settings(console: Console, request: Request, caller: Caller) -> Response:
+        stores = kind.stores(console.services)
+        form = await read_form(request)
+        if field(form, "rotateSigningKey"):
+            # Every signed link to the store, whoever holds it, stops working; the page shows fresh ones.
+            rotated = await stores.rotate_signing_key(caller, request.path_params["store"])
+            return redirect(kind.item_path(rotated.id) + "#signing")
+        changes: dict[str, Any] = {}
+        if "name" in form:
+            changes["name"] = field(form, "name") or None
+        if field(form, "generalAccess"):
+            changes["generalAccess"] = field(form, "generalAccess")
+        row = await stores.update(caller, request.path_params["store"], changes)
+        return redirect(kind.item_path(row.id))
+
+    return settings
+
+
+def delete_of(kind: Kind) -> Handler:
+    async def delete(console: Console, request: Request, caller: Caller) -> Response:
+        await kind.stores(console.services).delete(caller, request.path_params["store"])
+        return redirect(kind.path)
+
+    return delete
+
+
+def share_of(kind: Kind) -> Handler:
+    async def share(console: Console, request: Request, caller: Caller) -> Response:
+        ref = request.path_params["store"]
+        form = await read_form(request)
+        username = field(form, "username")
+        if not username:
+            raise InvalidRequest(f"Give the username to share the {kind.noun} with.")
+        access = field(form, "access").lower()
+        stores = kind.stores(console.services)
+        await stores.share(caller, ref, username, None if access == "none" else access)
+        return redirect(kind.item_path(ref) + "#sharing")
+
+    return share
+
+
+def create_of(kind: Kind) -> Handler:
+    """The list page's form: get or create the storage of the name given (unnamed when none)."""
+
+    async def create(console: Console, request: Request, caller: Caller) -> Response:
+        name = field(await read_form(request), "name") or None
+        store, _ = await kind.stores(console.services).get_or_create(caller, name, None)
+        return redirect(kind.item_path(store.id))
+
+    return create
+
+
+settings = settings_of(KEY_VALUE_STORES)
+delete = delete_of(KEY_VALUE_STORES)
+share = share_of(KEY_VALUE_STORES)
+_create_store = create_of(KEY_VALUE_STORES)
+
 
 async def stores(console: Console, request: Request, caller: Caller) -> Response:
     if request.method == "POST":
-        name = field(await read_form(request), "name") or None
-        store, _ = await console.services.stores.get_or_create(caller, name, None)
-        return redirect(store_path(store.id))
+        return await _create_store(console, request, caller)
     query = request.query_params
     ownership = query.get("ownership") or None
     unnamed = query.get("unnamed") == "1"
@@ -33,6 +151,7 @@ async def stores(console: Console, request: Request, caller: Caller) -> Response
     page = await console.services.stores.page(
         caller, offset=offset, limit=STORES_PER_PAGE, desc=True, unnamed=unnamed, ownership=ownership
     )
+    previous, next_page = pager(offset, STORES_PER_PAGE, page.total)
     return console.render(
         request,
         "stores.html",
@@ -40,8 +159,8 @@ async def stores(console: Console, request: Request, caller: Caller) -> Response
         page=page,
         ownership=ownership or "",
         unnamed=unnamed,
-        previous=max(offset - STORES_PER_PAGE, 0) if offset > 0 else None,
-        next=offset + STORES_PER_PAGE if offset + STORES_PER_PAGE < page.total else None,
+        previous=previous,
+        next=next_page,
     )
 
 
@@ -58,56 +177,17 @@ async def store(console: Console, request: Request, caller: Caller) -> Response:
     )
     # Looked up afresh (not the hot path's cached row), so its stats include the latest writes.
     row, have = await console.services.stores.get(caller, ref)
-    shares = (await console.services.stores.shares(caller, ref))[1] if have >= Level.OWNER else []
     api_url = f"{console.services.settings.base_url}/v2/key-value-stores/{row.id}"
-    zip_url = None
-    if have >= Level.WRITE:
-        # Writers hold the signing secret, so the API's own signed URL serves them the archive. The link
-        # expires: a page's links are made afresh on each visit, and one copied elsewhere dies in a day.
-        signature = storage_signature(row.url_signing_secret_key, row.id, expires_in(DEFAULT_LINK_SECONDS))
-        zip_url = f"{api_url}/records?{urlencode({'signature': signature})}"
+    # Writers hold the signing secret, so the API's own signed URL serves them the archive.
+    zip_url = signed_api_url(console, "key-value-stores", row, have, "/records")
     return console.render(
         request,
         "store.html",
         caller,
         store=row,
-        level=have,
-        Level=Level,
         keys=keys,
         prefix=prefix,
-        shares=shares,
-        accesses=GENERAL_ACCESS,
         api_url=api_url,
         zip_url=zip_url,
+        **await manage_context(console, caller, KEY_VALUE_STORES, ref, have),
     )
-
-
-async def settings(console: Console, request: Request, caller: Caller) -> Response:
-    form = await read_form(request)
-    if field(form, "rotateSigningKey"):
-        # Every signed link to the store, whoever holds it, stops working; the page shows fresh ones.
-        rotated = await console.services.stores.rotate_signing_key(caller, request.path_params["store"])
-        return redirect(store_path(rotated.id) + "#signing")
-    changes: dict[str, Any] = {}
-    if "name" in form:
-        changes["name"] = field(form, "name") or None
-    if field(form, "generalAccess"):
-        changes["generalAccess"] = field(form, "generalAccess")
-    row = await console.services.stores.update(caller, request.path_params["store"], changes)
-    return redirect(store_path(row.id))
-
-
-async def delete(console: Console, request: Request, caller: Caller) -> Response:
-    await console.services.stores.delete(caller, request.path_params["store"])
-    return redirect(STORES)
-
-
-async def share(console: Console, request: Request, caller: Caller) -> Response:
-    ref = request.path_params["store"]
-    form = await read_form(request)
-    username = field(form, "username")
-    if not username:
-        raise InvalidRequest("Give the username to share the store with.")
-    access = field(form, "access").lower()
-    await console.services.stores.share(caller, ref, username, None if access == "none" else access)
-    return redirect(store_path(ref) + "#sharing")

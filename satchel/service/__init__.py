@@ -62,7 +62,11 @@ def build_services(settings: Settings, storage: Storage) -> Services:
     usage = Usage(storage.stores)
     stores = Stores(storage, lookups, usage)
     users = Users(storage, lookups)
-    datasets = Datasets(storage, Stores(storage, lookups, usage, StorageKind.DATASET))
+    datasets = Datasets(
+        storage,
+        Stores(storage, lookups, usage, StorageKind.DATASET),
+        max_payload_bytes=settings.max_items_payload_bytes,
+    )
     queues = RequestQueues(storage, Stores(storage, lookups, usage, StorageKind.REQUEST_QUEUE))
     return Services(
         settings=settings,
@@ -90,7 +94,7 @@ def build_services(settings: Settings, storage: Storage) -> Services:
         ),
         datasets=datasets,
         queues=queues,
-        runs=Runs(storage, stores),
+        runs=Runs(storage, stores, datasets.stores, queues.stores),
     )
 
 

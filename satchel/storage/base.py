@@ -16,13 +16,22 @@ from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import RecordRead, UploadBody
 from satchel.storage.feed import ChangeFeed
 from satchel.storage.rows import (
+    ActorRow,
+    DatasetCounts,
     GeneralAccess,
     Grant,
     GrantRow,
+    ItemBatch,
     KeyItem,
+    LockedHead,
+    NewRequest,
     NewStore,
     Ownership,
+    QueueState,
     RecordHead,
+    RequestAdded,
+    RequestRow,
+    RunRow,
     SessionRow,
     StorageKind,
     StoreRow,
@@ -189,15 +198,147 @@ class RecordTable(Protocol):
 
 
 class DatasetTable(Protocol):
-    """Datasets' items (the dataset itself is a row of StoreTable): append-only, in order of arrival."""
+    """Datasets' items (the dataset itself is a row of StoreTable): append-only, in order of arrival.
+
+    Items are numbered from 0 (their seq) in the order they were appended, so the page at any offset is an
+    index range of (store_pk, seq), as cheap at offset 1,000,000 as at 0.
+    """
+
+    async def counts(self, store_pk: int) -> DatasetCounts:
+        """The dataset's item counts (zero for one nothing was ever pushed to)."""
+        ...
+
+    async def counts_of(self, store_pks: Sequence[int]) -> dict[int, DatasetCounts]:
+        """Item counts of several datasets at once (a page of a dataset list); missing ones are zero."""
+        ...
+
+    async def append(self, store_pk: int, batch: ItemBatch, *, now: int) -> DatasetCounts:
+        """Append the items after the last one, in order, in one transaction with the counts and the store's
+        stats (a write, its bytes, modifiedAt); concurrent appends to one dataset queue, never interleave.
+        Raises NotFound when the store is gone. Returns the counts after the append."""
+        ...
+
+    async def items(self, store_pk: int, first: int, end: int, *, desc: bool) -> list[bytes]:
+        """The items with first <= seq < end, by seq (descending with desc)."""
+        ...
 
 
 class QueueTable(Protocol):
-    """Request queues' requests (the queue itself is a row of StoreTable): order, dedup, locks, counts."""
+    """Request queues' requests (the queue itself is a row of StoreTable): order, dedup, locks, counts.
+
+    A request's id is derived from its uniqueKey (the service does that), so dedup is by id. Every change is
+    one transaction, serialised per queue, that also counts its client (`client_key`, "" for a call without
+    one) for hadMultipleClients. Locks are rows, not memory: a lock is held while its expiry is later than
+    `now`, and every node sees it. Raises NotFound when the queue is gone.
+    """
+
+    async def states(self, store_pks: Sequence[int]) -> dict[int, QueueState]:
+        """The queues' counts and clocks; a queue never written to is missing (its state is the default)."""
+        ...
+
+    async def note_client(self, store_pk: int, client_key: str) -> QueueState:
+        """Count a client of the queue (for calls that change nothing); the state after it."""
+        ...
+
+    async def add(
+        self, store_pk: int, requests: Sequence[NewRequest], *, forefront: bool, client_key: str, now: int
+    ) -> list[RequestAdded]:
+        """Add the requests not present yet, in order; one present (or repeated in the batch) stays as is."""
+        ...
+
+    async def put(
+        self, store_pk: int, request: NewRequest, *, forefront: bool, client_key: str, now: int
+    ) -> RequestAdded:
+        """Write a request over the stored one, or add it. Pending (no handled time), it goes to the end (or
+        the front) and loses any lock."""
+        ...
+
+    async def get(self, store_pk: int, request_id: str) -> RequestRow | None: ...
+    async def delete(self, store_pk: int, ids: Sequence[str], *, client_key: str, now: int) -> list[str]:
+        """Delete the requests; the ids of those that were there."""
+        ...
+
+    async def page(
+        self, store_pk: int, *, after: str | None, limit: int, pending: bool, locked: bool, now: int
+    ) -> list[RequestRow]:
+        """Requests in id order after `after`: all, or (union) the pending ones and the locked ones."""
+        ...
+
+    async def head(self, store_pk: int, *, limit: int, now: int) -> list[RequestRow]:
+        """The first pending requests nobody holds a lock on, in queue order."""
+        ...
+
+    async def lock_head(
+        self, store_pk: int, *, limit: int, lock_ms: int, client_key: str, now: int
+    ) -> LockedHead:
+        """Lock the head's first requests for the client, atomically: no two callers get one request."""
+        ...
+
+    async def prolong(
+        self, store_pk: int, request_id: str, *, lock_ms: int, client_key: str, forefront: bool, now: int
+    ) -> int:
+        """Extend the client's own lock to now + lock_ms; the new expiry. NotFound / Conflict otherwise."""
+        ...
+
+    async def release(
+        self, store_pk: int, request_id: str, *, client_key: str, forefront: bool, now: int
+    ) -> None:
+        """Drop the client's own lock; the request goes to the end (or the front). NotFound / Conflict."""
+        ...
+
+    async def unlock(self, store_pk: int, *, client_key: str, now: int) -> int:
+        """Drop every lock the client holds in the queue (requeued at the end); how many."""
+        ...
 
 
 class RunTable(Protocol):
-    """Actors and their runs, as far as storages reach into them."""
+    """Actors and their runs, as far as storages reach into them.
+
+    A run's default storages are rows of StoreTable, made before the run; creating the run marks them as its
+    own (actId, actRunId) in the same transaction.
+    """
+
+    async def actor_by_id(self, actor_id: str) -> ActorRow | None: ...
+    async def actor_by_name(self, user_id: str, name: str) -> ActorRow | None: ...
+    async def create_actor(self, actor: ActorRow) -> ActorRow:
+        """Insert an Actor; with its name already taken by its user, return the existing one."""
+        ...
+
+    async def create(self, run: RunRow) -> RunRow:
+        """Insert a run and set actId/actRunId on its three default stores."""
+        ...
+
+    async def by_id(self, run_id: str) -> RunRow | None: ...
+    async def update(self, run_id: str, changes: Mapping[str, object]) -> RunRow | None:
+        """Set columns of rows.RUN_CHANGEABLE; None when there is no such run."""
+        ...
+
+    async def abort(self, run_id: str, now: int) -> RunRow | None:
+        """Mark an unfinished run ABORTED (a finished one is left as it is); None if there is no such run."""
+        ...
+
+    async def page(
+        self,
+        user_id: str,
+        *,
+        act_id: str | None,
+        statuses: Sequence[str],
+        origin: str | None,
+        started_after: int | None,
+        started_before: int | None,
+        offset: int,
+        limit: int,
+        desc: bool,
+    ) -> tuple[int, list[RunRow]]:
+        """A page of a user's runs (of one Actor, with act_id) by start time, filtered as given (empty
+        statuses: any)."""
+        ...
+
+    async def charge(self, run_id: str, idempotency_key: str, event_name: str, count: int, now: int) -> bool:
+        """Record a charge; False (and nothing recorded) when the run already has one with this key."""
+        ...
+
+    async def charged_event_counts(self, run_id: str) -> dict[str, int]: ...
 
 
 @dataclass

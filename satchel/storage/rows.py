@@ -217,3 +217,188 @@ class RecordHead:
 class KeyItem:
     key: str
     size: int
+
+
+@dataclass(slots=True)
+class DatasetCounts:
+    """A dataset's items: all of them, and the clean ones (with a field that is not hidden, `#...`)."""
+
+    item_count: int = 0
+    clean_item_count: int = 0
+
+
+@dataclass(slots=True)
+class ItemBatch:
+    """Items pushed together, each as compact JSON; appended whole and in order, or not at all."""
+
+    items: list[bytes]
+    clean_count: int  # how many of them are clean
+    size: int  # their bytes, added to the dataset's storageBytes
+
+
+class RunStatus(StrEnum):
+    """An Actor run's status, as the API writes it."""
+
+    READY = "READY"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMING_OUT = "TIMING-OUT"
+    TIMED_OUT = "TIMED-OUT"
+    ABORTING = "ABORTING"
+    ABORTED = "ABORTED"
+
+
+# A run in one of these has ended: it has a finishedAt, and aborting it changes nothing.
+FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABORTED})
+
+
+@dataclass(slots=True)
+class ActorRow:
+    """An Actor, made on first use by its owner and name: only as far as runs need one."""
+
+    id: str
+    user_id: str
+    username: str
+    name: str
+    created_at: int
+    modified_at: int
+
+    @classmethod
+    def from_row(cls, row: Columns) -> ActorRow:
+        return cls(
+            row["id"], row["user_id"], row["username"], row["name"], row["created_at"], row["modified_at"]
+        )
+
+
+@dataclass(slots=True)
+class RunRow:
+    """A run of an Actor and its default storages (ids of stores rows, which carry actId/actRunId back)."""
+
+    id: str
+    act_id: str
+    user_id: str
+    status: RunStatus
+    started_at: int
+    finished_at: int | None
+    exit_code: int | None
+    status_message: str | None
+    is_status_message_terminal: bool
+    origin: str
+    general_access: GeneralAccess
+    timeout_secs: int
+    memory_mbytes: int
+    input_body_len: int
+    default_key_value_store_id: str
+    default_dataset_id: str
+    default_request_queue_id: str
+    owner_default_access: GeneralAccess = GeneralAccess.RESTRICTED  # for FOLLOW_USER_SETTING
+
+    @classmethod
+    def from_row(cls, row: Columns) -> RunRow:
+        """A run from RUN_SELECT (the owner's default access as `owner_default_access`)."""
+        return cls(
+            id=row["id"],
+            act_id=row["act_id"],
+            user_id=row["user_id"],
+            status=RunStatus(row["status"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            exit_code=row["exit_code"],
+            status_message=row["status_message"],
+            is_status_message_terminal=bool(row["is_status_message_terminal"]),
+            origin=row["origin"],
+            general_access=GeneralAccess(row["general_access"]),
+            timeout_secs=row["timeout_secs"],
+            memory_mbytes=row["memory_mbytes"],
+            input_body_len=row["input_body_len"],
+            default_key_value_store_id=row["default_key_value_store_id"],
+            default_dataset_id=row["default_dataset_id"],
+            default_request_queue_id=row["default_request_queue_id"],
+            owner_default_access=GeneralAccess(row["owner_default_access"]),
+        )
+
+
+# What a run's owner may change after it starts (RunTable.update takes these columns by name).
+RUN_CHANGEABLE = frozenset(
+    {"status", "finished_at", "exit_code", "status_message", "is_status_message_terminal", "general_access"}
+)
+RUN_COLUMNS = (
+    "r.id, r.act_id, r.user_id, r.status, r.started_at, r.finished_at, r.exit_code, r.status_message,"
+    " r.is_status_message_terminal, r.origin, r.general_access, r.timeout_secs, r.memory_mbytes,"
+    " r.input_body_len, r.default_key_value_store_id, r.default_dataset_id, r.default_request_queue_id,"
+    " u.default_general_access AS owner_default_access"
+)
+RUN_SELECT = f"SELECT {RUN_COLUMNS} FROM runs r JOIN users u ON u.id = r.user_id"  # noqa: S608 - constants
+ACTOR_SELECT = (
+    "SELECT a.id, a.user_id, u.username, a.name, a.created_at, a.modified_at"
+    " FROM actors a JOIN users u ON u.id = a.user_id"
+)
+
+
+# --- request queues
+
+
+@dataclass(slots=True)
+class QueueState:
+    """What a request queue's own row holds beside the store's: counts, its clock and its clients."""
+
+    total: int = 0
+    handled: int = 0
+    modified_at: int = 0  # queueModifiedAt: the last change of a request or a lock; 0 before any
+    had_multiple_clients: bool = False
+    client_key: str | None = None  # the first client seen; "" for a call without a clientKey
+
+    @classmethod
+    def from_row(cls, row: Columns) -> QueueState:
+        return cls(
+            row["total_count"], row["handled_count"], row["queue_modified_at"],
+            bool(row["had_multiple_clients"]), row["client_key"],
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class RequestRow:
+    """One request of a queue: its JSON as stored (id included) and where it stands."""
+
+    id: str
+    body: bytes  # the whole request as JSON, unknown fields kept
+    handled_at: int | None
+    lock_expires_at: int | None  # a lock is held only while this is later than now
+    lock_client: str | None
+
+    @classmethod
+    def from_row(cls, row: Columns) -> RequestRow:
+        return cls(
+            row["id"], bytes(row["body"]), row["handled_at"], row["lock_expires_at"], row["lock_client"]
+        )
+
+
+REQUEST_COLUMNS = "id, body, handled_at, lock_expires_at, lock_client"
+
+
+@dataclass(slots=True)
+class NewRequest:
+    """A request to add or to write over: its id (derived from its uniqueKey), JSON, and handled time."""
+
+    id: str
+    body: bytes
+    handled_at: int | None
+
+
+@dataclass(slots=True)
+class RequestAdded:
+    """What an add or an update found: the state of the request before it."""
+
+    id: str
+    was_already_present: bool
+    was_already_handled: bool
+
+
+@dataclass(slots=True)
+class LockedHead:
+    """What a head lock took, and the queue as it left it."""
+
+    items: list[RequestRow]
+    state: QueueState
+    has_locked: bool  # whether any pending request of the queue is locked, by anyone

@@ -148,5 +148,10 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
         path("recordKey", KEY, "The record's key", "INPUT"),
         path("username", USERNAME, "The user to share with", "someone"),
         path("userId", STRING, "A user's id or username", "someone"),
+        path("runId", STRING, "An Actor run's id", "3KH8gEpp4d8uQSe8T"),
+        path("actorId", STRING, "The Actor's id, `username~name`, or `~name` (the caller's)", "~my-actor"),
+        path("datasetId", STRING, "The dataset's id, `username~name`, or `~name`", "~my-dataset"),
+        path("queueId", STRING, "The request queue's id, `username~name`, or `~name`", "~my-queue"),
+        path("requestId", STRING, "A request's id: derived from its uniqueKey", "Sbz3Gqp9BYNtI6D"),
     )
 }

@@ -252,23 +252,34 @@ DELETE_RECORD = {
     "responses": responses(NO_CONTENT, 507),
 }
 
+
 # /v2/key-value-stores/{storeId}/shares and /shares/{username}
-LIST_SHARES = {
-    "operationId": "listShares",
-    "summary": "Who the owner shared the store with (owner only)",
-    "responses": responses(ok_json(200, ref("ShareList"), "The store's shares")),
-}
-PUT_SHARE = {
-    "operationId": "putShare",
-    "summary": "Share the store with a user for reading or writing (owner only)",
-    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ShareAccess")}}},
-    "responses": responses(ok_json(200, ref("Share"), "The share"), 413, 415, 507),
-}
-DELETE_SHARE = {
-    "operationId": "deleteShare",
-    "summary": "Take a share back (owner only)",
-    "responses": responses(NO_CONTENT, 507),
-}
+def share_operations(noun: str, prefix: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The sharing operations of one storage kind: list, put, delete (ids `list{prefix}Shares`...)."""
+    return (
+        {
+            "operationId": f"list{prefix}Shares",
+            "summary": f"Who the owner shared the {noun} with (owner only)",
+            "responses": responses(ok_json(200, ref("ShareList"), f"The {noun}'s shares")),
+        },
+        {
+            "operationId": f"put{prefix}Share",
+            "summary": f"Share the {noun} with a user for reading or writing (owner only)",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("ShareAccess")}},
+            },
+            "responses": responses(ok_json(200, ref("Share"), "The share"), 413, 415, 507),
+        },
+        {
+            "operationId": f"delete{prefix}Share",
+            "summary": "Take a share back (owner only)",
+            "responses": responses(NO_CONTENT, 507),
+        },
+    )
+
+
+LIST_SHARES, PUT_SHARE, DELETE_SHARE = share_operations("store", "")
 
 # /v2/key-value-stores/{storeId}/rotate-url-signing-secret-key
 ROTATE_SIGNING_KEY = {

@@ -127,14 +127,21 @@ STEPS = (
         item_count bigint NOT NULL DEFAULT 0,
         clean_item_count bigint NOT NULL DEFAULT 0
     );
+    -- No foreign key here: a push of 10,000 items would check it 10,000 times. Pushes lock the store's row
+    -- and the store's delete removes its items in the same statement, so no item outlives its dataset.
     CREATE TABLE dataset_items (
-        store_pk bigint NOT NULL REFERENCES stores (pk),
+        store_pk bigint NOT NULL,
         seq bigint NOT NULL,
         item bytea NOT NULL,
         PRIMARY KEY (store_pk, seq)
     );
     """,
-    # 5: request queues: requests by id (derived from the uniqueKey), the pending ones in order.
+    # 5: request queues: requests by id (derived from the uniqueKey), the pending ones in queue order.
+    # order_no: normal adds count up from last_order (FIFO), forefront adds are its negation (LIFO, before all
+    # normal ones); a lock moves its request to the place of its expiry (expiry ms x 1000), so an expired lock
+    # puts it back at the end. last_order is at least now x 1000, so times and counts compare. Every change
+    # of a queue's requests locks its request_queues row first (after a share lock on the store's row), so
+    # they run one at a time per queue and a head lock never hands one request to two callers.
     """
     CREATE TABLE request_queues (
         store_pk bigint PRIMARY KEY REFERENCES stores (pk),
@@ -142,10 +149,12 @@ STEPS = (
         handled_count bigint NOT NULL DEFAULT 0,
         client_key text COLLATE "C",
         had_multiple_clients boolean NOT NULL DEFAULT false,
-        queue_modified_at bigint NOT NULL DEFAULT 0
+        queue_modified_at bigint NOT NULL DEFAULT 0,
+        last_order bigint NOT NULL DEFAULT 0
     );
+    -- No foreign key: writers hold the store's row and its delete removes the requests in the same statement.
     CREATE TABLE requests (
-        store_pk bigint NOT NULL REFERENCES stores (pk),
+        store_pk bigint NOT NULL,
         id text COLLATE "C" NOT NULL,
         order_no bigint NOT NULL,
         handled_at bigint,
@@ -154,9 +163,12 @@ STEPS = (
         body bytea NOT NULL,
         PRIMARY KEY (store_pk, id)
     );
-    CREATE INDEX requests_pending ON requests (store_pk, order_no) WHERE handled_at IS NULL;
+    CREATE INDEX requests_pending ON requests (store_pk, order_no, id) WHERE handled_at IS NULL;
+    CREATE INDEX requests_locked ON requests (store_pk, lock_expires_at)
+        WHERE lock_expires_at IS NOT NULL AND handled_at IS NULL;
     """,
-    # 6: Actors and their runs, as far as storages reach into them.
+    # 6: Actors and their runs, as far as storages reach into them. A run's charged event counts are summed
+    # from its charges, whose primary key makes a repeated idempotency key a no-op.
     """
     CREATE TABLE actors (
         id text COLLATE "C" PRIMARY KEY,
@@ -177,13 +189,16 @@ STEPS = (
         status_message text,
         is_status_message_terminal boolean NOT NULL DEFAULT false,
         origin text NOT NULL,
+        general_access text NOT NULL,
+        timeout_secs bigint NOT NULL,
+        memory_mbytes integer NOT NULL,
+        input_body_len bigint NOT NULL DEFAULT 0,
         default_key_value_store_id text COLLATE "C" NOT NULL,
         default_dataset_id text COLLATE "C" NOT NULL,
-        default_request_queue_id text COLLATE "C" NOT NULL,
-        charged_event_counts text NOT NULL DEFAULT '{}'
+        default_request_queue_id text COLLATE "C" NOT NULL
     );
-    CREATE INDEX runs_by_actor ON runs (act_id, started_at);
-    CREATE INDEX runs_by_user ON runs (user_id, started_at);
+    CREATE INDEX runs_by_actor ON runs (act_id, started_at, id);
+    CREATE INDEX runs_by_user ON runs (user_id, started_at, id);
     CREATE TABLE run_charges (
         run_id text COLLATE "C" NOT NULL REFERENCES runs (id),
         idempotency_key text COLLATE "C" NOT NULL,

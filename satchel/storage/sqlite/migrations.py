@@ -98,7 +98,10 @@ STEPS = (
     );
     CREATE UNIQUE INDEX dataset_items_by_seq ON dataset_items (store_pk, seq);
     """,
-    # 6: request queues: requests by id (derived from the uniqueKey), the pending ones in order.
+    # 6: request queues: requests by id (derived from the uniqueKey), the pending ones in queue order.
+    # order_no: normal adds count up from last_order (FIFO), forefront adds are its negation (LIFO, before all
+    # normal ones); a lock moves its request to the place of its expiry (expiry ms x 1000), so an expired lock
+    # puts it back at the end. last_order is at least now x 1000, so times and counts compare.
     """
     CREATE TABLE request_queues (
         store_pk INTEGER PRIMARY KEY,
@@ -106,7 +109,8 @@ STEPS = (
         handled_count INTEGER NOT NULL DEFAULT 0,
         client_key TEXT,
         had_multiple_clients INTEGER NOT NULL DEFAULT 0,
-        queue_modified_at INTEGER NOT NULL DEFAULT 0
+        queue_modified_at INTEGER NOT NULL DEFAULT 0,
+        last_order INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE requests (
         pk INTEGER PRIMARY KEY,
@@ -119,9 +123,12 @@ STEPS = (
         body BLOB NOT NULL
     );
     CREATE UNIQUE INDEX requests_by_id ON requests (store_pk, id);
-    CREATE INDEX requests_pending ON requests (store_pk, order_no) WHERE handled_at IS NULL;
+    CREATE INDEX requests_pending ON requests (store_pk, order_no, id) WHERE handled_at IS NULL;
+    CREATE INDEX requests_locked ON requests (store_pk, lock_expires_at)
+        WHERE lock_expires_at IS NOT NULL AND handled_at IS NULL;
     """,
-    # 7: Actors and their runs, as far as storages reach into them.
+    # 7: Actors and their runs, as far as storages reach into them. A run's charged event counts are summed
+    # from its charges, whose primary key makes a repeated idempotency key a no-op.
     """
     CREATE TABLE actors (
         id TEXT PRIMARY KEY,
@@ -142,13 +149,16 @@ STEPS = (
         status_message TEXT,
         is_status_message_terminal INTEGER NOT NULL DEFAULT 0,
         origin TEXT NOT NULL,
+        general_access TEXT NOT NULL,
+        timeout_secs INTEGER NOT NULL,
+        memory_mbytes INTEGER NOT NULL,
+        input_body_len INTEGER NOT NULL DEFAULT 0,
         default_key_value_store_id TEXT NOT NULL,
         default_dataset_id TEXT NOT NULL,
-        default_request_queue_id TEXT NOT NULL,
-        charged_event_counts TEXT NOT NULL DEFAULT '{}'
+        default_request_queue_id TEXT NOT NULL
     );
-    CREATE INDEX runs_by_actor ON runs (act_id, started_at);
-    CREATE INDEX runs_by_user ON runs (user_id, started_at);
+    CREATE INDEX runs_by_actor ON runs (act_id, started_at, id);
+    CREATE INDEX runs_by_user ON runs (user_id, started_at, id);
     CREATE TABLE run_charges (
         run_id TEXT NOT NULL,
         idempotency_key TEXT NOT NULL,

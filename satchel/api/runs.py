@@ -1,0 +1,215 @@
+"""Actor runs: start one (its body is the INPUT), read, change, abort, charge and list them.
+
+A run's storages are reached through it as well (`/v2/actor-runs/{runId}/dataset/...`): api/chained.py makes
+those routes from the storages' own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import Response
+
+from satchel.api import wire
+from satchel.api.http import Call, body_chunks, content_encoding, declared_length, read_json_object
+from satchel.clock import iso, now_ms
+from satchel.service.access import Need
+from satchel.service.runs import RunPage
+from satchel.storage import StoreRow
+from satchel.storage.rows import FINISHED, RunRow
+
+BUILD_NUMBER = "0.0.1"  # Satchel has no builds; the clients need a build number of this form
+DEFAULT_INPUT_TYPE = "application/json"
+MAX_WAIT_SECONDS = 60
+WAIT_STEP_SECONDS = 0.25
+
+
+def run_url(base_url: str, run_id: str) -> str:
+    return f"{base_url}/v2/actor-runs/{run_id}"
+
+
+def _common(row: RunRow) -> dict[str, Any]:
+    """What a run's object and its list item share."""
+    return {
+        "id": row.id,
+        "actId": row.act_id,
+        "userId": row.user_id,
+        "actorTaskId": None,
+        "status": row.status,
+        "startedAt": iso(row.started_at),
+        "finishedAt": iso(row.finished_at) if row.finished_at is not None else None,
+        "buildId": row.act_id,  # no builds: the Actor stands for its only one
+        "buildNumber": BUILD_NUMBER,
+        "meta": {"origin": row.origin},
+        "usageTotalUsd": 0,
+        "defaultKeyValueStoreId": row.default_key_value_store_id,
+        "defaultDatasetId": row.default_dataset_id,
+        "defaultRequestQueueId": row.default_request_queue_id,
+    }
+
+
+def run_object(row: RunRow, charged: dict[str, int]) -> dict[str, Any]:
+    stats: dict[str, Any] = {
+        "inputBodyLen": row.input_body_len,
+        "restartCount": 0,
+        "resurrectCount": 0,
+        "computeUnits": 0,
+    }
+    if row.finished_at is not None:
+        stats["durationMillis"] = max(row.finished_at - row.started_at, 0)
+        stats["runTimeSecs"] = stats["durationMillis"] / 1000
+    return {
+        **_common(row),
+        "statusMessage": row.status_message,
+        "isStatusMessageTerminal": row.is_status_message_terminal,
+        "exitCode": row.exit_code,
+        "generalAccess": row.general_access,
+        "stats": stats,
+        "options": {
+            "build": "latest",
+            "timeoutSecs": row.timeout_secs,
+            "memoryMbytes": row.memory_mbytes,
+            "diskMbytes": 2 * row.memory_mbytes,
+        },
+        # A complete pricing object or null: the clients refuse `{}`. Runs here are free.
+        "pricingInfo": None,
+        "chargedEventCounts": charged,
+    }
+
+
+def run_page(page: RunPage) -> dict[str, Any]:
+    return {
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+        "desc": page.desc,
+        "count": len(page.items),
+        "items": [_common(row) for row in page.items],
+    }
+
+
+async def _answer(
+    call: Call, row: RunRow, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    charged = await call.services.runs.charged_event_counts(row)
+    return wire.json_response(run_object(row, charged), status, headers)
+
+
+async def _input(call: Call) -> AsyncIterator[bytes] | None:
+    """The request's body as a stream, or None when it has none (then the run has no INPUT)."""
+    chunks = body_chunks(call.request)
+    first = await anext(chunks, None)
+    if first is None:
+        return None
+
+    async def whole() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return whole()
+
+
+async def start_run(call: Call) -> Response:
+    body = await _input(call)
+
+    async def write_input(store: StoreRow) -> int:
+        assert body is not None
+        _, head = await call.services.records.put(
+            call.caller,
+            store.id,
+            "INPUT",
+            content_type=call.header(b"content-type") or DEFAULT_INPUT_TYPE,
+            content_encoding=content_encoding(call.request),
+            chunks=body,
+            declared_size=declared_length(call.request),
+        )
+        return head.raw_size
+
+    timeout = call.number("timeout", 0)
+    memory = call.query.get("memory")
+    row = await call.services.runs.start(
+        call.caller,
+        call.params["actorId"],
+        origin=call.text("origin"),
+        memory_mbytes=call.number("memory", 0) if memory else None,
+        timeout_secs=timeout,
+        write_input=write_input if body is not None else None,
+    )
+    return await _answer(call, row, 201, {"location": run_url(call.base_url, row.id)})
+
+
+async def get_run(call: Call) -> Response:
+    runs = call.services.runs
+    row = await runs.get(call.caller, call.params["runId"])
+    wait = min(call.number("waitForFinish", 0), MAX_WAIT_SECONDS)
+    deadline = now_ms() + wait * 1000
+    while row.status not in FINISHED and now_ms() < deadline:
+        await asyncio.sleep(WAIT_STEP_SECONDS)
+        row = await runs.get(call.caller, row.id)
+    return await _answer(call, row)
+
+
+async def update_run(call: Call) -> Response:
+    body = await read_json_object(call.request)
+    row = await call.services.runs.update(call.caller, call.params["runId"], body)
+    return await _answer(call, row)
+
+
+async def abort_run(call: Call) -> Response:
+    row = await call.services.runs.abort(call.caller, call.params["runId"])
+    return await _answer(call, row)
+
+
+async def charge_run(call: Call) -> Response:
+    body = await read_json_object(call.request)
+    await call.services.runs.charge(
+        call.caller,
+        call.params["runId"],
+        body.get("eventName"),
+        body.get("count"),
+        call.header(b"idempotency-key"),
+    )
+    return Response(status_code=201)
+
+
+async def list_runs(call: Call) -> Response:
+    return await _list(call, None)
+
+
+async def list_actor_runs(call: Call) -> Response:
+    return await _list(call, call.params["actorId"])
+
+
+async def _list(call: Call, actor_ref: str | None) -> Response:
+    page = await call.services.runs.page(
+        call.caller,
+        actor_ref,
+        offset=call.number("offset", 0),
+        limit=call.number("limit", 1000),
+        desc=call.flag("desc"),
+        status=call.text("status"),
+        origin=call.text("origin"),
+        started_after=call.text("startedAfter"),
+        started_before=call.text("startedBefore"),
+    )
+    return await wire.page_response(lambda: run_page(page), len(page.items))
+
+
+async def last_run(call: Call) -> Response:
+    row = await call.services.runs.last(
+        call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
+    )
+    return await _answer(call, row)
+
+
+async def run_for(call: Call) -> RunRow:
+    """The run a chained route names: `{runId}`, or the last run of `{actorId}` (with `status`, `origin`)."""
+    runs = call.services.runs
+    if "runId" in call.params:
+        return await runs.get(call.caller, call.params["runId"], Need.READ)
+    return await runs.last(
+        call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
+    )

@@ -1,0 +1,213 @@
+"""OpenAPI schemas and operations of the Actor run endpoints (routing.ROUTES names them per method)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from satchel.api.spec.common import (
+    BOOLEAN,
+    FLAG,
+    INTEGER,
+    LIMIT,
+    STRING,
+    TIME,
+    Schema,
+    nullable,
+    obj,
+    ok_json,
+    query,
+    ref,
+    register,
+    responses,
+)
+from satchel.service.access import GENERAL_ACCESS
+from satchel.service.runs import MAX_STATUS_MESSAGE, MEMORY_RANGE, ORIGINS, STATUSES
+
+STATUS: Schema = {"enum": list(STATUSES)}
+ORIGIN: Schema = {"enum": list(ORIGINS)}
+BUILD_NUMBER: Schema = {"const": "0.0.1"}
+NUMBER: Schema = {"type": "number", "minimum": 0}
+
+SHORT = {
+    "id": STRING,
+    "actId": STRING,
+    "userId": STRING,
+    "actorTaskId": {"type": "null"},
+    "status": STATUS,
+    "startedAt": TIME,
+    "finishedAt": nullable(TIME),
+    "buildId": {**STRING, "description": "Satchel has no builds: the Actor's id"},
+    "buildNumber": BUILD_NUMBER,
+    "meta": obj({"origin": ORIGIN}),
+    "usageTotalUsd": NUMBER,
+    "defaultKeyValueStoreId": STRING,
+    "defaultDatasetId": STRING,
+    "defaultRequestQueueId": STRING,
+}
+
+register(
+    {
+        "Run": obj(
+            {
+                **SHORT,
+                "statusMessage": nullable(STRING),
+                "isStatusMessageTerminal": BOOLEAN,
+                "exitCode": nullable({"type": "integer"}),
+                "generalAccess": {"enum": list(GENERAL_ACCESS)},
+                "stats": {
+                    "type": "object",
+                    "properties": {
+                        name: NUMBER
+                        for name in (
+                            "inputBodyLen",
+                            "restartCount",
+                            "resurrectCount",
+                            "computeUnits",
+                            "durationMillis",
+                            "runTimeSecs",
+                        )
+                    },
+                    "required": ["inputBodyLen", "restartCount", "resurrectCount", "computeUnits"],
+                    "additionalProperties": False,
+                },
+                "options": obj(
+                    {
+                        "build": STRING,
+                        "timeoutSecs": {**INTEGER, "description": "As asked; Satchel times nothing out"},
+                        "memoryMbytes": {
+                            "type": "integer",
+                            "minimum": MEMORY_RANGE[0],
+                            "maximum": MEMORY_RANGE[1],
+                        },
+                        "diskMbytes": INTEGER,
+                    }
+                ),
+                "pricingInfo": {"type": "null", "description": "Runs here are free"},
+                "chargedEventCounts": {"type": "object", "additionalProperties": INTEGER},
+            }
+        ),
+        "RunList": obj(
+            {
+                "total": INTEGER,
+                "offset": INTEGER,
+                "limit": {"type": "integer", "minimum": 1},
+                "desc": BOOLEAN,
+                "count": INTEGER,
+                "items": {"type": "array", "items": obj(SHORT)},
+            }
+        ),
+        "RunChanges": {
+            "type": "object",
+            "properties": {
+                "statusMessage": nullable({"type": "string", "maxLength": MAX_STATUS_MESSAGE}),
+                "isStatusMessageTerminal": nullable(BOOLEAN),
+                "generalAccess": nullable({"enum": list(GENERAL_ACCESS)}),
+                "status": nullable(STATUS),
+                "exitCode": nullable({"type": "integer", "minimum": -(2**31), "maximum": 2**31}),
+                "finishedAt": nullable(TIME),
+            },
+            "description": (
+                "What to change; the run's storages get its generalAccess too. A finished status sets "
+                "finishedAt to now unless it is given; other fields (a `runId`) are ignored."
+            ),
+        },
+        "Charge": {
+            "type": "object",
+            "properties": {
+                "eventName": {"type": "string", "minLength": 1, "maxLength": 256},
+                "count": {"type": "integer", "minimum": 1, "maximum": 2**31},
+            },
+            "required": ["eventName"],
+        },
+    }
+)
+
+STATUS_FILTER = query("status", STRING, "Only runs of this status (or these, comma-separated)")
+ORIGIN_FILTER = query("origin", ORIGIN, "Only runs started this way")
+LAST_RUN_FILTERS = [STATUS_FILTER, ORIGIN_FILTER]
+LIST_PARAMETERS = [
+    query("offset", LIMIT, "How many runs to skip"),
+    query("limit", LIMIT, "At most this many (clamped to 1000; 0 means 1000)"),
+    query("desc", FLAG, "Latest started first"),
+    STATUS_FILTER,
+    ORIGIN_FILTER,
+    query("startedAfter", TIME, "Only runs started at or after this time"),
+    query("startedBefore", TIME, "Only runs started at or before this time"),
+]
+RUN = ok_json(200, ref("Run"), "The run")
+
+# /v2/actor-runs and /v2/acts/{actorId}/runs
+LIST_RUNS = {
+    "operationId": "listRuns",
+    "summary": "The caller's runs, in order of their start",
+    "parameters": LIST_PARAMETERS,
+    "responses": responses(ok_json(200, ref("RunList"), "A page of runs")),
+}
+LIST_ACTOR_RUNS = {
+    "operationId": "listActorRuns",
+    "summary": "The caller's runs of one of their Actors, in order of their start",
+    "parameters": LIST_PARAMETERS,
+    "responses": responses(ok_json(200, ref("RunList"), "A page of runs")),
+}
+START_RUN: dict[str, Any] = {
+    "operationId": "startRun",
+    "summary": (
+        "Record a new RUNNING run of the Actor (made on first use when named `username~name` or `~name`), "
+        "with new unnamed default storages; the body, if any, is its INPUT. Satchel starts nothing: "
+        "`satchel run` does"
+    ),
+    "parameters": [
+        query("origin", ORIGIN, "How the run was started (default API; `satchel run` says CLI)"),
+        query("memory", {"type": "integer", "minimum": MEMORY_RANGE[0], "maximum": MEMORY_RANGE[1]}, "Shown"),
+        query("timeout", INTEGER, "Shown as options.timeoutSecs; nothing is timed out"),
+    ],
+    "requestBody": {
+        "required": False,
+        "description": "The INPUT record, stored with its Content-Type (default application/json)",
+        "content": {"*/*": {"schema": {}}},
+    },
+    "responses": responses({**ok_json(201, ref("Run"), "Started; Location names it")}, 413, 415, 507),
+}
+LAST_RUN = {
+    "operationId": "getLastRun",
+    "summary": "The Actor's run that started last",
+    "parameters": LAST_RUN_FILTERS,
+    "responses": responses(RUN),
+}
+
+# /v2/actor-runs/{runId}
+GET_RUN = {
+    "operationId": "getRun",
+    "summary": "A run",
+    "parameters": [
+        query("waitForFinish", INTEGER, "Wait up to this many seconds (60 at most) for it to end")
+    ],
+    "responses": responses(RUN),
+}
+UPDATE_RUN = {
+    "operationId": "updateRun",
+    "summary": "Change a run's status message, general access, or (whoever runs it) status and exit code",
+    "requestBody": {"required": False, "content": {"application/json": {"schema": ref("RunChanges")}}},
+    "responses": responses(ok_json(200, ref("Run"), "The run as changed"), 413, 415, 507),
+}
+ABORT_RUN = {
+    "operationId": "abortRun",
+    "summary": "Mark a run ABORTED (one that has finished is left as it is); `satchel run` stops its command",
+    "parameters": [query("gracefully", FLAG, "Accepted; makes no difference")],
+    "responses": responses(ok_json(200, ref("Run"), "The run"), 507),
+}
+CHARGE_RUN = {
+    "operationId": "chargeRun",
+    "summary": "Count a pay-per-event event; a repeated idempotency-key header counts nothing",
+    "parameters": [
+        {
+            "name": "idempotency-key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 256},
+            "description": "A request with a key the run has seen already is a no-op",
+        }
+    ],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Charge")}}},
+    "responses": responses({"201": {"description": "Counted"}}, 413, 415, 507),
+}

@@ -1,0 +1,178 @@
+"""Console pages for datasets: the list, one dataset with its items as a table, and its items as a download.
+
+The table shows a page of rows (offset and limit, as the API reads them) with the fields chosen (the API's
+`fields`), nested values as compact JSON. Downloads go through the Console with the session, in every format
+the API writes, by the same export code; writers also get the API's own items URL, signed so that it reads
+without a token (it expires in a day). The API token is never put into a page.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from satchel.console.forms import PREFIX, whole
+from satchel.console.stores import (
+    Kind,
+    create_of,
+    delete_of,
+    manage_context,
+    pager,
+    settings_of,
+    share_of,
+    signed_api_url,
+)
+from satchel.errors import InvalidRequest
+from satchel.service import Caller
+from satchel.service.item_formats import MEDIA_TYPES, ExportOptions, Format, ItemQuery, export, names
+
+if TYPE_CHECKING:
+    from satchel.console.app import Console
+
+DATASETS = Kind(
+    f"{PREFIX}/datasets",
+    "dataset",
+    "items",
+    "dataset",
+    lambda services: services.datasets.stores,
+    "its items, in any format",
+)
+DATASETS_PER_PAGE = 50
+PAGE_SIZES = (10, 20, 50, 100, 500, 1000)
+DEFAULT_PAGE_SIZE = 20
+CELL_CHARS = 300  # a longer value is cut in the table (the downloads have it whole)
+# Exported items are the users' data in HTML, XML and more: never run as script on the Console's origin.
+ITEM_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
+
+create = create_of(DATASETS)
+settings = settings_of(DATASETS)
+delete = delete_of(DATASETS)
+share = share_of(DATASETS)
+
+
+async def datasets(console: Console, request: Request, caller: Caller) -> Response:
+    if request.method == "POST":
+        return await create(console, request, caller)
+    query = request.query_params
+    ownership = query.get("ownership") or None
+    unnamed = query.get("unnamed") == "1"
+    offset = whole(query.get("offset"))
+    found = await console.services.datasets.page(
+        caller, offset=offset, limit=DATASETS_PER_PAGE, desc=True, unnamed=unnamed, ownership=ownership
+    )
+    rows = [(row, found.counts[row.pk]) for row, _ in found.page.items]
+    previous, next_page = pager(offset, DATASETS_PER_PAGE, found.page.total)
+    return console.render(
+        request,
+        "datasets.html",
+        caller,
+        kind=DATASETS,
+        page=found.page,
+        rows=rows,
+        ownership=ownership or "",
+        unnamed=unnamed,
+        previous=previous,
+        next=next_page,
+    )
+
+
+def _choice(request: Request) -> dict[str, Any]:
+    """What the page's form chose: the fields, clean items only, newest first."""
+    query = request.query_params
+    return {
+        "fields": ", ".join(names(query.get("fields"))),
+        "clean": query.get("clean") == "1",
+        "desc": query.get("desc") == "1",
+    }
+
+
+def _item_query(choice: dict[str, Any]) -> ItemQuery:
+    clean = bool(choice["clean"])
+    return ItemQuery(fields=names(choice["fields"]), skip_hidden=clean, skip_empty=clean)
+
+
+def cell(value: Any) -> str:
+    """A value as one table cell: text as it is, anything else as compact JSON, cut to CELL_CHARS."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+
+
+async def dataset(console: Console, request: Request, caller: Caller) -> Response:
+    ref = request.path_params["store"]
+    query = request.query_params
+    offset = whole(query.get("offset"))
+    limit = whole(query.get("limit")) or DEFAULT_PAGE_SIZE
+    if limit not in PAGE_SIZES:
+        limit = min(max(limit, 1), max(PAGE_SIZES))
+    choice = _choice(request)
+    item_query = _item_query(choice)
+    # Looked up afresh (not the hot path's cached row), so its counts include the latest pushes.
+    view = await console.services.datasets.get(caller, ref)
+    read = await console.services.datasets.read(
+        caller, view.store.id, offset=offset, limit=limit, desc=bool(choice["desc"])
+    )
+    # Each row is numbered by its place in the dataset; `clean` may leave a row with no item.
+    first = read.total - read.offset - 1 if read.desc else read.offset
+    step = -1 if read.desc else 1
+    items: list[tuple[int, dict[str, Any]]] = []
+    position = first
+    async for rows in read.pages():
+        for raw in rows:
+            items.extend((position, item) for item in item_query.apply(orjson.loads(raw)))
+            position += step
+    columns = list(item_query.fields) or list(dict.fromkeys(k for _, item in items for k in item))
+    table = [(number, [(c in item, cell(item.get(c))) for c in columns]) for number, item in items]
+    row = view.store
+    chosen = {
+        "fields": choice["fields"],
+        "clean": "1" if choice["clean"] else "",
+        "desc": "1" if choice["desc"] else "",
+    }
+    chosen = {k: v for k, v in chosen.items() if v}
+    previous, next_page = pager(offset, limit, read.total)
+    return console.render(
+        request,
+        "dataset.html",
+        caller,
+        store=row,
+        counts=view.counts,
+        columns=columns,
+        table=table,
+        offset=offset,
+        limit=limit,
+        page_sizes=PAGE_SIZES,
+        total=read.total,
+        count=read.count,
+        choice=choice,
+        chosen=chosen,
+        formats=list(Format),
+        api_url=f"{console.services.settings.base_url}/v2/datasets/{row.id}",
+        signed_items_url=signed_api_url(console, "datasets", row, view.level, "/items"),
+        previous=previous,
+        next=next_page,
+        **await manage_context(console, caller, DATASETS, row.id, view.level),
+    )
+
+
+async def download(console: Console, request: Request, caller: Caller) -> Response:
+    """All the items, with the fields and cleaning the page chose, as a file in the format asked for."""
+    raw_format = (request.query_params.get("format") or "json").lower()
+    if raw_format not in Format.__members__.values():
+        raise InvalidRequest(f"The format must be one of {', '.join(Format)}.")
+    choice = _choice(request)
+    read = await console.services.datasets.read(
+        caller, request.path_params["store"], offset=0, limit=None, desc=bool(choice["desc"])
+    )
+    store = read.store
+    name = store.name or store.id
+    format_ = Format(raw_format)
+    options = ExportOptions(
+        format=format_, title=name, link=f"{console.services.settings.base_url}/v2/datasets/{store.id}/items"
+    )
+    headers = {**ITEM_HEADERS, "content-disposition": f'attachment; filename="{name}.{format_}"'}
+    return StreamingResponse(
+        export(read.pages, _item_query(choice), options), media_type=MEDIA_TYPES[format_], headers=headers
+    )

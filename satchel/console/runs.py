@@ -1,0 +1,85 @@
+"""Console pages for runs: the signed-in user's runs, and one run with its status and its storages.
+
+A run is the record of a command `satchel run` started (service/runs.py); its page links to its default
+key-value store, dataset and request queue, and lets its owner abort it while it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from satchel.console.forms import PREFIX, redirect, whole
+from satchel.console.stores import pager
+from satchel.errors import NotFound
+from satchel.service import Caller
+from satchel.service.access import Level
+from satchel.service.runs import STATUSES, run_level
+from satchel.storage.rows import FINISHED
+
+if TYPE_CHECKING:
+    from satchel.console.app import Console
+
+RUNS = f"{PREFIX}/runs"
+RUNS_PER_PAGE = 50
+
+
+async def _actor_names(console: Console, caller: Caller, act_ids: Iterable[str]) -> dict[str, str]:
+    """The names of the caller's Actors among these ids; an Actor of someone else's run is left out."""
+    names: dict[str, str] = {}
+    for act_id in dict.fromkeys(act_ids):
+        try:
+            names[act_id] = (await console.services.runs.actor(caller, act_id)).name
+        except NotFound:
+            continue
+    return names
+
+
+async def runs(console: Console, request: Request, caller: Caller) -> Response:
+    query = request.query_params
+    offset = whole(query.get("offset"))
+    status = query.get("status") or ""
+    if status not in STATUSES:
+        status = ""
+    page = await console.services.runs.page(
+        caller, None, offset=offset, limit=RUNS_PER_PAGE, desc=True, status=status or None
+    )
+    previous, next_page = pager(offset, RUNS_PER_PAGE, page.total)
+    return console.render(
+        request,
+        "runs.html",
+        caller,
+        page=page,
+        status_filter=status,
+        statuses=STATUSES,
+        actors=await _actor_names(console, caller, (run.act_id for run in page.items)),
+        previous=previous,
+        next=next_page,
+    )
+
+
+async def run(console: Console, request: Request, caller: Caller) -> Response:
+    row = await console.services.runs.get(caller, request.path_params["run"])
+    charged = await console.services.runs.charged_event_counts(row)
+    actors = await _actor_names(console, caller, [row.act_id])
+    duration = (row.finished_at - row.started_at) if row.finished_at is not None else None
+    return console.render(
+        request,
+        "run.html",
+        caller,
+        run=row,
+        actor=actors.get(row.act_id),
+        owner=run_level(caller, row) >= Level.OWNER,
+        running=row.status not in FINISHED,
+        duration=None if duration is None else max(duration, 0) / 1000,
+        charged=charged,
+        api_url=f"{console.services.settings.base_url}/v2/actor-runs/{row.id}",
+    )
+
+
+async def abort(console: Console, request: Request, caller: Caller) -> Response:
+    row = await console.services.runs.abort(caller, request.path_params["run"])
+    return redirect(f"{RUNS}/{row.id}")

@@ -1,0 +1,235 @@
+"""`satchel run`: a command run as an Actor run on a Satchel server, as the platform would start it.
+
+The run is made through the API (`POST /v2/acts/~NAME/runs?origin=CLI`, the body being INPUT), so the server
+may be anywhere; the command then gets the environment the Apify SDK reads at home, its output passes
+straight through, and its end is recorded: SUCCEEDED (exit code 0), FAILED (any other) or ABORTED (Ctrl-C,
+SIGTERM, or an abort through the API), with the exit code. What `satchel run` itself says goes to stderr, so
+the command's stdout stays its own.
+
+The command runs in a process group of its own: a Ctrl-C reaches only `satchel run`, which passes it on
+exactly once (a second SIGINT in the middle of an Actor's clean-up would cut it short), to the whole group.
+Like an Actor on the platform it reads no terminal: stdin is passed on only when it is not a terminal (a
+background process group reading one would be stopped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from satchel.service.users import TOKEN_FILE
+from satchel.settings import Settings
+
+DEFAULT_ACTOR = "local-actor"
+WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
+HTTP_TIMEOUT = 30.0
+ABORTED = ("ABORTING", "ABORTED")
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The SDK calls the API for the run's pricing unless both are set; `{}` counts as unset, so one (free)
+# platform event is named with a count of 0.
+PRICING_INFO = '{"pricingModel":"FREE"}'
+CHARGED_EVENT_COUNTS = '{"apify-actor-start":0}'
+
+
+def say(message: str) -> None:
+    click.echo(f"satchel run: {message}", err=True)
+
+
+def default_url() -> str:
+    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT)."""
+    return Settings().base_url
+
+
+def default_token() -> str | None:
+    """SATCHEL_TOKEN unset: the admin's token that `satchel serve` keeps in its data dir, if readable here."""
+    with contextlib.suppress(OSError):
+        return (Settings().data_dir / TOKEN_FILE).read_text().strip() or None
+    return None
+
+
+def default_actor() -> str:
+    """The current folder's name as an Actor name (an Actor's project folder), else `local-actor`."""
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", Path.cwd().name).strip("-")[:63].strip("-")
+    return name or DEFAULT_ACTOR
+
+
+def read_input(text: str | None) -> bytes | None:
+    """--input as the JSON bytes to send: inline JSON, or @FILE holding it."""
+    if text is None:
+        return None
+    raw = text.encode()
+    if text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {text[1:]}: {exc.strerror}", param_hint="--input") from exc
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from exc
+    return raw
+
+
+def environment(url: str, token: str, run: dict[str, Any]) -> dict[str, str]:
+    """The variables the Apify SDK (and Crawlee under it) reads when it runs on the platform."""
+    return {
+        "APIFY_IS_AT_HOME": "1",
+        "APIFY_TOKEN": token,
+        "APIFY_API_BASE_URL": url,
+        "APIFY_API_PUBLIC_BASE_URL": url,
+        "ACTOR_ID": run["actId"],
+        "ACTOR_RUN_ID": run["id"],
+        "APIFY_USER_ID": run["userId"],
+        "ACTOR_STARTED_AT": run["startedAt"],
+        "ACTOR_DEFAULT_KEY_VALUE_STORE_ID": run["defaultKeyValueStoreId"],
+        "ACTOR_DEFAULT_DATASET_ID": run["defaultDatasetId"],
+        "ACTOR_DEFAULT_REQUEST_QUEUE_ID": run["defaultRequestQueueId"],
+        "APIFY_ACTOR_PRICING_INFO": PRICING_INFO,
+        "APIFY_CHARGED_ACTOR_EVENT_COUNTS": CHARGED_EVENT_COUNTS,
+    }
+
+
+class Api:
+    """The few API calls `satchel run` makes."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.http = httpx.Client(
+            base_url=url + "/v2", headers={"authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
+        )
+
+    def _data(self, response: httpx.Response) -> dict[str, Any]:
+        if response.is_error:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200]
+            raise click.ClickException(f"{response.request.method} {response.request.url.path}: {message}")
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def start(self, actor: str, body: bytes | None) -> dict[str, Any]:
+        headers = {"content-type": "application/json"} if body is not None else {}
+        response = self.http.post(
+            f"/acts/~{actor}/runs", params={"origin": "CLI"}, content=body or b"", headers=headers
+        )
+        return self._data(response)
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        return self._data(self.http.get(f"/actor-runs/{run_id}"))
+
+    def finish(self, run_id: str, status: str, exit_code: int, message: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": status, "exitCode": exit_code}
+        if message is not None:
+            body["statusMessage"] = message
+        return self._data(self.http.put(f"/actor-runs/{run_id}", json=body))
+
+
+class Child:
+    """The command, in a process group of its own, with the signals `satchel run` gets passed on to it."""
+
+    def __init__(self, command: Sequence[str], env: dict[str, str]) -> None:
+        stdin = subprocess.DEVNULL if sys.stdin is not None and sys.stdin.isatty() else None
+        self.process = subprocess.Popen(command, env=env, stdin=stdin, process_group=0)
+        self.stopped_by: str | None = None  # why it was told to stop, if it was
+        self.done = threading.Event()
+
+    def signal(self, signum: int, why: str) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = why
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def watch(self, api: Api, run_id: str) -> None:
+        """Stop the command when the run is aborted through the API (read back every WATCH_SECONDS)."""
+        while not self.done.wait(WATCH_SECONDS):
+            try:
+                status = api.get(run_id)["status"]
+            except (click.ClickException, httpx.HTTPError):
+                continue  # the server away for a moment: the command goes on
+            if status in ABORTED:
+                self.signal(signal.SIGTERM, "aborted through the API")
+                return
+
+    def wait(self) -> int:
+        """The command's exit code, 128 + N for a command killed by signal N (as a shell says it)."""
+        code = self.process.wait()
+        self.done.set()
+        return 128 - code if code < 0 else code
+
+
+def run(url: str, token: str, actor: str, body: bytes | None, command: Sequence[str]) -> int:
+    api = Api(url, token)
+    run = api.start(actor, body)
+    run_id = run["id"]
+    say(f"run {run_id} of Actor ~{actor} ({run['actId']}), {url}/v2/actor-runs/{run_id}")
+    say(f"  key-value store {run['defaultKeyValueStoreId']}")
+    say(f"  dataset         {run['defaultDatasetId']}")
+    say(f"  request queue   {run['defaultRequestQueueId']}")
+    try:
+        child = Child(command, {**os.environ, **environment(url, token, run)})
+    except OSError as exc:
+        api.finish(run_id, "FAILED", 127, f"The command could not be started: {exc.strerror}")
+        say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
+        return 127
+    previous = {signum: signal.getsignal(signum) for signum in FORWARDED}
+    for signum in FORWARDED:
+        signal.signal(signum, lambda n, _frame: child.signal(n, signal.Signals(n).name))
+    threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
+    try:
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    status = "SUCCEEDED" if code == 0 else "FAILED"
+    if child.stopped_by is not None:
+        status = "ABORTED"
+    with contextlib.suppress(click.ClickException, httpx.HTTPError):
+        if api.get(run_id)["status"] in ABORTED:
+            status = "ABORTED"  # aborted through the API just before the command ended
+    try:
+        api.finish(run_id, status, code)
+    except (click.ClickException, httpx.HTTPError) as exc:
+        say(f"the run's end could not be recorded: {exc}")
+    why = f", {child.stopped_by}" if child.stopped_by else ""
+    say(f"run {run_id} {status} (exit code {code}{why})")
+    return code
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option(
+    "--url", envvar="SATCHEL_URL", default=None, help="The server (default SATCHEL_URL, else local)."
+)
+@click.option("--token", envvar="SATCHEL_TOKEN", default=None, help="API token (default SATCHEL_TOKEN).")
+@click.option("--actor", default=None, help="The Actor's name, made on first use (default: this folder's).")
+@click.option("--input", "input_text", default=None, help="INPUT as JSON, or @FILE holding JSON.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_command(
+    url: str | None, token: str | None, actor: str | None, input_text: str | None, command: tuple[str, ...]
+) -> None:
+    """Run COMMAND as a run of an Actor: with its own key-value store (holding INPUT), dataset and request
+    queue on the server, and the environment the Apify SDK reads on the platform.
+
+    Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code.
+    """
+    url = (url or default_url()).rstrip("/")
+    token = token or default_token()
+    if not token:
+        raise click.UsageError("No token: pass --token or set SATCHEL_TOKEN.")
+    body = read_input(input_text)
+    try:
+        code = run(url, token, actor or default_actor(), body, command)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"The server at {url} does not answer: {exc}") from exc
+    sys.exit(code)

@@ -1,0 +1,186 @@
+"""What clients send to request queues, read and checked: requests and their ids, cursors, clientKeys,
+lockSecs, and JSON bodies up to 10 MiB decoded."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Any
+
+import orjson
+
+from satchel.clock import iso
+from satchel.errors import InvalidRequest, TooLarge
+from satchel.service.encoding import Decoder, normalize
+from satchel.storage.rows import NewRequest
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # decoded; the clients send batches of up to 9 MiB
+MAX_BATCH = 25
+MAX_HEAD = 1000
+DEFAULT_HEAD = 100
+MAX_LOCKED_HEAD = 25
+MAX_LIST = 10_000
+MAX_CLIENT_KEY = 32
+MAX_LOCK_SECS = 7 * 24 * 3600
+FILTERS = ("pending", "locked")
+ID_STRIP = re.compile(r"[+/=]")
+# Optional fields the clients read back with a type; anything else sent is kept as it came.
+TYPED: dict[str, tuple[type, ...]] = {
+    "method": (str,),
+    "retryCount": (int,),
+    "loadedUrl": (str,),
+    "payload": (str, dict),
+    "headers": (dict,),
+    "userData": (dict,),
+    "noRetry": (bool,),
+    "errorMessages": (list,),
+}
+
+
+def request_id(key: str) -> str:
+    """The SDK's `unique_key_to_request_id`: SHA-256, base64, without `+/=`, first 15 characters."""
+    digest = base64.b64encode(sha256(key.encode("utf-8")).digest()).decode()
+    return ID_STRIP.sub("", digest)[:15]
+
+
+def client(key: str | None) -> str:
+    """The clientKey as the engines keep it: "" for none."""
+    if key is None:
+        return ""
+    if len(key) > MAX_CLIENT_KEY:
+        raise InvalidRequest(f"Parameter `clientKey` must be 1 to {MAX_CLIENT_KEY} characters long.")
+    return key
+
+
+def parse_lock_secs(raw: str | None) -> float:
+    if raw is None:
+        raise InvalidRequest("Parameter `lockSecs` is required.")
+    try:
+        seconds = float(raw) if raw.isascii() and "_" not in raw else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_LOCK_SECS:
+        raise InvalidRequest(
+            f"Parameter `lockSecs` must be a number of seconds above 0, at most {MAX_LOCK_SECS}."
+        )
+    return seconds
+
+
+def batch_of(body: Any) -> list[Any]:
+    if not isinstance(body, list):
+        raise InvalidRequest("The request body must be a JSON array of requests.")
+    if len(body) > MAX_BATCH:
+        raise InvalidRequest(f"A batch takes at most {MAX_BATCH} requests; this one has {len(body)}.")
+    return body
+
+
+def unique_key(item: dict[str, Any]) -> str:
+    key = item.get("uniqueKey")
+    return key if isinstance(key, str) else str(item.get("url"))
+
+
+def parse_request(body: Any, *, path_id: str | None = None, where: str = "The request") -> NewRequest:
+    """A request as sent, checked, with its id derived from its uniqueKey (the url when it has none).
+
+    Fills `id` and `uniqueKey` in, and writes handledAt in UTC with Z; everything else is kept as sent.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"{where} must be a JSON object.")
+    url = body.get("url")
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"{where}: field `url` must be a non-empty string.")
+    key = body.get("uniqueKey")
+    if key is None:
+        key = url
+    if not isinstance(key, str) or not key:
+        raise InvalidRequest(f"{where}: field `uniqueKey` must be a non-empty string.")
+    rid = request_id(key)
+    sent_id = body.get("id")
+    if (sent_id is not None and sent_id != rid) or (path_id is not None and path_id != rid):
+        raise InvalidRequest(f"{where}: its id does not match its uniqueKey (the id of {key!r} is {rid}).")
+    for field, types in TYPED.items():
+        value = body.get(field)
+        # A bool is an int to Python, but not a retryCount to the clients.
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if value is not None and wrong:
+            raise InvalidRequest(f"{where}: field `{field}` has the wrong type.", type="invalid-value")
+    if isinstance(body.get("retryCount"), int) and body["retryCount"] < 0:
+        raise InvalidRequest(f"{where}: field `retryCount` must not be negative.", type="invalid-value")
+    handled = _handled_at(body.get("handledAt"), where)
+    stored = {"id": rid, **body, "uniqueKey": key}
+    if handled is not None and not str(body["handledAt"]).endswith("Z"):
+        stored["handledAt"] = iso(handled)
+    return NewRequest(rid, orjson.dumps(stored), handled)
+
+
+def _handled_at(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidRequest(
+            f"{where}: field `handledAt` must be an ISO 8601 date and time.", type="invalid-value"
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return math.floor(moment.timestamp() * 1000)
+
+
+def read_cursor(cursor: str) -> str:
+    """The last id of the previous page, from a cursor `make_cursor` wrote."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("requestId"), str):
+        raise InvalidRequest("Parameter `cursor` is not a cursor this API gave out.")
+    return data["requestId"]  # type: ignore[no-any-return]
+
+
+def make_cursor(last_id: str) -> str:
+    """An opaque cursor, as the hosted API writes them: base64 of `{"requestId": ...}` without padding."""
+    return base64.urlsafe_b64encode(orjson.dumps({"requestId": last_id})).decode().rstrip("=")
+
+
+async def read_payload(
+    chunks: AsyncIterator[bytes], content_encoding: str | None, declared: int | None
+) -> Any:
+    """A JSON body decoded per its Content-Encoding, refused (413) once past MAX_PAYLOAD_BYTES either way."""
+    too_large = TooLarge(
+        f"The body is larger than {MAX_PAYLOAD_BYTES} bytes (decoded); send fewer requests at once.",
+        type="request-too-large",
+    )
+    if declared is not None and declared > MAX_PAYLOAD_BYTES:
+        raise too_large
+    encoding = normalize(content_encoding)
+    decoder = Decoder(encoding) if encoding else None
+    parts: list[bytes] = []
+    sent = size = 0
+    async for chunk in chunks:
+        sent += len(chunk)
+        for piece in decoder.feed(chunk) if decoder else (chunk,):
+            size += len(piece)
+            parts.append(piece)
+        if size > MAX_PAYLOAD_BYTES or sent > MAX_PAYLOAD_BYTES:
+            raise too_large
+    if decoder:
+        for piece in decoder.finish():
+            size += len(piece)
+            parts.append(piece)
+        if size > MAX_PAYLOAD_BYTES:
+            raise too_large
+    raw = b"".join(parts)
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from exc

@@ -1,0 +1,166 @@
+"""`satchel run` against a real server: the run made through the API, the command started with the
+environment the SDK reads at home, its output passed through, and its end recorded (SUCCEEDED, FAILED, or
+ABORTED on SIGINT or an abort through the API) with its exit code; then the run read back with the official
+client, through its chained routes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apify_client import ApifyClient
+
+from tests.conftest import Server
+
+COMMAND = Path(__file__).parent / "sdk" / "run_env.py"
+
+
+def _satchel_run(
+    server: Server, *args: str, token: str | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SATCHEL_", "APIFY_"))}
+    env |= {"SATCHEL_URL": server.base_url, "SATCHEL_TOKEN": token or server.token}
+    return subprocess.Popen(
+        [sys.executable, "-m", "satchel", "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _run_id(stderr: str) -> str:
+    first = stderr.splitlines()[0]
+    assert first.startswith("satchel run: run "), stderr
+    return first.split()[3]
+
+
+def test_a_command_runs_as_a_run_with_the_sdk_environment(server: Server) -> None:
+    process = _satchel_run(
+        server, "--actor", "env-actor", "--input", '{"pages": 3}', "--", sys.executable, str(COMMAND), "0"
+    )
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    env = json.loads(stdout.splitlines()[0])  # the command's stdout is its own
+    run_id = _run_id(stderr)
+    assert "SUCCEEDED (exit code 0)" in stderr.splitlines()[-1]
+
+    client = ApifyClient(server.token, api_url=server.base_url)
+    run = client.run(run_id).get()
+    assert run is not None
+    assert run.status == "SUCCEEDED"
+    assert run.exit_code == 0
+    assert run.finished_at is not None
+    assert run.meta.origin == "CLI"
+    assert env == {
+        "APIFY_IS_AT_HOME": "1",
+        "APIFY_TOKEN": server.token,
+        "APIFY_API_BASE_URL": server.base_url,
+        "APIFY_API_PUBLIC_BASE_URL": server.base_url,
+        "ACTOR_ID": run.act_id,
+        "ACTOR_RUN_ID": run_id,
+        "ACTOR_DEFAULT_KEY_VALUE_STORE_ID": run.default_key_value_store_id,
+        "ACTOR_DEFAULT_DATASET_ID": run.default_dataset_id,
+        "ACTOR_DEFAULT_REQUEST_QUEUE_ID": run.default_request_queue_id,
+        "APIFY_ACTOR_PRICING_INFO": '{"pricingModel":"FREE"}',
+        "APIFY_CHARGED_ACTOR_EVENT_COUNTS": '{"apify-actor-start":0}',
+    }
+    for store_id in (run.default_key_value_store_id, run.default_dataset_id, run.default_request_queue_id):
+        assert store_id in stderr  # the run's storages are printed
+    # What the command stored, read back through the run and through the Actor's last run.
+    store = client.run(run_id).key_value_store()
+    assert store.get_record("INPUT")["value"] == {"pages": 3}  # type: ignore[index]
+    assert store.get_record("OUTPUT")["value"] == {"input": {"pages": 3}}  # type: ignore[index]
+    last = client.actor("~env-actor").last_run(status="SUCCEEDED")
+    assert last.get().id == run_id  # type: ignore[union-attr]
+    assert last.key_value_store().get_record("OUTPUT")["value"] == {"input": {"pages": 3}}  # type: ignore[index]
+    assert run_id in [item.id for item in client.actor("~env-actor").runs().list().items]
+    assert run_id in [item.id for item in client.runs().list(desc=True).items]
+
+
+def test_a_failing_command_fails_the_run_and_its_exit_code_is_kept(server: Server, tmp_path: Path) -> None:
+    input_file = tmp_path / "input.json"
+    input_file.write_text('{"from": "file"}')
+    process = _satchel_run(server, "--input", f"@{input_file}", "--", sys.executable, str(COMMAND), "3")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3
+    run = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr))
+    got = run.get()
+    assert got is not None
+    assert (got.status, got.exit_code) == ("FAILED", 3)
+    assert run.key_value_store().get_record("OUTPUT")["value"] == {"input": {"from": "file"}}  # type: ignore[index]
+
+
+def test_sigint_is_passed_on_and_the_run_is_aborted(server: Server) -> None:
+    process = _satchel_run(server, "--", sys.executable, str(COMMAND), "wait")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    while process.stdout.readline().strip() != "waiting":
+        assert process.poll() is None, process.stderr.read()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT  # the command died of the SIGINT passed on
+    got = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr)).get()
+    assert got is not None
+    assert (got.status, got.exit_code) == ("ABORTED", 130)
+    assert "ABORTED" in stderr.splitlines()[-1]
+
+
+def test_an_abort_through_the_api_stops_the_command(server: Server) -> None:
+    process = _satchel_run(server, "--", sys.executable, str(COMMAND), "wait")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    while process.stdout.readline().strip() != "waiting":
+        assert process.poll() is None, process.stderr.read()
+    client = ApifyClient(server.token, api_url=server.base_url)
+    run = client.runs().list(desc=True, limit=1).items[0]
+    assert client.run(run.id).abort().status == "ABORTED"
+    _, stderr = process.communicate(timeout=60)
+    assert _run_id(stderr) == run.id
+    assert process.returncode == 128 + signal.SIGTERM
+    got = client.run(run.id).get()
+    assert got is not None
+    assert (got.status, got.exit_code) == ("ABORTED", 128 + signal.SIGTERM)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--input", "{not json", "--", "true"), "not JSON"),
+        (("--input", "@/no/such/file", "--", "true"), "cannot read"),
+        (("--actor", "bad_name!", "--", "true"), "Actor name"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_runs(
+    server: Server, args: tuple[str, ...], message: str
+) -> None:
+    process = _satchel_run(server, *args)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert message in stderr
+
+
+def test_a_command_that_cannot_start_fails_its_run(server: Server) -> None:
+    process = _satchel_run(server, "--", "/no/such/command")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 127
+    got = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr)).get()
+    assert got is not None
+    assert got.status == "FAILED"
+    assert got.exit_code == 127
+    assert got.status_message
+    assert "could not be started" in got.status_message
+
+
+def test_a_wrong_token_is_refused(server: Server) -> None:
+    process = _satchel_run(server, "--", "true", token="apify_api_" + "w" * 36)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "token" in stderr.lower()
