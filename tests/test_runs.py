@@ -4,6 +4,7 @@ and a run's storages reached through it on the routes made from the storages' ow
 
 from __future__ import annotations
 
+import gzip
 import itertools
 from typing import Any
 
@@ -92,8 +93,17 @@ def test_a_run_starts_with_its_own_storages_and_its_input(server: Server) -> Non
         assert _start(http, f"{me['username']}~{actor}")["actId"] == run["actId"]
 
 
-def test_input_keeps_its_content_type(server: Server) -> None:
+def test_input_keeps_its_content_type_and_encoding(server: Server) -> None:
     with server.client() as http:
+        packed = http.post(
+            f"/acts/~{_actor()}/runs",
+            content=gzip.compress(b'{"packed": true}'),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        ).json()["data"]
+        assert http.get(f"/actor-runs/{packed['id']}/key-value-store/records/INPUT").json() == {
+            "packed": True
+        }
+        assert packed["stats"]["inputBodyLen"] == len(b'{"packed": true}')
         response = http.post(
             f"/acts/~{_actor()}/runs", content=b"plain input", headers={"content-type": "text/plain"}
         )
@@ -178,6 +188,9 @@ def test_bad_input_gets_a_4xx_with_the_envelope(server: Server) -> None:
             {"finishedAt": 12},
         ):
             _error(http.put(url, json=body), 400, "invalid-value")
+        _error(http.put(url, content=b"{}", headers={"content-encoding": "zstd"}), 415)
+        zstd = {"content-encoding": "zstd", "content-type": "application/json"}
+        _error(http.post(f"/acts/~{_actor()}/runs", content=b"{}", headers=zstd), 415)
         _error(http.put(url, content=b"[1]"), 400)
         _error(http.put(url, content=b"{"), 400)
         _error(http.get("/actor-runs/nosuchrun"), 404, "record-not-found")

@@ -63,7 +63,15 @@ def chained_routes(routes: list[Route]) -> list[Route]:
                 for method, endpoint in route.methods.items()
             }
             # The storage parameter is no longer in the path, so requests count under the user's limit.
-            made.append(dataclasses.replace(route, template=template, methods=endpoints, storage=None))
+            made.append(
+                dataclasses.replace(
+                    route,
+                    template=template,
+                    methods=endpoints,
+                    storage=None,
+                    derived_from=f"{parent}/{segment}",
+                )
+            )
     return made
 
 
@@ -98,5 +106,12 @@ def actors_aliases(routes: list[Route]) -> list[Route]:
                 for method, endpoint in route.methods.items()
             }
             template = "/v2/actors/" + route.template.removeprefix("/v2/acts/")
-            made.append(dataclasses.replace(route, template=template, methods=endpoints))
+            made.append(
+                dataclasses.replace(
+                    route,
+                    template=template,
+                    methods=endpoints,
+                    derived_from=route.derived_from or route.template,
+                )
+            )
     return made

@@ -51,12 +51,15 @@ class Route:
     record: requests count under the per-record rate limit rather than the per-resource one.
     storage: the path parameter that names a storage, and its kind; requests are counted per storage, however
     its reference is spelled.
+    derived_from: for a route made from others (api/chained.py), the path it is documented under; it answers
+    exactly as the routes it was made from.
     """
 
     template: str
     methods: dict[str, Endpoint]
     record: bool = False
     storage: tuple[str, StorageKind] | None = None
+    derived_from: str = ""
     params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

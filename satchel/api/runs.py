@@ -16,6 +16,7 @@ from satchel.api import wire
 from satchel.api.http import Call, body_chunks, content_encoding, declared_length, read_json_object
 from satchel.clock import iso, now_ms
 from satchel.service.access import Need
+from satchel.service.encoding import normalize
 from satchel.service.runs import RunPage
 from satchel.storage import StoreRow
 from satchel.storage.rows import FINISHED, RunRow
@@ -113,6 +114,7 @@ async def _input(call: Call) -> AsyncIterator[bytes] | None:
 
 
 async def start_run(call: Call) -> Response:
+    normalize(content_encoding(call.request))  # refused before the run's storages are made
     body = await _input(call)
 
     async def write_input(store: StoreRow) -> int:
