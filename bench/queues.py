@@ -23,7 +23,7 @@ from apify_client import ApifyClientAsync
 
 from bench import servers
 from bench.backends import EMBEDDED, SCALE, backends, missing_backends
-from bench.datasets import cpu_seconds
+from bench.datasets import cpu_seconds, crawlee_missing
 from bench.figures import Figure, Plan, Row, ratio
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 WORKERS = 8
 LOCK_LIMIT = 25
 LOCK_SECS = 60
+TIMEOUT = 600  # seconds for the handling: a queue that never empties fails the figure, not hangs the bench
 
 
 def requests_for(plan: Plan) -> int:
@@ -124,9 +125,8 @@ async def _satchel(server: servers.Server, n: int) -> Result:
     result.add_s = time.perf_counter() - began
     assert not added.unprocessed_requests, added.unprocessed_requests[:3]
     began = time.perf_counter()
-    await asyncio.gather(
-        *(_satchel_worker(base, queue.id, f"worker-{k}", result.handled) for k in range(WORKERS))
-    )
+    workers = (_satchel_worker(base, queue.id, f"worker-{k}", result.handled) for k in range(WORKERS))
+    await asyncio.wait_for(asyncio.gather(*workers), TIMEOUT)
     result.handle_s = time.perf_counter() - began
     result.client_cpu, result.server_cpu = time.process_time() - cpu, cpu_seconds(pids) - server_cpu
     after = await client.request_queue(queue.id).get()
@@ -173,20 +173,12 @@ async def _crawlee(root: Path, n: int) -> Result:
             result.handled[request.unique_key] += 1
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(WORKERS))), TIMEOUT)
     result.handle_s = time.perf_counter() - began
     result.client_cpu = time.process_time() - cpu
     meta = await rq.get_metadata()
     result.reported_handled, result.reported_pending = meta.handled_request_count, meta.pending_request_count
     return result
-
-
-def crawlee_missing() -> str:
-    try:
-        import crawlee.storage_clients  # noqa: F401
-    except ImportError:
-        return "crawlee is not installed (the `bench` extra)"
-    return ""
 
 
 # --- the figure
