@@ -11,4 +11,5 @@ def now_ms() -> int:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # isoformat rather than strftime("%Y"), which the C library writes unpadded: year 2 came out as "2-01-01".
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).isoformat()[:19] + f".{ms % 1000:03d}Z"

@@ -21,14 +21,20 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from satchel.api.routing import ROUTES, resolve
 from satchel.api.spec.common import PATH_PARAMS, SCHEMAS
 from satchel.api.spec.document import body, build_document
+from satchel.service.queue_requests import request_id
 from tests.conftest import Server, start_server, stop_server
 
-# Per operation; with 13 operations this keeps the whole run well under a minute on a busy machine.
+# Per operation and phase: with 140 operations fuzzed, the whole module takes 1.5 minutes on a quiet machine.
 MAX_EXAMPLES = 25
 # A value for every path parameter name, to make a concrete path of each template.
 EXAMPLES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
-FUZZ_STORE: dict[str, str] = {}
+# Per path parameter, the id of what the fuzz server seeds: half the cases go there instead of a random id.
+FUZZ_IDS: dict[str, str] = {}
+# A seeded request: its id is the document's requestId example (test_path_examples_name_the_fuzz_seeds).
+FUZZ_REQUEST_URL = "http://ex.com/1"
+# A DELETE whose path ends in one of these removes the seeded thing itself (a run's storage, through the run).
+STORAGE_SEGMENTS = ("key-value-store", "dataset", "request-queue")
 OPERATIONS = ("get", "head", "put", "post", "delete", "patch", "options")
 
 
@@ -132,16 +138,41 @@ def test_every_error_response_is_the_envelope(server: Server) -> None:
                     assert schema == {"$ref": "#/components/schemas/Error"}, (template, method, status)
 
 
+def test_path_examples_name_the_fuzz_seeds() -> None:
+    """The document's examples name what fuzzed_server seeds, so the fuzz's example cases find something."""
+    examples = {name: param["example"] for name, param in PATH_PARAMS.items()}
+    assert examples["storeId"] == "~my-store"
+    assert examples["datasetId"] == "~my-dataset"
+    assert examples["queueId"] == "~my-queue"
+    assert examples["actorId"] == "~my-actor"
+    assert examples["requestId"] == request_id(FUZZ_REQUEST_URL)
+    assert examples["username"] == "someone"
+
+
 @pytest.fixture(scope="module")
 def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(tmp_path_factory.mktemp("fuzz") / "data")
-    # Something to find: the store, record and user the document's examples name.
+    # Something to find: what the document's path examples name (common.PATH_PARAMS), with something in it.
     with server.client() as http:
-        FUZZ_STORE["id"] = http.post("/key-value-stores", params={"name": "my-store"}).json()["data"]["id"]
+        FUZZ_IDS["storeId"] = http.post("/key-value-stores", params={"name": "my-store"}).json()["data"]["id"]
         for key in ("INPUT", "OUTPUT", "a"):
             http.put(
                 f"/key-value-stores/~my-store/records/{key}", content=b"{}", headers={"content-type": "x/y"}
             )
+        FUZZ_IDS["datasetId"] = http.post("/datasets", params={"name": "my-dataset"}).json()["data"]["id"]
+        FUZZ_IDS["queueId"] = http.post("/request-queues", params={"name": "my-queue"}).json()["data"]["id"]
+        run = http.post("/acts/~my-actor/runs", json={"start": FUZZ_REQUEST_URL}).json()["data"]
+        FUZZ_IDS["runId"], FUZZ_IDS["actorId"] = run["id"], run["actId"]
+        FUZZ_IDS["requestId"] = request_id(FUZZ_REQUEST_URL)
+        # The named ones and the run's own: fields to pick, hidden ones, arrays to unwind, requests to lock.
+        for dataset, queue in (
+            ("~my-dataset", "~my-queue"),
+            (run["defaultDatasetId"], run["defaultRequestQueueId"]),
+        ):
+            items = [{"url": f"http://ex.com/{i}", "#debug": i, "tags": ["a", {"b": i}]} for i in range(20)]
+            assert http.post(f"/datasets/{dataset}/items", json=items).status_code == 201
+            requests = [{"url": f"http://ex.com/{i}", "userData": {"depth": i}} for i in range(1, 11)]
+            assert http.post(f"/request-queues/{queue}/requests/batch", json=requests).status_code == 201
     done = subprocess.run(
         [sys.executable, "-m", "satchel", "users", "create", "someone", "--data-dir", str(server.data_dir)],
         capture_output=True,
@@ -156,24 +187,35 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 # The document as the package builds it; test_served_document_is_the_one_built_from_the_table shows the
 # server publishes exactly this. (Loading it from the server at run time needs schemathesis's lazy fixture
 # loader, which fails on pytest 9: `Function` has no `_nodeid`.)
-fuzz = schemathesis.openapi.from_dict(orjson.loads(body()))
+# The `/v2/actors/...` aliases are left out: they are the `/v2/acts/...` routes' own endpoints under another
+# path (api/chained.py); fuzzing them again took a quarter of the module's time and found nothing new.
+fuzz = schemathesis.openapi.from_dict(orjson.loads(body())).exclude(path_regex="^/v2/actors/")
 fuzz.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True)
 
 
 @fuzz.parametrize()
 def test_fuzz(case: Any, fuzzed_server: Server) -> None:
     EXAMPLES[case.operation.label] += 1
-    # Random store ids find nothing; every other case goes to the real store instead, by id (a fuzzed rename
-    # keeps that working), but never deletes it.
+    # Random ids find nothing; every other case goes to a seeded thing instead, by id (a fuzzed rename keeps
+    # that working), but never deletes it.
     params = case.path_parameters or {}
-    if ("storeId" in params and EXAMPLES[case.operation.label] % 2 and case.method != "DELETE") or (
-        case.method == "DELETE" and "recordKey" in params and EXAMPLES[case.operation.label] % 2
-    ):
-        params["storeId"] = FUZZ_STORE["id"]
+    last = case.path.rsplit("/", 1)[-1]
+    if EXAMPLES[case.operation.label] % 2:
+        for name in params.keys() & FUZZ_IDS.keys():
+            if case.method != "DELETE" or last not in ("{" + name + "}", *STORAGE_SEGMENTS):
+                params[name] = FUZZ_IDS[name]
+    # The seeded run never finishes: a wait for it would hold each such case for up to a minute.
+    if str((case.query or {}).get("waitForFinish", "")).isdigit():
+        case.query["waitForFinish"] = 0
+    checks = [not_a_server_error, response_schema_conformance, status_code_conformance]
+    if str((case.query or {}).get("bom")).lower() in ("true", "1"):
+        # Items in JSON with a byte order mark, as the reference offers (`bom=1`): JSON all the same, but
+        # schemathesis's parser refuses the mark, so only the status is checked.
+        checks.remove(response_schema_conformance)
     response = case.call_and_validate(
         base_url=fuzzed_server.base_url,
         headers={"Authorization": f"Bearer {fuzzed_server.token}"},
-        checks=[not_a_server_error, response_schema_conformance, status_code_conformance],
+        checks=checks,
         timeout=30,
     )
     STATUSES[response.status_code] += 1

@@ -113,9 +113,11 @@ async def create_dataset(call: Call) -> Response:
     body = await read_json(call.request)
     if body is not None and not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    name = call.text("name") or ((body or {}).get("name") or None)
+    name = call.text("name") or (body or {}).get("name")
+    # Checked before falling back to "unnamed": `{"name": []}` or `{"name": 0}` once made an unnamed dataset.
     if name is not None and not isinstance(name, str):
         raise InvalidRequest("Field `name` must be a string.", type="invalid-value")
+    name = name or None
     view, created = await call.services.datasets.get_or_create(call.caller, name, (body or {}).get("schema"))
     headers = {"location": dataset_url(call.base_url, view.store.id)}
     return wire.json_response(dataset(view, call.base_url), 201 if created else 200, headers)

@@ -17,6 +17,7 @@ import orjson
 from satchel.clock import iso
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.encoding import Decoder, normalize
+from satchel.service.validation import check_depth
 from satchel.storage.rows import NewRequest
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # decoded; the clients send batches of up to 9 MiB
@@ -28,6 +29,7 @@ MAX_LIST = 10_000
 MAX_CLIENT_KEY = 32
 MAX_LOCK_SECS = 7 * 24 * 3600
 FILTERS = ("pending", "locked")
+LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time an ISO string can carry
 ID_STRIP = re.compile(r"[+/=]")
 # Optional fields the clients read back with a type; anything else sent is kept as it came.
 TYPED: dict[str, tuple[type, ...]] = {
@@ -111,6 +113,8 @@ def parse_request(body: Any, *, path_id: str | None = None, where: str = "The re
             raise InvalidRequest(f"{where}: field `{field}` has the wrong type.", type="invalid-value")
     if isinstance(body.get("retryCount"), int) and body["retryCount"] < 0:
         raise InvalidRequest(f"{where}: field `retryCount` must not be negative.", type="invalid-value")
+    # Kept within what every answer that shows it can encode (a list wraps it in three more levels).
+    check_depth(body, where)
     handled = _handled_at(body.get("handledAt"), where)
     stored = {"id": rid, **body, "uniqueKey": key}
     if handled is not None and not str(body["handledAt"]).endswith("Z"):
@@ -131,7 +135,13 @@ def _handled_at(value: Any, where: str) -> int | None:
         )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return math.floor(moment.timestamp() * 1000)
+    ms = math.floor(moment.timestamp() * 1000)
+    # Shown back in UTC with a four-digit year: year 1 at +14:00 is year 0 in UTC, and once failed every read.
+    if not 0 <= ms <= LAST_MS:
+        raise InvalidRequest(
+            f"{where}: field `handledAt` must be a time from 1970 to 9999 (UTC).", type="invalid-value"
+        )
+    return ms
 
 
 def read_cursor(cursor: str) -> str:
@@ -154,29 +164,27 @@ async def read_payload(
     chunks: AsyncIterator[bytes], content_encoding: str | None, declared: int | None
 ) -> Any:
     """A JSON body decoded per its Content-Encoding, refused (413) once past MAX_PAYLOAD_BYTES either way."""
-    too_large = TooLarge(
-        f"The body is larger than {MAX_PAYLOAD_BYTES} bytes (decoded); send fewer requests at once.",
-        type="request-too-large",
-    )
     if declared is not None and declared > MAX_PAYLOAD_BYTES:
-        raise too_large
+        raise _too_large()
     encoding = normalize(content_encoding)
     decoder = Decoder(encoding) if encoding else None
     parts: list[bytes] = []
     sent = size = 0
     async for chunk in chunks:
         sent += len(chunk)
+        if sent > MAX_PAYLOAD_BYTES:
+            raise _too_large()
+        # Checked piece by piece: one chunk of a few KiB may decode to gigabytes.
         for piece in decoder.feed(chunk) if decoder else (chunk,):
             size += len(piece)
+            if size > MAX_PAYLOAD_BYTES:
+                raise _too_large()
             parts.append(piece)
-        if size > MAX_PAYLOAD_BYTES or sent > MAX_PAYLOAD_BYTES:
-            raise too_large
-    if decoder:
-        for piece in decoder.finish():
-            size += len(piece)
-            parts.append(piece)
+    for piece in decoder.finish() if decoder else ():
+        size += len(piece)
         if size > MAX_PAYLOAD_BYTES:
-            raise too_large
+            raise _too_large()
+        parts.append(piece)
     raw = b"".join(parts)
     if not raw.strip():
         return None
@@ -184,3 +192,12 @@ async def read_payload(
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from exc
+
+
+def _too_large() -> TooLarge:
+    # Made where it is raised, never kept in a local: an exception held by the frame it is raised from makes
+    # a cycle (exception, traceback, frame) that keeps the decoded body until the garbage collector runs.
+    return TooLarge(
+        f"The body is larger than {MAX_PAYLOAD_BYTES} bytes (decoded); send fewer requests at once.",
+        type="request-too-large",
+    )

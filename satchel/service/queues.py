@@ -125,20 +125,20 @@ class RequestQueues:
         self, caller: Caller, ref: str, body: Any, *, forefront: bool, client_key: str | None
     ) -> list[tuple[RequestAdded, str]]:
         """Add up to 25 requests; each result with its uniqueKey."""
+        holder = client(client_key)  # checked even when the batch is empty
         items = batch_of(body)
         requests = [parse_request(item, where=f"Request {i}") for i, item in enumerate(items)]
         store = await self._open(caller, ref, Need.WRITE)
         if not requests:
             return []
-        added = await self.table.add(
-            store.pk, requests, forefront=forefront, client_key=client(client_key), now=now_ms()
-        )
+        added = await self.table.add(store.pk, requests, forefront=forefront, client_key=holder, now=now_ms())
         return [(result, unique_key(item)) for result, item in zip(added, items, strict=True)]
 
     async def delete_batch(
         self, caller: Caller, ref: str, body: Any, *, client_key: str | None
     ) -> list[dict[str, str]]:
         """Delete up to 25 requests named by id or uniqueKey; each as it was named, with its id."""
+        holder = client(client_key)  # checked even when the batch is empty
         named: list[dict[str, str]] = []
         for i, item in enumerate(batch_of(body)):
             if not isinstance(item, dict):
@@ -157,7 +157,7 @@ class RequestQueues:
         store = await self._open(caller, ref, Need.WRITE)
         if named:
             ids = list(dict.fromkeys(n["id"] for n in named))
-            await self.table.delete(store.pk, ids, client_key=client(client_key), now=now_ms())
+            await self.table.delete(store.pk, ids, client_key=holder, now=now_ms())
         return named
 
     async def get_request(self, caller: Caller, ref: str, rid: str) -> RequestRow:

@@ -149,7 +149,7 @@ class Stores:
     async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[StoreRow, bool]:
         user = _require_user(caller)
         if name is not None:
-            check_name(name)
+            check_name(name, self.noun)
             existing = await self._fresh_by_name(user.id, name)
             if existing is not None:
                 return existing, False
@@ -177,7 +177,7 @@ class Stores:
             if raw is not None and not isinstance(raw, str):
                 raise InvalidRequest("Field `name` must be a string or null.", type="invalid-value")
             # An empty name makes the store unnamed, like null.
-            name = check_name(raw) if raw else None
+            name = check_name(raw, self.noun) if raw else None
         general_access = store.general_access
         if changes.get("generalAccess") is not None:
             if changes["generalAccess"] not in GENERAL_ACCESS:

@@ -42,14 +42,14 @@ def check_key(key: str) -> str:
     return key
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, noun: str = "key-value store") -> str:
     if NAME_RE.fullmatch(name) is None:
         if len(name) > MAX_NAME:
             detail = f"it is {len(name)} characters long (the limit is {MAX_NAME})"
         else:
             detail = "use only letters, digits and hyphens, starting and ending with a letter or digit"
         raise InvalidRequest(
-            f"Key-value store name {shown(name)} is not valid: {detail}.", type="invalid-value"
+            f"{noun[0].upper()}{noun[1:]} name {shown(name)} is not valid: {detail}.", type="invalid-value"
         )
     return name
 
