@@ -788,12 +788,6 @@ def test_summary() -> None:
     assert len(CASES) >= 1000
 
 
-# Last: it breaks its run for good while the defect stands, and logs the failure.
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/runs.py takes a finishedAt whose UTC year is 0 or 10000 (year 1 at +14:00, 9999 at"
-    " -14:00); then every read of the run, and its owner's list of runs, fails with a 500",
-)
 def test_run_finished_at_past_what_iso_carries_is_refused(hostile: Hostile) -> None:
     with hostile.server.client(hostile.tokens["bob"]) as as_bob:
         run = as_bob.post("/acts/~bob-broken/runs").json()["data"]["id"]

@@ -113,6 +113,22 @@ def test_input_keeps_its_content_type_and_encoding(server: Server) -> None:
         assert record.headers["content-type"].startswith("text/plain")
 
 
+def test_a_refused_input_leaves_no_storages_behind(server: Server) -> None:
+    def unnamed(http: httpx.Client, kind: str) -> int:
+        return int(http.get(f"/{kind}", params={"unnamed": "true"}).json()["data"]["total"])
+
+    with server.client() as http:
+        kinds = ("key-value-stores", "datasets", "request-queues")
+        before = [unnamed(http, kind) for kind in kinds]
+        lying = http.post(
+            f"/acts/~{_actor()}/runs",
+            content=b"not gzip at all" * 100,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+        assert lying.status_code == 400, lying.text
+        assert [unnamed(http, kind) for kind in kinds] == before
+
+
 def test_status_message_access_and_the_end_of_a_run(server: Server) -> None:
     with server.client() as http:
         run = _start(http, _actor())

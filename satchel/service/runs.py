@@ -39,6 +39,7 @@ ORIGINS = (
 )
 STATUSES = tuple(RunStatus)
 MAX_PAGE = 1000
+LAST_SHOWABLE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_STATUS_MESSAGE = 2000  # characters; one line of progress, shown in every copy of the run
 MAX_EVENT_NAME = 256
 MAX_IDEMPOTENCY_KEY = 256
@@ -127,9 +128,14 @@ class Runs:
             )
         actor = await self.actor(caller, actor_ref, create=True)
         kvs, _ = await self.stores.get_or_create(caller, None, None)
+        try:
+            input_length = await write_input(kvs) if write_input is not None else 0
+        except BaseException:
+            # Refused input (a lying encoding, a bomb) leaves no storage behind.
+            await self.storage.stores.delete(kvs.pk)
+            raise
         dataset, _ = await self.datasets.get_or_create(caller, None, None)
         queue, _ = await self.queues.get_or_create(caller, None, None)
-        input_length = await write_input(kvs) if write_input is not None else 0
         run = RunRow(
             id=new_id(),
             act_id=actor.id,
@@ -350,7 +356,11 @@ def _time(name: str, text: str | None) -> int | None:
         raise InvalidRequest(f"`{name}` must be an ISO 8601 time.", type="invalid-value") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    ms = int(moment.timestamp() * 1000)
+    # What the API can show again: a time before 1970 or past 9999 in UTC has no ISO form here.
+    if not 0 <= ms <= LAST_SHOWABLE_MS:
+        raise InvalidRequest(f"`{name}` must fall between 1970 and 9999 (UTC).", type="invalid-value")
+    return ms
 
 
 def _require_user(caller: Caller) -> UserRow:
