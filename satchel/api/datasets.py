@@ -32,8 +32,8 @@ from satchel.service.item_formats import MEDIA_TYPES, ExportOptions, Format, Ite
 from satchel.service.item_formats.text import xml_name
 from satchel.service.item_formats.transform import SIMPLIFIED_FIELDS, SIMPLIFIED_UNWIND
 from satchel.service.signing import storage_signature
+from satchel.storage import StoreRow
 
-DEFAULT_PAGE = 1000
 PUSHED = b"{}"
 # Exported items are the users' data in HTML, XML and more: never run as script on Satchel's origin.
 ITEM_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
@@ -80,33 +80,15 @@ def dataset(view: DatasetView, base_url: str, *, listed: bool = False) -> dict[s
 
 
 async def list_datasets(call: Call) -> Response:
-    unnamed = call.flag("unnamed")
-    found = await call.services.datasets.page(
-        call.caller,
-        offset=call.number("offset", 0),
-        limit=call.number("limit", DEFAULT_PAGE),
-        desc=call.flag("desc"),
-        unnamed=unnamed,
-        ownership=call.text("ownership"),
+    args = call.listing()
+    found = await call.services.datasets.page(call.caller, **args)
+
+    def item(row: StoreRow, level: Level) -> dict[str, Any]:
+        return dataset(DatasetView(row, level, found.counts[row.pk]), call.base_url, listed=True)
+
+    return await wire.page_response(
+        lambda: wire.storage_page(found.page, unnamed=args["unnamed"], item=item), len(found.page.items)
     )
-    page = found.page
-
-    def build() -> dict[str, Any]:
-        items = [
-            dataset(DatasetView(row, level, found.counts[row.pk]), call.base_url, listed=True)
-            for row, level in page.items
-        ]
-        return {
-            "total": page.total,
-            "offset": page.offset,
-            "limit": page.limit,
-            "desc": page.desc,
-            "count": len(items),
-            "unnamed": unnamed,
-            "items": items,
-        }
-
-    return await wire.page_response(build, len(page.items))
 
 
 async def create_dataset(call: Call) -> Response:

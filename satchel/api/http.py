@@ -17,6 +17,7 @@ from satchel.service import Caller, Services
 from satchel.service.encoding import Decoder, normalize
 
 MAX_JSON_BYTES = 1024 * 1024
+DEFAULT_PAGE = 1000  # storages per list page when the caller names no limit
 TRUE = ("true", "1")
 FALSE = ("false", "0")
 
@@ -78,6 +79,16 @@ class Call:
         if not math.isfinite(number) or number < 0 or number != int(number) or number > 2**53:
             raise InvalidRequest(f"Parameter `{name}` must be a non-negative integer.", type="invalid-value")
         return int(number)
+
+    def listing(self) -> dict[str, Any]:
+        """The parameters of a list of storages of any kind, as the services' page() takes them."""
+        return {
+            "offset": self.number("offset", 0),
+            "limit": self.number("limit", DEFAULT_PAGE),
+            "desc": self.flag("desc"),
+            "unnamed": self.flag("unnamed"),
+            "ownership": self.text("ownership"),
+        }
 
     def text(self, name: str) -> str | None:
         value = self.query.get(name)

@@ -14,11 +14,11 @@ from starlette.responses import Response
 from satchel.api import wire
 from satchel.api.http import Call, body_chunks, content_encoding, declared_length, read_json_object
 from satchel.clock import iso, now_ms
+from satchel.service.access import Level
 from satchel.service.queue_requests import make_cursor, read_payload
 from satchel.service.queues import Head, QueueView, RequestPage
-from satchel.storage.rows import QueueState, RequestAdded, RequestRow
+from satchel.storage.rows import QueueState, RequestAdded, RequestRow, StoreRow
 
-DEFAULT_PAGE = 1000
 DEFAULT_REQUESTS = 100
 
 
@@ -107,29 +107,16 @@ def _client_key(call: Call) -> str | None:
 
 
 async def list_queues(call: Call) -> Response:
-    unnamed = call.flag("unnamed")
-    found = await call.services.queues.page(
-        call.caller,
-        offset=call.number("offset", 0),
-        limit=call.number("limit", DEFAULT_PAGE),
-        desc=call.flag("desc"),
-        unnamed=unnamed,
-        ownership=call.text("ownership"),
+    args = call.listing()
+    found = await call.services.queues.page(call.caller, **args)
+
+    def item(row: StoreRow, level: Level) -> dict[str, Any]:
+        state = found.states.get(row.pk) or QueueState()
+        return queue(QueueView(row, level, state), call.base_url, listed=True)
+
+    return await wire.page_response(
+        lambda: wire.storage_page(found.page, unnamed=args["unnamed"], item=item), len(found.page.items)
     )
-    page = found.page
-    base = call.base_url
-
-    def build() -> dict[str, Any]:
-        items = [
-            queue(QueueView(row, level, found.states.get(row.pk) or QueueState()), base, listed=True)
-            for row, level in page.items
-        ]
-        return {
-            "total": page.total, "offset": page.offset, "limit": page.limit, "desc": page.desc,
-            "count": len(items), "unnamed": unnamed, "items": items,
-        }  # fmt: skip
-
-    return await wire.page_response(build, len(page.items))
 
 
 async def create_queue(call: Call) -> Response:

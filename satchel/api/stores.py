@@ -5,25 +5,24 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from satchel.api import wire
-from satchel.api.http import MAX_JSON_BYTES, Call, body_chunks, declared_length, read_json, read_json_object
+from satchel.api.http import (
+    DEFAULT_PAGE,
+    MAX_JSON_BYTES,
+    Call,
+    body_chunks,
+    declared_length,
+    read_json,
+    read_json_object,
+)
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.access import Level
 
-DEFAULT_PAGE = 1000
-
 
 async def list_stores(call: Call) -> Response:
-    unnamed = call.flag("unnamed")
-    page = await call.services.stores.page(
-        call.caller,
-        offset=call.number("offset", 0),
-        limit=call.number("limit", DEFAULT_PAGE),
-        desc=call.flag("desc"),
-        unnamed=unnamed,
-        ownership=call.text("ownership"),
-    )
+    args = call.listing()
+    page = await call.services.stores.page(call.caller, **args)
     return await wire.page_response(
-        lambda: wire.store_page(page, call.base_url, unnamed=unnamed), len(page.items)
+        lambda: wire.store_page(page, call.base_url, unnamed=args["unnamed"]), len(page.items)
     )
 
 

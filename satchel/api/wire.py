@@ -86,7 +86,10 @@ def store(row: StoreRow, level: Level, base_url: str, *, listed: bool = False) -
     return data
 
 
-def store_page(page: StorePage, base_url: str, *, unnamed: bool) -> dict[str, Any]:
+def storage_page(
+    page: StorePage, *, unnamed: bool, item: Callable[[StoreRow, Level], dict[str, Any]]
+) -> dict[str, Any]:
+    """A page of storages of any kind, each shown by `item`."""
     return {
         "total": page.total,
         "offset": page.offset,
@@ -94,8 +97,14 @@ def store_page(page: StorePage, base_url: str, *, unnamed: bool) -> dict[str, An
         "desc": page.desc,
         "count": len(page.items),
         "unnamed": unnamed,
-        "items": [store(row, level, base_url, listed=True) for row, level in page.items],
+        "items": [item(row, level) for row, level in page.items],
     }
+
+
+def store_page(page: StorePage, base_url: str, *, unnamed: bool) -> dict[str, Any]:
+    return storage_page(
+        page, unnamed=unnamed, item=lambda row, level: store(row, level, base_url, listed=True)
+    )
 
 
 def key_page(page: KeyPage, base_url: str) -> dict[str, Any]:
