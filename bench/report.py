@@ -57,8 +57,9 @@ def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: s
         f"- Method: wrk with one thread (`-t1`) and `bench/lua/kv.lua` (random keys, PUT bodies), {pin};"
         f" {plan.warmup:.0f} s warm-up per workload, then {plan.reps} runs of {plan.seconds:.0f} s each,"
         " in turns (A B C, A B C, ...). Figures are medians with the spread (min-max) in brackets."
-        " Servers run with rate limits off (`SATCHEL_RATE_LIMIT=off`), on the embedded engine (B9 also on"
-        " PostgreSQL and S3), over loopback.\n"
+        " Servers run with rate limits off (`SATCHEL_RATE_LIMIT=off`), on the embedded engine (B8 and B9"
+        " also on PostgreSQL and S3), over loopback. B5, B7 and B8 are driven by the official clients, not"
+        " wrk: their sections say how.\n"
     )
     if plan.smoke:
         add("**Smoke run**: tiny sizes and 1-second runs; the numbers only show the harness works.\n")
