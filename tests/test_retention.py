@@ -72,3 +72,44 @@ def test_renaming_moves_a_store_between_kept_and_expiring(short_lived: Server) -
         assert http.get(f"/key-value-stores/{store_id}").status_code == 200
         assert http.put(f"/key-value-stores/{store_id}", json={"name": None}).json()["data"]["name"] is None
         assert wait_until(lambda: http.get(f"/key-value-stores/{store_id}").status_code == 404)
+
+
+def test_unnamed_datasets_and_queues_expire_with_their_items_and_requests(short_lived: Server) -> None:
+    request = {"uniqueKey": "http://x.test/1", "url": "http://x.test/1"}
+    with short_lived.client() as http:
+        made = {}
+        for name in (None, "kept"):
+            params = {"name": name} if name else {}
+            dataset = http.post("/datasets", params=params, json={}).json()["data"]["id"]
+            queue = http.post("/request-queues", params=params).json()["data"]["id"]
+            assert http.post(f"/datasets/{dataset}/items", json=[{"a": 1}]).status_code == 201
+            assert http.post(f"/request-queues/{queue}/requests", json=request).status_code == 201
+            made[name] = (dataset, queue)
+        dataset, queue = made[None]
+        assert wait_until(lambda: http.get(f"/datasets/{dataset}").status_code == 404)
+        assert wait_until(lambda: http.get(f"/request-queues/{queue}").status_code == 404)
+        assert http.get(f"/datasets/{dataset}/items").status_code == 404
+        time.sleep(2.5)
+        dataset, queue = made["kept"]
+        assert http.get(f"/datasets/{dataset}/items").json() == [{"a": 1}]
+        assert http.get(f"/request-queues/{queue}").json()["data"]["totalRequestCount"] == 1
+
+
+def test_reading_keeps_an_unnamed_dataset_and_queue_alive(short_lived: Server) -> None:
+    with short_lived.client() as http:
+        dataset = http.post("/datasets", json={}).json()["data"]["id"]
+        queue = http.post("/request-queues").json()["data"]["id"]
+        http.post(f"/datasets/{dataset}/items", json=[{"a": 1}])
+        for _ in range(8):  # 4 s of reads, twice the retention period
+            time.sleep(0.5)
+            assert http.get(f"/datasets/{dataset}/items").status_code == 200
+            assert http.get(f"/request-queues/{queue}/head").status_code == 200
+
+
+def test_a_runs_storages_expire_and_the_run_stays(short_lived: Server) -> None:
+    with short_lived.client() as http:
+        run = http.post("/acts/~retained/runs", json={"start": 1}).json()["data"]
+        assert http.get(f"/actor-runs/{run['id']}/key-value-store/records/INPUT").json() == {"start": 1}
+        assert wait_until(lambda: http.get(f"/datasets/{run['defaultDatasetId']}").status_code == 404)
+        assert wait_until(lambda: http.get(f"/actor-runs/{run['id']}/key-value-store").status_code == 404)
+        assert http.get(f"/actor-runs/{run['id']}").json()["data"]["id"] == run["id"]
