@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from satchel.errors import Conflict, NotFound
+
 
 class Columns(Protocol):
     """A database row read by column name (sqlite3.Row, asyncpg.Record, a dict)."""
@@ -323,6 +325,12 @@ class RunRow:
 RUN_CHANGEABLE = frozenset(
     {"status", "finished_at", "exit_code", "status_message", "is_status_message_terminal", "general_access"}
 )
+# The columns a new run is inserted with, in the order every engine's INSERT lists them.
+RUN_INSERTED = (
+    "id", "act_id", "user_id", "status", "started_at", "finished_at", "exit_code", "status_message",
+    "is_status_message_terminal", "origin", "general_access", "timeout_secs", "memory_mbytes",
+    "input_body_len", "default_key_value_store_id", "default_dataset_id", "default_request_queue_id",
+)  # fmt: skip
 RUN_COLUMNS = (
     "r.id, r.act_id, r.user_id, r.status, r.started_at, r.finished_at, r.exit_code, r.status_message,"
     " r.is_status_message_terminal, r.origin, r.general_access, r.timeout_secs, r.memory_mbytes,"
@@ -402,3 +410,16 @@ class LockedHead:
     items: list[RequestRow]
     state: QueueState
     has_locked: bool  # whether any pending request of the queue is locked, by anyone
+
+
+def check_held(row: Columns | None, client_key: str, now: int) -> None:
+    """Refuse to touch a request's lock (from its handled_at, lock_expires_at and lock_client) that is not
+    there or is someone else's; every engine asks this inside the transaction that changes the lock."""
+    if row is None:
+        raise NotFound("Request was not found.")
+    if row["handled_at"] is not None:
+        raise Conflict("The request is handled; it cannot be locked.", type="request-handled")
+    if row["lock_expires_at"] is None or row["lock_expires_at"] <= now:
+        raise Conflict("The request is not locked.", type="request-not-locked")
+    if row["lock_client"] != client_key:
+        raise Conflict("The request is locked by another client.", type="request-locked-by-another-client")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from satchel.errors import Conflict, NotFound
+from satchel.errors import NotFound
 from satchel.storage.postgres.db import Connection, Database
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
@@ -21,6 +21,7 @@ from satchel.storage.rows import (
     RequestAdded,
     RequestRow,
     StorageKind,
+    check_held,
 )
 
 STATE_COLUMNS = "store_pk, total_count, handled_count, queue_modified_at, had_multiple_clients, client_key"
@@ -88,14 +89,7 @@ async def _held(conn: Connection, pk: int, request_id: str, client_key: str, now
         "SELECT handled_at, lock_expires_at, lock_client FROM requests WHERE store_pk = $1 AND id = $2",
         pk, request_id,
     )  # fmt: skip
-    if row is None:
-        raise NotFound("Request was not found.")
-    if row["handled_at"] is not None:
-        raise Conflict("The request is handled; it cannot be locked.", type="request-handled")
-    if row["lock_expires_at"] is None or row["lock_expires_at"] <= now:
-        raise Conflict("The request is not locked.", type="request-not-locked")
-    if row["lock_client"] != client_key:
-        raise Conflict("The request is locked by another client.", type="request-locked-by-another-client")
+    check_held(row, client_key, now)
 
 
 class PostgresQueues:

@@ -12,21 +12,16 @@ from satchel.storage.rows import (
     FINISHED,
     RUN_CHANGEABLE,
     RUN_COLUMNS,
+    RUN_INSERTED,
     RUN_SELECT,
     ActorRow,
     RunRow,
     RunStatus,
 )
 
-# The run's columns in the order INSERT_RUN lists them.
-INSERTED = (
-    "id", "act_id", "user_id", "status", "started_at", "finished_at", "exit_code", "status_message",
-    "is_status_message_terminal", "origin", "general_access", "timeout_secs", "memory_mbytes",
-    "input_body_len", "default_key_value_store_id", "default_dataset_id", "default_request_queue_id",
-)  # fmt: skip
 INSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(INSERTED)})"  # noqa: S608 - constants
-    f" VALUES ({', '.join(f'${i}' for i in range(1, len(INSERTED) + 1))})"
+    f"INSERT INTO runs ({', '.join(RUN_INSERTED)})"  # noqa: S608 - constants
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(RUN_INSERTED) + 1))})"
 )
 UNFINISHED = [str(status) for status in RunStatus if status not in FINISHED]
 
@@ -60,7 +55,7 @@ class PostgresRuns:
 
     async def create(self, run: RunRow) -> RunRow:
         async with self.db.transaction() as conn:
-            await conn.execute(INSERT_RUN, *(_value(getattr(run, name)) for name in INSERTED))
+            await conn.execute(INSERT_RUN, *(_value(getattr(run, name)) for name in RUN_INSERTED))
             await conn.execute(
                 "UPDATE stores SET act_id = $1, act_run_id = $2 WHERE id = ANY($3::text[])",
                 run.act_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from satchel.errors import Conflict, NotFound
+from satchel.errors import NotFound
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
     LockedHead,
@@ -20,6 +20,7 @@ from satchel.storage.rows import (
     RequestAdded,
     RequestRow,
     StorageKind,
+    check_held,
 )
 from satchel.storage.sqlite.db import Database
 
@@ -83,14 +84,7 @@ def _held(conn: sqlite3.Connection, pk: int, request_id: str, client_key: str, n
         "SELECT handled_at, lock_expires_at, lock_client FROM requests WHERE store_pk = ? AND id = ?",
         (pk, request_id),
     ).fetchone()
-    if row is None:
-        raise NotFound("Request was not found.")
-    if row["handled_at"] is not None:
-        raise Conflict("The request is handled; it cannot be locked.", type="request-handled")
-    if row["lock_expires_at"] is None or row["lock_expires_at"] <= now:
-        raise Conflict("The request is not locked.", type="request-not-locked")
-    if row["lock_client"] != client_key:
-        raise Conflict("The request is locked by another client.", type="request-locked-by-another-client")
+    check_held(row, client_key, now)
 
 
 class SqliteQueues:

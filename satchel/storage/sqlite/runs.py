@@ -11,6 +11,7 @@ from satchel.storage.rows import (
     FINISHED,
     RUN_CHANGEABLE,
     RUN_COLUMNS,
+    RUN_INSERTED,
     RUN_SELECT,
     ActorRow,
     RunRow,
@@ -18,15 +19,9 @@ from satchel.storage.rows import (
 )
 from satchel.storage.sqlite.db import Database
 
-# The run's columns, as INSERT_RUN names them.
-INSERTED = (
-    "id", "act_id", "user_id", "status", "started_at", "finished_at", "exit_code", "status_message",
-    "is_status_message_terminal", "origin", "general_access", "timeout_secs", "memory_mbytes",
-    "input_body_len", "default_key_value_store_id", "default_dataset_id", "default_request_queue_id",
-)  # fmt: skip
 INSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(INSERTED)})"  # noqa: S608 - constants
-    f" VALUES ({', '.join(':' + name for name in INSERTED)})"
+    f"INSERT INTO runs ({', '.join(RUN_INSERTED)})"  # noqa: S608 - constants
+    f" VALUES ({', '.join(':' + name for name in RUN_INSERTED)})"
 )
 UNFINISHED = ", ".join(f"'{status}'" for status in RunStatus if status not in FINISHED)
 
@@ -58,7 +53,7 @@ class SqliteRuns:
 
     async def create(self, run: RunRow) -> RunRow:
         def job(conn: sqlite3.Connection) -> None:
-            values = {name: getattr(run, name) for name in INSERTED}
+            values = {name: getattr(run, name) for name in RUN_INSERTED}
             conn.execute(INSERT_RUN, values)
             stores = (run.default_key_value_store_id, run.default_dataset_id, run.default_request_queue_id)
             conn.execute(
