@@ -155,3 +155,45 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
         path("requestId", STRING, "A request's id: derived from its uniqueKey", "Sbz3Gqp9BYNtI6D"),
     )
 }
+
+
+OWNERSHIP: Schema = {"enum": ["ownedByMe", "sharedWithMe"]}
+
+
+def storage_operations(
+    noun: str, plural: str, schema: str, name: str, holds: str
+) -> tuple[Schema, Schema, Schema, Schema]:
+    """The list, get, update and delete operations of one kind of storage, the same for every kind.
+
+    noun and plural name it in summaries ("dataset", "datasets"), schema is its object's component, name its
+    operations' (`list{name}s`, `get{name}`, ...), holds what deleting it deletes with it.
+    """
+    listing = {
+        "operationId": f"list{name}s",
+        "summary": f"The caller's {plural}, and those shared with them",
+        "parameters": [
+            query("offset", LIMIT, f"How many {plural} to skip"),
+            query("limit", LIMIT, "At most this many (clamped to 1000; 0 means 1000)"),
+            query("desc", FLAG, "Newest first"),
+            query("unnamed", FLAG, f"Also list unnamed {plural}"),
+            query("ownership", OWNERSHIP, f"Only owned or only shared {plural}"),
+        ],
+        "responses": responses(ok_json(200, ref(f"{schema}List"), f"A page of {plural}")),
+    }
+    get = {
+        "operationId": f"get{name}",
+        "summary": f"A {noun}",
+        "responses": responses(ok_json(200, ref(schema), f"The {noun}")),
+    }
+    update = {
+        "operationId": f"update{name}",
+        "summary": f"Rename a {noun}, change its title or general access (owner only)",
+        "requestBody": {"required": False, "content": {"application/json": {"schema": ref("StoreChanges")}}},
+        "responses": responses(ok_json(200, ref(schema), f"The {noun} as changed"), 409, 413, 415, 507),
+    }
+    delete = {
+        "operationId": f"delete{name}",
+        "summary": f"Delete a {noun} and its {holds} (owner only)",
+        "responses": responses(NO_CONTENT, 507),
+    }
+    return listing, get, update, delete

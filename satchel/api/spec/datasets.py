@@ -9,7 +9,6 @@ from satchel.api.spec.common import (
     FLAG,
     INTEGER,
     LIMIT,
-    NO_CONTENT,
     STRING,
     TIME,
     URL,
@@ -21,6 +20,7 @@ from satchel.api.spec.common import (
     ref,
     register,
     responses,
+    storage_operations,
 )
 from satchel.api.spec.kvs import NAME
 from satchel.service.access import GENERAL_ACCESS
@@ -93,18 +93,9 @@ ITEM_CONTENT: dict[str, Any] = {
 }
 
 # /v2/datasets
-LIST_DATASETS = {
-    "operationId": "listDatasets",
-    "summary": "The caller's datasets, and those shared with them",
-    "parameters": [
-        query("offset", LIMIT, "How many datasets to skip"),
-        query("limit", LIMIT, "At most this many (clamped to 1000; 0 means 1000)"),
-        query("desc", FLAG, "Newest first"),
-        query("unnamed", FLAG, "Also list unnamed datasets"),
-        query("ownership", {"enum": ["ownedByMe", "sharedWithMe"]}, "Only owned or only shared datasets"),
-    ],
-    "responses": responses(ok_json(200, ref("DatasetList"), "A page of datasets")),
-}
+LIST_DATASETS, GET_DATASET, UPDATE_DATASET, DELETE_DATASET = storage_operations(
+    "dataset", "datasets", "Dataset", "Dataset", "items"
+)
 GET_OR_CREATE_DATASET = {
     "operationId": "getOrCreateDataset",
     "summary": "The caller's dataset of this name, created if there is none",
@@ -121,22 +112,6 @@ GET_OR_CREATE_DATASET = {
 }
 
 # /v2/datasets/{datasetId}
-GET_DATASET = {
-    "operationId": "getDataset",
-    "summary": "A dataset",
-    "responses": responses(ok_json(200, ref("Dataset"), "The dataset")),
-}
-UPDATE_DATASET = {
-    "operationId": "updateDataset",
-    "summary": "Rename a dataset, change its title or general access (owner only)",
-    "requestBody": {"required": False, "content": {"application/json": {"schema": ref("StoreChanges")}}},
-    "responses": responses(ok_json(200, ref("Dataset"), "The dataset as changed"), 409, 413, 415, 507),
-}
-DELETE_DATASET = {
-    "operationId": "deleteDataset",
-    "summary": "Delete a dataset and its items (owner only)",
-    "responses": responses(NO_CONTENT, 507),
-}
 
 # /v2/datasets/{datasetId}/items
 GET_ITEMS = {

@@ -22,6 +22,7 @@ from satchel.api.spec.common import (
     ref,
     register,
     responses,
+    storage_operations,
 )
 from satchel.service.access import GENERAL_ACCESS
 from satchel.service.validation import MAX_JSON_DEPTH, MAX_SCHEMA_BYTES, MAX_TITLE
@@ -138,18 +139,9 @@ RECORD_HEADERS = {
 STORED = responses({**ok_json(201, {"type": "object"}, "Stored; Location names it")}, 413, 415, 507)
 
 # /v2/key-value-stores
-LIST_STORES = {
-    "operationId": "listKeyValueStores",
-    "summary": "The caller's stores, and those shared with them",
-    "parameters": [
-        query("offset", LIMIT, "How many stores to skip"),
-        PAGE_LIMIT,
-        query("desc", FLAG, "Newest first"),
-        query("unnamed", FLAG, "Also list unnamed stores"),
-        query("ownership", {"enum": ["ownedByMe", "sharedWithMe"]}, "Only owned or only shared stores"),
-    ],
-    "responses": responses(ok_json(200, ref("KeyValueStoreList"), "A page of stores")),
-}
+LIST_STORES, GET_STORE, UPDATE_STORE, DELETE_STORE = storage_operations(
+    "store", "stores", "KeyValueStore", "KeyValueStore", "records"
+)
 GET_OR_CREATE_STORE = {
     "operationId": "getOrCreateKeyValueStore",
     "summary": "The caller's store of this name, created if there is none",
@@ -169,22 +161,6 @@ GET_OR_CREATE_STORE = {
 }
 
 # /v2/key-value-stores/{storeId}
-GET_STORE = {
-    "operationId": "getKeyValueStore",
-    "summary": "A store",
-    "responses": responses(ok_json(200, ref("KeyValueStore"), "The store")),
-}
-UPDATE_STORE = {
-    "operationId": "updateKeyValueStore",
-    "summary": "Rename a store, change its title or general access (owner only)",
-    "requestBody": {"required": False, "content": {"application/json": {"schema": ref("StoreChanges")}}},
-    "responses": responses(ok_json(200, ref("KeyValueStore"), "The store as changed"), 409, 413, 415, 507),
-}
-DELETE_STORE = {
-    "operationId": "deleteKeyValueStore",
-    "summary": "Delete a store and its records (owner only)",
-    "responses": responses(NO_CONTENT, 507),
-}
 
 # /v2/key-value-stores/{storeId}/keys and /records
 LIST_KEYS = {

@@ -21,6 +21,7 @@ from satchel.api.spec.common import (
     ref,
     register,
     responses,
+    storage_operations,
 )
 from satchel.service.access import GENERAL_ACCESS
 from satchel.service.queue_requests import (
@@ -196,18 +197,9 @@ def _body(schema: Schema, description: str) -> dict[str, Any]:
 
 
 # /v2/request-queues
-LIST_QUEUES = {
-    "operationId": "listRequestQueues",
-    "summary": "The caller's request queues, and those shared with them",
-    "parameters": [
-        query("offset", LIMIT, "How many queues to skip"),
-        query("limit", LIMIT, "At most this many (clamped to 1000; 0 means 1000)"),
-        query("desc", FLAG, "Newest first"),
-        query("unnamed", FLAG, 'Also list unnamed queues (with name "")'),
-        query("ownership", {"enum": ["ownedByMe", "sharedWithMe"]}, "Only owned or only shared queues"),
-    ],
-    "responses": responses(ok_json(200, ref("RequestQueueList"), "A page of queues")),
-}
+LIST_QUEUES, GET_QUEUE, UPDATE_QUEUE, DELETE_QUEUE = storage_operations(
+    "request queue", "request queues", "RequestQueue", "RequestQueue", "requests"
+)
 GET_OR_CREATE_QUEUE = {
     "operationId": "getOrCreateRequestQueue",
     "summary": "The caller's queue of this name, created if there is none (no body)",
@@ -219,22 +211,6 @@ GET_OR_CREATE_QUEUE = {
 }
 
 # /v2/request-queues/{queueId}
-GET_QUEUE = {
-    "operationId": "getRequestQueue",
-    "summary": "A request queue with its counts",
-    "responses": responses(ok_json(200, ref("RequestQueue"), "The queue")),
-}
-UPDATE_QUEUE = {
-    "operationId": "updateRequestQueue",
-    "summary": "Rename a queue, change its title or general access (owner only)",
-    "requestBody": {"required": False, "content": {"application/json": {"schema": ref("StoreChanges")}}},
-    "responses": responses(ok_json(200, ref("RequestQueue"), "The queue as changed"), 409, *JSON_BODY),
-}
-DELETE_QUEUE = {
-    "operationId": "deleteRequestQueue",
-    "summary": "Delete a queue and its requests (owner only)",
-    "responses": responses(NO_CONTENT, 507),
-}
 
 # /v2/request-queues/{queueId}/requests
 LIST_REQUESTS = {
