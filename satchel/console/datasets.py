@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from satchel.console.forms import PREFIX, whole
+from satchel.console.forms import PREFIX, listing, whole
 from satchel.console.stores import (
     Kind,
     create_of,
@@ -56,13 +56,9 @@ share = share_of(DATASETS)
 async def datasets(console: Console, request: Request, caller: Caller) -> Response:
     if request.method == "POST":
         return await create(console, request, caller)
-    query = request.query_params
-    ownership = query.get("ownership") or None
-    unnamed = query.get("unnamed") == "1"
-    offset = whole(query.get("offset"))
-    found = await console.services.datasets.page(
-        caller, offset=offset, limit=DATASETS_PER_PAGE, desc=True, unnamed=unnamed, ownership=ownership
-    )
+    args = listing(request, DATASETS_PER_PAGE)
+    found = await console.services.datasets.page(caller, **args)
+    offset, unnamed, ownership = args["offset"], args["unnamed"], args["ownership"]
     rows = [(row, found.counts[row.pk]) for row, _ in found.page.items]
     previous, next_page = pager(offset, DATASETS_PER_PAGE, found.page.total)
     return console.render(

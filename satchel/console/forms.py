@@ -280,3 +280,16 @@ def human_size(size: int) -> str:
 
 def when(ms: int) -> str:
     return iso(ms).replace("T", " ")[:19] + " UTC"
+
+
+def listing(request: Request, per_page: int) -> dict[str, Any]:
+    """What a list page of storages of any kind asks the services' page() for: newest first, from the
+    ownership tab, the "Include unnamed" box and the offset in its query."""
+    query = request.query_params
+    return {
+        "offset": whole(query.get("offset")),
+        "limit": per_page,
+        "desc": True,
+        "unnamed": query.get("unnamed") == "1",
+        "ownership": query.get("ownership") or None,
+    }

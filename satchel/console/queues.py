@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from satchel.clock import now_ms
-from satchel.console.forms import PREFIX, whole
+from satchel.console.forms import PREFIX, listing
 from satchel.console.stores import Kind, create_of, delete_of, manage_context, pager, settings_of, share_of
 from satchel.service import Caller
 from satchel.service.queue_requests import FILTERS, make_cursor, read_cursor
@@ -44,13 +44,9 @@ share = share_of(QUEUES)
 async def queues(console: Console, request: Request, caller: Caller) -> Response:
     if request.method == "POST":
         return await create(console, request, caller)
-    query = request.query_params
-    ownership = query.get("ownership") or None
-    unnamed = query.get("unnamed") == "1"
-    offset = whole(query.get("offset"))
-    found = await console.services.queues.page(
-        caller, offset=offset, limit=QUEUES_PER_PAGE, desc=True, unnamed=unnamed, ownership=ownership
-    )
+    args = listing(request, QUEUES_PER_PAGE)
+    found = await console.services.queues.page(caller, **args)
+    offset, unnamed, ownership = args["offset"], args["unnamed"], args["ownership"]
     rows = [(row, found.states.get(row.pk)) for row, _ in found.page.items]
     previous, next_page = pager(offset, QUEUES_PER_PAGE, found.page.total)
     return console.render(

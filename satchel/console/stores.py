@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from satchel.console.forms import STORES, field, read_form, redirect, whole
+from satchel.console.forms import STORES, field, listing, read_form, redirect
 from satchel.errors import InvalidRequest
 from satchel.service import Caller, Services
 from satchel.service.access import GENERAL_ACCESS, Level
@@ -144,13 +144,9 @@ _create_store = create_of(KEY_VALUE_STORES)
 async def stores(console: Console, request: Request, caller: Caller) -> Response:
     if request.method == "POST":
         return await _create_store(console, request, caller)
-    query = request.query_params
-    ownership = query.get("ownership") or None
-    unnamed = query.get("unnamed") == "1"
-    offset = whole(query.get("offset"))
-    page = await console.services.stores.page(
-        caller, offset=offset, limit=STORES_PER_PAGE, desc=True, unnamed=unnamed, ownership=ownership
-    )
+    args = listing(request, STORES_PER_PAGE)
+    page = await console.services.stores.page(caller, **args)
+    offset, unnamed, ownership = args["offset"], args["unnamed"], args["ownership"]
     previous, next_page = pager(offset, STORES_PER_PAGE, page.total)
     return console.render(
         request,
