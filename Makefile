@@ -5,9 +5,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test soak lint bench clean
 
-$(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
+SERVE_STAMP := $(VENV)/.installed-serve
+
+# Serving needs only the package's own dependencies; the development tools come with `make test`.
+$(SERVE_STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(SERVE_STAMP)
+
+$(STAMP): $(SERVE_STAMP)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -17,7 +24,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(BIN)/satchel serve
 
 lint: $(STAMP)
