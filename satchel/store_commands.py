@@ -1,0 +1,180 @@
+"""Commands on one key-value store, as its owner: sharing, signing keys and public URLs, and Crawlee's local
+storage folders in and out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import click
+
+from satchel import crawlee_storage
+from satchel.cli_options import run_on_storage, storage_options
+from satchel.clock import iso
+from satchel.service import Services, signing
+from satchel.service.access import Caller
+from satchel.service.signing import DEFAULT_LINK_SECONDS
+from satchel.service.validation import check_key, split_reference
+from satchel.storage import StorageKind, StoreRow
+
+MAX_LINK_SECONDS = 10 * 365 * 86400
+
+
+@click.command()
+@click.argument("store")
+@click.argument("username")
+@click.option("--read", "access", flag_value="read", help="Let the user read records and list keys.")
+@click.option("--write", "access", flag_value="write", help="Let the user also put and delete records.")
+@click.option("--revoke", "access", flag_value="revoke", help="Take the user's access away.")
+@storage_options
+def share(store: str, username: str, access: str | None, **where: Any) -> None:
+    """Share STORE (its id or OWNER~NAME) with USERNAME, as its owner would."""
+    if access is None:
+        raise click.UsageError("Say what to give: --read, --write or --revoke.")
+
+    async def work(services: Services) -> str:
+        as_owner, row = await _as_owner(services, store)
+        await services.stores.share(as_owner, row.id, username, None if access == "revoke" else access)
+        return row.name or row.id
+
+    label = run_on_storage(where, work)
+    if access == "revoke":
+        click.echo(f"{username} no longer has access to {label}.")
+        click.echo(
+            f"Signed URLs of {label} handed out before still work; `satchel rotate-signing-key` cuts them."
+        )
+    else:
+        click.echo(f"{username} can now {access} {label}.")
+
+
+@click.command("rotate-signing-key")
+@click.argument("store")
+@storage_options
+def rotate_signing_key(store: str, **where: Any) -> None:
+    """Give STORE (its id or OWNER~NAME) a new URL signing secret key: every URL signed with the old one stops
+    working, on every running server, at once."""
+
+    async def work(services: Services) -> str:
+        as_owner, row = await _as_owner(services, store)
+        await services.stores.rotate_signing_key(as_owner, row.id)
+        return row.name or row.id
+
+    label = run_on_storage(where, work)
+    click.echo(f"{label} has a new URL signing secret key; URLs signed with the old one no longer work.")
+
+
+@click.command("public-url")
+@click.argument("store")
+@click.argument("key", required=False)
+@click.option(
+    "--expires-in",
+    default=f"{DEFAULT_LINK_SECONDS // 3600}h",
+    show_default=True,
+    help="How long the URL works: seconds, or a number with s, m, h or d; `never` for no expiry.",
+)
+@storage_options
+def print_public_url(store: str, key: str | None, expires_in: str, **where: Any) -> None:
+    """Print signed URLs that read STORE (its id or OWNER~NAME) without a token: its record KEY, or else its
+    keys listing and its records as a ZIP. They expire (in a day by default) and die sooner if the store's
+    signing key is rotated. The base URL is the `public_url` setting (SATCHEL_PUBLIC_URL)."""
+    seconds = _duration(expires_in)
+    if key is not None:
+        check_key(key)
+
+    async def work(services: Services) -> tuple[list[str], int]:
+        _, row = await _as_owner(services, store)
+        secret = row.url_signing_secret_key
+        base = f"{services.settings.base_url}/v2/key-value-stores/{row.id}"
+        expiry = signing.expires_in(seconds) if seconds else 0
+        if key is not None:
+            signature = (
+                signing.expiring_record_signature(secret, key, expiry)
+                if expiry
+                else signing.record_signature(secret, key)
+            )
+            return [f"{base}/records/{quote(key, safe='')}?{urlencode({'signature': signature})}"], expiry
+        query = urlencode({"signature": signing.storage_signature(secret, row.id, expiry)})
+        return [f"{base}/keys?{query}", f"{base}/records?{query}"], expiry
+
+    urls, expiry = run_on_storage(where, work)
+    for url in urls:
+        click.echo(url)
+    click.echo(f"(expires {iso(expiry)})" if expiry else "(never expires)", err=True)
+
+
+async def _as_owner(services: Services, store: str) -> tuple[Caller, StoreRow]:
+    """The store a CLI argument names (its id or OWNER~NAME), with its owner as the caller to act as."""
+    store_id, owner_name, name = split_reference(store)
+    if store_id is None and not owner_name:
+        raise click.UsageError("Name the store by its id or as OWNER~NAME.")
+    row = await services.storage.stores.by_id(store_id) if store_id else None
+    if row is not None and row.kind is not StorageKind.KEY_VALUE_STORE:
+        row = None
+    if store_id is None:
+        owner = await services.users.find(owner_name or "")
+        row = await services.storage.stores.by_name(owner.id, StorageKind.KEY_VALUE_STORE, name or "")
+    if row is None:
+        raise click.ClickException(f"Key-value store {store!r} was not found.")
+    return Caller(await services.users.find(row.user_id)), row
+
+
+def _duration(text: str) -> int:
+    """Seconds from `3600`, `90s`, `30m`, `24h` or `7d`; 0 for `never`."""
+    value = text.strip().lower()
+    if value == "never":
+        return 0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], units[value[-1]]) if value[-1:] in units else (value, 1)
+    if not number.isdigit() or int(number) == 0 or int(number) * unit > MAX_LINK_SECONDS:
+        raise click.BadParameter(
+            f"{text!r} is not a duration of up to 10 years (like 3600, 30m, 24h or 7d) or `never`.",
+            param_hint="--expires-in",
+        )
+    return int(number) * unit
+
+
+# --- Crawlee's local storage folders
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--store", "store_name", help="The store to import one store folder into (default: its name).")
+@click.option("--user", "username", help="Who owns the stores (default: the admin).")
+@storage_options
+def import_folder(path: Path, store_name: str | None, username: str | None, **where: Any) -> None:
+    """Copy a Crawlee storage folder's key-value stores (or one store folder) into named stores."""
+
+    async def work(services: Services) -> crawlee_storage.Report:
+        owner = await services.users.find(username or services.settings.admin_username)
+        return await crawlee_storage.import_folders(services, Caller(owner), path, store_name=store_name)
+
+    report = run_on_storage(where, work)
+    for name, count in report.stores.items():
+        click.echo(f"{name}: {count} records")
+    for problem in report.skipped:
+        click.echo(f"skipped {problem}", err=True)
+
+
+@click.command("export")
+@click.argument("store")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--user", "username", help="Who reads the store (default: the admin); ~NAME is theirs.")
+@storage_options
+def export_store(store: str, path: Path, username: str | None, **where: Any) -> None:
+    """Write STORE (its id, ~NAME or OWNER~NAME) into PATH as Crawlee keeps it locally."""
+
+    async def work(services: Services) -> crawlee_storage.Exported:
+        owner = await services.users.find(username or services.settings.admin_username)
+        return await crawlee_storage.export_store(services, Caller(owner), store, path)
+
+    done = run_on_storage(where, work)
+    click.echo(f"{done.records} records written to {done.folder}")
+    if done.own_names:
+        click.echo(
+            f"{len(done.own_names)} of them under Satchel's own names (~...), as Crawlee's layout cannot name"
+            " their keys; `satchel import` reads them, Crawlee does not see them:",
+            err=True,
+        )
+        for key in done.own_names:
+            click.echo(f"  {key}", err=True)
