@@ -1,31 +1,8 @@
-"""Crawlee's local storage folders, in and out: how a team moves what its crawlers kept on disk into Satchel.
-
-Crawlee keeps each key-value store as a folder under `key_value_stores/`. Crawlee for Python names a record's
-file by its percent-encoded key (`urllib.parse.quote(key, safe="")`) and keeps `{file}.__metadata__.json`
-beside it (`key`, `content_type`); Crawlee for JavaScript names it `{key}.{extension}` and may keep
-`{key}.__metadata__.json` (`key`, `contentType`, `extension`). Both layouts are read.
-
-Exports use Crawlee for Python's layout, with `contentType` in the metadata, which it reads. That layout
-cannot name every key: `__metadata__.json` is the store's own file, a key ending in `.__metadata__.json` names
-another record's metadata file (and Crawlee takes it for one), and a key whose encoded name is longer than a
-file name may be (255 bytes, with the metadata file's suffix) cannot be written at all. Such a record goes in
-under Satchel's own names, `~{sha256 of the key}` with `~{...}.__satchel__.json` beside it: `~` is in no
-file name Crawlee gives a key, so the two never meet, and Crawlee for Python does not see the record (it
-lists only `*.__metadata__.json`) rather than fail on it. Satchel's import reads both, so an export imports
-back to the same keys, bytes and content types.
-
-A folder to import is someone else's: only regular files directly inside it are read, each opened without
-following links (O_NOFOLLOW, then fstat) and without waiting on a FIFO, no larger than max_record_bytes, and a
-name from a metadata file is used only if the folder lists a regular file by that name. An export writes
-only files it creates (O_CREAT | O_EXCL | O_NOFOLLOW) into a store folder it made or found empty, through no
-link; if it fails, it removes what it wrote.
-"""
+"""Reading Crawlee's local storage folders into stores: only regular files directly inside, opened safely."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import hashlib
 import json
 import mimetypes
 import os
@@ -33,26 +10,21 @@ import stat
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
-from satchel.clock import iso
+from satchel.crawlee_storage.layout import (
+    CHUNK,
+    DIRECTORY,
+    MAX_METADATA_BYTES,
+    METADATA,
+    OWN_METADATA,
+    OWN_PREFIX,
+    READ,
+    RECORD_METADATA,
+    STORES_FOLDER,
+)
 from satchel.errors import SatchelError
 from satchel.service import Caller, Services
-from satchel.service.encoding import plain_stream
 from satchel.service.validation import check_name
-
-STORES_FOLDER = "key_value_stores"
-METADATA = "__metadata__.json"
-RECORD_METADATA = "." + METADATA
-OWN_PREFIX = "~"  # Satchel's own names, for keys Crawlee's layout cannot name
-OWN_METADATA = ".__satchel__.json"
-NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
-MAX_METADATA_BYTES = 64 * 1024  # a key, a content type and a few numbers
-CHUNK = 1024 * 1024
-DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (the import hung).
-READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Skip(Exception):
@@ -70,38 +42,6 @@ class FolderRecord:
 class Report:
     stores: dict[str, int] = field(default_factory=dict)  # store name -> records written
     skipped: list[str] = field(default_factory=list)  # what could not be taken, and why
-
-
-@dataclass(slots=True)
-class Exported:
-    folder: Path
-    records: int
-    own_names: list[str]  # keys written under Satchel's own names: Crawlee does not read them
-
-
-# --- names
-
-
-def crawlee_name(key: str) -> str | None:
-    """The file name Crawlee for Python gives the key's body, or None when its layout cannot carry the key."""
-    name = quote(key, safe="")
-    if name == METADATA or name.endswith(RECORD_METADATA):
-        return None
-    if len((name + RECORD_METADATA).encode()) > NAME_MAX:
-        return None
-    return name
-
-
-def file_names(key: str) -> tuple[str, str]:
-    """The names of the key's body and metadata files in an export."""
-    name = crawlee_name(key)
-    if name is not None:
-        return name, name + RECORD_METADATA
-    own = OWN_PREFIX + hashlib.sha256(key.encode()).hexdigest()
-    return own, own + OWN_METADATA
-
-
-# --- import
 
 
 async def import_folders(
@@ -339,145 +279,3 @@ def _guess(name: str) -> str:
     guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
     textual = guessed.startswith("text/") or guessed == "application/json"
     return f"{guessed}; charset=utf-8" if textual else guessed
-
-
-# --- export
-
-
-async def export_store(services: Services, caller: Caller, ref: str, path: Path) -> Exported:
-    """Write a store into `path/key_value_stores/NAME` as Crawlee keeps it locally.
-
-    The store folder must be new or empty; every file is created, never opened if it exists, and no link is
-    followed below `path`. On failure what was written is removed.
-    """
-    store, _ = await services.stores.get(caller, ref)
-    name = store.name or store.id
-    folder_path = path / STORES_FOLDER / name
-    try:
-        path.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - the CLI's own loop; the folder as named
-        root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            stores = _make_dir(root, STORES_FOLDER, path / STORES_FOLDER)
-        finally:
-            os.close(root)
-    except OSError as exc:
-        raise SatchelError(f"{path / STORES_FOLDER} could not be made ({exc.strerror}).") from exc
-    try:
-        try:
-            made = _new_folder(stores, name, folder_path)
-            folder = _make_dir(stores, name, folder_path)
-        except OSError as exc:
-            raise SatchelError(f"{folder_path} could not be made ({exc.strerror}).") from exc
-        writer = _Writer(folder)
-        try:
-            records, own = await _write_records(services, caller, store.id, writer)
-            meta = {
-                "id": store.id,
-                "name": store.name,
-                "createdAt": iso(store.created_at),
-                "modifiedAt": iso(store.modified_at),
-                "accessedAt": iso(store.accessed_at),
-            }
-            writer.write(METADATA, [json.dumps(meta, indent=2).encode()])
-        except BaseException as exc:
-            writer.remove_all()
-            if made:
-                with contextlib.suppress(OSError):
-                    os.rmdir(name, dir_fd=stores)
-            if isinstance(exc, OSError):  # a full disk, say: told as the CLI tells errors, not as a traceback
-                raise SatchelError(f"{folder_path} could not be written ({exc.strerror}).") from exc
-            raise
-        finally:
-            os.close(folder)
-    finally:
-        os.close(stores)
-    return Exported(folder_path, records, own)
-
-
-async def _write_records(
-    services: Services, caller: Caller, store_id: str, writer: _Writer
-) -> tuple[int, list[str]]:
-    written = 0
-    own: list[str] = []
-    _, records = await services.records.all_records(caller, store_id, prefix=None, collection=None)
-    async for record in records:
-        head = record.head
-        body, meta = file_names(head.key)
-        if body.startswith(OWN_PREFIX):
-            own.append(head.key)
-        fd = writer.create(body)
-        try:
-            async for chunk in plain_stream(record):
-                _write_all(fd, chunk)
-        finally:
-            os.close(fd)
-        data = {"key": head.key, "contentType": head.content_type, "size": head.raw_size}
-        writer.write(meta, [json.dumps(data).encode()])
-        written += 1
-    return written, own
-
-
-class _Writer:
-    """Creates files in one folder, never over an existing name nor through a link, and can take them back."""
-
-    def __init__(self, folder: int) -> None:
-        self.folder = folder
-        self.created: list[str] = []
-
-    def create(self, name: str) -> int:
-        try:
-            fd = os.open(name, CREATE, 0o666, dir_fd=self.folder)
-        except FileExistsError as exc:
-            raise SatchelError(f"{name} already exists in the export folder.", "invalid-request") from exc
-        self.created.append(name)
-        return fd
-
-    def write(self, name: str, chunks: list[bytes]) -> None:
-        fd = self.create(name)
-        try:
-            for chunk in chunks:
-                _write_all(fd, chunk)
-        finally:
-            os.close(fd)
-
-    def remove_all(self) -> None:
-        for name in self.created:
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=self.folder)
-
-
-def _make_dir(parent: int, name: str, shown: Path) -> int:
-    """A folder inside `parent`, made if missing, opened without following a link."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(name, dir_fd=parent)
-    try:
-        return os.open(name, DIRECTORY, dir_fd=parent)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise SatchelError(
-                f"{shown} is not a folder (a link or a file); export follows no link."
-            ) from exc
-        raise
-
-
-def _new_folder(parent: int, name: str, shown: Path) -> bool:
-    """Make the store folder: True if made, False if it was there empty; one holding files is refused."""
-    try:
-        os.mkdir(name, dir_fd=parent)
-    except FileExistsError:
-        fd = _make_dir(parent, name, shown)
-        try:
-            if any(True for _ in os.scandir(fd)):
-                raise SatchelError(
-                    f"{shown} already holds files; export into a new or empty folder.", "invalid-request"
-                ) from None
-        finally:
-            os.close(fd)
-        return False
-    return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
