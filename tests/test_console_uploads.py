@@ -140,30 +140,26 @@ def test_an_upload_declared_over_the_limit_is_refused_before_its_body(
 def test_an_upload_without_a_length_is_refused_as_it_passes_the_limit(
     server: Server, store: str, cookie: str
 ) -> None:
-    """Sent in chunks with no Content-Length: the answer comes while the client is still sending."""
+    """Sent in chunks with no Content-Length, just past the limit and then held open: the answer comes while
+    the body is unfinished. (Counting what was sent before an answer would measure the socket buffers,
+    which on loopback can take in more than the limit.)"""
 
     def chunk(data: bytes) -> bytes:
         return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
-    sent = 0
     piece = os.urandom(256 * 1024)
-    status = 0
     with connect(server) as sock:
         sock.sendall(request_head(server, store, cookie, None))
         sock.sendall(chunk(field("key", "big") + file_head("big.bin")))
         try:
-            while sent < 16 * LIMIT:
-                if select.select([sock], [], [], 0)[0]:
-                    break
+            for _ in range(LIMIT // len(piece) + 2):
                 sock.sendall(chunk(piece))
-                sent += len(piece)
-            else:
-                sock.sendall(chunk(END) + b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
+        # The body is neither finished nor closed: only a server that counts as it reads can answer now.
+        answered = select.select([sock], [], [], 20)[0]
+        assert answered, "no answer to an unfinished body already past the limit"
         status, headers = read_answer(sock)
-    # Refused once past the limit (plus what socket buffers took in meanwhile), not after all of it.
-    assert sent < 3 * LIMIT, f"{sent / MIB:.1f} MiB were sent before the answer"
     assert (status, headers["connection"]) == (413, "close")
     assert record(server, store, "big").status_code == 404
     assert not [f for f in (server.data_dir / "blobs" / "tmp").rglob("*") if f.is_file()]
