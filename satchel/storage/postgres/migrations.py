@@ -208,6 +208,15 @@ STEPS = (
         PRIMARY KEY (run_id, idempotency_key)
     );
     """,
+    # 7: a token's name, given by its owner to tell tokens apart (NULL: unnamed, as every token made before).
+    """
+    ALTER TABLE tokens ADD COLUMN name text;
+    """,
+    # 8: a record's strong ETag, the SHA-256 of its stored body (NULL for records written before: computed
+    # from the body when first asked for).
+    """
+    ALTER TABLE records ADD COLUMN etag text;
+    """,
 )
 
 
