@@ -231,13 +231,17 @@ for kind, target, seed in (("datasets", SDS, "hs-seed"), ("request-queues", SQ, 
     ]  # fmt: skip
     table("fields", [(f"{kind}-update-{label}", "PUT", target, status, etype, body)
                      for label, body, status, etype in updates])  # fmt: skip
-table("fields", [(f"datasets-create-{label}", "POST", "/datasets", 400, IV, body) for label, body in {
-    # A name that is no string once made an unnamed dataset.
-    "name-number": b'{"name": 5}', "name-list": b'{"name": []}', "name-object": b'{"name": {}}',
-    "name-zero": b'{"name": 0}', "name-false": b'{"name": false}', "schema-list": b'{"schema": []}',
-    "schema-string": b'{"schema": "x"}',
-    "schema-deep": b'{"schema": {"a": ' + b"[" * 100 + b"]" * 100 + b"}}",
-}.items()])  # fmt: skip
+# A name that is no string once made an unnamed storage; a queue takes no schema.
+NOT_NAMES = {"name-number": b'{"name": 5}', "name-list": b'{"name": []}', "name-object": b'{"name": {}}',
+             "name-zero": b'{"name": 0}', "name-false": b'{"name": false}'}  # fmt: skip
+BAD_SCHEMAS = {"schema-list": b'{"schema": []}', "schema-string": b'{"schema": "x"}',
+               "schema-deep": b'{"schema": {"a": ' + b"[" * 100 + b"]" * 100 + b"}}"}  # fmt: skip
+for kind, bad in (("datasets", NOT_NAMES | BAD_SCHEMAS), ("key-value-stores", NOT_NAMES | BAD_SCHEMAS),
+                  ("request-queues", NOT_NAMES)):  # fmt: skip
+    table(
+        "fields",
+        [(f"{kind}-create-{label}", "POST", f"/{kind}", 400, IV, body) for label, body in bad.items()],
+    )
 # Runs: the fields of a PUT (status above all), a charge, a start.
 table("runs", [(f"update-{label}", "PUT", RUN, 400, IV, body) for label, body in {
     "status-unknown": b'{"status": "DONE"}', "status-lower": b'{"status": "succeeded"}',

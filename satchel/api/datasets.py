@@ -22,7 +22,7 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length, read_json
+from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length, read_creation
 from satchel.api.http import read_json_object as read_changes
 from satchel.clock import iso
 from satchel.errors import InvalidRequest
@@ -92,15 +92,8 @@ async def list_datasets(call: Call) -> Response:
 
 
 async def create_dataset(call: Call) -> Response:
-    body = await read_json(call.request)
-    if body is not None and not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    name = call.text("name") or (body or {}).get("name")
-    # Checked before falling back to "unnamed": `{"name": []}` or `{"name": 0}` once made an unnamed dataset.
-    if name is not None and not isinstance(name, str):
-        raise InvalidRequest("Field `name` must be a string.", type="invalid-value")
-    name = name or None
-    view, created = await call.services.datasets.get_or_create(call.caller, name, (body or {}).get("schema"))
+    name, body = await read_creation(call)
+    view, created = await call.services.datasets.get_or_create(call.caller, name, body.get("schema"))
     headers = {"location": dataset_url(call.base_url, view.store.id)}
     return wire.json_response(dataset(view, call.base_url), 201 if created else 200, headers)
 

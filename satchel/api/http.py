@@ -197,3 +197,15 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return data
+
+
+async def read_creation(call: Call) -> tuple[str | None, dict[str, Any]]:
+    """What a get-or-create of a storage names: `name` from the query or the JSON body, and the body.
+
+    The type is checked before the empty-name fallback, so `{"name": []}` or `{"name": 0}` is refused
+    rather than making an unnamed storage."""
+    body = await read_json_object(call.request)
+    name = call.text("name") or body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequest("Field `name` must be a string.", type="invalid-value")
+    return name or None, body

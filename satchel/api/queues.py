@@ -12,7 +12,14 @@ import orjson
 from starlette.responses import Response
 
 from satchel.api import wire
-from satchel.api.http import Call, body_chunks, content_encoding, declared_length, read_json_object
+from satchel.api.http import (
+    Call,
+    body_chunks,
+    content_encoding,
+    declared_length,
+    read_creation,
+    read_json_object,
+)
 from satchel.clock import iso, now_ms
 from satchel.service.access import Level
 from satchel.service.queue_requests import make_cursor, read_payload
@@ -120,8 +127,8 @@ async def list_queues(call: Call) -> Response:
 
 
 async def create_queue(call: Call) -> Response:
-    await read_json_object(call.request)  # none is sent; one sent is read and dropped
-    view, created = await call.services.queues.get_or_create(call.caller, call.text("name"))
+    name, _ = await read_creation(call)  # the clients send no body; a queue has no schema
+    view, created = await call.services.queues.get_or_create(call.caller, name)
     headers = {"location": queue_url(call.base_url, view.store.id)}
     return wire.json_response(queue(view, call.base_url), 201 if created else 200, headers)
 

@@ -11,10 +11,10 @@ from satchel.api.http import (
     Call,
     body_chunks,
     declared_length,
-    read_json,
+    read_creation,
     read_json_object,
 )
-from satchel.errors import InvalidRequest, TooLarge
+from satchel.errors import TooLarge
 from satchel.service.access import Level
 
 
@@ -27,13 +27,8 @@ async def list_stores(call: Call) -> Response:
 
 
 async def create_store(call: Call) -> Response:
-    body = await read_json(call.request)
-    if body is not None and not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    name = call.text("name") or ((body or {}).get("name") or None)
-    if name is not None and not isinstance(name, str):
-        raise InvalidRequest("Field `name` must be a string.", type="invalid-value")
-    row, created = await call.services.stores.get_or_create(call.caller, name, (body or {}).get("schema"))
+    name, body = await read_creation(call)
+    row, created = await call.services.stores.get_or_create(call.caller, name, body.get("schema"))
     headers = {"location": wire.store_url(call.base_url, row.id)}
     return wire.json_response(wire.store(row, Level.OWNER, call.base_url), 201 if created else 200, headers)
 
