@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from satchel.cli import run_granian
+from satchel.serving import run_granian
 from satchel.settings import Settings
 
 PAYLOAD = b"x" * 1024

@@ -12,6 +12,7 @@ import asyncio
 import random
 import sys
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ async def main(data_dir: Path, store_id: str, method: str, n: int) -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body if method == "PUT" else b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     def scope(key: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import datasets, figures, queues, report, scaleout, volume
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = None
     if {"B1", "B2", "B5"} & set(wanted):
         shared = figures.shared_store(plan)
-    steps = {
+    steps: dict[str, Callable[[], list[figures.Figure]]] = {
         "B1": lambda: figures.b1_b2(plan, shared) if shared else [],
         "B3": lambda: [volume.b3(plan)],
         "B4": lambda: [volume.b4(plan)],

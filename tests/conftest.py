@@ -2,139 +2,33 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import pytest
 
 from tests.harness.backends import COMBOS, Backends
+from tests.harness.hostile import Hostile, kv_hostile
+from tests.harness.hostile_storages import storages_hostile
 from tests.harness.inprocess import BASE_URL as IN_PROCESS_URL
 from tests.harness.inprocess import InProcessApp
+from tests.harness.rigs import ENGINES, Rig
+from tests.harness.server import TOKEN, Server, free_port, start_server, stop_server
+from tests.harness.summaries import SUMMARIES
 
-TOKEN = "apify_api_" + "t" * 36
-
-
-@dataclass
-class Server:
-    """A Satchel to test against: a `satchel serve` process on loopback, or the app in this process."""
-
-    base_url: str  # http://127.0.0.1:PORT (no /v2)
-    token: str
-    data_dir: Path
-    process: subprocess.Popen[bytes] | None = None
-    app: InProcessApp | None = None
-
-    @property
-    def api(self) -> str:
-        return self.base_url + "/v2"
-
-    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
-        headers = {"authorization": f"Bearer {token or self.token}"}
-        if self.app is not None:
-            kwargs["transport"] = self.app.transport
-        return httpx.Client(base_url=self.api, headers=headers, timeout=60, **kwargs)
-
-    def anonymous(self, **kwargs: Any) -> httpx.Client:
-        """A client that sends no token."""
-        if self.app is not None:
-            kwargs["transport"] = self.app.transport
-        return httpx.Client(base_url=self.api, timeout=60, **kwargs)
-
-    def raw_request(
-        self, method: str, raw_path: str, body: bytes | None = None, *, token: str | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        """A request whose path goes out byte for byte as written (no client-side normalisation)."""
-        headers = {"authorization": f"Bearer {token or self.token}"}
-        if body is not None:
-            headers["content-type"] = "text/plain"
-        if self.app is not None:
-            raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
-            return self.app.raw(method, raw_path.encode("latin-1"), raw_headers, body or b"")
-        parsed = urlparse(self.base_url)
-        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
-        try:
-            conn.request(method, raw_path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(
-    data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
-) -> Server:
-    port = free_port()
-    # Rate limits are off unless a test turns them on: most tests write faster than 100 records/s to a store.
-    full_env = {
-        **os.environ,
-        "SATCHEL_TOKEN": token,
-        "SATCHEL_LOG_LEVEL": "warning",
-        "SATCHEL_RATE_LIMIT": "off",
-        **(env or {}),
-    }
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(data_dir.parent / f"server-{port}.log", "ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "satchel",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                *args,
-            ],
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a kill reaches the workers too
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
-        try:
-            httpx.get(
-                base + "/v2/users/me",
-                headers={"authorization": f"Bearer {token}"} if token else {},
-                timeout=1,
-            )
-            return Server(base, token, data_dir, process)
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("server did not start within 30 s")
-
-
-def stop_server(server: Server, *, kill: bool = False) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+# What test modules take from here (the server helpers live in tests/harness/server.py).
+__all__ = [
+    "TOKEN",
+    "Server",
+    "apps_on",
+    "every_engine",
+    "free_port",
+    "servers_on",
+    "start_server",
+    "stop_server",
+]
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +94,26 @@ def every_engine(*, in_process: bool = False) -> Any:
     return server_on_each
 
 
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+    """A seeded server for a module's hostile-input table (tests/harness/hostile.py)."""
+    with kv_hostile(tmp_path_factory.mktemp("hostile")) as state:
+        yield state
+
+
+@pytest.fixture(scope="module")
+def storages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+    """A seeded server for a module's hostile-input table on datasets, queues and runs."""
+    with storages_hostile(tmp_path_factory.mktemp("hostile-storages")) as state:
+        yield state
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Rig:
+    """A rig on each engine, with fresh data, for the crash and concurrency runs to start servers from."""
+    return ENGINES[request.param](tmp_path)
+
+
 @pytest.fixture
 def http(server: Server) -> Iterator[httpx.Client]:
     with server.client() as client:
@@ -212,3 +126,19 @@ def store(http: httpx.Client) -> dict[str, object]:
     response = http.post("/key-value-stores")
     assert response.status_code == 201
     return response.json()["data"]  # type: ignore[no-any-return]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The figures the run produced (tests/harness/summaries.py), after the test results; and the seed of
+    the shuffled order (pytest-randomly: modules, then the tests in each), left out of -q's header."""
+    seed = config.getoption("randomly_seed", default=None)
+    if seed is not None and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(
+            f"random order: the same again with --randomly-seed={seed}; file order with -p no:randomly"
+        )
+    for title, produce in SUMMARIES.items():
+        lines = produce()
+        if lines:
+            terminalreporter.write_sep("-", title)
+            for line in lines:
+                terminalreporter.write_line(line)

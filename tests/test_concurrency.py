@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Server
 from tests.harness.concurrency import ConcurrencyConfig, ConcurrencyRun
-from tests.harness.rigs import ENGINES, Rig
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Rig:
-    return ENGINES[request.param](tmp_path)
+from tests.harness.rigs import Rig
 
 
 @pytest.fixture

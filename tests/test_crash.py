@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from tests.harness.crash import CrashConfig, CrashRun
-from tests.harness.rigs import ENGINES, Rig
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Rig:
-    return ENGINES[request.param](tmp_path)
+from tests.harness.rigs import Rig
 
 
 def test_acknowledged_writes_survive_sigkill(rig: Rig) -> None:

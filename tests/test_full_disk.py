@@ -24,11 +24,11 @@ ENV = {"SATCHEL_BLOB_GRACE_SECONDS": "0.5"}
 
 
 @pytest.fixture(params=["ext4", "tmpfs"])
-def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteRig]:
-    rig = SqliteRig(tmp_path)
-    with small_filesystem(rig.data_dir, FS_MIB, kinds=(request.param,)):
-        yield rig
-    assert rig.integrity_problems() == []
+def small_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteRig]:
+    small_disk = SqliteRig(tmp_path)
+    with small_filesystem(small_disk.data_dir, FS_MIB, kinds=(request.param,)):
+        yield small_disk
+    assert small_disk.integrity_problems() == []
 
 
 def record(store_id: str, key: str) -> str:
@@ -96,53 +96,53 @@ def fill_through_the_api(http: httpx.Client, store_id: str, tag: str) -> None:
     put_until_full(http, store_id, f"{tag}-small", 60_000, 5000)
 
 
-def test_a_full_disk_refuses_writes_with_507_and_keeps_reads(rig: SqliteRig) -> None:
-    server = rig.start(env=ENV)
+def test_a_full_disk_refuses_writes_with_507_and_keeps_reads(small_disk: SqliteRig) -> None:
+    server = small_disk.start(env=ENV)
     try:
         with server.client() as http:
             store_id = http.post("/key-value-stores", params={"name": "full"}).json()["data"]["id"]
             keepers = Keepers(http, store_id)
             fill_through_the_api(http, store_id, "a")
-            fill(rig.data_dir / "top-off")
+            fill(small_disk.data_dir / "top-off")
             # A small record may still fit in room SQLite already holds; a blob cannot.
             put(http, store_id, "tiny", os.urandom(10))
             assert put(http, store_id, "refused", os.urandom(2 * MIB)).status_code == 507
             keepers.check(http)
-            assert rig.integrity_problems() == []
+            assert small_disk.integrity_problems() == []
     finally:
-        rig.stop(server)
+        small_disk.stop(server)
 
 
-def test_writes_resume_once_space_is_freed_outside_or_through_the_api(rig: SqliteRig) -> None:
-    server = rig.start(env=ENV)
-    filler = rig.data_dir / "filler"
+def test_writes_resume_once_space_is_freed_outside_or_through_the_api(small_disk: SqliteRig) -> None:
+    server = small_disk.start(env=ENV)
+    filler = small_disk.data_dir / "filler"
     try:
         with server.client() as http:
             store_id = http.post("/key-value-stores", params={"name": "full"}).json()["data"]["id"]
             keepers = Keepers(http, store_id)
             assert fill(filler, leave=FS_MIB * MIB // 2) > 0
             fill_through_the_api(http, store_id, "a")
-            fill(rig.data_dir / "top-off")
+            fill(small_disk.data_dir / "top-off")
             assert put(http, store_id, "refused", os.urandom(2 * MIB)).status_code == 507
             # Space freed outside the server.
             filler.unlink()
             assert writes_resume(http, store_id)
             # Full again; deletes through the API go through, and their room comes back after the grace.
             fill_through_the_api(http, store_id, "b")
-            fill(rig.data_dir / "top-off-2")
+            fill(small_disk.data_dir / "top-off-2")
             assert put(http, store_id, "refused", os.urandom(2 * MIB)).status_code == 507
             assert delete_all(http, store_id, "a-") > 0
             assert writes_resume(http, store_id)
             keepers.check(http)
             # Failed uploads leave nothing behind; deleted blobs go once their grace is over.
-            assert wait_until(lambda: rig.leftovers() == [], 10), rig.leftovers()
+            assert wait_until(lambda: small_disk.leftovers() == [], 10), small_disk.leftovers()
     finally:
-        rig.stop(server)
+        small_disk.stop(server)
 
 
-def test_a_server_started_on_a_full_disk_serves_reads_and_deletes(rig: SqliteRig) -> None:
-    server = rig.start(env=ENV)
-    reserve = rig.data_dir / "reserve"
+def test_a_server_started_on_a_full_disk_serves_reads_and_deletes(small_disk: SqliteRig) -> None:
+    server = small_disk.start(env=ENV)
+    reserve = small_disk.data_dir / "reserve"
     try:
         with server.client() as http:
             store_id = http.post("/key-value-stores", params={"name": "full"}).json()["data"]["id"]
@@ -152,31 +152,31 @@ def test_a_server_started_on_a_full_disk_serves_reads_and_deletes(rig: SqliteRig
             # With room again, the engine takes its reserve back.
             assert wait_until(lambda: reserve.exists() and reserve.stat().st_size == RESERVE, 15)
     finally:
-        rig.stop(server)
-    fill(rig.data_dir / "filled-while-down")
-    assert free_bytes(rig.data_dir) < MIB
-    server = rig.start(env=ENV)
+        small_disk.stop(server)
+    fill(small_disk.data_dir / "filled-while-down")
+    assert free_bytes(small_disk.data_dir) < MIB
+    server = small_disk.start(env=ENV)
     try:
         with server.client() as http:
             keepers.check(http)
-            fill(rig.data_dir / "top-off")
+            fill(small_disk.data_dir / "top-off")
             assert put(http, store_id, "refused", os.urandom(2 * MIB)).status_code == 507
-            (rig.data_dir / "filled-while-down").unlink()
+            (small_disk.data_dir / "filled-while-down").unlink()
             assert writes_resume(http, store_id)
             keepers.check(http)
     finally:
-        rig.stop(server)
+        small_disk.stop(server)
 
 
-def test_a_full_disk_answers_every_request_with_a_status(rig: SqliteRig) -> None:
+def test_a_full_disk_answers_every_request_with_a_status(small_disk: SqliteRig) -> None:
     """No request on a full disk ends in a 500 or a dropped connection (the clients retry 5xx slowly)."""
-    server = rig.start(env=ENV)
+    server = small_disk.start(env=ENV)
     try:
         with server.client() as http:
             store_id = http.post("/key-value-stores", params={"name": "statuses"}).json()["data"]["id"]
             for size in (10, 200_000):
                 put(http, store_id, f"old-{size}", os.urandom(size))
-            fill(rig.data_dir / "filler")
+            fill(small_disk.data_dir / "filler")
             seen = set()
             for size in (0, 10, 1000, 200_000, 5 * MIB):
                 seen.add(put(http, store_id, f"k{size}", os.urandom(size)).status_code)
@@ -190,4 +190,4 @@ def test_a_full_disk_answers_every_request_with_a_status(rig: SqliteRig) -> None
             seen.add(http.get(f"/key-value-stores/{store_id}/keys").status_code)
             assert seen <= {200, 201, 204, 404, 507}, seen
     finally:
-        rig.stop(server)
+        small_disk.stop(server)

@@ -20,6 +20,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import orjson
@@ -220,8 +221,8 @@ def served_promptly(server: Server) -> list[float]:
         for i in range(3):
             body = os.urandom(1000 if i % 2 else 300_000)
             url = f"{base}/records/normal-{i}"
-            assert _timed("PUT", lambda u=url, b=body: http.put(u, content=b), took).status_code == 201
-            assert _timed("GET", lambda u=url: http.get(u), took).content == body
+            assert _timed("PUT", partial(http.put, url, content=body), took).status_code == 201
+            assert _timed("GET", partial(http.get, url), took).content == body
         assert _timed("keys", lambda: http.get(f"{base}/keys"), took).status_code == 200
         console = f"{server.base_url}/console/login"
         assert _timed("Console", lambda: page.get(console), took).status_code == 200

@@ -5,8 +5,6 @@ under schemathesis's fuzzing."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +21,8 @@ from satchel.api.spec.common import PATH_PARAMS, SCHEMAS
 from satchel.api.spec.document import body, build_document
 from satchel.service.queue_requests import request_id
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.cli import run_cli
+from tests.harness.summaries import summary
 
 # Per operation and phase: with 140 operations fuzzed, the whole module takes 1.5 minutes on a quiet machine.
 MAX_EXAMPLES = 25
@@ -173,13 +173,7 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             assert http.post(f"/datasets/{dataset}/items", json=items).status_code == 201
             requests = [{"url": f"http://ex.com/{i}", "userData": {"depth": i}} for i in range(1, 11)]
             assert http.post(f"/request-queues/{queue}/requests/batch", json=requests).status_code == 201
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", "users", "create", "someone", "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    run_cli("users", "create", "someone", data_dir=server.data_dir)
     yield server
     stop_server(server)
 
@@ -221,8 +215,13 @@ def test_fuzz(case: Any, fuzzed_server: Server) -> None:
     STATUSES[response.status_code] += 1
 
 
-def test_fuzz_summary() -> None:
-    print(f"\nschemathesis examples: {sum(EXAMPLES.values())} over {len(EXAMPLES)} operations")
-    print("  statuses: " + ", ".join(f"{status}: {n}" for status, n in sorted(STATUSES.items())))
-    for label, count in sorted(EXAMPLES.items()):
-        print(f"  {label}: {count}")
+@summary("schemathesis fuzz")
+def fuzz_summary() -> list[str]:
+    if not EXAMPLES:
+        return []
+    fewest = sorted(EXAMPLES.items(), key=lambda item: (item[1], item[0]))[:5]
+    return [
+        f"examples: {sum(EXAMPLES.values())} over {len(EXAMPLES)} operations",
+        "statuses: " + ", ".join(f"{status}: {n}" for status, n in sorted(STATUSES.items())),
+        "fewest examples: " + ", ".join(f"{label}: {count}" for label, count in fewest),
+    ]

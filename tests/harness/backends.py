@@ -61,7 +61,8 @@ class Backends:
         return self.seaweed.env() if combo.endswith("+s3") else {}
 
     def settings(self, combo: str, data_dir: Path, **overrides: Any) -> Settings:
-        return Settings(data_dir=data_dir, **self.locations(combo), **overrides)
+        options: dict[str, Any] = {**self.locations(combo), **overrides}
+        return Settings(data_dir=data_dir, **options)
 
     def stop(self) -> None:
         if self._postgres is not None:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 KIB = 1024
@@ -71,3 +72,13 @@ def upload(rng: random.Random, size: int, *, gzip_share: float = 0.3) -> Upload:
         value = Value(raw_sha, hashlib.sha256(stored).hexdigest(), len(raw), len(stored), "gzip")
         return Upload(value, stored, headers)
     return Upload(Value(raw_sha, raw_sha, len(raw), len(raw), None), raw, headers)
+
+
+def chunks(total: int, seed: int = 1, chunk: int = MIB) -> Iterator[bytes]:
+    """`total` bytes of a pattern made from `seed`, a chunk at a time: a large body never held whole."""
+    block = hashlib.sha256(str(seed).encode()).digest() * (chunk // 32)
+    sent = 0
+    while sent < total:
+        piece = block[: min(chunk, total - sent)]
+        sent += len(piece)
+        yield piece

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.conftest import Server
 from tests.harness.bodies import KIB, MIB, Value, upload
 from tests.harness.reading import afetch, all_keys, stats
 from tests.harness.rigs import wait_until
+from tests.harness.server import Server
 
 TLS = ssl.create_default_context()  # never used (plain HTTP), but made once, not per client
 SIZES = ((10, 30), (2 * KIB, 30), (40 * KIB, 20), (200 * KIB, 12), (MIB, 4))

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
-from tests.conftest import Server
 from tests.harness.bodies import MIB, Value, pick_size, upload
 from tests.harness.reading import all_keys, fetch, stats
 from tests.harness.rigs import HOUR, Rig, wait_until
+from tests.harness.server import Server
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,8 @@ from typing import Any
 
 from apify_client import ApifyClient
 
-from tests.conftest import Server
+from tests.harness.cli import cli_command
+from tests.harness.server import Server
 
 LINKS = {
     "/": [
@@ -98,7 +98,7 @@ def run_actor(server: Server, site: str, actor: str, command: Sequence[str], tmp
         "CRAWLEE_STORAGE_DIR": str(tmp_path / "local-storage"),
         "NO_COLOR": "1",
     }
-    satchel = [sys.executable, "-m", "satchel", "run", "--actor", actor]
+    satchel = cli_command("run", "--actor", actor)
     satchel += ["--input", json.dumps({"start": site + "/"}), "--", *command]
     started = time.monotonic()
     done = subprocess.run(

@@ -78,7 +78,7 @@ class _Bridge(httpx.BaseTransport):
 
     def __init__(self, app: InProcessApp) -> None:
         self.app = app
-        self.asgi = httpx.ASGITransport(app=app.app, client=("127.0.0.1", 50000))  # type: ignore[arg-type]
+        self.asgi = httpx.ASGITransport(app=app.app, client=("127.0.0.1", 50000))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()

@@ -14,7 +14,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Protocol
 
-from tests.conftest import Server, start_server, stop_server
+from tests.harness.server import Server, start_server, stop_server
 
 HOUR = 3600.0
 

@@ -186,11 +186,16 @@ def _kill(server: Seaweed) -> None:
             sock.unlink(missing_ok=True)
 
 
+# Not the module `random`: pytest-randomly reseeds that before every test, and two suites on one machine
+# with the same seed would then try the same ports.
+_PORTS = random.SystemRandom()
+
+
 def _free_port_pairs(count: int) -> list[int]:
     """`count` ports p, each with p + GRPC_OFFSET also free, all distinct."""
     chosen: list[int] = []
     while len(chosen) < count:
-        port = random.randrange(*PORT_RANGE)
+        port = _PORTS.randrange(*PORT_RANGE)
         if port in chosen or not (_bindable(port) and _bindable(port + GRPC_OFFSET)):
             continue
         chosen.append(port)

@@ -1,0 +1,47 @@
+"""The `satchel` command line in a process of its own, as an operator runs it: one helper for every test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+
+def cli_command(*args: str, data_dir: Path | None = None) -> list[str]:
+    """`python -m satchel ARGS [--data-dir DIR]` as an argument list (for a process a test starts itself)."""
+    command = [sys.executable, "-m", "satchel", *args]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    return command
+
+
+def run_cli(
+    *args: str,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    ok: bool | None = True,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run one command to its end; `env` is added to this process's environment.
+
+    `ok=True` asserts it succeeded (and printed no traceback), `ok=False` that it failed, `ok=None` leaves
+    the outcome to the caller.
+    """
+    done = subprocess.run(
+        cli_command(*args, data_dir=data_dir),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        preexec_fn=preexec_fn,
+    )
+    if ok is not None:
+        assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+    return done
