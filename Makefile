@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test soak lint bench clean
+.PHONY: serve test preflight js soak lint bench clean
 
 SERVE_STAMP := $(VENV)/.installed-serve
 
@@ -32,12 +32,26 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check satchel tests bench
 	$(BIN)/mypy
 
-# The benchmark suite of issue 4 (about 20 minutes); installs wrk and nginx with apt-get when missing.
+# The benchmarks (about 20 minutes); they install wrk and nginx with apt-get when missing (as root).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
 
-test: $(STAMP) lint
+# What the tests need beyond the virtualenv is checked first: a missing tool is named with its apt-get package
+# (PREFLIGHT=--strict, as .ci/run sets, stops on any; otherwise only on PostgreSQL, and the rest skip).
+test: preflight js lint
 	$(BIN)/pytest -q
+
+preflight: $(STAMP)
+	$(BIN)/python -m tests.preflight $(PREFLIGHT)
+
+# The JavaScript suites' packages, from the npm registry as tests/js/package-lock.json pins them (when npm is here).
+JS_STAMP := tests/js/node_modules/.package-lock.json
+
+js:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(JS_STAMP); fi
+
+$(JS_STAMP): tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 
 # The long crash, concurrency and full-disk runs (about 5 minutes on 2 cores); prints their figures.
 soak: $(STAMP)

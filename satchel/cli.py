@@ -15,20 +15,26 @@ from typing import Any
 import click
 
 from satchel import store_commands
-from satchel.cli_options import run_on_storage, settings_from, storage_options
+from satchel.backup import commands as backup_commands
+from satchel.cli_options import SQLITE_FILE, run_on_storage, settings_from, storage_options
 from satchel.clock import iso
 from satchel.errors import SatchelError
+from satchel.kv_commands import kv
+from satchel.logs import configure_logging
 from satchel.run_command import run_command
 from satchel.server import build_services_from
 from satchel.service.access import USER_GENERAL_ACCESS
+from satchel.service.ids import token_hash
 from satchel.service.users import TOKEN_FILE, token_id
-from satchel.serving import PortInUse, claim_port, run_granian
-from satchel.settings import Settings
+from satchel.serving import PortInUse, claim_port, run_server
+from satchel.setting_flags import flag_values, setting_options
+from satchel.settings import CONFIG_VARIABLE, Settings
 
 
-def _bootstrap_apart(settings: Settings) -> tuple[str, bool]:
+def _bootstrap_apart(settings: Settings) -> dict[str, Any]:
     """Make the admin in a process of its own (`satchel bootstrap-admin`): the storage clients (asyncpg,
-    obstore's runtime threads) must not exist in this process when granian forks its workers from it."""
+    obstore's runtime threads) must not exist in this process when granian forks its workers from it.
+    Answers what `_bootstrap` does."""
     done = subprocess.run(
         [sys.executable, "-m", "satchel", "bootstrap-admin"],
         env={**os.environ, **settings_environment(settings)},
@@ -38,20 +44,33 @@ def _bootstrap_apart(settings: Settings) -> tuple[str, bool]:
     )
     if done.returncode != 0:
         raise click.ClickException(done.stderr.strip().removeprefix("Error: ") or "Starting failed.")
-    result = json.loads(done.stdout)
-    return result["token"], result["created"]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
-async def _bootstrap(settings: Settings) -> tuple[str, bool]:
+async def _bootstrap(settings: Settings) -> dict[str, Any]:
+    """The admin's token, whether it is new, and the id of the kept token it replaced (revoked), if any.
+
+    A SATCHEL_TOKEN other than the token kept in the data dir replaces it: the kept one is revoked, since
+    whoever changes the admin token means the old one to stop working (a leak, a rotation). Other tokens of
+    the admin (`satchel tokens create`, the Console's) are left alone.
+    """
     services = build_services_from(settings, housekeeping=False)
     await services.start(background=False)
     try:
-        _, token, created = await services.users.ensure_admin(
+        token_file = settings.data_dir / TOKEN_FILE
+        kept = token_file.read_text().strip() if token_file.is_file() else ""
+        admin, token, created = await services.users.ensure_admin(
             settings.admin_username, settings.data_dir, settings.token
         )
+        replaced = None
+        if settings.token and kept and kept != token:
+            holder = await services.storage.users.by_token_hash(token_hash(kept))
+            if holder is not None and holder.id == admin.id:
+                replaced = token_id(await services.users.revoke_token(kept))
     finally:
         await services.stop()
-    return token, created
+    return {"token": token, "created": created, "replaced": replaced}
 
 
 @click.group()
@@ -66,47 +85,31 @@ def bootstrap_admin() -> None:
     settings = settings_from()
     logging.basicConfig(level=settings.log_level.upper())
     try:
-        token, created = asyncio.run(_bootstrap(settings))
+        result = asyncio.run(_bootstrap(settings))
     except (SatchelError, ValueError) as error:  # a backend that does not answer, a URL Satchel cannot use
         raise click.ClickException(str(error)) from error
-    click.echo(json.dumps({"token": token, "created": created}))
+    click.echo(json.dumps(result))
 
 
 @main.command()
-@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to listen on (default 8765).")
-@storage_options
-@click.option("--workers", type=int, default=None, help="Server processes (default 1).")
+@setting_options
 @click.option(
-    "--public-url", default=None, help="Base URL clients reach the server at, if not http://host:port."
-)
-@click.option(
-    "--rate-limit",
-    type=click.Choice(["on", "off"]),
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Enforce the API's rate limits (default on; off for benchmarks).",
+    help=f"A TOML file of settings, below flags and variables (also {CONFIG_VARIABLE}).",
 )
-def serve(  # noqa: PLR0917 - click passes options positionally
-    host: str | None,
-    port: int | None,
-    data_dir: Path | None,
-    database: str | None,
-    blob_store: str | None,
-    workers: int | None,
-    public_url: str | None,
-    rate_limit: str | None,
-) -> None:
-    """Run the API server: on SQLite and local files with no configuration, or on PostgreSQL and S3."""
-    settings = settings_from(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database=database,
-        blob_store=blob_store,
-        workers=workers,
-        public_url=public_url,
-        rate_limit=None if rate_limit is None else rate_limit == "on",
-    )
+def serve(config: Path | None, **flags: Any) -> None:
+    """Run the API server: on SQLite and local files with no configuration, or on PostgreSQL and S3.
+
+    Every setting has a flag (docs/settings.md lists them with their variables and defaults).
+    """
+    if config is not None:
+        os.environ[CONFIG_VARIABLE] = str(config)  # read by Settings, here and in every process started
+    try:
+        settings = settings_from(**flag_values(flags))
+    except ValueError as error:  # a bad value, or a config file that cannot be used
+        raise click.ClickException(str(error)) from error
     # Before anything starts: a second server on a taken port would otherwise share it (SO_REUSEPORT).
     try:
         claim = claim_port(settings.host, settings.port)
@@ -120,22 +123,28 @@ def serve(  # noqa: PLR0917 - click passes options positionally
 
 
 def _serve(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    token, created = _bootstrap_apart(settings)
+    data_dir = settings.data_dir
+    new = not data_dir.is_dir() if settings.database else not (data_dir / SQLITE_FILE).is_file()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings)
+    admin = _bootstrap_apart(settings)
+    click.echo(f"{'Created a new' if new else 'Using the'} data dir at {data_dir}")
     click.echo(f"Satchel API: {settings.base_url}/v2")
     click.echo(f"Console:     {settings.base_url}/console")
-    click.echo(f"Data dir:    {settings.data_dir}")
-    if created:
-        click.echo(f"Admin token: {token}   (shown once; also kept in {settings.data_dir / TOKEN_FILE})")
+    token_file = data_dir / TOKEN_FILE
+    if admin["replaced"]:
+        click.echo(
+            f"Admin token: SATCHEL_TOKEN replaces the admin token kept before (id {admin['replaced']}), which"
+            f" is now revoked; SATCHEL_TOKEN is kept in {token_file}"
+        )
+    elif admin["created"]:
+        click.echo(f"Admin token: {admin['token']}   (shown once; also kept in {token_file})")
     else:
-        click.echo(f"Admin token: in {settings.data_dir / TOKEN_FILE}")
+        click.echo(f"Admin token: in {token_file}")
     # Workers are separate processes and read their settings from the environment.
     os.environ.update(settings_environment(settings))
-    run_granian("satchel.serving:create_app", settings, factory=True)
+    run_server(settings)
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -169,7 +178,7 @@ def users() -> None:
 def users_create(username: str, general_access: str, **where: Any) -> None:
     """Create a user and print their first API token (shown once; only its digest is kept)."""
     user, token = run_on_storage(
-        where, lambda s: s.users.create(username, default_general_access=general_access)
+        where, lambda s: s.users.create(username, default_general_access=general_access), bodies=False
     )
     click.echo(f"Created user {user.username} (id {user.id}).")
     click.echo(f"API token: {token}")
@@ -179,7 +188,7 @@ def users_create(username: str, general_access: str, **where: Any) -> None:
 @storage_options
 def users_list(**where: Any) -> None:
     """List users with their id, default general access and number of tokens."""
-    rows = run_on_storage(where, lambda s: s.users.all())
+    rows = run_on_storage(where, lambda s: s.users.all(), bodies=False)
     click.echo(f"{'USERNAME':<24} {'ID':<18} {'DEFAULT ACCESS':<26} {'TOKENS':>6}  CREATED")
     for user, tokens in rows:
         click.echo(
@@ -194,7 +203,7 @@ def users_list(**where: Any) -> None:
 @storage_options
 def users_set_access(username: str, general_access: str, **where: Any) -> None:
     """Set what a user's stores with generalAccess FOLLOW_USER_SETTING allow."""
-    user = run_on_storage(where, lambda s: s.users.set_default_access(username, general_access))
+    user = run_on_storage(where, lambda s: s.users.set_default_access(username, general_access), bodies=False)
     click.echo(
         f"Stores of {user.username} that follow the user setting are now {user.default_general_access}."
     )
@@ -207,10 +216,11 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("username")
+@click.option("--name", default=None, help="A name to tell the token apart (shown by `tokens list`).")
 @storage_options
-def tokens_create(username: str, **where: Any) -> None:
+def tokens_create(username: str, name: str | None, **where: Any) -> None:
     """Create another API token for a user and print it (shown once)."""
-    token = run_on_storage(where, lambda s: s.users.create_token(username))
+    token = run_on_storage(where, lambda s: s.users.create_token(username, name=name), bodies=False)
     click.echo(token)
 
 
@@ -219,10 +229,10 @@ def tokens_create(username: str, **where: Any) -> None:
 @storage_options
 def tokens_list(username: str, **where: Any) -> None:
     """List a user's tokens by id (the start of the token's SHA-256 digest; the token is not kept)."""
-    rows = run_on_storage(where, lambda s: s.users.tokens(username))
-    click.echo(f"{'ID':<14} CREATED")
+    rows = run_on_storage(where, lambda s: s.users.tokens(username), bodies=False)
+    click.echo(f"{'ID':<14} {'CREATED':<24} NAME")
     for row in rows:
-        click.echo(f"{token_id(row):<14} {iso(row.created_at)}")
+        click.echo(f"{token_id(row):<14} {iso(row.created_at):<24} {row.name or ''}".rstrip())
 
 
 @tokens.command("revoke")
@@ -230,7 +240,7 @@ def tokens_list(username: str, **where: Any) -> None:
 @storage_options
 def tokens_revoke(token: str, **where: Any) -> None:
     """Revoke a token, given the token itself or its id from `satchel tokens list`. Takes effect at once."""
-    row = run_on_storage(where, lambda s: s.users.revoke_token(token))
+    row = run_on_storage(where, lambda s: s.users.revoke_token(token), bodies=False)
     click.echo(f"Revoked token {token_id(row)}.")
 
 
@@ -238,7 +248,7 @@ def tokens_revoke(token: str, **where: Any) -> None:
 @storage_options
 def migrate(**where: Any) -> None:
     """Bring the database's schema to this version of Satchel (servers also do it when they start)."""
-    run_on_storage(where, lambda services: _nothing())
+    run_on_storage(where, lambda services: _nothing(), bodies=False)
     click.echo("The database is up to date.")
 
 
@@ -247,6 +257,9 @@ async def _nothing() -> None:
 
 
 main.add_command(run_command)
+main.add_command(kv)
+main.add_command(backup_commands.backup)
+main.add_command(backup_commands.restore)
 for command in (
     store_commands.share,
     store_commands.rotate_signing_key,

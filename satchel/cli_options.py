@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from satchel.service import Services
 from satchel.settings import Settings
 
 T = TypeVar("T")
+SQLITE_FILE = "satchel.db"  # what makes a folder a data dir of the embedded engine
 
 DATA_DIR = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None, help="Where data lives (./satchel-data)."
@@ -41,11 +43,26 @@ def settings_from(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def run_on_storage(where: dict[str, Any], work: Callable[[Services], Awaitable[T]]) -> T:
+def run_on_storage(
+    where: dict[str, Any], work: Callable[[Services], Awaitable[T]], *, bodies: bool = True
+) -> T:
     """Run one piece of work against the storage the options name, turning Satchel's errors into a clean
-    exit."""
-    settings = settings_from(**where)
+    exit. The data dir must be there, unless nothing the work touches lives in it.
 
+    `bodies=False` is for work on users, tokens, grants and stores that never reads or writes a record's
+    body: on PostgreSQL with file bodies, the data dir then holds nothing it needs, so an operator may run it
+    from anywhere; without a data dir, the file store's scratch folder goes in a temporary one.
+    """
+    settings = settings_from(**where)
+    if not settings.database or (bodies and not settings.blob_store):
+        _check_data_dir(settings)
+    elif not settings.blob_store and not settings.data_dir.is_dir():
+        with tempfile.TemporaryDirectory(prefix="satchel-") as scratch:
+            return _run(settings.model_copy(update={"data_dir": Path(scratch)}), work)
+    return _run(settings, work)
+
+
+def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     async def go() -> T:
         try:
             services = build_services_from(settings, housekeeping=False)
@@ -61,3 +78,18 @@ def run_on_storage(where: dict[str, Any], work: Callable[[Services], Awaitable[T
         return asyncio.run(go())
     except SatchelError as error:
         raise click.ClickException(error.message) from error
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """Refuse a data dir that is not there: run from another folder, the default ./satchel-data would
+    otherwise be made anew, empty, and the command would act on it instead of on the server's data."""
+    data_dir = settings.data_dir.resolve()
+    if settings.database:
+        present, why = data_dir.is_dir(), "there is no such folder"
+    else:
+        present, why = (data_dir / SQLITE_FILE).is_file(), f"it holds no {SQLITE_FILE}"
+    if not present:
+        raise click.ClickException(
+            f"No data dir at {data_dir}: {why}. Point at the server's with --data-dir PATH or"
+            " SATCHEL_DATA_DIR (`satchel serve` creates a new one)."
+        )

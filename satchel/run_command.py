@@ -29,8 +29,7 @@ from typing import Any
 import click
 import httpx
 
-from satchel.service.users import TOKEN_FILE
-from satchel.settings import Settings
+from satchel.remote import connection, server_options
 
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
@@ -45,18 +44,6 @@ CHARGED_EVENT_COUNTS = '{"apify-actor-start":0}'
 
 def say(message: str) -> None:
     click.echo(f"satchel run: {message}", err=True)
-
-
-def default_url() -> str:
-    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT)."""
-    return Settings().base_url
-
-
-def default_token() -> str | None:
-    """SATCHEL_TOKEN unset: the admin's token that `satchel serve` keeps in its data dir, if readable here."""
-    with contextlib.suppress(OSError):
-        return (Settings().data_dir / TOKEN_FILE).read_text().strip() or None
-    return None
 
 
 def default_actor() -> str:
@@ -208,10 +195,7 @@ def run(url: str, token: str, actor: str, body: bytes | None, command: Sequence[
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
-@click.option(
-    "--url", envvar="SATCHEL_URL", default=None, help="The server (default SATCHEL_URL, else local)."
-)
-@click.option("--token", envvar="SATCHEL_TOKEN", default=None, help="API token (default SATCHEL_TOKEN).")
+@server_options
 @click.option("--actor", default=None, help="The Actor's name, made on first use (default: this folder's).")
 @click.option("--input", "input_text", default=None, help="INPUT as JSON, or @FILE holding JSON.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -223,10 +207,7 @@ def run_command(
 
     Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code.
     """
-    url = (url or default_url()).rstrip("/")
-    token = token or default_token()
-    if not token:
-        raise click.UsageError("No token: pass --token or set SATCHEL_TOKEN.")
+    url, token = connection(url, token)
     body = read_input(input_text)
     try:
         code = run(url, token, actor or default_actor(), body, command)

@@ -15,12 +15,17 @@ Three things decided how granian is set up, each measured on this code before it
 - granian binds its listening sockets with SO_REUSEPORT (each worker process listens on its own socket),
   so a second server on the same port bound without a word and took half its requests to another database.
   The port is checked, and held, before anything starts.
+
+On SIGTERM (or Ctrl-C) granian stops accepting connections and lets each worker finish the requests it is
+serving, uploads included, before the app shuts down; a worker still busy after `shutdown_timeout_seconds`
+is killed.
 """
 
 from __future__ import annotations
 
 import errno
 import resource
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,8 @@ from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 
 from satchel.connections import ConnectionGuard
+from satchel.logs import configure_logging, granian_logging
+from satchel.metrics import prepare_multiprocess_dir
 from satchel.server import create_app as create_satchel
 from satchel.settings import Settings
 
@@ -116,6 +123,8 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         "interface": Interfaces.ASGI,
         "workers": settings.workers,
         "log_level": settings.log_level,
+        "log_dictconfig": granian_logging(settings),
+        "workers_kill_timeout": settings.shutdown_timeout_seconds,
         "backlog": BACKLOG,
         "backpressure": connection_cap(settings),
         "http": HTTPModes.http1,
@@ -129,10 +138,22 @@ def run_granian(target: str, settings: Settings, *, factory: bool = False) -> No
     Granian(target, factory=factory, **granian_options(settings)).serve()
 
 
+def run_server(settings: Settings) -> None:
+    """Serve Satchel in granian's worker processes (which read their settings from the environment), with
+    the folder their metrics share made first and removed after."""
+    metrics_dir = prepare_multiprocess_dir() if settings.metrics else None
+    try:
+        run_granian("satchel.serving:create_app", settings, factory=True)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def create_app() -> Any:
     """The app `satchel serve` runs (a factory granian calls in each worker process): Satchel's app behind
     the guard that times body reads and sheds idle connections."""
     settings = Settings()
+    configure_logging(settings)
     guard = ConnectionGuard(create_satchel(settings), settings, cap=connection_cap(settings))
     guard.start_shedding()
     return guard

@@ -1,103 +1,164 @@
-"""Every setting Satchel reads, from the environment (`SATCHEL_*`) or the command line."""
+"""Every setting Satchel reads: from the command line, the environment (`SATCHEL_*`), or a TOML file.
+
+Each field's docstring is its documentation: docs/settings.md is generated from this model
+(`python -m satchel.settings_doc`), and a test fails when the two differ.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+# Names the TOML file whose settings apply below the command line's and the environment's.
+CONFIG_VARIABLE = "SATCHEL_CONFIG"
 
 
 class PostgresSettings(BaseModel):
-    """The PostgreSQL engine's own settings (SATCHEL_POSTGRES__*)."""
+    """The PostgreSQL engine's own settings (SATCHEL_POSTGRES__*, or a `[postgres]` table)."""
 
-    # Connections each server process keeps to the database.
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
     pool_min: int = Field(default=2, ge=1, le=100)
+    """Connections each server process keeps open to the database."""
     pool_max: int = Field(default=10, ge=1, le=1000)
-    # How long a query may wait for a connection or an answer before the request gets a 503.
+    """Most connections each server process opens to the database."""
     timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a query may wait for a connection or an answer before the request gets a 503."""
 
 
 class S3Settings(BaseModel):
-    """The S3 blob store's own settings (SATCHEL_S3__*)."""
+    """The S3 blob store's own settings (SATCHEL_S3__*, or an `[s3]` table)."""
 
-    # Prepended to every object's name, so one bucket can hold several deployments.
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
     prefix: str = "satchel/"
-    # Parts of a multipart upload, and how much of a body is held in memory while it uploads.
+    """Prepended to every object's name, so one bucket can hold several deployments."""
     part_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=512 * MIB)
+    """Size of a multipart upload's parts (5 MiB to 512 MiB); also the memory one upload holds."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a request to the object store may take before the request gets a 503."""
 
 
 class Settings(BaseSettings):
-    """Server settings. Each field is documented in the README's settings table."""
+    """Server settings: command-line flags first, then SATCHEL_* variables, then the config file, then the
+    defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="SATCHEL_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SATCHEL_", env_nested_delimiter="__", extra="ignore", use_attribute_docstrings=True
+    )
 
     host: str = "127.0.0.1"
+    """Address to listen on."""
     port: int = Field(default=8765, ge=0, le=65535)
+    """Port to listen on."""
     data_dir: Path = Path("./satchel-data")
+    """The SQLite file, the blob folder and the admin token."""
     workers: int = Field(default=1, ge=1, le=64)
-    # How long a client may take to send a request's headers, counted from when its connection opens or its
-    # previous answer ends: so also how long an idle kept-alive connection stays open (one clock for both).
+    """Server processes (one SQLite writer each; 1 is best for write-heavy loads)."""
     header_timeout_seconds: float = Field(default=10.0, ge=0.1, le=3600)
-    # Longest wait for the next piece of a request body (API uploads, Console forms); past it the request is
-    # answered 408 and its connection closed.
+    """How long a client may take to send a request's headers, counted from when its connection opens or its
+    previous answer ends: so also how long an idle kept-alive connection stays open (one clock for both)."""
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
-    # Most client connections one server process holds, as far as its open-file limit allows (two files
-    # each). Near it, those waiting longest on their client (idle, or stalled mid-body) are closed first.
+    """Longest wait for the next piece of a request body (API uploads, Console forms); past it the request
+    is answered 408 and its connection closed."""
     max_connections: int = Field(default=10_000, ge=64, le=1_000_000)
-    # The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers.
-    # Empty means http://{host}:{port}.
+    """Most client connections one server process holds, as far as its open-file limit allows (two files
+    each). Near it, those waiting longest on their client (idle, or stalled mid-body) are closed first."""
+    shutdown_timeout_seconds: int = Field(default=60, ge=1, le=3600)
+    """On SIGTERM or Ctrl-C the server stops accepting connections and finishes the requests in flight
+    (uploads included); a worker process still busy after this long is killed."""
     public_url: str = ""
-    # A token to use for the admin user instead of a generated one (kept in the data dir either way).
+    """The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers. Empty means
+    http://{host}:{port}."""
     token: str = ""
+    """A token to use for the admin user instead of a generated one (kept in the data dir either way)."""
     admin_username: str = "admin"
-    # Unnamed stores are deleted this many seconds after their last use (read, write or list).
+    """The admin user made on first start."""
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
-    # How often the retention sweeper looks for expired stores.
+    """Unnamed stores are deleted this many seconds after their last use (read, write or list)."""
     sweep_interval_seconds: float = Field(default=300.0, gt=0)
-    # Largest record body accepted, as sent (possibly compressed).
+    """How often the retention sweeper looks for expired stores."""
     max_record_bytes: int = Field(default=4 * GIB, ge=1)
-    # Largest record body after decoding its Content-Encoding (the zip-bomb cap).
+    """Largest record body accepted, as sent (possibly compressed); larger: 413."""
     max_decoded_bytes: int = Field(default=8 * GIB, ge=1)
-    # Largest dataset push (POST .../items) after decoding its Content-Encoding: the clients send up to 9 MiB
-    # (the SDK's chunks are 9,436,240 bytes), so 10 MiB leaves a margin; larger pushes get 413.
+    """Largest record body after decoding its Content-Encoding (the zip-bomb cap)."""
     max_items_payload_bytes: int = Field(default=10 * MIB, ge=1024)
-    # Bodies up to this size live inside the SQLite file; larger ones are files in the blob folder.
+    """Largest dataset push (POST .../items) after decoding its Content-Encoding: the clients send up to
+    9 MiB (the SDK's chunks are 9,436,240 bytes), so 10 MiB leaves a margin; larger pushes get 413."""
     inline_max_bytes: int = Field(default=128 * KIB, ge=0, le=16 * MIB)
-    # "process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
-    # "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder).
+    """Bodies up to this size live inside the database (SQLite or PostgreSQL); larger ones in the blob store
+    (files or S3)."""
     durability: Literal["process", "power"] = "process"
-    # Replaced or deleted blob files are unlinked this long after, so readers that just looked them up finish.
+    """"process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
+    "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder). For
+    SQLite and blob files; PostgreSQL and S3 keep their own guarantees."""
     blob_grace_seconds: float = Field(default=60.0, ge=0)
-    # Rate limits, as the API reference states them; off is for benchmarks and trusted single-user setups.
+    """Replaced or deleted blobs are deleted this long after, so readers that just looked them up finish."""
     rate_limit: bool = True
-    # Requests per second to one resource (a store, or a user's store collection).
+    """Enforce the rate limits the API reference states; off is for benchmarks and trusted single-user
+    setups."""
     rate_limit_per_second: int = Field(default=30, ge=1)
-    # Requests per second to one store's record endpoints (get, head, put, post, delete).
+    """Requests per second to one resource (a store, or a user's store collection)."""
     rate_limit_records_per_second: int = Field(default=100, ge=1)
-    # Requests per minute from one user (or, without a token, one IP address) across the whole API.
+    """Requests per second to one store's record endpoints (get, head, put, post, delete)."""
     rate_limit_global_per_minute: int = Field(default=250_000, ge=1)
-    # How long a request over a per-store limit may wait for a free slot before a 429 (0: refuse at once).
+    """Requests per minute from one user (or, without a valid token, one IP address) across the whole API."""
     rate_limit_wait_seconds: float = Field(default=1.0, ge=0, le=30)
-    # Where the counters live: memory:// (per server process) or redis://host:port to share them.
+    """How long a request over a per-store limit may wait for a free slot before a 429 (0: refuse at
+    once)."""
     rate_limit_storage: str = "memory://"
-    # How long a Console sign-in lasts; signing out, or revoking the token it was made with, ends it sooner.
+    """Where the counters live: memory:// (per server process) or redis://host:port to share them."""
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 366)
+    """How long a Console sign-in lasts; signing out, or revoking the token it was made with, ends it
+    sooner."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # Where metadata and small bodies live: empty for SQLite in the data dir, or a PostgreSQL URL
-    # (postgresql://USER[:PASSWORD]@HOST:PORT/DB) for any number of nodes over one database.
+    """The least severe messages logged: debug, info, warning or error."""
+    log_format: Literal["text", "json"] = "text"
+    """"text": lines for people; "json": one JSON object a line, for log collectors."""
+    request_log: bool = False
+    """Log one line per request (at info): method, route, path, status, duration, bytes, request id, user.
+    Off by default: on the record hot path it costs about a tenth of a worker's throughput."""
+    metrics: bool = True
+    """Count requests, bytes and latencies for Prometheus at /metrics (off: /metrics answers 404)."""
+    metrics_admin_only: bool = False
+    """/metrics asks for the admin's token (off: open to anyone who reaches the server, as /health is)."""
     database: str = ""
-    # Where large bodies live: empty for files in the data dir, or s3://BUCKET?endpoint=URL[&region=R]
-    # (credentials from the standard AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables).
+    """Where metadata and small bodies live: empty for SQLite in the data dir, or a PostgreSQL URL
+    (postgresql://USER[:PASSWORD]@HOST:PORT/DB) for any number of nodes over one database."""
     blob_store: str = ""
+    """Where large bodies live: empty for files in the data dir, or s3://BUCKET?endpoint=URL[&region=R]
+    (credentials from the standard AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables)."""
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    """The PostgreSQL engine's block."""
     s3: S3Settings = Field(default_factory=S3Settings)
+    """The S3 blob store's block."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get(CONFIG_VARIABLE)
+        if not path:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, read_config(Path(path))))
 
     @property
     def base_url(self) -> str:
@@ -107,3 +168,28 @@ class Settings(BaseSettings):
         if host in ("0.0.0.0", "[::]"):  # noqa: S104 - a listen address, not a bind
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+
+class ConfigFileError(ValueError):
+    """The config file cannot be read, or names a setting Satchel does not have."""
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A TOML config file's settings, with names checked: a misspelt setting is an error, not ignored."""
+    try:
+        values = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise ConfigFileError(f"The config file {path} cannot be read: {error.strerror or error}.") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigFileError(f"The config file {path} is not valid TOML: {error}.") from error
+    unknown = []
+    for name, value in values.items():
+        field = Settings.model_fields.get(name)
+        block = field.annotation if field else None
+        if field is None:
+            unknown.append(name)
+        elif isinstance(block, type) and issubclass(block, BaseModel) and isinstance(value, dict):
+            unknown += [f"{name}.{inner}" for inner in value if inner not in block.model_fields]
+    if unknown:
+        raise ConfigFileError(f"The config file {path} has unknown settings: {', '.join(unknown)}.")
+    return values

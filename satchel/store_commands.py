@@ -3,22 +3,26 @@ storage folders in and out."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import click
+from click.core import ParameterSource
 
 from satchel import crawlee_storage
 from satchel.cli_options import run_on_storage, storage_options
 from satchel.clock import iso
+from satchel.remote import connection, run_remote, server_options
 from satchel.service import Services, signing
 from satchel.service.access import Caller
 from satchel.service.signing import DEFAULT_LINK_SECONDS
-from satchel.service.validation import check_key, split_reference
+from satchel.service.validation import NAME_RE, check_key, split_reference
 from satchel.storage import StorageKind, StoreRow
 
 MAX_LINK_SECONDS = 10 * 365 * 86400
+T = TypeVar("T")
 
 
 @click.command()
@@ -29,7 +33,8 @@ MAX_LINK_SECONDS = 10 * 365 * 86400
 @click.option("--revoke", "access", flag_value="revoke", help="Take the user's access away.")
 @storage_options
 def share(store: str, username: str, access: str | None, **where: Any) -> None:
-    """Share STORE (its id or OWNER~NAME) with USERNAME, as its owner would."""
+    """Share STORE (its id, NAME, ~NAME or OWNER~NAME; a name alone is the admin's) with USERNAME, as its
+    owner would."""
     if access is None:
         raise click.UsageError("Say what to give: --read, --write or --revoke.")
 
@@ -38,7 +43,7 @@ def share(store: str, username: str, access: str | None, **where: Any) -> None:
         await services.stores.share(as_owner, row.id, username, None if access == "revoke" else access)
         return row.name or row.id
 
-    label = run_on_storage(where, work)
+    label = run_on_storage(where, work, bodies=False)
     if access == "revoke":
         click.echo(f"{username} no longer has access to {label}.")
         click.echo(
@@ -52,15 +57,15 @@ def share(store: str, username: str, access: str | None, **where: Any) -> None:
 @click.argument("store")
 @storage_options
 def rotate_signing_key(store: str, **where: Any) -> None:
-    """Give STORE (its id or OWNER~NAME) a new URL signing secret key: every URL signed with the old one stops
-    working, on every running server, at once."""
+    """Give STORE (its id, NAME, ~NAME or OWNER~NAME) a new URL signing secret key: every URL signed with the
+    old one stops working, on every running server, at once."""
 
     async def work(services: Services) -> str:
         as_owner, row = await _as_owner(services, store)
         await services.stores.rotate_signing_key(as_owner, row.id)
         return row.name or row.id
 
-    label = run_on_storage(where, work)
+    label = run_on_storage(where, work, bodies=False)
     click.echo(f"{label} has a new URL signing secret key; URLs signed with the old one no longer work.")
 
 
@@ -75,9 +80,9 @@ def rotate_signing_key(store: str, **where: Any) -> None:
 )
 @storage_options
 def print_public_url(store: str, key: str | None, expires_in: str, **where: Any) -> None:
-    """Print signed URLs that read STORE (its id or OWNER~NAME) without a token: its record KEY, or else its
-    keys listing and its records as a ZIP. They expire (in a day by default) and die sooner if the store's
-    signing key is rotated. The base URL is the `public_url` setting (SATCHEL_PUBLIC_URL)."""
+    """Print signed URLs that read STORE (its id, NAME, ~NAME or OWNER~NAME) without a token: its record
+    KEY, or else its keys listing and its records as a ZIP. They expire (in a day by default) and die sooner
+    if the store's signing key is rotated. The base URL is the `public_url` setting (SATCHEL_PUBLIC_URL)."""
     seconds = _duration(expires_in)
     if key is not None:
         check_key(key)
@@ -97,22 +102,24 @@ def print_public_url(store: str, key: str | None, expires_in: str, **where: Any)
         query = urlencode({"signature": signing.storage_signature(secret, row.id, expiry)})
         return [f"{base}/keys?{query}", f"{base}/records?{query}"], expiry
 
-    urls, expiry = run_on_storage(where, work)
+    urls, expiry = run_on_storage(where, work, bodies=False)
     for url in urls:
         click.echo(url)
     click.echo(f"(expires {iso(expiry)})" if expiry else "(never expires)", err=True)
 
 
 async def _as_owner(services: Services, store: str) -> tuple[Caller, StoreRow]:
-    """The store a CLI argument names (its id or OWNER~NAME), with its owner as the caller to act as."""
+    """The store a CLI argument names, with its owner as the caller to act as: its id, OWNER~NAME, or ~NAME
+    and NAME for the admin's, as `export` reads them by default (a bare word is tried as an id first)."""
     store_id, owner_name, name = split_reference(store)
-    if store_id is None and not owner_name:
-        raise click.UsageError("Name the store by its id or as OWNER~NAME.")
+    admin = services.settings.admin_username
     row = await services.storage.stores.by_id(store_id) if store_id else None
     if row is not None and row.kind is not StorageKind.KEY_VALUE_STORE:
         row = None
-    if store_id is None:
-        owner = await services.users.find(owner_name or "")
+    if row is None and store_id is not None and NAME_RE.fullmatch(store_id):
+        owner_name, name = admin, store_id
+    if owner_name is not None:
+        owner = await services.users.find(owner_name or admin)
         row = await services.storage.stores.by_name(owner.id, StorageKind.KEY_VALUE_STORE, name or "")
     if row is None:
         raise click.ClickException(f"Key-value store {store!r} was not found.")
@@ -134,41 +141,102 @@ def _duration(text: str) -> int:
     return int(number) * unit
 
 
-# --- Crawlee's local storage folders
+# --- Crawlee's local storage folders, on the data here or on a running server
+
+REMOTE_RULE = (
+    "It works on a running server, over its API, when --url is given, or when SATCHEL_URL is set and none of"
+    " --data-dir, --database and --blob-store is (then --token or SATCHEL_TOKEN says who acts); else on the"
+    " data here."
+)
 
 
-@click.command("import")
+def _server(
+    url: str | None, token: str | None, username: str | None, where: dict[str, Any]
+) -> tuple[str, str] | None:
+    """The server (URL, token) to work on over the API, or None to work on the data the options name."""
+    if url is None:
+        return None
+    here = any(where.get(name) is not None for name in ("data_dir", "database", "blob_store"))
+    given = click.get_current_context().get_parameter_source("url") is ParameterSource.COMMANDLINE
+    if here and given:
+        raise click.UsageError(
+            "--url works on a running server, --data-dir, --database and --blob-store on the data here:"
+            " give one or the other."
+        )
+    if here:
+        return None
+    if username is not None:
+        raise click.UsageError("--user is for the data here; on a server, the token's user acts.")
+    return connection(url, token)
+
+
+def _on_stores(
+    server: tuple[str, str] | None,
+    username: str | None,
+    where: dict[str, Any],
+    work: Callable[[crawlee_storage.Stores], Awaitable[T]],
+) -> T:
+    """Run the work on the stores: over the API when `server` is given, else on the storage here as
+    `username` (default: the admin)."""
+    if server is not None:
+        return run_remote(*server, lambda remote: work(crawlee_storage.RemoteStores(remote)))
+
+    async def local(services: Services) -> T:
+        owner = await services.users.find(username or services.settings.admin_username)
+        return await work(crawlee_storage.LocalStores(services, Caller(owner)))
+
+    return run_on_storage(where, local, bodies=True)
+
+
+@click.command(
+    "import",
+    help=f"""Copy a Crawlee storage folder's key-value stores (or one store folder) into named stores.
+
+{REMOTE_RULE}""",
+)
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--store", "store_name", help="The store to import one store folder into (default: its name).")
-@click.option("--user", "username", help="Who owns the stores (default: the admin).")
+@click.option("--user", "username", help="Who owns the stores (default: the admin); only on the data here.")
 @storage_options
-def import_folder(path: Path, store_name: str | None, username: str | None, **where: Any) -> None:
-    """Copy a Crawlee storage folder's key-value stores (or one store folder) into named stores."""
-
-    async def work(services: Services) -> crawlee_storage.Report:
-        owner = await services.users.find(username or services.settings.admin_username)
-        return await crawlee_storage.import_folders(services, Caller(owner), path, store_name=store_name)
-
-    report = run_on_storage(where, work)
+@server_options
+def import_folder(
+    path: Path, store_name: str | None, username: str | None, url: str | None, token: str | None, **where: Any
+) -> None:
+    server = _server(url, token, username, where)
+    report = _on_stores(
+        server,
+        username,
+        where,
+        lambda stores: crawlee_storage.import_folders(stores, path, store_name=store_name),
+    )
     for name, count in report.stores.items():
         click.echo(f"{name}: {count} records")
+    if not report.stores:
+        click.echo(f"No key-value store was imported from {path}.", err=True)
     for problem in report.skipped:
         click.echo(f"skipped {problem}", err=True)
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} not imported, each with why, above.", err=True)
 
 
-@click.command("export")
+@click.command(
+    "export",
+    help=f"""Write STORE (its id, NAME, ~NAME or OWNER~NAME) into PATH as Crawlee keeps it locally.
+
+{REMOTE_RULE}""",
+)
 @click.argument("store")
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--user", "username", help="Who reads the store (default: the admin); ~NAME is theirs.")
+@click.option("--user", "username", help="Who reads the store (default: the admin); only on the data here.")
 @storage_options
-def export_store(store: str, path: Path, username: str | None, **where: Any) -> None:
-    """Write STORE (its id, ~NAME or OWNER~NAME) into PATH as Crawlee keeps it locally."""
-
-    async def work(services: Services) -> crawlee_storage.Exported:
-        owner = await services.users.find(username or services.settings.admin_username)
-        return await crawlee_storage.export_store(services, Caller(owner), store, path)
-
-    done = run_on_storage(where, work)
+@server_options
+def export_store(
+    store: str, path: Path, username: str | None, url: str | None, token: str | None, **where: Any
+) -> None:
+    server = _server(url, token, username, where)
+    done = _on_stores(
+        server, username, where, lambda stores: crawlee_storage.export_store(stores, store, path)
+    )
     click.echo(f"{done.records} records written to {done.folder}")
     if done.own_names:
         click.echo(

@@ -50,8 +50,8 @@ def test_a_title_is_one_bounded_line(http: httpx.Client) -> None:
     for title in (*too_long, "a\x00b", "two\nlines", "tab\there", "del\x7f", "c1\x85"):
         message = _refused(http.put(f"/key-value-stores/{sid}", json={"title": title}))
         assert "title" in message
-    for title in (5, ["x"], {"a": 1}, True):
-        _refused(http.put(f"/key-value-stores/{sid}", json={"title": title}))
+    for wrong in (5, ["x"], {"a": 1}, True):
+        _refused(http.put(f"/key-value-stores/{sid}", json={"title": wrong}))
     assert http.get(f"/key-value-stores/{sid}").json()["data"]["title"] is None
 
 

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.cli import run_cli
 
 
 def satchel(server: Server, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert (done.returncode == 0) == ok, (done.returncode, done.stdout, done.stderr)
-    return done
+    return run_cli(*args, data_dir=server.data_dir, ok=ok)
 
 
 def whoami(server: Server, token: str) -> httpx.Response:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import pytest
 from satchel.storage.postgres.migrations import STEPS
 from tests.conftest import Server, free_port, start_server, stop_server
 from tests.harness.backends import Backends
+from tests.harness.cli import cli_command, run_cli
 
 PROPAGATION_SECONDS = 2.0  # how soon a change made by the CLI must reach a running server
 
@@ -31,18 +31,7 @@ def satchel(
 ) -> subprocess.CompletedProcess[str]:
     """One `satchel` command in a process of its own; the storage options are in `args`."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", *args, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        cwd=data_dir.parent,
-    )
-    assert (done.returncode == 0) == ok, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+    return run_cli(*args, data_dir=data_dir, env=env, ok=ok, cwd=data_dir.parent)
 
 
 def query(dsn: str, sql: str) -> list[asyncpg.Record]:
@@ -121,10 +110,9 @@ def test_migrate_on_a_fresh_database_and_again(backends: Backends, tmp_path: Pat
 
 def test_migrations_started_together_apply_once(backends: Backends, tmp_path: Path) -> None:
     dsn = backends.locations("postgres+files")["database"]
-    command = [sys.executable, "-m", "satchel", "migrate", "--database", dsn]
     runs = [
         subprocess.Popen(
-            [*command, "--data-dir", str(tmp_path / f"data{n}")],
+            cli_command("migrate", "--database", dsn, data_dir=tmp_path / f"data{n}"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

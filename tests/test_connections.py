@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from satchel.serving import PortInUse, claim_port
 from tests.conftest import TOKEN, Server, free_port, start_server, stop_server
+from tests.harness.cli import cli_command
 
 IDLE = 500
 SLOW_UPLOADS = 8
@@ -141,7 +141,7 @@ def test_idle_connections_and_slow_clients_do_not_starve_others(server: Server, 
 def _serve(port: int, data_dir: Path, *args: str) -> tuple[int | None, str]:
     """Run `satchel serve` on a port; its exit code (None if it was still serving after 20 s) and output."""
     with subprocess.Popen(
-        [sys.executable, "-m", "satchel", "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
+        cli_command("serve", "--port", str(port), *args, data_dir=data_dir),
         env={**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_LOG_LEVEL": "warning"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -185,16 +185,7 @@ def test_a_second_server_on_a_taken_port_stops_before_starting(tmp_path: Path) -
         stop_server(first)
     # ...which does not count as in use: a server starts on the port as soon as the first has stopped.
     second = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "satchel",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "again"),
-        ],
+        cli_command("serve", "--port", str(port), data_dir=tmp_path / "again"),
         env={**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_LOG_LEVEL": "warning"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

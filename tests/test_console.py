@@ -11,8 +11,6 @@ import json
 import re
 import shutil
 import struct
-import subprocess
-import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.cli import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -85,13 +84,7 @@ def sign_in(page: Page, token: str) -> None:
 
 
 def new_user(server: Server, name: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", "users", "create", name, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    done = run_cli("users", "create", name, data_dir=server.data_dir)
     return done.stdout.split("API token: ")[1].strip()
 
 
@@ -150,6 +143,7 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     page.click("button:has-text('Filter')")
     assert page.locator("#keys tbody td a").all_inner_texts() == ["greeting"]
     zip_url = page.get_attribute("a:has-text('Download all as ZIP')", "href")
+    assert zip_url is not None
     archive = zipfile.ZipFile(io.BytesIO(httpx.get(zip_url).content))
     assert sorted(archive.namelist()) == ["doc.json", "greeting", "pixel"]
 
@@ -158,6 +152,7 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     page.click("button:has-text('Delete record')")
     page.wait_for_url(f"**/console/key-value-stores/{store_id}")
     assert api.get(f"/key-value-stores/{store_id}/records/greeting").status_code == 404
+    page.click("#tab-settings")
     page.fill("#name", "console-renamed")
     page.select_option("#generalAccess", "ANYONE_WITH_ID_CAN_READ")
     page.click("button:has-text('Save settings')")
@@ -182,7 +177,7 @@ def test_sharing_shows_a_reader_only_what_they_may_do(
     )
     token = new_user(server, "console-reader")
     sign_in(page, server.token)
-    page.goto(f"/console/key-value-stores/{store['id']}")
+    page.goto(f"/console/key-value-stores/{store['id']}?tab=settings")
     page.fill("#share-user", "console-reader")
     page.click("#share button")
     assert "console-reader" in page.inner_text("#shares")
@@ -200,6 +195,7 @@ def test_sharing_shows_a_reader_only_what_they_may_do(
     assert reader.locator("#settings").count() == 0
     # Stored HTML opens sandboxed: its script never runs on the Console's origin.
     response = reader.goto(f"/console/key-value-stores/{store['id']}/records/page.html/raw")
+    assert response is not None
     assert response.headers["content-security-policy"] == "sandbox"
     assert reader.title() != "pwned"
     # A reader's form post to delete is refused, and nothing changes.

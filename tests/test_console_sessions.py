@@ -12,8 +12,6 @@ import contextlib
 import hashlib
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
+from tests.harness.cli import run_cli
 
 COOKIE = "satchel_console"
 STORES = "/console/key-value-stores"
@@ -86,14 +85,7 @@ def post(
 
 
 def satchel(server: Server, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return done.stdout
+    return run_cli(*args, data_dir=server.data_dir).stdout
 
 
 def new_user(server: Server, name: str) -> str:

@@ -12,8 +12,6 @@ import io
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.cli import run_cli
 
 REFUSED = ["text/plain; charset=\u65e5\u672c", "text/\u20ac", "text/x\x85y", "text/x\x7fy", "a/" + "b" * 254]
 KEPT = ["text/caf\xe9; name=\xa0\xff", "application/json"]
@@ -73,14 +72,7 @@ def test_import_keeps_to_the_rule(server: Server, tmp_path: Path) -> None:
         (folder / f"k{i}").write_text("value")
         meta = {"key": f"k{i}", "contentType": content_type}
         (folder / f"k{i}.__metadata__.json").write_text(json.dumps(meta))
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", "import", str(folder), "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_cli("import", str(folder), data_dir=server.data_dir)
     assert f"typed: {len(KEPT)} records" in done.stdout
     assert done.stderr.count("Content-Type must be at most 255 characters of Latin-1") == len(REFUSED)
     with server.client() as api:

@@ -7,22 +7,19 @@ the commands did is checked through its API.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from crawlee.configuration import Configuration
-from crawlee.storage_clients import FileSystemStorageClient
-from crawlee.storages import KeyValueStore
 
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.cli import run_cli
+from tests.harness.crawlee import read_with_crawlee, write_with_crawlee
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 VALUES: dict[str, Any] = {
@@ -41,37 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def satchel(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "satchel", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
-def write_with_crawlee(storage_dir: Path, name: str, values: dict[str, Any]) -> None:
-    async def run() -> None:
-        config = Configuration(storage_dir=str(storage_dir))
-        kvs = await KeyValueStore.open(
-            name=name, storage_client=FileSystemStorageClient(), configuration=config
-        )
-        for key, value in values.items():
-            content_type = "image/png" if isinstance(value, bytes) else None
-            await kvs.set_value(key, value, content_type=content_type)
-
-    asyncio.run(run())
-
-
-def read_with_crawlee(storage_dir: Path, name: str) -> dict[str, Any]:
-    async def run() -> dict[str, Any]:
-        config = Configuration(storage_dir=str(storage_dir))
-        kvs = await KeyValueStore.open(
-            name=name, storage_client=FileSystemStorageClient(), configuration=config
-        )
-        return {key.key: await kvs.get_value(key.key) async for key in kvs.iterate_keys()}
-
-    return asyncio.run(run())
+    return run_cli(*args, data_dir=server.data_dir, ok=None, timeout=120)
 
 
 def test_a_crawlee_python_folder_comes_in_whole(server: Server, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ on every endpoint answered with a 4xx and the error envelope.
 from __future__ import annotations
 
 import gzip
-import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,30 +20,11 @@ import pytest
 from satchel.clock import now_ms
 from satchel.storage.rows import ItemBatch
 from tests.conftest import Server, every_engine
+from tests.harness.envelope import assert_error, data_of, unique
 
 server = every_engine(in_process=True)
 PAGINATION = ("offset", "limit", "count", "total", "desc")
 MIB = 1024 * 1024
-
-
-def unique(prefix: str = "ds") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def assert_error(response: httpx.Response, status: int, error_type: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert isinstance(body["error"]["type"], str)
-    assert body["error"]["message"]
-    if error_type is not None:
-        assert body["error"]["type"] == error_type, body
-    return body["error"]  # type: ignore[no-any-return]
-
-
-def data_of(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    return response.json()["data"]
 
 
 def new_dataset(http: httpx.Client, name: str | None = None) -> dict[str, Any]:
@@ -80,7 +60,7 @@ def filled(http: httpx.Client, ds: dict[str, Any]) -> str:
 
 
 def test_create_get_or_create_and_the_dataset_object(http: httpx.Client, server: Server) -> None:
-    name = unique()
+    name = unique("ds")
     created = http.post("/datasets", params={"name": name}, json={})
     data = data_of(created, 201)
     assert created.headers["location"] == f"{server.base_url}/v2/datasets/{data['id']}"
@@ -97,21 +77,21 @@ def test_create_get_or_create_and_the_dataset_object(http: httpx.Client, server:
     unnamed = data_of(http.post("/datasets"), 201)
     assert unnamed["name"] is None
     schema = {"actorSpecification": 1, "fields": {}, "views": {}}
-    with_schema = data_of(http.post("/datasets", params={"name": unique()}, json={"schema": schema}), 201)
+    with_schema = data_of(http.post("/datasets", params={"name": unique("ds")}, json={"schema": schema}), 201)
     assert with_schema["schema"] == schema
 
 
 def test_get_by_id_and_by_name(http: httpx.Client) -> None:
-    name = unique()
+    name = unique("ds")
     data = new_dataset(http, name)
     for ref in (data["id"], f"admin~{name}", f"~{name}"):
         assert data_of(http.get(f"/datasets/{ref}"))["id"] == data["id"]
     assert_error(http.get("/datasets/nosuchdatasetid1"), 404, "record-not-found")
-    assert_error(http.get(f"/datasets/admin~{unique()}"), 404, "record-not-found")
+    assert_error(http.get(f"/datasets/admin~{unique('ds')}"), 404, "record-not-found")
 
 
 def test_names_are_per_kind(http: httpx.Client) -> None:
-    name = unique()
+    name = unique("ds")
     store = data_of(http.post("/key-value-stores", params={"name": name}), 201)
     dataset = new_dataset(http, name)
     assert dataset["id"] != store["id"]
@@ -119,11 +99,11 @@ def test_names_are_per_kind(http: httpx.Client) -> None:
 
 
 def test_update_and_delete(http: httpx.Client) -> None:
-    data = new_dataset(http, unique())
-    renamed = unique()
+    data = new_dataset(http, unique("ds"))
+    renamed = unique("ds")
     changed = data_of(http.put(f"/datasets/{data['id']}", json={"name": renamed, "title": "T"}))
     assert (changed["name"], changed["title"]) == (renamed, "T")
-    other = new_dataset(http, unique())
+    other = new_dataset(http, unique("ds"))
     assert_error(http.put(f"/datasets/{other['id']}", json={"name": renamed}), 409)
     access = data_of(http.put(f"/datasets/{data['id']}", json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"}))
     assert access["generalAccess"] == "ANYONE_WITH_ID_CAN_READ"
@@ -133,7 +113,7 @@ def test_update_and_delete(http: httpx.Client) -> None:
 
 
 def test_list_named_unnamed_paging_and_counts(http: httpx.Client) -> None:
-    named = new_dataset(http, unique())
+    named = new_dataset(http, unique("ds"))
     unnamed = new_dataset(http)
     push(http, named["id"], [{"a": 1}, {"#b": 2}])
     page = data_of(http.get("/datasets"))
@@ -323,7 +303,7 @@ def test_fields_omit_unwind_flatten_and_legacy_options(http: httpx.Client, ds: d
 
 def test_view_of_the_schema(http: httpx.Client) -> None:
     schema = {"views": {"overview": {"transformation": {"fields": ["b", "a"]}}}}
-    ds = data_of(http.post("/datasets", params={"name": unique()}, json={"schema": schema}), 201)
+    ds = data_of(http.post("/datasets", params={"name": unique("ds")}, json={"schema": schema}), 201)
     push(http, ds["id"], {"a": 1, "b": 2, "c": 3})
     body, _ = items(http, ds["id"], view="overview")
     assert [list(item) for item in body] == [["b", "a"]]

@@ -126,7 +126,7 @@ def test_bom_only_for_csv_unless_asked() -> None:
 
 
 def test_xml_follows_the_reference_rules() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"name": "Paul Newman", "address": [{"type": "home", "city": "Chicago"}, {"street": None}]},
         {"address": [{"@": {"type": "home"}, "street": "21st"}, {"@": {"type": "office"}, "#": "unknown"}]},
         {"bad name": "<&>", "1st": 1, "#hidden": True},

@@ -15,7 +15,6 @@ import os
 import resource
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ import pytest
 
 from satchel.service.users import TOKEN_FILE
 from tests.conftest import Server, start_server, stop_server
-from tests.test_crawlee_storage import read_with_crawlee
+from tests.harness.cli import run_cli
+from tests.harness.crawlee import read_with_crawlee
 
 KEY_CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.'()"
 MEMORY_CAP = 4 * 1024**3  # address space of an import: a file that never ends must not take the machine
@@ -42,16 +42,8 @@ def satchel(server: Server, *args: str, timeout: float = 60) -> subprocess.Compl
     def cap_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
-    env = {**os.environ, "SATCHEL_MAX_RECORD_BYTES": str(1024 * 1024)}
-    return subprocess.run(
-        [sys.executable, "-m", "satchel", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        env=env,
-        preexec_fn=cap_memory,
-    )
+    env = {"SATCHEL_MAX_RECORD_BYTES": str(1024 * 1024)}
+    return run_cli(*args, data_dir=server.data_dir, env=env, ok=None, timeout=timeout, preexec_fn=cap_memory)
 
 
 def keys(api: httpx.Client, store: str) -> list[str]:
@@ -252,9 +244,9 @@ def test_export_then_import_keeps_every_key_its_bytes_and_type(server: Server, t
         api.post("/key-value-stores", params={"name": "every-key"})
         for i, key in enumerate(every_key()):
             body, content_type = json.dumps({"key": key}).encode(), TYPES[i % len(TYPES)]
-            headers = {"content-type": content_type.encode("latin-1")}
+            headers = {b"content-type": content_type.encode("latin-1")}
             if i % 5 == 0:  # stored compressed: exported as the bytes it stands for
-                headers["content-encoding"] = b"gzip"
+                headers[b"content-encoding"] = b"gzip"
             content = gzip.compress(body) if i % 5 == 0 else body
             put = api.put(f"/key-value-stores/~every-key/records/{key}", content=content, headers=headers)
             assert put.status_code == 201, (key, put.text)

@@ -157,7 +157,8 @@ def test_rate_limit_off(tmp_path: Path) -> None:
 def redis_url(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("redis-server is not installed; .ci/run installs it (apt-get install redis-server)")
+        # `make test` says so up front (tests/preflight.py); .ci/run installs it and fails without it.
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],

@@ -1,6 +1,6 @@
 """Request queues over HTTP, endpoint by endpoint, in-process on every engine.
 
-What is asserted is what the clients rely on (CONTRACT: ids derived from uniqueKeys, upserting PUT, head
+What is asserted is what the clients rely on (ids derived from uniqueKeys, upserting PUT, head
 order, atomic locks that expire, counts, hadMultipleClients), not what the code happens to do.
 """
 
@@ -10,7 +10,6 @@ import base64
 import gzip
 import re
 import time
-import uuid
 from datetime import datetime
 from hashlib import sha256
 from typing import Any
@@ -22,31 +21,11 @@ import pytest
 
 from satchel.service.queue_requests import request_id
 from tests.conftest import Server, every_engine
+from tests.harness.envelope import assert_error, data_of, unique
 
 server = every_engine(in_process=True)
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def unique(prefix: str = "rq") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def data_of(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert set(body) == {"data"}, body
-    return body["data"]
-
-
-def assert_error(response: httpx.Response, status: int, error_type: str | None = None) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert body["error"]["type"], body
-    assert body["error"]["message"], body
-    if error_type is not None:
-        assert body["error"]["type"] == error_type, body
 
 
 def sdk_id(unique_key: str) -> str:
@@ -115,7 +94,7 @@ def test_ids_are_derived_from_unique_keys(http: httpx.Client, q: str) -> None:
 
 
 def test_queue_object(http: httpx.Client, server: Server) -> None:
-    name = unique()
+    name = unique("rq")
     created = http.post("/request-queues", params={"name": name})
     data = data_of(created, 201)
     assert created.headers["location"] == f"{server.base_url}/v2/request-queues/{data['id']}"
@@ -143,13 +122,13 @@ def test_queue_object(http: httpx.Client, server: Server) -> None:
 def test_queue_kinds_are_apart(http: httpx.Client) -> None:
     kvs = data_of(http.post("/key-value-stores"), 201)
     assert_error(http.get(f"/request-queues/{kvs['id']}"), 404)
-    name = unique()
+    name = unique("rq")
     http.post("/key-value-stores", params={"name": name})
     assert data_of(http.post("/request-queues", params={"name": name}), 201)["name"] == name
 
 
 def test_list_queues(http: httpx.Client) -> None:
-    named = data_of(http.post("/request-queues", params={"name": unique()}), 201)
+    named = data_of(http.post("/request-queues", params={"name": unique("rq")}), 201)
     unnamed = data_of(http.post("/request-queues"), 201)
     add(http, f"/request-queues/{named['id']}", req(1), req(2, handledAt="2024-01-01T00:00:00Z"))
     page = data_of(http.get("/request-queues", params={"limit": 1000}))
@@ -503,7 +482,7 @@ def test_bad_queue_requests(http: httpx.Client, server: Server) -> None:
     assert_error(http.get("/request-queues", params={"limit": "x"}), 400)
     assert_error(http.post("/request-queues", params={"name": "bad name!"}), 400)
     assert_error(http.put("/request-queues/nope", json={"name": "x"}), 404)
-    named = data_of(http.post("/request-queues", params={"name": unique()}), 201)
+    named = data_of(http.post("/request-queues", params={"name": unique("rq")}), 201)
     assert_error(http.put(f"/request-queues/{named['id']}", json={"generalAccess": "EVERYONE"}), 400)
     assert_error(http.get("/request-queues/nope/head"), 404, "record-not-found")
     assert_error(http.post("/request-queues/nope/requests", json=req(1)), 404)

@@ -17,6 +17,7 @@ import pytest
 from apify_client import ApifyClient
 
 from tests.conftest import Server
+from tests.harness.cli import cli_command
 
 COMMAND = Path(__file__).parent / "sdk" / "run_env.py"
 
@@ -27,7 +28,7 @@ def _satchel_run(
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SATCHEL_", "APIFY_"))}
     env |= {"SATCHEL_URL": server.base_url, "SATCHEL_TOKEN": token or server.token}
     return subprocess.Popen(
-        [sys.executable, "-m", "satchel", "run", *args],
+        cli_command("run", *args),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,6 +8,7 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,14 +35,14 @@ class Body:
 class FailingDisk(sqlite3.Connection):
     """A connection whose COMMIT and ROLLBACK fail, as on a disk giving I/O errors."""
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
         if sql in ("COMMIT", "ROLLBACK"):
             raise sqlite3.OperationalError("disk I/O error")
-        return super().execute(sql, *args)  # type: ignore[arg-type]
+        return super().execute(sql, *args)
 
 
 def test_the_writer_survives_a_connection_that_cannot_roll_back(tmp_path: Path) -> None:
-    connections = []
+    connections: list[sqlite3.Connection] = []
 
     def connect() -> sqlite3.Connection:
         factory = FailingDisk if not connections else sqlite3.Connection

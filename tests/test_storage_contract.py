@@ -290,10 +290,14 @@ def test_records_inline_and_blob_round_trip(run: Run) -> None:
         store = await _store(storage, await _user(storage))
         bodies = {"empty": b"", "small": b"s" * INLINE_MAX, "large": bytes(range(256)) * 2000}
         for key, data in bodies.items():
-            head = await storage.records.write(
+            written = await storage.records.write(
                 store.pk, key, content_type="a/b", content_encoding="gzip", body=Body(data), now=40
             )
-            assert (head.size, head.raw_size, head.content_encoding) == (len(data), len(data), "gzip")
+            assert (written.size, written.raw_size, written.content_encoding) == (
+                len(data),
+                len(data),
+                "gzip",
+            )
         for key, data in bodies.items():
             assert await _read(storage, store, key) == data
             head = await storage.records.head(store.pk, key)

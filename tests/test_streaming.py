@@ -11,23 +11,13 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Server
+from tests.harness.bodies import MIB, chunks
 
-MIB = 1024 * 1024
 SIZE = 256 * MIB
-CHUNK = MIB
-
-
-def chunks(total: int, seed: int = 1) -> Iterator[bytes]:
-    block = hashlib.sha256(str(seed).encode()).digest() * (CHUNK // 32)
-    sent = 0
-    while sent < total:
-        piece = block[: min(CHUNK, total - sent)]
-        sent += len(piece)
-        yield piece
 
 
 def worker_pids(server: Server) -> list[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     return [int(pid) for pid in children]
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import Server, servers_on
 from tests.harness.backends import COMBOS, Backends
-from tests.test_streaming import MIB, chunks
+from tests.harness.bodies import MIB, chunks
 
 
 @pytest.fixture(scope="module", params=COMBOS)
@@ -37,10 +37,11 @@ def new_store(http: httpx.Client) -> str:
 
 def blob_file(server: Server, store_id: str, key: str) -> Path:
     with sqlite3.connect(server.data_dir / "satchel.db") as db:
-        (name,) = db.execute(
+        row = db.execute(
             "SELECT r.blob FROM records r JOIN stores s ON s.pk = r.store_pk WHERE s.id = ? AND r.key = ?",
             (store_id, key),
         ).fetchone()
+    name = str(row[0])
     return server.data_dir / "blobs" / name[:2] / name
 
 

@@ -14,12 +14,20 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from satchel.api.docs_page import PREFIX as DOCS_PREFIX
+from satchel.api.docs_page import DocsPage
 from satchel.api.errors import error_response, from_error
 from satchel.api.http import Call, bearer_token
+from satchel.api.operations import PATHS as OPERATIONS
+from satchel.api.operations import Operations
 from satchel.api.ratelimit import RateLimits
+from satchel.api.request_log import ROUTE, USER, RequestObserver
 from satchel.api.routing import Route, resolve
+from satchel.api.unread import body_watch, settle
 from satchel.console import Console
 from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
+from satchel.logs import flush_logs
+from satchel.metrics import Metrics
 from satchel.service import Caller, Services
 
 log = logging.getLogger("satchel.api")
@@ -29,7 +37,7 @@ CORS_HEADERS = {
     "access-control-expose-headers": (
         "Location, Content-Encoding, Content-Disposition, X-RateLimit-Limit, X-Apify-Pagination-Offset,"
         " X-Apify-Pagination-Limit, X-Apify-Pagination-Count, X-Apify-Pagination-Total,"
-        " X-Apify-Pagination-Desc"
+        " X-Apify-Pagination-Desc, X-Request-Id, ETag, Last-Modified, Accept-Ranges, Content-Range"
     ),
 }
 # Appended to every response as is: no handler sets these names itself.
@@ -42,26 +50,50 @@ class SatchelApp:
     def __init__(self, services: Services) -> None:
         self.settings = settings = services.settings
         self.services = services
-        self.limits = RateLimits(settings)
+        self.metrics = metrics = Metrics(services.storage) if settings.metrics else None
+        self.limits = RateLimits(settings, on_reject=metrics.rejected if metrics else None)
+        if metrics:
+            services.retention.on_sweep = metrics.sweep_done
         self.console = Console(services)
+        self.docs = DocsPage()
+        self.operations = Operations(services, metrics)
+        self._observed = (
+            RequestObserver(self._route, metrics, log_requests=settings.request_log)
+            if metrics or settings.request_log
+            else self._route
+        )
         self._limit_headers = {
             n: _limit_header(n) for n in (self.limits.per_resource, self.limits.per_record)
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"].startswith(CONSOLE_PREFIX) or scope["path"] == "/":
-                await self.console(scope, receive, send)
-            else:
-                await self._http(scope, receive, send)
+            await self._observed(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Each part of the server by its path; the API's own routes are found in _dispatch (scope[ROUTE] is
+        the route's label in the logs and metrics)."""
+        path = scope["path"]
+        if path.startswith(CONSOLE_PREFIX) or path == "/":
+            scope[ROUTE] = CONSOLE_PREFIX
+            await self.console(scope, receive, send)
+        elif path in OPERATIONS:
+            scope[ROUTE] = path
+            await self.operations(scope, receive, send)
+        elif path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/"):
+            scope[ROUTE] = DOCS_PREFIX
+            await self.docs(scope, receive, send)
+        else:
+            await self._http(scope, receive, send)
 
     async def startup(self) -> None:
         await self.services.start()
 
     async def shutdown(self) -> None:
         await self.services.stop()
+        flush_logs()  # a worker process ends without running atexit
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -82,10 +114,13 @@ class SatchelApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = scope["method"] == "HEAD"
         limit = [self.limits.per_resource]  # the endpoint's limit, once routing knows it
+        watch = body_watch(scope, receive)
+        if watch is not None:
+            receive = watch
         try:
             response = await self._dispatch(scope, receive, limit)
         except SatchelError as error:
-            response = _unread_body(from_error(error, head=head), scope)
+            response = await settle(from_error(error, head=head), scope, watch)
         except ClientDisconnect:  # the client went away while sending: nobody to answer, nothing wrong here
             log.debug("client went away while sending %s %s", scope["method"], scope.get("path"))
             return
@@ -94,7 +129,7 @@ class SatchelApp:
             response = error_response(
                 500, "internal-server-error", "The server failed; try again.", head=head
             )
-            response = _unread_body(response, scope)
+            response = await settle(response, scope, watch)
         response.raw_headers.extend(CORS_RAW)
         response.raw_headers.append(self._limit_headers.get(limit[0]) or _limit_header(limit[0]))
         await response(scope, receive, send)
@@ -110,6 +145,7 @@ class SatchelApp:
         )
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         route, params = resolve(raw_path.partition(b"?")[0])
+        scope[ROUTE] = route.template
         methods = route.methods
         method = scope["method"]
         override = query.get("method")
@@ -146,6 +182,7 @@ class SatchelApp:
                 ip = _client_ip(scope)
                 await limits.hit(who=ip, resource=f"ip:{ip}", record=False)
             raise
+        scope[USER] = caller.user_id
         if limits.enabled:
             who = caller.user_id or _client_ip(scope)
             # A storage is one resource however it is spelled, so spellings cannot multiply its limit.
@@ -166,26 +203,16 @@ def _limit_header(limit: int) -> tuple[bytes, bytes]:
     return (b"x-ratelimit-limit", str(limit).encode())
 
 
-def _unread_body(response: Response, scope: Scope) -> Response:
-    """An error may answer before the request's body is read (a full disk, a record too large, a bad token).
-
-    The rest of that body is still on its way, so the connection cannot carry another request: say so, or the
-    client sends its next request on a connection the server is about to drop.
-    """
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            response.headers["connection"] = "close"
-            break
-    return response
-
-
 def _preflight(methods: dict[str, Any]) -> Response:
     return Response(
         status_code=204,
         headers={
             "allow": ", ".join(("OPTIONS", *methods)),
             "access-control-allow-methods": ", ".join(("OPTIONS", *methods)),
-            "access-control-allow-headers": "Authorization, Content-Type, Content-Encoding",
+            "access-control-allow-headers": (
+                "Authorization, Content-Type, Content-Encoding, If-Match, If-None-Match, If-Modified-Since,"
+                " Range, If-Range, X-Request-Id"
+            ),
             "access-control-max-age": "86400",
         },
     )

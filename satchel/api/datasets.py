@@ -9,7 +9,7 @@ Choices where the reference and the clients disagree:
   literal true/false), whatever the format. Count is the rows scanned for the page, before filters and unwind,
   so iterating clients move past pages that filters emptied.
 - `limit` is never refused for being large: 999999999999 (what the clients send for "all") and above mean all.
-- Pushes may be up to `max_items_payload_bytes` decoded (10 MiB; the seed says 5 MB, the clients send 9 MiB).
+- Pushes may be up to `max_items_payload_bytes` decoded (10 MiB; the reference says 5 MB, clients send 9 MiB).
   A push answers 201 with `Location` (the items URL) and the body `{}`, as the reference shows.
 """
 

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -32,8 +33,9 @@ WARN_EVERY_SECONDS = 10.0
 
 
 class RateLimits:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, on_reject: Callable[[str], None] | None = None) -> None:
         self.enabled = settings.rate_limit
+        self.on_reject = on_reject  # told of each refusal, with the limit's kind (resource or global)
         self.per_resource = settings.rate_limit_per_second
         self.per_record = settings.rate_limit_records_per_second
         self._items = {
@@ -67,8 +69,12 @@ class RateLimits:
                 log.warning("rate-limit counters do not answer (%s); requests go through uncounted", exc)
             return
         if not within:
+            if self.on_reject:
+                self.on_reject("resource")
             raise RateLimited(f"You have exceeded the rate limit of {limit} requests per second.")
         if not within_global:
+            if self.on_reject:
+                self.on_reject("global")
             raise RateLimited(
                 f"You have exceeded the global rate limit of {self._global.amount} requests per minute."
             )

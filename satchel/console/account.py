@@ -19,16 +19,26 @@ ACCOUNT = f"{PREFIX}/account"
 
 
 async def account(
-    console: Console, request: Request, caller: Caller, new_token: str | None = None
+    console: Console,
+    request: Request,
+    caller: Caller,
+    new_token: str | None = None,
+    new_token_name: str | None = None,
 ) -> Response:
     user = console.user(caller)
     current = console.session(request).token_hash  # the token this session was made from
     tokens = [
-        {"id": token_id(t), "created_at": t.created_at, "current": t.hash == current}
+        {"id": token_id(t), "name": t.name, "created_at": t.created_at, "current": t.hash == current}
         for t in await console.services.users.tokens(user.username)
     ]
     return console.render(
-        request, "account.html", caller, tokens=tokens, new_token=new_token, accesses=USER_GENERAL_ACCESS
+        request,
+        "account.html",
+        caller,
+        tokens=tokens,
+        new_token=new_token,
+        new_token_name=new_token_name,
+        accesses=USER_GENERAL_ACCESS,
     )
 
 
@@ -39,9 +49,10 @@ async def set_access(console: Console, request: Request, caller: Caller) -> Resp
 
 
 async def create_token(console: Console, request: Request, caller: Caller) -> Response:
-    token = await console.services.users.create_token(console.user(caller).username)
+    name = field(await read_form(request), "name") or None
+    token = await console.services.users.create_token(console.user(caller).username, name=name)
     # Shown once, on this response only: only its digest is kept.
-    return await account(console, request, caller, new_token=token)
+    return await account(console, request, caller, new_token=token, new_token_name=name)
 
 
 async def revoke_token(console: Console, request: Request, caller: Caller) -> Response:

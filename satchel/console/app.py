@@ -25,7 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from satchel.console import account, datasets, queues, records, runs, signin, stores
 from satchel.console.forms import PREFIX, STORES, human_size, redirect, same_origin, when
+from satchel.console.records import PREVIEW_BYTES
 from satchel.console.signin import COOKIE, SignInLimits
+from satchel.console.snippets import TOKEN_VARIABLE
 from satchel.errors import Forbidden, SatchelError
 from satchel.service import Caller, Services, Session
 from satchel.storage import UserRow
@@ -69,6 +71,8 @@ class Console:
         self.templates = Environment(loader=PackageLoader("satchel.console"), autoescape=select_autoescape())
         self.templates.filters["size"] = human_size
         self.templates.filters["when"] = when
+        self.templates.globals["preview_bytes"] = PREVIEW_BYTES
+        self.templates.globals["token_variable"] = TOKEN_VARIABLE
         page = self._signed_in
         store = f"{STORES}/{{store}}"
         record = f"{store}/records/{{key}}"

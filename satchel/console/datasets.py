@@ -19,6 +19,7 @@ from satchel.console.stores import (
     Kind,
     create_of,
     delete_of,
+    list_context,
     manage_context,
     pager,
     settings_of,
@@ -39,8 +40,9 @@ DATASETS = Kind(
     "dataset",
     lambda services: services.datasets.stores,
     "its items, in any format",
+    "datasets",
 )
-DATASETS_PER_PAGE = 50
+DATASETS_PER_PAGE = 20
 PAGE_SIZES = (10, 20, 50, 100, 500, 1000)
 DEFAULT_PAGE_SIZE = 20
 CELL_CHARS = 300  # a longer value is cut in the table (the downloads have it whole)
@@ -58,21 +60,9 @@ async def datasets(console: Console, request: Request, caller: Caller) -> Respon
         return await create(console, request, caller)
     args = listing(request, DATASETS_PER_PAGE)
     found = await console.services.datasets.page(caller, **args)
-    offset, unnamed, ownership = args["offset"], args["unnamed"], args["ownership"]
     rows = [(row, found.counts[row.pk]) for row, _ in found.page.items]
-    previous, next_page = pager(offset, DATASETS_PER_PAGE, found.page.total)
-    return console.render(
-        request,
-        "datasets.html",
-        caller,
-        kind=DATASETS,
-        page=found.page,
-        rows=rows,
-        ownership=ownership or "",
-        unnamed=unnamed,
-        previous=previous,
-        next=next_page,
-    )
+    context = list_context(DATASETS, args, found.page)
+    return console.render(request, "datasets.html", caller, rows=rows, **context)
 
 
 def _choice(request: Request) -> dict[str, Any]:

@@ -282,14 +282,38 @@ def when(ms: int) -> str:
     return iso(ms).replace("T", " ")[:19] + " UTC"
 
 
+# The sorts a list page offers, and the direction each starts in when chosen (names A to Z, the rest largest
+# or newest first).
+SORT_STARTS_DESC = {"createdAt": True, "name": False, "size": True, "modifiedAt": True}
+MAX_SEARCH = 100
+
+
 def listing(request: Request, per_page: int) -> dict[str, Any]:
-    """What a list page of storages of any kind asks the services' page() for: newest first, from the
-    ownership tab, the "Include unnamed" box and the offset in its query."""
+    """What a list page of storages of any kind asks the services' page() for, from its query: the ownership
+    tab, the "Include unnamed" box, the search, the sort and its direction, and the offset. The storage layer
+    sorts and searches (service/stores.py); an unknown sort is refused there as bad input."""
     query = request.query_params
+    order = query.get("sort") or "createdAt"
+    desc = query.get("desc")
     return {
         "offset": whole(query.get("offset")),
         "limit": per_page,
-        "desc": True,
+        "desc": SORT_STARTS_DESC.get(order, True) if desc not in ("0", "1") else desc == "1",
         "unnamed": query.get("unnamed") == "1",
         "ownership": query.get("ownership") or None,
+        "order": order,
+        "search": (query.get("search") or "").strip()[:MAX_SEARCH] or None,
     }
+
+
+def list_query(args: dict[str, Any]) -> dict[str, str]:
+    """The query naming a list page as listing() read it, without its offset and defaults: for the links of
+    its tabs, sort headers and pager, which keep every other choice."""
+    query = {
+        "ownership": args["ownership"] or "",
+        "search": args["search"] or "",
+        "sort": args["order"] if args["order"] != "createdAt" else "",
+        "desc": "" if args["desc"] == SORT_STARTS_DESC.get(args["order"], True) else str(int(args["desc"])),
+        "unnamed": "1" if args["unnamed"] else "",
+    }
+    return {name: value for name, value in query.items() if value}

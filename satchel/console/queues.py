@@ -16,7 +16,15 @@ from starlette.responses import Response
 
 from satchel.clock import now_ms
 from satchel.console.forms import PREFIX, listing
-from satchel.console.stores import Kind, create_of, delete_of, manage_context, pager, settings_of, share_of
+from satchel.console.stores import (
+    Kind,
+    create_of,
+    delete_of,
+    list_context,
+    manage_context,
+    settings_of,
+    share_of,
+)
 from satchel.service import Caller
 from satchel.service.queue_requests import FILTERS, make_cursor, read_cursor
 from satchel.storage.rows import RequestRow
@@ -30,8 +38,11 @@ QUEUES = Kind(
     "requests",
     "queue",
     lambda services: services.queues.stores,
+    plural="request queues",
+    # A queue's own clock of changes is kept beside it (its state), not on the store's row.
+    sorts=("name", "createdAt"),
 )
-QUEUES_PER_PAGE = 50
+QUEUES_PER_PAGE = 20
 HEAD_ROWS = 20
 REQUESTS_PER_PAGE = 50
 
@@ -46,21 +57,9 @@ async def queues(console: Console, request: Request, caller: Caller) -> Response
         return await create(console, request, caller)
     args = listing(request, QUEUES_PER_PAGE)
     found = await console.services.queues.page(caller, **args)
-    offset, unnamed, ownership = args["offset"], args["unnamed"], args["ownership"]
     rows = [(row, found.states.get(row.pk)) for row, _ in found.page.items]
-    previous, next_page = pager(offset, QUEUES_PER_PAGE, found.page.total)
-    return console.render(
-        request,
-        "queues.html",
-        caller,
-        kind=QUEUES,
-        page=found.page,
-        rows=rows,
-        ownership=ownership or "",
-        unnamed=unnamed,
-        previous=previous,
-        next=next_page,
-    )
+    context = list_context(QUEUES, args, found.page)
+    return console.render(request, "queues.html", caller, rows=rows, **context)
 
 
 def summary(row: RequestRow, now: int) -> dict[str, object]:

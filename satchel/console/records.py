@@ -1,8 +1,14 @@
-"""Console pages for records: one record with its preview, its raw body, uploads and deletion."""
+"""Console pages for records: one record with its preview, its raw body, uploads and deletion.
+
+A preview (preview_of) is what both the record's own page and the panel beside a store's record list show:
+text and JSON escaped by the templates and cut at PREVIEW_BYTES, an image fitted to its box, anything else
+a download link.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -20,13 +26,14 @@ from satchel.console.forms import (
     redirect,
     store_path,
 )
+from satchel.console.snippets import base_url
 from satchel.errors import InvalidRequest, SatchelError
 from satchel.service import Caller
 from satchel.service.access import Level
 from satchel.service.encoding import plain_stream, read_prefix
 from satchel.service.records import Records
 from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, expiring_record_signature
-from satchel.storage import RecordRead
+from satchel.storage import RecordHead, RecordRead, StoreRow
 
 if TYPE_CHECKING:
     from satchel.console.app import Console
@@ -113,33 +120,59 @@ async def _file_then_rest(form: StreamedForm) -> AsyncIterator[bytes]:
             raise InvalidRequest(f"The form's {part.name} came after its file; send it before the file.")
 
 
-async def record(console: Console, request: Request, caller: Caller) -> Response:
-    ref, key = request.path_params["store"], request.path_params["key"]
-    store, have = await console.services.stores.get(caller, ref)
-    _, found = await console.services.records.get(caller, ref, key)
-    head = found.head
+@dataclass(slots=True)
+class Preview:
+    head: RecordHead
+    kind: str  # "text", "image" or "other"
+    text: str | None = None  # for "text": escaped by the template, never marked safe
+    cut: bool = False  # only the first PREVIEW_BYTES are shown
+    public_url: str | None = None  # a signed API link that expires (writers only)
+    store_id: str = ""
+
+    @property
+    def path(self) -> str:
+        """The record's Console page; its body is at path + "/raw"."""
+        return record_path(self.store_id, self.head.key)
+
+
+async def preview_of(
+    console: Console, caller: Caller, ref: str, key: str, *, store: StoreRow, have: Level
+) -> Preview:
+    """The record's head and what of it to show; only a text body is read (and counted as a read)."""
+    head = await console.services.records.head(caller, ref, key)
     base = head.content_type.split(";")[0].strip().lower()
-    preview = None
-    if (base.startswith(TEXT_TYPES) or base.endswith(("+json", "+xml"))) and head.raw_size <= PREVIEW_BYTES:
-        preview = await _preview(found, pretty_json="json" in base)
-    public_url = None
+    preview = Preview(head, "other", store_id=store.id)
+    if base.startswith(TEXT_TYPES) or base.endswith(("+json", "+xml")):
+        _, found = await console.services.records.get(caller, ref, key)
+        preview.head = found.head
+        preview.kind = "text"
+        preview.cut = found.head.raw_size > PREVIEW_BYTES
+        preview.text = await _preview(found, pretty_json="json" in base and not preview.cut)
+    elif base.startswith("image/"):
+        preview.kind = "image"
     if have >= Level.WRITE:
         # A link that expires (a day), unlike the API clients' record links: see service/signing.py.
         secret, expiry = store.url_signing_secret_key, expires_in(DEFAULT_LINK_SECONDS)
         signature = quote(expiring_record_signature(secret, key, expiry), safe="")
         records_url = f"{console.services.settings.base_url}/v2/key-value-stores/{store.id}/records"
-        public_url = f"{records_url}/{quote(key, safe='')}?signature={signature}"
+        preview.public_url = f"{records_url}/{quote(key, safe='')}?signature={signature}"
+    return preview
+
+
+async def record(console: Console, request: Request, caller: Caller) -> Response:
+    ref, key = request.path_params["store"], request.path_params["key"]
+    store, have = await console.services.stores.get(caller, ref)
+    preview = await preview_of(console, caller, ref, key, store=store, have=have)
     return console.render(
         request,
         "record.html",
         caller,
         store=store,
-        head=head,
+        head=preview.head,
         level=have,
         Level=Level,
         preview=preview,
-        image=base.startswith("image/"),
-        public_url=public_url,
+        api_url=f"{base_url(request)}/v2/key-value-stores/{store.id}/records/{quote(key, safe='')}",
     )
 
 

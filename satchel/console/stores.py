@@ -1,8 +1,9 @@
-"""Console pages for stores: the list, one store with its keys, settings, sharing and deletion.
+"""Console pages for stores: the list, and one store in tabs (its records, settings, and API).
 
 Settings, signing key rotation, sharing and deletion are the same for every kind of storage (they are the
 rules of service/stores.py), so they are made here once per `Kind`; the dataset and request queue pages use
-them, with the template _manage.html, as the store page does.
+them, with the template _manage.html, as the store's settings tab does. So are the lists: every kind's list
+page reads its query with forms.listing() and renders with list_context().
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from satchel.console.forms import STORES, field, listing, read_form, redirect
+from satchel.console import record_list, snippets
+from satchel.console.forms import SORT_STARTS_DESC, STORES, field, list_query, listing, read_form, redirect
 from satchel.errors import InvalidRequest
 from satchel.service import Caller, Services
 from satchel.service.access import GENERAL_ACCESS, Level
@@ -26,8 +28,8 @@ from satchel.storage import StoreRow
 if TYPE_CHECKING:
     from satchel.console.app import Console
 
-STORES_PER_PAGE = 50
-KEYS_PER_PAGE = 100
+STORES_PER_PAGE = 20
+TABS = ("records", "settings", "api")
 
 Handler = Callable[["Console", Request, Caller], Awaitable[Response]]
 
@@ -42,9 +44,16 @@ class Kind:
     slug: str  # in element ids: "delete-store"
     stores: Callable[[Services], Stores]
     signing_note: str | None = None  # what its signed links reach; None: the kind has no signed links
+    plural: str = ""  # in the list's "Include unnamed ..." box
+    # What its list sorts by (StoreOrder values, with labels): the clocks and size kept on the store's row.
+    sorts: tuple[str, ...] = ("name", "size", "modifiedAt", "createdAt")
+    settings_tab: str = ""  # the query of the page its settings are on, when that is a tab
 
     def item_path(self, ref: str) -> str:
         return f"{self.path}/{quote(ref, safe='~')}"
+
+    def settings_path(self, ref: str) -> str:
+        return self.item_path(ref) + self.settings_tab
 
 
 KEY_VALUE_STORES = Kind(
@@ -54,6 +63,8 @@ KEY_VALUE_STORES = Kind(
     "store",
     lambda services: services.stores,
     "a record, the list of keys, or the whole store as a ZIP",
+    "key-value stores",
+    settings_tab="?tab=settings",
 )
 
 
@@ -61,6 +72,37 @@ def pager(offset: int, per_page: int, total: int) -> tuple[int | None, int | Non
     """The offsets of the previous and next pages of a list, None where there is none."""
     previous = max(offset - per_page, 0) if offset > 0 else None
     return previous, offset + per_page if offset + per_page < total else None
+
+
+def list_context(kind: Kind, args: dict[str, Any], page: Any) -> dict[str, Any]:
+    """What a list page's template needs beside its rows: its query for links, the sort, and the pager."""
+    previous, next_page = pager(args["offset"], args["limit"], page.total)
+    return {
+        "kind": kind,
+        "page": page,
+        "args": args,
+        "query": list_query(args),
+        "sort_starts_desc": SORT_STARTS_DESC,
+        "ownership": args["ownership"] or "",
+        "unnamed": args["unnamed"],
+        "previous": previous,
+        "next": next_page,
+    }
+
+
+def retention_note(console: Console, kind: Kind) -> str:
+    """What naming does to retention, in the words of service/retention.py and the configured period."""
+    seconds = console.services.settings.retention_seconds
+    period = next(
+        (f"{seconds // size} {unit}{'s' if seconds // size != 1 else ''}"
+         for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"))
+         if seconds % size == 0),
+        f"{seconds} seconds",
+    )  # fmt: skip
+    return (
+        f"A named {kind.noun} is kept until it is deleted; an unnamed one is deleted with all its "
+        f"{kind.holds} once nobody has read or changed it for {period}. Removing the name makes it unnamed."
+    )
 
 
 def signed_api_url(console: Console, kind_path: str, row: StoreRow, have: Level, tail: str) -> str | None:
@@ -79,7 +121,14 @@ async def manage_context(
 ) -> dict[str, Any]:
     """What _manage.html needs: the kind, the store's shares (for its owner) and the access choices."""
     shares = (await kind.stores(console.services).shares(caller, ref))[1] if have >= Level.OWNER else []
-    return {"kind": kind, "level": have, "Level": Level, "shares": shares, "accesses": GENERAL_ACCESS}
+    return {
+        "kind": kind,
+        "level": have,
+        "Level": Level,
+        "shares": shares,
+        "accesses": GENERAL_ACCESS,
+        "retention": retention_note(console, kind),
+    }
 
 
 def settings_of(kind: Kind) -> Handler:
@@ -89,14 +138,14 @@ def settings_of(kind: Kind) -> Handler:
         if field(form, "rotateSigningKey"):
             # Every signed link to the store, whoever holds it, stops working; the page shows fresh ones.
             rotated = await stores.rotate_signing_key(caller, request.path_params["store"])
-            return redirect(kind.item_path(rotated.id) + "#signing")
+            return redirect(kind.settings_path(rotated.id) + "#signing")
         changes: dict[str, Any] = {}
         if "name" in form:
             changes["name"] = field(form, "name") or None
         if field(form, "generalAccess"):
             changes["generalAccess"] = field(form, "generalAccess")
         row = await stores.update(caller, request.path_params["store"], changes)
-        return redirect(kind.item_path(row.id))
+        return redirect(kind.settings_path(row.id))
 
     return settings
 
@@ -119,7 +168,7 @@ def share_of(kind: Kind) -> Handler:
         access = field(form, "access").lower()
         stores = kind.stores(console.services)
         await stores.share(caller, ref, username, None if access == "none" else access)
-        return redirect(kind.item_path(ref) + "#sharing")
+        return redirect(kind.settings_path(ref) + "#sharing")
 
     return share
 
@@ -146,44 +195,31 @@ async def stores(console: Console, request: Request, caller: Caller) -> Response
         return await _create_store(console, request, caller)
     args = listing(request, STORES_PER_PAGE)
     page = await console.services.stores.page(caller, **args)
-    offset, unnamed, ownership = args["offset"], args["unnamed"], args["ownership"]
-    previous, next_page = pager(offset, STORES_PER_PAGE, page.total)
-    return console.render(
-        request,
-        "stores.html",
-        caller,
-        page=page,
-        ownership=ownership or "",
-        unnamed=unnamed,
-        previous=previous,
-        next=next_page,
-    )
+    return console.render(request, "stores.html", caller, **list_context(KEY_VALUE_STORES, args, page))
 
 
 async def store(console: Console, request: Request, caller: Caller) -> Response:
+    """One store, in tabs that are plain links (`?tab=`): its records (with a preview of the one chosen),
+    its settings (for its owner), and its API with ready-to-run lines."""
     ref = request.path_params["store"]
-    prefix = request.query_params.get("prefix") or ""
-    keys = await console.services.records.list_keys(
-        caller,
-        ref,
-        exclusive_start_key=request.query_params.get("after") or None,
-        limit=KEYS_PER_PAGE,
-        prefix=prefix,
-        collection=None,
-    )
+    tab = request.query_params.get("tab") or "records"
+    if tab not in TABS:
+        raise InvalidRequest(f"The tab must be one of {', '.join(TABS)}.")
     # Looked up afresh (not the hot path's cached row), so its stats include the latest writes.
     row, have = await console.services.stores.get(caller, ref)
-    api_url = f"{console.services.settings.base_url}/v2/key-value-stores/{row.id}"
-    # Writers hold the signing secret, so the API's own signed URL serves them the archive.
-    zip_url = signed_api_url(console, "key-value-stores", row, have, "/records")
-    return console.render(
-        request,
-        "store.html",
-        caller,
-        store=row,
-        keys=keys,
-        prefix=prefix,
-        api_url=api_url,
-        zip_url=zip_url,
-        **await manage_context(console, caller, KEY_VALUE_STORES, ref, have),
-    )
+    context: dict[str, Any] = {
+        "store": row,
+        "tab": tab,
+        "api_url": f"{snippets.base_url(request)}/v2/key-value-stores/{row.id}",
+        # Writers hold the signing secret, so the API's own signed URL serves them the archive.
+        "zip_url": signed_api_url(console, "key-value-stores", row, have, "/records"),
+        "level": have,
+        "Level": Level,
+    }
+    if tab == "records":
+        context.update(await record_list.context(console, request, caller, ref, store=row, have=have))
+    elif tab == "settings":
+        context.update(await manage_context(console, caller, KEY_VALUE_STORES, ref, have))
+    else:
+        context["snippets"] = snippets.key_value_store(snippets.base_url(request), row)
+    return console.render(request, "store.html", caller, **context)

@@ -24,5 +24,16 @@ link; if it fails, it removes what it wrote.
 from satchel.crawlee_storage.exporting import Exported, export_store
 from satchel.crawlee_storage.importing import Report, import_folders
 from satchel.crawlee_storage.layout import crawlee_name, file_names
+from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
 
-__all__ = ["Exported", "Report", "crawlee_name", "export_store", "file_names", "import_folders"]
+__all__ = [
+    "Exported",
+    "LocalStores",
+    "RemoteStores",
+    "Report",
+    "Stores",
+    "crawlee_name",
+    "export_store",
+    "file_names",
+    "import_folders",
+]

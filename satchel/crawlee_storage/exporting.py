@@ -9,11 +9,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from satchel.clock import iso
+from satchel.crawlee_storage.files import write_all
 from satchel.crawlee_storage.layout import CREATE, DIRECTORY, METADATA, OWN_PREFIX, STORES_FOLDER, file_names
+from satchel.crawlee_storage.stores import Stores
 from satchel.errors import SatchelError
-from satchel.service import Caller, Services
-from satchel.service.encoding import plain_stream
 
 
 @dataclass(slots=True)
@@ -23,13 +22,13 @@ class Exported:
     own_names: list[str]  # keys written under Satchel's own names: Crawlee does not read them
 
 
-async def export_store(services: Services, caller: Caller, ref: str, path: Path) -> Exported:
+async def export_store(source: Stores, ref: str, path: Path) -> Exported:
     """Write a store into `path/key_value_stores/NAME` as Crawlee keeps it locally.
 
     The store folder must be new or empty; every file is created, never opened if it exists, and no link is
     followed below `path`. On failure what was written is removed.
     """
-    store, _ = await services.stores.get(caller, ref)
+    store = await source.find(ref)
     name = store.name or store.id
     folder_path = path / STORES_FOLDER / name
     try:
@@ -49,13 +48,13 @@ async def export_store(services: Services, caller: Caller, ref: str, path: Path)
             raise SatchelError(f"{folder_path} could not be made ({exc.strerror}).") from exc
         writer = _Writer(folder)
         try:
-            records, own = await _write_records(services, caller, store.id, writer)
+            records, own = await _write_records(source, store.id, writer)
             meta = {
                 "id": store.id,
                 "name": store.name,
-                "createdAt": iso(store.created_at),
-                "modifiedAt": iso(store.modified_at),
-                "accessedAt": iso(store.accessed_at),
+                "createdAt": store.created_at,
+                "modifiedAt": store.modified_at,
+                "accessedAt": store.accessed_at,
             }
             writer.write(METADATA, [json.dumps(meta, indent=2).encode()])
         except BaseException as exc:
@@ -73,24 +72,22 @@ async def export_store(services: Services, caller: Caller, ref: str, path: Path)
     return Exported(folder_path, records, own)
 
 
-async def _write_records(
-    services: Services, caller: Caller, store_id: str, writer: _Writer
-) -> tuple[int, list[str]]:
+async def _write_records(source: Stores, store_id: str, writer: _Writer) -> tuple[int, list[str]]:
     written = 0
     own: list[str] = []
-    _, records = await services.records.all_records(caller, store_id, prefix=None, collection=None)
-    async for record in records:
-        head = record.head
-        body, meta = file_names(head.key)
+    async for record in source.records(store_id):
+        body, meta = file_names(record.key)
         if body.startswith(OWN_PREFIX):
-            own.append(head.key)
+            own.append(record.key)
         fd = writer.create(body)
+        size = 0
         try:
-            async for chunk in plain_stream(record):
-                _write_all(fd, chunk)
+            async for chunk in record.chunks:
+                write_all(fd, chunk)
+                size += len(chunk)
         finally:
             os.close(fd)
-        data = {"key": head.key, "contentType": head.content_type, "size": head.raw_size}
+        data = {"key": record.key, "contentType": record.content_type, "size": size}
         writer.write(meta, [json.dumps(data).encode()])
         written += 1
     return written, own
@@ -115,7 +112,7 @@ class _Writer:
         fd = self.create(name)
         try:
             for chunk in chunks:
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
         finally:
             os.close(fd)
 
@@ -154,9 +151,3 @@ def _new_folder(parent: int, name: str, shown: Path) -> bool:
             os.close(fd)
         return False
     return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

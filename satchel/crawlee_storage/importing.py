@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import mimetypes
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from satchel.crawlee_storage.files import Skip, chunks, not_a_file, open_dir, open_file
 from satchel.crawlee_storage.layout import (
-    CHUNK,
-    DIRECTORY,
     MAX_METADATA_BYTES,
     METADATA,
     OWN_METADATA,
     OWN_PREFIX,
-    READ,
     RECORD_METADATA,
     STORES_FOLDER,
+    guess_type,
 )
+from satchel.crawlee_storage.stores import Stores
 from satchel.errors import SatchelError
-from satchel.service import Caller, Services
 from satchel.service.validation import check_name
 
-
-class Skip(Exception):
-    """A file or folder that is not imported, and why."""
+# The rest of a Crawlee storage folder, beside key_value_stores.
+OTHER_FOLDERS = {"datasets": "datasets", "request_queues": "request queues"}
 
 
 @dataclass(slots=True)
@@ -44,10 +40,8 @@ class Report:
     skipped: list[str] = field(default_factory=list)  # what could not be taken, and why
 
 
-async def import_folders(
-    services: Services, caller: Caller, path: Path, *, store_name: str | None = None
-) -> Report:
-    """Copy every store folder under `path` into the caller's named stores (created when missing).
+async def import_folders(stores: Stores, path: Path, *, store_name: str | None = None) -> Report:
+    """Copy every store folder under `path` into named stores (created when missing).
 
     `path` itself is opened as given (links included: the caller named it); nothing under it is followed.
     """
@@ -66,7 +60,7 @@ async def import_folders(
             for shown, fd in folders:
                 target = (shown, store_name or shown.name)
                 try:
-                    await _import_folder(services, caller, fd, target, report)
+                    await _import_folder(stores, fd, target, report)
                 except OSError as exc:
                     report.skipped.append(f"{shown}: cannot be read ({exc.strerror})")
         finally:
@@ -86,19 +80,23 @@ def _store_folders(root: int, path: Path, report: Report) -> list[tuple[Path, in
     except FileNotFoundError:
         mode = None
     if mode is not None and stat.S_ISLNK(mode):
-        report.skipped.append(f"{path / STORES_FOLDER}: {_not_a_file(mode)}")
+        report.skipped.append(f"{path / STORES_FOLDER}: {not_a_file(mode)}")
         return []
     if mode is not None and stat.S_ISDIR(mode):
-        stores, shown = _open_dir(root, STORES_FOLDER), path / STORES_FOLDER
+        _not_stores(root, path, report)
+        stores, shown = open_dir(root, STORES_FOLDER), path / STORES_FOLDER
     elif path.name == STORES_FOLDER:
         stores, shown = root, path
+    elif any(_is_dir(root, name) for name in OTHER_FOLDERS):  # a storage folder without key-value stores
+        _not_stores(root, path, report)
+        return []
     else:  # a store folder (which may hold a record called key_value_stores)
         return [(path, root)]
     folders: list[tuple[Path, int]] = []
     try:
         for entry in sorted(os.scandir(stores), key=lambda e: e.name):
             try:
-                folders.append((shown / entry.name, _open_dir(stores, entry.name)))
+                folders.append((shown / entry.name, open_dir(stores, entry.name)))
             except (Skip, OSError) as skip:
                 report.skipped.append(f"{shown / entry.name}: {_reason(skip)}")
     finally:
@@ -107,9 +105,24 @@ def _store_folders(root: int, path: Path, report: Report) -> list[tuple[Path, in
     return folders
 
 
-async def _import_folder(
-    services: Services, caller: Caller, folder: int, target: tuple[Path, str], report: Report
-) -> None:
+def _not_stores(root: int, path: Path, report: Report) -> None:
+    """Report what a Crawlee storage folder holds besides its key-value stores: none of it is imported."""
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name == STORES_FOLDER:
+            continue
+        kind = OTHER_FOLDERS.get(entry.name) if _is_dir(root, entry.name) else None
+        why = f"{kind} are not imported, only key-value stores" if kind else "not a key-value store"
+        report.skipped.append(f"{path / entry.name}: {why}")
+
+
+def _is_dir(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+async def _import_folder(stores: Stores, folder: int, target: tuple[Path, str], report: Report) -> None:
     """Copy one open store folder (shown as target[0]) into the store named target[1]."""
     shown, name = target
     try:
@@ -117,26 +130,18 @@ async def _import_folder(
     except SatchelError as error:
         report.skipped.append(f"{shown}: {error.message} Give it another name with --store.")
         return
-    store, _ = await services.stores.get_or_create(caller, name, None)
+    store_id = await stores.named(name)
     records, problems = read_folder(folder)
     report.skipped += [f"{shown}/{problem}" for problem in problems]
-    limit = services.records.max_record_bytes
     written = 0
     for record in records:
         try:
-            fd = _open_file(folder, record.name, limit)
+            fd = open_file(folder, record.name, stores.record_limit)
         except Skip as skip:
             report.skipped.append(f"{shown / record.name}: {skip}")
             continue
         try:
-            await services.records.put(
-                caller,
-                store.id,
-                record.key,
-                content_type=record.content_type,
-                content_encoding=None,
-                chunks=_read_chunks(fd),
-            )
+            await stores.put(store_id, record.key, record.content_type, fd)
         except SatchelError as error:
             report.skipped.append(f"{shown / record.name}: {error.message}")
             continue
@@ -156,7 +161,7 @@ def read_folder(folder: int) -> tuple[list[FolderRecord], list[str]]:
         if stat.S_ISREG(kind):
             files.add(entry.name)
         else:
-            problems.append(f"{entry.name}: {_not_a_file(kind)}")
+            problems.append(f"{entry.name}: {not_a_file(kind)}")
     records: dict[str, FolderRecord] = {}
     metadata = {name: stem for name in files if (stem := _stem(name)) is not None}
     used = {METADATA, *metadata}  # a body is never a metadata file
@@ -176,7 +181,7 @@ def read_folder(folder: int) -> tuple[list[FolderRecord], list[str]]:
             problems.append(f"{meta_name}: another file already holds the record {key!r}")
             continue
         used.add(body)
-        records[key] = FolderRecord(key, content_type or _guess(body), body)
+        records[key] = FolderRecord(key, content_type or guess_type(body), body)
     for name in sorted(files - used):
         if name.startswith((".", OWN_PREFIX)):
             problems.append(f"{name}: a hidden file, or Satchel's without its metadata")
@@ -187,7 +192,7 @@ def read_folder(folder: int) -> tuple[list[FolderRecord], list[str]]:
         if key in records:
             problems.append(f"{name}: another file already holds the record {key!r}")
             continue
-        records[key] = FolderRecord(key, _guess(name), name)
+        records[key] = FolderRecord(key, guess_type(name), name)
     return sorted(records.values(), key=lambda r: r.key.encode()), problems
 
 
@@ -202,9 +207,9 @@ def _stem(name: str) -> str | None:
 
 def _read_metadata(folder: int, name: str) -> tuple[str, str | None, str | None]:
     """A record's metadata file: its key, content type (None if none) and extension (JavaScript's)."""
-    fd = _open_file(folder, name, MAX_METADATA_BYTES)
+    fd = open_file(folder, name, MAX_METADATA_BYTES)
     try:
-        text = b"".join(_chunks(fd, MAX_METADATA_BYTES + 1))
+        text = b"".join(chunks(fd, MAX_METADATA_BYTES + 1))
     finally:
         os.close(fd)
     try:
@@ -220,62 +225,5 @@ def _read_metadata(folder: int, name: str) -> tuple[str, str | None, str | None]
     return meta["key"], content_type, extension
 
 
-def _open_dir(parent: int, name: str) -> int:
-    """A folder inside `parent`, opened without following a link."""
-    try:
-        return os.open(name, DIRECTORY, dir_fd=parent)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
-            raise Skip(_not_a_file(mode) if not stat.S_ISREG(mode) else "a file, not a store folder") from exc
-        raise
-
-
-def _open_file(folder: int, name: str, limit: int) -> int:
-    """A regular file inside the folder, opened without following a link, no larger than `limit` bytes."""
-    try:
-        fd = os.open(name, READ, dir_fd=folder)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise Skip("a link; links are not followed") from exc
-        raise Skip(f"cannot be read ({exc.strerror})") from exc
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-        os.close(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Skip(_not_a_file(info.st_mode))
-        raise Skip(f"{info.st_size} bytes, larger than the limit of {limit} bytes")
-    os.set_blocking(fd, True)
-    return fd
-
-
-def _not_a_file(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a link; links are not followed"
-    if stat.S_ISDIR(mode):
-        return "a folder; only files directly in a store folder are records"
-    return "not a regular file (a FIFO, device or socket)"
-
-
 def _reason(error: Exception) -> str:
     return str(error) if isinstance(error, Skip) else f"cannot be read ({getattr(error, 'strerror', error)})"
-
-
-def _chunks(fd: int, limit: int) -> Iterator[bytes]:
-    """The file's bytes, up to `limit` (a file that grows while it is read stops there)."""
-    left = limit
-    while left > 0 and (chunk := os.read(fd, min(CHUNK, left))):
-        left -= len(chunk)
-        yield chunk
-
-
-async def _read_chunks(fd: int) -> AsyncIterator[bytes]:
-    # The record's own limit stops a file that grows while it is read (the engine refuses past it).
-    for chunk in _chunks(fd, 2**63):
-        yield chunk
-
-
-def _guess(name: str) -> str:
-    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    textual = guessed.startswith("text/") or guessed == "application/json"
-    return f"{guessed}; charset=utf-8" if textual else guessed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import os
 from urllib.parse import quote
 
@@ -37,3 +38,10 @@ def file_names(key: str) -> tuple[str, str]:
         return name, name + RECORD_METADATA
     own = OWN_PREFIX + hashlib.sha256(key.encode()).hexdigest()
     return own, own + OWN_METADATA
+
+
+def guess_type(name: str) -> str:
+    """A content type for a file of that name (text as UTF-8), application/octet-stream if none fits."""
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    textual = guessed.startswith("text/") or guessed == "application/json"
+    return f"{guessed}; charset=utf-8" if textual else guessed

@@ -93,10 +93,26 @@ class Datasets:
         await self.stores.delete(caller, ref)
 
     async def page(
-        self, caller: Caller, *, offset: int, limit: int, desc: bool, unnamed: bool, ownership: str | None
+        self,
+        caller: Caller,
+        *,
+        offset: int,
+        limit: int,
+        desc: bool,
+        unnamed: bool,
+        ownership: str | None,
+        order: str | None = None,
+        search: str | None = None,
     ) -> DatasetPage:
         page = await self.stores.page(
-            caller, offset=offset, limit=limit, desc=desc, unnamed=unnamed, ownership=ownership
+            caller,
+            offset=offset,
+            limit=limit,
+            desc=desc,
+            unnamed=unnamed,
+            ownership=ownership,
+            order=order,
+            search=search,
         )
         counts = await self.table.counts_of([store.pk for store, _ in page.items])
         return DatasetPage(page, counts)

@@ -98,10 +98,26 @@ class RequestQueues:
         await self.stores.delete(caller, ref)
 
     async def page(
-        self, caller: Caller, *, offset: int, limit: int, desc: bool, unnamed: bool, ownership: str | None
+        self,
+        caller: Caller,
+        *,
+        offset: int,
+        limit: int,
+        desc: bool,
+        unnamed: bool,
+        ownership: str | None,
+        order: str | None = None,
+        search: str | None = None,
     ) -> QueuePage:
         page = await self.stores.page(
-            caller, offset=offset, limit=limit, desc=desc, unnamed=unnamed, ownership=ownership
+            caller,
+            offset=offset,
+            limit=limit,
+            desc=desc,
+            unnamed=unnamed,
+            ownership=ownership,
+            order=order,
+            search=search,
         )
         return QueuePage(page, await self.table.states([row.pk for row, _ in page.items]))
 

@@ -11,11 +11,19 @@ outlives its record's replacement by `blob_grace_seconds` only, so a slow reader
 was listed, so the reading fails (RecordChanged) rather than leave it out. A listed blob is never rewritten
 (a new value gets a new blob), so a body that can still be read whole is the listed one; its size is checked
 all the same.
+
+Every record has a strong ETag: the SHA-256 of its body as stored, hashed by the engine as the body streams
+in. A record written before ETags existed has none in its row; the first read that needs it (GET, HEAD, a
+conditional write) hashes the body once and stores the result, so later reads find it in the row. A
+conditional write (If-Match, If-None-Match) is checked first here, to refuse without reading a body that
+would be thrown away, and then again by the engine in the transaction that commits: only that second check
+makes it safe against concurrent writers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,6 +40,7 @@ from satchel.service.usage import Usage
 from satchel.service.validation import check_key
 from satchel.storage import KeyItem, RecordHead, RecordRead, RecordTable, StoreRow
 from satchel.storage.blobs.base import BlobMissing
+from satchel.storage.rows import WriteCondition
 
 MAX_KEYS_PAGE = 1000
 RECORD_NOT_FOUND = "Record was not found."
@@ -109,6 +118,8 @@ class Records:
         record = await self.table.read(store.pk, key)
         if record is None:
             raise NotFound(RECORD_NOT_FOUND)
+        if record.head.etag is None:
+            record = dataclasses.replace(record, head=await self._fill_etag(store.pk, record))
         self.usage.note(store.pk, now=now_ms(), reads=1)
         head = sendable(record.head)
         return store, record if head is record.head else dataclasses.replace(record, head=head)
@@ -117,11 +128,31 @@ class Records:
         check_key(key)
         signed = _record_signature(key, signature)
         store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
-        head = await self.table.head(store.pk, key)
+        head = await self._head(store.pk, key)
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)
         self.usage.note(store.pk, now=now_ms())
         return sendable(head)
+
+    async def _head(self, store_pk: int, key: str) -> RecordHead | None:
+        """The record's head, with its ETag filled if it was written before ETags."""
+        head = await self.table.head(store_pk, key)
+        if head is None or head.etag is not None:
+            return head
+        record = await self.table.read(store_pk, key)
+        return None if record is None else await self._fill_etag(store_pk, record)
+
+    async def _fill_etag(self, store_pk: int, record: RecordRead) -> RecordHead:
+        """Hash the body of a record written before ETags, and store the ETag; the head with it."""
+        sha = hashlib.sha256()
+        try:
+            async for chunk in record.stream():
+                sha.update(chunk)
+        except BlobMissing as exc:  # replaced or deleted since it was looked up, past the grace period
+            raise NotFound(RECORD_NOT_FOUND) from exc
+        etag = sha.hexdigest()
+        await self.table.fill_etag(store_pk, record.head.key, etag)
+        return dataclasses.replace(record.head, etag=etag)
 
     async def put(
         self,
@@ -133,7 +164,9 @@ class Records:
         content_encoding: str | None,
         chunks: AsyncIterator[bytes],
         declared_size: int | None = None,
+        condition: WriteCondition | None = None,
     ) -> tuple[StoreRow, RecordHead]:
+        """Store a record; with a condition, only if the current record meets it (else PreconditionFailed)."""
         check_key(key)
         encoding = normalize(content_encoding)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
@@ -142,17 +175,35 @@ class Records:
             # (Expect: 100-continue) or may never send it at all; either way the answer is known now.
             raise TooLarge(f"The record is larger than the limit of {self.max_record_bytes} bytes.")
         content_type = check_content_type(content_type)
+        if condition is not None:
+            await self._precheck(store.pk, key, condition)
         body = CheckedUpload(chunks, encoding, max_decoded=self.max_decoded_bytes)
         head = await self.table.write(
-            store.pk, key, content_type=content_type, content_encoding=encoding, body=body, now=now_ms()
+            store.pk,
+            key,
+            content_type=content_type,
+            content_encoding=encoding,
+            body=body,
+            now=now_ms(),
+            condition=condition,
         )
         return store, head
 
-    async def delete(self, caller: Caller, ref: str, key: str) -> None:
+    async def delete(
+        self, caller: Caller, ref: str, key: str, *, condition: WriteCondition | None = None
+    ) -> None:
         check_key(key)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
+        if condition is not None:
+            await self._precheck(store.pk, key, condition)
         # Deleting what is not there is not an error: the caller's intent already holds.
-        await self.table.delete(store.pk, key, now=now_ms())
+        await self.table.delete(store.pk, key, now=now_ms(), condition=condition)
+
+    async def _precheck(self, store_pk: int, key: str, condition: WriteCondition) -> None:
+        """Refuse early a write whose condition already fails (the engine checks again as it commits); this
+        also gives a record written before ETags its ETag, which the engine's check compares with."""
+        head = await self._head(store_pk, key)
+        condition.check(head.etag if head else None, exists=head is not None)
 
     async def list_keys(
         self,
@@ -209,17 +260,17 @@ def _as_listed(record: RecordRead) -> RecordRead:
         return record if head is record.head else dataclasses.replace(record, head=head)
     opener = record.opener
 
-    async def exact() -> AsyncIterator[bytes]:
+    async def exact(start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         size = 0
         try:
-            async for chunk in opener():
+            async for chunk in opener(start, end):
                 size += len(chunk)
                 yield chunk
         except BlobMissing as exc:
             raise RecordChanged(
                 f"Record {head.key!r} was replaced or deleted while it was being read; read the store again."
             ) from exc
-        if size != head.size:
+        if size != (head.size if end is None else end) - start:
             raise RecordChanged(
                 f"Record {head.key!r} is not the size it was listed with ({head.size} bytes)."
             )

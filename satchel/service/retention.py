@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from satchel.clock import now_ms
 from satchel.service.lookups import Lookups
@@ -29,6 +30,8 @@ class Retention:
         self.lookups = lookups
         self.retention_ms = retention_seconds * 1000
         self.interval = interval_seconds
+        # Told of each run of the sweeper: the stores it deleted, or None when it failed (for /metrics).
+        self.on_sweep: Callable[[int | None], None] | None = None
 
     async def sweep(self) -> int:
         """Delete every expired store with its records (their blobs follow after a grace period).
@@ -53,8 +56,11 @@ class Retention:
 
     async def run_forever(self) -> None:
         while True:
+            deleted: int | None = None
             try:
-                await self.sweep()
+                deleted = await self.sweep()
             except Exception:  # tried again next interval
                 log.exception("retention sweep failed")
+            if self.on_sweep:
+                self.on_sweep(deleted)
             await asyncio.sleep(self.interval)

@@ -42,8 +42,10 @@ from satchel.storage import (
     StorageKind,
     StoreRow,
 )
+from satchel.storage.base import StoreOrder
 
 MAX_PAGE = 1000
+MAX_SEARCH = 100  # longer than any name or id
 # What each kind is called in messages, and what it holds.
 NOUNS = {
     StorageKind.KEY_VALUE_STORE: ("key-value store", "records"),
@@ -211,9 +213,27 @@ class Stores:
         await self.lookups.changed()
 
     async def page(
-        self, caller: Caller, *, offset: int, limit: int, desc: bool, unnamed: bool, ownership: str | None
+        self,
+        caller: Caller,
+        *,
+        offset: int,
+        limit: int,
+        desc: bool,
+        unnamed: bool,
+        ownership: str | None,
+        order: str | None = None,
+        search: str | None = None,
     ) -> StorePage:
+        """A page of the caller's stores of this kind; `order` is a StoreOrder (default: creation), `search`
+        keeps those whose name holds it or whose id it is."""
         user = _require_user(caller)
+        try:
+            sort = StoreOrder(order or StoreOrder.CREATED)
+        except ValueError:
+            choices = ", ".join(StoreOrder)
+            raise InvalidRequest(f"The sort must be one of {choices}.", type="invalid-value") from None
+        if search is not None and len(search) > MAX_SEARCH:
+            raise InvalidRequest(f"The search is longer than {MAX_SEARCH} characters.", type="invalid-value")
         scope = OWNERSHIP.get(ownership or "")
         if scope is None:
             raise InvalidRequest(
@@ -222,7 +242,15 @@ class Stores:
         # 0 is what the official client's iterate() sends for "no limit": a full page.
         limit = min(limit, MAX_PAGE) if limit > 0 else MAX_PAGE
         total, rows = await self.table.page(
-            user.id, self.kind, ownership=scope, unnamed=unnamed, offset=offset, limit=limit, desc=desc
+            user.id,
+            self.kind,
+            ownership=scope,
+            unnamed=unnamed,
+            offset=offset,
+            limit=limit,
+            desc=desc,
+            order=sort,
+            search=search or None,
         )
         items = [(self.usage.apply(row), level(caller, row, grant, by_name=False)) for row, grant in rows]
         return StorePage(total, offset, limit, desc, items)

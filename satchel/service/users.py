@@ -17,6 +17,7 @@ from satchel.storage import GeneralAccess, Storage, TokenRow, UserRow
 log = logging.getLogger(__name__)
 TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
 USERNAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,62}[a-zA-Z0-9])?")
+MAX_TOKEN_NAME = 64
 TOKEN_ID_LENGTH = 12  # how much of a token's digest names it in listings; enough to be unique in practice
 
 
@@ -68,10 +69,11 @@ class Users:
         await self.lookups.changed()
         return await self.find(user.id)
 
-    async def create_token(self, username: str) -> str:
+    async def create_token(self, username: str, *, name: str | None = None) -> str:
+        """A new token for the user, with an optional name to tell it apart (the token is shown once)."""
         user = await self.find(username)
         token = new_token()
-        await self.table.add_token(user.id, token_hash(token), now_ms())
+        await self.table.add_token(user.id, token_hash(token), now_ms(), name=_check_token_name(name))
         return token
 
     async def tokens(self, username: str) -> list[TokenRow]:
@@ -141,3 +143,13 @@ def _check_access(access: str) -> GeneralAccess:
             type="invalid-value",
         )
     return GeneralAccess(access)
+
+
+def _check_token_name(name: str | None) -> str | None:
+    """A token's name, trimmed (empty: none): up to MAX_TOKEN_NAME printable characters."""
+    name = (name or "").strip()
+    if len(name) > MAX_TOKEN_NAME or not name.isprintable():
+        raise InvalidRequest(
+            f"A token's name is up to {MAX_TOKEN_NAME} printable characters.", type="invalid-value"
+        )
+    return name or None

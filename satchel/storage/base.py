@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from satchel.storage.blobs.base import BlobStore
@@ -34,11 +35,22 @@ from satchel.storage.rows import (
     RunRow,
     SessionRow,
     StorageKind,
+    StorageTotals,
     StoreRow,
     StoreUsage,
     TokenRow,
     UserRow,
+    WriteCondition,
 )
+
+
+class StoreOrder(StrEnum):
+    """What a list of stores is sorted by (then by pk, for a stable order); the Console's sort options."""
+
+    CREATED = "createdAt"
+    NAME = "name"  # in UTF-8 binary order; unnamed stores last
+    SIZE = "size"  # the bytes of its records or items
+    MODIFIED = "modifiedAt"
 
 
 class UserTable(Protocol):
@@ -55,8 +67,8 @@ class UserTable(Protocol):
         ...
 
     async def set_default_general_access(self, user_id: str, access: GeneralAccess) -> None: ...
-    async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
-        """Give the user a token; adding one they already hold changes nothing."""
+    async def add_token(self, user_id: str, token_hash: str, now: int, *, name: str | None = None) -> None:
+        """Give the user a token (named, or not); adding one they already hold changes nothing."""
         ...
 
     async def tokens(self, user_id: str | None = None) -> list[TokenRow]: ...
@@ -119,9 +131,14 @@ class StoreTable(Protocol):
         offset: int,
         limit: int,
         desc: bool,
+        order: StoreOrder = StoreOrder.CREATED,
+        search: str | None = None,
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
-        """A page of the stores of one kind a user owns, was granted, or both, in order of creation.
+        """A page of the stores of one kind a user owns, was granted, or both, in the order asked for.
 
+        `search` keeps the stores whose name holds it (ignoring ASCII case) or whose id it is. Sorting and
+        searching happen in the database over the user's own and granted stores (found by index), so a page
+        costs one bounded sort there, never a read of every store into the process.
         Each comes with the user's grant on it (None for their own), and without its schema (None): a list
         never shows schemas, and a page of 1,000 would read up to 64 MiB of them for nothing.
         """
@@ -153,6 +170,10 @@ class StoreTable(Protocol):
         """Add reads and listings counted elsewhere to the stores' rows, and move their last use."""
         ...
 
+    async def totals(self) -> StorageTotals:
+        """What all storages hold, counted now (a scan of the records' index: for /metrics, not requests)."""
+        ...
+
 
 class RecordTable(Protocol):
     """Records and the bookkeeping of the blobs their bodies live in."""
@@ -168,11 +189,24 @@ class RecordTable(Protocol):
         content_encoding: str | None,
         body: UploadBody,
         now: int,
+        condition: WriteCondition | None = None,
     ) -> RecordHead:
-        """Store the body as it streams in; visible to readers only once durable and whole."""
+        """Store the body as it streams in; visible to readers only once durable and whole. The head returned
+        carries the body's ETag, hashed as it streamed. With a condition, it is checked against the current
+        record in the transaction that commits (PreconditionFailed, and the new body removed, when it fails),
+        so concurrent writers on any node never both pass a check on the same value."""
         ...
 
-    async def delete(self, store_pk: int, key: str, *, now: int) -> bool: ...
+    async def delete(
+        self, store_pk: int, key: str, *, now: int, condition: WriteCondition | None = None
+    ) -> bool:
+        """Delete the record; with a condition, checked as write checks it (PreconditionFailed)."""
+        ...
+
+    async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
+        """Store the ETag of a record written before ETags, unless a write has given it one meanwhile."""
+        ...
+
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int
     ) -> list[KeyItem]:

@@ -1,14 +1,18 @@
 """Record bodies as they cross the seam: async byte streams with their length and encoding.
 
-A body read from storage is either held inline (small records) or read from a blob as a stream. A blob store
-that keeps bodies as local files also names the file, so the HTTP layer may send it without copying (an
-optional fast path: the stream always works).
+A body read from storage is either held inline (small records) or read from a blob as a stream, whole or a
+byte range of it (a blob store seeks in a file or asks S3 for the range: a range never reads the whole body).
+A blob store that keeps bodies as local files also names the file, so the HTTP layer may send it without
+copying (an optional fast path: the stream always works).
+
+A body being written is hashed as it streams to storage (Hashed), so a record's ETag costs no second pass.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,9 +23,36 @@ from satchel.storage.rows import RecordHead
 class UploadBody(Protocol):
     """A record body as it arrives: chunks as stored, and their decoded length once all are read."""
 
-    raw_size: int
+    @property
+    def raw_size(self) -> int: ...
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+
+class Hashed:
+    """An upload that hashes its chunks as they pass: its SHA-256 (the record's ETag) once read to the end."""
+
+    def __init__(self, body: UploadBody) -> None:
+        self._body = body
+        self._sha = hashlib.sha256()
+
+    @property
+    def raw_size(self) -> int:
+        return self._body.raw_size
+
+    def etag(self) -> str:
+        return self._sha.hexdigest()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._body:
+            self._sha.update(chunk)
+            yield chunk
+
+
+class Opener(Protocol):
+    """Opens a blob's stream: from start (inclusive) to end (exclusive; None: the end of the blob)."""
+
+    def __call__(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(slots=True)
@@ -32,7 +63,7 @@ class RecordRead:
     inline: bytes | None
     # Opens the blob's stream; called once per read of the body, so a replaced record stays readable for
     # the blob store's grace period.
-    opener: Callable[[], AsyncIterator[bytes]] | None = None
+    opener: Opener | None = None
     local_path: Path | None = None  # the blob as a local file, when the blob store has one
 
     def local_file(self) -> tuple[Path, os.stat_result] | None:
@@ -49,6 +80,12 @@ class RecordRead:
         if self.opener is None:
             return _one(self.inline or b"")
         return self.opener()
+
+    def slice(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes start (inclusive) to end (exclusive) of the body as stored, reading only those."""
+        if self.opener is None:
+            return _one((self.inline or b"")[start:end])
+        return self.opener(start, end)
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

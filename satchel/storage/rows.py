@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from satchel.errors import Conflict, NotFound
+from satchel.errors import Conflict, NotFound, SatchelError
 
 
 class Columns(Protocol):
@@ -71,10 +71,11 @@ class TokenRow:
     hash: str  # SHA-256 hex digest of the token; the token itself is never stored
     user_id: str
     created_at: int
+    name: str | None = None  # given by its owner to tell tokens apart
 
     @classmethod
     def from_row(cls, row: Columns) -> TokenRow:
-        return cls(row["hash"], row["user_id"], row["created_at"])
+        return cls(row["hash"], row["user_id"], row["created_at"], row["name"])
 
 
 @dataclass(slots=True)
@@ -112,6 +113,16 @@ class StoreStats:
     delete_count: int = 0
     list_count: int = 0
     storage_bytes: int = 0
+
+
+@dataclass(slots=True)
+class StorageTotals:
+    """What the whole storage holds, for /metrics."""
+
+    storages: list[tuple[str, int, int]]  # per kind: the kind, how many, their bytes (stats' storageBytes)
+    records: int  # key-value store records
+    dataset_items: int
+    requests: int  # request queue requests
 
 
 @dataclass(slots=True)
@@ -206,13 +217,52 @@ class RecordHead:
     size: int  # bytes as stored (possibly compressed)
     raw_size: int  # bytes after decoding
     modified_at: int
+    # SHA-256 (hex) of the body as stored, the bytes served: the record's strong ETag. None for a record
+    # written before the column existed, until the service fills it on first read.
+    etag: str | None = None
 
     @classmethod
     def from_row(cls, row: Columns) -> RecordHead:
         return cls(
             row["key"], row["content_type"], row["content_encoding"], row["size"], row["raw_size"],
-            row["modified_at"],
+            row["modified_at"], row["etag"],
         )  # fmt: skip
+
+
+class PreconditionFailed(SatchelError):
+    """A conditional write or delete found the record not as its If-Match / If-None-Match required."""
+
+    type = "precondition-failed"
+    status = 412
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCondition:
+    """What a record must be for a write or delete to go ahead, checked in the transaction that commits it.
+
+    Entity tags are the bare hex digests (RecordHead.etag); "*" stands for any current record.
+    """
+
+    if_match: frozenset[str] | None = None  # strong comparison: the record exists with one of these
+    if_none_match: frozenset[str] | None = None  # the record is absent, or has none of these
+
+    def holds(self, etag: str | None, *, exists: bool) -> bool:
+        """Whether a record that exists (or not) with this ETag meets the condition. A record without an
+        ETag yet (written before ETags) matches only "*": the service fills ETags before checking."""
+        if self.if_match is not None and not (
+            exists and ("*" in self.if_match or (etag is not None and etag in self.if_match))
+        ):
+            return False
+        return self.if_none_match is None or not (
+            exists and ("*" in self.if_none_match or (etag is not None and etag in self.if_none_match))
+        )
+
+    def check(self, etag: str | None, *, exists: bool) -> None:
+        if not self.holds(etag, exists=exists):
+            raise PreconditionFailed(
+                "The record does not match the request's If-Match or If-None-Match"
+                " (it was changed, deleted or created meanwhile); read it again and retry."
+            )
 
 
 @dataclass(slots=True)

@@ -18,12 +18,145 @@ Schema = dict[str, Any]
 SCHEMAS: dict[str, Schema] = {}
 
 
+# What a field means, by its name, wherever a schema has it without a description of its own (a field whose
+# meaning differs in one schema carries its own description there).
+FIELDS = {
+    # storages: key-value stores, datasets, request queues
+    "id": "Its unique id",
+    "name": "Its name, unique among the owner's storages of its kind; null (or empty) when unnamed",
+    "title": "A free-text title",
+    "userId": "The id of the user it belongs to",
+    "username": "The username of the user it belongs to",
+    "createdAt": "When it was created",
+    "modifiedAt": "When it last changed",
+    "accessedAt": "When it was last read, written or listed (unnamed storages expire counting from this)",
+    "actId": "The id of the Actor whose run made it; null if no run did",
+    "actRunId": "The id of the run that made it (it is that run's default storage); null if none did",
+    "consoleUrl": "Its page in Satchel's Console",
+    "generalAccess": (
+        "What callers without a token or a share may do: RESTRICTED (nothing), ANYONE_WITH_ID_CAN_READ, "
+        "ANYONE_WITH_NAME_CAN_READ, or FOLLOW_USER_SETTING (the owner's defaultGeneralAccess)"
+    ),
+    "stats": "Counters of its use",
+    "readCount": "Reads counted so far",
+    "writeCount": "Writes counted so far",
+    "deleteCount": "Deletes counted so far",
+    "listCount": "Listings counted so far",
+    "storageBytes": "Bytes its contents take, as stored",
+    "s3StorageBytes": "Kept for compatibility with the hosted API; always 0 here",
+    # key-value stores
+    "keysPublicUrl": "A URL that lists its keys without a token (signed, for stores that are not public)",
+    "recordsPublicUrl": "A URL that downloads its records as a ZIP without a token (signed when needed)",
+    "key": "The record's key",
+    "size": "The record's size in bytes, as stored (compressed, if it was sent with a Content-Encoding)",
+    "recordPublicUrl": "A URL that reads the record without a token (signed, for stores that are not public)",
+    "exclusiveStartKey": "The key this page starts after; null for the first page",
+    "nextExclusiveStartKey": "The exclusiveStartKey that gets the next page; null when this is the last",
+    "isTruncated": "Whether more keys follow this page",
+    "access": "READ (read only) or WRITE (read and write)",
+    # datasets
+    "itemCount": "How many items it holds",
+    "cleanItemCount": "How many of its items have at least one field that is not hidden (`#` names hide)",
+    "itemsPublicUrl": "A URL that reads its items without a token (signed, for datasets that are not public)",
+    # request queues
+    "totalRequestCount": "Requests in the queue, handled or not",
+    "handledRequestCount": "Requests marked handled (handledAt set)",
+    "pendingRequestCount": "Requests not handled yet",
+    "hadMultipleClients": (
+        "Whether more than one client (told apart by clientKey) has used the queue: a client that sees false "
+        "may trust its own cache of the queue"
+    ),
+    "queueModifiedAt": "When a request of the queue was last added, changed or locked",
+    "uniqueKey": "What makes requests the same: a second request with this uniqueKey is not added",
+    "url": "The URL to fetch",
+    "method": "The HTTP method to fetch it with",
+    "payload": "The body to send with the request, for methods that have one",
+    "headers": "HTTP headers to send with the request",
+    "userData": "Anything the crawler keeps with the request, as JSON",
+    "retryCount": "How many times fetching it was retried",
+    "noRetry": "Whether a failed fetch is not to be retried",
+    "errorMessages": "The errors fetching it failed with, oldest first",
+    "loadedUrl": "The URL finally loaded, after redirects",
+    "wasAlreadyPresent": "Whether a request with this uniqueKey was in the queue already (none was added)",
+    "wasAlreadyHandled": "Whether that request was already handled",
+    "processedRequests": "The requests this call dealt with",
+    "unprocessedRequests": "The requests this call did not deal with; send them again",
+    "lockExpiresAt": "When the caller's lock on the request runs out",
+    "lockSecs": "How long the locks last, in seconds",
+    "clientKey": "The client the locks are held for",
+    "exclusiveStartId": "The request id this page starts after; null when the page was asked for by cursor",
+    "cursor": "The cursor this page was asked for with; null for the first page",
+    # runs
+    "actorTaskId": "Always null: Satchel has no Actor tasks",
+    "status": "The run's status",
+    "startedAt": "When the run started",
+    "finishedAt": "When the run finished; null while it runs",
+    "buildNumber": "Satchel builds nothing: always 0.0.1",
+    "meta": "How the run came to be",
+    "origin": "How the run was started (API, or CLI for `satchel run`)",
+    "usageTotalUsd": "What the run cost: always 0 here",
+    "defaultKeyValueStoreId": "The id of the run's own key-value store",
+    "defaultDatasetId": "The id of the run's own dataset",
+    "defaultRequestQueueId": "The id of the run's own request queue",
+    "statusMessage": "What the run says it is doing, for people to read",
+    "isStatusMessageTerminal": "Whether statusMessage is the run's last word",
+    "exitCode": "The exit code of the run's process; null until it ends",
+    "options": "The options the run was started with",
+    "build": "The build asked for (Satchel has none to choose from)",
+    "memoryMbytes": "Memory asked for, in megabytes (Satchel limits nothing)",
+    "diskMbytes": "Disk asked for, in megabytes (Satchel limits nothing)",
+    "inputBodyLen": "Size of the run's INPUT in bytes",
+    "restartCount": "Times the run was restarted: always 0 here",
+    "resurrectCount": "Times a finished run was resurrected: always 0 here",
+    "computeUnits": "Compute units used: always 0 here",
+    "durationMillis": "How long the run took, in milliseconds (so far, while it runs)",
+    "runTimeSecs": "How long the run took, in seconds (so far, while it runs)",
+    "chargedEventCounts": "Per pay-per-event event name, how many events were charged",
+    "eventName": "The name of the event to charge",
+    # users
+    "profile": "The user's public profile (empty: Satchel keeps none)",
+    "defaultGeneralAccess": "What the user's storages whose generalAccess is FOLLOW_USER_SETTING allow",
+    # pages and errors
+    "items": "This page's entries",
+    "count": "How many entries this page holds",
+    "total": "How many there are in all",
+    "offset": "How many were skipped before this page",
+    "limit": "The most this page could hold",
+    "desc": "Whether the newest come first",
+    "unnamed": "Whether unnamed ones are listed too",
+    "data": "The answer",
+    "error": "What went wrong",
+    "message": "The error, for people to read",
+}
+
+
+def described(schema: Schema) -> Schema:
+    """The schema with FIELDS' description on each field (at any depth) that has none of its own."""
+    out = dict(schema)
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {
+            name: described(
+                field
+                if "description" in field or name not in FIELDS
+                else {**field, "description": FIELDS[name]}
+            )
+            for name, field in schema["properties"].items()
+        }
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            out[key] = described(schema[key])
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list):
+            out[key] = [described(part) for part in schema[key]]
+    return out
+
+
 def register(schemas: dict[str, Schema]) -> None:
-    """Add named schemas to the document's components; a name is given once."""
+    """Add named schemas to the document's components, their fields described; a name is given once."""
     taken = SCHEMAS.keys() & schemas.keys()
     if taken:
         raise ValueError(f"OpenAPI schemas defined twice: {sorted(taken)}")
-    SCHEMAS.update(schemas)
+    SCHEMAS.update({name: described(schema) for name, schema in schemas.items()})
 
 
 def ref(name: str) -> Schema:

@@ -82,7 +82,12 @@ register(
             }
         ),
         "Share": obj(
-            {"userId": STRING, "username": STRING, "access": {"enum": ["READ", "WRITE"]}, "createdAt": TIME}
+            {
+                "userId": {**STRING, "description": "The id of the user it is shared with"},
+                "username": {**STRING, "description": "The username of the user it is shared with"},
+                "access": {"enum": ["READ", "WRITE"]},
+                "createdAt": {**TIME, "description": "When it was shared"},
+            }
         ),
         "ShareList": obj(
             {"total": INTEGER, "count": INTEGER, "items": {"type": "array", "items": ref("Share")}}
@@ -128,15 +133,82 @@ CONTENT_ENCODING = {
     "schema": {"enum": ["gzip", "deflate", "br", "identity"]},
     "description": "How the body is encoded; it is checked as it arrives and kept as it is",
 }
-RECORD_HEADERS = {
-    name: {"schema": STRING, "description": description}
-    for name, description in (
-        ("Content-Type", "The type the record was stored with"),
-        ("Content-Encoding", "The stored encoding, when the request's Accept-Encoding admits it"),
-        ("Content-Length", "The length of this response's body"),
-    )
+VALIDATOR_HEADERS = {
+    "ETag": {
+        "schema": STRING,
+        "description": (
+            'The SHA-256 (hex) of the body as stored, quoted: a strong tag; `W/"..."` (weak) when a record '
+            "stored with a Content-Encoding is sent decoded"
+        ),
+    },
+    "Last-Modified": {"schema": STRING, "description": "When the record was last written (an HTTP date)"},
 }
-STORED = responses({**ok_json(201, {"type": "object"}, "Stored; Location names it")}, 413, 415, 507)
+RECORD_HEADERS = {
+    **{
+        name: {"schema": STRING, "description": description}
+        for name, description in (
+            ("Content-Type", "The type the record was stored with"),
+            ("Content-Encoding", "The stored encoding, when the request's Accept-Encoding admits it"),
+            ("Content-Length", "The length of this response's body"),
+        )
+    },
+    **VALIDATOR_HEADERS,
+    "Accept-Ranges": {
+        "schema": {"enum": ["bytes", "none"]},
+        "description": "`bytes` for a record stored without Content-Encoding; `none` for a compressed one",
+    },
+}
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "schema": STRING, "description": description}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+IF_MATCH = _header(
+    "If-Match",
+    "Go ahead only if the record exists with one of these ETags (strong comparison), or exists at all (`*`); "
+    "else 412",
+)
+IF_NONE_MATCH_READ = _header(
+    "If-None-Match",
+    "304 if the record's ETag is one of these (weak comparison) or for `*`; before If-Modified-Since",
+)
+IF_NONE_MATCH_WRITE = _header(
+    "If-None-Match",
+    "`*`: 412 if the record exists (a PUT only creates); tags: 412 if the record has one of them",
+)
+IF_MODIFIED_SINCE = _header(
+    "If-Modified-Since", "304 if the record was not written after this HTTP date (ignored with If-None-Match)"
+)
+RANGE = _header(
+    "Range",
+    "One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`): 206 with that slice, for a record stored without "
+    "Content-Encoding. A compressed record, several ranges or a header that cannot be read: 200, whole",
+)
+IF_RANGE = _header("If-Range", "Apply Range only if the record still has this ETag (or this Last-Modified)")
+NOT_MODIFIED = {
+    "304": {
+        "description": "Not modified (If-None-Match, If-Modified-Since): no body",
+        "headers": VALIDATOR_HEADERS,
+    }
+}
+PRECONDITION_FAILED = {
+    "412": _error("The record is not as If-Match / If-None-Match require (`precondition-failed`)")
+}
+STORED = responses(
+    {
+        **ok_json(201, {"type": "object"}, "Stored; Location names it, ETag is the new record's"),
+        **PRECONDITION_FAILED,
+    },
+    413,
+    415,
+    507,
+)
+STORED["201"]["headers"] = {"ETag": VALIDATOR_HEADERS["ETag"]}
 
 # /v2/key-value-stores
 LIST_STORES, GET_STORE, UPDATE_STORE, DELETE_STORE = storage_operations(
@@ -197,6 +269,11 @@ GET_RECORD = {
         SIGNATURE,
         query("attachment", FLAG, "Answer with Content-Disposition: attachment"),
         query("disableRedirect", FLAG, "Deprecated; does nothing (Satchel never redirects)"),
+        IF_MATCH,
+        IF_NONE_MATCH_READ,
+        IF_MODIFIED_SINCE,
+        RANGE,
+        IF_RANGE,
     ],
     "responses": responses(
         {
@@ -204,28 +281,49 @@ GET_RECORD = {
                 "description": "The record, with the Content-Type it was stored with",
                 "headers": RECORD_HEADERS,
                 "content": {"*/*": {"schema": {}}},
-            }
+            },
+            "206": {
+                "description": "The byte range asked for",
+                "headers": {
+                    **RECORD_HEADERS,
+                    "Content-Range": {"schema": STRING, "description": "`bytes FIRST-LAST/SIZE`"},
+                },
+                "content": {"*/*": {"schema": {}}},
+            },
+            **NOT_MODIFIED,
+            **PRECONDITION_FAILED,
+            "416": {
+                **_error("The range starts past the end of the record (`range-not-satisfiable`)"),
+                "headers": {"Content-Range": {"schema": STRING, "description": "`bytes */SIZE`"}},
+            },
         }
     ),
 }
 HEAD_RECORD = {
     "operationId": "headRecord",
     "summary": "Whether a record exists, with the headers its GET would have",
-    "parameters": [SIGNATURE],
-    "responses": responses({"200": {"description": "It exists", "headers": RECORD_HEADERS}}),
+    "parameters": [SIGNATURE, IF_MATCH, IF_NONE_MATCH_READ, IF_MODIFIED_SINCE],
+    "responses": responses(
+        {
+            "200": {"description": "It exists", "headers": RECORD_HEADERS},
+            **NOT_MODIFIED,
+            **PRECONDITION_FAILED,
+        }
+    ),
 }
 PUT_RECORD = {
     "operationId": "putRecord",
-    "summary": "Store a record",
-    "parameters": [CONTENT_ENCODING],
+    "summary": "Store a record; with If-Match or If-None-Match, only if the record is as they require",
+    "parameters": [CONTENT_ENCODING, IF_MATCH, IF_NONE_MATCH_WRITE],
     "requestBody": RECORD_BODY,
     "responses": STORED,
 }
 POST_RECORD = {**PUT_RECORD, "operationId": "postRecord", "summary": "Store a record (the same as PUT)"}
 DELETE_RECORD = {
     "operationId": "deleteRecord",
-    "summary": "Delete a record",
-    "responses": responses(NO_CONTENT, 507),
+    "summary": "Delete a record; with If-Match or If-None-Match, only if the record is as they require",
+    "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
+    "responses": responses({**NO_CONTENT, **PRECONDITION_FAILED}, 507),
 }
 
 

@@ -29,9 +29,9 @@ BUILD_NUMBER: Schema = {"const": "0.0.1"}
 NUMBER: Schema = {"type": "number", "minimum": 0}
 
 SHORT = {
-    "id": STRING,
-    "actId": STRING,
-    "userId": STRING,
+    "id": {**STRING, "description": "The run's id"},
+    "actId": {**STRING, "description": "The id of the run's Actor"},
+    "userId": {**STRING, "description": "The id of the user who started it"},
     "actorTaskId": {"type": "null"},
     "status": STATUS,
     "startedAt": TIME,
@@ -115,7 +115,12 @@ register(
             "type": "object",
             "properties": {
                 "eventName": {"type": "string", "minLength": 1, "maxLength": 256},
-                "count": {"type": "integer", "minimum": 1, "maximum": 2**31},
+                "count": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 2**31,
+                    "description": "How many events to charge (1 when left out)",
+                },
             },
             "required": ["eventName"],
         },

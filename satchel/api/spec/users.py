@@ -9,14 +9,16 @@ register(
     {
         "Me": obj(
             {
-                "id": STRING,
-                "username": STRING,
+                "id": {**STRING, "description": "The user's id"},
+                "username": {**STRING, "description": "The user's username"},
                 "profile": {"type": "object"},
-                "createdAt": TIME,
+                "createdAt": {**TIME, "description": "When the user was made"},
                 "defaultGeneralAccess": {"enum": list(GENERAL_ACCESS[:3])},
             }
         ),
-        "PublicUser": obj({"username": STRING, "profile": {"type": "object"}}),
+        "PublicUser": obj(
+            {"username": {**STRING, "description": "The user's username"}, "profile": {"type": "object"}}
+        ),
     }
 )
 

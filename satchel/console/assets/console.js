@@ -9,3 +9,37 @@ document.addEventListener("change", (event) => {
   const form = event.target.form;
   if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
 });
+
+// Copy buttons (data-copy: the selector of what to copy) exist only with this script, so they start hidden.
+// The clipboard API needs a secure context (https or localhost); elsewhere a selection is copied instead.
+function copyBySelection(text) {
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.appendChild(area);
+  area.select();
+  const done = document.execCommand("copy");
+  area.remove();
+  return done ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("button.copy[data-copy]")) button.hidden = false;
+});
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button.copy[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  const text = source.textContent.trim();
+  const copying = navigator.clipboard && window.isSecureContext
+    ? navigator.clipboard.writeText(text).catch(() => copyBySelection(text))
+    : copyBySelection(text);
+  copying.then(
+    () => { button.textContent = "Copied"; },
+    () => { button.textContent = "Press Ctrl+C"; window.getSelection().selectAllChildren(source); },
+  ).finally(() => setTimeout(() => { button.textContent = "Copy"; }, 2000));
+});

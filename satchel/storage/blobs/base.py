@@ -23,8 +23,9 @@ class BlobStore(Protocol):
         """
         ...
 
-    def read(self, name: str) -> AsyncIterator[bytes]:
-        """The blob's bytes; raises BlobMissing (on first iteration at the latest) if it is gone."""
+    def read(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The blob's bytes from start (inclusive) to end (exclusive; None: to its end), reading no others;
+        raises BlobMissing (on first iteration at the latest) if it is gone."""
         ...
 
     def local_path(self, name: str) -> Path | None:

@@ -98,17 +98,24 @@ class FileBlobs:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
 
-    async def read(self, name: str) -> AsyncIterator[bytes]:
+    async def read(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         try:
             f = open(self.path(name), "rb")  # noqa: SIM115, ASYNC230 - one open(); closed below, across awaits
         except FileNotFoundError as exc:
             raise BlobMissing(name) from exc
         with f:
+            if start:
+                f.seek(start)
+            left = -1 if end is None else end - start  # -1: to the end of the file
             # A first chunk read here, on the loop, keeps small blobs as cheap as one read; the rest off it.
-            chunk = f.read(CHUNK)
+            chunk = f.read(CHUNK if left < 0 else min(CHUNK, left))
             while chunk:
                 yield chunk
-                chunk = await asyncio.to_thread(f.read, CHUNK)
+                if left >= 0:
+                    left -= len(chunk)
+                    if left <= 0:
+                        return
+                chunk = await asyncio.to_thread(f.read, CHUNK if left < 0 else min(CHUNK, left))
 
     async def delete(self, names: list[str]) -> None:
         for name in names:

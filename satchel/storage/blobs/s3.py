@@ -28,6 +28,7 @@ from satchel.settings import S3Settings
 from satchel.storage.blobs.base import BlobMissing
 
 if TYPE_CHECKING:
+    from obstore import GetOptions
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
 READ_CHUNK = 256 * 1024
@@ -192,9 +193,17 @@ class S3Blobs:
             raise self._failure(exc) from exc
         return size
 
-    async def read(self, name: str) -> AsyncIterator[bytes]:
+    async def read(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        if end is not None and end <= start:
+            return  # S3 refuses an empty range; there is nothing to read
+        # A ranged GET when only part is wanted: S3 sends those bytes alone.
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
         try:
-            result = await obstore.get_async(self._store, self._path(name))
+            result = await obstore.get_async(self._store, self._path(name), options=options)
         except FileNotFoundError as exc:  # obstore's "not found", for a missing key
             raise BlobMissing(name) from exc
         except Exception as exc:

@@ -3,7 +3,9 @@
 A write reads the body first (spool: small bodies in memory, large ones into a fresh blob noted in
 blob_uploads), then commits in one transaction that locks the store's row before anything else. Every
 writer of a store's records takes that lock first, so the old record each one replaces is exact: stats stay
-equal to the sum of the records, and every replaced blob lands on the dead list once.
+equal to the sum of the records, and every replaced blob lands on the dead list once. The same lock makes a
+conditional write (If-Match, If-None-Match) atomic on every node: its check of the current ETag runs after the
+lock, in the transaction that commits.
 """
 
 from __future__ import annotations
@@ -16,28 +18,29 @@ from typing import Any
 from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
 from satchel.storage.blobs.base import BlobStore
-from satchel.storage.body import RecordRead, UploadBody
+from satchel.storage.body import Hashed, RecordRead, UploadBody
 from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
 from satchel.storage.postgres.db import Database, is_down
 from satchel.storage.postgres.keys import key_page
-from satchel.storage.rows import KeyItem, RecordHead
+from satchel.storage.rows import KeyItem, RecordHead, WriteCondition
 from satchel.storage.spool import spool
 
-HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at"
+HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
 READ_COLUMNS = f"{HEAD_COLUMNS}, blob, body"
 LOCK_STORE = "SELECT 1 FROM stores WHERE pk = $1 FOR NO KEY UPDATE"
+CURRENT_ETAG = "SELECT etag FROM records WHERE store_pk = $1 AND key = $2"
 # In one statement (one snapshot, taken after the store lock): the old record as it was, its replacement,
 # the store's stats and clocks, and the old blob onto the dead list.
 PUT = """
 WITH old AS (SELECT size, blob FROM records WHERE store_pk = $1 AND key = $2),
      put AS (
         INSERT INTO records (store_pk, key, content_type, content_encoding, size, raw_size, modified_at, blob,
-                             body)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                             body, etag)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT (store_pk, key) DO UPDATE SET
             content_type = excluded.content_type, content_encoding = excluded.content_encoding,
             size = excluded.size, raw_size = excluded.raw_size, modified_at = excluded.modified_at,
-            blob = excluded.blob, body = excluded.body
+            blob = excluded.blob, body = excluded.body, etag = excluded.etag
      ),
      stats AS (
         UPDATE stores SET write_count = write_count + 1,
@@ -114,12 +117,15 @@ class PostgresRecords:
         content_encoding: str | None,
         body: UploadBody,
         now: int,
+        condition: WriteCondition | None = None,
     ) -> RecordHead:
+        hashed = Hashed(body)
         spooled = await spool(
-            body, self.blobs, inline_max=self.inline_max, max_bytes=self.max_record_bytes,
+            hashed, self.blobs, inline_max=self.inline_max, max_bytes=self.max_record_bytes,
             begin_upload=self._begin_upload, drop=self._drop,
         )  # fmt: skip
-        head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
+        etag = hashed.etag()
+        head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now, etag)
         committing = False
         try:
             async with self.db.transaction() as conn:
@@ -131,9 +137,11 @@ class PostgresRecords:
                         raise Unavailable("The upload took too long and was abandoned; try again.")
                 if await conn.fetchval(LOCK_STORE, store_pk) is None:
                     raise NotFound("Store was not found.")
+                if condition is not None:
+                    await _check(conn, condition, store_pk, key)
                 await conn.execute(
                     PUT, store_pk, key, content_type, content_encoding, spooled.size, body.raw_size, now,
-                    spooled.blob, spooled.data,
+                    spooled.blob, spooled.data, etag,
                 )  # fmt: skip
                 committing = True
         except Exception as exc:
@@ -153,12 +161,27 @@ class PostgresRecords:
             await self.blobs.delete(names)
             await self.forget_blobs(names)
 
-    async def delete(self, store_pk: int, key: str, *, now: int) -> bool:
+    async def delete(
+        self, store_pk: int, key: str, *, now: int, condition: WriteCondition | None = None
+    ) -> bool:
         async with self.db.transaction() as conn:
             if await conn.fetchval(LOCK_STORE, store_pk) is None:
+                if condition is not None:
+                    condition.check(None, exists=False)
                 return False
+            if condition is not None:
+                await _check(conn, condition, store_pk, key)
             deleted: int = await conn.fetchval(DELETE, store_pk, key, now)
         return deleted > 0
+
+    async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
+        # Only a row still without one: any write since the body was read has set its own.
+        await self.db.execute(
+            "UPDATE records SET etag = $3 WHERE store_pk = $1 AND key = $2 AND etag IS NULL",
+            store_pk,
+            key,
+            etag,
+        )
 
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int
@@ -197,6 +220,12 @@ class PostgresRecords:
                 " DELETE FROM blob_uploads WHERE name = ANY($1::text[])",
                 list(names),
             )
+
+
+async def _check(conn: Any, condition: WriteCondition, store_pk: int, key: str) -> None:
+    """Raise PreconditionFailed unless the record (read under the store's lock) meets the condition."""
+    row = await conn.fetchrow(CURRENT_ETAG, store_pk, key)
+    condition.check(row["etag"] if row is not None else None, exists=row is not None)
 
 
 def _cause(exc: BaseException) -> BaseException:

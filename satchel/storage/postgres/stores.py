@@ -12,6 +12,7 @@ import asyncpg
 
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound
+from satchel.storage.base import StoreOrder
 from satchel.storage.postgres.db import Database
 from satchel.storage.rows import (
     OWNER_JOIN,
@@ -23,6 +24,7 @@ from satchel.storage.rows import (
     NewStore,
     Ownership,
     StorageKind,
+    StorageTotals,
     StoreRow,
     StoreUsage,
 )
@@ -72,6 +74,22 @@ FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u (pk, re
 WHERE s.pk = u.pk
 """
 LOCK_IN_ORDER = "SELECT FROM stores WHERE pk = ANY($1::bigint[]) ORDER BY pk FOR NO KEY UPDATE"
+# What each sort order sorts by before the pk; names compared as bytes (the "C" collation of the UTF-8
+# database), as SQLite does, and unnamed stores last.
+ORDER_BY = {
+    StoreOrder.CREATED: ("s.created_at",),
+    StoreOrder.NAME: ('s.name COLLATE "C"',),
+    StoreOrder.SIZE: ("s.storage_bytes",),
+    StoreOrder.MODIFIED: ("s.modified_at",),
+}
+# What is stored, for /metrics: storages and their bytes by kind; records, dataset items, queue requests.
+TOTALS_BY_KIND = (
+    "SELECT kind, count(*), coalesce(sum(storage_bytes), 0)::bigint FROM stores GROUP BY kind ORDER BY kind"
+)
+TOTALS = (
+    "SELECT (SELECT count(*) FROM records), (SELECT coalesce(sum(item_count), 0)::bigint FROM datasets),"
+    " (SELECT coalesce(sum(total_count), 0)::bigint FROM request_queues)"
+)
 CREATE_TRIES = 3  # a store found taken by name may be deleted before it is read back; then insert again
 
 
@@ -113,10 +131,16 @@ class PostgresStores:
         offset: int,
         limit: int,
         desc: bool,
+        order: StoreOrder = StoreOrder.CREATED,
+        search: str | None = None,
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
         # Owned and shared stores as two index lookups joined by UNION ALL, rather than one OR across a
-        # join, which would read every store.
-        named = " AND s.kind = $4" + ("" if unnamed else " AND s.name IS NOT NULL")
+        # join, which would read every store. $1 is the user, $2 the kind, $3 and $4 the search.
+        named = " AND s.kind = $2" + ("" if unnamed else " AND s.name IS NOT NULL")
+        args: list[object] = [user_id, str(kind)]
+        if search:
+            named += " AND (strpos(lower(s.name), $3) > 0 OR s.id = $4)"
+            args += [search.lower(), search]
         parts = []
         if ownership != Ownership.SHARED:
             owned = "SELECT s.pk, NULL::text AS access FROM stores s WHERE s.user_id = $1"
@@ -127,18 +151,19 @@ class PostgresStores:
                 f" WHERE g.user_id = $1 AND s.user_id <> $1{named}"
             )
         listed = " UNION ALL ".join(parts)
-        order = "DESC" if desc else "ASC"
+        direction = "DESC" if desc else "ASC"
+        # Unnamed stores come last by name, whatever the direction.
+        keys = ["s.name IS NULL"] if order is StoreOrder.NAME else []
+        sort = ", ".join(
+            [*keys, *(f"{column} {direction}" for column in ORDER_BY[order]), f"s.pk {direction}"]
+        )
+        window = f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}"
         async with self.db.connection() as conn:
-            total: int = await conn.fetchval(
-                f"SELECT count(*) FROM ({listed.replace('$4', '$2')}) l",  # noqa: S608
-                user_id,
-                str(kind),
-            )
+            total: int = await conn.fetchval(f"SELECT count(*) FROM ({listed}) l", *args)  # noqa: S608
             rows = await conn.fetch(
                 f"SELECT {PAGE_COLUMNS}, l.access AS grant_access FROM ({listed}) l"  # noqa: S608
-                f" JOIN stores s ON s.pk = l.pk {OWNER_JOIN}"
-                f" ORDER BY s.created_at {order}, s.pk {order} LIMIT $2 OFFSET $3",
-                user_id, limit, offset, str(kind),
+                f" JOIN stores s ON s.pk = l.pk {OWNER_JOIN} ORDER BY {sort} {window}",
+                *args, limit, offset,
             )  # fmt: skip
         return total, [
             (StoreRow.from_row(r), Grant(r["grant_access"]) if r["grant_access"] else None) for r in rows
@@ -200,3 +225,10 @@ class PostgresStores:
                 [usage[pk].lists for pk in pks],
                 [usage[pk].accessed_at for pk in pks],
             )
+
+    async def totals(self) -> StorageTotals:
+        async with self.db.connection() as conn:
+            kinds = await conn.fetch(TOTALS_BY_KIND)
+            counts = await conn.fetchrow(TOTALS)
+        assert counts is not None
+        return StorageTotals([(row[0], row[1], row[2]) for row in kinds], counts[0], counts[1], counts[2])

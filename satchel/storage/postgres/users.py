@@ -9,7 +9,7 @@ from satchel.storage.postgres.db import Database, count
 from satchel.storage.rows import GeneralAccess, TokenRow, UserRow
 
 USER_SELECT = "SELECT u.id, u.username, u.created_at, u.default_general_access FROM users u"
-TOKEN_SELECT = "SELECT hash, user_id, created_at FROM tokens"  # noqa: S105 - a query, not a secret
+TOKEN_SELECT = "SELECT hash, user_id, created_at, name FROM tokens"  # noqa: S105 - a query, not a secret
 
 
 class PostgresUsers:
@@ -51,12 +51,12 @@ class PostgresUsers:
             "UPDATE users SET default_general_access = $2 WHERE id = $1", user_id, str(access)
         )
 
-    async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
+    async def add_token(self, user_id: str, token_hash: str, now: int, *, name: str | None = None) -> None:
         try:
             await self.db.execute(
-                "INSERT INTO tokens (hash, user_id, created_at) VALUES ($1, $2, $3)"
+                "INSERT INTO tokens (hash, user_id, created_at, name) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (hash) DO NOTHING",
-                token_hash, user_id, now,
+                token_hash, user_id, now, name,
             )  # fmt: skip
         except asyncpg.ForeignKeyViolationError as exc:
             raise NotFound("User was not found.") from exc

@@ -32,6 +32,7 @@ from satchel.storage.sqlite.writer import Writer
 T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
 WAL_LIMIT_BYTES = 64 * 1024 * 1024  # past this, the next checkpoint empties the WAL
+TIDYING_BYTES = 256 * 1024  # of the reserve, for forgetting removed files on a full disk (a few WAL pages)
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -147,17 +148,21 @@ class Database:
 
     # --- writing
 
-    async def write(self, job: Callable[[sqlite3.Connection], T], *, frees: bool = False) -> T:
-        """Run a write job; `frees`: it makes room (a delete), so a full disk gives up the reserve for it."""
+    async def write(
+        self, job: Callable[[sqlite3.Connection], T], *, frees: bool = False, tidies: bool = False
+    ) -> T:
+        """Run a write job. `frees`: it makes room (a delete), so a full disk gives up the reserve for it.
+        `tidies`: it only forgets files already removed, so a full disk gives up a sliver of the reserve: the
+        rest stays for the deletes users send, which the next uploads would otherwise leave no room for."""
         try:
             return await self.writer.run(job)
         except sqlite3.OperationalError as exc:
             if not disk_full(exc):
                 raise
-            if not frees:
+            if not (frees or tidies):
                 raise StorageFull("The server's disk is full; the change was not stored.") from exc
         # Another process may have released the reserve already; the room is there either way.
-        await asyncio.to_thread(self.reserve.release)
+        await asyncio.to_thread(self.reserve.release, None if frees else TIDYING_BYTES)
         try:
             return await self.writer.run(job)
         except sqlite3.OperationalError as exc:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 
 from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
 from satchel.storage.blobs.base import BlobStore
-from satchel.storage.body import RecordRead, UploadBody
-from satchel.storage.rows import KeyItem, RecordHead
+from satchel.storage.body import Hashed, RecordRead, UploadBody
+from satchel.storage.rows import KeyItem, RecordHead, WriteCondition
 from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database
 
-HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at"
+HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
 RECORD_SELECT = f"SELECT {HEAD_COLUMNS}, blob, body FROM records WHERE store_pk = ? AND key = ?"  # noqa: S608
 PAGE = 100  # records per keyset page when iterating a store
 
@@ -31,7 +32,7 @@ class SqliteRecords:
         head = RecordHead.from_row(row)
         if blob is None:
             return RecordRead(head, row["body"])
-        return RecordRead(head, None, lambda: self.blobs.read(blob), self.blobs.local_path(blob))
+        return RecordRead(head, None, functools.partial(self.blobs.read, blob), self.blobs.local_path(blob))
 
     async def read(self, store_pk: int, key: str) -> RecordRead | None:
         row = self.db.one(RECORD_SELECT, (store_pk, key))
@@ -59,16 +60,19 @@ class SqliteRecords:
         content_encoding: str | None,
         body: UploadBody,
         now: int,
+        condition: WriteCondition | None = None,
     ) -> RecordHead:
+        hashed = Hashed(body)
         spooled = await spool(
-            body,
+            hashed,
             self.blobs,
             inline_max=self.inline_max,
             max_bytes=self.max_record_bytes,
             begin_upload=self._begin_upload,
             drop=self._drop,
         )
-        head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now)
+        etag = hashed.etag()
+        head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now, etag)
 
         def job(conn: sqlite3.Connection) -> None:
             if spooled.blob is not None:
@@ -76,8 +80,10 @@ class SqliteRecords:
                 if not taken:  # declared abandoned by housekeeping: the blob may be gone
                     raise Unavailable("The upload took too long and was given up; send it again.")
             old = conn.execute(
-                "SELECT size, blob FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
+                "SELECT size, blob, etag FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
             ).fetchone()
+            if condition is not None:  # in the one writer's transaction: nothing can change it meanwhile
+                condition.check(old["etag"] if old else None, exists=old is not None)
             growth = spooled.size - (old["size"] if old else 0)
             cur = conn.execute(
                 "UPDATE stores SET write_count = write_count + 1, storage_bytes = storage_bytes + ?,"
@@ -88,11 +94,11 @@ class SqliteRecords:
                 raise NotFound("Store was not found.")
             conn.execute(
                 "INSERT INTO records (store_pk, key, content_type, content_encoding, size, raw_size,"
-                " modified_at, blob, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " modified_at, blob, body, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (store_pk, key) DO UPDATE SET content_type = excluded.content_type,"
                 " content_encoding = excluded.content_encoding, size = excluded.size,"
                 " raw_size = excluded.raw_size, modified_at = excluded.modified_at,"
-                " blob = excluded.blob, body = excluded.body",
+                " blob = excluded.blob, body = excluded.body, etag = excluded.etag",
                 (
                     store_pk,
                     key,
@@ -103,6 +109,7 @@ class SqliteRecords:
                     now,
                     spooled.blob,
                     spooled.data,
+                    etag,
                 ),
             )
             if old and old["blob"]:
@@ -126,8 +133,15 @@ class SqliteRecords:
             await self.blobs.delete(names)
             await self.forget_blobs(names)
 
-    async def delete(self, store_pk: int, key: str, *, now: int) -> bool:
+    async def delete(
+        self, store_pk: int, key: str, *, now: int, condition: WriteCondition | None = None
+    ) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
+            if condition is not None:
+                current = conn.execute(
+                    "SELECT etag FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
+                ).fetchone()
+                condition.check(current["etag"] if current else None, exists=current is not None)
             old = conn.execute(
                 "DELETE FROM records WHERE store_pk = ? AND key = ? RETURNING size, blob", (store_pk, key)
             ).fetchone()
@@ -145,6 +159,16 @@ class SqliteRecords:
             return True
 
         return await self.db.write(job, frees=True)
+
+    async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            # Only a row still without one: any write since the body was read has set its own.
+            conn.execute(
+                "UPDATE records SET etag = ? WHERE store_pk = ? AND key = ? AND etag IS NULL",
+                (etag, store_pk, key),
+            )
+
+        await self.db.write(job)
 
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int
@@ -189,4 +213,4 @@ class SqliteRecords:
             conn.executemany("DELETE FROM dead_blobs WHERE name = ?", [(n,) for n in names])
             conn.executemany("DELETE FROM blob_uploads WHERE name = ?", [(n,) for n in names])
 
-        await self.db.write(job, frees=True)
+        await self.db.write(job, tidies=True)

@@ -50,9 +50,17 @@ class Reserve:
             os.close(fd)
         return True
 
-    def release(self) -> bool:
-        """Give the room back to the filesystem; True if this call freed some."""
+    def release(self, part: int | None = None) -> bool:
+        """Give room back to the filesystem, all of it or `part` bytes; True if this call freed some."""
         held = self.held()
+        if part is not None and 0 < part < held:
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(self.path, held - part)
+                log.warning(
+                    "the disk under %s is full: released %d bytes of the reserve", self.path.parent, part
+                )
+                return True
+            return False
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
             if held:

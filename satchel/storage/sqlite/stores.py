@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound
+from satchel.storage.base import StoreOrder
 from satchel.storage.rows import (
     PAGE_COLUMNS,
     STORE_SELECT,
@@ -16,6 +18,7 @@ from satchel.storage.rows import (
     NewStore,
     Ownership,
     StorageKind,
+    StorageTotals,
     StoreRow,
     StoreUsage,
 )
@@ -23,8 +26,23 @@ from satchel.storage.sqlite.db import Database
 
 # What a store's rows are in, whatever its kind; deleted with it.
 CHILD_TABLES = ("records", "grants", "datasets", "dataset_items", "request_queues", "requests")
+# What is stored, for /metrics: storages and their bytes by kind; records, dataset items, queue requests.
+TOTALS_BY_KIND = (
+    "SELECT kind, count(*), coalesce(sum(storage_bytes), 0) FROM stores GROUP BY kind ORDER BY kind"
+)
+TOTALS = (
+    "SELECT (SELECT count(*) FROM records), (SELECT coalesce(sum(item_count), 0) FROM datasets),"
+    " (SELECT coalesce(sum(total_count), 0) FROM request_queues)"
+)
 # What an expired store is: unnamed, neither used nor changed since the cutoff.
 EXPIRED = "name IS NULL AND accessed_at < :cutoff AND modified_at < :cutoff"
+# What each sort order sorts by before the pk. SQLite compares text as bytes: names in UTF-8 binary order.
+ORDER_BY = {
+    StoreOrder.CREATED: ("s.created_at",),
+    StoreOrder.NAME: ("s.name",),
+    StoreOrder.SIZE: ("s.storage_bytes",),
+    StoreOrder.MODIFIED: ("s.modified_at",),
+}
 
 
 class SqliteStores:
@@ -82,6 +100,8 @@ class SqliteStores:
         offset: int,
         limit: int,
         desc: bool,
+        order: StoreOrder = StoreOrder.CREATED,
+        search: str | None = None,
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
         mine = "s.user_id = :user"
         shared = "g.access IS NOT NULL"
@@ -89,14 +109,28 @@ class SqliteStores:
         where = f"s.kind = :kind AND {where}"
         if not unnamed:
             where += " AND s.name IS NOT NULL"
+        if search:
+            where += " AND (instr(lower(s.name), :search) > 0 OR s.id = :search_id)"
         grants = "LEFT JOIN grants g ON g.store_pk = s.pk AND g.user_id = :user"
-        args = {"user": user_id, "kind": kind, "limit": limit, "offset": offset}
+        args = {
+            "user": user_id,
+            "kind": kind,
+            "limit": limit,
+            "offset": offset,
+            "search": (search or "").lower(),
+            "search_id": search,
+        }
         total = self.db.one(f"SELECT count(*) FROM stores s {grants} WHERE {where}", args)[0]  # type: ignore[index]  # noqa: S608
-        order = "DESC" if desc else "ASC"
+        direction = "DESC" if desc else "ASC"
+        # Unnamed stores come last by name, whatever the direction.
+        keys = ["s.name IS NULL"] if order is StoreOrder.NAME else []
+        sort = ", ".join(
+            [*keys, *(f"{column} {direction}" for column in ORDER_BY[order]), f"s.pk {direction}"]
+        )
         rows = self.db.all(
             f"SELECT {PAGE_COLUMNS}, g.access AS grant_access"  # noqa: S608
             f" FROM stores s JOIN users u ON u.id = s.user_id {grants} WHERE {where}"
-            f" ORDER BY s.created_at {order}, s.pk {order} LIMIT :limit OFFSET :offset",
+            f" ORDER BY {sort} LIMIT :limit OFFSET :offset",
             args,
         )
         return total, [
@@ -177,3 +211,13 @@ class SqliteStores:
             )
 
         await self.db.write(job)
+
+    async def totals(self) -> StorageTotals:
+        # Off the event loop, on that thread's own connection: counting records reads their whole index.
+        return await asyncio.to_thread(self._totals)
+
+    def _totals(self) -> StorageTotals:
+        kinds = self.db.all(TOTALS_BY_KIND)
+        counts = self.db.one(TOTALS)
+        assert counts is not None
+        return StorageTotals([(row[0], row[1], row[2]) for row in kinds], counts[0], counts[1], counts[2])

@@ -53,11 +53,11 @@ class SqliteUsers:
 
         await self.db.write(job)
 
-    async def add_token(self, user_id: str, token_hash: str, now: int) -> None:
+    async def add_token(self, user_id: str, token_hash: str, now: int, *, name: str | None = None) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT OR IGNORE INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)",
-                (token_hash, user_id, now),
+                "INSERT OR IGNORE INTO tokens (hash, user_id, created_at, name) VALUES (?, ?, ?, ?)",
+                (token_hash, user_id, now, name),
             )
 
         await self.db.write(job)
@@ -65,7 +65,7 @@ class SqliteUsers:
     async def tokens(self, user_id: str | None = None) -> list[TokenRow]:
         where, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
         rows = self.db.all(
-            f"SELECT hash, user_id, created_at FROM tokens {where} ORDER BY created_at, hash",  # noqa: S608
+            f"SELECT hash, user_id, created_at, name FROM tokens {where} ORDER BY created_at, hash",  # noqa: S608
             args,
         )
         return [TokenRow.from_row(row) for row in rows]

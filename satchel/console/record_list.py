@@ -1,0 +1,96 @@
+"""A store's Records tab: its keys with content type, size and modified time, paged, with a prefix filter
+and a preview of the record chosen beside them.
+
+The keys are read a window at a time (one listing of up to WINDOW keys in key order, as the API lists them):
+a page is a slice of the window, so the total is exact for up to WINDOW keys with the prefix, and "more than"
+past it. Past the window, Next goes on from its last key (the API's exclusiveStartKey); the way back from
+there is the first page, as the API has no listing backwards. Only the page's keys have their heads read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+from satchel.console.forms import whole
+from satchel.console.records import Preview, preview_of
+from satchel.errors import NotFound
+from satchel.service import Caller
+from satchel.service.access import Level
+from satchel.storage import RecordHead, StoreRow
+
+if TYPE_CHECKING:
+    from satchel.console.app import Console
+
+WINDOW = 1000  # the service's largest page of keys
+PER_PAGE = 50
+
+
+@dataclass(slots=True)
+class Range:
+    first: int  # 1-based, 0 when empty
+    last: int
+    total: int
+    exact: bool  # False: at least `total`
+
+    @property
+    def label(self) -> str:
+        of = f"{self.total}" if self.exact else f"more than {self.total}"
+        return f"{self.first}\u2013{self.last} of {of}" if self.last else f"0 of {of}"
+
+
+async def context(
+    console: Console, request: Request, caller: Caller, ref: str, *, store: StoreRow, have: Level
+) -> dict[str, Any]:
+    query = request.query_params
+    prefix = query.get("prefix") or ""
+    after = query.get("after") or None
+    skipped = whole(query.get("skipped")) if after else 0  # keys before the window, as the link said
+    offset = whole(query.get("offset"))
+    keys = await console.services.records.list_keys(
+        caller, ref, exclusive_start_key=after, limit=WINDOW, prefix=prefix, collection=None
+    )
+    window = keys.items
+    if offset >= len(window):
+        offset = 0
+    shown = window[offset : offset + PER_PAGE]
+    heads: list[RecordHead] = []
+    for item in shown:
+        try:
+            heads.append(await console.services.records.head(caller, ref, item.key))
+        except NotFound:  # deleted since it was listed
+            continue
+    total = skipped + len(window)
+    place = Range(
+        skipped + offset + 1 if shown else 0, skipped + offset + len(shown), total, not keys.is_truncated
+    )
+    # Each link keeps the prefix; within the window it moves the offset, past it the window.
+    state = {"prefix": prefix} if prefix else {}
+    window_state = {**state, "after": after, "skipped": str(skipped)} if after else dict(state)
+    previous = next_page = None
+    if offset > 0:
+        previous = {**window_state, "offset": str(offset - PER_PAGE)}
+    elif after:
+        previous = dict(state)  # the first page
+    if offset + PER_PAGE < len(window):
+        next_page = {**window_state, "offset": str(offset + PER_PAGE)}
+    elif keys.is_truncated and window:
+        next_page = {**state, "after": window[-1].key, "skipped": str(total)}
+    here = {**window_state, "offset": str(offset)} if offset else window_state
+    chosen = query.get("key")
+    preview: Preview | None = None
+    if chosen:
+        preview = await preview_of(console, caller, ref, chosen, store=store, have=have)
+    return {
+        "heads": heads,
+        "prefix": prefix,
+        "range": place,
+        "here": here,
+        "previous": previous,
+        "next": next_page,
+        "previous_label": "Previous" if offset > 0 else "First page",
+        "chosen": chosen,
+        "preview": preview,
+    }

@@ -1,0 +1,429 @@
+"""`satchel kv`: the records of a running server's key-value stores, from the command line.
+
+Made for scripts as much as for people: stdout carries only what `ls` lists and what `get` reads; every
+message goes to stderr, one line each; the exit code says what happened (EXIT_CODES). Bodies stream both
+ways, so a record larger than memory moves as easily as a small one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import stat
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from satchel.crawlee_storage.files import Skip, async_chunks, chunks, not_a_file, open_file, write_all
+from satchel.crawlee_storage.layout import CREATE, NAME_MAX, guess_type
+from satchel.errors import InvalidRequest
+from satchel.remote import (
+    DENIED,
+    ERROR,
+    NOT_FOUND,
+    PARTIAL,
+    Failed,
+    Missing,
+    Partial,
+    Remote,
+    RemoteError,
+    connection,
+    run_remote,
+    server_options,
+)
+from satchel.service.validation import NAME_RE, check_key
+
+T = TypeVar("T")
+EXIT_CODES = f"""Exit codes:
+  0  done
+  {ERROR}  any other error: the server does not answer or refuses, a local file fails
+  2  a command line that cannot be read, or no token
+  {NOT_FOUND}  the store or record is not there (or the token may not see it)
+  {DENIED}  the token is not valid, or may not do this
+  {PARTIAL}  `cp` copied what it could, and lists on stderr what it skipped"""
+STORE_HELP = "STORE is a store's id, a name of the token's user, or USERNAME~NAME."
+STDIN_HELD = 8 * 1024 * 1024  # bytes of stdin read whole to be sent with their length
+PART = ".satchel-{}.part"  # a download in progress, renamed to its key when complete
+
+
+@click.group(
+    "kv",
+    help=f"""Records of a running server's key-value stores: list, read, write, delete and copy them.
+
+The server is --url (or SATCHEL_URL), acting as --token (or SATCHEL_TOKEN). {STORE_HELP}
+
+\b
+{EXIT_CODES}""",
+)
+def kv() -> None:
+    """Records of a running server's key-value stores (the group's help, above, shows EXIT_CODES)."""
+
+
+def _run(url: str | None, token: str | None, work: Callable[[Remote], Awaitable[T]]) -> T:
+    server, secret = connection(url, token)
+    try:
+        return run_remote(server, secret, work)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining as it exits.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(ERROR)
+    except OSError as error:  # a local file
+        where = f"{error.filename}: " if error.filename else ""
+        raise Failed(f"{where}{error.strerror}") from error
+
+
+async def _store(remote: Remote, ref: str, *, create: bool = False) -> str:
+    """The id of the store `ref` names; with `create`, a name of the token's user is made if missing."""
+    try:
+        return str((await remote.store(ref))["id"])
+    except RemoteError as error:
+        if error.status != 404:
+            raise
+        name = ref.removeprefix("~")
+        if create and NAME_RE.fullmatch(name):
+            return str((await remote.named_store(name))["id"])
+        raise Missing(f"Key-value store {ref!r} was not found.") from error
+
+
+def _missing_record(key: str, store: str) -> Missing:
+    return Missing(f"Record {key!r} was not found in {store!r}.")
+
+
+@kv.command("ls")
+@click.argument("store")
+@click.option("--prefix", default=None, help="Only the keys that start with this.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of the API's items (key, size, URL).")
+@server_options
+def ls(store: str, prefix: str | None, as_json: bool, url: str | None, token: str | None) -> None:
+    """List the keys of STORE in key order, one per line."""
+
+    async def work(remote: Remote) -> None:
+        store_id = await _store(remote, store)
+        out = sys.stdout
+        first = True
+        async for item in remote.keys(store_id, prefix):
+            if as_json:
+                out.write(("[\n" if first else ",\n") + json.dumps(item))
+            else:
+                out.write(item["key"] + "\n")
+            first = False
+        if as_json:
+            out.write("[]\n" if first else "\n]\n")
+        out.flush()
+
+    _run(url, token, work)
+
+
+@kv.command("get")
+@click.argument("store")
+@click.argument("key")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the record to this file (replaced whole once complete) instead of stdout.",
+)
+@server_options
+def get(store: str, key: str, output: Path | None, url: str | None, token: str | None) -> None:
+    """Write the record KEY of STORE to stdout, or to a file with -o, byte for byte."""
+
+    async def work(remote: Remote) -> None:
+        store_id = await _store(remote, store)
+        try:
+            async with remote.record(store_id, key) as response:
+                if output is None or str(output) == "-":
+                    async for chunk in response.aiter_bytes():
+                        sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.flush()
+                    return
+                with _replacing(output) as fd:
+                    async for chunk in response.aiter_bytes():
+                        write_all(fd, chunk)
+        except RemoteError as error:
+            if error.status == 404:
+                raise _missing_record(key, store) from error
+            raise
+
+    _run(url, token, work)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[int]:
+    """A new file beside `path` that replaces it once written whole; removed if writing fails."""
+    part = path.with_name(PART.format(secrets.token_hex(8)))
+    fd = os.open(part, CREATE, 0o666)
+    try:
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
+
+
+@kv.command("put")
+@click.argument("store")
+@click.argument("key")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--content-type", default=None, help="The record's type (default: guessed from FILE's name, for - KEY's)."
+)
+@server_options
+def put(  # noqa: PLR0917 - click passes options positionally
+    store: str, key: str, file: Path, content_type: str | None, url: str | None, token: str | None
+) -> None:
+    """Store FILE (- for stdin) as the record KEY of STORE, replacing any record of that key."""
+    check = _checked_key(key)
+    stdin = str(file) == "-"
+    content_type = content_type or guess_type(key if stdin else file.name)
+    with contextlib.ExitStack() as stack:
+        if stdin:
+            body, size = _stdin_body()
+        else:
+            try:
+                fd = stack.enter_context(open(file, "rb")).fileno()
+            except OSError as error:
+                raise Failed(f"{file}: {error.strerror}") from error
+            size = os.fstat(fd).st_size
+
+            def body() -> AsyncIterator[bytes]:
+                return async_chunks(fd, size)
+
+        async def work(remote: Remote) -> None:
+            store_id = await _store(remote, store)
+            await remote.put(store_id, check, content_type, body, size, replayable=size is not None)
+
+        _run(url, token, work)
+
+
+def _stdin_body() -> tuple[Callable[[], AsyncIterator[bytes]], int | None]:
+    """Stdin as a body and its length: read whole when it ends within STDIN_HELD bytes, else streamed.
+
+    A body sent with its length reaches the server whole before it answers; a server that refuses a record
+    (403, 413) without reading a streamed body closes the connection on it, and the answer may be lost.
+    A file is always sent with its length: the server may also refuse one over its limit before it is sent.
+    """
+    fd = sys.stdin.buffer.fileno()
+    held = b"".join(chunks(fd, STDIN_HELD + 1))
+    if len(held) <= STDIN_HELD:
+
+        async def whole() -> AsyncIterator[bytes]:
+            yield held
+
+        return whole, len(held)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        yield held
+        async for chunk in async_chunks(fd, rewind=False):
+            yield chunk
+
+    return streamed, None
+
+
+def _checked_key(key: str) -> str:
+    try:
+        return check_key(key)
+    except InvalidRequest as error:
+        raise click.BadParameter(error.message, param_hint="KEY") from error
+
+
+@kv.command("rm")
+@click.argument("store")
+@click.argument("key")
+@click.option("-f", "--force", is_flag=True, help="A record that is not there is no error.")
+@server_options
+def rm(store: str, key: str, force: bool, url: str | None, token: str | None) -> None:
+    """Delete the record KEY of STORE."""
+
+    async def work(remote: Remote) -> None:
+        store_id = await _store(remote, store)
+        if not force and not await remote.exists(store_id, key):
+            raise _missing_record(key, store)
+        await remote.delete(store_id, key)
+
+    _run(url, token, work)
+
+
+@kv.command("cp")
+@click.argument("source")
+@click.argument("dest")
+@server_options
+def cp(source: str, dest: str, url: str | None, token: str | None) -> None:
+    """Copy a folder's files into a store (`cp ./dir STORE`), or a store's records into a folder
+    (`cp STORE ./dir`).
+
+    The folder is the argument written as a path: with a `/`, or `.` or `..`. Uploading takes the files
+    directly in the folder, each under its file name as key (keys cannot hold `/`), with a content type
+    guessed from the name, and makes a named store of the token's user if it is missing; it follows no link.
+    Downloading writes each record to a file named by its key, replacing a file of that name; a key that
+    cannot be a file name there is skipped, and nothing is written outside the folder. What is skipped is
+    listed on stderr (exit code 5). A progress bar shows on stderr when it is a terminal.
+    """
+    into_store = _is_folder(source)
+    if into_store == _is_folder(dest):
+        raise click.UsageError(
+            "Give one folder and one store; write the folder as a path (./dir), the store as its id or name."
+        )
+
+    async def work(remote: Remote) -> tuple[int, list[str]]:
+        if into_store:
+            return await _upload(remote, Path(source), dest)
+        return await _download(remote, source, Path(dest))
+
+    copied, skipped = _run(url, token, work)
+    for problem in skipped:
+        click.echo(f"skipped {problem}", err=True)
+    click.echo(f"{copied} records copied to {dest}", err=True)
+    if skipped:
+        raise Partial(f"{len(skipped)} skipped (listed above).")
+
+
+def _is_folder(argument: str) -> bool:
+    return "/" in argument or os.sep in argument or argument in (".", "..")
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A byte count's progress bar on stderr when it is a terminal, else nothing."""
+    if not sys.stderr.isatty():
+        yield lambda _: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+async def _upload(remote: Remote, folder: Path, store: str) -> tuple[int, list[str]]:
+    store_id = await _store(remote, store, create=True)
+    root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # as named: links and all
+    try:
+        files, skipped = _files(root)
+        copied = 0
+        with _progress(sum(size for _, size in files), f"{folder} -> {store}") as advance:
+            for name, _ in files:
+                try:
+                    fd = open_file(root, name, 2**63)
+                except Skip as skip:
+                    skipped.append(f"{name}: {skip}")
+                    continue
+                try:
+                    size = os.fstat(fd).st_size
+                    await remote.put(store_id, name, guess_type(name), _body(fd, size, advance), size)
+                    copied += 1
+                except RemoteError as error:
+                    if error.status in (401, 403, 404):  # the token or the store, not this record
+                        raise
+                    skipped.append(f"{name}: {error.message}")
+                finally:
+                    os.close(fd)
+    finally:
+        os.close(root)
+    return copied, skipped
+
+
+def _files(root: int) -> tuple[list[tuple[str, int]], list[str]]:
+    """The regular files directly in the folder whose names are keys (name, size), and what else is there."""
+    files: list[tuple[str, int]] = []
+    skipped: list[str] = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        mode = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(mode.st_mode):
+            skipped.append(f"{entry.name}/: a folder; keys cannot hold '/', so only files directly inside go")
+        elif not stat.S_ISREG(mode.st_mode):
+            skipped.append(f"{entry.name}: {not_a_file(mode.st_mode)}")
+        else:
+            try:
+                files.append((check_key(entry.name), mode.st_size))
+            except InvalidRequest as error:
+                skipped.append(f"{entry.name}: {error.message}")
+    return files, skipped
+
+
+def _body(fd: int, size: int, advance: Callable[[int], None]) -> Callable[[], AsyncIterator[bytes]]:
+    """The file's bytes, as many as it had when opened, counted on the progress bar as they go."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in async_chunks(fd, size):
+            advance(len(chunk))
+            yield chunk
+
+    return chunks
+
+
+async def _download(remote: Remote, store: str, folder: Path) -> tuple[int, list[str]]:
+    store_id = await _store(remote, store)
+    items = [(item["key"], int(item["size"])) async for item in remote.keys(store_id)]
+    folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - the CLI's own loop; once the store is found
+    root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # as named: links and all
+    written: set[tuple[int, int]] = set()  # files made by this copy: a second key must not replace one
+    skipped: list[str] = []
+    try:
+        with _progress(sum(size for _, size in items), f"{store} -> {folder}") as advance:
+            for key, _ in items:
+                problem = _unsafe(key) or await _fetch(
+                    remote, store_id, key, root, written=written, advance=advance
+                )
+                if problem:
+                    skipped.append(f"{key}: {problem}")
+    finally:
+        os.close(root)
+    return len(items) - len(skipped), skipped
+
+
+def _unsafe(key: str) -> str | None:
+    """Why the key cannot be a file name directly in the folder (None: it can). Satchel's keys always can but
+    for their length; another server's may not, and must not reach outside the folder."""
+    if "/" in key or "\0" in key or os.sep in key or key in ("", ".", ".."):
+        return "not a file name (it would leave the folder)"
+    if len(key.encode()) > NAME_MAX:
+        return f"longer than a file name may be ({NAME_MAX} bytes)"
+    return None
+
+
+async def _fetch(
+    remote: Remote,
+    store_id: str,
+    key: str,
+    root: int,
+    *,
+    written: set[tuple[int, int]],
+    advance: Callable[[int], None],
+) -> str | None:
+    """Write one record into the folder under its key; why not, if it was not."""
+    part = PART.format(secrets.token_hex(8))
+    fd = os.open(part, CREATE, 0o666, dir_fd=root)
+    try:
+        try:
+            async with remote.record(store_id, key) as response:
+                seen = 0
+                async for chunk in response.aiter_bytes():
+                    write_all(fd, chunk)
+                    advance(response.num_bytes_downloaded - seen)
+                    seen = response.num_bytes_downloaded
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            there = os.stat(key, dir_fd=root, follow_symlinks=False)
+            if (there.st_dev, there.st_ino) in written:
+                return "its file name is another key's here (a folder that ignores case?)"
+        os.replace(part, key, src_dir_fd=root, dst_dir_fd=root)
+        made = os.stat(key, dir_fd=root, follow_symlinks=False)
+        written.add((made.st_dev, made.st_ino))
+        return None
+    except RemoteError as error:
+        if error.status in (401, 403):
+            raise
+        return "deleted since it was listed" if error.status == 404 else error.message
+    except OSError as error:
+        return f"cannot be written ({error.strerror})"
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part, dir_fd=root)

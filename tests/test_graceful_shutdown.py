@@ -1,0 +1,117 @@
+"""A server told to stop (SIGTERM) finishes the uploads in flight: the client gets its 201, and the record is
+there when a server starts again on the same data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TOKEN, start_server, stop_server
+
+BODY = bytes(range(256)) * 1024  # 256 KiB: in the blob store, not inline
+PART = 16 * 1024
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("whom", ["main process", "process group"])
+def test_sigterm_finishes_an_upload_in_flight(tmp_path: Path, whom: str) -> None:
+    """SIGTERM to the main process (as `docker stop` sends it), or to every process of the server (as
+    systemd does), in the middle of an upload's body."""
+    data_dir = tmp_path / "data"
+    srv = start_server(data_dir, args=("--workers", "2"))
+    process = srv.process
+    assert process is not None
+    try:
+        with srv.client() as http:
+            assert http.post("/key-value-stores", params={"name": "kept"}).status_code == 201
+        port = httpx.URL(srv.base_url).port
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            head = (
+                "PUT /v2/key-value-stores/~kept/records/upload HTTP/1.1\r\nHost: satchel\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {len(BODY)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + BODY[:PART])
+            time.sleep(0.5)  # the request reaches the app, which waits for the rest of the body
+            if whom == "main process":
+                os.kill(process.pid, signal.SIGTERM)
+            else:
+                os.killpg(process.pid, signal.SIGTERM)
+            time.sleep(0.5)  # the server is stopping by now: no new connection is taken
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"{srv.base_url}/health", timeout=2)
+            for start in range(PART, len(BODY), PART):
+                sock.sendall(BODY[start : start + PART])
+                time.sleep(0.02)
+            answer = read_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+        assert process.wait(timeout=30) == 0  # and then it stops, cleanly
+    finally:
+        if process.poll() is None:
+            stop_server(srv, kill=True)
+    again = start_server(data_dir)
+    try:
+        with again.client() as http:
+            record = http.get("/key-value-stores/~kept/records/upload")
+        assert record.status_code == 200
+        assert record.content == BODY
+    finally:
+        stop_server(again)
+
+
+def test_shutdown_timeout_is_passed_to_granian(tmp_path: Path) -> None:
+    """A worker still busy after `shutdown_timeout_seconds` is killed: an upload that never ends does not
+    keep the server from stopping."""
+    srv = start_server(
+        tmp_path / "data",
+        env={"SATCHEL_SHUTDOWN_TIMEOUT_SECONDS": "2", "SATCHEL_BODY_TIMEOUT_SECONDS": "600"},
+    )
+    process = srv.process
+    assert process is not None
+    port = httpx.URL(srv.base_url).port
+    assert port is not None
+    try:
+        with srv.client() as http:
+            store = http.post("/key-value-stores").json()["data"]["id"]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                f"PUT /v2/key-value-stores/{store}/records/stuck HTTP/1.1\r\nHost: satchel\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Length: 1000000\r\n\r\n".encode()
+                + b"x" * 10
+            )
+            time.sleep(0.5)
+            os.kill(process.pid, signal.SIGTERM)
+            started = time.monotonic()
+            code = process.wait(timeout=30)
+            waited = time.monotonic() - started
+        assert code is not None
+        assert 1.5 < waited < 20  # it waited for the upload, then gave up on it
+    finally:
+        if process.poll() is None:
+            stop_server(srv, kill=True)
+
+
+def test_a_stopped_server_leaves_no_metrics_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "multiproc"
+    srv = start_server(tmp_path / "data", env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})
+    assert folder.is_dir()
+    stop_server(srv)
+    assert srv.process is not None
+    assert srv.process.returncode is not None
+    assert not folder.exists()
