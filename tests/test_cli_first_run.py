@@ -5,7 +5,6 @@ it did not take, with why."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +15,14 @@ import pytest
 from satchel.service.ids import token_hash
 from tests.conftest import TOKEN, Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.cli import cli_command, run_cli
+from tests.harness.cli import run_cli
 
 OTHER_TOKEN = "apify_api_" + "o" * 36
 
 
-def bare_env() -> dict[str, str]:
-    """This process's environment without any SATCHEL_* setting: only the defaults and what a test gives."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("SATCHEL_")}
-
-
 def satchel_in(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`satchel ARGS` run from `cwd`, with no data dir given unless the arguments or `env` give one."""
-    done = subprocess.run(
-        cli_command(*args),
-        cwd=cwd,
-        env={**bare_env(), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+    return run_cli(*args, cwd=cwd, env=env, drop=("SATCHEL_",), ok=None)
 
 
 def server_log(server: Server) -> str:

@@ -9,40 +9,18 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
-import struct
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.cli import run_cli
+from tests.harness.browser import chromium, needs_chromium, new_user, png, sign_in
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-)
-
-
-def _png(width: int, height: int) -> bytes:
-    """A real PNG (solid red) the browser can decode, built by hand so the test needs no image library."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -73,19 +49,6 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
     page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before deletes
     yield page
     context.close()
-
-
-def sign_in(page: Page, token: str) -> None:
-    page.goto("/console")
-    assert "/console/login" in page.url
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url("**/console/key-value-stores")
-
-
-def new_user(server: Server, name: str) -> str:
-    done = run_cli("users", "create", name, data_dir=server.data_dir)
-    return done.stdout.split("API token: ")[1].strip()
 
 
 def test_sign_in_refuses_a_wrong_token_and_guards_the_next_page(page: Page, server: Server) -> None:
@@ -122,9 +85,9 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     assert json.loads(page.inner_text("#preview")) == document
     assert page.inner_text("#record-key") == "doc.json"
     page.goto(f"/console/key-value-stores/{store_id}")
-    png = _png(3, 2)
+    image = png(3, 2)
     page.fill("#key", "pixel")
-    page.set_input_files("#file", {"name": "p.png", "mimeType": "image/png", "buffer": png})
+    page.set_input_files("#file", {"name": "p.png", "mimeType": "image/png", "buffer": image})
     page.click("button:has-text('Save record')")
     page.wait_for_function("document.querySelector('#preview-image').complete")
     assert page.eval_on_selector("#preview-image", "img => img.naturalWidth") == 3
@@ -134,7 +97,7 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     assert greeting.headers["content-type"].startswith("text/plain")
     assert api.get(f"/key-value-stores/{store_id}/records/doc.json").json() == document
     pixel = api.get(f"/key-value-stores/{store_id}/records/pixel")
-    assert (pixel.content, pixel.headers["content-type"]) == (png, "image/png")
+    assert (pixel.content, pixel.headers["content-type"]) == (image, "image/png")
 
     # The keys list, a prefix filter, and the ZIP of every record through the store's signed URL.
     page.goto(f"/console/key-value-stores/{store_id}")
@@ -158,7 +121,7 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     page.click("button:has-text('Save settings')")
     data = api.get(f"/key-value-stores/{store_id}").json()["data"]
     assert (data["name"], data["generalAccess"]) == ("console-renamed", "ANYONE_WITH_ID_CAN_READ")
-    assert httpx.get(f"{server.api}/key-value-stores/{store_id}/records/pixel").content == png
+    assert httpx.get(f"{server.api}/key-value-stores/{store_id}/records/pixel").content == image
 
     # Delete the store.
     page.click("button:has-text('Delete store')")

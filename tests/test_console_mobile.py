@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.test_console import CHROMIUM, _png, sign_in
+from tests.harness.browser import chromium, needs_chromium, png, sign_in
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 WIDTH = 390
 
 
@@ -30,10 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +40,7 @@ def made(server: Server) -> dict[str, str]:
         sid = store["data"]["id"]
         api.put(
             f"/key-value-stores/{sid}/records/wide.png",
-            content=_png(1600, 30),
+            content=png(1600, 30),
             headers={"content-type": "image/png"},
         )
         api.put(f"/key-value-stores/{sid}/records/OUTPUT", json={"long": "y" * 300, "list": list(range(60))})

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page
 
 from satchel.clock import now_ms
 from satchel.settings import Settings
@@ -33,12 +33,10 @@ from satchel.storage.base import StoreOrder
 from satchel.storage.factory import build_storage
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
+from tests.harness.browser import chromium, needs_chromium, new_user, png, sign_in
 from tests.harness.cli import run_cli
-from tests.test_console import CHROMIUM, _png, new_user, sign_in
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 DASH = "\u2013"
 # Names in UTF-8 binary order differ from a dictionary's: digits, then capitals, then small letters.
 NAMES = ("alpha", "Beta", "alpha-2", "alpha2", "9lives", "zeta")
@@ -53,10 +51,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @dataclass
@@ -366,7 +362,7 @@ def test_the_record_list_shows_type_size_and_time_with_pages_and_a_prefix(person
     for n in range(60):
         put(api, store, f"item-{n:03d}", b"x" * (n + 1), "text/plain; charset=utf-8")
     for n in range(5):
-        put(api, store, f"photo-{n}", _png(2, 2), "image/png")
+        put(api, store, f"photo-{n}", png(2, 2), "image/png")
     page.goto(f"/console/key-value-stores/{store}")
     assert page.inner_text("#keys-range") == f"1{DASH}50 of 65"
     first = page.locator("#keys tbody tr").first
@@ -412,7 +408,7 @@ def test_past_a_thousand_keys_the_record_list_goes_on_from_the_last_key(person: 
 def test_the_preview_sits_beside_the_list_and_fits_an_image(person: Person) -> None:
     api, page = person.api, person.page
     store = make_store(api, "previews")["id"]
-    put(api, store, "wide.png", _png(2400, 40), "image/png")
+    put(api, store, "wide.png", png(2400, 40), "image/png")
     put(api, store, "page.html", b"<b>bold</b><script>document.title='pwned'</script>", "text/html")
     put(api, store, "big.txt", b"0123456789" * 30_000, "text/plain")  # 300,000 bytes: past the cap
     put(api, store, "blob.bin", b"\x00\x01\x02", "application/octet-stream")

@@ -13,14 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.test_console import CHROMIUM, new_user, sign_in
+from tests.harness.browser import chromium, needs_chromium, new_user, sign_in
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 ITEMS = 45
 DASH = "\u2013"  # the en dash between the ends of a range, as in "1-20 of 45"
 REQUESTS = 60
@@ -45,10 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the server; and the document it shows describes every parameter and field."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -13,13 +12,13 @@ from urllib.parse import urlparse
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import ConsoleMessage, Request, sync_playwright
+from playwright.sync_api import ConsoleMessage, Request
 
 from satchel.api.routing import ROUTES
 from satchel.api.spec.document import build_document
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.browser import chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
@@ -107,26 +106,22 @@ def test_every_parameter_and_field_is_described() -> None:
     assert schemas["KeyPage"]["properties"]["count"]["description"] == "How many entries this page holds"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_a_browser_renders_the_operations_from_this_server_alone(server: Server) -> None:
     requested: list[str] = []
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.on("request", lambda request: _note(request, requested))
-            page.on("console", lambda message: _problem(message, problems))
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(server.base_url + "/docs")
-            operation = page.locator("#operations-default-getRecord")
-            operation.get_by_text("A record's body, decoded unless").wait_for(timeout=30_000)
-            assert page.get_by_text("Store a record (the same as PUT)").count() >= 1
-            # Opening an operation shows its parameters with their descriptions.
-            operation.locator(".opblock-summary").first.click()
-            page.get_by_text("The record's key").first.wait_for(timeout=10_000)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.on("request", lambda request: _note(request, requested))
+        page.on("console", lambda message: _problem(message, problems))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(server.base_url + "/docs")
+        operation = page.locator("#operations-default-getRecord")
+        operation.get_by_text("A record's body, decoded unless").wait_for(timeout=30_000)
+        assert page.get_by_text("Store a record (the same as PUT)").count() >= 1
+        # Opening an operation shows its parameters with their descriptions.
+        operation.locator(".opblock-summary").first.click()
+        page.get_by_text("The record's key").first.wait_for(timeout=10_000)
     assert problems == []
     origin = urlparse(server.base_url).netloc
     assert any(url.endswith("/v2/openapi.json") for url in requested)

@@ -9,7 +9,6 @@ import gzip
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from satchel.service.users import TOKEN_FILE
 from tests.conftest import Server
+from tests.harness.cli import run_cli
 from tests.harness.crawlee import read_with_crawlee
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -27,21 +27,10 @@ OWN_NAMED = ["__metadata__.json", "other.__metadata__.json"]  # keys Crawlee's l
 
 def satchel(*args: str, url: str | None = None, token: str | None = None) -> subprocess.CompletedProcess[str]:
     """`satchel ARGS` with only the SATCHEL_URL and SATCHEL_TOKEN given here in its environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SATCHEL_", "APIFY_"))}
-    if url is not None:
-        env["SATCHEL_URL"] = url
+    env = {"SATCHEL_URL": url} if url is not None else {}
     if token is not None:
         env["SATCHEL_TOKEN"] = token
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+    return run_cli(*args, env=env, drop=("SATCHEL_", "APIFY_"), ok=None, timeout=120)
 
 
 def filled_store(http: httpx.Client) -> str:

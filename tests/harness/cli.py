@@ -25,8 +25,10 @@ def run_cli(
     timeout: float = 60,
     cwd: Path | None = None,
     preexec_fn: Callable[[], None] | None = None,
+    drop: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run one command to its end; `env` is added to this process's environment.
+    """Run one command to its end; `env` is added to this process's environment, less the variables whose
+    names start with one of `drop` (("SATCHEL_",): only the defaults and what the test gives).
 
     `ok=True` asserts it succeeded (and printed no traceback), `ok=False` that it failed, `ok=None` leaves
     the outcome to the caller.
@@ -37,11 +39,11 @@ def run_cli(
         text=True,
         check=False,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**{k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}, **(env or {})},
         cwd=cwd,
         preexec_fn=preexec_fn,
     )
     if ok is not None:
         assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
     return done

@@ -1,0 +1,62 @@
+"""Debian's Chromium through Playwright, and what the Console's browser tests share: signing in, a user of
+one's own, a PNG to upload."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import struct
+import zlib
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.harness.cli import run_cli
+from tests.harness.server import Server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# On a module (`pytestmark = needs_chromium`) or a test: skipped only where no Chromium is installed.
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
+)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.goto("/console")
+    assert "/console/login" in page.url
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/console/key-value-stores")
+
+
+def new_user(server: Server, name: str) -> str:
+    """A user made with the CLI; their token."""
+    done = run_cli("users", "create", name, data_dir=server.data_dir)
+    return done.stdout.split("API token: ")[1].strip()
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG (solid red) the browser can decode, built by hand so the tests need no image library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
