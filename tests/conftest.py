@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 
 from tests.harness.backends import COMBOS, Backends
+from tests.harness.browser import chromium
 from tests.harness.hostile import Hostile, kv_hostile
 from tests.harness.hostile_storages import storages_hostile
 from tests.harness.inprocess import BASE_URL as IN_PROCESS_URL
@@ -37,6 +39,13 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     found = Backends(tmp_path_factory.mktemp("backends"))
     yield found
     found.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One Chromium for every browser test of the run (each opens contexts of its own)."""
+    with chromium() as found:
+        yield found
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.browser import chromium, needs_chromium, new_user, png, sign_in
+from tests.harness.browser import needs_chromium, new_user, png, sign_in
 
 pytestmark = needs_chromium
 
@@ -28,12 +28,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(tmp_path_factory.mktemp("console") / "data")
     yield server
     stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

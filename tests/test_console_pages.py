@@ -33,7 +33,7 @@ from satchel.storage.base import StoreOrder
 from satchel.storage.factory import build_storage
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.browser import chromium, needs_chromium, new_user, png, sign_in
+from tests.harness.browser import needs_chromium, new_user, png, sign_in
 from tests.harness.cli import run_cli
 
 pytestmark = needs_chromium
@@ -47,12 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(tmp_path_factory.mktemp("console-pages") / "data")
     yield server
     stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @dataclass
