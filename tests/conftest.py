@@ -41,9 +41,10 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     found.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for every browser test of the run (each opens contexts of its own)."""
+    """Chromium for a module's browser tests. Not one for the whole run: Playwright's sync API keeps an event
+    loop running in this thread while it is open, and the tests that call asyncio.run() would then fail."""
     with chromium() as found:
         yield found
 

@@ -81,13 +81,13 @@ def dataset(view: DatasetView, base_url: str, *, listed: bool = False) -> dict[s
 
 async def list_datasets(call: Call) -> Response:
     args = call.listing()
-    found = await call.services.datasets.page(call.caller, **args)
+    found = await call.services.datasets.page(call.caller, args)
 
     def item(row: StoreRow, level: Level) -> dict[str, Any]:
         return dataset(DatasetView(row, level, found.counts[row.pk]), call.base_url, listed=True)
 
     return await wire.page_response(
-        lambda: wire.storage_page(found.page, unnamed=args["unnamed"], item=item), len(found.page.items)
+        lambda: wire.storage_page(found.page, unnamed=args.unnamed, item=item), len(found.page.items)
     )
 
 

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service import Caller, Services
 from satchel.service.encoding import Decoder, normalize
+from satchel.service.stores import Listing
 
 MAX_JSON_BYTES = 1024 * 1024
 DEFAULT_PAGE = 1000  # storages per list page when the caller names no limit
@@ -80,15 +81,15 @@ class Call:
             raise InvalidRequest(f"Parameter `{name}` must be a non-negative integer.", type="invalid-value")
         return int(number)
 
-    def listing(self) -> dict[str, Any]:
+    def listing(self) -> Listing:
         """The parameters of a list of storages of any kind, as the services' page() takes them."""
-        return {
-            "offset": self.number("offset", 0),
-            "limit": self.number("limit", DEFAULT_PAGE),
-            "desc": self.flag("desc"),
-            "unnamed": self.flag("unnamed"),
-            "ownership": self.text("ownership"),
-        }
+        return Listing(
+            offset=self.number("offset", 0),
+            limit=self.number("limit", DEFAULT_PAGE),
+            desc=self.flag("desc"),
+            unnamed=self.flag("unnamed"),
+            ownership=self.text("ownership"),
+        )
 
     def text(self, name: str) -> str | None:
         value = self.query.get(name)

@@ -115,14 +115,14 @@ def _client_key(call: Call) -> str | None:
 
 async def list_queues(call: Call) -> Response:
     args = call.listing()
-    found = await call.services.queues.page(call.caller, **args)
+    found = await call.services.queues.page(call.caller, args)
 
     def item(row: StoreRow, level: Level) -> dict[str, Any]:
         state = found.states.get(row.pk) or QueueState()
         return queue(QueueView(row, level, state), call.base_url, listed=True)
 
     return await wire.page_response(
-        lambda: wire.storage_page(found.page, unnamed=args["unnamed"], item=item), len(found.page.items)
+        lambda: wire.storage_page(found.page, unnamed=args.unnamed, item=item), len(found.page.items)
     )
 
 

@@ -20,9 +20,9 @@ from satchel.service.access import Level
 
 async def list_stores(call: Call) -> Response:
     args = call.listing()
-    page = await call.services.stores.page(call.caller, **args)
+    page = await call.services.stores.page(call.caller, args)
     return await wire.page_response(
-        lambda: wire.store_page(page, call.base_url, unnamed=args["unnamed"]), len(page.items)
+        lambda: wire.store_page(page, call.base_url, unnamed=args.unnamed), len(page.items)
     )
 
 

@@ -59,7 +59,7 @@ async def datasets(console: Console, request: Request, caller: Caller) -> Respon
     if request.method == "POST":
         return await create(console, request, caller)
     args = listing(request, DATASETS_PER_PAGE)
-    found = await console.services.datasets.page(caller, **args)
+    found = await console.services.datasets.page(caller, args)
     rows = [(row, found.counts[row.pk]) for row, _ in found.page.items]
     context = list_context(DATASETS, args, found.page)
     return console.render(request, "datasets.html", caller, rows=rows, **context)

@@ -28,6 +28,7 @@ from starlette.types import Message, Receive
 
 from satchel.clock import iso
 from satchel.errors import InvalidRequest
+from satchel.service.stores import Listing
 
 PREFIX = "/console"
 STORES = f"{PREFIX}/key-value-stores"
@@ -288,32 +289,32 @@ SORT_STARTS_DESC = {"createdAt": True, "name": False, "size": True, "modifiedAt"
 MAX_SEARCH = 100
 
 
-def listing(request: Request, per_page: int) -> dict[str, Any]:
+def listing(request: Request, per_page: int) -> Listing:
     """What a list page of storages of any kind asks the services' page() for, from its query: the ownership
     tab, the "Include unnamed" box, the search, the sort and its direction, and the offset. The storage layer
     sorts and searches (service/stores.py); an unknown sort is refused there as bad input."""
     query = request.query_params
     order = query.get("sort") or "createdAt"
     desc = query.get("desc")
-    return {
-        "offset": whole(query.get("offset")),
-        "limit": per_page,
-        "desc": SORT_STARTS_DESC.get(order, True) if desc not in ("0", "1") else desc == "1",
-        "unnamed": query.get("unnamed") == "1",
-        "ownership": query.get("ownership") or None,
-        "order": order,
-        "search": (query.get("search") or "").strip()[:MAX_SEARCH] or None,
-    }
+    return Listing(
+        offset=whole(query.get("offset")),
+        limit=per_page,
+        desc=SORT_STARTS_DESC.get(order, True) if desc not in ("0", "1") else desc == "1",
+        unnamed=query.get("unnamed") == "1",
+        ownership=query.get("ownership") or None,
+        order=order,
+        search=(query.get("search") or "").strip()[:MAX_SEARCH] or None,
+    )
 
 
-def list_query(args: dict[str, Any]) -> dict[str, str]:
+def list_query(args: Listing) -> dict[str, str]:
     """The query naming a list page as listing() read it, without its offset and defaults: for the links of
     its tabs, sort headers and pager, which keep every other choice."""
     query = {
-        "ownership": args["ownership"] or "",
-        "search": args["search"] or "",
-        "sort": args["order"] if args["order"] != "createdAt" else "",
-        "desc": "" if args["desc"] == SORT_STARTS_DESC.get(args["order"], True) else str(int(args["desc"])),
-        "unnamed": "1" if args["unnamed"] else "",
+        "ownership": args.ownership or "",
+        "search": args.search or "",
+        "sort": args.order if args.order and args.order != "createdAt" else "",
+        "desc": "" if args.desc == SORT_STARTS_DESC.get(args.order or "", True) else str(int(args.desc)),
+        "unnamed": "1" if args.unnamed else "",
     }
     return {name: value for name, value in query.items() if value}

@@ -56,7 +56,7 @@ async def queues(console: Console, request: Request, caller: Caller) -> Response
     if request.method == "POST":
         return await create(console, request, caller)
     args = listing(request, QUEUES_PER_PAGE)
-    found = await console.services.queues.page(caller, **args)
+    found = await console.services.queues.page(caller, args)
     rows = [(row, found.states.get(row.pk)) for row, _ in found.page.items]
     context = list_context(QUEUES, args, found.page)
     return console.render(request, "queues.html", caller, rows=rows, **context)

@@ -22,7 +22,7 @@ from satchel.errors import InvalidRequest
 from satchel.service import Caller, Services
 from satchel.service.access import GENERAL_ACCESS, Level
 from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, storage_signature
-from satchel.service.stores import Stores
+from satchel.service.stores import Listing, Stores
 from satchel.storage import StoreRow
 
 if TYPE_CHECKING:
@@ -74,17 +74,17 @@ def pager(offset: int, per_page: int, total: int) -> tuple[int | None, int | Non
     return previous, offset + per_page if offset + per_page < total else None
 
 
-def list_context(kind: Kind, args: dict[str, Any], page: Any) -> dict[str, Any]:
+def list_context(kind: Kind, args: Listing, page: Any) -> dict[str, Any]:
     """What a list page's template needs beside its rows: its query for links, the sort, and the pager."""
-    previous, next_page = pager(args["offset"], args["limit"], page.total)
+    previous, next_page = pager(args.offset, args.limit, page.total)
     return {
         "kind": kind,
         "page": page,
         "args": args,
         "query": list_query(args),
         "sort_starts_desc": SORT_STARTS_DESC,
-        "ownership": args["ownership"] or "",
-        "unnamed": args["unnamed"],
+        "ownership": args.ownership or "",
+        "unnamed": args.unnamed,
         "previous": previous,
         "next": next_page,
     }
@@ -194,7 +194,7 @@ async def stores(console: Console, request: Request, caller: Caller) -> Response
     if request.method == "POST":
         return await _create_store(console, request, caller)
     args = listing(request, STORES_PER_PAGE)
-    page = await console.services.stores.page(caller, **args)
+    page = await console.services.stores.page(caller, args)
     return console.render(request, "stores.html", caller, **list_context(KEY_VALUE_STORES, args, page))
 
 

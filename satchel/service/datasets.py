@@ -28,7 +28,7 @@ from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import Decoder, normalize
 from satchel.service.item_formats import is_clean
 from satchel.service.signing import check_not_expired, read_storage_signature
-from satchel.service.stores import StorePage, Stores
+from satchel.service.stores import Listing, StorePage, Stores
 from satchel.storage import Storage, StoreRow
 from satchel.storage.rows import DatasetCounts, ItemBatch
 
@@ -92,28 +92,8 @@ class Datasets:
     async def delete(self, caller: Caller, ref: str) -> None:
         await self.stores.delete(caller, ref)
 
-    async def page(
-        self,
-        caller: Caller,
-        *,
-        offset: int,
-        limit: int,
-        desc: bool,
-        unnamed: bool,
-        ownership: str | None,
-        order: str | None = None,
-        search: str | None = None,
-    ) -> DatasetPage:
-        page = await self.stores.page(
-            caller,
-            offset=offset,
-            limit=limit,
-            desc=desc,
-            unnamed=unnamed,
-            ownership=ownership,
-            order=order,
-            search=search,
-        )
+    async def page(self, caller: Caller, listing: Listing) -> DatasetPage:
+        page = await self.stores.page(caller, listing)
         counts = await self.table.counts_of([store.pk for store, _ in page.items])
         return DatasetPage(page, counts)
 

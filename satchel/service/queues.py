@@ -38,7 +38,7 @@ from satchel.service.queue_requests import (
     request_id,
     unique_key,
 )
-from satchel.service.stores import StorePage, Stores
+from satchel.service.stores import Listing, StorePage, Stores
 from satchel.storage import Storage, StoreRow
 from satchel.storage.rows import QueueState, RequestAdded, RequestRow
 
@@ -97,28 +97,8 @@ class RequestQueues:
     async def delete(self, caller: Caller, ref: str) -> None:
         await self.stores.delete(caller, ref)
 
-    async def page(
-        self,
-        caller: Caller,
-        *,
-        offset: int,
-        limit: int,
-        desc: bool,
-        unnamed: bool,
-        ownership: str | None,
-        order: str | None = None,
-        search: str | None = None,
-    ) -> QueuePage:
-        page = await self.stores.page(
-            caller,
-            offset=offset,
-            limit=limit,
-            desc=desc,
-            unnamed=unnamed,
-            ownership=ownership,
-            order=order,
-            search=search,
-        )
+    async def page(self, caller: Caller, listing: Listing) -> QueuePage:
+        page = await self.stores.page(caller, listing)
         return QueuePage(page, await self.table.states([row.pk for row, _ in page.items]))
 
     # --- requests

@@ -55,6 +55,19 @@ NOUNS = {
 OWNERSHIP = {"": Ownership.ALL, "ownedByMe": Ownership.OWNED, "sharedWithMe": Ownership.SHARED}
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a list of storages of any kind asks for: the API's query, or a Console list page's."""
+
+    offset: int
+    limit: int
+    desc: bool
+    unnamed: bool
+    ownership: str | None
+    order: str | None = None  # a StoreOrder; None: by creation
+    search: str | None = None  # names holding it, or the storage whose id it is
+
+
 @dataclass(slots=True)
 class StorePage:
     total: int
@@ -212,20 +225,15 @@ class Stores:
         self.usage.drop(store.pk)
         await self.lookups.changed()
 
-    async def page(
-        self,
-        caller: Caller,
-        *,
-        offset: int,
-        limit: int,
-        desc: bool,
-        unnamed: bool,
-        ownership: str | None,
-        order: str | None = None,
-        search: str | None = None,
-    ) -> StorePage:
-        """A page of the caller's stores of this kind; `order` is a StoreOrder (default: creation), `search`
-        keeps those whose name holds it or whose id it is."""
+    async def page(self, caller: Caller, listing: Listing) -> StorePage:
+        """A page of the caller's stores of this kind."""
+        offset, limit, desc, order, search = (
+            listing.offset,
+            listing.limit,
+            listing.desc,
+            listing.order,
+            listing.search,
+        )
         user = _require_user(caller)
         try:
             sort = StoreOrder(order or StoreOrder.CREATED)
@@ -234,7 +242,7 @@ class Stores:
             raise InvalidRequest(f"The sort must be one of {choices}.", type="invalid-value") from None
         if search is not None and len(search) > MAX_SEARCH:
             raise InvalidRequest(f"The search is longer than {MAX_SEARCH} characters.", type="invalid-value")
-        scope = OWNERSHIP.get(ownership or "")
+        scope = OWNERSHIP.get(listing.ownership or "")
         if scope is None:
             raise InvalidRequest(
                 "Parameter `ownership` must be ownedByMe or sharedWithMe.", type="invalid-value"
@@ -245,7 +253,7 @@ class Stores:
             user.id,
             self.kind,
             ownership=scope,
-            unnamed=unnamed,
+            unnamed=listing.unnamed,
             offset=offset,
             limit=limit,
             desc=desc,
