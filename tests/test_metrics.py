@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from satchel.metrics import FLUSH_SECONDS
 from tests.conftest import TOKEN, Server, every_engine, start_server, stop_server
 from tests.test_operations import app_with
 
@@ -149,9 +150,12 @@ def test_every_worker_counts_into_one_total(two_workers: tuple[Server, Path]) ->
         with httpx.Client(base_url=srv.base_url) as http:
             return value(scrape(http), "satchel_http_requests_total", **labels)
 
+    settled = 2 * FLUSH_SECONDS + 0.5  # each worker writes its tallies out within a second
+    time.sleep(settled)
     before = counted()  # the server's start was polled on this route
     for _ in range(40):
         assert httpx.get(f"{srv.api}/users/me", headers=AUTH).status_code == 200
+    time.sleep(settled)
     assert {counted() for _ in range(12)} == {before + 40}
     # Both workers keep their own counters there, which the scrapes summed.
     assert len(list(folder.glob("counter_*.db"))) == 2

@@ -90,8 +90,12 @@ class SatchelApp:
 
     async def startup(self) -> None:
         await self.services.start()
+        if self.metrics:
+            self.metrics.start()
 
     async def shutdown(self) -> None:
+        if self.metrics:
+            await self.metrics.stop()
         await self.services.stop()
         flush_logs()  # a worker process ends without running atexit
 
