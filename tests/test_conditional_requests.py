@@ -31,9 +31,9 @@ import pytest
 from satchel.clock import now_ms
 from satchel.storage import GeneralAccess, NewStore, Storage, StoreRow
 from satchel.storage.blobs.base import BlobMissing, BlobStore
+from satchel.storage.conditions import PreconditionFailed, WriteCondition
 from satchel.storage.factory import build_storage
 from satchel.storage.postgres.records import PostgresRecords
-from satchel.storage.rows import PreconditionFailed, WriteCondition
 from satchel.storage.sqlite.records import SqliteRecords
 from tests.conftest import Server, apps_on, every_engine, start_server, stop_server
 from tests.harness.backends import COMBOS, Backends

@@ -22,7 +22,7 @@ from enum import IntEnum
 
 from starlette.types import Scope
 
-from satchel.storage.rows import WriteCondition
+from satchel.storage.conditions import WriteCondition
 
 CONDITION_HEADERS = frozenset({b"if-match", b"if-none-match", b"if-modified-since", b"range", b"if-range"})
 BIG = 10**18  # stands for a position too long to be a number worth reading; larger than any record

@@ -36,7 +36,7 @@ from satchel.service.records import RECORD_NOT_FOUND, RecordChanged
 from satchel.storage import RecordHead, RecordRead
 from satchel.storage.blobs.base import BlobMissing
 from satchel.storage.body import started
-from satchel.storage.rows import PreconditionFailed
+from satchel.storage.conditions import PreconditionFailed
 
 log = logging.getLogger("satchel.api")
 Headers = list[tuple[bytes, bytes]]

@@ -40,7 +40,7 @@ from satchel.service.usage import Usage
 from satchel.service.validation import check_key
 from satchel.storage import KeyItem, RecordHead, RecordRead, RecordTable, StoreRow
 from satchel.storage.blobs.base import BlobMissing
-from satchel.storage.rows import WriteCondition
+from satchel.storage.conditions import WriteCondition
 
 MAX_KEYS_PAGE = 1000
 RECORD_NOT_FOUND = "Record was not found."

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import RecordRead, UploadBody
+from satchel.storage.conditions import WriteCondition
 from satchel.storage.feed import ChangeFeed
 from satchel.storage.rows import (
     ActorRow,
@@ -40,7 +41,6 @@ from satchel.storage.rows import (
     StoreUsage,
     TokenRow,
     UserRow,
-    WriteCondition,
 )
 
 

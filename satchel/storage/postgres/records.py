@@ -19,10 +19,11 @@ from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import Hashed, RecordRead, UploadBody
+from satchel.storage.conditions import WriteCondition
 from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
 from satchel.storage.postgres.db import Database, is_down
 from satchel.storage.postgres.keys import key_page
-from satchel.storage.rows import KeyItem, RecordHead, WriteCondition
+from satchel.storage.rows import KeyItem, RecordHead
 from satchel.storage.spool import spool
 
 HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"

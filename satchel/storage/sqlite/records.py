@@ -11,7 +11,8 @@ from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import Hashed, RecordRead, UploadBody
-from satchel.storage.rows import KeyItem, RecordHead, WriteCondition
+from satchel.storage.conditions import WriteCondition
+from satchel.storage.rows import KeyItem, RecordHead
 from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database
 
