@@ -57,7 +57,7 @@ def test_the_writer_survives_a_connection_that_cannot_roll_back(tmp_path: Path) 
         return 1
 
     async def run() -> None:
-        writer = Writer(connect)
+        writer = Writer(connect, tmp_path / "writer-lock", on_loop=False)
         writer.start()
         try:
             with pytest.raises(sqlite3.OperationalError):

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from satchel.errors import StorageFull
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.reserve import Reserve
-from satchel.storage.sqlite.writer import Writer
+from satchel.storage.sqlite.writer import Writer, WriterLock
 
 T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
@@ -73,11 +73,13 @@ class Database:
         self.data_dir = data_dir
         self.path = data_dir / "satchel.db"
         self.wal_path = data_dir / "satchel.db-wal"
+        self.lock_path = data_dir / "satchel.db-writer"
         self.fsync = fsync
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
-        self.writer = Writer(self._connect_writer)
+        self.writer = Writer(self._connect_writer, self.lock_path, on_loop=not fsync)
         self._local = threading.local()
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
+        self._checkpointer_lock: WriterLock | None = None
         # Held by a checkpoint while it is inside SQLite: a thread cannot be cancelled, so close() waits on
         # this before closing the connection under it (closing it mid-checkpoint crashed the process).
         self._checkpointing = threading.Lock()
@@ -177,6 +179,9 @@ class Database:
             if self._checkpointer is not None:
                 self._checkpointer.close()
                 self._checkpointer = None
+            if self._checkpointer_lock is not None:
+                self._checkpointer_lock.close()
+                self._checkpointer_lock = None
 
     def _checkpoint(self) -> None:
         with self._checkpointing:
@@ -195,9 +200,14 @@ class Database:
             large = self.wal_path.stat().st_size > WAL_LIMIT_BYTES
         except FileNotFoundError:
             large = False
-        mode = "TRUNCATE" if large else "PASSIVE"
         try:
-            self._checkpointer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            if large:
+                # Writers queue on the writer lock meanwhile, rather than poll SQLite's lock.
+                self._checkpointer_lock = self._checkpointer_lock or WriterLock(self.lock_path)
+                with self._checkpointer_lock.held():
+                    self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            else:
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.OperationalError as exc:
             if not (disk_full(exc) or io_error(exc)):
                 raise

@@ -1,0 +1,166 @@
+"""The embedded engine's writer: groups run on the event loop, handed to its thread when the file is busy,
+queued on the writer lock across connections and processes, and one job's failure undoing that job alone."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from satchel.storage.sqlite.writer import Writer
+
+
+def connector(path: Path, made: list[str] | None = None) -> Callable[[], sqlite3.Connection]:
+    def connect() -> sqlite3.Connection:
+        if made is not None:
+            made.append("conn")
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    return connect
+
+
+def insert(value: int) -> Callable[[sqlite3.Connection], int]:
+    def job(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
+        return value
+
+    return job
+
+
+def values(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [x for (x,) in conn.execute("SELECT x FROM t ORDER BY x")]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x INTEGER UNIQUE)")
+    return path
+
+
+def test_a_failing_job_is_undone_alone_and_its_group_commits(db: Path) -> None:
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (x) VALUES (100)")
+        raise ValueError("refused")
+
+    async def run() -> list[object]:
+        writer = Writer(connector(db), db.with_suffix(".lock"), on_loop=True)
+        writer.start()
+        try:
+            # Queued in one turn of the loop: one group, one transaction.
+            jobs = [insert(1), insert(2), half_then_fail, insert(3), insert(1)]
+            return await asyncio.gather(*(writer.run(j) for j in jobs), return_exceptions=True)
+        finally:
+            writer.stop()
+
+    results = asyncio.run(run())
+    assert results[:2] == [1, 2]
+    assert results[3] == 3
+    assert isinstance(results[2], ValueError)
+    assert isinstance(results[4], sqlite3.IntegrityError)  # 1 is there already
+    assert values(db) == [1, 2, 3]  # not 100: the failed job's own insert is undone
+
+
+def test_a_busy_file_sends_the_group_to_the_thread_while_the_loop_goes_on(db: Path) -> None:
+    """Another program holds SQLite's write lock: the write waits off the loop, and lands once it is free."""
+
+    async def run() -> tuple[int, int]:
+        writer = Writer(connector(db), db.with_suffix(".lock"), on_loop=True)
+        writer.start()
+        holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        ticks = 0
+        try:
+            write = asyncio.create_task(writer.run(insert(7)))
+            for _ in range(50):  # the loop turns while the write waits
+                await asyncio.sleep(0.002)
+                ticks += 1
+            assert not write.done()
+            holder.execute("COMMIT")
+            return ticks, await asyncio.wait_for(write, 10)
+        finally:
+            holder.close()
+            writer.stop()
+
+    ticks, result = asyncio.run(run())
+    assert ticks == 50
+    assert result == 7
+    assert values(db) == [7]
+
+
+def test_writers_queue_on_the_writer_lock(db: Path) -> None:
+    """A write waits while another holder (another worker, a checkpoint) has the writer lock, though SQLite's
+    own lock is free, and goes through as soon as it is let go."""
+    lock_path = db.with_suffix(".lock")
+
+    async def run() -> int:
+        writer = Writer(connector(db), lock_path, on_loop=True)
+        writer.start()
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            write = asyncio.create_task(writer.run(insert(9)))
+            await asyncio.sleep(0.2)
+            assert not write.done()
+            assert values(db) == []
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return await asyncio.wait_for(write, 10)
+        finally:
+            os.close(fd)
+            writer.stop()
+
+    assert asyncio.run(run()) == 9
+    assert values(db) == [9]
+
+
+def test_two_writers_on_one_file_lose_nothing(db: Path) -> None:
+    """Two writers on one file, as two worker processes have: every write from either is committed."""
+    lock_path = db.with_suffix(".lock")
+
+    async def run() -> None:
+        a = Writer(connector(db), lock_path, on_loop=True)
+        b = Writer(connector(db), lock_path, on_loop=True)
+        a.start()
+        b.start()
+        try:
+            await asyncio.gather(*((a if i % 2 else b).run(insert(i)) for i in range(2000)))
+        finally:
+            a.stop()
+            b.stop()
+
+    asyncio.run(run())
+    assert values(db) == list(range(2000))
+
+
+def test_a_loop_connection_that_cannot_open_hands_its_writes_to_the_thread(db: Path) -> None:
+    made: list[str] = []
+    good = connector(db, made)
+
+    def connect() -> sqlite3.Connection:
+        if not made:
+            made.append("failed")
+            raise sqlite3.OperationalError("unable to open database file")
+        return good()
+
+    async def run() -> int:
+        writer = Writer(connect, db.with_suffix(".lock"), on_loop=True)
+        writer.start()
+        try:
+            return await asyncio.wait_for(writer.run(insert(5)), 10)
+        finally:
+            writer.stop()
+
+    assert asyncio.run(run()) == 5
+    assert values(db) == [5]
+    assert made[0] == "failed"
+    assert len(made) >= 2
