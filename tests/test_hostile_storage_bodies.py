@@ -86,6 +86,7 @@ JSON_ROUTES = {
     "run-charge": ("POST", RUN + "/charge"),
     "run-items-push": ("POST", RUN + "/dataset/items"),
     "last-run-request-add": ("POST", "/acts/~hs-actor/runs/last/request-queue/requests"),
+    "last-run-update": ("PUT", "/acts/~hs-actor/runs/last"),
 }
 NOT_JSON = {
     "open-brace": b"{",
@@ -272,6 +273,7 @@ for label, ref, status, etype in [
     case("runs", f"actor-{label}-start", "POST", f"/acts/{ref}/runs", status, etype)
     case("runs", f"actor-{label}-list", "GET", f"/acts/{ref}/runs", status, etype)
     case("runs", f"actor-{label}-last", "GET", f"/acts/{ref}/runs/last", status, etype)
+    case("runs", f"actor-{label}-last-update", "PUT", f"/acts/{ref}/runs/last", status, etype)
 
 # --- Content-Encoding that lies, bombs, bodies past the limits, Content-Length that lies.
 TEXT = orjson.dumps([{"url": f"http://hostile.example/e{i}"} for i in range(20)])

@@ -255,7 +255,12 @@ ROUTES: list[Route] = [
             GET=(runs.list_actor_runs, run_specs.LIST_ACTOR_RUNS), POST=(runs.start_run, run_specs.START_RUN)
         ),
     ),
-    Route("/v2/acts/{actorId}/runs/last", methods(GET=(runs.last_run, run_specs.LAST_RUN))),
+    Route(
+        "/v2/acts/{actorId}/runs/last",
+        methods(
+            GET=(runs.last_run, run_specs.LAST_RUN), PUT=(runs.update_last_run, run_specs.UPDATE_LAST_RUN)
+        ),
+    ),
     Route("/v2/actor-runs", methods(GET=(runs.list_runs, run_specs.LIST_RUNS))),
     Route(
         "/v2/actor-runs/{runId}",

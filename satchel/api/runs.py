@@ -143,15 +143,19 @@ async def start_run(call: Call) -> Response:
     return await _answer(call, row, 201, {"location": run_url(call.base_url, row.id)})
 
 
-async def get_run(call: Call) -> Response:
-    runs = call.services.runs
-    row = await runs.get(call.caller, call.params["runId"])
+async def _finished(call: Call, row: RunRow) -> RunRow:
+    """The run once it has finished, or as it is after `waitForFinish` seconds (none: at once)."""
     wait = min(call.number("waitForFinish", 0), MAX_WAIT_SECONDS)
     deadline = now_ms() + wait * 1000
     while row.status not in FINISHED and now_ms() < deadline:
         await asyncio.sleep(WAIT_STEP_SECONDS)
-        row = await runs.get(call.caller, row.id)
-    return await _answer(call, row)
+        row = await call.services.runs.get(call.caller, row.id)
+    return row
+
+
+async def get_run(call: Call) -> Response:
+    row = await call.services.runs.get(call.caller, call.params["runId"])
+    return await _answer(call, await _finished(call, row))
 
 
 async def update_run(call: Call) -> Response:
@@ -204,7 +208,17 @@ async def last_run(call: Call) -> Response:
     row = await call.services.runs.last(
         call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
     )
-    return await _answer(call, row)
+    # As the run's own GET: the clients' last_run().wait_for_finish() sends waitForFinish here.
+    return await _answer(call, await _finished(call, row))
+
+
+async def update_last_run(call: Call) -> Response:
+    """As a run's PUT, on the run the last-run GET finds: the body is read (and refused) first there too."""
+    body = await read_json_object(call.request)
+    row = await call.services.runs.last(
+        call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
+    )
+    return await _answer(call, await call.services.runs.update(call.caller, row.id, body))
 
 
 async def run_for(call: Call) -> RunRow:

@@ -173,27 +173,35 @@ START_RUN: dict[str, Any] = {
     },
     "responses": responses({**ok_json(201, ref("Run"), "Started; Location names it")}, 413, 415, 507),
 }
+WAIT_FOR_FINISH = query("waitForFinish", INTEGER, "Wait up to this many seconds (60 at most) for it to end")
+RUN_CHANGES = {"required": False, "content": {"application/json": {"schema": ref("RunChanges")}}}
+RUN_CHANGED = responses(ok_json(200, ref("Run"), "The run as changed"), 413, 415, 507)
 LAST_RUN = {
     "operationId": "getLastRun",
     "summary": "The Actor's run that started last",
-    "parameters": LAST_RUN_FILTERS,
+    "parameters": [*LAST_RUN_FILTERS, WAIT_FOR_FINISH],
     "responses": responses(RUN),
+}
+UPDATE_LAST_RUN = {
+    "operationId": "updateLastRun",
+    "summary": "Change the Actor's run that started last, as a run's PUT does",
+    "parameters": LAST_RUN_FILTERS,
+    "requestBody": RUN_CHANGES,
+    "responses": RUN_CHANGED,
 }
 
 # /v2/actor-runs/{runId}
 GET_RUN = {
     "operationId": "getRun",
     "summary": "A run",
-    "parameters": [
-        query("waitForFinish", INTEGER, "Wait up to this many seconds (60 at most) for it to end")
-    ],
+    "parameters": [WAIT_FOR_FINISH],
     "responses": responses(RUN),
 }
 UPDATE_RUN = {
     "operationId": "updateRun",
     "summary": "Change a run's status message, general access, or (whoever runs it) status and exit code",
-    "requestBody": {"required": False, "content": {"application/json": {"schema": ref("RunChanges")}}},
-    "responses": responses(ok_json(200, ref("Run"), "The run as changed"), 413, 415, 507),
+    "requestBody": RUN_CHANGES,
+    "responses": RUN_CHANGED,
 }
 ABORT_RUN = {
     "operationId": "abortRun",
