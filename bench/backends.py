@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from bench import seed, servers
-from bench.figures import MIB, Figure, Plan, body_1k, keys
+from bench.figures import MIB, Figure, Plan, body_1k, keys, mixed_body
 from satchel.clock import now_ms
 
 SCALE, EMBEDDED = "postgres+s3", "sqlite+files"
@@ -137,6 +137,7 @@ class Stores:
     large: dict[str, str]  # engine -> id of the store of plan.large_records records of 1 MiB
     list_1k: str  # postgres+s3 only: 1000 keys, and list_groups x 1000 keys
     list_big: str
+    mixed: dict[str, str]  # engine -> id of the store of plan.mixed_keys records of 1-100 KiB (B6's)
 
 
 def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
@@ -154,6 +155,8 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
     began = time.perf_counter()
     lite_small, _ = seed.satchel_store(work / "b9-sqlite", token, "b9", names, body_1k)
     lite_large, _ = seed.satchel_store(work / "b9-sqlite", token, "b9-large", large, big_body)
+    mixed = keys(plan.mixed_keys)
+    lite_mixed, _ = seed.satchel_store(work / "b9-sqlite", token, "b9-mixed", mixed, mixed_body)
     took_lite = time.perf_counter() - began
 
     began = time.perf_counter()
@@ -166,6 +169,7 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
         return store_id
 
     pg_large = scale_store("b9-large", large, big_body)
+    pg_mixed = scale_store("b9-mixed", mixed, mixed_body)
     list_small = [f"g000-{i:04d}" for i in range(1000)]
     list_big = [f"g{g:03d}-{i:04d}" for g in range(plan.list_groups) for i in range(1000)]
     ids: dict[str, str] = {}
@@ -180,11 +184,13 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
     back.version = asyncio.run(_settle(back.dsn))
     took_pg = time.perf_counter() - began
     fig.notes.append(
-        f"Seeded in {took_lite:.0f} s ({EMBEDDED}: {plan.keys:,} records of 1 KiB and {plan.large_records}"
-        f" of 1 MiB, in-process through the service layer) and {took_pg:.0f} s ({SCALE}: the 1 MiB records"
-        " through the service layer, into S3; of each inline store the first record through the service"
-        " layer and the rest COPYed into PostgreSQL's `records` table with that record's columns, the store's"
-        f" stats updated to match, then VACUUM ANALYZE; listing stores of 1,000 and {len(list_big):,} keys"
+        f"Seeded in {took_lite:.0f} s ({EMBEDDED}: {plan.keys:,} records of 1 KiB, {plan.large_records}"
+        f" of 1 MiB and {plan.mixed_keys:,} of 1-100 KiB as in B6, in-process through the service layer) and"
+        f" {took_pg:.0f} s ({SCALE}: the 1 MiB records through the service layer, into S3, and the"
+        f" {plan.mixed_keys:,} of 1-100 KiB likewise, inline in PostgreSQL; of each store of equal small"
+        " bodies the first record through the service layer and the rest COPYed into PostgreSQL's"
+        " `records` table with that record's columns, the store's stats updated to match, then VACUUM"
+        f" ANALYZE; listing stores of 1,000 and {len(list_big):,} keys"
         " named gNNN-NNNN, as in B3)."
     )
     return Stores(
@@ -192,4 +198,5 @@ def seed_stores(plan: Plan, back: Backends, fig: Figure) -> Stores:
         {EMBEDDED: lite_large, SCALE: pg_large},
         ids["keys-1k"],
         ids["keys-big"],
+        {EMBEDDED: lite_mixed, SCALE: pg_mixed},
     )

@@ -33,6 +33,7 @@ from apify_client import ApifyClient
 
 from bench import servers
 from bench.figures import CACHE_VERSION, Figure, Plan, Row, ratio
+from bench.harness import watched
 
 BATCH = 1000  # items per push, as the figure asks
 ITEM_SHAPE = "1"  # bump when item() changes: Crawlee's cached large dataset is made of them
@@ -276,7 +277,10 @@ def b7(plan: Plan) -> Figure:
     began = time.perf_counter()
     data_dir = plan.work / "b7-data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    with servers.satchel(data_dir, workers=1, cpus=None, logs=plan.logs) as server:
+    with (
+        servers.satchel(data_dir, workers=1, cpus=None, logs=plan.logs) as server,
+        watched(server.proc, "push, fill, then page reads", fig.memory),
+    ):
         sat, fill, sat_reads, count = _satchel(server, size, offsets)
     shutil.rmtree(data_dir, ignore_errors=True)
     why = crawlee_missing()

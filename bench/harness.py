@@ -91,6 +91,32 @@ class Proc:
                         total += int(line.split()[1]) * 1024
         return total
 
+    def reset_peak(self) -> None:
+        """Reset the kernel's peak-RSS mark (VmHWM) of every process in the tree to its RSS now."""
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+@dataclass
+class Memory:
+    """A server's RSS around one workload, in bytes, summed over its process tree."""
+
+    workload: str
+    before: int  # VmRSS just before the load (at rest after start and seeding, unless the row says)
+    peak: int = 0  # VmHWM under the load: each process's own peak, reset just before the load
+    after: int = 0  # VmRSS once the load has stopped
+
+
+@contextlib.contextmanager
+def watched(proc: Proc, workload: str, into: list[Memory]) -> Iterator[Memory]:
+    """Measure the server's memory around the block, into a figure added to `into` (in the order begun)."""
+    proc.reset_peak()  # first: every process's peak from here on is at least its RSS read next
+    found = Memory(workload, proc.memory("VmRSS"))
+    into.append(found)
+    yield found
+    found.peak, found.after = proc.memory("VmHWM"), proc.memory("VmRSS")
+
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM it when the bench dies, even by SIGKILL (Linux only)."""
@@ -183,6 +209,8 @@ class Run:
     rps: float
     p50_ms: float
     p99_ms: float
+    p999_ms: float
+    max_ms: float  # the longest stall a client saw
     errors: int
     requests: int
 
@@ -195,6 +223,8 @@ class Run:
             rps=data["requests"] / (data["duration_us"] / 1e6),
             p50_ms=data["p50_us"] / 1000,
             p99_ms=data["p99_us"] / 1000,
+            p999_ms=data["p999_us"] / 1000,
+            max_ms=data["max_us"] / 1000,
             errors=errors,
             requests=data["requests"],
         )

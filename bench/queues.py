@@ -25,6 +25,7 @@ from bench import servers
 from bench.backends import EMBEDDED, SCALE, backends, missing_backends
 from bench.datasets import cpu_seconds, crawlee_missing
 from bench.figures import Figure, Plan, Row, ratio
+from bench.harness import watched
 
 if TYPE_CHECKING:
     from apify_client._typeddicts import RequestResourceCamelDict
@@ -201,7 +202,10 @@ def b8(plan: Plan) -> Figure:
         for engine, env in engines.items():
             data_dir = plan.work / f"b8-{engine}"
             shutil.rmtree(data_dir, ignore_errors=True)
-            with servers.satchel(data_dir, workers=1, cpus=None, logs=plan.logs, env=env) as server:
+            with (
+                servers.satchel(data_dir, workers=1, cpus=None, logs=plan.logs, env=env) as server,
+                watched(server.proc, f"add, then lock and handle, {engine}", fig.memory),
+            ):
                 sat[engine] = asyncio.run(_satchel(server, n))
             shutil.rmtree(data_dir, ignore_errors=True)
     why = crawlee_missing()

@@ -30,6 +30,34 @@ def _missed(figures: list[Figure]) -> list[str]:
     return (["## Missed targets\n", *out]) if out else []
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def _memory(figures: list[Figure]) -> list[str]:
+    """One row per workload: the server's RSS before, at the peak under, and after it."""
+    rows = [
+        f"| {fig.name}: {m.workload} | {_mib(m.before)} | {_mib(m.peak)} | {_mib(m.after)} |"
+        for fig in figures
+        for m in fig.memory
+    ]
+    if not rows:
+        return []
+    return [
+        "## Server memory\n",
+        "Satchel's resident memory around each workload, summed over the server's processes (the main process"
+        " and its workers): before the load (VmRSS; at rest after start and seeding unless the row says"
+        " otherwise), the peak under it (VmHWM, each process's own peak since a reset just before the load,"
+        " summed: an upper bound, as the processes need not peak at the same moment), and after it once the"
+        " load has stopped (VmRSS). Pages shared by the processes count once per process. A peak that stays"
+        " near the before-figure, and an after-figure that falls back, show that caches stay bounded.\n",
+        "| workload | before load | peak under load | after load |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: str, total: float) -> str:
     out: list[str] = []
     add = out.append
@@ -59,7 +87,8 @@ def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: s
         " in turns (A B C, A B C, ...). Figures are medians with the spread (min-max) in brackets."
         " Servers run with rate limits off (`SATCHEL_RATE_LIMIT=off`), on the embedded engine (B8 and B9"
         " also on PostgreSQL and S3), over loopback. B5, B7 and B8 are driven by the official clients, not"
-        " wrk: their sections say how.\n"
+        " wrk: their sections say how. Latency columns are wrk's percentiles; max is the longest single"
+        " request (the longest stall a client saw), p99.9 and max are medians over the runs like the rest.\n"
     )
     if plan.smoke:
         add("**Smoke run**: tiny sizes and 1-second runs; the numbers only show the harness works.\n")
@@ -74,6 +103,7 @@ def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: s
                 f" | {'' if plan.smoke else _mark(row.met)} |"
             )
     add("")
+    out += _memory(figures)
 
     if not plan.smoke:
         out += _missed(figures)
@@ -89,14 +119,18 @@ def render(figures: list[Figure], plan: Plan, env: dict[str, str], load_after: s
         if fig.notes:
             add("")
         if fig.series:
-            add("| workload | req/s per run | median req/s | p50 ms | p99 ms (spread) | errors |")
-            add("|---|---|---|---|---|---|")
+            add(
+                "| workload | req/s per run | median req/s | p50 ms | p99 ms (spread) | p99.9 ms | max ms"
+                " | errors |"
+            )
+            add("|---|---|---|---|---|---|---|---|")
             for s in fig.series:
                 runs = ", ".join(f"{r.rps:,.0f}" for r in s.runs)
                 low, high = s.spread("p99_ms")
                 add(
                     f"| {s.label} | {runs} | {s.median('rps'):,.0f} | {s.median('p50_ms'):.2f}"
-                    f" | {s.median('p99_ms'):.2f} ({low:.2f}-{high:.2f}) | {s.errors} |"
+                    f" | {s.median('p99_ms'):.2f} ({low:.2f}-{high:.2f}) | {s.median('p999_ms'):.2f}"
+                    f" | {s.median('max_ms'):,.0f} | {s.errors} |"
                 )
             add("")
             add("Commands (run from the repository root, against the server each row names):\n")

@@ -5,7 +5,7 @@ postgres+s3 nodes on one database and bucket, and one nginx with two ports (one 
 round-robin over A and B). Each group of workloads runs in turns, so the embedded engine is measured in the
 same minutes as the scale-out one.
 
-    python -m bench.run --only B9            # this figure alone (full size: about 6 minutes)
+    python -m bench.run --only B9            # this figure alone (full size: about 8 minutes)
     python -m bench.run --only B9 --smoke --out /tmp/b.md
 """
 
@@ -17,8 +17,8 @@ import time
 
 from bench import servers
 from bench.backends import BUCKET, EMBEDDED, SCALE, Backends, backends, missing_backends, seed_stores
-from bench.figures import Figure, Plan, Row, p99, ratio, record_path, rps
-from bench.harness import Load, Series, interleaved, which
+from bench.figures import Figure, Plan, Row, latencies, mixed_load, p99, ratio, record_path, rps
+from bench.harness import Load, Series, interleaved, watched, which
 
 
 def _pair(what: str, scale: Series, embedded: Series) -> list[Row]:
@@ -36,6 +36,17 @@ def _pair(what: str, scale: Series, embedded: Series) -> list[Row]:
 def _nodes(what: str, two: Series, one: Series) -> Row:
     r = ratio(two.median("rps"), one.median("rps"))
     return Row("B9", what, f"2 nodes: {rps(two)}", f"1 node: {rps(one)}", f"{r:.2f}x", "(reported)", None)
+
+
+def _tail(s: Series) -> str:
+    return f"{rps(s)}, {latencies(s)}, errors {s.errors}"
+
+
+def _mixed(what: str, scale: Series, scale_name: str, other: Series, other_name: str) -> Row:
+    """B6's load on two setups: throughput, the latency tail and the errors of each."""
+    r = ratio(scale.median("rps"), other.median("rps"))
+    mine, theirs = f"{scale_name}: {_tail(scale)}", f"{other_name}: {_tail(other)}"
+    return Row("B9", what, mine, theirs, f"{r:.2f}x", "(reported)", None)
 
 
 def _pages(kind: str, big_n: int, big: Series, small: Series) -> Row:
@@ -75,11 +86,14 @@ def b9(plan: Plan) -> Figure:
             shutil.rmtree(plan.work / name, ignore_errors=True)
         lite, node_a = node("b9-sqlite"), node("b9-node-a", back.node_env)
         urls = {EMBEDDED: lite.url, SCALE: node_a.url}
+        nodes = {EMBEDDED: lite, f"{SCALE} node A": node_a}
         proxies: dict[str, servers.Server] = {}
         if which("nginx"):
-            node_b = node("b9-node-b", back.node_env)
+            node_b = nodes[f"{SCALE} node B"] = node("b9-node-b", back.node_env)
             upstreams = {"1 node": [node_a.url], "2 nodes": [node_a.url, node_b.url]}
             proxies = stack.enter_context(servers.nginx_proxy(upstreams, workers=1, logs=plan.logs))
+        for label, server in nodes.items():
+            stack.enter_context(watched(server.proc, f"{label}, over all of B9's loads", fig.memory))
 
         def record(url: str, store: str, mode: str, n: int, fmt: str = "k%06d", conns: int = 32) -> Load:
             path = record_path(store)
@@ -91,9 +105,11 @@ def b9(plan: Plan) -> Figure:
                 node_a.url, "list", path, fmt=fmt, keys=n, query=query, token=servers.TOKEN, connections=1
             )
 
-        def run(loads: dict[str, Load]) -> dict[str, Series]:
+        def run(
+            loads: dict[str, Load], seconds: float = plan.seconds, reps: int = plan.reps
+        ) -> dict[str, Series]:
             # Several server processes in play: wrk is never pinned here.
-            found = interleaved(loads, seconds=plan.seconds, reps=plan.reps, warmup=plan.warmup, cpus=None)
+            found = interleaved(loads, seconds=seconds, reps=reps, warmup=plan.warmup, cpus=None)
             fig.series += found.values()
             return found
 
@@ -109,6 +125,20 @@ def b9(plan: Plan) -> Figure:
             if proxies:
                 two, one = got[f"{SCALE} {what}, nginx -> 2 nodes"], got[f"{SCALE} {what}, nginx -> 1 node"]
                 fig.rows.append(_nodes(f"{what} behind nginx: 2 nodes against 1", two, one))
+
+        mixed, secs = "mixed 90/10", plan.scale_mixed_seconds
+        loads = {f"{e} {mixed}": mixed_load(u, stores.mixed[e], plan.mixed_keys) for e, u in urls.items()}
+        for count, proxy in proxies.items():
+            loads[f"{SCALE} {mixed}, nginx -> {count}"] = mixed_load(
+                proxy.url, stores.mixed[SCALE], plan.mixed_keys
+            )
+        got = run(loads, secs, 1)
+        what = f"{mixed} (B6's load, {secs:.0f} s)"
+        scale, embedded = got[f"{SCALE} {mixed}"], got[f"{EMBEDDED} {mixed}"]
+        fig.rows.append(_mixed(f"{what}, one node", scale, SCALE, embedded, EMBEDDED))
+        if proxies:
+            two, one = got[f"{SCALE} {mixed}, nginx -> 2 nodes"], got[f"{SCALE} {mixed}, nginx -> 1 node"]
+            fig.rows.append(_mixed(f"{what} behind nginx: 2 nodes against 1", two, "2 nodes", one, "1 node"))
 
         n = plan.large_records
         got = run(
@@ -133,8 +163,20 @@ def b9(plan: Plan) -> Figure:
     for kind, suffix in (("page", ""), ("prefix page", ", prefix")):
         fig.rows.append(_pages(kind, big_n, got[big + suffix], got[small + suffix]))
     fig.notes += _notes(back, bool(proxies))
+    fig.notes.append(_mixed_note(plan))
     fig.seconds = time.perf_counter() - began
     return fig
+
+
+def _mixed_note(plan: Plan) -> str:
+    return (
+        f"The {plan.mixed_keys:,}-record stores of the mixed rows hold B6's records (1-100 KiB, all inline:"
+        " in the SQLite file, or PostgreSQL rows, so S3 is not on this path) and take B6's load (90% GET,"
+        " 10% PUT of 1-100 KiB, 64 connections), once for {plan.scale_mixed_seconds:.0f} s after a"
+        f" {plan.warmup:.0f} s warm-up (B6 itself runs {plan.mixed_seconds:.0f} s), in turns: the"
+        f" {EMBEDDED} node, {SCALE} node A directly, then nginx -> 1 node and nginx -> 2 nodes. Max is the"
+        " longest single request wrk saw (the longest stall)."
+    )
 
 
 def _notes(back: Backends, proxied: bool) -> list[str]:

@@ -127,13 +127,6 @@ def _curl(args: list[str]) -> tuple[float, int, int]:
     return float(out[0]), max(int(out[1]), int(out[2])), int(out[3])
 
 
-def _reset_peak(pids: list[int]) -> None:
-    """Reset the kernel's peak-RSS mark (VmHWM) of these processes, so it measures from now."""
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
 def b4(plan: Plan) -> Figure:
     size = plan.huge_bytes
     fig = Figure("B4", f"PUT then GET one record of {size / MIB:,.0f} MiB")
@@ -157,9 +150,8 @@ def b4(plan: Plan) -> Figure:
         if plan.with_peers:
             nginx = stack.enter_context(servers.nginx(files, workers=1, cpus=None, logs=plan.logs))
         url = satchel.url + record_path(store_id) + "huge"
-        pids = satchel.proc.tree()
         rss_before = satchel.proc.memory("VmRSS")
-        _reset_peak(pids)
+        satchel.proc.reset_peak()
         put_s, put_bytes, put_status = _curl(
             ["-T", str(source), "-H", "Content-Type: application/octet-stream", *auth, url]
         )

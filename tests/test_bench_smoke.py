@@ -52,6 +52,26 @@ def test_every_figure_has_numbers(report: str, figure: str) -> None:
     assert not any("nan" in cell for row in rows for cell in row), rows
 
 
+def test_b6_shows_the_latency_tail(report: str) -> None:
+    """The mixed load reports p99.9 and the longest stall beside p50 and p99, and the WAL left behind."""
+    (row,) = _rows(report, "B6")
+    for label in ("p50", "p99", "p99.9", "max"):
+        assert re.search(rf"\b{re.escape(label)} \d[\d,]*(\.\d+)? ms", row[2]), row
+    assert "WAL after" in row[3], row
+
+
+def test_every_workload_has_a_memory_figure(report: str) -> None:
+    """Server RSS before, at the peak under and after each load, for the figures that run a server."""
+    lines = report.split("## Server memory", 1)[1].split("\n## ", 1)[0].splitlines()
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines if line.startswith("| B")]
+    for figure in ("B1", "B2", "B6", "B7", "B8"):
+        mine = [row for row in rows if row[0].startswith(f"{figure}: ")]
+        assert mine, f"{figure} has no memory row"
+        for row in mine:
+            before, peak, _after = (int(cell.removesuffix(" MiB").replace(",", "")) for cell in row[1:])
+            assert 0 < before <= peak, row
+
+
 def test_the_report_names_its_commands_and_load(report: str) -> None:
     assert "Load average" in report
     assert "wrk -t1 -c32" in report
