@@ -110,7 +110,7 @@ def test_the_wal_stays_bounded_under_sustained_writes_and_reads(
                     await asyncio.sleep(0)
 
             readers = [asyncio.create_task(reader()) for _ in range(4)]
-            for i in range(1200):  # 75 MiB in all
+            for i in range(2400):  # 150 MiB in all
                 await engine.records.write(
                     store.pk, f"k{i % 50}", content_type="a", content_encoding=None, body=Body(body), now=i
                 )
@@ -126,7 +126,9 @@ def test_the_wal_stays_bounded_under_sustained_writes_and_reads(
         return largest
 
     largest = asyncio.run(run())
-    assert largest < 10 << 20, f"the WAL reached {largest / (1 << 20):.1f} MiB"
+    # Bounded by what the writer adds between two checkpoints (it writes flat out here), far below the 150 MiB
+    # written: a WAL that never starts over holds all of it.
+    assert largest < 20 << 20, f"the WAL reached {largest / (1 << 20):.1f} MiB"
 
 
 def test_data_is_private_whatever_the_umask(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Why the copy is consistent:
 - The database is copied with SQLite's online backup API in one step, which reads it inside one read
   transaction: the copy is the database as of one commit, and the server's writer goes on meanwhile (WAL).
   The read is held only while the database file itself is copied (0.85 s for a 200 MB database here, about
-  240 MB/s), not while the blobs are. Meanwhile the WAL cannot restart, and a TRUNCATE checkpoint (past
+  240 MB/s), not while the blobs are. Meanwhile the WAL cannot restart, and a RESTART checkpoint (past
   db.WAL_LIMIT_BYTES) that comes due holds new writes back until the copy ends: at most that long.
 - A blob file is never changed once its name is committed: every write of a record uploads its body under a
   fresh random name before the commit that names it (storage/spool.py, storage/blobs/files.py). So the blob
