@@ -31,7 +31,7 @@ from apify_client import ApifyClient
 
 from satchel.service.signing import expiring_record_signature, record_signature, storage_signature
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.cli import run_cli
+from tests.harness.cli import run_cli, run_cli_here
 
 ACCESSES = ("RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING")
 CALLERS = ("anonymous", "unknown-token", "stranger", "owner", "reader", "writer")
@@ -74,7 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = start_server(tmp_path_factory.mktemp("access") / "data")
     tokens: dict[str, str | None] = {"anonymous": None, "unknown-token": UNKNOWN_TOKEN, "owner": server.token}
     for name in ("stranger", "reader", "writer"):
-        out = cli(server, "users", "create", name)
+        out = run_cli_here("users", "create", name, data_dir=server.data_dir)
         tokens[name] = out.split("API token: ")[1].strip()
     with httpx.Client(timeout=30) as http:
         yield World(server, tokens, "admin", http)
@@ -96,7 +96,7 @@ def make_store(world: World, access: str) -> dict[str, Any]:
             owner.put(f"/key-value-stores/{store['id']}/shares/reader", json={"access": "READ"}).status_code
             == 200
         )
-    cli(world.server, "share", store["id"], "writer", "--write")
+    run_cli_here("share", store["id"], "writer", "--write", data_dir=world.server.data_dir)
     return store  # type: ignore[no-any-return]
 
 

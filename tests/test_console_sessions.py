@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.cli import run_cli
+from tests.harness.cli import run_cli, run_cli_here
 
 COOKIE = "satchel_console"
 STORES = "/console/key-value-stores"
@@ -89,7 +89,7 @@ def satchel(server: Server, *args: str) -> str:
 
 
 def new_user(server: Server, name: str) -> str:
-    return satchel(server, "users", "create", name).split("API token: ")[1].strip()
+    return run_cli_here("users", "create", name, data_dir=server.data_dir).split("API token: ")[1].strip()
 
 
 def test_the_cookie_names_a_session_not_the_token(server: Server) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Server
-from tests.harness.cli import run_cli
+from tests.harness.cli import run_cli_here
 
 BINARY = bytes(range(256)) * 4096 + b"\r\n\x00end"  # every byte value, CR LF and NUL: ~1 MiB
 BIG = 128 * 1024 * 1024  # a record far larger than what a streaming command holds in memory
@@ -213,7 +213,7 @@ def test_a_refused_token_exits_4(server: Server, http: httpx.Client, tmp_path: P
     store_id = http.get(f"/key-value-stores/~{name}").json()["data"]["id"]
     assert failed(kv(server, "ls", store_id, token="apify_api_" + "x" * 36), 4).startswith("Error: ")
     reader = f"reader{uuid.uuid4().hex[:8]}"
-    out = run_cli("users", "create", reader, data_dir=server.data_dir).stdout
+    out = run_cli_here("users", "create", reader, data_dir=server.data_dir)
     reader_token = out.split("API token: ")[1].strip()
     # A stranger does not even learn that the store exists; a reader may read but not write.
     assert failed(kv(server, "ls", store_id, token=reader_token), 3)

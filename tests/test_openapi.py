@@ -21,7 +21,7 @@ from satchel.api.spec.common import PATH_PARAMS, SCHEMAS
 from satchel.api.spec.document import body, build_document
 from satchel.service.queue_requests import request_id
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.cli import run_cli
+from tests.harness.cli import run_cli_here
 from tests.harness.summaries import summary
 
 # Per operation and phase: with 140 operations fuzzed, the whole module takes 1.5 minutes on a quiet machine.
@@ -173,7 +173,7 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             assert http.post(f"/datasets/{dataset}/items", json=items).status_code == 201
             requests = [{"url": f"http://ex.com/{i}", "userData": {"depth": i}} for i in range(1, 11)]
             assert http.post(f"/request-queues/{queue}/requests/batch", json=requests).status_code == 201
-    run_cli("users", "create", "someone", data_dir=server.data_dir)
+    run_cli_here("users", "create", "someone", data_dir=server.data_dir)
     yield server
     stop_server(server)
 

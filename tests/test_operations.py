@@ -149,6 +149,9 @@ def test_ready_names_an_object_store_that_stops_answering(
         assert http.get("/ready").status_code == 200
         relay.stop_answering()
         ready = http.get("/ready", timeout=30)
+        # Cut for good before the app stops, so its shutdown does not wait out the timeouts of the
+        # connections nobody answers any more.
+        relay.close()
     assert ready.status_code == 503
     assert list(ready.json()["failed"]) == ["blobStore"]
     assert "2 s" in ready.json()["failed"]["blobStore"]
@@ -165,6 +168,9 @@ def test_ready_names_a_database_that_stops_answering(
         assert http.get("/ready").status_code == 200
         relay.stop_answering()
         ready = http.get("/ready", timeout=30)
+        # Cut for good before the app stops, so its shutdown does not wait out the timeouts of the
+        # connections nobody answers any more.
+        relay.close()
     assert ready.status_code == 503
     assert list(ready.json()["failed"]) == ["database"]
 

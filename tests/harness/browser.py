@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.harness.cli import run_cli
+from tests.harness.cli import run_cli_here
 from tests.harness.server import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,8 +42,8 @@ def sign_in(page: Page, token: str) -> None:
 
 def new_user(server: Server, name: str) -> str:
     """A user made with the CLI; their token."""
-    done = run_cli("users", "create", name, data_dir=server.data_dir)
-    return done.stdout.split("API token: ")[1].strip()
+    done = run_cli_here("users", "create", name, data_dir=server.data_dir)
+    return done.split("API token: ")[1].strip()
 
 
 def png(width: int, height: int) -> bytes:

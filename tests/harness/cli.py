@@ -1,4 +1,5 @@
-"""The `satchel` command line in a process of its own, as an operator runs it: one helper for every test."""
+"""The `satchel` command line in a process of its own, as an operator runs it: one helper for every test; and
+the same commands in this process, for the steps a test sets up with rather than tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from click.testing import CliRunner
+
+from satchel.cli import main
 
 
 def cli_command(*args: str, data_dir: Path | None = None) -> list[str]:
@@ -47,3 +53,16 @@ def run_cli(
         assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def run_cli_here(*args: str, data_dir: Path | None = None) -> str:
+    """`satchel ARGS [--data-dir DIR]` in this process (click's runner): the same command, options and output,
+    without the second or so a Python of its own takes to start, for a step that sets a test up (a user, a
+    share) where the command line is not what is tested. On a thread of its own, since a Playwright page may
+    keep an event loop running on this one. Its stdout, once it has succeeded."""
+    argv = [*args, *(["--data-dir", str(data_dir)] if data_dir is not None else [])]
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(CliRunner().invoke, main, argv).result()
+    assert done.exception is None, (args, done.exit_code, done.output, done.exception)
+    assert done.exit_code == 0, (args, done.exit_code, done.output)
+    return done.stdout

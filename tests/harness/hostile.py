@@ -12,11 +12,13 @@ import base64
 import gzip
 import hashlib
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from satchel.service.signing import (
     record_signature,
     storage_signature,
 )
-from tests.harness.cli import run_cli
+from tests.harness.cli import run_cli_here
 from tests.harness.server import Server, start_server, stop_server
 from tests.harness.summaries import summary
 
@@ -44,6 +46,7 @@ MIB = 1024 * 1024
 MAX_RECORD = 2 * MIB
 MAX_DECODED = 16 * MIB
 SEED_NAME = "hostile-seed"
+SCRATCH_NAME = "hostile-scratch"
 FORGED_TOKEN = "apify_api_" + "f" * 36
 # A reply needs to come within this; a server that stalls on bad input fails the case rather than the run.
 REPLY_TIMEOUT = 15.0
@@ -313,24 +316,50 @@ def check_table_leaves_kv_seed_unchanged(root: Path, cases: list[Case]) -> None:
         assert_log_clean(state.server)
 
 
+# Seeding takes three CLI runs and dozens of requests: each kind of seeded server is seeded once per test run,
+# and every server is started on a fresh copy of that data (the same ids, secrets and tokens).
+_SEEDED: dict[str, tuple[Path, dict[str, str], dict[str, str]]] = {}
+Seed = Callable[[Server, dict[str, str]], dict[str, str]]
+
+
+@contextmanager
+def seeded(
+    kind: str, root: Path, env: dict[str, str], seed: Seed
+) -> Iterator[tuple[Server, dict[str, str], dict[str, str]]]:
+    """A server on a copy of data made by users_and_tokens and `seed` (which gives the values to keep), with
+    the tokens and those values; stopped after."""
+    if kind not in _SEEDED:
+        template = Path(tempfile.mkdtemp(prefix=f"seeded-{kind}-", dir=root.parent)) / "data"
+        server = start_server(template, env=env)
+        try:
+            tokens = users_and_tokens(server)
+            values = seed(server, tokens)
+            assert_log_clean(server)
+        finally:
+            stop_server(server)
+        _SEEDED[kind] = (template, tokens, values)
+    template, tokens, values = _SEEDED[kind]
+    shutil.copytree(template, root / "data")
+    server = start_server(root / "data", env=env)
+    try:
+        yield server, dict(tokens), dict(values)
+    finally:
+        stop_server(server)
+
+
 @contextmanager
 def kv_hostile(root: Path) -> Iterator[Hostile]:
     """A server with the key-value tables' limits, seeded; stopped after."""
-    server = start_server(
-        root / "data",
-        env={"SATCHEL_MAX_RECORD_BYTES": str(MAX_RECORD), "SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)},
-    )
-    try:
-        yield seed_kv(server)
-    finally:
-        stop_server(server)
+    env = {"SATCHEL_MAX_RECORD_BYTES": str(MAX_RECORD), "SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)}
+    with seeded("kv", root, env, seed_kv) as (server, tokens, _):
+        yield kv_state(server, tokens)
 
 
 def users_and_tokens(server: Server) -> dict[str, str]:
     """The tokens a case may send: the admin's, another user's (bob), a revoked one and a forged one."""
 
     def cli(*args: str) -> str:
-        return run_cli(*args, data_dir=server.data_dir).stdout
+        return run_cli_here(*args, data_dir=server.data_dir)
 
     bob = cli("users", "create", "bob").split("API token: ")[1].strip()
     revoked = cli("tokens", "create", "admin").strip().split()[-1]
@@ -338,13 +367,12 @@ def users_and_tokens(server: Server) -> dict[str, str]:
     return {"admin": server.token, "bob": bob, "revoked": revoked, "forged": FORGED_TOKEN}
 
 
-def seed_kv(server: Server) -> Hostile:
-    tokens = users_and_tokens(server)
+def seed_kv(server: Server, tokens: dict[str, str]) -> dict[str, str]:
     # httpx decodes nothing here: the digest is over the bytes as stored.
     with server.client() as http:
         http.headers["accept-encoding"] = "identity"
         seed = http.post("/key-value-stores", params={"name": SEED_NAME}).json()["data"]
-        scratch = http.post("/key-value-stores", params={"name": "hostile-scratch"}).json()["data"]
+        scratch = http.post("/key-value-stores", params={"name": SCRATCH_NAME}).json()["data"]
         http.post("/key-value-stores", params={"name": "hostile-odd"}, json={"schema": {"collections": [1]}})
         for key, (ctype, encoding, body) in SEED_RECORDS.items():
             headers = {"content-type": ctype, **({"content-encoding": encoding} if encoding else {})}
@@ -355,6 +383,15 @@ def seed_kv(server: Server) -> Hostile:
         for key, body in SCRATCH_RECORDS.items():
             response = http.put(f"/key-value-stores/{scratch['id']}/records/{key}", content=body)
             assert response.status_code == 201, response.text
+    return {}
+
+
+def kv_state(server: Server, tokens: dict[str, str]) -> Hostile:
+    """The values the key-value tables fill in, signatures made now included, and the seed's digest."""
+    with server.client() as http:
+        http.headers["accept-encoding"] = "identity"
+        seed = http.get(f"/key-value-stores/~{SEED_NAME}").json()["data"]
+        scratch = http.get(f"/key-value-stores/~{SCRATCH_NAME}").json()["data"]
         secret, sid = seed["urlSigningSecretKey"], seed["id"]
         sid2, secret2 = scratch["id"], scratch["urlSigningSecretKey"]
         now_ms = int(time.time() * 1000)

@@ -14,8 +14,8 @@ import httpx
 import orjson
 
 from satchel.service.queue_requests import request_id
-from tests.harness.hostile import MIB, Hostile, users_and_tokens
-from tests.harness.server import Server, start_server, stop_server
+from tests.harness.hostile import MIB, Hostile, seeded
+from tests.harness.server import Server
 
 PAYLOAD_LIMIT = 10 * MIB  # a push or a batch, decoded (max_items_payload_bytes and the queues' limit)
 MAX_DECODED = 64 * MIB  # this server's record limit, decoded: a run's INPUT is a record
@@ -55,15 +55,15 @@ def seed_digest(http: httpx.Client, values: dict[str, str]) -> str:
 @contextmanager
 def storages_hostile(root: Path) -> Iterator[Hostile]:
     """A server with a dataset, a queue and runs seeded for the tables, and scratch ones they may change."""
-    server = start_server(root / "data", env={"SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)})
-    try:
-        yield seed_storages(server)
-    finally:
-        stop_server(server)
+    env = {"SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)}
+    with seeded("storages", root, env, seed_storages) as (server, tokens, values):
+        with server.client() as http:
+            digest = seed_digest(http, values)
+        yield Hostile(server, int(server.base_url.rsplit(":", 1)[1]), values, tokens, digest)
 
 
-def seed_storages(server: Server) -> Hostile:
-    tokens = users_and_tokens(server)
+def seed_storages(server: Server, tokens: dict[str, str]) -> dict[str, str]:
+    """The seeds; what the tables fill in (their ids)."""
     bob = tokens["bob"]
     with server.client() as http, server.client(bob) as as_bob:
 
@@ -88,9 +88,9 @@ def seed_storages(server: Server) -> Hostile:
         made(http.post("/acts/~hs-idle/runs"))  # an Actor with no ABORTED run
         assert http.put(f"/actor-runs/{values['done']}", json={"status": "SUCCEEDED"}).status_code == 200
         assert http.post(f"/datasets/{values['ds']}/items", json=SEED_ITEMS).status_code == 201
-        seeded = [{"url": url, "userData": {"n": i}} for i, url in enumerate(SEED_URLS)]
+        requests = [{"url": url, "userData": {"n": i}} for i, url in enumerate(SEED_URLS)]
         q = f"/request-queues/{values['q']}"
-        assert http.post(f"{q}/requests/batch", json=seeded).status_code == 201
+        assert http.post(f"{q}/requests/batch", json=requests).status_code == 201
         handled = {"url": SEED_URLS[0], "handledAt": "2024-01-01T00:00:00Z"}
         assert http.put(f"{q}/requests/{request_id(SEED_URLS[0])}", json=handled).status_code == 200
         sq = f"/request-queues/{values['sq']}"
@@ -98,8 +98,7 @@ def seed_storages(server: Server) -> Hostile:
         locked = http.post(f"{sq}/head/lock", params={"lockSecs": 3600, "limit": 1, "clientKey": "holder"})
         assert [item["id"] for item in locked.json()["data"]["items"]] == [values["locked"]]
         assert http.post(f"{sq}/requests", json={"url": RID_URL}).status_code == 201
-        digest = seed_digest(http, values)
-    return Hostile(server, int(server.base_url.rsplit(":", 1)[1]), values, tokens, digest)
+    return values
 
 
 def assert_seeds_unchanged_and_server_healthy(storages: Hostile) -> None:
