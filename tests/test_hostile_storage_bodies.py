@@ -87,6 +87,7 @@ JSON_ROUTES = {
     "run-items-push": ("POST", RUN + "/dataset/items"),
     "last-run-request-add": ("POST", "/acts/~hs-actor/runs/last/request-queue/requests"),
     "last-run-update": ("PUT", "/acts/~hs-actor/runs/last"),
+    "last-run-charge": ("POST", "/acts/~hs-actor/runs/last/charge"),
 }
 NOT_JSON = {
     "open-brace": b"{",
@@ -274,6 +275,7 @@ for label, ref, status, etype in [
     case("runs", f"actor-{label}-list", "GET", f"/acts/{ref}/runs", status, etype)
     case("runs", f"actor-{label}-last", "GET", f"/acts/{ref}/runs/last", status, etype)
     case("runs", f"actor-{label}-last-update", "PUT", f"/acts/{ref}/runs/last", status, etype)
+    case("runs", f"actor-{label}-last-abort", "POST", f"/acts/{ref}/runs/last/abort", status, etype)
 
 # --- Content-Encoding that lies, bombs, bodies past the limits, Content-Length that lies.
 TEXT = orjson.dumps([{"url": f"http://hostile.example/e{i}"} for i in range(20)])

@@ -204,21 +204,39 @@ async def _list(call: Call, actor_ref: str | None) -> Response:
     return await wire.page_response(lambda: run_page(page), len(page.items))
 
 
-async def last_run(call: Call) -> Response:
-    row = await call.services.runs.last(
+async def _last(call: Call) -> RunRow:
+    """The run the last-run GET finds: `{actorId}`'s run that started last, with `status` and `origin`."""
+    return await call.services.runs.last(
         call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
     )
+
+
+async def last_run(call: Call) -> Response:
     # As the run's own GET: the clients' last_run().wait_for_finish() sends waitForFinish here.
-    return await _answer(call, await _finished(call, row))
+    return await _answer(call, await _finished(call, await _last(call)))
 
 
 async def update_last_run(call: Call) -> Response:
     """As a run's PUT, on the run the last-run GET finds: the body is read (and refused) first there too."""
     body = await read_json_object(call.request)
-    row = await call.services.runs.last(
-        call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
-    )
+    row = await _last(call)
     return await _answer(call, await call.services.runs.update(call.caller, row.id, body))
+
+
+async def abort_last_run(call: Call) -> Response:
+    row = await _last(call)
+    return await _answer(call, await call.services.runs.abort(call.caller, row.id))
+
+
+async def charge_last_run(call: Call) -> Response:
+    """As a run's charge, on the run the last-run GET finds: the body is read (and refused) first there too.
+    (The Python client sends no `status` or `origin` here: it charges the Actor's very last run.)"""
+    body = await read_json_object(call.request)
+    row = await _last(call)
+    await call.services.runs.charge(
+        call.caller, row.id, body.get("eventName"), body.get("count"), call.header(b"idempotency-key")
+    )
+    return Response(status_code=201)
 
 
 async def run_for(call: Call) -> RunRow:
@@ -226,6 +244,4 @@ async def run_for(call: Call) -> RunRow:
     runs = call.services.runs
     if "runId" in call.params:
         return await runs.get(call.caller, call.params["runId"], Need.READ)
-    return await runs.last(
-        call.caller, call.params["actorId"], status=call.text("status"), origin=call.text("origin")
-    )
+    return await _last(call)

@@ -203,24 +203,42 @@ UPDATE_RUN = {
     "requestBody": RUN_CHANGES,
     "responses": RUN_CHANGED,
 }
+GRACEFULLY = query("gracefully", FLAG, "Accepted; makes no difference")
+ABORTED = responses(ok_json(200, ref("Run"), "The run"), 507)
 ABORT_RUN = {
     "operationId": "abortRun",
     "summary": "Mark a run ABORTED (one that has finished is left as it is); `satchel run` stops its command",
-    "parameters": [query("gracefully", FLAG, "Accepted; makes no difference")],
-    "responses": responses(ok_json(200, ref("Run"), "The run"), 507),
+    "parameters": [GRACEFULLY],
+    "responses": ABORTED,
 }
+IDEMPOTENCY_KEY = {
+    "name": "idempotency-key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 256},
+    "description": "A request with a key the run has seen already is a no-op",
+}
+CHARGE = {"required": True, "content": {"application/json": {"schema": ref("Charge")}}}
+CHARGED = responses({"201": {"description": "Counted"}}, 413, 415, 507)
 CHARGE_RUN = {
     "operationId": "chargeRun",
     "summary": "Count a pay-per-event event; a repeated idempotency-key header counts nothing",
-    "parameters": [
-        {
-            "name": "idempotency-key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "maxLength": 256},
-            "description": "A request with a key the run has seen already is a no-op",
-        }
-    ],
-    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Charge")}}},
-    "responses": responses({"201": {"description": "Counted"}}, 413, 415, 507),
+    "parameters": [IDEMPOTENCY_KEY],
+    "requestBody": CHARGE,
+    "responses": CHARGED,
+}
+
+# /v2/acts/{actorId}/runs/last/abort and /charge
+ABORT_LAST_RUN = {
+    "operationId": "abortLastRun",
+    "summary": "Mark the Actor's run that started last ABORTED, as a run's abort does",
+    "parameters": [*LAST_RUN_FILTERS, GRACEFULLY],
+    "responses": ABORTED,
+}
+CHARGE_LAST_RUN = {
+    "operationId": "chargeLastRun",
+    "summary": "Count a pay-per-event event for the Actor's run that started last, as a run's charge does",
+    "parameters": [*LAST_RUN_FILTERS, IDEMPOTENCY_KEY],
+    "requestBody": CHARGE,
+    "responses": CHARGED,
 }
