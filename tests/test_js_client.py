@@ -3,7 +3,8 @@
 tests/js/kvs.test.mjs drives `apify-client` (npm) through every key-value store call it has;
 tests/js/sdk.test.mjs drives the Apify SDK for JavaScript and Crawlee's KeyValueStore;
 tests/js/datasets.test.mjs and tests/js/queues.test.mjs drive `apify-client` through its dataset and
-request queue calls. All read SATCHEL_URL and SATCHEL_TOKEN. The npm packages are installed from
+request queue calls, and tests/js/runs.test.mjs through an Actor's runs (started, the last one read and
+changed). All read SATCHEL_URL and SATCHEL_TOKEN. The npm packages are installed from
 tests/js/package-lock.json with `npm ci` when tests/js/node_modules is missing; the test is skipped only
 when node or npm is not on PATH.
 """
@@ -22,7 +23,7 @@ from tests.conftest import Server, every_engine
 server = every_engine()
 
 JS_DIR = Path(__file__).parent / "js"
-TEST_FILES = ("kvs.test.mjs", "sdk.test.mjs", "datasets.test.mjs", "queues.test.mjs")
+TEST_FILES = ("kvs.test.mjs", "sdk.test.mjs", "datasets.test.mjs", "queues.test.mjs", "runs.test.mjs")
 INSTALL_TIMEOUT = 600
 RUN_TIMEOUT = 240
 
