@@ -18,7 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.browser import needs_chromium, new_user, png, sign_in
+from tests.harness.browser import needs_chromium, png, sign_in
+from tests.harness.cli import new_user
 
 pytestmark = needs_chromium
 
@@ -132,7 +133,7 @@ def test_sharing_shows_a_reader_only_what_they_may_do(
         content=b"<script>document.title='pwned'</script>",
         headers={"content-type": "text/html"},
     )
-    token = new_user(server, "console-reader")
+    token = new_user(server.data_dir, "console-reader")
     sign_in(page, server.token)
     page.goto(f"/console/key-value-stores/{store['id']}?tab=settings")
     page.fill("#share-user", "console-reader")
@@ -179,7 +180,7 @@ def test_a_form_posted_from_another_site_is_refused(page: Page, server: Server, 
 
 
 def test_tokens_are_made_and_revoked_from_the_account_page(page: Page, server: Server) -> None:
-    token = new_user(server, "console-tokens")
+    token = new_user(server.data_dir, "console-tokens")
     sign_in(page, token)
     page.goto("/console/account")
     page.click("button:has-text('Create a token')")

@@ -33,8 +33,8 @@ from satchel.storage.base import StoreOrder
 from satchel.storage.factory import build_storage
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.browser import needs_chromium, new_user, png, sign_in
-from tests.harness.cli import run_cli
+from tests.harness.browser import needs_chromium, png, sign_in
+from tests.harness.cli import new_user, run_cli
 
 pytestmark = needs_chromium
 DASH = "\u2013"
@@ -80,7 +80,7 @@ def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
 @pytest.fixture
 def person(server: Server, context: BrowserContext) -> Iterator[Person]:
     name = f"pages-{secrets.token_hex(4)}"
-    token = new_user(server, name)
+    token = new_user(server.data_dir, name)
     page = context.new_page()
     sign_in(page, token)
     with server.client(token) as api:
@@ -239,7 +239,7 @@ def test_the_dataset_and_queue_lists_search_and_sort_too(person: Person) -> None
 
 
 def test_a_stores_tabs_are_links_that_work_without_script(browser: Browser, server: Server) -> None:
-    token = new_user(server, f"pages-{secrets.token_hex(4)}")
+    token = new_user(server.data_dir, f"pages-{secrets.token_hex(4)}")
     with server.client(token) as api:
         store = make_store(api, "tabbed")
     context = browser.new_context(base_url=server.base_url, java_script_enabled=False)
@@ -284,7 +284,7 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     assert data(api.get(f"/key-value-stores/{store['id']}"))["name"] is None
     # Sharing is on the settings tab, and comes back to it.
     friend = f"pages-{secrets.token_hex(4)}"
-    new_user(server, friend)
+    new_user(server.data_dir, friend)
     page.fill("#share-user", friend)
     page.click("#share button")
     page.wait_for_url("**?tab=settings#sharing")
@@ -484,7 +484,7 @@ def test_copy_buttons_put_ids_urls_and_a_new_token_on_the_clipboard(person: Pers
 
 def test_tokens_made_by_the_cli_carry_their_name(server: Server) -> None:
     name = f"pages-{secrets.token_hex(4)}"
-    new_user(server, name)
+    new_user(server.data_dir, name)
     made = run_cli("tokens", "create", name, "--name", "nightly export", data_dir=server.data_dir)
     assert made.stdout.strip().startswith("apify_api_")
     listed = run_cli("tokens", "list", name, data_dir=server.data_dir).stdout.splitlines()

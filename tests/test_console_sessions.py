@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.cli import run_cli, run_cli_here
+from tests.harness.cli import new_user, run_cli
 
 COOKIE = "satchel_console"
 STORES = "/console/key-value-stores"
@@ -88,10 +88,6 @@ def satchel(server: Server, *args: str) -> str:
     return run_cli(*args, data_dir=server.data_dir).stdout
 
 
-def new_user(server: Server, name: str) -> str:
-    return run_cli_here("users", "create", name, data_dir=server.data_dir).split("API token: ")[1].strip()
-
-
 def test_the_cookie_names_a_session_not_the_token(server: Server) -> None:
     response = sign_in(server, server.token)
     assert response.status_code == 303
@@ -153,7 +149,7 @@ def test_revoking_a_token_ends_the_sessions_made_from_it_for_good(tmp_path: Path
     admin = "apify_api_" + "r" * 36  # set in the environment: given to the admin again at every start
     srv = start_server(tmp_path / "data", token=admin)
     try:
-        token = new_user(srv, "session-revoked")
+        token = new_user(srv.data_dir, "session-revoked")
         first, second = session_of(srv, token), session_of(srv, token)
         mine = session_of(srv, admin)
         satchel(srv, "tokens", "revoke", token)
@@ -163,7 +159,7 @@ def test_revoking_a_token_ends_the_sessions_made_from_it_for_good(tmp_path: Path
         assert sign_in(srv, token).status_code == 401
 
         # Revoked from the Console's account page, the session's own token ends that session.
-        token = new_user(srv, "session-self-revoked")
+        token = new_user(srv.data_dir, "session-self-revoked")
         session = session_of(srv, token)
         token_id = hashlib.sha256(token.encode()).hexdigest()[:12]
         assert post(srv, session, f"/console/account/tokens/{token_id}/revoke").status_code == 303

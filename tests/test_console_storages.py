@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.browser import needs_chromium, new_user, sign_in
+from tests.harness.browser import needs_chromium, sign_in
+from tests.harness.cli import new_user
 
 pytestmark = needs_chromium
 ITEMS = 45
@@ -221,7 +222,7 @@ def test_a_reader_browses_and_downloads_but_changes_nothing(
 ) -> None:
     dataset = data(api.post("/datasets", params={"name": "console-shared"}), 201)
     api.post(f"/datasets/{dataset['id']}/items", json=[item(1), item(2)])
-    token = new_user(server, "console-dataset-reader")
+    token = new_user(server.data_dir, "console-dataset-reader")
     sign_in(page, server.token)
     page.goto(f"/console/datasets/{dataset['id']}")
     page.fill("#share-user", "console-dataset-reader")

@@ -7,7 +7,6 @@ on the session's server.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -15,21 +14,9 @@ import pytest
 from apify_client import ApifyClient, ApifyClientAsync
 
 from tests.conftest import Server
-from tests.harness.cli import run_cli
-from tests.harness.envelope import assert_error, data_of, unique
-
-
-def start(http: httpx.Client, actor: str, **params: Any) -> dict[str, Any]:
-    run: dict[str, Any] = data_of(http.post(f"/acts/~{actor}/runs", params=params), 201)
-    time.sleep(0.01)  # the next run starts later: the last run is the one started last
-    return run
-
-
-def answer(response: httpx.Response) -> tuple[int, str | None]:
-    """The status and, for an error, its type: what two endpoints must agree on."""
-    if response.status_code >= 400:
-        return response.status_code, assert_error(response, response.status_code)["type"]
-    return response.status_code, None
+from tests.harness.cli import new_user
+from tests.harness.envelope import answer, assert_error, data_of, unique
+from tests.harness.runs import start_run
 
 
 def run_of(http: httpx.Client, run: dict[str, Any]) -> dict[str, Any]:
@@ -40,15 +27,14 @@ def run_of(http: httpx.Client, run: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def stranger(server: Server) -> str:
     """The token of a user who owns no Actor of the admin's."""
-    out = run_cli("users", "create", unique("stranger"), data_dir=server.data_dir).stdout
-    return out.split("API token: ")[1].strip()
+    return new_user(server.data_dir, unique("stranger"))
 
 
 def test_the_official_client_aborts_and_charges_the_last_run(server: Server) -> None:
     actor = unique("last-actions")
     with server.client() as http:
-        first = start(http, actor, origin="CLI")
-        second = start(http, actor)
+        first = start_run(http, actor, origin="CLI")
+        second = start_run(http, actor)
     client = ApifyClient(server.token, api_url=server.base_url).actor(f"~{actor}")
     client.last_run().charge("page", count=2)
     client.last_run().charge("page", idempotency_key="once")
@@ -68,7 +54,7 @@ def test_the_official_client_aborts_and_charges_the_last_run(server: Server) -> 
 def test_the_async_client_aborts_and_charges_the_last_run(server: Server) -> None:
     actor = unique("last-actions-async")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
     last = ApifyClientAsync(server.token, api_url=server.base_url).actor(f"~{actor}").last_run()
     asyncio.run(last.charge("result"))
     aborted = asyncio.run(last.abort())
@@ -78,7 +64,7 @@ def test_the_async_client_aborts_and_charges_the_last_run(server: Server) -> Non
 def test_the_answers_are_the_runs_own(server: Server) -> None:
     actor = unique("last-answers")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         aborted = data_of(http.post(f"/acts/~{actor}/runs/last/abort"))
         assert (aborted["id"], aborted["status"]) == (run["id"], "ABORTED")
         assert aborted["finishedAt"] is not None
@@ -98,8 +84,8 @@ def test_the_answers_are_the_runs_own(server: Server) -> None:
 def test_the_idempotency_key_is_the_runs(server: Server) -> None:
     actor = unique("last-idempotent")
     with server.client() as http:
-        older = start(http, actor)
-        run = start(http, actor)
+        older = start_run(http, actor)
+        run = start_run(http, actor)
         key = {"idempotency-key": unique("key")}
         body = {"eventName": "e", "count": 2}
         for path in (f"/acts/~{actor}/runs/last/charge", f"/actor-runs/{run['id']}/charge"):
@@ -118,8 +104,8 @@ def test_the_idempotency_key_is_the_runs(server: Server) -> None:
 def test_the_filters_choose_the_run_and_none_is_404(server: Server) -> None:
     actor = unique("last-action-filters")
     with server.client() as http:
-        cli = start(http, actor, origin="CLI")
-        running = start(http, actor)
+        cli = start_run(http, actor, origin="CLI")
+        running = start_run(http, actor)
         last = f"/acts/{cli['actId']}/runs/last"
         for params, expected in (
             ({"origin": "CLI"}, cli),
@@ -183,7 +169,7 @@ def test_a_bad_charge_is_refused_as_by_the_runs_charge(
 ) -> None:
     actor = unique("last-bad-charge")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         sent = {"content-type": "application/json", **headers}
         status, error_type = answer(http.post(f"/acts/~{actor}/runs/last/charge", content=body, headers=sent))
         assert 400 <= status < 500
@@ -199,7 +185,7 @@ def test_a_bad_charge_is_refused_as_by_the_runs_charge(
 def test_a_user_without_access_gets_the_gets_answer(server: Server, stranger: str) -> None:
     actor = unique("last-actions-private")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         admin = data_of(http.get("/users/me"))["username"]
         # Even a run anyone with its id may read is the owner's to abort and charge.
         data_of(http.put(f"/actor-runs/{run['id']}", json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"}))

@@ -6,43 +6,27 @@ filters included), as the run's own PUT does: the same body rules, errors and an
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
-import httpx
 import pytest
 from apify_client import ApifyClient, ApifyClientAsync
 
 from tests.conftest import Server
-from tests.harness.cli import run_cli
-from tests.harness.envelope import assert_error, data_of, unique
-
-
-def start(http: httpx.Client, actor: str, **params: Any) -> dict[str, Any]:
-    run: dict[str, Any] = data_of(http.post(f"/acts/~{actor}/runs", params=params), 201)
-    time.sleep(0.01)  # the next run starts later: the last run is the one started last
-    return run
-
-
-def answer(response: httpx.Response) -> tuple[int, str | None]:
-    """The status and, for an error, its type: what two endpoints must agree on."""
-    if response.status_code >= 400:
-        return response.status_code, assert_error(response, response.status_code)["type"]
-    return response.status_code, None
+from tests.harness.cli import new_user
+from tests.harness.envelope import answer, assert_error, data_of, unique
+from tests.harness.runs import start_run
 
 
 @pytest.fixture(scope="module")
 def stranger(server: Server) -> str:
     """The token of a user who owns no Actor of the admin's."""
-    out = run_cli("users", "create", unique("stranger"), data_dir=server.data_dir).stdout
-    return out.split("API token: ")[1].strip()
+    return new_user(server.data_dir, unique("stranger"))
 
 
 def test_the_official_client_updates_the_last_run(server: Server) -> None:
     actor = unique("last-update")
     with server.client() as http:
-        first = start(http, actor, origin="CLI")
-        second = start(http, actor)
+        first = start_run(http, actor, origin="CLI")
+        second = start_run(http, actor)
     client = ApifyClient(server.token, api_url=server.base_url).actor(f"~{actor}")
     changed = client.last_run().update(status_message="halfway", is_status_message_terminal=True)
     assert (changed.id, changed.status_message, changed.is_status_message_terminal) == (
@@ -62,7 +46,7 @@ def test_the_official_client_updates_the_last_run(server: Server) -> None:
 def test_the_async_client_updates_the_last_run(server: Server) -> None:
     actor = unique("last-update-async")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
     last = ApifyClientAsync(server.token, api_url=server.base_url).actor(f"~{actor}").last_run()
     changed = asyncio.run(last.update(status_message="from async"))
     assert (changed.id, changed.status_message) == (run["id"], "from async")
@@ -71,7 +55,7 @@ def test_the_async_client_updates_the_last_run(server: Server) -> None:
 def test_the_answer_is_the_runs_own_put(server: Server) -> None:
     actor = unique("last-answer")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         body = {"status": "SUCCEEDED", "exitCode": 0, "statusMessage": "done", "runId": "ignored"}
         changed = data_of(http.put(f"/acts/~{actor}/runs/last", json=body))
         assert (changed["id"], changed["status"], changed["exitCode"]) == (run["id"], "SUCCEEDED", 0)
@@ -85,9 +69,9 @@ def test_the_answer_is_the_runs_own_put(server: Server) -> None:
 def test_the_filters_choose_the_run_and_none_is_404(server: Server) -> None:
     actor = unique("last-filters")
     with server.client() as http:
-        cli = start(http, actor, origin="CLI")
-        running = start(http, actor)
-        aborted = start(http, actor)
+        cli = start_run(http, actor, origin="CLI")
+        running = start_run(http, actor)
+        aborted = start_run(http, actor)
         data_of(http.post(f"/actor-runs/{aborted['id']}/abort"))
         last = f"/acts/{cli['actId']}/runs/last"
         for params, expected in (
@@ -135,7 +119,7 @@ def test_a_bad_body_is_refused_as_by_the_runs_put(
 ) -> None:
     actor = unique("last-bad")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         sent = {"content-type": "application/json", **headers}
         through_last = http.put(f"/acts/~{actor}/runs/last", content=body, headers=sent)
         status, error_type = answer(through_last)
@@ -153,7 +137,7 @@ def test_a_bad_body_is_refused_as_by_the_runs_put(
 def test_a_user_without_access_gets_the_gets_answer(server: Server, stranger: str) -> None:
     actor = unique("last-private")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         admin = data_of(http.get("/users/me"))["username"]
         # Even a run anyone with its id may read is the owner's to change, and its Actor is the owner's own.
         data_of(http.put(f"/actor-runs/{run['id']}", json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"}))

@@ -10,19 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from typing import Any
 
-import httpx
 import pytest
 from apify_client import ApifyClient
 
 from tests.conftest import Server
 from tests.harness.envelope import assert_error, data_of, unique
-
-
-def start(http: httpx.Client, actor: str, **params: Any) -> dict[str, Any]:
-    run: dict[str, Any] = data_of(http.post(f"/acts/~{actor}/runs", params=params), 201)
-    return run
+from tests.harness.runs import start_run
 
 
 def finish_soon(server: Server, run_id: str, status: str) -> threading.Thread:
@@ -42,7 +36,7 @@ def finish_soon(server: Server, run_id: str, status: str) -> threading.Thread:
 def test_wait_for_finish_returns_when_the_run_finishes(server: Server, through: str) -> None:
     actor = unique("wait")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         path = f"/actor-runs/{run['id']}" if through == "run" else f"/acts/~{actor}/runs/last"
         assert data_of(http.get(path))["status"] == "RUNNING"  # without waitForFinish: at once
         finisher = finish_soon(server, run["id"], "SUCCEEDED")
@@ -54,7 +48,7 @@ def test_wait_for_finish_returns_when_the_run_finishes(server: Server, through: 
 def test_the_clients_wait_for_the_last_run(server: Server) -> None:
     actor = unique("wait")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
     finisher = finish_soon(server, run["id"], "FAILED")
     last = ApifyClient(server.token, api_url=server.base_url).actor(f"~{actor}").last_run()
     waited = last.wait_for_finish(wait_duration=timedelta(seconds=30))
@@ -66,11 +60,11 @@ def test_the_clients_wait_for_the_last_run(server: Server) -> None:
 def test_list_filters_paging_and_the_last_run_by_origin(server: Server) -> None:
     actor = unique("lists")
     with server.client() as http:
-        first = start(http, actor, origin="CLI")
+        first = start_run(http, actor, origin="CLI")
         time.sleep(0.01)
-        second = start(http, actor)
+        second = start_run(http, actor)
         time.sleep(0.01)
-        third = start(http, actor)
+        third = start_run(http, actor)
         http.put(f"/actor-runs/{third['id']}", json={"status": "ABORTED"})
         runs = f"/acts/{first['actId']}/runs"
         before = data_of(http.get(runs, params={"startedBefore": second["startedAt"]}))
@@ -106,7 +100,7 @@ def test_the_clients_actors_spelling_answers_as_acts(server: Server) -> None:
 def test_a_runs_storages_are_changed_and_read_through_the_run(server: Server) -> None:
     actor = unique("through")
     with server.client() as http:
-        run = start(http, actor)
+        run = start_run(http, actor)
         title = data_of(http.put(f"/actor-runs/{run['id']}/dataset", json={"title": "Results"}))
         assert (title["id"], title["title"]) == (run["defaultDatasetId"], "Results")
         head = data_of(http.get(f"/actor-runs/{run['id']}/request-queue/head"))

@@ -12,9 +12,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.harness.cli import run_cli_here
-from tests.harness.server import Server
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # On a module (`pytestmark = needs_chromium`) or a test: skipped only where no Chromium is installed.
 needs_chromium = pytest.mark.skipif(
@@ -38,12 +35,6 @@ def sign_in(page: Page, token: str) -> None:
     page.fill("#token", token)
     page.click("button:has-text('Sign in')")
     page.wait_for_url("**/console/key-value-stores")
-
-
-def new_user(server: Server, name: str) -> str:
-    """A user made with the CLI; their token."""
-    done = run_cli_here("users", "create", name, data_dir=server.data_dir)
-    return done.split("API token: ")[1].strip()
 
 
 def png(width: int, height: int) -> bytes:

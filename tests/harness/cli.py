@@ -66,3 +66,8 @@ def run_cli_here(*args: str, data_dir: Path | None = None) -> str:
     assert done.exception is None, (args, done.exit_code, done.output, done.exception)
     assert done.exit_code == 0, (args, done.exit_code, done.output)
     return done.stdout
+
+
+def new_user(data_dir: Path, name: str) -> str:
+    """A user made with the CLI (in this process); their token."""
+    return run_cli_here("users", "create", name, data_dir=data_dir).split("API token: ")[1].strip()

@@ -29,6 +29,13 @@ def assert_error(response: httpx.Response, status: int, error_type: str | None =
     return error  # type: ignore[no-any-return]
 
 
+def answer(response: httpx.Response) -> tuple[int, str | None]:
+    """The status and, for an error, its type: what two endpoints that must answer alike are compared by."""
+    if response.status_code >= 400:
+        return response.status_code, assert_error(response, response.status_code)["type"]
+    return response.status_code, None
+
+
 def data_of(response: httpx.Response, status: int = 200) -> Any:
     """The status, and what the data envelope holds."""
     assert response.status_code == status, (response.status_code, response.text)
