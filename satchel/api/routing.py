@@ -257,16 +257,10 @@ ROUTES: list[Route] = [
     ),
     Route(
         "/v2/acts/{actorId}/runs/last",
-        methods(
-            GET=(runs.last_run, run_specs.LAST_RUN), PUT=(runs.update_last_run, run_specs.UPDATE_LAST_RUN)
-        ),
+        methods(GET=(runs.get_run, run_specs.LAST_RUN), PUT=(runs.update_run, run_specs.UPDATE_LAST_RUN)),
     ),
-    Route(
-        "/v2/acts/{actorId}/runs/last/abort", methods(POST=(runs.abort_last_run, run_specs.ABORT_LAST_RUN))
-    ),
-    Route(
-        "/v2/acts/{actorId}/runs/last/charge", methods(POST=(runs.charge_last_run, run_specs.CHARGE_LAST_RUN))
-    ),
+    Route("/v2/acts/{actorId}/runs/last/abort", methods(POST=(runs.abort_run, run_specs.ABORT_LAST_RUN))),
+    Route("/v2/acts/{actorId}/runs/last/charge", methods(POST=(runs.charge_run, run_specs.CHARGE_LAST_RUN))),
     Route("/v2/actor-runs", methods(GET=(runs.list_runs, run_specs.LIST_RUNS))),
     Route(
         "/v2/actor-runs/{runId}",

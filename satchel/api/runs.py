@@ -154,26 +154,27 @@ async def _finished(call: Call, row: RunRow) -> RunRow:
 
 
 async def get_run(call: Call) -> Response:
-    row = await call.services.runs.get(call.caller, call.params["runId"])
-    return await _answer(call, await _finished(call, row))
+    # The last run's GET too: the clients' last_run().wait_for_finish() sends waitForFinish there.
+    return await _answer(call, await _finished(call, await run_for(call)))
 
 
 async def update_run(call: Call) -> Response:
-    body = await read_json_object(call.request)
-    row = await call.services.runs.update(call.caller, call.params["runId"], body)
+    body = await read_json_object(call.request)  # read (and refused) before the run is looked up
+    row = await call.services.runs.update(call.caller, await _run_id(call), body)
     return await _answer(call, row)
 
 
 async def abort_run(call: Call) -> Response:
-    row = await call.services.runs.abort(call.caller, call.params["runId"])
+    row = await call.services.runs.abort(call.caller, await _run_id(call))
     return await _answer(call, row)
 
 
 async def charge_run(call: Call) -> Response:
+    # The Python client's last_run().charge() sends no `status` or `origin`: it charges the very last run.
     body = await read_json_object(call.request)
     await call.services.runs.charge(
         call.caller,
-        call.params["runId"],
+        await _run_id(call),
         body.get("eventName"),
         body.get("count"),
         call.header(b"idempotency-key"),
@@ -211,37 +212,15 @@ async def _last(call: Call) -> RunRow:
     )
 
 
-async def last_run(call: Call) -> Response:
-    # As the run's own GET: the clients' last_run().wait_for_finish() sends waitForFinish here.
-    return await _answer(call, await _finished(call, await _last(call)))
-
-
-async def update_last_run(call: Call) -> Response:
-    """As a run's PUT, on the run the last-run GET finds: the body is read (and refused) first there too."""
-    body = await read_json_object(call.request)
-    row = await _last(call)
-    return await _answer(call, await call.services.runs.update(call.caller, row.id, body))
-
-
-async def abort_last_run(call: Call) -> Response:
-    row = await _last(call)
-    return await _answer(call, await call.services.runs.abort(call.caller, row.id))
-
-
-async def charge_last_run(call: Call) -> Response:
-    """As a run's charge, on the run the last-run GET finds: the body is read (and refused) first there too.
-    (The Python client sends no `status` or `origin` here: it charges the Actor's very last run.)"""
-    body = await read_json_object(call.request)
-    row = await _last(call)
-    await call.services.runs.charge(
-        call.caller, row.id, body.get("eventName"), body.get("count"), call.header(b"idempotency-key")
-    )
-    return Response(status_code=201)
-
-
 async def run_for(call: Call) -> RunRow:
-    """The run a chained route names: `{runId}`, or the last run of `{actorId}` (with `status`, `origin`)."""
-    runs = call.services.runs
+    """The run a route names: `{runId}`, or the last run of `{actorId}` (with `status`, `origin`)."""
     if "runId" in call.params:
-        return await runs.get(call.caller, call.params["runId"], Need.READ)
+        return await call.services.runs.get(call.caller, call.params["runId"], Need.READ)
     return await _last(call)
+
+
+async def _run_id(call: Call) -> str:
+    """The id of the run a route names, for a change the service checks the caller may make to it."""
+    if "runId" in call.params:
+        return call.params["runId"]
+    return (await _last(call)).id
