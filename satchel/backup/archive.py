@@ -12,8 +12,9 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from satchel.backup.files import beside, fsync
+from satchel.backup.files import beside
 from satchel.backup.manifest import BackupError
+from satchel.storage.durable import fsync_path
 
 SUFFIXES = (".tar", ".tar.gz", ".tgz")
 TOP = "satchel-backup"  # the one folder inside an archive
@@ -30,9 +31,9 @@ def pack(folder: Path, archive: Path) -> None:
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT, 0o600))  # it holds the admin token too
     with tarfile.open(partial, "w" if archive.name.endswith(".tar") else "w:gz") as tar:
         tar.add(folder, arcname=TOP)
-    fsync(partial)
+    fsync_path(partial)
     partial.replace(archive)
-    fsync(archive.absolute().parent)
+    fsync_path(archive.absolute().parent)
 
 
 @contextlib.contextmanager

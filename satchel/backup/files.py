@@ -1,4 +1,4 @@
-"""File work a backup and a restore share: where blobs sit, whole-file copies and digests, fsyncs."""
+"""File work a backup and a restore share: where blobs sit, whole-file copies and digests."""
 
 from __future__ import annotations
 
@@ -49,12 +49,3 @@ def copy_file(source: Path, target: Path, bar: Bar | None) -> int:
             out.flush()
             os.fsync(out.fileno())
     return written
-
-
-def fsync(path: Path) -> None:
-    """Make a file's bytes, or a folder's entries, durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

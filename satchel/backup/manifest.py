@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from satchel.backup.files import fsync
+from satchel.storage.durable import fsync_path
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -57,7 +57,7 @@ class Manifest:
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(folder / MANIFEST)
-        fsync(folder)
+        fsync_path(folder)
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:

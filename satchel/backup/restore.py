@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from satchel.backup.files import beside, blob_path, copy_file, fsync, sha256_of
+from satchel.backup.files import beside, blob_path, copy_file, sha256_of
 from satchel.backup.manifest import (
     BLOBS,
     DATABASE,
@@ -23,6 +23,7 @@ from satchel.backup.manifest import (
 )
 from satchel.backup.take import Progress
 from satchel.service.users import TOKEN_FILE
+from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.db import private_dir
 from satchel.storage.sqlite.migrations import STEPS
 
@@ -101,7 +102,7 @@ def restore(backup: Path, data_dir: Path, *, force: bool, progress: Progress) ->
                 copy_file(blob_path(backup / BLOBS, name), target, bar)
         folders = {blob_path(staging / BLOBS, name).parent for name in named}
         for folder in (*folders, staging / BLOBS, staging):
-            fsync(folder)
+            fsync_path(folder)
         _swap_in(staging, data_dir.absolute())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -114,7 +115,7 @@ def _swap_in(staging: Path, data_dir: Path) -> None:
     if data_dir.exists():
         data_dir.rename(old)
     staging.rename(data_dir)
-    fsync(data_dir.parent)
+    fsync_path(data_dir.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from satchel.backup.files import Bar, blob_path, copy_file, fsync, sha256_of
+from satchel.backup.files import Bar, blob_path, copy_file, sha256_of
 from satchel.backup.manifest import (
     BLOBS,
     DATABASE,
@@ -48,6 +48,7 @@ from satchel.backup.manifest import (
 )
 from satchel.clock import iso, now_ms
 from satchel.service.users import TOKEN_FILE
+from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.db import private_dir
 
 ATTEMPTS = 5
@@ -141,7 +142,7 @@ def _take(data_dir: Path, dest: Path, progress: Progress) -> Manifest:
         pins.release()
     for name in copied - set(named):  # copied in an earlier attempt; the final snapshot no longer names it
         blob_path(dest / BLOBS, name).unlink()
-    fsync(dest / DATABASE)
+    fsync_path(dest / DATABASE)
     token = data_dir / TOKEN_FILE
     if token.is_file():
         copy_file(token, dest / TOKEN_FILE, None)
@@ -200,5 +201,5 @@ def _copy_blobs(
                 )
             copied.add(name)
     for folder in {blob_path(dest, name).parent for name in todo}:
-        fsync(folder)
+        fsync_path(folder)
     return gone

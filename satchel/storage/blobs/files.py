@@ -17,6 +17,7 @@ from pathlib import Path
 
 from satchel.errors import StorageFull
 from satchel.storage.blobs.base import BlobMissing
+from satchel.storage.durable import fsync_path
 
 CHUNK = 256 * 1024
 
@@ -86,7 +87,7 @@ class FileBlobs:
             os.replace(tmp, final)
             tmp = None
             if self.fsync:
-                _fsync_dir(final.parent)
+                fsync_path(final.parent)
             return size
         except OSError as exc:
             if _is_disk_full(exc):
@@ -127,14 +128,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from satchel.errors import StorageFull
+from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer, WriterLock
@@ -211,7 +212,9 @@ class Database:
             if frames * self._page_bytes > WAL_LIMIT_BYTES:
                 # The pages the PASSIVE one copied, flushed to disk before writes are held back, so that the
                 # RESTART's own sync of the database file is short.
-                self._sync_database_file()
+                # Best effort: what fails here (a full or failing disk), the RESTART's own sync meets.
+                with contextlib.suppress(OSError):
+                    fsync_path(self.path)
                 # Writers queue on the writer lock meanwhile, rather than poll SQLite's lock.
                 self._checkpointer_lock = self._checkpointer_lock or WriterLock(self.lock_path)
                 with self._checkpointer_lock.held():
@@ -220,15 +223,6 @@ class Database:
             if not (disk_full(exc) or io_error(exc)):
                 raise
             # On a full disk the pages stay in the WAL, where reads find them; a later tick copies them.
-
-    def _sync_database_file(self) -> None:
-        """Best effort: what fails here (a full or failing disk), the RESTART's own sync meets and reports."""
-        with contextlib.suppress(OSError):
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
 
     async def checkpoint(self) -> None:
         await asyncio.to_thread(self._checkpoint)
