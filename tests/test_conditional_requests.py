@@ -12,17 +12,16 @@ it) and the upkeep of records written before ETags are tested in-process on each
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import secrets
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -32,16 +31,15 @@ from satchel.clock import now_ms
 from satchel.storage import GeneralAccess, NewStore, Storage, StoreRow
 from satchel.storage.blobs.base import BlobMissing, BlobStore
 from satchel.storage.conditions import PreconditionFailed, WriteCondition
-from satchel.storage.factory import build_storage
 from satchel.storage.postgres.records import PostgresRecords
 from satchel.storage.sqlite.records import SqliteRecords
 from tests.conftest import Server, apps_on, every_engine, start_server, stop_server
 from tests.harness.backends import COMBOS, Backends
+from tests.harness.engine import Body, Run, runner
 
 pytestmark = pytest.mark.timeout(300)
 server = every_engine()
 
-T = TypeVar("T")
 KIB = 1024
 LARGE = 160 * KIB  # above the default inline limit (128 KiB): kept as a blob
 SIZES = {"inline": 100, "blob": LARGE}
@@ -323,22 +321,7 @@ def test_create_only_race_across_two_nodes(two_nodes: list[Server]) -> None:
 
 # --- in-process, on each engine: the engine's own check, and records written before ETags
 
-Run = Callable[[Callable[[Storage], Awaitable[Any]]], Any]
 INLINE_MAX = 1024
-
-
-class Body:
-    """An upload as the service hands it over: chunks, and the decoded size once read."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.raw_size = 0
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for start in range(0, max(len(self.data), 1), 64 * KIB):
-            piece = self.data[start : start + 64 * KIB]
-            self.raw_size += len(piece)
-            yield piece
 
 
 class Recording:
@@ -366,19 +349,7 @@ def run(request: pytest.FixtureRequest, backends: Backends, tmp_path: Path) -> R
     settings = backends.settings(
         str(request.param), tmp_path / "data", inline_max_bytes=INLINE_MAX, blob_grace_seconds=0
     )
-
-    def go(work: Callable[[Storage], Awaitable[T]]) -> T:
-        async def inner() -> T:
-            storage = build_storage(settings, housekeeping=False)
-            await storage.open()
-            try:
-                return await work(storage)
-            finally:
-                await storage.close()
-
-        return asyncio.run(inner())
-
-    return go
+    return runner(lambda: settings)
 
 
 async def _store(storage: Storage) -> StoreRow:

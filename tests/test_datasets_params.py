@@ -1,7 +1,6 @@
 """Dataset read parameters the other dataset tests leave out, in-process on every engine: the token in the
 query, `bom` on formats other than CSV, delimiters as the clients encode them, `attachment` off and the
-attachment's file name, the pagination headers on a run's dataset, and a page at offset 1,000,000 on
-PostgreSQL (the SQLite engine's is in tests/test_datasets_api.py).
+attachment's file name, and the pagination headers on a run's dataset.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from satchel.clock import now_ms
-from satchel.storage.rows import ItemBatch
 from tests.conftest import Server, every_engine
 from tests.harness.envelope import assert_error, data_of, unique
 
@@ -79,22 +76,3 @@ def test_a_runs_dataset_items_carry_the_pagination_headers(http: httpx.Client) -
         assert response.json() == [{"n": 3}, {"n": 2}]
         headers = {name: response.headers[f"x-apify-pagination-{name}"] for name in PAGINATION}
         assert headers == {"offset": "1", "limit": "2", "count": "2", "total": "5", "desc": "true"}
-
-
-def test_a_page_at_offset_one_million_on_postgresql(http: httpx.Client, server: Server) -> None:
-    assert server.app is not None
-    settings = server.app.settings
-    if not settings.database or settings.blob_store:
-        pytest.skip("PostgreSQL's metadata only: once, on postgres+files")
-    ds = data_of(http.post("/datasets", json={}), 201)
-    storage = server.app.app.services.storage
-    pk = server.app.run(storage.stores.by_id(ds["id"])).pk  # type: ignore[union-attr]
-    total, step = 1_000_050, 100_000
-    for start in range(0, total, step):
-        rows = [b'{"i":%d}' % i for i in range(start, min(total, start + step))]
-        server.app.run(storage.datasets.append(pk, ItemBatch(rows, len(rows), 0), now=now_ms()))
-    response = http.get(f"/datasets/{ds['id']}/items", params={"offset": 1_000_000, "limit": 3})
-    assert response.json() == [{"i": 1_000_000}, {"i": 1_000_001}, {"i": 1_000_002}]
-    assert response.headers["x-apify-pagination-total"] == str(total)
-    backwards = http.get(f"/datasets/{ds['id']}/items", params={"offset": 1_000_000, "limit": 3, "desc": 1})
-    assert backwards.json() == [{"i": 49}, {"i": 48}, {"i": 47}]

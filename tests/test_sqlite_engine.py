@@ -6,7 +6,6 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,7 @@ from satchel.storage.sqlite import engine as engine_module
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer
-
-
-class Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.raw_size = len(data)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.data
+from tests.harness.engine import Body
 
 
 class FailingDisk(sqlite3.Connection):

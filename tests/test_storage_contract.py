@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -29,28 +29,9 @@ from satchel.storage import (
 from satchel.storage.factory import build_storage
 from satchel.storage.housekeeping import BlobHousekeeping
 from tests.harness.backends import COMBOS, Backends
+from tests.harness.engine import Body, Run, runner
 
-T = TypeVar("T")
 INLINE_MAX = 1024
-Run = Callable[[Callable[[Storage], Awaitable[Any]]], Any]
-
-
-class Body:
-    """An upload as the service hands it over: chunks, and the decoded size once read."""
-
-    def __init__(self, data: bytes, *, chunk: int = 64 * 1024, fail_after: int | None = None) -> None:
-        self.data = data
-        self.chunk = chunk
-        self.fail_after = fail_after
-        self.raw_size = 0
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for start in range(0, max(len(self.data), 1), self.chunk):
-            if self.fail_after is not None and start >= self.fail_after:
-                raise ConnectionResetError("the client went away")
-            piece = self.data[start : start + self.chunk]
-            self.raw_size += len(piece)
-            yield piece
 
 
 @pytest.fixture(params=COMBOS)
@@ -70,19 +51,7 @@ def settings_of(backends: Backends, combo: str, tmp_path: Path) -> Callable[[], 
 @pytest.fixture
 def run(settings_of: Callable[[], Any]) -> Run:
     """Run work(storage) on an open storage inside one event loop, and close it after."""
-
-    def go(work: Callable[[Storage], Awaitable[T]]) -> T:
-        async def inner() -> T:
-            storage = build_storage(settings_of(), housekeeping=False)
-            await storage.open()
-            try:
-                return await work(storage)
-            finally:
-                await storage.close()
-
-        return asyncio.run(inner())
-
-    return go
+    return runner(settings_of)
 
 
 async def _user(storage: Storage, name: str = "alice") -> str:
