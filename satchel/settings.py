@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     inline_max_bytes: int = Field(default=128 * KIB, ge=0, le=16 * MIB)
     """Bodies up to this size live inside the database (SQLite or PostgreSQL); larger ones in the blob store
     (files or S3)."""
+    record_cache_mb: int = Field(default=128, ge=0, le=1024 * 1024)
+    """Memory each server process may use to keep records of up to 64 KiB that live inside the database, so
+    that reading them again needs no query (0: off). Used with the embedded SQLite engine only: every write on
+    the machine invalidates its record at once, which across PostgreSQL nodes would cost a round trip."""
     durability: Literal["process", "power"] = "process"
     """"process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
     "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder). For

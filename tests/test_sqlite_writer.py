@@ -164,3 +164,37 @@ def test_a_loop_connection_that_cannot_open_hands_its_writes_to_the_thread(db: P
     assert values(db) == [5]
     assert made[0] == "failed"
     assert len(made) >= 2
+
+
+def test_after_commit_calls_come_once_committed_even_for_a_cancelled_waiter(db: Path) -> None:
+    """A job's `after` runs once its commit is done, before the waiter hears of it, even when the waiter was
+    cancelled meanwhile; a job that failed gets no call."""
+
+    async def run() -> None:
+        writer = Writer(connector(db), db.with_name("w.lock"), on_loop=True)
+        writer.start()
+        calls: list[tuple[int, list[int]]] = []
+
+        def after(value: int) -> Callable[[], None]:
+            return lambda: calls.append((value, values(db)))
+
+        try:
+            assert await writer.run(insert(1), after(1)) == 1
+            assert calls == [(1, [1])]  # the row was committed when the call came
+            waiter = asyncio.ensure_future(writer.run(insert(2), after(2)))
+            await asyncio.sleep(0)  # queued for the end of this turn
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            for _ in range(100):
+                if len(calls) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert calls[1] == (2, [1, 2])
+            with pytest.raises(sqlite3.IntegrityError):
+                await writer.run(insert(1), after(3))  # a duplicate: the job fails, no call
+            assert [value for value, _ in calls] == [1, 2]
+        finally:
+            writer.stop()
+
+    asyncio.run(run())

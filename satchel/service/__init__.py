@@ -9,6 +9,7 @@ from satchel.service.access import ANONYMOUS, Caller, Need
 from satchel.service.datasets import Datasets
 from satchel.service.lookups import Lookups
 from satchel.service.queues import RequestQueues
+from satchel.service.record_cache import RecordCache
 from satchel.service.records import KeyPage, Records
 from satchel.service.retention import Retention
 from satchel.service.runs import Runs
@@ -16,7 +17,7 @@ from satchel.service.sessions import Session, Sessions
 from satchel.service.stores import StorePage, Stores
 from satchel.service.usage import Usage
 from satchel.service.users import Users
-from satchel.settings import Settings
+from satchel.settings import MIB, Settings
 from satchel.storage import Storage, StorageKind
 from satchel.storage.housekeeping import Background, every
 
@@ -79,6 +80,7 @@ def build_services(settings: Settings, storage: Storage) -> Services:
             storage.records,
             stores,
             usage,
+            RecordCache(storage.feed, max_bytes=settings.record_cache_mb * MIB),
             max_record_bytes=settings.max_record_bytes,
             max_decoded_bytes=settings.max_decoded_bytes,
         ),

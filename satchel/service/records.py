@@ -34,6 +34,7 @@ from satchel.clock import iso, now_ms
 from satchel.errors import Forbidden, InvalidRequest, NotFound, SatchelError, TooLarge
 from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import CheckedUpload, normalize
+from satchel.service.record_cache import RecordCache
 from satchel.service.signing import check_record_signature, read_storage_signature
 from satchel.service.stores import Stores
 from satchel.service.usage import Usage
@@ -99,6 +100,7 @@ class Records:
         table: RecordTable,
         stores: Stores,
         usage: Usage,
+        cache: RecordCache,
         *,
         max_record_bytes: int,
         max_decoded_bytes: int,
@@ -106,6 +108,7 @@ class Records:
         self.table = table
         self.stores = stores
         self.usage = usage
+        self.cache = cache
         self.max_record_bytes = max_record_bytes
         self.max_decoded_bytes = max_decoded_bytes
 
@@ -115,19 +118,29 @@ class Records:
         check_key(key)
         signed = _record_signature(key, signature)
         store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
-        record = await self.table.read(store.pk, key)
+        record = self.cache.get(store, key)
         if record is None:
-            raise NotFound(RECORD_NOT_FOUND)
-        if record.head.etag is None:
-            record = dataclasses.replace(record, head=await self._fill_etag(store.pk, record))
+            stamp = self.cache.stamp(store, key)
+            record = await self.table.read(store.pk, key)
+            if record is None:
+                raise NotFound(RECORD_NOT_FOUND)
+            if record.head.etag is None:
+                record = dataclasses.replace(record, head=await self._fill_etag(store.pk, record))
+            head = sendable(record.head)
+            if head is not record.head:
+                record = dataclasses.replace(record, head=head)
+            self.cache.keep(store, key, stamp, record)
         self.usage.note(store.pk, now=now_ms(), reads=1)
-        head = sendable(record.head)
-        return store, record if head is record.head else dataclasses.replace(record, head=head)
+        return store, record
 
     async def head(self, caller: Caller, ref: str, key: str, *, signature: str | None = None) -> RecordHead:
         check_key(key)
         signed = _record_signature(key, signature)
         store, _ = await self.stores.resolve(caller, ref, Need.READ, cached=True, signed=signed)
+        cached = self.cache.get(store, key)
+        if cached is not None:
+            self.usage.note(store.pk, now=now_ms())
+            return cached.head
         head = await self._head(store.pk, key)
         if head is None:
             raise NotFound(RECORD_NOT_FOUND)

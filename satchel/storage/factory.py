@@ -42,8 +42,15 @@ def build_engine(settings: Settings, blobs: BlobStore) -> tuple[Any, ChangeFeed]
     if not url:
         from satchel.storage.sqlite import SqliteEngine  # noqa: PLC0415
 
-        engine = SqliteEngine(settings.data_dir, blobs, fsync=settings.durability == "power", **common)
-        return engine, StampFeed(settings.data_dir / "generation")
+        feed = StampFeed(settings.data_dir / "generation", settings.data_dir / "record-stamps")
+        engine = SqliteEngine(
+            settings.data_dir,
+            blobs,
+            fsync=settings.durability == "power",
+            on_record_change=feed.record_changed,
+            **common,
+        )
+        return engine, feed
     if url.startswith(POSTGRES_SCHEMES):
         from satchel.storage.postgres import PostgresEngine, PostgresFeed  # noqa: PLC0415
 

@@ -193,6 +193,12 @@ class PostgresFeed:
         finally:
             del self._awaited[payload]
 
+    def record_stamp(self, store_pk: int, key: str) -> int | None:
+        return None  # a notification per record write would cost every write a round trip: no record caches
+
+    def record_changed(self, store_pk: int, key: str) -> None:
+        pass
+
     async def _notify(self, channel: str, payload: str) -> int:
         """Send one notification; returns how many listeners were connected when it was sent."""
         try:

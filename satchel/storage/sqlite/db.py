@@ -156,13 +156,19 @@ class Database:
     # --- writing
 
     async def write(
-        self, job: Callable[[sqlite3.Connection], T], *, frees: bool = False, tidies: bool = False
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        *,
+        frees: bool = False,
+        tidies: bool = False,
+        after: Callable[[], None] | None = None,
     ) -> T:
         """Run a write job. `frees`: it makes room (a delete), so a full disk gives up the reserve for it.
         `tidies`: it only forgets files already removed, so a full disk gives up a sliver of the reserve: the
-        rest stays for the deletes users send, which the next uploads would otherwise leave no room for."""
+        rest stays for the deletes users send, which the next uploads would otherwise leave no room for.
+        `after`: called once the job has committed (see Writer.run)."""
         try:
-            return await self.writer.run(job)
+            return await self.writer.run(job, after)
         except sqlite3.OperationalError as exc:
             if not disk_full(exc):
                 raise
@@ -171,7 +177,7 @@ class Database:
         # Another process may have released the reserve already; the room is there either way.
         await asyncio.to_thread(self.reserve.release, None if frees else TIDYING_BYTES)
         try:
-            return await self.writer.run(job)
+            return await self.writer.run(job, after)
         except sqlite3.OperationalError as exc:
             if disk_full(exc):
                 raise StorageFull("The server's disk is full; the change was not stored.") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from satchel.storage.blobs.base import BlobStore
@@ -30,12 +31,19 @@ class SqliteEngine:
         inline_max: int,
         max_record_bytes: int,
         reserve_bytes: int = RESERVE_BYTES,
+        on_record_change: Callable[[int, str], None] | None = None,
     ) -> None:
         self.db = Database(data_dir, fsync=fsync, reserve_bytes=reserve_bytes)
         self.users = SqliteUsers(self.db)
         self.grants = SqliteGrants(self.db)
         self.stores = SqliteStores(self.db)
-        self.records = SqliteRecords(self.db, blobs, inline_max=inline_max, max_record_bytes=max_record_bytes)
+        self.records = SqliteRecords(
+            self.db,
+            blobs,
+            inline_max=inline_max,
+            max_record_bytes=max_record_bytes,
+            on_change=on_record_change,
+        )
         self.sessions = SqliteSessions(self.db)
         self.datasets = SqliteDatasets(self.db)
         self.queues = SqliteQueues(self.db)

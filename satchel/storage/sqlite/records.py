@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
@@ -22,11 +22,25 @@ PAGE = 100  # records per keyset page when iterating a store
 
 
 class SqliteRecords:
-    def __init__(self, db: Database, blobs: BlobStore, *, inline_max: int, max_record_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        *,
+        inline_max: int,
+        max_record_bytes: int,
+        on_change: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.inline_max = inline_max
         self.max_record_bytes = max_record_bytes
+        # Told of each record's change once it commits (the change feed's record stamps).
+        self._on_change = on_change
+
+    def _changed(self, store_pk: int, key: str) -> Callable[[], None] | None:
+        on_change = self._on_change
+        return None if on_change is None else functools.partial(on_change, store_pk, key)
 
     def _read(self, row: sqlite3.Row) -> RecordRead:
         blob: str | None = row["blob"]
@@ -119,7 +133,7 @@ class SqliteRecords:
                 )
 
         try:
-            await self.db.write(job)
+            await self.db.write(job, after=self._changed(store_pk, key))
         except Exception:
             # Nothing committed names the blob. (On cancellation the shielded job may still commit, so the
             # blob is left alone then; if it did not commit, housekeeping finds the upload row.)
@@ -159,7 +173,7 @@ class SqliteRecords:
                 )
             return True
 
-        return await self.db.write(job, frees=True)
+        return await self.db.write(job, frees=True, after=self._changed(store_pk, key))
 
     async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
         def job(conn: sqlite3.Connection) -> None:
@@ -169,7 +183,7 @@ class SqliteRecords:
                 (etag, store_pk, key),
             )
 
-        await self.db.write(job)
+        await self.db.write(job, after=self._changed(store_pk, key))
 
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int

@@ -34,14 +34,20 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+# The job, its future, the loop that waits on it, and what to call once it has committed.
+Job = tuple[
+    Callable[[sqlite3.Connection], Any],
+    asyncio.Future[Any],
+    asyncio.AbstractEventLoop,
+    Callable[[], None] | None,
+]
 Outcome = tuple[Any, BaseException | None]
 MAX_BATCH = 512
 MAX_LOOP_BATCH = 128  # a group run on the loop holds up its other requests for its length
 
 
 def _settle(batch: list[Job], outcomes: list[Outcome]) -> None:
-    for (_, fut, _), (result, error) in zip(batch, outcomes, strict=True):
+    for (_, fut, _, _), (result, error) in zip(batch, outcomes, strict=True):
         if fut.done():
             continue
         if error is not None:
@@ -70,11 +76,11 @@ def _run_jobs(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
     """
     conn.execute("SAVEPOINT batch")
     try:
-        outcomes: list[Outcome] = [(job(conn), None) for job, _, _ in batch]
+        outcomes: list[Outcome] = [(job(conn), None) for job, _, _, _ in batch]
     except Exception:
         conn.execute("ROLLBACK TO batch")
         outcomes = []
-        for job, _, _ in batch:
+        for job, _, _, _ in batch:
             conn.execute("SAVEPOINT job")
             try:
                 outcomes.append((job(conn), None))
@@ -84,7 +90,18 @@ def _run_jobs(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
                 conn.execute("RELEASE job")
                 outcomes.append((None, exc))
     conn.execute("COMMIT")
+    _committed(batch, outcomes)
     return outcomes
+
+
+def _committed(batch: list[Job], outcomes: list[Outcome]) -> None:
+    """Each committed job's after-commit call, before any waiter hears that the job is done."""
+    for (_, _, _, after), (_, error) in zip(batch, outcomes, strict=True):
+        if after is not None and error is None:
+            try:
+                after()
+            except Exception:  # the commit stands; a failed announcement must not turn it into an error
+                log.exception("an after-commit call failed")
 
 
 def _transact(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
@@ -165,8 +182,9 @@ class Writer:
                 self._loop_file_lock.close()
                 self._loop_file_lock = None
 
-    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run job(connection) inside a write transaction; returns once it is committed."""
+    async def run(self, job: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None) -> T:
+        """Run job(connection) inside a write transaction; returns once it is committed. `after` is called
+        right after the commit, on whichever thread ran it, even if the caller was cancelled meanwhile."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         if self._on_loop:
@@ -174,9 +192,9 @@ class Writer:
             if pending is None:
                 pending = self._pending[loop] = []
                 loop.call_soon(self._flush, loop)
-            pending.append((job, fut, loop))
+            pending.append((job, fut, loop, after))
         else:
-            self._queue.put((job, fut, loop))
+            self._queue.put((job, fut, loop, after))
         # Shielded: a client that disconnects must not turn a committed write into an unknown one.
         return await asyncio.shield(fut)
 
