@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test preflight js soak lint bench clean
+.PHONY: serve test preflight js soak lint bench bench-versus clean
 
 SERVE_STAMP := $(VENV)/.installed-serve
 
@@ -35,6 +35,10 @@ lint: $(STAMP)
 # The benchmarks (about 20 minutes); they install wrk and nginx with apt-get when missing (as root).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
+
+# B1 and B2 of this tree beside an earlier one (REV=commit), on this machine, in turns (about 5 minutes).
+bench-versus: $(BENCH_STAMP)
+	$(BIN)/python -m bench.versus $(REV) --workers 1,2
 
 # What the tests need beyond the virtualenv is checked first: a missing tool is named with its apt-get package
 # (PREFLIGHT=--strict, as .ci/run sets, stops on any; otherwise only on PostgreSQL, and the rest skip).

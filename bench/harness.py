@@ -124,7 +124,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start(name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None = None) -> Proc:
+def start(
+    name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
     with open(log, "ab") as out:
@@ -134,7 +136,7 @@ def start(name: str, cmd: list[str], *, logs: Path, env: dict[str, str] | None =
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=ROOT,
+            cwd=cwd,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
     return Proc(name, process, log)

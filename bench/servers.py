@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import Proc, free_port, pinned, start, stop, wait_ready, which
+from bench.harness import ROOT, Proc, free_port, pinned, start, stop, wait_ready, which
 
 TOKEN = "apify_api_" + "b" * 36
 PAYLOAD_NAME = "k000000"
@@ -37,8 +37,15 @@ def _serve(proc: Proc, name: str, url: str, probe: str, headers: dict[str, str] 
 
 @contextlib.contextmanager
 def satchel(
-    data_dir: Path, *, workers: int, cpus: str | None, logs: Path, env: dict[str, str] | None = None
+    data_dir: Path,
+    *,
+    workers: int,
+    cpus: str | None,
+    logs: Path,
+    env: dict[str, str] | None = None,
+    tree: Path | None = None,
 ) -> Iterator[Server]:
+    """A Satchel server; `tree`: the checkout whose code it runs (default: this one)."""
     port = free_port()
     cmd = [sys.executable, "-m", "satchel", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     cmd += ["--workers", str(workers)]
@@ -48,7 +55,7 @@ def satchel(
         "SATCHEL_RATE_LIMIT": "off",  # the bench measures the server, not its limiter
         **(env or {}),
     }
-    proc = start(f"satchel-{port}", pinned(cmd, cpus), logs=logs, env=server_env)
+    proc = start(f"satchel-{port}", pinned(cmd, cpus), logs=logs, env=server_env, cwd=tree or ROOT)
     url = f"http://127.0.0.1:{port}"
     server = _serve(proc, "satchel", url, "/v2/users/me", {"authorization": f"Bearer {TOKEN}"})
     try:

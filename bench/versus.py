@@ -1,0 +1,99 @@
+"""This tree against an earlier one, side by side on this machine: B1 (GET 1 KiB) and B2 (PUT 1 KiB), each
+beside the bare handler, in turns.
+
+    python -m bench.versus REV [--workers 1,2] [--reps 3] [--seconds 5] [--keys 20000]
+
+A ratio to the bare handler depends on the machine (the same code measured 0.87x on one and 0.55x on
+another), so a ratio in an earlier BENCHMARKS.md is only comparable with one measured beside it on the same
+machine. REV is checked out in a temporary git worktree and served from there by this Python; each tree
+seeds its own data dir over its own API, so each runs on the schema it knows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from bench import servers
+from bench.harness import ROOT, Load, ensure_tools, interleaved, load_average
+from bench.seed import over_http
+
+
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="satchel-versus-") as tmp:
+        path = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=ROOT, check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
+
+
+def seeded(server: servers.Server, keys: int) -> str:
+    """A store named b1 on this server holding keys 0..keys-1 of 1 KiB; its records path."""
+    answer = httpx.post(
+        f"{server.url}/v2/key-value-stores",
+        params={"name": "b1"},
+        headers={"authorization": f"Bearer {servers.TOKEN}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    path = f"/v2/key-value-stores/{answer.json()['data']['id']}/records/"
+    over_http(Load(server.url, "seed", path, keys=keys, token=servers.TOKEN))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev")
+    parser.add_argument("--workers", default="1")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--keys", type=int, default=20_000)
+    args = parser.parse_args()
+    ensure_tools(("wrk",))
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True, check=True
+    )
+    here = f"this tree ({head.stdout.strip()})"
+    print(f"{here} against {args.rev}: load average {load_average()}")
+    print("| workers | request | tree | req/s (median) | p99 ms | bare handler req/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    with worktree(args.rev) as old, tempfile.TemporaryDirectory(prefix="satchel-versus-data-") as data:
+        logs = Path(data) / "logs"
+        for workers in (int(w) for w in args.workers.split(",")):
+            with (
+                servers.satchel(Path(data) / f"new{workers}", workers=workers, cpus=None, logs=logs) as new,
+                servers.satchel(
+                    Path(data) / f"old{workers}", workers=workers, cpus=None, logs=logs, tree=old
+                ) as before,
+                servers.ceiling(workers=workers, cpus=None, logs=logs) as bare,
+            ):
+                paths = {here: seeded(new, args.keys), args.rev: seeded(before, args.keys)}
+                urls = {here: new.url, args.rev: before.url}
+                for mode in ("get", "put"):
+                    loads = {
+                        name: Load(urls[name], mode, path, keys=args.keys, token=servers.TOKEN)
+                        for name, path in paths.items()
+                    }
+                    loads["bare"] = Load(bare.url, mode, "/records/", keys=args.keys)
+                    found = interleaved(loads, seconds=args.seconds, reps=args.reps, warmup=2, cpus=None)
+                    ceiling = found["bare"].median("rps")
+                    for name in paths:
+                        rps = found[name].median("rps")
+                        print(
+                            f"| {workers} | {mode.upper()} 1 KiB | {name} | {rps:,.0f} |"
+                            f" {found[name].median('p99_ms'):.2f} | {ceiling:,.0f} | {rps / ceiling:.2f}x |",
+                            flush=True,
+                        )
+
+
+if __name__ == "__main__":
+    main()
