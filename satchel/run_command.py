@@ -164,17 +164,30 @@ def run(url: str, token: str, actor: str, body: bytes | None, command: Sequence[
     say(f"  key-value store {run['defaultKeyValueStoreId']}")
     say(f"  dataset         {run['defaultDatasetId']}")
     say(f"  request queue   {run['defaultRequestQueueId']}")
-    try:
-        child = Child(command, {**os.environ, **environment(url, token, run)})
-    except OSError as exc:
-        api.finish(run_id, "FAILED", 127, f"The command could not be started: {exc.strerror}")
-        say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
-        return 127
+    # The handlers go in before the command starts: a signal that comes while it starts (it may be running
+    # and talking already) is passed on once it has, instead of ending `satchel run` and leaving it behind.
+    early: list[int] = []
+    child: Child | None = None
+
+    def pass_on(signum: int, _frame: object) -> None:
+        if child is None:
+            early.append(signum)
+        else:
+            child.signal(signum, signal.Signals(signum).name)
+
     previous = {signum: signal.getsignal(signum) for signum in FORWARDED}
     for signum in FORWARDED:
-        signal.signal(signum, lambda n, _frame: child.signal(n, signal.Signals(n).name))
-    threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
+        signal.signal(signum, pass_on)
     try:
+        try:
+            child = Child(command, {**os.environ, **environment(url, token, run)})
+        except OSError as exc:
+            api.finish(run_id, "FAILED", 127, f"The command could not be started: {exc.strerror}")
+            say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
+            return 127
+        for number in early:
+            child.signal(number, signal.Signals(number).name)
+        threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
         code = child.wait()
     finally:
         for signum, handler in previous.items():

@@ -114,6 +114,19 @@ def test_sigint_is_passed_on_and_the_run_is_aborted(server: Server) -> None:
     assert "ABORTED" in stderr.splitlines()[-1]
 
 
+def test_a_signal_that_comes_as_the_command_starts_is_passed_on(server: Server) -> None:
+    """The command signals `satchel run` the moment it starts, before it has said anything: the signal is
+    passed on all the same, the command dies of it, and the run ends ABORTED (not `satchel run` gone and the
+    command left running)."""
+    interrupt_parent = "import os, signal, time; os.kill(os.getppid(), signal.SIGINT); time.sleep(300)"
+    process = _satchel_run(server, "--", sys.executable, "-c", interrupt_parent)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT
+    got = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr)).get()
+    assert got is not None
+    assert (got.status, got.exit_code) == ("ABORTED", 130)
+
+
 def test_an_abort_through_the_api_stops_the_command(server: Server) -> None:
     process = _satchel_run(server, "--", sys.executable, str(COMMAND), "wait")
     assert process.stdout is not None
