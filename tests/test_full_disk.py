@@ -5,6 +5,7 @@ The data dir is a small filesystem of its own (a loop-mounted ext4 image, or tmp
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from satchel.storage.feed import StampFeed
 from tests.harness.disk import MIB, fill, free_bytes, small_filesystem
 from tests.harness.reading import all_keys, fetch
 from tests.harness.rigs import SqliteRig, wait_until
@@ -191,3 +193,32 @@ def test_a_full_disk_answers_every_request_with_a_status(small_disk: SqliteRig) 
             assert seen <= {200, 201, 204, 404, 507}, seen
     finally:
         small_disk.stop(server)
+
+
+@pytest.mark.parametrize("kind", ["ext4", "tmpfs"])
+def test_the_stamp_files_are_allocated_before_they_are_written(kind: str, tmp_path: Path) -> None:
+    """The change feed's files are memory-mapped, and writing a page of a sparse file on a full disk kills the
+    process (SIGBUS). Their blocks are allocated first: files made before the disk filled open and take new
+    stamps; a file that must be made on a full disk is refused with ENOSPC, in a process that lives on."""
+    target = tmp_path / "disk"
+    with small_filesystem(target, 8, kinds=(kind,)):
+
+        async def open_feed() -> None:
+            feed = StampFeed(target / "generation", target / "record-stamps")
+            await feed.open()
+            try:
+                before = feed.record_stamp(1, "k")
+                feed.record_changed(1, "k")
+                assert feed.record_stamp(1, "k") != before
+                await feed.publish()
+            finally:
+                await feed.close()
+
+        asyncio.run(open_feed())  # made with room to spare
+        fill(target / "filler")
+        assert free_bytes(target) < 32 * 1024  # less than the record stamps take
+        asyncio.run(open_feed())  # reopened full: already allocated, so written safely
+        (target / "record-stamps").unlink()
+        fill(target / "filler-2")
+        with pytest.raises(OSError, match="No space left"):
+            asyncio.run(open_feed())

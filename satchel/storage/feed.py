@@ -108,6 +108,8 @@ class StampFeed:
             return
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._map = _mapped(self.path, STAMP.size)
+        # No fallback without it (a full disk): a process that could not move the stamps would leave the other
+        # processes' caches stale, so it does not start.
         self._records = _mapped(self.records_path, STAMP.size * RECORD_SLOTS)
         self._records[:] = os.urandom(STAMP.size * RECORD_SLOTS)
 
@@ -141,11 +143,11 @@ class StampFeed:
 
 
 def _mapped(path: Path, size: int) -> mmap.mmap:
-    """A file of at least `size` bytes, mapped shared."""
+    """A file of at least `size` bytes, mapped shared. Its blocks are allocated first: a write to a page of a
+    sparse file on a full disk would kill the process (SIGBUS), where allocating raises ENOSPC here."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        if os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)
+        os.posix_fallocate(fd, 0, size)
         return mmap.mmap(fd, size)
     finally:
         os.close(fd)
