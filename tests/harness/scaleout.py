@@ -33,8 +33,9 @@ CHANGE_CYCLES = 30
 BACKEND_TIMEOUT = 2.0
 # What a request may take beyond that timeout while a backend is down or frozen: the HTTP round trip and
 # scheduling on a loaded 2-core machine (up to 2.0 s in all seen with a 2 s timeout, once 3.47 s with both
-# cores kept busy by other processes). The exact bound is checked in-process, at the end of this module.
-TIMEOUT_SLACK = 1.5
+# cores kept busy by other processes, once 3.73 s in a full `make test` on a slow day). The exact bound is
+# checked in-process, at the end of this module; here it only tells a bounded wait from a hang.
+TIMEOUT_SLACK = 2.5
 # How long a node may take to serve again once its backend is back (the pool reconnects on the next acquire;
 # the change feed's listener reconnects with a backoff of at most 5 s, but requests do not wait for it).
 RECOVERY_DEADLINE = 10.0
