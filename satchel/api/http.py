@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
@@ -107,6 +107,15 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def declares_body(scope: Scope) -> bool:
+    """Whether the request says a body follows (HTTP/1.1: a Content-Length above 0, or chunks); one without
+    has none, so nothing needs to watch or time it."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 class RawResponse(Response):
     """A response whose header list the handler built itself, in the order Starlette would have.
 
@@ -131,18 +140,25 @@ def bearer_token(scope: Scope, query: dict[str, str]) -> str | None:
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                yield chunk
-    except ClientDisconnect as exc:
-        raise InvalidRequest("The client closed the connection before the whole body arrived.") from exc
+    """The body's chunks as they arrive, read off `receive` (Starlette's stream: one more layer a chunk)."""
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise InvalidRequest("The client closed the connection before the whole body arrived.")
+        chunk = message.get("body")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
 
 
 def content_encoding(request: Request) -> str | None:
     """The request's Content-Encoding, every line of it: two header lines mean the same as one comma-joined
     line (two encodings applied in turn), which is refused, rather than the first one taken alone."""
-    values = request.headers.getlist("content-encoding")
+    values = [
+        value.decode("latin-1") for name, value in request.scope["headers"] if name == b"content-encoding"
+    ]
     return ", ".join(values) if values else None
 
 

@@ -14,6 +14,8 @@ import contextlib
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope
 
+from satchel.api.http import declares_body
+
 DRAIN_BYTES = 1024 * 1024  # most a refusal reads and drops
 DRAIN_SECONDS = 2.0  # longest it waits for that
 # Refused for its size, or for a client too slow to send it: reading on is what the refusal is there to avoid.
@@ -38,10 +40,7 @@ class BodyWatch:
 
 def body_watch(scope: Scope, receive: Receive) -> BodyWatch | None:
     """A watch when the request has a body, else None (no cost for the GETs)."""
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return BodyWatch(receive)
-    return None
+    return BodyWatch(receive) if declares_body(scope) else None
 
 
 async def settle(response: Response, scope: Scope, watch: BodyWatch | None) -> Response:

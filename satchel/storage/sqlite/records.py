@@ -135,7 +135,7 @@ class SqliteRecords:
         try:
             await self.db.write(job, after=self._changed(store_pk, key))
         except Exception:
-            # Nothing committed names the blob. (On cancellation the shielded job may still commit, so the
+            # Nothing committed names the blob. (On cancellation the queued job may still commit, so the
             # blob is left alone then; if it did not commit, housekeeping finds the upload row.)
             if spooled.blob is not None:
                 await self._drop([spooled.blob])

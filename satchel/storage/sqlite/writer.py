@@ -195,8 +195,9 @@ class Writer:
             pending.append((job, fut, loop, after))
         else:
             self._queue.put((job, fut, loop, after))
-        # Shielded: a client that disconnects must not turn a committed write into an unknown one.
-        return await asyncio.shield(fut)
+        # A caller cancelled meanwhile (its client went away) cancels only its wait: the job stays queued and
+        # commits all the same, since a batch runs every job it holds whatever became of their futures.
+        return await fut
 
     # --- on the loop
 
