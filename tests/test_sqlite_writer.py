@@ -1,5 +1,6 @@
-"""The embedded engine's writer: groups run on the event loop, handed to its thread when the file is busy,
-queued on the writer lock across connections and processes, and one job's failure undoing that job alone."""
+"""The embedded engine's writer: groups run on the event loop, kept there a while when another writer has the
+file and handed to its thread when it stays busy, queued on the writer lock across connections and processes,
+and one job's failure undoing that job alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,6 +123,54 @@ def test_writers_queue_on_the_writer_lock(db: Path) -> None:
 
     assert asyncio.run(run()) == 9
     assert values(db) == [9]
+
+
+def where(value: int, threads: list[int]) -> Callable[[sqlite3.Connection], int]:
+    """A job that inserts its value and notes the thread it ran on."""
+
+    def job(conn: sqlite3.Connection) -> int:
+        threads.append(threading.get_ident())
+        conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
+        return value
+
+    return job
+
+
+@pytest.mark.parametrize("loop_wait", [60.0, 0.0])
+def test_a_group_that_finds_the_writer_lock_taken_waits_on_the_loop_until_loop_wait(
+    db: Path, loop_wait: float
+) -> None:
+    """Another worker holds the writer lock: the loop keeps its writes and runs them itself once the lock is
+    free (writes that came meanwhile join them), unless they have waited loop_wait: then the thread does."""
+    lock_path = db.with_suffix(".lock")
+    threads: list[int] = []
+
+    async def run() -> list[int]:
+        writer = Writer(connector(db), lock_path, on_loop=True, loop_wait=loop_wait)
+        writer.start()
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            first = asyncio.create_task(writer.run(where(1, threads)))
+            await asyncio.sleep(0.05)
+            second = asyncio.create_task(writer.run(where(2, threads)))
+            await asyncio.sleep(0.05)
+            assert not first.done()
+            assert not second.done()
+            assert values(db) == []
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return list(await asyncio.wait_for(asyncio.gather(first, second), 10))
+        finally:
+            os.close(fd)
+            writer.stop()
+
+    assert asyncio.run(run()) == [1, 2]
+    assert values(db) == [1, 2]
+    loop_thread = threading.get_ident()  # asyncio.run ran the loop on this thread
+    if loop_wait:
+        assert threads == [loop_thread, loop_thread]
+    else:
+        assert loop_thread not in threads
 
 
 def test_two_writers_on_one_file_lose_nothing(db: Path) -> None:

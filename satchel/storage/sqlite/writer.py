@@ -7,9 +7,11 @@ Where a commit needs no fsync (the default durability), a group runs on the even
 end of the loop's current turn: a commit then costs tens of microseconds, less than handing the group to a
 thread and back (a queue, a wake-up through the loop's self-pipe, and a GIL hand-off at every statement, which
 under load waits for the loop's switch interval). The loop never waits for the file's lock, though: its
-connection has no busy timeout, and a group that finds the lock taken (by a checkpoint emptying the WAL,
-another process, or the thread) goes to the thread, which waits for it. Commits that fsync always go to the
-thread.
+connection has no busy timeout. A group that finds the file's writer lock taken (by another worker, a
+checkpoint emptying the WAL, or the thread) stays on the loop and tries again a little later, gathering the
+writes that come meanwhile, since SQL run on the thread holds the lock about twice as long per write (the GIL
+hand-offs); only a group that has waited LOOP_WAIT goes to the thread, which waits for the lock in the kernel.
+Commits that fsync always go to the thread.
 
 Every writer of the file, in this process or another (a second worker, a management command), takes the
 file's writer lock (an flock on a file beside it) before SQLite's own: a waiter then sleeps in the kernel and
@@ -44,6 +46,12 @@ Job = tuple[
 Outcome = tuple[Any, BaseException | None]
 MAX_BATCH = 512
 MAX_LOOP_BATCH = 128  # a group run on the loop holds up its other requests for its length
+# A group that finds the lock taken tries again after RETRY; past LOOP_WAIT it goes to the thread. With two
+# workers on B2's PUT load this put every write on a loop (55% went to the thread before) and cut the time
+# the lock is held from 59% to 35-41% of the run, for 10% more PUTs.
+RETRY = 0.001
+LOOP_WAIT = 0.005
+BUSY: list[Outcome] = []  # a group's "outcomes" when the writer lock was taken: try again
 
 
 def _settle(batch: list[Job], outcomes: list[Outcome]) -> None:
@@ -145,7 +153,14 @@ class WriterLock:
 
 
 class Writer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], lock_path: Path, *, on_loop: bool) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        lock_path: Path,
+        *,
+        on_loop: bool,
+        loop_wait: float = LOOP_WAIT,
+    ) -> None:
         self._connect = connect
         self._lock_path = lock_path
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
@@ -153,6 +168,9 @@ class Writer:
         self._started = False
         self._on_loop = on_loop
         self._pending: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+        # When each loop's waiting group first found the writer lock taken.
+        self._busy_since: dict[asyncio.AbstractEventLoop, float] = {}
+        self._loop_wait = loop_wait
         # The loop-side connection, used by one loop at a time (tests and tools may run several loops).
         self._loop_conn: sqlite3.Connection | None = None
         self._loop_lock = threading.Lock()
@@ -168,6 +186,7 @@ class Writer:
         for loop, batch in list(self._pending.items()):
             # Groups a stopping loop never ran (its turn did not come): the thread takes them.
             del self._pending[loop]
+            self._busy_since.pop(loop, None)
             for job in batch:
                 self._queue.put(job)
         if self._started:
@@ -203,9 +222,20 @@ class Writer:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         batch = self._pending.pop(loop, [])
+        since = self._busy_since.pop(loop, None)
         for start in range(0, len(batch), MAX_LOOP_BATCH):
             part = batch[start : start + MAX_LOOP_BATCH]
             outcomes = self._on_loop_or_none(part)
+            if outcomes is BUSY:
+                now = loop.time()
+                since = now if since is None else since
+                if now - since < self._loop_wait:
+                    # Kept ahead of the writes that come meanwhile (run() sees the list and adds to it).
+                    self._pending[loop] = batch[start:]
+                    self._busy_since[loop] = since
+                    loop.call_later(RETRY, self._flush, loop)
+                    return
+                outcomes = None
             if outcomes is None:
                 for job in part:
                     self._queue.put(job)
@@ -213,13 +243,18 @@ class Writer:
                 _settle(part, outcomes)
 
     def _on_loop_or_none(self, batch: list[Job]) -> list[Outcome] | None:
-        """The batch's outcomes, or None when the file's lock (or the loop-side connection) is taken."""
+        """The batch's outcomes; BUSY when the file's writer lock is taken; None when the thread should take
+        the batch (the loop-side connection is in use by another loop, failed, or SQLite's lock is taken by a
+        program that does not use the writer lock)."""
         if not self._loop_lock.acquire(blocking=False):
             return None
         file_lock = self._loop_file_lock
-        if file_lock is None or not file_lock.take(wait=False):
+        if file_lock is None:
             self._loop_lock.release()
             return None
+        if not file_lock.take(wait=False):
+            self._loop_lock.release()
+            return BUSY
         try:
             if self._loop_conn is None:
                 self._loop_conn = self._connect()
