@@ -28,8 +28,12 @@ def connector(path: Path, made: list[str] | None = None) -> Callable[[], sqlite3
     return connect
 
 
-def insert(value: int) -> Callable[[sqlite3.Connection], int]:
+def insert(value: int, threads: list[int] | None = None) -> Callable[[sqlite3.Connection], int]:
+    """A job that inserts its value (noting in `threads` the thread it ran on)."""
+
     def job(conn: sqlite3.Connection) -> int:
+        if threads is not None:
+            threads.append(threading.get_ident())
         conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
         return value
 
@@ -125,17 +129,6 @@ def test_writers_queue_on_the_writer_lock(db: Path) -> None:
     assert values(db) == [9]
 
 
-def where(value: int, threads: list[int]) -> Callable[[sqlite3.Connection], int]:
-    """A job that inserts its value and notes the thread it ran on."""
-
-    def job(conn: sqlite3.Connection) -> int:
-        threads.append(threading.get_ident())
-        conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
-        return value
-
-    return job
-
-
 @pytest.mark.parametrize("loop_wait", [60.0, 0.0])
 def test_a_group_that_finds_the_writer_lock_taken_waits_on_the_loop_until_loop_wait(
     db: Path, loop_wait: float
@@ -151,9 +144,9 @@ def test_a_group_that_finds_the_writer_lock_taken_waits_on_the_loop_until_loop_w
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            first = asyncio.create_task(writer.run(where(1, threads)))
+            first = asyncio.create_task(writer.run(insert(1, threads)))
             await asyncio.sleep(0.05)
-            second = asyncio.create_task(writer.run(where(2, threads)))
+            second = asyncio.create_task(writer.run(insert(2, threads)))
             await asyncio.sleep(0.05)
             assert not first.done()
             assert not second.done()

@@ -168,8 +168,6 @@ class Writer:
         self._started = False
         self._on_loop = on_loop
         self._pending: dict[asyncio.AbstractEventLoop, list[Job]] = {}
-        # When each loop's waiting group first found the writer lock taken.
-        self._busy_since: dict[asyncio.AbstractEventLoop, float] = {}
         self._loop_wait = loop_wait
         # The loop-side connection, used by one loop at a time (tests and tools may run several loops).
         self._loop_conn: sqlite3.Connection | None = None
@@ -186,7 +184,6 @@ class Writer:
         for loop, batch in list(self._pending.items()):
             # Groups a stopping loop never ran (its turn did not come): the thread takes them.
             del self._pending[loop]
-            self._busy_since.pop(loop, None)
             for job in batch:
                 self._queue.put(job)
         if self._started:
@@ -220,20 +217,19 @@ class Writer:
 
     # --- on the loop
 
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _flush(self, loop: asyncio.AbstractEventLoop, busy_since: float | None = None) -> None:
+        """Run the loop's group; `busy_since`: when it first found the writer lock taken, on a retry."""
         batch = self._pending.pop(loop, [])
-        since = self._busy_since.pop(loop, None)
         for start in range(0, len(batch), MAX_LOOP_BATCH):
             part = batch[start : start + MAX_LOOP_BATCH]
-            outcomes = self._on_loop_or_none(part)
+            outcomes = self._try_on_loop(part)
             if outcomes is BUSY:
                 now = loop.time()
-                since = now if since is None else since
+                since = now if busy_since is None else busy_since
                 if now - since < self._loop_wait:
                     # Kept ahead of the writes that come meanwhile (run() sees the list and adds to it).
                     self._pending[loop] = batch[start:]
-                    self._busy_since[loop] = since
-                    loop.call_later(RETRY, self._flush, loop)
+                    loop.call_later(RETRY, self._flush, loop, since)
                     return
                 outcomes = None
             if outcomes is None:
@@ -242,7 +238,7 @@ class Writer:
             else:
                 _settle(part, outcomes)
 
-    def _on_loop_or_none(self, batch: list[Job]) -> list[Outcome] | None:
+    def _try_on_loop(self, batch: list[Job]) -> list[Outcome] | None:
         """The batch's outcomes; BUSY when the file's writer lock is taken; None when the thread should take
         the batch (the loop-side connection is in use by another loop, failed, or SQLite's lock is taken by a
         program that does not use the writer lock)."""
