@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import sqlite3
 import stat
@@ -157,16 +158,20 @@ class Database:
 
     async def write(
         self,
-        job: Callable[[sqlite3.Connection], T],
-        *,
+        job: Callable[..., T],
+        *args: Any,
         frees: bool = False,
         tidies: bool = False,
         after: Callable[[], None] | None = None,
     ) -> T:
-        """Run a write job. `frees`: it makes room (a delete), so a full disk gives up the reserve for it.
-        `tidies`: it only forgets files already removed, so a full disk gives up a sliver of the reserve: the
-        rest stays for the deletes users send, which the next uploads would otherwise leave no room for.
+        """Run job(connection, *args) in a write transaction. The job is a module-level function, and its
+        arguments and result are plain data: another process may run it (the one that writes for all).
+        `frees`: it makes room (a delete), so a full disk gives up the reserve for it. `tidies`: it only
+        forgets files already removed, so a full disk gives up a sliver of the reserve: the rest stays for the
+        deletes users send, which the next uploads would otherwise leave no room for.
         `after`: called once the job has committed (see Writer.run)."""
+        if args:
+            job = functools.partial(job, *args)
         try:
             return await self.writer.run(job, after)
         except sqlite3.OperationalError as exc:
