@@ -31,9 +31,10 @@ def build_blobs(settings: Settings) -> BlobStore:
     raise ValueError(f"Blob store {url!r} is not one Satchel knows: leave it empty for files, or use s3://.")
 
 
-def build_engine(settings: Settings, blobs: BlobStore) -> tuple[Any, ChangeFeed]:
+def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) -> tuple[Any, ChangeFeed]:
     """The metadata engine (its users, grants, stores, records and sessions tables) and the feed that reaches
-    its readers."""
+    its readers. `serving`: for a server's process, which with several beside it hands its SQLite writes to
+    one of them; a command writes itself."""
     common: dict[str, Any] = {
         "inline_max": settings.inline_max_bytes,
         "max_record_bytes": settings.max_record_bytes,
@@ -48,6 +49,7 @@ def build_engine(settings: Settings, blobs: BlobStore) -> tuple[Any, ChangeFeed]
             blobs,
             fsync=settings.durability == "power",
             on_record_change=feed.record_changed,
+            handoff=serving and settings.workers > 1,
             **common,
         )
         return engine, feed
@@ -63,7 +65,7 @@ def build_engine(settings: Settings, blobs: BlobStore) -> tuple[Any, ChangeFeed]
 def build_storage(settings: Settings, *, housekeeping: bool = True) -> Storage:
     """Everything the services need; `housekeeping=False` for short-lived commands (the CLI)."""
     blobs = build_blobs(settings)
-    engine, feed = build_engine(settings, blobs)
+    engine, feed = build_engine(settings, blobs, serving=housekeeping)
     storage = Storage(
         users=engine.users,
         grants=engine.grants,

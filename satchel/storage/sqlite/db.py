@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import os
 import sqlite3
 import stat
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 
 from satchel.errors import StorageFull
 from satchel.storage.durable import fsync_path
+from satchel.storage.sqlite.handoff import Handoff
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer, WriterLock
@@ -71,8 +71,14 @@ def _private_files(database: Path, *companions: Path) -> None:
                 path.chmod(0o600)
 
 
+def _bound(job: Callable[..., T], args: tuple[Any, ...]) -> Callable[[sqlite3.Connection], T]:
+    return lambda conn: job(conn, *args)
+
+
 class Database:
-    def __init__(self, data_dir: Path, *, fsync: bool, reserve_bytes: int = RESERVE_BYTES) -> None:
+    def __init__(
+        self, data_dir: Path, *, fsync: bool, reserve_bytes: int = RESERVE_BYTES, handoff: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.path = data_dir / "satchel.db"
         self.wal_path = data_dir / "satchel.db-wal"
@@ -80,6 +86,8 @@ class Database:
         self.fsync = fsync
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
         self.writer = Writer(self._connect_writer, self.lock_path, on_loop=not fsync)
+        # With several server processes on the file, one writes for all (handoff.py).
+        self.handoff = Handoff(data_dir, self._write_here) if handoff else None
         self._local = threading.local()
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
         self._checkpointer_lock: WriterLock | None = None
@@ -139,6 +147,8 @@ class Database:
             self._open_file()
         self.reserve.restore()
         self.writer.start()
+        if self.handoff is not None:
+            await self.handoff.start()
 
     def _open_file(self) -> None:
         schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
@@ -147,6 +157,8 @@ class Database:
             migrate(conn)
 
     async def close(self) -> None:
+        if self.handoff is not None:
+            await self.handoff.stop()  # the jobs handed to this process run before its writer stops
         self.writer.stop()
         await asyncio.to_thread(self._close_checkpointer)
         conn = getattr(self._local, "conn", None)
@@ -170,8 +182,23 @@ class Database:
         forgets files already removed, so a full disk gives up a sliver of the reserve: the rest stays for the
         deletes users send, which the next uploads would otherwise leave no room for.
         `after`: called once the job has committed (see Writer.run)."""
+        handoff = self.handoff
+        if handoff is not None and not handoff.leading:
+            link = handoff.link if handoff.link is not None and handoff.link.open else await handoff.elect()
+            if link is not None:
+                return await link.run(job, args, frees, tidies, after)  # type: ignore[no-any-return]
+        return await self._write_here(job, args, frees, tidies, after)
+
+    async def _write_here(
+        self,
+        job: Callable[..., T],
+        args: tuple[Any, ...],
+        frees: bool,
+        tidies: bool,
+        after: Callable[[], None] | None = None,
+    ) -> T:
         if args:
-            job = functools.partial(job, *args)
+            job = _bound(job, args)
         try:
             return await self.writer.run(job, after)
         except sqlite3.OperationalError as exc:

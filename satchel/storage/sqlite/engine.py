@@ -32,8 +32,9 @@ class SqliteEngine:
         max_record_bytes: int,
         reserve_bytes: int = RESERVE_BYTES,
         on_record_change: Callable[[int, str], None] | None = None,
+        handoff: bool = False,
     ) -> None:
-        self.db = Database(data_dir, fsync=fsync, reserve_bytes=reserve_bytes)
+        self.db = Database(data_dir, fsync=fsync, reserve_bytes=reserve_bytes, handoff=handoff)
         self.users = SqliteUsers(self.db)
         self.grants = SqliteGrants(self.db)
         self.stores = SqliteStores(self.db)

@@ -1,0 +1,303 @@
+"""Several server processes on one SQLite file: one of them writes for all.
+
+SQLite lets one writer at a time into a file. Worker processes that each write take turns on its lock, and
+a turn costs each of them more than the write: a write job handed from one process to another costs less
+than the wait. So when `satchel serve` runs several workers, one of them leads: it holds the lead lock (an
+flock on `satchel.db-lead` in the data dir) and listens on a Unix socket beside it, and the others send it
+their write jobs (a module-level function and its arguments, pickled) and wait for its answer, which comes
+once the job has committed. The lead runs them in its own groups, on its event loop, beside its own writes.
+
+The election is for speed, not for safety: every writer of the file still takes the writer lock
+(writer.py), so a management command, or a new lead starting while the old one finishes, never tears
+anything.
+
+A lead that stops tells the others (BYE): they send it nothing more, and close their link once every job on
+it is answered; then the lead lets its lock go, and whichever worker writes next takes it. A lead that dies
+(killed, crashed) leaves the jobs it had not answered in doubt: their requests fail with 503 saying so, and
+reading the record back tells whether the change was stored. The lock goes with the process.
+
+Only processes of the same user may connect: the socket is in the data dir (0700), and the lead checks each
+peer's uid, since what arrives is unpickled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from satchel.errors import SatchelError, Unavailable
+from satchel.storage.sqlite.writer import WriterLock
+
+log = logging.getLogger(__name__)
+LEAD_FILE = "satchel.db-lead"
+SOCKET_FILE = "satchel.db-lead.sock"
+LENGTH = struct.Struct("!I")
+PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+BYE = 0  # the sequence number of the lead's word that it stops
+ELECTION_SECONDS = 10.0  # how long a write waits for some process to lead before it gives up
+ELECTION_RETRY = 0.005  # seconds between two looks for a lead that is starting or stopping
+STOP_WAIT = 5.0  # seconds a stopping lead waits for the others to close their links
+MAX_SOCKET_PATH = 100  # bytes: sun_path holds 108 with its terminator
+IN_DOUBT = (
+    "The server process that writes for this one stopped before it answered; the change may or may not"
+    " have been stored. Read it back, or send it again."
+)
+
+# Runs a job here: (job, args, frees, tidies) -> its result, once committed.
+RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool], Awaitable[Any]]
+After = Callable[[], None] | None
+
+
+class Handoff:
+    """Which process writes: this one (`leading`), or the lead, over `link`."""
+
+    def __init__(self, data_dir: Path, run_here: RunHere) -> None:
+        self._data_dir = data_dir
+        self._run_here = run_here
+        self._lock: WriterLock | None = None
+        self._dir_fd: int | None = None  # for a socket path too long to bind by name
+        self._server: asyncio.Server | None = None
+        self._served: set[_Served] = set()
+        self._electing: asyncio.Lock | None = None
+        self._stopping = False
+        self.leading = False
+        self.link: _Link | None = None
+
+    async def start(self) -> None:
+        """Lead if no process does yet; otherwise the link is made at the first write."""
+        self._lock = WriterLock(self._data_dir / LEAD_FILE)
+        self._electing = asyncio.Lock()
+        if self._lock.take(wait=False):
+            await self._lead()
+
+    async def elect(self) -> _Link | None:
+        """The link to the lead, made now if there is none (or it closed); None once this process leads."""
+        assert self._electing is not None, "start() first"
+        assert self._lock is not None
+        async with self._electing:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + ELECTION_SECONDS
+            while not self.leading and not (self.link is not None and self.link.open):
+                if self._stopping:
+                    raise Unavailable("The server is stopping; send the change again.")
+                if self._lock.take(wait=False):
+                    await self._lead()
+                    break
+                try:
+                    _, self.link = await loop.create_unix_connection(_Link, self._address())
+                    log.info("process %d hands its writes to the process that leads", os.getpid())
+                except OSError:  # the lead is still starting, or stopping: no socket, or nobody listening
+                    if loop.time() > deadline:
+                        raise Unavailable(
+                            f"No process of this server took the change within {ELECTION_SECONDS:g} s;"
+                            " try again."
+                        ) from None
+                    await asyncio.sleep(ELECTION_RETRY)
+            return None if self.leading else self.link
+
+    async def stop(self) -> None:
+        """Stop leading (answering every job already sent) or close the link; let the lock go."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+            for served in list(self._served):
+                served.send((BYE, None, None))
+            waits = [served.closed for served in self._served]
+            if waits:
+                await asyncio.wait(waits, timeout=STOP_WAIT)
+            for served in list(self._served):
+                served.transport.abort()
+            with contextlib.suppress(FileNotFoundError):
+                (self._data_dir / SOCKET_FILE).unlink()
+            self._server = None
+        self.leading = False
+        if self.link is not None:
+            self.link.transport.close()
+            self.link = None
+        if self._lock is not None:
+            self._lock.close()  # lets the lead lock go, if this process held it
+            self._lock = None
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    async def _lead(self) -> None:
+        # A socket left by a lead that died: nobody listens on it, and only the lock's holder binds.
+        with contextlib.suppress(FileNotFoundError):
+            (self._data_dir / SOCKET_FILE).unlink()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _Served(self), self._address())
+        self.leading = True
+        log.info("process %d writes for the server's other processes", os.getpid())
+
+    def _address(self) -> str:
+        path = str(self._data_dir / SOCKET_FILE)
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            return path
+        # Too long for sun_path: reach the data dir through a descriptor held open on it.
+        if self._dir_fd is None:
+            self._dir_fd = os.open(self._data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{self._dir_fd}/{SOCKET_FILE}"
+
+
+def _frame(message: tuple[Any, ...]) -> bytes:
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    return LENGTH.pack(len(data)) + data
+
+
+class _Framed(asyncio.Protocol):
+    """A stream of length-prefixed pickled tuples each way; what is sent in one turn of the loop goes out
+    in one write."""
+
+    transport: asyncio.Transport
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(_frame(message))
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if not self.transport.is_closing():
+            self.transport.write(b"".join(out))
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            for message in self._messages():
+                self.received(message)
+        except Exception:  # a frame that does not unpickle: the link cannot be trusted further
+            log.exception("a write link sent what could not be read; closing it")
+            self.transport.abort()
+
+    def _messages(self) -> Iterator[tuple[Any, ...]]:
+        buffer = self._buffer
+        start = 0
+        while len(buffer) - start >= LENGTH.size:
+            (length,) = LENGTH.unpack_from(buffer, start)
+            end = start + LENGTH.size + length
+            if len(buffer) < end:
+                break
+            message = pickle.loads(memoryview(buffer)[start + LENGTH.size : end])  # noqa: S301 - same user
+            start = end
+            yield message
+        del buffer[:start]
+
+    def received(self, message: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+
+class _Served(_Framed):
+    """The lead's end of one other process's link: runs each job it sends, answers once committed."""
+
+    def __init__(self, handoff: Handoff) -> None:
+        super().__init__()
+        self.handoff = handoff
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock: socket.socket = transport.get_extra_info("socket")
+        _, uid, _ = PEER_CREDENTIALS.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
+        )
+        if uid != os.getuid():
+            log.warning("refused a write link from user %d", uid)
+            self.transport.abort()
+            return
+        self.handoff._served.add(self)
+
+    def received(self, message: tuple[Any, ...]) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(*message))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _answer(
+        self, seq: int, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool
+    ) -> None:
+        try:
+            answer: tuple[Any, ...] = (seq, await self.handoff._run_here(job, args, frees, tidies), None)
+        except Exception as exc:
+            answer = (seq, None, exc)
+        try:
+            self.send(answer)
+        except Exception:  # a result or error that does not pickle: the change stands, the answer cannot
+            log.exception("the answer to a handed-over write could not be sent")
+            self.send((seq, None, SatchelError("The change was stored, but its answer was lost.")))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.handoff._served.discard(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Link(_Framed):
+    """This process's end of its link to the lead: jobs out, answers in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = True  # until the lead says BYE, or the link is lost
+        self._seq = itertools.count(BYE + 1)
+        self._waiting: dict[int, tuple[asyncio.Future[Any], After]] = {}
+
+    def run(
+        self, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool, after: After
+    ) -> asyncio.Future[Any]:
+        """The job sent to the lead; its future is resolved once it has committed there, after `after` has
+        been called here (even if the future was cancelled meanwhile)."""
+        seq = next(self._seq)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.send((seq, job, args, frees, tidies))
+        self._waiting[seq] = (fut, after)
+        return fut
+
+    def received(self, message: tuple[Any, ...]) -> None:
+        seq, result, error = message
+        if seq == BYE:
+            self.open = False
+        else:
+            fut, after = self._waiting.pop(seq)
+            if error is None:
+                _call(after)
+            if not fut.done():
+                if error is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(error)
+        if not self.open and not self._waiting:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        waiting, self._waiting = self._waiting, {}
+        for fut, after in waiting.values():
+            # Perhaps committed: those reading the record through a cache must look again.
+            _call(after)
+            if not fut.done():
+                fut.set_exception(Unavailable(IN_DOUBT))
+
+
+def _call(after: After) -> None:
+    if after is not None:
+        try:
+            after()
+        except Exception:  # the commit stands; a failed announcement must not turn it into an error
+            log.exception("an after-commit call failed")

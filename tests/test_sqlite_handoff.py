@@ -1,0 +1,238 @@
+"""Several processes on one SQLite file, one writing for all: jobs handed to the lead over its socket run in
+its writer and answer with their results or errors; the others take over when it stops, or dies."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from satchel.errors import NotFound, Unavailable
+from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
+from tests.harness.server import start_server, stop_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# Jobs are module-level functions, as the engine's are: the lead imports them by name.
+def make_table(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER UNIQUE)")
+
+
+def insert(conn: sqlite3.Connection, value: int) -> int:
+    conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
+    return value
+
+
+def connection_id(conn: sqlite3.Connection) -> int:
+    """Which connection ran the job (the lead's loop-side one, or another)."""
+    return id(conn)
+
+
+def refuse(conn: sqlite3.Connection, value: int) -> None:
+    conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
+    raise NotFound(f"no {value}")
+
+
+def slow_insert(conn: sqlite3.Connection, value: int) -> int:
+    time.sleep(2)
+    conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
+    return value
+
+
+def stored(data_dir: Path) -> list[int]:
+    with sqlite3.connect(data_dir / "satchel.db") as conn:
+        return [x for (x,) in conn.execute("SELECT x FROM t ORDER BY x")]
+
+
+def leads(db: Database) -> bool:
+    assert db.handoff is not None
+    return db.handoff.leading
+
+
+async def opened(data_dir: Path) -> Database:
+    db = Database(data_dir, fsync=False, reserve_bytes=0, handoff=True)
+    await db.open()
+    return db
+
+
+def test_the_second_process_hands_its_writes_to_the_lead(tmp_path: Path) -> None:
+    async def main() -> None:
+        lead = await opened(tmp_path)
+        other = await opened(tmp_path)
+        try:
+            assert leads(lead)
+            assert not leads(other)
+            await other.write(make_table)
+            called: list[int] = []
+            results = await asyncio.gather(
+                *(other.write(insert, n, after=functools.partial(called.append, n)) for n in range(100))
+            )
+            assert results == list(range(100))
+            assert sorted(called) == list(range(100))  # each after-commit call, in the sending process
+            # The job ran on the lead's own writer connection, not on one of the other's.
+            assert await other.write(connection_id) == id(lead.writer._loop_conn)
+            assert other.writer._loop_conn is None
+            # A job's error comes back as itself, and its change is undone alone.
+            with pytest.raises(NotFound, match="no 500"):
+                await other.write(refuse, 500, after=lambda: called.append(-1))
+            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+                await other.write(insert, 5)
+            assert -1 not in called
+            assert await lead.write(insert, 100) == 100
+        finally:
+            await other.close()
+            await lead.close()
+        assert stored(tmp_path) == list(range(101))
+
+    asyncio.run(main())
+
+
+def test_when_the_lead_stops_its_jobs_are_answered_and_another_process_leads(tmp_path: Path) -> None:
+    async def main() -> None:
+        lead = await opened(tmp_path)
+        other = await opened(tmp_path)
+        await other.write(make_table)
+        assert not leads(other)
+        # Writes in flight while the lead stops: it answers what it was sent, the rest go to the new lead.
+        writes = [asyncio.ensure_future(other.write(insert, n)) for n in range(300)]
+        await asyncio.sleep(0)
+        await lead.close()
+        writes += [asyncio.ensure_future(other.write(insert, n)) for n in range(300, 400)]
+        assert await asyncio.gather(*writes) == list(range(400))
+        assert leads(other)
+        assert await other.write(connection_id) == id(other.writer._loop_conn)
+        # A process opened now hands its writes to the new lead.
+        third = await opened(tmp_path)
+        assert not leads(third)
+        assert await third.write(insert, 400) == 400
+        await third.close()
+        await other.close()
+        assert stored(tmp_path) == list(range(401))
+
+    asyncio.run(main())
+
+
+LEAD_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from satchel.storage.sqlite.db import Database
+
+async def main():
+    db = Database(Path(sys.argv[1]), fsync=False, reserve_bytes=0, handoff=True)
+    await db.open()
+    print("leading" if db.handoff.leading else "not leading", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def lead_process(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", LEAD_SCRIPT, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "leading"
+    yield process
+    process.kill()
+    process.wait()
+    process.stdout.close()
+
+
+def test_when_the_lead_dies_its_unanswered_jobs_are_in_doubt_and_the_next_write_leads(
+    tmp_path: Path, lead_process: subprocess.Popen[str]
+) -> None:
+    async def main() -> None:
+        other = await opened(tmp_path)
+        try:
+            assert not leads(other)
+            await other.write(make_table)
+            assert await other.write(insert, 1) == 1
+            marked: list[int] = []
+            slow = asyncio.ensure_future(other.write(slow_insert, 2, after=lambda: marked.append(2)))
+            await asyncio.sleep(0.5)  # the lead is inside the job
+            lead_process.send_signal(signal.SIGKILL)
+            with pytest.raises(Unavailable, match="may or may not have been stored") as refused:
+                await slow
+            assert refused.value.message == IN_DOUBT
+            # A change in doubt is announced all the same: caches in other processes must not keep the old.
+            assert marked == [2]
+            lead_process.wait()  # gone for good (while it exits, its socket may still take a connection)
+            # The lock died with the lead: this process takes it at its next write.
+            assert await other.write(insert, 3) == 3
+            assert leads(other)
+        finally:
+            await other.close()
+        assert stored(tmp_path) == [1, 3]  # the killed lead's job never committed
+        assert not (tmp_path / SOCKET_FILE).exists()
+
+    asyncio.run(main())
+
+
+def test_a_data_dir_too_deep_for_a_socket_path_still_hands_over(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+
+    async def main() -> None:
+        lead = await opened(deep)
+        other = await opened(deep)
+        try:
+            assert not leads(other)
+            await other.write(make_table)
+            assert await other.write(connection_id) == id(lead.writer._loop_conn)
+        finally:
+            await other.close()
+            await lead.close()
+
+    asyncio.run(main())
+
+
+def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) -> None:
+    """Records, dataset items and requests written on fresh connections (to whichever worker takes each)
+    are all stored; one worker leads, and the other hands it its writes."""
+    server = start_server(tmp_path / "data", args=("--workers", "2"), env={"SATCHEL_LOG_LEVEL": "info"})
+    try:
+        with server.client() as client:
+            store = client.post("/key-value-stores", params={"name": "both"}).json()["data"]["id"]
+            dataset = client.post("/datasets", params={"name": "both"}).json()["data"]["id"]
+            queue = client.post("/request-queues", params={"name": "both"}).json()["data"]["id"]
+
+        def write(n: int) -> None:
+            # A connection per request, so that both workers take some.
+            with server.client(headers={"connection": "close"}) as fresh:
+                assert fresh.put(f"/key-value-stores/{store}/records/k{n:03d}", content=b"v%d" % n).is_success
+                assert fresh.post(f"/datasets/{dataset}/items", json={"n": n}).is_success
+                request = {"url": f"https://example.com/{n}", "uniqueKey": str(n)}
+                added = fresh.post(f"/request-queues/{queue}/requests", json=request)
+                assert added.is_success, added.text
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(200)))
+        with server.client() as client:
+            keys = client.get(f"/key-value-stores/{store}/keys", params={"limit": 1000}).json()["data"]
+            assert [k["key"] for k in keys["items"]] == [f"k{n:03d}" for n in range(200)]
+            assert client.get(f"/key-value-stores/{store}/records/k123").content == b"v123"
+            items = client.get(f"/datasets/{dataset}/items", params={"limit": 1000}).json()
+            assert sorted(item["n"] for item in items) == list(range(200))
+            assert client.get(f"/request-queues/{queue}").json()["data"]["totalRequestCount"] == 200
+    finally:
+        stop_server(server)
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert log.count("writes for the server's other processes") == 1, log
+    assert log.count("hands its writes to the process that leads") == 1, log
