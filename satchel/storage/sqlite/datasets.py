@@ -28,6 +28,20 @@ PAGE_DESC = PAGE_ASC + " DESC"
 IN_LIST = 500  # ids per IN (...) of a counts lookup, under SQLite's bound on parameters
 
 
+def _append_items(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection, store_pk: int, items: list[bytes], clean_count: int, size: int, now: int
+) -> DatasetCounts:
+    if conn.execute(TOUCH_STORE, (size, now, now, store_pk)).rowcount == 0:
+        raise NotFound("Dataset was not found.")
+    total, clean = conn.execute(ADD_COUNTS, (store_pk, len(items), clean_count)).fetchone()
+    start = total - len(items)
+    conn.executemany(
+        "INSERT INTO dataset_items (store_pk, seq, item) VALUES (?, ?, ?)",
+        [(store_pk, start + i, item) for i, item in enumerate(items)],
+    )
+    return DatasetCounts(total, clean)
+
+
 class SqliteDatasets:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -51,20 +65,7 @@ class SqliteDatasets:
         return {pk: found.get(pk, DatasetCounts()) for pk in pks}
 
     async def append(self, store_pk: int, batch: ItemBatch, *, now: int) -> DatasetCounts:
-        def job(conn: sqlite3.Connection) -> DatasetCounts:
-            if conn.execute(TOUCH_STORE, (batch.size, now, now, store_pk)).rowcount == 0:
-                raise NotFound("Dataset was not found.")
-            total, clean = conn.execute(
-                ADD_COUNTS, (store_pk, len(batch.items), batch.clean_count)
-            ).fetchone()
-            start = total - len(batch.items)
-            conn.executemany(
-                "INSERT INTO dataset_items (store_pk, seq, item) VALUES (?, ?, ?)",
-                [(store_pk, start + i, item) for i, item in enumerate(batch.items)],
-            )
-            return DatasetCounts(total, clean)
-
-        return await self.db.write(job)
+        return await self.db.write(_append_items, store_pk, batch.items, batch.clean_count, batch.size, now)
 
     async def items(self, store_pk: int, first: int, end: int, *, desc: bool) -> list[bytes]:
         rows = self.db.all(PAGE_DESC if desc else PAGE_ASC, (store_pk, first, end))

@@ -87,6 +87,172 @@ def _held(conn: sqlite3.Connection, pk: int, request_id: str, client_key: str, n
     check_held(row, client_key, now)
 
 
+def _note_client(conn: sqlite3.Connection, store_pk: int, client_key: str) -> QueueState:
+    _open(conn, store_pk, client_key)
+    return _state(conn, store_pk)
+
+
+def _add_requests(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection,
+    store_pk: int,
+    requests: Sequence[NewRequest],
+    forefront: bool,
+    client_key: str,
+    now: int,
+) -> list[RequestAdded]:
+    _open(conn, store_pk, client_key)
+    ids = list({r.id for r in requests})
+    marks = ",".join("?" * len(ids))
+    found = conn.execute(
+        f"SELECT id, handled_at FROM requests WHERE store_pk = ? AND id IN ({marks})",  # noqa: S608
+        (store_pk, *ids),
+    ).fetchall()
+    handled = {row["id"]: row["handled_at"] is not None for row in found}
+    results: list[RequestAdded] = []
+    new: list[NewRequest] = []
+    for request in requests:
+        if request.id in handled:
+            results.append(RequestAdded(request.id, True, handled[request.id]))
+        else:
+            handled[request.id] = request.handled_at is not None
+            new.append(request)
+            results.append(RequestAdded(request.id, False, False))
+    if new:
+        first = _reserve(conn, store_pk, len(new), now)
+        sign = -1 if forefront else 1
+        conn.executemany(
+            "INSERT INTO requests (store_pk, id, order_no, handled_at, body) VALUES (?, ?, ?, ?, ?)",
+            [(store_pk, r.id, sign * (first + i), r.handled_at, r.body) for i, r in enumerate(new)],
+        )
+        done = sum(r.handled_at is not None for r in new)
+        _changed(conn, store_pk, now, total=len(new), handled=done)
+        grown = sum(len(r.body) for r in new)
+        _store_written(conn, store_pk, now, writes=len(new), deletes=0, grown=grown)
+    return results
+
+
+def _put_request(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection, store_pk: int, request: NewRequest, forefront: bool, client_key: str, now: int
+) -> RequestAdded:
+    _open(conn, store_pk, client_key)
+    old = conn.execute(
+        "SELECT handled_at, length(body) AS size FROM requests WHERE store_pk = ? AND id = ?",
+        (store_pk, request.id),
+    ).fetchone()
+    order = _reserve(conn, store_pk, 1, now) * (-1 if forefront else 1)
+    was_handled = old is not None and old["handled_at"] is not None
+    is_handled = request.handled_at is not None
+    conn.execute(
+        "INSERT INTO requests (store_pk, id, order_no, handled_at, body) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (store_pk, id) DO UPDATE SET order_no = excluded.order_no,"
+        " handled_at = excluded.handled_at, body = excluded.body, lock_expires_at = NULL,"
+        " lock_client = NULL",
+        (store_pk, request.id, order, request.handled_at, request.body),
+    )
+    _changed(conn, store_pk, now, total=old is None, handled=is_handled - was_handled)
+    grown = len(request.body) - (old["size"] if old else 0)
+    _store_written(conn, store_pk, now, writes=1, deletes=0, grown=grown)
+    return RequestAdded(request.id, old is not None, was_handled)
+
+
+def _delete_requests(
+    conn: sqlite3.Connection, store_pk: int, ids: Sequence[str], client_key: str, now: int
+) -> list[str]:
+    _open(conn, store_pk, client_key)
+    marks = ",".join("?" * len(ids))
+    gone = conn.execute(
+        f"DELETE FROM requests WHERE store_pk = ? AND id IN ({marks})"  # noqa: S608
+        " RETURNING id, handled_at, length(body) AS size",
+        (store_pk, *ids),
+    ).fetchall()
+    if gone:
+        done = sum(row["handled_at"] is not None for row in gone)
+        _changed(conn, store_pk, now, total=-len(gone), handled=-done)
+        size = sum(row["size"] for row in gone)
+        _store_written(conn, store_pk, now, writes=0, deletes=len(gone), grown=-size)
+    return [row["id"] for row in gone]
+
+
+def _lock_head(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection, store_pk: int, limit: int, expires: int, client_key: str, now: int
+) -> LockedHead:
+    _open(conn, store_pk, client_key)
+    rows = conn.execute(
+        f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {HEAD_WHERE}"  # noqa: S608
+        " ORDER BY order_no, id LIMIT ?",
+        (store_pk, now, limit),
+    ).fetchall()
+    items = [RequestRow.from_row(row) for row in rows]
+    if items:
+        conn.executemany(
+            "UPDATE requests SET lock_expires_at = ?, lock_client = ?, order_no = ?"
+            " WHERE store_pk = ? AND id = ?",
+            [(expires, client_key, expires * ORDER_SCALE, store_pk, r.id) for r in items],
+        )
+        _changed(conn, store_pk, now)
+        for item in items:
+            item.lock_expires_at, item.lock_client = expires, client_key
+    has_locked = conn.execute(
+        "SELECT 1 FROM requests WHERE store_pk = ? AND lock_expires_at > ? AND handled_at IS NULL LIMIT 1",
+        (store_pk, now),
+    ).fetchone()
+    return LockedHead(items, _state(conn, store_pk), has_locked is not None)
+
+
+def _prolong_lock(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection,
+    store_pk: int,
+    request_id: str,
+    expires: int,
+    client_key: str,
+    forefront: bool,
+    now: int,
+) -> int:
+    _open(conn, store_pk, client_key)
+    _held(conn, store_pk, request_id, client_key, now)
+    conn.execute(
+        "UPDATE requests SET lock_expires_at = ?, order_no = ? WHERE store_pk = ? AND id = ?",
+        (expires, expires * ORDER_SCALE * (-1 if forefront else 1), store_pk, request_id),
+    )
+    _changed(conn, store_pk, now)
+    return expires
+
+
+def _release_lock(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection, store_pk: int, request_id: str, client_key: str, forefront: bool, now: int
+) -> None:
+    _open(conn, store_pk, client_key)
+    _held(conn, store_pk, request_id, client_key, now)
+    order = _reserve(conn, store_pk, 1, now) * (-1 if forefront else 1)
+    conn.execute(
+        "UPDATE requests SET lock_expires_at = NULL, lock_client = NULL, order_no = ?"
+        " WHERE store_pk = ? AND id = ?",
+        (order, store_pk, request_id),
+    )
+    _changed(conn, store_pk, now)
+
+
+def _unlock_client(conn: sqlite3.Connection, store_pk: int, client_key: str, now: int) -> int:
+    _open(conn, store_pk, client_key)
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM requests WHERE store_pk = ? AND lock_expires_at > ?"
+            " AND handled_at IS NULL AND lock_client = ? ORDER BY order_no, id",
+            (store_pk, now, client_key),
+        )
+    ]
+    if ids:
+        first = _reserve(conn, store_pk, len(ids), now)
+        conn.executemany(
+            "UPDATE requests SET lock_expires_at = NULL, lock_client = NULL, order_no = ?"
+            " WHERE store_pk = ? AND id = ?",
+            [(first + i, store_pk, request_id) for i, request_id in enumerate(ids)],
+        )
+        _changed(conn, store_pk, now)
+    return len(ids)
+
+
 class SqliteQueues:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -102,73 +268,17 @@ class SqliteQueues:
         return {row["store_pk"]: QueueState.from_row(row) for row in rows}
 
     async def note_client(self, store_pk: int, client_key: str) -> QueueState:
-        def job(conn: sqlite3.Connection) -> QueueState:
-            _open(conn, store_pk, client_key)
-            return _state(conn, store_pk)
-
-        return await self.db.write(job)
+        return await self.db.write(_note_client, store_pk, client_key)
 
     async def add(
         self, store_pk: int, requests: Sequence[NewRequest], *, forefront: bool, client_key: str, now: int
     ) -> list[RequestAdded]:
-        def job(conn: sqlite3.Connection) -> list[RequestAdded]:
-            _open(conn, store_pk, client_key)
-            ids = list({r.id for r in requests})
-            marks = ",".join("?" * len(ids))
-            found = conn.execute(
-                f"SELECT id, handled_at FROM requests WHERE store_pk = ? AND id IN ({marks})",  # noqa: S608
-                (store_pk, *ids),
-            ).fetchall()
-            handled = {row["id"]: row["handled_at"] is not None for row in found}
-            results: list[RequestAdded] = []
-            new: list[NewRequest] = []
-            for request in requests:
-                if request.id in handled:
-                    results.append(RequestAdded(request.id, True, handled[request.id]))
-                else:
-                    handled[request.id] = request.handled_at is not None
-                    new.append(request)
-                    results.append(RequestAdded(request.id, False, False))
-            if new:
-                first = _reserve(conn, store_pk, len(new), now)
-                sign = -1 if forefront else 1
-                conn.executemany(
-                    "INSERT INTO requests (store_pk, id, order_no, handled_at, body) VALUES (?, ?, ?, ?, ?)",
-                    [(store_pk, r.id, sign * (first + i), r.handled_at, r.body) for i, r in enumerate(new)],
-                )
-                done = sum(r.handled_at is not None for r in new)
-                _changed(conn, store_pk, now, total=len(new), handled=done)
-                grown = sum(len(r.body) for r in new)
-                _store_written(conn, store_pk, now, writes=len(new), deletes=0, grown=grown)
-            return results
-
-        return await self.db.write(job)
+        return await self.db.write(_add_requests, store_pk, requests, forefront, client_key, now)
 
     async def put(
         self, store_pk: int, request: NewRequest, *, forefront: bool, client_key: str, now: int
     ) -> RequestAdded:
-        def job(conn: sqlite3.Connection) -> RequestAdded:
-            _open(conn, store_pk, client_key)
-            old = conn.execute(
-                "SELECT handled_at, length(body) AS size FROM requests WHERE store_pk = ? AND id = ?",
-                (store_pk, request.id),
-            ).fetchone()
-            order = _reserve(conn, store_pk, 1, now) * (-1 if forefront else 1)
-            was_handled = old is not None and old["handled_at"] is not None
-            is_handled = request.handled_at is not None
-            conn.execute(
-                "INSERT INTO requests (store_pk, id, order_no, handled_at, body) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_pk, id) DO UPDATE SET order_no = excluded.order_no,"
-                " handled_at = excluded.handled_at, body = excluded.body, lock_expires_at = NULL,"
-                " lock_client = NULL",
-                (store_pk, request.id, order, request.handled_at, request.body),
-            )
-            _changed(conn, store_pk, now, total=old is None, handled=is_handled - was_handled)
-            grown = len(request.body) - (old["size"] if old else 0)
-            _store_written(conn, store_pk, now, writes=1, deletes=0, grown=grown)
-            return RequestAdded(request.id, old is not None, was_handled)
-
-        return await self.db.write(job)
+        return await self.db.write(_put_request, store_pk, request, forefront, client_key, now)
 
     async def get(self, store_pk: int, request_id: str) -> RequestRow | None:
         row = self.db.one(
@@ -178,22 +288,7 @@ class SqliteQueues:
         return RequestRow.from_row(row) if row else None
 
     async def delete(self, store_pk: int, ids: Sequence[str], *, client_key: str, now: int) -> list[str]:
-        def job(conn: sqlite3.Connection) -> list[str]:
-            _open(conn, store_pk, client_key)
-            marks = ",".join("?" * len(ids))
-            gone = conn.execute(
-                f"DELETE FROM requests WHERE store_pk = ? AND id IN ({marks})"  # noqa: S608
-                " RETURNING id, handled_at, length(body) AS size",
-                (store_pk, *ids),
-            ).fetchall()
-            if gone:
-                done = sum(row["handled_at"] is not None for row in gone)
-                _changed(conn, store_pk, now, total=-len(gone), handled=-done)
-                size = sum(row["size"] for row in gone)
-                _store_written(conn, store_pk, now, writes=0, deletes=len(gone), grown=-size)
-            return [row["id"] for row in gone]
-
-        return await self.db.write(job, frees=True)
+        return await self.db.write(_delete_requests, store_pk, ids, client_key, now, frees=True)
 
     async def page(
         self, store_pk: int, *, after: str | None, limit: int, pending: bool, locked: bool, now: int
@@ -220,86 +315,19 @@ class SqliteQueues:
     async def lock_head(
         self, store_pk: int, *, limit: int, lock_ms: int, client_key: str, now: int
     ) -> LockedHead:
-        expires = now + lock_ms
-
-        def job(conn: sqlite3.Connection) -> LockedHead:
-            _open(conn, store_pk, client_key)
-            rows = conn.execute(
-                f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {HEAD_WHERE}"  # noqa: S608
-                " ORDER BY order_no, id LIMIT ?",
-                (store_pk, now, limit),
-            ).fetchall()
-            items = [RequestRow.from_row(row) for row in rows]
-            if items:
-                conn.executemany(
-                    "UPDATE requests SET lock_expires_at = ?, lock_client = ?, order_no = ?"
-                    " WHERE store_pk = ? AND id = ?",
-                    [(expires, client_key, expires * ORDER_SCALE, store_pk, r.id) for r in items],
-                )
-                _changed(conn, store_pk, now)
-                for item in items:
-                    item.lock_expires_at, item.lock_client = expires, client_key
-            has_locked = conn.execute(
-                "SELECT 1 FROM requests WHERE store_pk = ? AND lock_expires_at > ? AND handled_at IS NULL"
-                " LIMIT 1",
-                (store_pk, now),
-            ).fetchone()
-            return LockedHead(items, _state(conn, store_pk), has_locked is not None)
-
-        return await self.db.write(job)
+        return await self.db.write(_lock_head, store_pk, limit, now + lock_ms, client_key, now)
 
     async def prolong(
         self, store_pk: int, request_id: str, *, lock_ms: int, client_key: str, forefront: bool, now: int
     ) -> int:
-        expires = now + lock_ms
-
-        def job(conn: sqlite3.Connection) -> int:
-            _open(conn, store_pk, client_key)
-            _held(conn, store_pk, request_id, client_key, now)
-            conn.execute(
-                "UPDATE requests SET lock_expires_at = ?, order_no = ? WHERE store_pk = ? AND id = ?",
-                (expires, expires * ORDER_SCALE * (-1 if forefront else 1), store_pk, request_id),
-            )
-            _changed(conn, store_pk, now)
-            return expires
-
-        return await self.db.write(job)
+        return await self.db.write(
+            _prolong_lock, store_pk, request_id, now + lock_ms, client_key, forefront, now
+        )
 
     async def release(
         self, store_pk: int, request_id: str, *, client_key: str, forefront: bool, now: int
     ) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            _open(conn, store_pk, client_key)
-            _held(conn, store_pk, request_id, client_key, now)
-            order = _reserve(conn, store_pk, 1, now) * (-1 if forefront else 1)
-            conn.execute(
-                "UPDATE requests SET lock_expires_at = NULL, lock_client = NULL, order_no = ?"
-                " WHERE store_pk = ? AND id = ?",
-                (order, store_pk, request_id),
-            )
-            _changed(conn, store_pk, now)
-
-        await self.db.write(job)
+        await self.db.write(_release_lock, store_pk, request_id, client_key, forefront, now)
 
     async def unlock(self, store_pk: int, *, client_key: str, now: int) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            _open(conn, store_pk, client_key)
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT id FROM requests WHERE store_pk = ? AND lock_expires_at > ?"
-                    " AND handled_at IS NULL AND lock_client = ? ORDER BY order_no, id",
-                    (store_pk, now, client_key),
-                )
-            ]
-            if ids:
-                first = _reserve(conn, store_pk, len(ids), now)
-                conn.executemany(
-                    "UPDATE requests SET lock_expires_at = NULL, lock_client = NULL, order_no = ?"
-                    " WHERE store_pk = ? AND id = ?",
-                    [(first + i, store_pk, request_id) for i, request_id in enumerate(ids)],
-                )
-                _changed(conn, store_pk, now)
-            return len(ids)
-
-        return await self.db.write(job)
+        return await self.db.write(_unlock_client, store_pk, client_key, now)

@@ -21,6 +21,89 @@ RECORD_SELECT = f"SELECT {HEAD_COLUMNS}, blob, body FROM records WHERE store_pk 
 PAGE = 100  # records per keyset page when iterating a store
 
 
+def _begin_upload(conn: sqlite3.Connection, name: str) -> None:
+    conn.execute("INSERT INTO blob_uploads (name, started_at) VALUES (?, ?)", (name, now_ms()))
+
+
+def _put_record(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection,
+    store_pk: int,
+    key: str,
+    content_type: str,
+    content_encoding: str | None,
+    blob: str | None,
+    size: int,
+    data: bytes | None,
+    raw_size: int,
+    etag: str,
+    now: int,
+    condition: WriteCondition | None,
+) -> None:
+    if blob is not None:
+        taken = conn.execute("DELETE FROM blob_uploads WHERE name = ?", (blob,)).rowcount
+        if not taken:  # declared abandoned by housekeeping: the blob may be gone
+            raise Unavailable("The upload took too long and was given up; send it again.")
+    old = conn.execute(
+        "SELECT size, blob, etag FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
+    ).fetchone()
+    if condition is not None:  # in the one writer's transaction: nothing can change it meanwhile
+        condition.check(old["etag"] if old else None, exists=old is not None)
+    growth = size - (old["size"] if old else 0)
+    cur = conn.execute(
+        "UPDATE stores SET write_count = write_count + 1, storage_bytes = storage_bytes + ?,"
+        " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
+        (growth, now, now, store_pk),
+    )
+    if cur.rowcount == 0:
+        raise NotFound("Store was not found.")
+    conn.execute(
+        "INSERT INTO records (store_pk, key, content_type, content_encoding, size, raw_size,"
+        " modified_at, blob, body, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (store_pk, key) DO UPDATE SET content_type = excluded.content_type,"
+        " content_encoding = excluded.content_encoding, size = excluded.size,"
+        " raw_size = excluded.raw_size, modified_at = excluded.modified_at,"
+        " blob = excluded.blob, body = excluded.body, etag = excluded.etag",
+        (store_pk, key, content_type, content_encoding, size, raw_size, now, blob, data, etag),
+    )
+    if old and old["blob"]:
+        conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old["blob"], now))
+
+
+def _delete_record(
+    conn: sqlite3.Connection, store_pk: int, key: str, now: int, condition: WriteCondition | None
+) -> bool:
+    if condition is not None:
+        current = conn.execute(
+            "SELECT etag FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
+        ).fetchone()
+        condition.check(current["etag"] if current else None, exists=current is not None)
+    old = conn.execute(
+        "DELETE FROM records WHERE store_pk = ? AND key = ? RETURNING size, blob", (store_pk, key)
+    ).fetchone()
+    if old is None:
+        return False
+    conn.execute(
+        "UPDATE stores SET delete_count = delete_count + 1, storage_bytes = storage_bytes - ?,"
+        " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
+        (old["size"], now, now, store_pk),
+    )
+    if old["blob"]:
+        conn.execute("INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old["blob"], now))
+    return True
+
+
+def _fill_etag(conn: sqlite3.Connection, store_pk: int, key: str, etag: str) -> None:
+    # Only a row still without one: any write since the body was read has set its own.
+    conn.execute(
+        "UPDATE records SET etag = ? WHERE store_pk = ? AND key = ? AND etag IS NULL", (etag, store_pk, key)
+    )
+
+
+def _forget_blobs(conn: sqlite3.Connection, names: Sequence[str]) -> None:
+    conn.executemany("DELETE FROM dead_blobs WHERE name = ?", [(n,) for n in names])
+    conn.executemany("DELETE FROM blob_uploads WHERE name = ?", [(n,) for n in names])
+
+
 class SqliteRecords:
     def __init__(
         self,
@@ -61,10 +144,7 @@ class SqliteRecords:
         return RecordHead.from_row(row) if row else None
 
     async def _begin_upload(self, name: str) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO blob_uploads (name, started_at) VALUES (?, ?)", (name, now_ms()))
-
-        await self.db.write(job)
+        await self.db.write(_begin_upload, name)
 
     async def write(
         self,
@@ -89,51 +169,22 @@ class SqliteRecords:
         etag = hashed.etag()
         head = RecordHead(key, content_type, content_encoding, spooled.size, body.raw_size, now, etag)
 
-        def job(conn: sqlite3.Connection) -> None:
-            if spooled.blob is not None:
-                taken = conn.execute("DELETE FROM blob_uploads WHERE name = ?", (spooled.blob,)).rowcount
-                if not taken:  # declared abandoned by housekeeping: the blob may be gone
-                    raise Unavailable("The upload took too long and was given up; send it again.")
-            old = conn.execute(
-                "SELECT size, blob, etag FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
-            ).fetchone()
-            if condition is not None:  # in the one writer's transaction: nothing can change it meanwhile
-                condition.check(old["etag"] if old else None, exists=old is not None)
-            growth = spooled.size - (old["size"] if old else 0)
-            cur = conn.execute(
-                "UPDATE stores SET write_count = write_count + 1, storage_bytes = storage_bytes + ?,"
-                " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
-                (growth, now, now, store_pk),
-            )
-            if cur.rowcount == 0:
-                raise NotFound("Store was not found.")
-            conn.execute(
-                "INSERT INTO records (store_pk, key, content_type, content_encoding, size, raw_size,"
-                " modified_at, blob, body, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store_pk, key) DO UPDATE SET content_type = excluded.content_type,"
-                " content_encoding = excluded.content_encoding, size = excluded.size,"
-                " raw_size = excluded.raw_size, modified_at = excluded.modified_at,"
-                " blob = excluded.blob, body = excluded.body, etag = excluded.etag",
-                (
-                    store_pk,
-                    key,
-                    content_type,
-                    content_encoding,
-                    spooled.size,
-                    body.raw_size,
-                    now,
-                    spooled.blob,
-                    spooled.data,
-                    etag,
-                ),
-            )
-            if old and old["blob"]:
-                conn.execute(
-                    "INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old["blob"], now)
-                )
-
         try:
-            await self.db.write(job, after=self._changed(store_pk, key))
+            await self.db.write(
+                _put_record,
+                store_pk,
+                key,
+                content_type,
+                content_encoding,
+                spooled.blob,
+                spooled.size,
+                spooled.data,
+                body.raw_size,
+                etag,
+                now,
+                condition,
+                after=self._changed(store_pk, key),
+            )
         except Exception:
             # Nothing committed names the blob. (On cancellation the queued job may still commit, so the
             # blob is left alone then; if it did not commit, housekeeping finds the upload row.)
@@ -151,39 +202,12 @@ class SqliteRecords:
     async def delete(
         self, store_pk: int, key: str, *, now: int, condition: WriteCondition | None = None
     ) -> bool:
-        def job(conn: sqlite3.Connection) -> bool:
-            if condition is not None:
-                current = conn.execute(
-                    "SELECT etag FROM records WHERE store_pk = ? AND key = ?", (store_pk, key)
-                ).fetchone()
-                condition.check(current["etag"] if current else None, exists=current is not None)
-            old = conn.execute(
-                "DELETE FROM records WHERE store_pk = ? AND key = ? RETURNING size, blob", (store_pk, key)
-            ).fetchone()
-            if old is None:
-                return False
-            conn.execute(
-                "UPDATE stores SET delete_count = delete_count + 1, storage_bytes = storage_bytes - ?,"
-                " modified_at = ?, accessed_at = max(accessed_at, ?) WHERE pk = ?",
-                (old["size"], now, now, store_pk),
-            )
-            if old["blob"]:
-                conn.execute(
-                    "INSERT OR IGNORE INTO dead_blobs (name, dead_at) VALUES (?, ?)", (old["blob"], now)
-                )
-            return True
-
-        return await self.db.write(job, frees=True, after=self._changed(store_pk, key))
+        return await self.db.write(
+            _delete_record, store_pk, key, now, condition, frees=True, after=self._changed(store_pk, key)
+        )
 
     async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            # Only a row still without one: any write since the body was read has set its own.
-            conn.execute(
-                "UPDATE records SET etag = ? WHERE store_pk = ? AND key = ? AND etag IS NULL",
-                (etag, store_pk, key),
-            )
-
-        await self.db.write(job, after=self._changed(store_pk, key))
+        await self.db.write(_fill_etag, store_pk, key, etag, after=self._changed(store_pk, key))
 
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int
@@ -224,8 +248,4 @@ class SqliteRecords:
         return [row["name"] for row in rows]
 
     async def forget_blobs(self, names: Sequence[str]) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.executemany("DELETE FROM dead_blobs WHERE name = ?", [(n,) for n in names])
-            conn.executemany("DELETE FROM blob_uploads WHERE name = ?", [(n,) for n in names])
-
-        await self.db.write(job, tidies=True)
+        await self.db.write(_forget_blobs, names, tidies=True)

@@ -26,6 +26,47 @@ INSERT_RUN = (
 UNFINISHED = ", ".join(f"'{status}'" for status in RunStatus if status not in FINISHED)
 
 
+def _insert_actor(conn: sqlite3.Connection, actor: ActorRow) -> None:
+    conn.execute(
+        "INSERT INTO actors (id, user_id, name, created_at, modified_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_id, name) DO NOTHING",
+        (actor.id, actor.user_id, actor.name, actor.created_at, actor.modified_at),
+    )
+
+
+def _insert_run(conn: sqlite3.Connection, run: RunRow) -> None:
+    values = {name: getattr(run, name) for name in RUN_INSERTED}
+    conn.execute(INSERT_RUN, values)
+    stores = (run.default_key_value_store_id, run.default_dataset_id, run.default_request_queue_id)
+    conn.execute(
+        "UPDATE stores SET act_id = ?, act_run_id = ? WHERE id IN (?, ?, ?)", (run.act_id, run.id, *stores)
+    )
+
+
+def _update_run(conn: sqlite3.Connection, run_id: str, changes: dict[str, object]) -> int:
+    assignments = ", ".join(f"{name} = :{name}" for name in changes)
+    sql = f"UPDATE runs SET {assignments} WHERE id = :run_id"  # noqa: S608 - known column names
+    return conn.execute(sql, {**changes, "run_id": run_id}).rowcount
+
+
+def _abort_run(conn: sqlite3.Connection, run_id: str, now: int) -> None:
+    conn.execute(
+        f"UPDATE runs SET status = ?, finished_at = ? WHERE id = ? AND status IN ({UNFINISHED})",  # noqa: S608
+        (RunStatus.ABORTED, now, run_id),
+    )
+
+
+def _charge_run(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection, run_id: str, idempotency_key: str, event_name: str, count: int, now: int
+) -> bool:
+    cur = conn.execute(
+        "INSERT INTO run_charges (run_id, idempotency_key, event_name, count, charged_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, idempotency_key) DO NOTHING",
+        (run_id, idempotency_key, event_name, count, now),
+    )
+    return cur.rowcount == 1
+
+
 class SqliteRuns:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -39,29 +80,13 @@ class SqliteRuns:
         return ActorRow.from_row(row) if row else None
 
     async def create_actor(self, actor: ActorRow) -> ActorRow:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO actors (id, user_id, name, created_at, modified_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (user_id, name) DO NOTHING",
-                (actor.id, actor.user_id, actor.name, actor.created_at, actor.modified_at),
-            )
-
-        await self.db.write(job)
+        await self.db.write(_insert_actor, actor)
         found = await self.actor_by_name(actor.user_id, actor.name)
         assert found is not None  # Actors are never deleted
         return found
 
     async def create(self, run: RunRow) -> RunRow:
-        def job(conn: sqlite3.Connection) -> None:
-            values = {name: getattr(run, name) for name in RUN_INSERTED}
-            conn.execute(INSERT_RUN, values)
-            stores = (run.default_key_value_store_id, run.default_dataset_id, run.default_request_queue_id)
-            conn.execute(
-                "UPDATE stores SET act_id = ?, act_run_id = ? WHERE id IN (?, ?, ?)",
-                (run.act_id, run.id, *stores),
-            )
-
-        await self.db.write(job)
+        await self.db.write(_insert_run, run)
         return self._reread(run.id)
 
     def _reread(self, run_id: str) -> RunRow:
@@ -79,24 +104,12 @@ class SqliteRuns:
             raise ValueError(f"Not a changeable column of runs: {sorted(unknown)}")
         if not changes:
             return await self.by_id(run_id)
-        assignments = ", ".join(f"{name} = :{name}" for name in changes)
-
-        def job(conn: sqlite3.Connection) -> int:
-            sql = f"UPDATE runs SET {assignments} WHERE id = :run_id"  # noqa: S608 - known column names
-            return conn.execute(sql, {**changes, "run_id": run_id}).rowcount
-
-        if await self.db.write(job) == 0:
+        if await self.db.write(_update_run, run_id, dict(changes)) == 0:
             return None
         return self._reread(run_id)
 
     async def abort(self, run_id: str, now: int) -> RunRow | None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"UPDATE runs SET status = ?, finished_at = ? WHERE id = ? AND status IN ({UNFINISHED})",  # noqa: S608
-                (RunStatus.ABORTED, now, run_id),
-            )
-
-        await self.db.write(job)
+        await self.db.write(_abort_run, run_id, now)
         return await self.by_id(run_id)
 
     async def page(
@@ -141,15 +154,7 @@ class SqliteRuns:
         return total, [RunRow.from_row(row) for row in rows]
 
     async def charge(self, run_id: str, idempotency_key: str, event_name: str, count: int, now: int) -> bool:
-        def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO run_charges (run_id, idempotency_key, event_name, count, charged_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, idempotency_key) DO NOTHING",
-                (run_id, idempotency_key, event_name, count, now),
-            )
-            return cur.rowcount == 1
-
-        return await self.db.write(job)
+        return await self.db.write(_charge_run, run_id, idempotency_key, event_name, count, now)
 
     async def charged_event_counts(self, run_id: str) -> dict[str, int]:
         rows = self.db.all(

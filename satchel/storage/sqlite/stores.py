@@ -45,6 +45,84 @@ ORDER_BY = {
 }
 
 
+def _insert_store(conn: sqlite3.Connection, new: NewStore) -> bool:
+    cur = conn.execute(
+        "INSERT INTO stores (id, kind, user_id, name, created_at, modified_at, accessed_at,"
+        " general_access, url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_id, kind, name) DO NOTHING",
+        (
+            new.id,
+            new.kind,
+            new.user_id,
+            new.name,
+            new.created_at,
+            new.created_at,
+            new.created_at,
+            new.general_access,
+            new.url_signing_secret_key,
+            new.schema,
+        ),
+    )
+    return cur.rowcount == 1
+
+
+def _update_store(  # noqa: PLR0917 - Database.write passes a job's arguments by position
+    conn: sqlite3.Connection,
+    pk: int,
+    name: str | None,
+    general_access: GeneralAccess,
+    title: str | None,
+    now: int,
+) -> None:
+    try:
+        cur = conn.execute(
+            "UPDATE stores SET name = ?, general_access = ?, title = ?, modified_at = ?,"
+            " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+            (name, general_access, title, now, now, pk),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(f"That name is taken: {name!r}.") from exc
+    if cur.rowcount == 0:
+        raise NotFound("Store was not found.")
+
+
+def _set_url_signing_secret_key(conn: sqlite3.Connection, pk: int, secret: str, now: int) -> None:
+    cur = conn.execute(
+        "UPDATE stores SET url_signing_secret_key = ?, modified_at = ?,"
+        " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+        (secret, now, now, pk),
+    )
+    if cur.rowcount == 0:
+        raise NotFound("Store was not found.")
+
+
+def _delete_store(conn: sqlite3.Connection, pk: int, unused_since: int | None) -> bool:
+    if unused_since is not None:
+        # Checked inside the writer's transaction: a write or use since the sweeper chose it keeps it.
+        still = conn.execute(
+            f"SELECT 1 FROM stores WHERE pk = :pk AND {EXPIRED}",  # noqa: S608
+            {"pk": pk, "cutoff": unused_since},
+        ).fetchone()
+        if still is None:
+            return False
+    conn.execute(
+        "INSERT OR IGNORE INTO dead_blobs (name, dead_at) SELECT blob, ? FROM records"
+        " WHERE store_pk = ? AND blob IS NOT NULL",
+        (now_ms(), pk),
+    )
+    for table in CHILD_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE store_pk = ?", (pk,))  # noqa: S608 - constants
+    return conn.execute("DELETE FROM stores WHERE pk = ?", (pk,)).rowcount > 0
+
+
+def _add_usage(conn: sqlite3.Connection, usage: Mapping[int, StoreUsage]) -> None:
+    conn.executemany(
+        "UPDATE stores SET read_count = read_count + ?, list_count = list_count + ?,"
+        " accessed_at = max(accessed_at, ?) WHERE pk = ?",
+        [(u.reads, u.lists, u.accessed_at, pk) for pk, u in usage.items()],
+    )
+
+
 class SqliteStores:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -60,27 +138,7 @@ class SqliteStores:
         return self._where("s.user_id = ? AND s.kind = ? AND s.name = ?", (user_id, kind, name))
 
     async def create(self, new: NewStore) -> tuple[StoreRow, bool]:
-        def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT INTO stores (id, kind, user_id, name, created_at, modified_at, accessed_at,"
-                " general_access, url_signing_secret_key, schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (user_id, kind, name) DO NOTHING",
-                (
-                    new.id,
-                    new.kind,
-                    new.user_id,
-                    new.name,
-                    new.created_at,
-                    new.created_at,
-                    new.created_at,
-                    new.general_access,
-                    new.url_signing_secret_key,
-                    new.schema,
-                ),
-            )
-            return cur.rowcount == 1
-
-        created = await self.db.write(job)
+        created = await self.db.write(_insert_store, new)
         if created:
             row = await self.by_id(new.id)
         else:
@@ -140,19 +198,7 @@ class SqliteStores:
     async def update(
         self, pk: int, *, name: str | None, general_access: GeneralAccess, title: str | None, now: int
     ) -> StoreRow:
-        def job(conn: sqlite3.Connection) -> None:
-            try:
-                cur = conn.execute(
-                    "UPDATE stores SET name = ?, general_access = ?, title = ?, modified_at = ?,"
-                    " accessed_at = max(accessed_at, ?) WHERE pk = ?",
-                    (name, general_access, title, now, now, pk),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise Conflict(f"That name is taken: {name!r}.") from exc
-            if cur.rowcount == 0:
-                raise NotFound("Store was not found.")
-
-        await self.db.write(job)
+        await self.db.write(_update_store, pk, name, general_access, title, now)
         return self._reread(pk)
 
     def _reread(self, pk: int) -> StoreRow:
@@ -162,38 +208,11 @@ class SqliteStores:
         return row
 
     async def set_url_signing_secret_key(self, pk: int, secret: str, *, now: int) -> StoreRow:
-        def job(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(
-                "UPDATE stores SET url_signing_secret_key = ?, modified_at = ?,"
-                " accessed_at = max(accessed_at, ?) WHERE pk = ?",
-                (secret, now, now, pk),
-            )
-            if cur.rowcount == 0:
-                raise NotFound("Store was not found.")
-
-        await self.db.write(job)
+        await self.db.write(_set_url_signing_secret_key, pk, secret, now)
         return self._reread(pk)
 
     async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
-        def job(conn: sqlite3.Connection) -> bool:
-            if unused_since is not None:
-                # Checked inside the writer's transaction: a write or use since the sweeper chose it keeps it.
-                still = conn.execute(
-                    f"SELECT 1 FROM stores WHERE pk = :pk AND {EXPIRED}",  # noqa: S608
-                    {"pk": pk, "cutoff": unused_since},
-                ).fetchone()
-                if still is None:
-                    return False
-            conn.execute(
-                "INSERT OR IGNORE INTO dead_blobs (name, dead_at) SELECT blob, ? FROM records"
-                " WHERE store_pk = ? AND blob IS NOT NULL",
-                (now_ms(), pk),
-            )
-            for table in CHILD_TABLES:
-                conn.execute(f"DELETE FROM {table} WHERE store_pk = ?", (pk,))  # noqa: S608 - constants
-            return conn.execute("DELETE FROM stores WHERE pk = ?", (pk,)).rowcount > 0
-
-        return await self.db.write(job, frees=True)
+        return await self.db.write(_delete_store, pk, unused_since, frees=True)
 
     async def expired(self, cutoff: int, limit: int) -> list[int]:
         rows = self.db.all(
@@ -203,14 +222,7 @@ class SqliteStores:
         return [row["pk"] for row in rows]
 
     async def add_usage(self, usage: Mapping[int, StoreUsage]) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE stores SET read_count = read_count + ?, list_count = list_count + ?,"
-                " accessed_at = max(accessed_at, ?) WHERE pk = ?",
-                [(u.reads, u.lists, u.accessed_at, pk) for pk, u in usage.items()],
-            )
-
-        await self.db.write(job)
+        await self.db.write(_add_usage, usage)
 
     async def totals(self) -> StorageTotals:
         # Off the event loop, on that thread's own connection: counting records reads their whole index.
