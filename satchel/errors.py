@@ -61,6 +61,10 @@ class MethodNotAllowed(SatchelError):
         )
         self.allowed = allowed
 
+    def __reduce__(self) -> tuple[object, tuple[tuple[str, ...]]]:
+        # Rebuilt from what it was made of (an exception's default is its message), so that it pickles.
+        return (MethodNotAllowed, (self.allowed,))
+
 
 class Conflict(SatchelError):
     type = "name-not-unique"

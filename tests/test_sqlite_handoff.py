@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from satchel.errors import NotFound, Unavailable
@@ -215,7 +216,7 @@ def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) ->
 
         def write(n: int) -> None:
             # A connection per request, so that both workers take some.
-            with server.client(headers={"connection": "close"}) as fresh:
+            with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as fresh:
                 assert fresh.put(f"/key-value-stores/{store}/records/k{n:03d}", content=b"v%d" % n).is_success
                 assert fresh.post(f"/datasets/{dataset}/items", json={"n": n}).is_success
                 request = {"url": f"https://example.com/{n}", "uniqueKey": str(n)}
