@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--keys", type=int, default=20_000)
+    parser.add_argument("--requests", default="get,put", help="which of get and put, comma-separated")
     args = parser.parse_args()
     ensure_tools(("wrk",))
     head = subprocess.run(
@@ -78,7 +79,7 @@ def main() -> None:
             ):
                 paths = {here: seeded(new, args.keys), args.rev: seeded(before, args.keys)}
                 urls = {here: new.url, args.rev: before.url}
-                for mode in ("get", "put"):
+                for mode in args.requests.split(","):
                     loads = {
                         name: Load(urls[name], mode, path, keys=args.keys, token=servers.TOKEN)
                         for name, path in paths.items()

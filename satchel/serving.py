@@ -40,6 +40,7 @@ from satchel.logs import configure_logging, granian_logging
 from satchel.metrics import prepare_multiprocess_dir
 from satchel.server import create_app as create_satchel
 from satchel.settings import Settings
+from satchel.storage.sqlite import write_process
 
 # The listen queue of each server process: connections the kernel completes while the process is busy.
 BACKLOG = 2048
@@ -142,11 +143,16 @@ def run_granian(target: str, settings: Settings, *, factory: bool = False) -> No
 
 def run_server(settings: Settings) -> None:
     """Serve Satchel in granian's worker processes (which read their settings from the environment), with
-    the folder their metrics share made first and removed after."""
+    the folder their metrics share made first and removed after, and with several workers on SQLite the
+    process that writes for them started first and stopped after."""
     metrics_dir = prepare_multiprocess_dir() if settings.metrics else None
+    # Several workers on SQLite: one process beside them writes for all (write_process.py).
+    writer = write_process.start() if settings.workers > 1 and not settings.database else None
     try:
         run_granian("satchel.serving:create_app", settings, factory=True)
     finally:
+        if writer is not None:
+            write_process.stop(writer)
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

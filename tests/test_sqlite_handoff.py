@@ -235,5 +235,49 @@ def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) ->
     finally:
         stop_server(server)
     log = next(tmp_path.glob("server-*.log")).read_text()
+    # The process beside the workers leads, and both workers hand it their writes.
     assert log.count("writes for the server's other processes") == 1, log
-    assert log.count("hands its writes to the process that leads") == 1, log
+    assert log.count("hands its writes to the process that leads") == 2, log
+    assert writing_process(server.pid) is None  # stopped with the server
+    assert not (server.data_dir / SOCKET_FILE).exists()
+
+
+def writing_process(server_pid: int) -> int | None:
+    """The id of the process `satchel serve` started to write for its workers, while it runs."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if parent == server_pid and b"write_process" in command:
+            return int(entry.name)
+    return None
+
+
+def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", args=("--workers", "2"), env={"SATCHEL_LOG_LEVEL": "info"})
+    try:
+        writer = writing_process(server.pid)
+        assert writer is not None
+        with server.client() as client:
+            store = client.post("/key-value-stores", params={"name": "kept"}).json()["data"]["id"]
+            assert client.put(f"/key-value-stores/{store}/records/before", content=b"1").is_success
+            os.kill(writer, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while writing_process(server.pid) == writer and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # Fresh connections, so that both workers write: the first to write leads, the other hands over.
+            for n in range(20):
+                with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as fresh:
+                    written = fresh.put(f"/key-value-stores/{store}/records/after{n}", content=b"%d" % n)
+                    assert written.is_success, written.text
+            keys = client.get(f"/key-value-stores/{store}/keys").json()["data"]["items"]
+            assert len(keys) == 21
+            assert client.get(f"/key-value-stores/{store}/records/after7").content == b"7"
+    finally:
+        stop_server(server)
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert log.count("writes for the server's other processes") == 2, log

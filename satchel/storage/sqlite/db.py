@@ -87,7 +87,7 @@ class Database:
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
         self.writer = Writer(self._connect_writer, self.lock_path, on_loop=not fsync)
         # With several server processes on the file, one writes for all (handoff.py).
-        self.handoff = Handoff(data_dir, self._write_here) if handoff else None
+        self.handoff = Handoff(data_dir, self._submit_here, self._write_here) if handoff else None
         self._local = threading.local()
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
         self._checkpointer_lock: WriterLock | None = None
@@ -189,6 +189,11 @@ class Database:
                 return await link.run(job, args, frees, tidies, after)  # type: ignore[no-any-return]
         return await self._write_here(job, args, frees, tidies, after)
 
+    def _submit_here(self, job: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+        """The job queued on this process's writer: its future, resolved once committed. Unlike write(), a
+        full disk is not retried with the reserve given up."""
+        return self.writer.submit(_bound(job, args) if args else job)
+
     async def _write_here(
         self,
         job: Callable[..., T],
@@ -197,10 +202,9 @@ class Database:
         tidies: bool,
         after: Callable[[], None] | None = None,
     ) -> T:
-        if args:
-            job = _bound(job, args)
+        bound = _bound(job, args) if args else job
         try:
-            return await self.writer.run(job, after)
+            return await self.writer.run(bound, after)
         except sqlite3.OperationalError as exc:
             if not disk_full(exc):
                 raise
@@ -209,7 +213,7 @@ class Database:
         # Another process may have released the reserve already; the room is there either way.
         await asyncio.to_thread(self.reserve.release, None if frees else TIDYING_BYTES)
         try:
-            return await self.writer.run(job, after)
+            return await self.writer.run(bound, after)
         except sqlite3.OperationalError as exc:
             if disk_full(exc):
                 raise StorageFull("The server's disk is full; the change was not stored.") from exc

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -52,7 +53,9 @@ IN_DOUBT = (
     " have been stored. Read it back, or send it again."
 )
 
-# Runs a job here: (job, args, frees, tidies) -> its result, once committed.
+# Queues a job (job, args) on this process's writer: its future.
+SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...]], asyncio.Future[Any]]
+# Runs a job here as Database.write does (job, args, frees, tidies), a full disk retried: its result.
 RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool], Awaitable[Any]]
 After = Callable[[], None] | None
 
@@ -60,8 +63,9 @@ After = Callable[[], None] | None
 class Handoff:
     """Which process writes: this one (`leading`), or the lead, over `link`."""
 
-    def __init__(self, data_dir: Path, run_here: RunHere) -> None:
+    def __init__(self, data_dir: Path, submit_here: SubmitHere, run_here: RunHere) -> None:
         self._data_dir = data_dir
+        self._submit_here = submit_here
         self._run_here = run_here
         self._lock: WriterLock | None = None
         self._dir_fd: int | None = None  # for a socket path too long to bind by name
@@ -226,22 +230,37 @@ class _Served(_Framed):
         self.handoff._served.add(self)
 
     def received(self, message: tuple[Any, ...]) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer(*message))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        _, job, args, _, _ = message
+        # Straight onto the writer, answered from its future's callback: no task per job.
+        self.handoff._submit_here(job, args).add_done_callback(functools.partial(self._committed, message))
 
-    async def _answer(
+    def _committed(self, message: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
+        seq, _, _, frees, tidies = message
+        error = done.exception()
+        if error is not None and (frees or tidies):
+            # A job that makes room may have failed for want of it: again, the way write() runs it, which
+            # gives up the disk's reserve for it.
+            task = asyncio.get_running_loop().create_task(self._run_again(*message))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            return
+        self._answer((seq, None, error) if error is not None else (seq, done.result(), None))
+
+    async def _run_again(
         self, seq: int, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool
     ) -> None:
         try:
             answer: tuple[Any, ...] = (seq, await self.handoff._run_here(job, args, frees, tidies), None)
         except Exception as exc:
             answer = (seq, None, exc)
+        self._answer(answer)
+
+    def _answer(self, answer: tuple[Any, ...]) -> None:
         try:
             self.send(answer)
         except Exception:  # a result or error that does not pickle: the change stands, the answer cannot
             log.exception("the answer to a handed-over write could not be sent")
-            self.send((seq, None, SatchelError("The change was stored, but its answer was lost.")))
+            self.send((answer[0], None, SatchelError("The change was stored, but its answer was lost.")))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.handoff._served.discard(self)

@@ -201,6 +201,14 @@ class Writer:
     async def run(self, job: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None) -> T:
         """Run job(connection) inside a write transaction; returns once it is committed. `after` is called
         right after the commit, on whichever thread ran it, even if the caller was cancelled meanwhile."""
+        # A caller cancelled meanwhile (its client went away) cancels only its wait: the job stays queued and
+        # commits all the same, since a batch runs every job it holds whatever became of their futures.
+        return await self.submit(job, after)
+
+    def submit(
+        self, job: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None
+    ) -> asyncio.Future[T]:
+        """The job queued, as run() does; its future is resolved once it has committed."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         if self._on_loop:
@@ -211,9 +219,7 @@ class Writer:
             pending.append((job, fut, loop, after))
         else:
             self._queue.put((job, fut, loop, after))
-        # A caller cancelled meanwhile (its client went away) cancels only its wait: the job stays queued and
-        # commits all the same, since a batch runs every job it holds whatever became of their futures.
-        return await fut
+        return fut
 
     # --- on the loop
 

@@ -1,0 +1,95 @@
+"""The process that writes for a server's workers on SQLite, and serves nothing else.
+
+With several workers one process leads the writes (handoff.py). A worker that leads runs everyone's SQL on
+its event loop, and SQLite lets go of the GIL at every statement, which granian's threads in a serving
+process take each time: the loop then waits to get it back, and the lead's own requests slow down. So
+`satchel serve` with several workers starts this process first; it takes the lead and runs nothing but the
+jobs handed to it. Should it die, the workers elect a lead among themselves at their next write.
+
+It stops when its standard input closes: `satchel serve` closes it once its workers have finished, and the
+kernel closes it when `satchel serve` dies, however it dies. Signals sent to the whole process group (Ctrl-C,
+a service manager's SIGTERM) are left to `satchel serve`, which stops the workers first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+
+from satchel.logs import configure_logging, flush_logs
+from satchel.settings import Settings
+from satchel.storage.sqlite.db import Database
+
+log = logging.getLogger(__name__)
+READY = b"leading"
+STOP_SECONDS = 30.0  # for the jobs still in hand when it is told to stop
+
+
+def start() -> subprocess.Popen[bytes] | None:
+    """The process started, once it leads (it reads the settings from the environment, as workers do); None
+    if it could not take the lead, and the workers will elect one."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() == READY:
+        return process
+    log.warning("the writing process did not start; the workers will write for each other")
+    stop(process)
+    return None
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Tell it to stop, and wait while it answers what it was sent."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.close()
+    try:
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stdout.close()
+
+
+async def _lead(settings: Settings) -> None:
+    db = Database(settings.data_dir, fsync=settings.durability == "power", handoff=True)
+    await db.open()
+    try:
+        if db.handoff is None or not db.handoff.leading:
+            return
+        sys.stdout.buffer.write(READY + b"\n")
+        sys.stdout.flush()
+        await _input_closed()
+    finally:
+        await db.close()
+
+
+async def _input_closed() -> None:
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+
+    class Watch(asyncio.Protocol):
+        def connection_lost(self, exc: Exception | None) -> None:
+            closed.set_result(None)
+
+    await loop.connect_read_pipe(Watch, sys.stdin)
+    await closed
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        asyncio.run(_lead(settings))
+    finally:
+        flush_logs()
+
+
+if __name__ == "__main__":
+    main()
