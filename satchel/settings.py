@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./satchel-data")
     """The SQLite file, the blob folder and the admin token."""
     workers: int = Field(default=1, ge=1, le=64)
-    """Server processes (on SQLite one of them writes for all; about one per core)."""
+    """Server processes (on SQLite one more process writes for them all; about one per core)."""
     header_timeout_seconds: float = Field(default=10.0, ge=0.1, le=3600)
     """How long a client may take to send a request's headers, counted from when its connection opens or its
     previous answer ends: so also how long an idle kept-alive connection stays open (one clock for both)."""

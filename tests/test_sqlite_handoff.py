@@ -284,3 +284,25 @@ def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> No
     leads = re.findall(r"process (\d+) writes for the server's other processes", log)
     assert leads[0] == str(writer), log
     assert len(leads) >= 2, log  # a worker, after the kill (and, as the server stops, perhaps the other one)
+
+
+def test_where_no_socket_can_be_made_each_process_writes_itself(tmp_path: Path) -> None:
+    (tmp_path / SOCKET_FILE).mkdir()  # in the way: neither removed nor bound
+    (tmp_path / SOCKET_FILE / "kept").touch()
+
+    async def main() -> None:
+        one = await opened(tmp_path)
+        two = await opened(tmp_path)
+        try:
+            assert leads(one)
+            assert leads(two)  # the lock was let go: the second found the same, and writes itself too
+            await one.write(make_table)
+            assert await two.write(connection_id) == id(two.writer._loop_conn)
+            assert await one.write(insert, 1) == 1
+            assert await two.write(insert, 2) == 2
+        finally:
+            await two.close()
+            await one.close()
+        assert stored(tmp_path) == [1, 2]
+
+    asyncio.run(main())

@@ -135,12 +135,20 @@ class Handoff:
             self._dir_fd = None
 
     async def _lead(self) -> None:
-        # A socket left by a lead that died: nobody listens on it, and only the lock's holder binds.
-        with contextlib.suppress(FileNotFoundError):
-            (self._data_dir / SOCKET_FILE).unlink()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: _Served(self), self._address())
+        assert self._lock is not None
         self.leading = True
+        try:
+            # A socket left by a lead that died: nobody listens on it, and only the lock's holder binds.
+            with contextlib.suppress(FileNotFoundError):
+                (self._data_dir / SOCKET_FILE).unlink()
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_unix_server(lambda: _Served(self), self._address())
+        except OSError as exc:
+            # No socket can be made in the data dir (a filesystem without them): this process writes for
+            # itself, and lets the lock go so that each other process finds the same and does too.
+            log.warning("cannot take writes from other processes (%s); each process writes itself", exc)
+            self._lock.release()
+            return
         log.info("process %d writes for the server's other processes", os.getpid())
 
     def _address(self) -> str:
