@@ -64,6 +64,8 @@ class ConnectionGuard:
 
     def __init__(self, app: ASGIApp, settings: Settings, *, cap: int) -> None:
         self.app = app
+        # Its HTTP entry when it has one (Satchel's app does), called directly: a frame fewer per request.
+        self.http: ASGIApp = getattr(app, "http", app)
         self.body_timeout = settings.body_timeout_seconds
         self.cap = cap
         margin = max(8, cap // 10)
@@ -86,13 +88,13 @@ class ConnectionGuard:
         self.working.add(peer)
         if not declares_body(scope):
             try:
-                await self.app(scope, receive, send)
+                await self.http(scope, receive, send)
             finally:
                 self.working.discard(peer)
             return
         body = _TimedBody(receive, self, peer)
         try:
-            await self.app(scope, body, send)
+            await self.http(scope, body, send)
         finally:
             body.active = False
             self.working.discard(peer)
