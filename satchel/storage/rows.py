@@ -6,6 +6,7 @@ any order and carry more than a row needs. Times are epoch milliseconds througho
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -415,6 +416,24 @@ class RequestAdded:
     id: str
     was_already_present: bool
     was_already_handled: bool
+
+
+def sort_added(
+    requests: Sequence[NewRequest], found: Iterable[Columns]
+) -> tuple[list[RequestAdded], list[NewRequest]]:
+    """What an add answers for each request, and those to insert: every engine's rule, given the rows
+    (id, handled_at) of those already in the queue. An id sent twice is inserted once."""
+    handled = {row["id"]: row["handled_at"] is not None for row in found}
+    results: list[RequestAdded] = []
+    new: list[NewRequest] = []
+    for request in requests:
+        if request.id in handled:
+            results.append(RequestAdded(request.id, True, handled[request.id]))
+        else:
+            handled[request.id] = request.handled_at is not None
+            new.append(request)
+            results.append(RequestAdded(request.id, False, False))
+    return results, new
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from satchel.storage.rows import (
     RequestRow,
     StorageKind,
     check_held,
+    sort_added,
 )
 
 STATE_COLUMNS = "store_pk, total_count, handled_count, queue_modified_at, had_multiple_clients, client_key"
@@ -118,16 +119,7 @@ class PostgresQueues:
                 "SELECT id, handled_at FROM requests WHERE store_pk = $1 AND id = ANY($2::text[])",
                 store_pk, list({r.id for r in requests}),
             )  # fmt: skip
-            handled = {row["id"]: row["handled_at"] is not None for row in found}
-            results: list[RequestAdded] = []
-            new: list[NewRequest] = []
-            for request in requests:
-                if request.id in handled:
-                    results.append(RequestAdded(request.id, True, handled[request.id]))
-                else:
-                    handled[request.id] = request.handled_at is not None
-                    new.append(request)
-                    results.append(RequestAdded(request.id, False, False))
+            results, new = sort_added(requests, found)
             if new:
                 first = await _reserve(conn, store_pk, len(new), now)
                 sign = -1 if forefront else 1

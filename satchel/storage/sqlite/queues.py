@@ -21,6 +21,7 @@ from satchel.storage.rows import (
     RequestRow,
     StorageKind,
     check_held,
+    sort_added,
 )
 from satchel.storage.sqlite.db import Database
 
@@ -107,16 +108,7 @@ def _add_requests(  # noqa: PLR0917 - Database.write passes a job's arguments by
         f"SELECT id, handled_at FROM requests WHERE store_pk = ? AND id IN ({marks})",  # noqa: S608
         (store_pk, *ids),
     ).fetchall()
-    handled = {row["id"]: row["handled_at"] is not None for row in found}
-    results: list[RequestAdded] = []
-    new: list[NewRequest] = []
-    for request in requests:
-        if request.id in handled:
-            results.append(RequestAdded(request.id, True, handled[request.id]))
-        else:
-            handled[request.id] = request.handled_at is not None
-            new.append(request)
-            results.append(RequestAdded(request.id, False, False))
+    results, new = sort_added(requests, found)
     if new:
         first = _reserve(conn, store_pk, len(new), now)
         sign = -1 if forefront else 1
