@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from satchel.errors import NotFound
 from satchel.storage.postgres.db import Connection, Database
+from satchel.storage.queue_rules import check_held, sort_added
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
     LockedHead,
@@ -21,8 +22,6 @@ from satchel.storage.rows import (
     RequestAdded,
     RequestRow,
     StorageKind,
-    check_held,
-    sort_added,
 )
 
 STATE_COLUMNS = "store_pk, total_count, handled_count, queue_modified_at, had_multiple_clients, client_key"

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from satchel.errors import NotFound
+from satchel.storage.queue_rules import check_held, sort_added
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
     LockedHead,
@@ -20,8 +21,6 @@ from satchel.storage.rows import (
     RequestAdded,
     RequestRow,
     StorageKind,
-    check_held,
-    sort_added,
 )
 from satchel.storage.sqlite.db import Database
 
