@@ -72,7 +72,8 @@ def _private_files(database: Path, *companions: Path) -> None:
 
 
 def _bound(job: Callable[..., T], args: tuple[Any, ...]) -> Callable[[sqlite3.Connection], T]:
-    return lambda conn: job(conn, *args)
+    """job(connection, *args) as the writer calls it: job(connection)."""
+    return (lambda conn: job(conn, *args)) if args else job
 
 
 class Database:
@@ -192,7 +193,7 @@ class Database:
     def _submit_here(self, job: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
         """The job queued on this process's writer: its future, resolved once committed. Unlike write(), a
         full disk is not retried with the reserve given up."""
-        return self.writer.submit(_bound(job, args) if args else job)
+        return self.writer.submit(_bound(job, args))
 
     async def _write_here(
         self,
@@ -202,7 +203,7 @@ class Database:
         tidies: bool,
         after: Callable[[], None] | None = None,
     ) -> T:
-        bound = _bound(job, args) if args else job
+        bound = _bound(job, args)
         try:
             return await self.writer.run(bound, after)
         except sqlite3.OperationalError as exc:

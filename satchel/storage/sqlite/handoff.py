@@ -30,13 +30,14 @@ import logging
 import os
 import pickle
 import socket
+import sqlite3
 import struct
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from satchel.errors import SatchelError, Unavailable
-from satchel.storage.sqlite.writer import WriterLock
+from satchel.storage.sqlite.writer import WriterLock, call_after
 
 log = logging.getLogger(__name__)
 LEAD_FILE = "satchel.db-lead"
@@ -245,9 +246,9 @@ class _Served(_Framed):
     def _committed(self, message: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
         seq, _, _, frees, tidies = message
         error = done.exception()
-        if error is not None and (frees or tidies):
-            # A job that makes room may have failed for want of it: again, the way write() runs it, which
-            # gives up the disk's reserve for it.
+        if isinstance(error, sqlite3.OperationalError) and (frees or tidies):
+            # A job that makes room may have failed for want of it (a full disk): again, the way write()
+            # runs it, which gives up the disk's reserve for it.
             task = asyncio.get_running_loop().create_task(self._run_again(*message))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -303,7 +304,7 @@ class _Link(_Framed):
         else:
             fut, after = self._waiting.pop(seq)
             if error is None:
-                _call(after)
+                call_after(after)
             if not fut.done():
                 if error is None:
                     fut.set_result(result)
@@ -317,14 +318,6 @@ class _Link(_Framed):
         waiting, self._waiting = self._waiting, {}
         for fut, after in waiting.values():
             # Perhaps committed: those reading the record through a cache must look again.
-            _call(after)
+            call_after(after)
             if not fut.done():
                 fut.set_exception(Unavailable(IN_DOUBT))
-
-
-def _call(after: After) -> None:
-    if after is not None:
-        try:
-            after()
-        except Exception:  # the commit stands; a failed announcement must not turn it into an error
-            log.exception("an after-commit call failed")

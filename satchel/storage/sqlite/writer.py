@@ -105,11 +105,17 @@ def _run_jobs(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
 def _committed(batch: list[Job], outcomes: list[Outcome]) -> None:
     """Each committed job's after-commit call, before any waiter hears that the job is done."""
     for (_, _, _, after), (_, error) in zip(batch, outcomes, strict=True):
-        if after is not None and error is None:
-            try:
-                after()
-            except Exception:  # the commit stands; a failed announcement must not turn it into an error
-                log.exception("an after-commit call failed")
+        if error is None:
+            call_after(after)
+
+
+def call_after(after: Callable[[], None] | None) -> None:
+    """A job's after-commit call, if it has one."""
+    if after is not None:
+        try:
+            after()
+        except Exception:  # the commit stands; a failed announcement must not turn it into an error
+            log.exception("an after-commit call failed")
 
 
 def _transact(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
