@@ -6,12 +6,13 @@ Each field's docstring is its documentation: docs/settings.md is generated from 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     public_url: str = ""
     """The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers. Empty means
     http://{host}:{port}."""
+    forwarded_allow_ips: str = ""
+    """The proxies in front, whose X-Forwarded-For and X-Forwarded-Proto are believed: comma-separated
+    addresses or networks (10.0.0.5, 10.0.0.0/8), or * for any. A request from one of them counts against
+    the client's address in the per-IP limits and failed Console sign-ins, and gets the Console's Secure
+    cookie when the proxy says https. Empty: those headers are ignored."""
     token: str = ""
     """A token to use for the admin user instead of a generated one (kept in the data dir either way)."""
     admin_username: str = "admin"
@@ -149,6 +155,30 @@ class Settings(BaseSettings):
     """The PostgreSQL engine's block."""
     s3: S3Settings = Field(default_factory=S3Settings)
     """The S3 blob store's block."""
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        """Addresses and networks only: a typo must not leave the headers trusted from nowhere, silently."""
+        value = value.strip()
+        if value in ("", "*"):
+            return value
+        found = []
+        for item in (part.strip() for part in value.split(",")):
+            try:
+                # In canonical form: granian's check takes 10.0.0.1/8 for a name, never matched.
+                found.append(
+                    str(
+                        ipaddress.ip_network(item, strict=False)
+                        if "/" in item
+                        else ipaddress.ip_address(item)
+                    )
+                )
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return ",".join(found)
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ SCALE_OUT = (
     "blob_store",
     "rate_limit_storage",
     "public_url",
+    "forwarded_allow_ips",
     "token",
     "blob_grace_seconds",
     "inline_max_bytes",

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -64,6 +65,11 @@ class SatchelApp:
             if metrics or settings.request_log
             else self._http
         )
+        if settings.forwarded_allow_ips:
+            # Behind a proxy: the client's address and scheme as the proxy saw them, from its X-Forwarded-*
+            # headers when the request comes from an address the setting names (granian's wrapper). The
+            # connection guard, in front, still matches connections by the socket's own peer.
+            self.http = wrap_asgi_with_proxy_headers(self.http, settings.forwarded_allow_ips)
         self._limit_headers = {
             n: _limit_header(n) for n in (self.limits.per_resource, self.limits.per_record)
         }
