@@ -32,7 +32,8 @@ def test_crash_soak(rig: Rig) -> None:
 
 
 def test_crash_soak_two_workers_and_power_durability(rig: Rig) -> None:
-    """Kills of a server with two worker processes, each with its own writer, fsyncing every commit."""
+    """Kills of a server with two worker processes and the process that writes for them (all three at once),
+    fsyncing every commit."""
     config = CrashConfig(
         cycles=10,
         writers=6,
