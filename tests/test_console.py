@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.browser import needs_chromium, png, sign_in
+from tests.harness.browser import needs_chromium, png, sign_in, wait_until
 from tests.harness.cli import new_user
 
 pytestmark = needs_chromium
@@ -84,7 +84,7 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     page.fill("#key", "pixel")
     page.set_input_files("#file", {"name": "p.png", "mimeType": "image/png", "buffer": image})
     page.click("button:has-text('Save record')")
-    page.wait_for_function("document.querySelector('#preview-image').complete")
+    wait_until(page, "document.querySelector('#preview-image').complete")
     assert page.eval_on_selector("#preview-image", "img => img.naturalWidth") == 3
 
     greeting = api.get(f"/key-value-stores/{store_id}/records/greeting")

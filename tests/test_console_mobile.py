@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.browser import needs_chromium, png, sign_in
+from tests.harness.browser import needs_chromium, png, sign_in, wait_until
 
 pytestmark = needs_chromium
 WIDTH = 390
@@ -106,7 +106,7 @@ def test_the_navigation_folds_behind_a_menu(phone: Page) -> None:
 
 def test_the_record_list_stacks_and_the_preview_comes_first_fitted(phone: Page, made: dict[str, str]) -> None:
     phone.goto(f"/console/key-value-stores/{made['store']}?key=wide.png#preview-panel")
-    phone.wait_for_function("document.querySelector('#preview-image').complete")
+    wait_until(phone, "document.querySelector('#preview-image').complete")
     panel = phone.locator("#preview-panel").bounding_box()
     table = phone.locator("#keys").bounding_box()
     image = phone.locator("#preview-image").bounding_box()

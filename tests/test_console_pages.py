@@ -33,7 +33,7 @@ from satchel.storage.base import StoreOrder
 from satchel.storage.factory import build_storage
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.browser import needs_chromium, png, sign_in
+from tests.harness.browser import needs_chromium, png, sign_in, wait_until
 from tests.harness.cli import new_user, run_cli
 
 pytestmark = needs_chromium
@@ -408,8 +408,8 @@ def test_the_preview_sits_beside_the_list_and_fits_an_image(person: Person) -> N
     put(api, store, "blob.bin", b"\x00\x01\x02", "application/octet-stream")
     page.goto(f"/console/key-value-stores/{store}")
     page.click("#keys a:text-is('wide.png')")
-    page.wait_for_function(
-        "document.querySelector('#preview-image') && document.querySelector('#preview-image').complete"
+    wait_until(
+        page, "document.querySelector('#preview-image') && document.querySelector('#preview-image').complete"
     )
     image = page.locator("#preview-image")
     assert image.evaluate("img => img.naturalWidth") == 2400
@@ -455,8 +455,8 @@ def test_copy_buttons_put_ids_urls_and_a_new_token_on_the_clipboard(person: Pers
     page.goto(f"/console/key-value-stores/{store}?key=note")
     page.click("button.copy[data-copy='#store-id']")
     assert clipboard(page) == store
-    page.wait_for_function(
-        "document.querySelector(\"button.copy[data-copy='#store-id']\").textContent === 'Copied'"
+    wait_until(
+        page, "document.querySelector(\"button.copy[data-copy='#store-id']\").textContent === 'Copied'"
     )
     page.click("button.copy[data-copy='#record-api-url']")
     assert clipboard(page) == f"{server.base_url}/v2/key-value-stores/{store}/records/note"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -51,3 +52,14 @@ def png(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def wait_until(page: Page, expression: str, timeout: float = 10.0) -> None:
+    """Wait until a JavaScript expression is true on the page. Unlike page.wait_for_function, whose polling
+    evaluates the expression with eval inside the page, this asks from outside it (as page.evaluate does),
+    which the Console's Content-Security-Policy (no 'unsafe-eval') does not refuse."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout:g} s: {expression}")
+        time.sleep(0.02)
