@@ -86,8 +86,17 @@ def test_unnamed_datasets_and_queues_expire_with_their_items_and_requests(short_
             assert http.post(f"/request-queues/{queue}/requests", json=request).status_code == 201
             made[name] = (dataset, queue)
         dataset, queue = made[None]
-        assert wait_until(lambda: http.get(f"/datasets/{dataset}").status_code == 404)
-        assert wait_until(lambda: http.get(f"/request-queues/{queue}").status_code == 404)
+
+        def listed(collection: str) -> set[str]:
+            # A collection's listing is no use of what it lists, where a GET of one would keep it alive.
+            found = http.get(f"/{collection}", params={"unnamed": "true"}).json()["data"]["items"]
+            return {item["id"] for item in found}
+
+        assert dataset in listed("datasets")
+        assert queue in listed("request-queues")
+        assert wait_until(lambda: dataset not in listed("datasets") and queue not in listed("request-queues"))
+        assert http.get(f"/datasets/{dataset}").status_code == 404
+        assert http.get(f"/request-queues/{queue}").status_code == 404
         assert http.get(f"/datasets/{dataset}/items").status_code == 404
         time.sleep(2.5)
         dataset, queue = made["kept"]
