@@ -42,8 +42,11 @@ bench-versus: $(BENCH_STAMP)
 
 # What the tests need beyond the virtualenv is checked first: a missing tool is named with its apt-get package
 # (PREFLIGHT=--strict, as .ci/run sets, stops on any; otherwise only on PostgreSQL, and the rest skip).
+# The suite runs in TEST_PROCESSES pytest processes (pytest-xdist), each test module whole in one of them (its
+# servers started once); TEST_PROCESSES=0 runs it in this one.
+TEST_PROCESSES ?= 2
 test: preflight js lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 preflight: $(STAMP)
 	$(BIN)/python -m tests.preflight $(PREFLIGHT)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _pytest.nodeid import NodeId
 from playwright.sync_api import Browser
 
 from tests.harness.backends import COMBOS, Backends
@@ -138,6 +140,35 @@ def store(http: httpx.Client) -> dict[str, object]:
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test its own id. schemathesis names each generated test after its operation (`test_fuzz[GET
+    /v2/datasets]`), but on pytest 9 their ids all read `test_fuzz`, and pytest-xdist (`make test` runs the
+    suite in two processes) hands tests out by id: all of them but one would silently never run."""
+    seen = Counter(item.nodeid for item in items)
+    for item in items:
+        if seen[item.nodeid] > 1 and item.parent is not None:
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")  # pytest has no public setter
+
+
+# What the xdist worker processes printed into their summaries, gathered in the process that reports.
+FROM_WORKERS: dict[str, list[str]] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker: its summaries' lines, handed to the controlling process with the results."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["summaries"] = {title: produce() for title, produce in SUMMARIES.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """An xdist worker finished: keep the lines of its summaries for the report at the end."""
+    for title, lines in getattr(node, "workeroutput", {}).get("summaries", {}).items():
+        FROM_WORKERS.setdefault(title, []).extend(lines)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """The figures the run produced (tests/harness/summaries.py), after the test results; and the seed of
     the shuffled order (pytest-randomly: modules, then the tests in each), left out of -q's header."""
@@ -146,8 +177,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(
             f"random order: the same again with --randomly-seed={seed}; file order with -p no:randomly"
         )
-    for title, produce in SUMMARIES.items():
-        lines = produce()
+    # Made in this process, or (with -n) in the workers: a module's figures come from the one that ran it.
+    for title in {**SUMMARIES, **FROM_WORKERS}:
+        produce = SUMMARIES.get(title)
+        lines = [*(produce() if produce else ()), *FROM_WORKERS.get(title, ())]
         if lines:
             terminalreporter.write_sep("-", title)
             for line in lines:
