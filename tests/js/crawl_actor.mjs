@@ -39,6 +39,13 @@ await Actor.setValue('OUTPUT', {
     finished: statistics.requestsFinished,
     failed: statistics.requestsFailed,
 });
+// Crawlee sends its own last status message ("Finished! Total ...") as run() returns and waits only a
+// millisecond for it, so it may still be on its way and land after this one: wait until the run shows it.
+const run = Actor.apifyClient.run(Actor.getEnv().actorRunId);
+for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    if ((await run.get())?.statusMessage?.startsWith('Finished!')) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+}
 // Awaited here: Actor.exit(message) gives the status message's request only a millisecond.
 await Actor.setStatusMessage(`Crawled ${statistics.requestsFinished} pages`, { isStatusMessageTerminal: true });
 await Actor.exit();
