@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
 from tests.harness.cli import new_user, run_cli
+from tests.harness.server import client_from
 
 COOKIE = "satchel_console"
 STORES = "/console/key-value-stores"
@@ -239,13 +240,10 @@ def test_clients_that_go_away_mid_form_leave_no_traceback(server: Server) -> Non
 
 
 def test_failed_sign_ins_are_limited_per_address_and_per_token(server: Server) -> None:
-    def client(address: str) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
-
     def wrong(n: int) -> str:
         return f"apify_api_{n:036d}"
 
-    with client("127.0.0.2") as guesser:
+    with client_from("127.0.0.2") as guesser:
         for n in range(10):
             assert sign_in(server, wrong(n), guesser).status_code == 401
         # Over the limit, even the right token is refused from here: a guesser learns nothing more.
@@ -254,14 +252,14 @@ def test_failed_sign_ins_are_limited_per_address_and_per_token(server: Server) -
         assert "Too many failed sign-ins" in limited.text
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert "set-cookie" not in limited.headers
-    with client("127.0.0.3") as elsewhere:  # other addresses are not held up
+    with client_from("127.0.0.3") as elsewhere:  # other addresses are not held up
         assert sign_in(server, server.token, elsewhere).status_code == 303
     # One token tried from many addresses is limited by itself.
     guessed = wrong(99)
     for n in range(10):
-        with client(f"127.0.0.{10 + n}") as one:
+        with client_from(f"127.0.0.{10 + n}") as one:
             assert sign_in(server, guessed, one).status_code == 401
-    with client("127.0.0.30") as last:
+    with client_from("127.0.0.30") as last:
         assert sign_in(server, guessed, last).status_code == 429
         assert sign_in(server, wrong(100), last).status_code == 401
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from satchel.settings import Settings
 from tests.conftest import Server, start_server, stop_server
+from tests.harness.server import client_from
 
 PROXY = "127.0.0.1"
 DIRECT = "127.0.0.2"
@@ -35,14 +36,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(srv)
 
 
-def from_address(address: str) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
-
-
 def anonymous_reads(server: Server, via: str, count: int, forwarded_for: str | None) -> list[int]:
     """Statuses of `count` reads without a token (counted per IP), sent from the address `via`."""
     headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
-    with from_address(via) as client:
+    with client_from(via) as client:
         return [
             client.get(f"{server.api}/key-value-stores/no-such-store", headers=headers).status_code
             for _ in range(count)
@@ -71,7 +68,7 @@ def test_the_headers_of_a_client_that_is_no_trusted_proxy_are_ignored(server: Se
 
 
 def sign_in(server: Server, via: str, headers: dict[str, str], token: str | None = None) -> httpx.Response:
-    with from_address(via) as client:
+    with client_from(via) as client:
         return client.post(
             f"{server.base_url}/console/login",
             data={"token": token or server.token},

@@ -75,6 +75,12 @@ class Server:
             conn.close()
 
 
+def client_from(address: str) -> httpx.Client:
+    """A client whose connections leave from this loopback address (127.0.0.2, ...): another client to the
+    server's per-address limits."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
