@@ -10,7 +10,7 @@ import sys
 
 from apify import Actor
 from apify.storage_clients import ApifyStorageClient, SmartApifyStorageClient
-from crawlee import service_locator
+from crawlee import ConcurrencySettings, service_locator
 from crawlee.crawlers import BeautifulSoupCrawler, BeautifulSoupCrawlingContext
 
 
@@ -20,7 +20,16 @@ async def main(mode: str) -> None:
         service_locator.set_storage_client(SmartApifyStorageClient(cloud_storage_client=cloud))
     async with Actor:
         actor_input = await Actor.get_input()
-        crawler = BeautifulSoupCrawler(max_request_retries=1, max_requests_per_crawl=50)
+        # One page at a time in shared mode: the SDK's shared queue client (apify 4.1.0) can stall for good
+        # when a head listing locks a request that another task of the same crawler is still adding (the add's
+        # reply then overwrites the listed entry, and the client's cached head looks empty from then on). A
+        # server that shows every write at once (Satchel) opens that window; one task at a time shuts it.
+        one_at_a_time = ConcurrencySettings(min_concurrency=1, desired_concurrency=1, max_concurrency=1)
+        crawler = BeautifulSoupCrawler(
+            max_request_retries=1,
+            max_requests_per_crawl=50,
+            concurrency_settings=one_at_a_time if mode == "shared" else ConcurrencySettings(),
+        )
 
         @crawler.router.default_handler
         async def handle(context: BeautifulSoupCrawlingContext) -> None:
