@@ -188,6 +188,32 @@ def test_when_the_lead_dies_its_unanswered_jobs_are_in_doubt_and_the_next_write_
     asyncio.run(main())
 
 
+def test_a_job_sent_to_a_lead_already_dead_is_not_in_doubt_but_runs_under_the_next(
+    tmp_path: Path, lead_process: subprocess.Popen[str]
+) -> None:
+    """The lead dies between two writes and this process has not yet seen its link close: the job cannot
+    have reached the dead lead (the write to the link fails at once), so it goes to the next lead instead of
+    coming back in doubt (a 503 for a change sent after the lead was gone)."""
+
+    async def main() -> None:
+        other = await opened(tmp_path)
+        try:
+            await other.write(make_table)
+            assert await other.write(insert, 1) == 1
+            lead_process.send_signal(signal.SIGKILL)
+            lead_process.wait()  # blocks this loop: the link's end-of-file is not read before the next write
+            assert other.handoff is not None
+            assert other.handoff.link is not None
+            assert other.handoff.link.open
+            assert await other.write(insert, 2) == 2
+            assert leads(other)
+        finally:
+            await other.close()
+        assert stored(tmp_path) == [1, 2]
+
+    asyncio.run(main())
+
+
 def test_a_data_dir_too_deep_for_a_socket_path_still_hands_over(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from satchel.errors import StorageFull
 from satchel.storage.durable import fsync_path
-from satchel.storage.sqlite.handoff import Handoff
+from satchel.storage.sqlite.handoff import Handoff, NotSent
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer, WriterLock
@@ -35,6 +35,7 @@ from satchel.storage.sqlite.writer import Writer, WriterLock
 T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
 WAL_LIMIT_BYTES = 32 * 1024 * 1024  # past this, the next checkpoint starts the WAL over
+HANDOFF_ATTEMPTS = 3  # leads tried for one write whose job never left this process
 TIDYING_BYTES = 256 * 1024  # of the reserve, for forgetting removed files on a full disk (a few WAL pages)
 
 
@@ -184,10 +185,19 @@ class Database:
         deletes users send, which the next uploads would otherwise leave no room for.
         `after`: called once the job has committed (see Writer.run)."""
         handoff = self.handoff
-        if handoff is not None and not handoff.leading:
+        for attempt in range(HANDOFF_ATTEMPTS):
+            if handoff is None or handoff.leading:
+                break
             link = handoff.link if handoff.link is not None and handoff.link.open else await handoff.elect()
-            if link is not None:
+            if link is None:
+                break
+            try:
                 return await link.run(job, args, frees, tidies, after)  # type: ignore[no-any-return]
+            except NotSent:
+                # The lead was gone before the job left this process (a link not yet seen closed): it did
+                # not run, so the next lead takes it.
+                if attempt + 1 == HANDOFF_ATTEMPTS:
+                    raise
         return await self._write_here(job, args, frees, tidies, after)
 
     def _submit_here(self, job: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:

@@ -53,6 +53,15 @@ IN_DOUBT = (
     "The server process that writes for this one stopped before it answered; the change may or may not"
     " have been stored. Read it back, or send it again."
 )
+NOT_SENT = (
+    "The server process that writes for this one had stopped; the change was not stored. Send it again."
+)
+
+
+class NotSent(Unavailable):
+    """The job never left this process (the lead was gone before it could be written to the link), so it did
+    not run: safe to hand to the next lead."""
+
 
 # Queues a job (job, args) on this process's writer: its future.
 SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...]], asyncio.Future[Any]]
@@ -186,10 +195,14 @@ class _Framed(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(_frame(message))
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Write what was sent this turn; whether it left. It did not when the link was already closing, or
+        when the write failed at once (a lead that died: EPIPE), which closes the transport as it returns."""
         out, self._out = self._out, []
-        if not self.transport.is_closing():
-            self.transport.write(b"".join(out))
+        if self.transport.is_closing():
+            return False
+        self.transport.write(b"".join(out))
+        return not self.transport.is_closing()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -285,6 +298,8 @@ class _Link(_Framed):
         self.open = True  # until the lead says BYE, or the link is lost
         self._seq = itertools.count(BYE + 1)
         self._waiting: dict[int, tuple[asyncio.Future[Any], After]] = {}
+        self._queued: list[int] = []  # the jobs sent this turn, not yet written
+        self._unsent: set[int] = set()  # jobs that never left: they fail as NotSent, not in doubt
 
     def run(
         self, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool, after: After
@@ -294,8 +309,16 @@ class _Link(_Framed):
         seq = next(self._seq)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.send((seq, job, args, frees, tidies))
+        self._queued.append(seq)
         self._waiting[seq] = (fut, after)
         return fut
+
+    def _flush(self) -> bool:
+        queued, self._queued = self._queued, []
+        sent = super()._flush()
+        if not sent:
+            self._unsent.update(queued)
+        return sent
 
     def received(self, message: tuple[Any, ...]) -> None:
         seq, result, error = message
@@ -316,7 +339,11 @@ class _Link(_Framed):
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
         waiting, self._waiting = self._waiting, {}
-        for fut, after in waiting.values():
+        for seq, (fut, after) in waiting.items():
+            if seq in self._unsent:
+                if not fut.done():
+                    fut.set_exception(NotSent(NOT_SENT))
+                continue
             # Perhaps committed: those reading the record through a cache must look again.
             call_after(after)
             if not fut.done():
