@@ -298,8 +298,10 @@ class _Link(_Framed):
         self.open = True  # until the lead says BYE, or the link is lost
         self._seq = itertools.count(BYE + 1)
         self._waiting: dict[int, tuple[asyncio.Future[Any], After]] = {}
-        self._queued: list[int] = []  # the jobs sent this turn, not yet written
-        self._unsent: set[int] = set()  # jobs that never left: they fail as NotSent, not in doubt
+        # Jobs are numbered and written in order: those numbered past `_written` never left this process, so
+        # a lost link fails them as NotSent rather than in doubt.
+        self._last = BYE
+        self._written = BYE
 
     def run(
         self, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool, after: After
@@ -309,15 +311,15 @@ class _Link(_Framed):
         seq = next(self._seq)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.send((seq, job, args, frees, tidies))
-        self._queued.append(seq)
+        self._last = seq
         self._waiting[seq] = (fut, after)
         return fut
 
     def _flush(self) -> bool:
-        queued, self._queued = self._queued, []
+        last = self._last  # every job up to it is in this write
         sent = super()._flush()
-        if not sent:
-            self._unsent.update(queued)
+        if sent:
+            self._written = last
         return sent
 
     def received(self, message: tuple[Any, ...]) -> None:
@@ -340,7 +342,7 @@ class _Link(_Framed):
         self.open = False
         waiting, self._waiting = self._waiting, {}
         for seq, (fut, after) in waiting.items():
-            if seq in self._unsent:
+            if seq > self._written:
                 if not fut.done():
                     fut.set_exception(NotSent(NOT_SENT))
                 continue
