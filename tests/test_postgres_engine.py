@@ -245,6 +245,35 @@ def test_engines_migrating_one_fresh_database_at_once_all_succeed(dsn: str, tmp_
     asyncio.run(main())
 
 
+def test_a_read_costs_one_round_trip_the_pool_sends_no_reset(dsn: str, tmp_path: Path) -> None:
+    """The pool takes a connection back without asyncpg's default reset (`... RESET ALL`, a second round trip
+    per query): each backend's last statement, as PostgreSQL shows it, is the read itself."""
+
+    async def main() -> None:
+        async with opened(dsn, tmp_path) as engine:
+            store = await a_store(engine)
+            await put(engine, store.pk, "k", b"body")
+            # As many reads at once as the pool has connections, so every pooled backend serves one last.
+            reads = await asyncio.gather(
+                *(engine.records.read(store.pk, "k") for _ in range(SETTINGS.pool_max))
+            )
+            assert all(read is not None and read.inline == b"body" for read in reads)
+            watcher = await asyncpg.connect(dsn)
+            try:
+                last = await watcher.fetch(
+                    "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND application_name = ''"
+                )
+            finally:
+                await watcher.close()
+            queries = [row["query"] for row in last]
+            assert queries, "no pooled backend found"
+            assert not any("RESET ALL" in query for query in queries), queries
+            assert any(query.startswith("SELECT") and "FROM records" in query for query in queries), queries
+
+    asyncio.run(main())
+
+
 def test_a_publish_reaches_every_feed(dsn: str) -> None:
     async def main() -> None:
         async with feed(dsn) as one, feed(dsn) as other:
