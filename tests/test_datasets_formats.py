@@ -181,6 +181,22 @@ def test_csv_flattens_nested_values_into_slash_columns() -> None:
     assert table[3] == ["Ann", "", "", "", "", "", "", "true", "", "1.5"]
 
 
+def test_a_value_keeps_its_column_beside_other_items_leaves_under_its_name() -> None:
+    items: list[dict[str, Any]] = [
+        {"url": "u1", "price": "N/A", "arr": [1, 2]},
+        {"url": "u2", "price": {"amount": 10, "cur": "EUR"}, "arr": [{"x": 1}]},
+        {"url": "u3", "price": {}, "arr": None},
+    ]
+    out = run(items, format=Format.CSV, bom=False)
+    table = list(csv.reader(io.StringIO(out.decode())))
+    assert table == [
+        ["url", "price", "price/amount", "price/cur", "arr/0", "arr/1", "arr/0/x"],
+        ["u1", "N/A", "", "", "1", "2", ""],
+        ["u2", "", "10", "EUR", "", "", "1"],
+        ["u3", "", "", "", "", "", ""],
+    ]
+
+
 def test_csv_delimiter_header_row_and_fields_fixing_the_columns() -> None:
     out = run(ITEMS, ItemQuery(fields=("ok", "name", "absent")), format=Format.CSV, bom=False, delimiter=";")
     assert out.decode().splitlines() == ["ok;name;absent", ";Paul;", ";;", "true;Ann;"]

@@ -345,6 +345,19 @@ def test_lock_head(http: httpx.Client, q: str) -> None:
     assert counts(http, q) == (30, 30, 0)
 
 
+def test_a_locked_request_read_and_sent_back_does_not_store_its_lock(http: httpx.Client, q: str) -> None:
+    add(http, q, req(1))
+    rid = lock(http, q, limit=1, clientKey="a")["items"][0]["id"]
+    read = data_of(http.get(f"{q}/requests/{rid}"))
+    assert read["lockByClient"] == "a"
+    forged = {**read, "lockByClient": "z", "lockExpiresAt": "2099-01-01T00:00:00.000Z"}
+    http.put(f"{q}/requests/{rid}", json=forged, params={"clientKey": "a"})  # released: pending again
+    for shown in (data_of(http.get(f"{q}/requests/{rid}")), data_of(http.get(f"{q}/requests"))["items"][0]):
+        assert "lockByClient" not in shown, shown
+        assert "lockExpiresAt" not in shown, shown
+    assert head_ids(http, q) == [rid]
+
+
 def test_prolong_delete_lock_and_unlock(http: httpx.Client, q: str) -> None:
     add(http, q, req(1), req(2), req(3), req(4))
     ids = [sdk_id(f"http://ex.com/{n}") for n in (1, 2, 3, 4)]

@@ -42,6 +42,7 @@ TYPED: dict[str, tuple[type, ...]] = {
     "noRetry": (bool,),
     "errorMessages": (list,),
 }
+LOCK_FIELDS = ("lockExpiresAt", "lockByClient")
 
 
 def request_id(key: str) -> str:
@@ -89,7 +90,9 @@ def unique_key(item: dict[str, Any]) -> str:
 def parse_request(body: Any, *, path_id: str | None = None, where: str = "The request") -> NewRequest:
     """A request as sent, checked, with its id derived from its uniqueKey (the url when it has none).
 
-    Fills `id` and `uniqueKey` in, and writes handledAt in UTC with Z; everything else is kept as sent.
+    Fills `id` and `uniqueKey` in, and writes handledAt in UTC with Z; drops the lock's fields, which a
+    request read while locked carries (and the clients send such a read back as an update); everything else
+    is kept as sent.
     """
     if not isinstance(body, dict):
         raise InvalidRequest(f"{where} must be a JSON object.")
@@ -117,6 +120,8 @@ def parse_request(body: Any, *, path_id: str | None = None, where: str = "The re
     check_depth(body, where)
     handled = _handled_at(body.get("handledAt"), where)
     stored = {"id": rid, **body, "uniqueKey": key}
+    for field in LOCK_FIELDS:  # the server's to show while a lock is held, not a client's to store
+        stored.pop(field, None)
     if handled is not None and not str(body["handledAt"]).endswith("Z"):
         stored["handledAt"] = iso(handled)
     return NewRequest(rid, orjson.dumps(stored), handled)

@@ -2,11 +2,12 @@
 
 Nested values are flattened into columns named by their path joined with `/` (`address/city`, `tags/0`), as
 the hosted exports do; an empty object or array is an empty cell of its own column unless other items have
-leaves under it. Columns are every leaf any item of the read has, so a table takes two passes over the rows:
-the first only collects the column names (Columns), the second writes. Their order: grouped by top-level
-field, the fields in the order they first appear (those named in `fields` first, in that order, each a column
-even if no item has it), and within a field the order its leaves first appear. At most MAX_COLUMNS columns;
-leaves past that are left out.
+leaves under it, while a value keeps its column beside the leaves other items have under the same name.
+Columns are every leaf any item of the read has, so a table takes two passes over the rows: the first only
+collects the column names (Columns), the second writes. Their order: grouped by top-level field, the fields
+in the order they first appear (those named in `fields` first, in that order, each a column even if no item
+has it), and within a field the order its leaves first appear. At most MAX_COLUMNS columns; leaves past that
+are left out.
 
 Cells: text as it is, numbers as JSON writes them, booleans as true/false, null and empty containers empty.
 XLSX is written by XlsxWriter in its constant-memory mode (each row flushed to disk as it is written) into a
@@ -53,16 +54,21 @@ class Columns:
         self.query = query
         self.groups: dict[str, dict[str, None]] = {name: {} for name in query.fields}
         self.count = 0
+        self.valued: set[str] = set()  # columns some item has a value in (not null, not an empty container)
 
     def add(self, rows: list[bytes]) -> None:
         for item in self.query.rows(rows):
-            for key, column, _ in leaf_cells(item):
+            for key, column, value in leaf_cells(item):
                 group = self.groups.get(key)
                 if group is None:
                     group = self.groups[key] = {}
-                if column not in group and self.count < MAX_COLUMNS:
+                if column not in group:
+                    if self.count >= MAX_COLUMNS:
+                        continue
                     group[column] = None
                     self.count += 1
+                if value is not None and value not in EMPTY:
+                    self.valued.add(column)
 
     def names(self) -> list[str]:
         out: list[str] = []
@@ -70,12 +76,13 @@ class Columns:
             if not group:
                 out.append(key)
                 continue
-            # An empty object or array is a column only where no item has leaves under it.
+            # An empty object or array is a column only where no item has leaves under it; a value is always
+            # one (`price` beside `price/amount` when items disagree on its shape).
             parents: set[str] = set()
             for column in group:
                 parts = column.split("/")
                 parents.update("/".join(parts[:end]) for end in range(1, len(parts)))
-            out.extend(column for column in group if column not in parents)
+            out.extend(column for column in group if column not in parents or column in self.valued)
         return out[:MAX_COLUMNS]
 
 
