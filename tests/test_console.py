@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Response
 
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.browser import needs_chromium, png, sign_in, wait_until
@@ -122,6 +122,48 @@ def test_store_lifecycle_in_the_browser(page: Page, server: Server, api: httpx.C
     page.click("button:has-text('Delete store')")
     page.wait_for_url(f"{server.base_url}/console/key-value-stores")
     assert api.get(f"/key-value-stores/{store_id}").status_code == 404
+
+
+def test_the_browser_checks_a_key_before_the_form_is_sent(
+    page: Page, server: Server, api: httpx.Client
+) -> None:
+    """The key field's pattern compiles where browsers compile patterns (with the `v` flag, in which a bare
+    parenthesis in a class is an error, so an invalid pattern checks nothing)."""
+    complaints: list[str] = []
+    page.on("console", lambda message: complaints.append(message.text))
+    sign_in(page, server.token)
+    store_id = api.post("/key-value-stores").json()["data"]["id"]
+    page.goto(f"/console/key-value-stores/{store_id}")
+    for key, valid in (("a b/", False), ("k\u00e9y", False), ("ok-key_(1)'.!", True), ("x" * 256, True)):
+        page.fill("#key", key)
+        assert page.eval_on_selector("#key", "field => field.checkValidity()") is valid, key
+    assert not [text for text in complaints if "pattern" in text.lower()], complaints
+
+
+def test_a_first_visit_asks_for_nothing_that_fails(browser: Browser, server: Server) -> None:
+    """Sign-in and the first page load every resource they ask for, and name the tab's icon (without one a
+    browser asks for /favicon.ico, which is not there)."""
+    context = browser.new_context(base_url=server.base_url)
+    failed: list[str] = []
+    icons: list[tuple[int, str]] = []
+
+    def answered(answer: Response) -> None:
+        if answer.status >= 400:
+            failed.append(f"{answer.status} {answer.url}")
+        if answer.url.endswith("/icon.svg"):
+            icons.append((answer.status, answer.headers.get("content-type", "")))
+
+    try:
+        page = context.new_page()
+        page.on("requestfailed", lambda request: failed.append(request.url))
+        page.on("response", answered)
+        sign_in(page, server.token)
+        page.wait_for_load_state("networkidle")
+    finally:
+        context.close()
+    assert failed == []
+    assert icons, "no page named an icon"
+    assert set(icons) == {(200, "image/svg+xml")}, icons
 
 
 def test_sharing_shows_a_reader_only_what_they_may_do(

@@ -1,6 +1,7 @@
 """The Console on a phone-sized screen (390 x 844, as an iPhone 12 to 15), in Chromium through Playwright
 against a real server: no page is wider than the screen, the navigation folds behind a Menu button that
-works without script, the record list stacks, and a record's preview comes before the list, fitted.
+works without script, the record list stacks, and a record's preview comes before the list, fitted. And on a
+desktop screen, a key as long as keys go wraps instead of widening the page.
 Skipped only when no Chromium is installed (`.ci/run` installs it).
 """
 
@@ -17,6 +18,8 @@ from tests.harness.browser import needs_chromium, png, sign_in, wait_until
 
 pytestmark = needs_chromium
 WIDTH = 390
+DESKTOP = 1280
+LONGEST_KEY = "x" * 256  # one unbroken word
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,12 @@ def made(server: Server) -> dict[str, str]:
             headers={"content-type": "image/png"},
         )
         api.put(f"/key-value-stores/{sid}/records/OUTPUT", json={"long": "y" * 300, "list": list(range(60))})
-        api.put(
-            f"/key-value-stores/{sid}/records/{'k' * 120}",
-            content=b"long key",
-            headers={"content-type": "text/plain"},
-        )
+        for key in ("k" * 120, LONGEST_KEY):
+            api.put(
+                f"/key-value-stores/{sid}/records/{key}",
+                content=b"long key",
+                headers={"content-type": "text/plain"},
+            )
         dataset = api.post("/datasets", params={"name": "phone-items"}).json()["data"]["id"]
         api.post(f"/datasets/{dataset}/items", json=[{f"field{i}": "x" * 40 for i in range(10)}] * 3)
         queue = api.post("/request-queues", params={"name": "phone-queue"}).json()["data"]["id"]
@@ -129,3 +133,19 @@ def test_wide_tables_scroll_inside_the_page(phone: Page, made: dict[str, str]) -
     scroller = phone.locator(".scroll").first
     assert scroller.evaluate("el => el.scrollWidth > el.clientWidth")  # the store table scrolls in its box
     assert overflow(phone) <= WIDTH
+
+
+def test_the_longest_key_wraps_on_a_desktop_screen(
+    browser: Browser, server: Server, made: dict[str, str]
+) -> None:
+    context = browser.new_context(base_url=server.base_url, viewport={"width": DESKTOP, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in(page, server.token)
+        store = f"/console/key-value-stores/{made['store']}"
+        for path in (f"{store}?key={LONGEST_KEY}", f"{store}/records/{LONGEST_KEY}"):
+            page.goto(path)
+            page.wait_for_load_state("load")
+            assert overflow(page) <= DESKTOP, path
+    finally:
+        context.close()

@@ -210,6 +210,12 @@ NOT_WHOLE = {
     + field("contentType", "a/b")
     + CLOSE,
     "key-after-the-file": file_head("c.bin") + b"x\r\n" + field("key", "late") + CLOSE,
+    # A file and a typed value (the page's form sends the value after the file): which was meant is unknown.
+    "a-file-and-a-value": field("key", "cut")
+    + file_head("c.bin")
+    + b"x\r\n"
+    + field("text", "typed")
+    + CLOSE,
 }
 
 

@@ -118,6 +118,8 @@ async def _file_then_rest(form: StreamedForm) -> AsyncIterator[bytes]:
         value = await form.value()
         if part.name in ("key", "contentType") and value.strip():
             raise InvalidRequest(f"The form's {part.name} came after its file; send it before the file.")
+        if part.name == "text" and value:
+            raise InvalidRequest("Choose a file or type a value, not both: which one to store is unclear.")
 
 
 @dataclass(slots=True)

@@ -58,7 +58,8 @@ def key_value_store(base: str, store: StoreRow) -> StoreSnippets:
     auth = f'-H "Authorization: Bearer ${TOKEN_VARIABLE}"'
     curl = "\n".join(
         [
-            f"export {TOKEN_VARIABLE}=...  # an API token (Account page, or `satchel tokens create`)",
+            # A comment, not an export: pasted where the variable is set, the block runs as it is.
+            f"# ${TOKEN_VARIABLE}: an API token (Account page, or `satchel tokens create`)",
             f'curl {auth} "{api}/keys"',
             f"curl -X PUT {auth} -H 'Content-Type: application/json' \\",
             f'  --data \'{{"hello": "world"}}\' "{record}"',
