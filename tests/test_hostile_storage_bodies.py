@@ -415,6 +415,30 @@ def test_bombs_are_refused_in_bounded_memory(storages: Hostile) -> None:
     assert after - before < 32 * MIB, (before, after)
 
 
+def test_a_push_of_many_tiny_items_holds_memory_for_what_they_are(storages: Hostile) -> None:
+    """400,000 empty objects in one push (1.2 MB, a few KiB gzipped) are stored, and the server's memory
+    grows by about what they are, not by a buffer each (orjson's result for `{}` kept 4 KiB: 1.6 GB)."""
+    count = 400_000
+    body = gzip.compress(b"[" + b",".join([b"{}"] * count) + b"]", 9)
+    pgid = storages.server.pid
+    with storages.server.client(storages.tokens["bob"]) as as_bob:
+        dataset = as_bob.post("/datasets").json()["data"]["id"]
+        try:
+            with PeakRss(pgid) as rss:
+                pushed = as_bob.post(
+                    f"/datasets/{dataset}/items",
+                    content=body,
+                    headers={"content-type": "application/json", "content-encoding": "gzip"},
+                    timeout=120,
+                )
+            assert pushed.status_code == 201, pushed.text
+            assert as_bob.get(f"/datasets/{dataset}").json()["data"]["itemCount"] == count
+        finally:
+            as_bob.delete(f"/datasets/{dataset}")
+    print(f"\n{count} items in {len(body)} bytes: server memory grew {rss.growth / MIB:.0f} MiB at most")
+    assert rss.growth < 256 * MIB, rss.growth
+
+
 def test_run_finished_at_past_what_iso_carries_is_refused(storages: Hostile) -> None:
     with storages.server.client(storages.tokens["bob"]) as as_bob:
         run = as_bob.post("/acts/~bob-broken/runs").json()["data"]["id"]
