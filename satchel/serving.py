@@ -128,6 +128,9 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         "log_level": settings.log_level,
         "log_dictconfig": granian_logging(settings),
         "workers_kill_timeout": settings.shutdown_timeout_seconds,
+        # A worker that dies (killed, out of memory) is started again rather than the whole server stopped;
+        # one that dies again within seconds of that still stops it (granian's crash-loop rule).
+        "respawn_failed_workers": True,
         "backlog": BACKLOG,
         "backpressure": connection_cap(settings),
         "http": HTTPModes.http1,

@@ -312,6 +312,55 @@ def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> No
     assert len(leads) >= 2, log  # a worker, after the kill (and, as the server stops, perhaps the other one)
 
 
+def live_children(server_pid: int) -> set[int]:
+    """The processes `satchel serve` started that still run (not those dead and not yet reaped)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server_pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def test_when_the_worker_writing_for_the_others_dies_another_is_started(tmp_path: Path) -> None:
+    """The writing process killed, then the worker that took over from it: granian starts a worker in its
+    place, the other worker writes, and the server goes on (it used to stop altogether)."""
+    server = start_server(tmp_path / "data", args=("--workers", "2"), env={"SATCHEL_LOG_LEVEL": "info"})
+    log = next(tmp_path.glob("server-*.log"))
+    try:
+        writer = writing_process(server.pid)
+        assert writer is not None
+        os.kill(writer, signal.SIGKILL)
+        with server.client() as client:
+            store = client.post("/key-value-stores", params={"name": "kept"}).json()["data"]["id"]
+            assert client.put(f"/key-value-stores/{store}/records/before", content=b"1").is_success
+        lead = int(re.findall(r"process (\d+) writes for the server's other processes", log.read_text())[-1])
+        assert lead != writer
+        workers = live_children(server.pid)
+        assert lead in workers, (lead, workers)
+        os.kill(lead, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = live_children(server.pid)
+            if lead not in now and len(now) == len(workers):
+                break
+            time.sleep(0.1)
+        assert lead not in now and len(now) == len(workers), (lead, workers, now)
+        for n in range(20):
+            with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as fresh:
+                written = fresh.put(f"/key-value-stores/{store}/records/after{n}", content=b"%d" % n)
+                assert written.is_success, written.text
+        with server.client() as client:
+            assert len(client.get(f"/key-value-stores/{store}/keys").json()["data"]["items"]) == 21
+    finally:
+        stop_server(server)
+
+
 def test_where_no_socket_can_be_made_each_process_writes_itself(tmp_path: Path) -> None:
     (tmp_path / SOCKET_FILE).mkdir()  # in the way: neither removed nor bound
     (tmp_path / SOCKET_FILE / "kept").touch()
