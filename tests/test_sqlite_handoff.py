@@ -350,7 +350,8 @@ def test_when_the_worker_writing_for_the_others_dies_another_is_started(tmp_path
             if lead not in now and len(now) == len(workers):
                 break
             time.sleep(0.1)
-        assert lead not in now and len(now) == len(workers), (lead, workers, now)
+        assert lead not in now, (lead, now)
+        assert len(now) == len(workers), (workers, now)
         for n in range(20):
             with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as fresh:
                 written = fresh.put(f"/key-value-stores/{store}/records/after{n}", content=b"%d" % n)
