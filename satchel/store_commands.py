@@ -18,7 +18,7 @@ from satchel.remote import connection, run_remote, server_options
 from satchel.service import Services, signing
 from satchel.service.access import Caller
 from satchel.service.signing import DEFAULT_LINK_SECONDS
-from satchel.service.validation import NAME_RE, check_key, split_reference
+from satchel.service.validation import NAME_RE, check_key, is_digits, split_reference
 from satchel.storage import StorageKind, StoreRow
 
 MAX_LINK_SECONDS = 10 * 365 * 86400
@@ -133,7 +133,7 @@ def _duration(text: str) -> int:
         return 0
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = (value[:-1], units[value[-1]]) if value[-1:] in units else (value, 1)
-    if not number.isdigit() or int(number) == 0 or int(number) * unit > MAX_LINK_SECONDS:
+    if not is_digits(number) or int(number) == 0 or int(number) * unit > MAX_LINK_SECONDS:
         raise click.BadParameter(
             f"{text!r} is not a duration of up to 10 years (like 3600, 30m, 24h or 7d) or `never`.",
             param_hint="--expires-in",

@@ -259,3 +259,31 @@ def test_malformed_forms_are_a_400_not_a_server_error(server: Server) -> None:
         response = httpx.post(server.base_url + path, cookies=cookies, headers=bad, content=b"zzz")
         assert response.status_code == 400, (path, response.status_code)
         assert "could not be read" in response.text
+
+
+def test_odd_numbers_and_deep_json_are_no_server_error(server: Server, api: httpx.Client) -> None:
+    """Digits `int` refuses (`²` is a digit to `str.isdigit`) are taken as no number, and a JSON record nested
+    past what the encoder writes back is previewed as it is stored."""
+    signed_in = httpx.post(f"{server.base_url}/console/login", data={"token": server.token})
+    cookies = {"satchel_console": signed_in.cookies["satchel_console"]}
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    deep = "[" * 300 + "]" * 300
+    assert api.put(
+        f"/key-value-stores/{store}/records/deep", content=deep, headers={"content-type": "application/json"}
+    ).is_success
+    dataset = api.post("/datasets").json()["data"]["id"]
+    base = f"{server.base_url}/console"
+    for path in (
+        "/key-value-stores?offset=²",
+        "/datasets?offset=٣",
+        "/request-queues?offset=²",
+        "/runs?offset=²",
+        f"/key-value-stores/{store}?offset=²",
+        f"/key-value-stores/{store}?after=a&skipped=²",
+        f"/datasets/{dataset}?limit=²&offset=²",
+        f"/key-value-stores/{store}/records/deep",
+        f"/key-value-stores/{store}?key=deep",
+    ):
+        response = httpx.get(base + path, cookies=cookies)
+        assert response.status_code == 200, (path, response.status_code)
+    assert deep in httpx.get(f"{base}/key-value-stores/{store}/records/deep", cookies=cookies).text

@@ -22,6 +22,7 @@ from enum import IntEnum
 
 from starlette.types import Scope
 
+from satchel.service.validation import is_digits
 from satchel.storage.conditions import WriteCondition
 
 CONDITION_HEADERS = frozenset({b"if-match", b"if-none-match", b"if-modified-since", b"range", b"if-range"})
@@ -145,7 +146,7 @@ def byte_range(found: Conditions, size: int, etag: str, last_modified: str) -> t
         return None  # another unit (ignored), or several ranges (sent whole)
     first, dash, last = spec.strip().partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or not (first or last) or (first and not _digits(first)) or (last and not _digits(last)):
+    if not dash or not (first or last) or (first and not is_digits(first)) or (last and not is_digits(last)):
         return None
     if not first:  # the last n bytes
         suffix = _number(last)
@@ -161,10 +162,6 @@ def byte_range(found: Conditions, size: int, etag: str, last_modified: str) -> t
     if start >= size:
         raise Unsatisfiable
     return start, min(end, size)
-
-
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
 
 
 def _number(digits: str) -> int:

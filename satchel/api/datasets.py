@@ -32,6 +32,7 @@ from satchel.service.item_formats import MEDIA_TYPES, ExportOptions, Format, Ite
 from satchel.service.item_formats.text import xml_name
 from satchel.service.item_formats.transform import SIMPLIFIED_FIELDS, SIMPLIFIED_UNWIND
 from satchel.service.signing import storage_signature
+from satchel.service.validation import is_digits
 from satchel.storage import StoreRow
 
 PUSHED = b"{}"
@@ -141,7 +142,7 @@ def _limit(call: Call) -> int | None:
     value = (call.query.get("limit") or "").strip()
     if not value:
         return None
-    if value.isascii() and value.isdigit():
+    if is_digits(value):
         return min(int(value[:15]), UNLIMITED) if len(value) <= 15 else UNLIMITED
     return call.number("limit", 0)  # a decimal like 10.0, or a 400 for what is no count at all
 

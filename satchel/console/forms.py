@@ -29,6 +29,7 @@ from starlette.types import Message, Receive
 from satchel.clock import iso
 from satchel.errors import InvalidRequest
 from satchel.service.stores import Listing
+from satchel.service.validation import is_digits
 
 PREFIX = "/console"
 STORES = f"{PREFIX}/key-value-stores"
@@ -63,7 +64,7 @@ def field(form: FormData, name: str) -> str:
 def declared_length(request: Request) -> int | None:
     """The body's Content-Length, if the request states one (the HTTP server has checked it is a number)."""
     value = request.headers.get("content-length")
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and is_digits(value) else None
 
 
 class FormTooLarge(InvalidRequest):
@@ -267,7 +268,7 @@ def same_origin(request: Request) -> bool:
 
 
 def whole(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 10 else 0
+    return int(value) if value and is_digits(value) and len(value) < 10 else 0
 
 
 def human_size(size: int) -> str:

@@ -204,6 +204,6 @@ async def _preview(found: RecordRead, *, pretty_json: bool) -> str:
     if pretty_json:
         try:
             return orjson.dumps(orjson.loads(raw_bytes), option=orjson.OPT_INDENT_2).decode()
-        except orjson.JSONDecodeError:
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # past 255 levels loads, but will not dump
             pass
     return raw_bytes.decode("utf-8", "replace")

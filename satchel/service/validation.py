@@ -28,6 +28,11 @@ MAX_USERNAME = 64  # as users are made (service/users.py)
 SHOWN = 80  # how much of a refused value an error message quotes back
 
 
+def is_digits(text: str) -> bool:
+    """Only the ASCII digits 0-9: `str.isdigit` also takes `²` and other digits `int` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def check_key(key: str) -> str:
     if KEY_RE.fullmatch(key) is None or key in (".", ".."):
         if not key:
