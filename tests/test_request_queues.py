@@ -358,6 +358,24 @@ def test_a_locked_request_read_and_sent_back_does_not_store_its_lock(http: httpx
     assert head_ids(http, q) == [rid]
 
 
+def test_an_answer_holds_so_many_bytes_of_requests_and_the_list_goes_on(http: httpx.Client, q: str) -> None:
+    """Requests as large as a payload may be: an answer stops before the one at which its requests reach
+    PAGE_BYTES (16 MiB), and a list cut short that way still gives the cursor to the rest."""
+    big = "x" * (7 * 1024 * 1024)  # four of them: the fourth would begin past 16 MiB
+    for n in range(4):
+        assert http.post(f"{q}/requests", json=req(n, userData={"big": big})).status_code == 201
+    ids = [sdk_id(f"http://ex.com/{n}") for n in range(4)]
+    first = data_of(http.get(f"{q}/requests", params={"limit": 10}))
+    assert sorted(item["id"] for item in first["items"]) == sorted(ids)[:3]
+    assert first["nextCursor"]
+    rest = data_of(http.get(f"{q}/requests", params={"limit": 10, "cursor": first["nextCursor"]}))
+    assert [item["id"] for item in rest["items"]] == sorted(ids)[3:]
+    assert rest.get("nextCursor") is None
+    assert head_ids(http, q, limit=10) == ids[:3]
+    assert [item["id"] for item in lock(http, q, limit=25, clientKey="a")["items"]] == ids[:3]
+    assert head_ids(http, q, limit=10) == ids[3:]  # only what was returned was locked
+
+
 def test_prolong_delete_lock_and_unlock(http: httpx.Client, q: str) -> None:
     add(http, q, req(1), req(2), req(3), req(4))
     ids = [sdk_id(f"http://ex.com/{n}") for n in (1, 2, 3, 4)]

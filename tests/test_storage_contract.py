@@ -28,6 +28,7 @@ from satchel.storage import (
 )
 from satchel.storage.factory import build_storage
 from satchel.storage.housekeeping import BlobHousekeeping
+from satchel.storage.rows import NewRequest, RequestRow
 from tests.harness.backends import COMBOS, Backends
 from tests.harness.engine import Body, Run, runner
 
@@ -599,5 +600,55 @@ def test_each_kind_has_its_own_names_and_a_delete_takes_its_rows(run: Run) -> No
         assert await storage.stores.delete(made[StorageKind.DATASET].pk)
         assert await storage.stores.by_name(uid, StorageKind.DATASET, "same") is None
         assert await storage.stores.by_name(uid, StorageKind.REQUEST_QUEUE, "same") is not None
+
+    run(work)
+
+
+def test_request_pages_stop_at_their_bytes(run: Run) -> None:
+    """A list page, the head and a locked head each stop before the request at which the bodies before it
+    reach max_bytes (one request at least), in their own order; a lock takes only what it returns."""
+
+    async def work(storage: Storage) -> None:
+        uid = await _user(storage)
+        new = NewStore(
+            "q-bytes", uid, "q", GeneralAccess.RESTRICTED, "k", None, 1, kind=StorageKind.REQUEST_QUEUE
+        )
+        queue, _ = await storage.stores.create(new)
+        sizes = [300, 50, 200, 10]  # bodies of about these sizes, added in this order
+        requests = [NewRequest(f"r{n}", b'{"u":"%s"}' % (b"x" * size), None) for n, size in enumerate(sizes)]
+        await storage.queues.add(queue.pk, requests, forefront=False, client_key="", now=10)
+        lengths = [len(r.body) for r in requests]  # 308, 58, 208, 18
+
+        def ids(rows: list[RequestRow]) -> list[str]:
+            return [row.id for row in rows]
+
+        pages = storage.queues.page
+        assert ids(
+            await pages(queue.pk, after=None, limit=10, max_bytes=10**9, pending=False, locked=False, now=20)
+        ) == ["r0", "r1", "r2", "r3"]
+        assert ids(
+            await pages(queue.pk, after=None, limit=10, max_bytes=1, pending=False, locked=False, now=20)
+        ) == ["r0"]
+        # Before r2 come 308 + 58 bytes: under 367 it is taken, at 366 it is not.
+        budget = lengths[0] + lengths[1]
+        assert ids(
+            await pages(
+                queue.pk, after=None, limit=10, max_bytes=budget + 1, pending=False, locked=False, now=20
+            )
+        ) == ["r0", "r1", "r2"]
+        assert ids(
+            await pages(queue.pk, after=None, limit=10, max_bytes=budget, pending=False, locked=False, now=20)
+        ) == ["r0", "r1"]
+        assert ids(
+            await pages(queue.pk, after="r1", limit=10, max_bytes=1, pending=True, locked=False, now=20)
+        ) == ["r2"]
+        assert ids(await storage.queues.head(queue.pk, limit=10, max_bytes=budget, now=20)) == ["r0", "r1"]
+        assert ids(await storage.queues.head(queue.pk, limit=1, max_bytes=10**9, now=20)) == ["r0"]
+        locked = await storage.queues.lock_head(
+            queue.pk, limit=10, max_bytes=budget, lock_ms=60_000, client_key="a", now=20
+        )
+        assert ids(locked.items) == ["r0", "r1"]
+        # Only those two were locked: the head now starts at r2, and takes the rest.
+        assert ids(await storage.queues.head(queue.pk, limit=10, max_bytes=10**9, now=21)) == ["r2", "r3"]
 
     run(work)

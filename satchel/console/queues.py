@@ -26,7 +26,7 @@ from satchel.console.stores import (
     share_of,
 )
 from satchel.service import Caller
-from satchel.service.queue_requests import FILTERS, make_cursor, read_cursor
+from satchel.service.queue_requests import FILTERS, PAGE_BYTES, last_if_more, make_cursor, read_cursor
 from satchel.storage.rows import RequestRow
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ async def queue(console: Console, request: Request, caller: Caller) -> Response:
     row, state = view.store, view.state
     table = console.services.queues.table
     now = now_ms()
-    head = await table.head(row.pk, limit=HEAD_ROWS, now=now)
+    head = await table.head(row.pk, limit=HEAD_ROWS, max_bytes=PAGE_BYTES, now=now)
     query = request.query_params
     cursor = query.get("cursor") or None
     shown = query.get("filter") or ""
@@ -92,11 +92,13 @@ async def queue(console: Console, request: Request, caller: Caller) -> Response:
         row.pk,
         after=read_cursor(cursor) if cursor else None,
         limit=REQUESTS_PER_PAGE,
+        max_bytes=PAGE_BYTES,
         pending=shown == "pending",
         locked=shown == "locked",
         now=now,
     )
-    next_cursor = make_cursor(page[-1].id) if len(page) == REQUESTS_PER_PAGE else None
+    last = last_if_more(page, REQUESTS_PER_PAGE)
+    next_cursor = make_cursor(last) if last else None
     return console.render(
         request,
         "queue.html",

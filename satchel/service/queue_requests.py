@@ -7,7 +7,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -18,7 +18,7 @@ from satchel.clock import iso
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.encoding import Decoder, normalize
 from satchel.service.validation import check_depth
-from satchel.storage.rows import NewRequest
+from satchel.storage.rows import NewRequest, RequestRow
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # decoded; the clients send batches of up to 9 MiB
 MAX_BATCH = 25
@@ -26,6 +26,9 @@ MAX_HEAD = 1000
 DEFAULT_HEAD = 100
 MAX_LOCKED_HEAD = 25
 MAX_LIST = 10_000
+# Request bodies in one answer (list, head, locked head): past it the answer holds fewer requests than asked
+# (one at least), as one request may be as large as a payload. Some 16,000 requests of 1 KiB.
+PAGE_BYTES = 16 * 1024 * 1024
 MAX_CLIENT_KEY = 32
 MAX_LOCK_SECS = 7 * 24 * 3600
 FILTERS = ("pending", "locked")
@@ -43,6 +46,14 @@ TYPED: dict[str, tuple[type, ...]] = {
     "errorMessages": (list,),
 }
 LOCK_FIELDS = ("lockExpiresAt", "lockByClient")
+
+
+def last_if_more(rows: Sequence[RequestRow], limit: int) -> str | None:
+    """The last request's id when more may follow: the page is full, or was cut short by its bytes (clients
+    follow the cursor, not the count)."""
+    if rows and (len(rows) == limit or sum(len(row.body) for row in rows) >= PAGE_BYTES):
+        return rows[-1].id
+    return None
 
 
 def request_id(key: str) -> str:

@@ -30,8 +30,10 @@ from satchel.service.queue_requests import (
     MAX_HEAD,
     MAX_LIST,
     MAX_LOCKED_HEAD,
+    PAGE_BYTES,
     batch_of,
     client,
+    last_if_more,
     parse_lock_secs,
     parse_request,
     read_cursor,
@@ -200,10 +202,10 @@ class RequestQueues:
         await self._note_reader(store.pk, client(client_key))
         self.stores.usage.note(store.pk, now=now_ms(), lists=1)
         rows = await self.table.page(
-            store.pk, after=after, limit=limit, pending="pending" in chosen, locked="locked" in chosen,
-            now=now_ms(),
+            store.pk, after=after, limit=limit, max_bytes=PAGE_BYTES, pending="pending" in chosen,
+            locked="locked" in chosen, now=now_ms(),
         )  # fmt: skip
-        return RequestPage(rows, limit, rows[-1].id if len(rows) == limit else None)
+        return RequestPage(rows, limit, last_if_more(rows, limit))
 
     # --- the head and locks
 
@@ -212,7 +214,7 @@ class RequestQueues:
         store = await self._open(caller, ref, Need.READ)
         state = await self._note_reader(store.pk, client(client_key))
         self.stores.usage.note(store.pk, now=now_ms(), reads=1)
-        items = await self.table.head(store.pk, limit=limit, now=now_ms())
+        items = await self.table.head(store.pk, limit=limit, max_bytes=PAGE_BYTES, now=now_ms())
         return Head(_since_created(state, store), items, limit)
 
     async def lock_head(
@@ -223,8 +225,9 @@ class RequestQueues:
         store = await self._open(caller, ref, Need.WRITE)
         self.stores.usage.note(store.pk, now=now_ms(), reads=1)
         locked = await self.table.lock_head(
-            store.pk, limit=limit, lock_ms=round(seconds * 1000), client_key=client(client_key), now=now_ms()
-        )
+            store.pk, limit=limit, max_bytes=PAGE_BYTES, lock_ms=round(seconds * 1000),
+            client_key=client(client_key), now=now_ms(),
+        )  # fmt: skip
         return Head(_since_created(locked.state, store), locked.items, limit), locked.has_locked, seconds
 
     async def prolong(

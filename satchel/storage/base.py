@@ -292,18 +292,30 @@ class QueueTable(Protocol):
         """Delete the requests; the ids of those that were there."""
         ...
 
+    # Each of the three below returns at most `limit` requests, and stops before a request once the bodies
+    # before it reach `max_bytes` (so at least one): a page of requests as large as a payload may be stays a
+    # few of them, not its limit's worth in memory.
+
     async def page(
-        self, store_pk: int, *, after: str | None, limit: int, pending: bool, locked: bool, now: int
+        self,
+        store_pk: int,
+        *,
+        after: str | None,
+        limit: int,
+        max_bytes: int,
+        pending: bool,
+        locked: bool,
+        now: int,
     ) -> list[RequestRow]:
         """Requests in id order after `after`: all, or (union) the pending ones and the locked ones."""
         ...
 
-    async def head(self, store_pk: int, *, limit: int, now: int) -> list[RequestRow]:
+    async def head(self, store_pk: int, *, limit: int, max_bytes: int, now: int) -> list[RequestRow]:
         """The first pending requests nobody holds a lock on, in queue order."""
         ...
 
     async def lock_head(
-        self, store_pk: int, *, limit: int, lock_ms: int, client_key: str, now: int
+        self, store_pk: int, *, limit: int, max_bytes: int, lock_ms: int, client_key: str, now: int
     ) -> LockedHead:
         """Lock the head's first requests for the client, atomically: no two callers get one request."""
         ...

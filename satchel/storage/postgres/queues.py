@@ -49,10 +49,33 @@ WHERE pk = $1
 """
 HEAD_WHERE = "store_pk = $1 AND handled_at IS NULL AND (lock_expires_at IS NULL OR lock_expires_at <= $2)"
 ORDER_SCALE = 1000  # order numbers per millisecond
+
+
+def _within(candidates: str, order: str, max_bytes: str) -> str:
+    """The candidates (a query in `order` with its LIMIT, selecting `body`) up to the one before which the
+    bodies reach max_bytes; octet_length reads a stored body's size, not the body."""
+    running = f"sum(octet_length(body)) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING)"
+    return (
+        f"SELECT * FROM (SELECT c.*, {running} - octet_length(body) AS before FROM ({candidates}) c) w"  # noqa: S608
+        f" WHERE before < {max_bytes} ORDER BY {order}"
+    )
+
+
+HEAD_ORDER = "order_no, id"
+HEAD = _within(
+    f"SELECT {REQUEST_COLUMNS}, order_no FROM requests WHERE {HEAD_WHERE} ORDER BY {HEAD_ORDER} LIMIT $3",  # noqa: S608
+    HEAD_ORDER,
+    "$4",
+)
+PICKED = _within(
+    f"SELECT id, order_no, body FROM requests WHERE {HEAD_WHERE} ORDER BY {HEAD_ORDER} LIMIT $6",  # noqa: S608
+    HEAD_ORDER,
+    "$7",
+)
 # The head's first requests, locked and moved to the place of their lock's expiry; returned in head order.
 LOCK_HEAD = f"""
 WITH picked AS (
-    SELECT id, order_no FROM requests WHERE {HEAD_WHERE} ORDER BY order_no, id LIMIT $6
+    SELECT id, order_no FROM ({PICKED}) p
 ), locked AS (
     UPDATE requests r SET lock_expires_at = $3, lock_client = $4, order_no = $5
     FROM picked p WHERE r.store_pk = $1 AND r.id = p.id
@@ -184,37 +207,39 @@ class PostgresQueues:
         return [row["id"] for row in gone]
 
     async def page(
-        self, store_pk: int, *, after: str | None, limit: int, pending: bool, locked: bool, now: int
+        self,
+        store_pk: int,
+        *,
+        after: str | None,
+        limit: int,
+        max_bytes: int,
+        pending: bool,
+        locked: bool,
+        now: int,
     ) -> list[RequestRow]:
         where = "store_pk = $1 AND id > $2"
-        args: list[object] = [store_pk, after or "", limit]
+        args: list[object] = [store_pk, after or "", limit, max_bytes]
         if pending:  # pending covers locked: a locked request is pending
             where += " AND handled_at IS NULL"
         elif locked:
-            where += " AND handled_at IS NULL AND lock_expires_at > $4"
+            where += " AND handled_at IS NULL AND lock_expires_at > $5"
             args.append(now)
-        rows = await self.db.fetch(
-            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT $3",  # noqa: S608
-            *args,
-        )
+        candidates = f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT $3"  # noqa: S608
+        rows = await self.db.fetch(_within(candidates, "id", "$4"), *args)
         return [RequestRow.from_row(row) for row in rows]
 
-    async def head(self, store_pk: int, *, limit: int, now: int) -> list[RequestRow]:
-        rows = await self.db.fetch(
-            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {HEAD_WHERE}"  # noqa: S608
-            " ORDER BY order_no, id LIMIT $3",
-            store_pk, now, limit,
-        )  # fmt: skip
+    async def head(self, store_pk: int, *, limit: int, max_bytes: int, now: int) -> list[RequestRow]:
+        rows = await self.db.fetch(HEAD, store_pk, now, limit, max_bytes)
         return [RequestRow.from_row(row) for row in rows]
 
     async def lock_head(
-        self, store_pk: int, *, limit: int, lock_ms: int, client_key: str, now: int
+        self, store_pk: int, *, limit: int, max_bytes: int, lock_ms: int, client_key: str, now: int
     ) -> LockedHead:
         expires = now + lock_ms
         async with self.db.transaction() as conn:
             state = await _open(conn, store_pk, client_key)  # the queue's row: one head lock at a time
             rows = await conn.fetch(
-                LOCK_HEAD, store_pk, now, expires, client_key, expires * ORDER_SCALE, limit
+                LOCK_HEAD, store_pk, now, expires, client_key, expires * ORDER_SCALE, limit, max_bytes
             )
             if rows:
                 state = await _changed(conn, store_pk, now)

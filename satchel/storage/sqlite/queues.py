@@ -164,16 +164,39 @@ def _delete_requests(
     return [row["id"] for row in gone]
 
 
+def _within(cursor: sqlite3.Cursor, max_bytes: int) -> list[RequestRow]:
+    """The cursor's requests until the bodies before the next one reach max_bytes; the rest is never read."""
+    items: list[RequestRow] = []
+    size = 0
+    try:
+        for row in cursor:
+            if size >= max_bytes:
+                break
+            items.append(RequestRow.from_row(row))
+            size += len(items[-1].body)
+    finally:
+        cursor.close()
+    return items
+
+
 def _lock_head(  # noqa: PLR0917 - Database.write passes a job's arguments by position
-    conn: sqlite3.Connection, store_pk: int, limit: int, expires: int, client_key: str, now: int
+    conn: sqlite3.Connection,
+    store_pk: int,
+    limit: int,
+    max_bytes: int,
+    expires: int,
+    client_key: str,
+    now: int,
 ) -> LockedHead:
     _open(conn, store_pk, client_key)
-    rows = conn.execute(
-        f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {HEAD_WHERE}"  # noqa: S608
-        " ORDER BY order_no, id LIMIT ?",
-        (store_pk, now, limit),
-    ).fetchall()
-    items = [RequestRow.from_row(row) for row in rows]
+    items = _within(
+        conn.execute(
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {HEAD_WHERE}"  # noqa: S608
+            " ORDER BY order_no, id LIMIT ?",
+            (store_pk, now, limit),
+        ),
+        max_bytes,
+    )
     if items:
         conn.executemany(
             "UPDATE requests SET lock_expires_at = ?, lock_client = ?, order_no = ?"
@@ -282,31 +305,39 @@ class SqliteQueues:
         return await self.db.write(_delete_requests, store_pk, ids, client_key, now, frees=True)
 
     async def page(
-        self, store_pk: int, *, after: str | None, limit: int, pending: bool, locked: bool, now: int
+        self,
+        store_pk: int,
+        *,
+        after: str | None,
+        limit: int,
+        max_bytes: int,
+        pending: bool,
+        locked: bool,
+        now: int,
     ) -> list[RequestRow]:
         where = "store_pk = :pk AND id > :after"
         if pending:  # pending covers locked: a locked request is pending
             where += " AND handled_at IS NULL"
         elif locked:
             where += " AND handled_at IS NULL AND lock_expires_at > :now"
-        rows = self.db.all(
+        cursor = self.db.conn.execute(
             f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT :limit",  # noqa: S608
             {"pk": store_pk, "after": after or "", "now": now, "limit": limit},
         )
-        return [RequestRow.from_row(row) for row in rows]
+        return _within(cursor, max_bytes)
 
-    async def head(self, store_pk: int, *, limit: int, now: int) -> list[RequestRow]:
-        rows = self.db.all(
+    async def head(self, store_pk: int, *, limit: int, max_bytes: int, now: int) -> list[RequestRow]:
+        cursor = self.db.conn.execute(
             f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {HEAD_WHERE}"  # noqa: S608
             " ORDER BY order_no, id LIMIT ?",
             (store_pk, now, limit),
         )
-        return [RequestRow.from_row(row) for row in rows]
+        return _within(cursor, max_bytes)
 
     async def lock_head(
-        self, store_pk: int, *, limit: int, lock_ms: int, client_key: str, now: int
+        self, store_pk: int, *, limit: int, max_bytes: int, lock_ms: int, client_key: str, now: int
     ) -> LockedHead:
-        return await self.db.write(_lock_head, store_pk, limit, now + lock_ms, client_key, now)
+        return await self.db.write(_lock_head, store_pk, limit, max_bytes, now + lock_ms, client_key, now)
 
     async def prolong(
         self, store_pk: int, request_id: str, *, lock_ms: int, client_key: str, forefront: bool, now: int
