@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import string
+from datetime import timedelta
 
 import pytest
 from apify_client._utils.crypto import create_hmac_signature, create_storage_content_signature
@@ -39,6 +40,17 @@ def test_storage_signatures_match_the_client_both_ways() -> None:
         assert storage_signature(secret, store_id) == theirs
         assert read_storage_signature(secret, store_id, theirs) == 0
         assert read_storage_signature(secret + "x", store_id, theirs) is None
+
+
+def test_a_storage_signature_has_one_spelling() -> None:
+    """The expiry inside is read as signed: the same number written another way is not the signature."""
+    secret, store_id = "s" * 24, "a" * 17
+    genuine = create_storage_content_signature(store_id, secret, expires_in=timedelta(minutes=1))
+    version, expires, mac = base64.urlsafe_b64decode(genuine + "=" * (-len(genuine) % 4)).decode().split(".")
+    assert read_storage_signature(secret, store_id, genuine) == int(expires)
+    for other in (f" {expires}", f"+{expires}", f"0{expires}", f"{expires[:3]}_{expires[3:]}"):
+        forged = base64.urlsafe_b64encode(f"{version}.{other}.{mac}".encode()).decode().rstrip("=")
+        assert read_storage_signature(secret, store_id, forged) is None, other
 
 
 # --- Satchel's own expiring record links (the Console's and `satchel public-url`'s)
