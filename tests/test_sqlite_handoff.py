@@ -294,8 +294,10 @@ def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> No
             assert client.put(f"/key-value-stores/{store}/records/before", content=b"1").is_success
             os.kill(writer, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while writing_process(server.pid) == writer and time.monotonic() < deadline:
+            while writer in live_children(server.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
+            # Reaped, not left a zombie until the server stops, and said in the log.
+            assert not Path(f"/proc/{writer}").exists()
             # Fresh connections, so that both workers write: the first to write leads, the other hands over.
             for n in range(20):
                 with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as fresh:
@@ -307,6 +309,7 @@ def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> No
     finally:
         stop_server(server)
     log = next(tmp_path.glob("server-*.log")).read_text()
+    assert f"the writing process ({writer}) ended with code -9" in log, log
     leads = re.findall(r"process (\d+) writes for the server's other processes", log)
     assert leads[0] == str(writer), log
     assert len(leads) >= 2, log  # a worker, after the kill (and, as the server stops, perhaps the other one)

@@ -18,6 +18,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 
 from satchel.logs import configure_logging, flush_logs
 from satchel.settings import Settings
@@ -36,10 +37,22 @@ def start() -> subprocess.Popen[bytes] | None:
     )
     assert process.stdout is not None
     if process.stdout.readline().strip() == READY:
+        threading.Thread(target=_reap, args=(process,), name="satchel-writer-watch", daemon=True).start()
         return process
     log.warning("the writing process did not start; the workers will write for each other")
     stop(process)
     return None
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Wait for the process, so that one that dies is not left a zombie until the server stops, and say so:
+    it ends with 0 only when stop() told it to."""
+    code = process.wait()
+    if code != 0:
+        log.warning(
+            "the writing process (%d) ended with code %d; the workers write for each other from now on",
+            process.pid, code,
+        )  # fmt: skip
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
