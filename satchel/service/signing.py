@@ -92,10 +92,10 @@ def read_storage_signature(secret: str, store_id: str, signature: str) -> int | 
     padded = signature + "=" * (-len(signature) % 4)  # JavaScript strips the padding
     try:
         version, expires, mac = base64.urlsafe_b64decode(padded.encode()).decode().split(".")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    # The expiry as it was signed, in one spelling only: `int` would also take " 1", "+1", "0_1" or "01".
-    if version != "0" or not is_digits(expires) or expires != str(expires_at := int(expires)):
+        # The expiry as it was signed, in one spelling only: `int` would also take " 1", "+1", "0_1" or "01".
+        if version != "0" or not is_digits(expires) or expires != str(expires_at := int(expires)):
+            return None
+    except (ValueError, binascii.Error, UnicodeDecodeError):  # past int's 4,300 digits too
         return None
     expected = hmac_signature(secret, f"0.{expires_at}.{store_id}")
     return expires_at if hmac.compare_digest(expected.encode(), mac.encode()) else None
