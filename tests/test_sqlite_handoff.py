@@ -269,19 +269,28 @@ def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) ->
     assert not (server.data_dir / SOCKET_FILE).exists()
 
 
-def writing_process(server_pid: int) -> int | None:
-    """The id of the process `satchel serve` started to write for its workers, while it runs."""
+def live_children(server_pid: int) -> dict[int, bytes]:
+    """The processes `satchel serve` started that still run (not those dead and not yet reaped), with their
+    command lines."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             command = (entry / "cmdline").read_bytes()
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError):
+        except OSError:
             continue
-        if parent == server_pid and b"write_process" in command:
-            return int(entry.name)
-    return None
+        if int(fields[1]) == server_pid and fields[0] != "Z":
+            found[int(entry.name)] = command
+    return found
+
+
+def writing_process(server_pid: int) -> int | None:
+    """The id of the process `satchel serve` started to write for its workers, while it runs."""
+    return next(
+        (pid for pid, command in live_children(server_pid).items() if b"write_process" in command), None
+    )
 
 
 def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> None:
@@ -313,21 +322,6 @@ def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> No
     leads = re.findall(r"process (\d+) writes for the server's other processes", log)
     assert leads[0] == str(writer), log
     assert len(leads) >= 2, log  # a worker, after the kill (and, as the server stops, perhaps the other one)
-
-
-def live_children(server_pid: int) -> set[int]:
-    """The processes `satchel serve` started that still run (not those dead and not yet reaped)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == server_pid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
 
 
 def test_when_the_worker_writing_for_the_others_dies_another_is_started(tmp_path: Path) -> None:
