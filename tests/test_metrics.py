@@ -76,6 +76,29 @@ def test_bytes_in_and_out(tmp_path: Path) -> None:
     assert sent == 1024 + len(put.content)
 
 
+def test_bytes_of_streamed_answers_and_of_the_console(tmp_path: Path) -> None:
+    """A body past the inline limit goes out streamed (or as a file the server sends), and the Console answers
+    by itself: both are counted as they are sent, with the id on the answer."""
+    big = bytes(range(256)) * 1024  # 256 KiB: kept as a blob, not in the database
+    with app_with(tmp_path / "data") as http:
+        store = http.post("/v2/key-value-stores", headers=AUTH).json()["data"]["id"]
+        url = f"/v2/key-value-stores/{store}/records/big"
+        assert http.put(url, content=big, headers=AUTH).status_code == 201
+        before = scrape(http)
+        got = http.get(url, headers=AUTH)
+        page = http.get("/console/login")
+        after = scrape(http)
+    assert got.content == big
+    assert page.status_code == 200
+    assert got.headers["x-request-id"] != page.headers["x-request-id"]
+    sent = value(after, "satchel_http_response_bytes_total", route=RECORD)
+    sent -= value(before, "satchel_http_response_bytes_total", route=RECORD)
+    assert sent == len(big)
+    console = value(after, "satchel_http_response_bytes_total", route="/console")
+    console -= value(before, "satchel_http_response_bytes_total", route="/console")
+    assert console == len(page.content)
+
+
 def test_what_is_stored_on_every_engine(server: Server) -> None:
     assert server.app is not None
     with httpx.Client(transport=server.app.transport, base_url=server.base_url, headers=AUTH) as http:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from satchel.api.docs_page import PREFIX as DOCS_PREFIX
 from satchel.api.docs_page import DocsPage
@@ -56,15 +56,12 @@ class SatchelApp:
         self.limits = RateLimits(settings, on_reject=metrics.rejected if metrics else None)
         if metrics:
             services.retention.on_sweep = metrics.sweep_done
-        self.console = Console(services)
-        self.docs = DocsPage()
-        self.operations = Operations(services, metrics)
+        self.observer = observer = RequestObserver(metrics, log_requests=settings.request_log)
+        self.console = observer.around(Console(services))
+        self.docs = observer.around(DocsPage())
+        self.operations = observer.around(Operations(services, metrics))
         # Requests over HTTP: what a server in front (connections.py) calls directly, one frame fewer.
-        self.http = (
-            RequestObserver(self._http, metrics, log_requests=settings.request_log)
-            if metrics or settings.request_log
-            else self._http
-        )
+        self.http: ASGIApp = self._http
         if settings.forwarded_allow_ips:
             # Behind a proxy: the client's address and scheme as the proxy saw them, from its X-Forwarded-*
             # headers when the request comes from an address the setting names (granian's wrapper). The
@@ -130,22 +127,27 @@ class SatchelApp:
         watch = body_watch(scope, receive)
         if watch is not None:
             receive = watch
+        observer = self.observer
+        seen = observer.begin(scope)
         try:
-            response = await self._dispatch(scope, receive, limit)
-        except SatchelError as error:
-            response = await settle(from_error(error, head=head), scope, watch)
-        except ClientDisconnect:  # the client went away while sending: nobody to answer, nothing wrong here
-            log.debug("client went away while sending %s %s", scope["method"], scope.get("path"))
-            return
-        except Exception:
-            log.exception("unexpected error on %s %s", scope["method"], scope.get("path"))
-            response = error_response(
-                500, "internal-server-error", "The server failed; try again.", head=head
-            )
-            response = await settle(response, scope, watch)
-        response.raw_headers.extend(CORS_RAW)
-        response.raw_headers.append(self._limit_headers.get(limit[0]) or _limit_header(limit[0]))
-        await response(scope, receive, send)
+            try:
+                response = await self._dispatch(scope, receive, limit)
+            except SatchelError as error:
+                response = await settle(from_error(error, head=head), scope, watch)
+            except ClientDisconnect:  # the client went away while sending: nobody to answer, nothing wrong
+                log.debug("client went away while sending %s %s", scope["method"], scope.get("path"))
+                return
+            except Exception:
+                log.exception("unexpected error on %s %s", scope["method"], scope.get("path"))
+                response = error_response(
+                    500, "internal-server-error", "The server failed; try again.", head=head
+                )
+                response = await settle(response, scope, watch)
+            response.raw_headers.extend(CORS_RAW)
+            response.raw_headers.append(self._limit_headers.get(limit[0]) or _limit_header(limit[0]))
+            await response(scope, receive, observer.answering(seen, response, send))
+        finally:
+            observer.end(scope, seen, watch)
 
     async def _dispatch(self, scope: Scope, receive: Receive, limit: list[int]) -> Response:
         query_string: bytes = scope["query_string"]

@@ -23,17 +23,23 @@ NOT_DRAINED = frozenset((408, 413))
 
 
 class BodyWatch:
-    """The request's receive, noting when the body has been read to its end (or the client left)."""
+    """The request's receive, noting when the body has been read to its end (or the client left) and how many
+    of its bytes have been (for the request's log line and metrics)."""
 
-    __slots__ = ("ended", "receive")
+    __slots__ = ("ended", "read", "receive")
 
     def __init__(self, receive: Receive) -> None:
         self.receive = receive
         self.ended = False
+        self.read = 0
 
     async def __call__(self) -> Message:
         message = await self.receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
+        if message["type"] != "http.request":
+            self.ended = True
+            return message
+        self.read += len(message.get("body", b""))
+        if not message.get("more_body", False):
             self.ended = True
         return message
 
@@ -59,10 +65,9 @@ async def settle(response: Response, scope: Scope, watch: BodyWatch | None) -> R
 
 
 async def _drain(watch: BodyWatch) -> None:
-    read = 0
-    while not watch.ended and read <= DRAIN_BYTES:
-        message = await watch()
-        read += len(message.get("body", b""))
+    start = watch.read
+    while not watch.ended and watch.read - start <= DRAIN_BYTES:
+        await watch()
 
 
 def _declared(scope: Scope) -> int:
