@@ -243,6 +243,24 @@ def test_body_that_lies_about_its_encoding(http: httpx.Client, store: dict[str, 
     assert keys_page(http, store)["items"] == []
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_empty_body_that_says_it_is_encoded(http: httpx.Client, store: dict[str, Any], encoding: str) -> None:
+    response = http.put(
+        record_path(store, "hollow"),
+        content=b"",
+        headers={"content-type": "text/plain", "content-encoding": encoding},
+    )
+    error = assert_error(response, 400, "invalid-value")
+    assert "empty" in error["message"]
+    assert encoding in error["message"]
+    assert http.head(record_path(store, "hollow")).status_code == 404
+    # Nothing, encoded, is a few bytes: that is an empty record in that encoding.
+    put(http, store, "hollow", COMPRESSORS[encoding](b""), "text/plain", encoding)
+    response, body = raw_get(http, record_path(store, "hollow"), "identity")
+    assert response.status_code == 200
+    assert body == b""
+
+
 def test_truncated_gzip_body(http: httpx.Client, store: dict[str, Any]) -> None:
     compressed = gzip.compress(b"0123456789" * 1000)
     response = http.put(

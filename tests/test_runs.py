@@ -161,6 +161,27 @@ def test_status_message_access_and_the_end_of_a_run(server: Server) -> None:
         assert aborted.json()["data"]["finishedAt"]
 
 
+def test_a_run_never_finishes_before_it_started(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    with server.client() as http:
+        # A finishedAt sent from a clock behind the server's.
+        run = _start(http, _actor())
+        told = http.put(
+            f"/actor-runs/{run['id']}", json={"status": "SUCCEEDED", "finishedAt": "2001-01-01T00:00:00Z"}
+        )
+        assert told.status_code == 200, told.text
+        assert told.json()["data"]["finishedAt"] == run["startedAt"]
+        assert told.json()["data"]["stats"]["durationMillis"] == 0
+        # The server's own clock stepped back (or another API node's, behind the one that started the run).
+        ended, aborted = _start(http, _actor()), _start(http, _actor())
+        monkeypatch.setattr("satchel.service.runs.now_ms", lambda: 1_000_000_000_000)  # 2001
+        finished = http.put(f"/actor-runs/{ended['id']}", json={"status": "FAILED"}).json()["data"]
+        assert finished["finishedAt"] == ended["startedAt"]
+        stopped = http.post(f"/actor-runs/{aborted['id']}/abort").json()["data"]
+        assert (stopped["status"], stopped["finishedAt"]) == ("ABORTED", aborted["startedAt"])
+        for shown in (finished, stopped, *http.get("/actor-runs").json()["data"]["items"]):
+            assert shown["finishedAt"] is None or shown["finishedAt"] >= shown["startedAt"]
+
+
 def test_who_may_see_and_change_a_run(server: Server) -> None:
     stranger = _stranger(server)
     with server.client() as http, server.client(token=stranger) as other, server.anonymous() as nobody:

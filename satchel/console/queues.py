@@ -1,9 +1,8 @@
 """Console pages for request queues: the list, one queue (its counts, head and requests), one request.
 
-The Console only looks: it reads the head and the requests from the queue's table, after the service has
-checked the caller may read the queue, instead of through the service's head and list calls, which count
-their caller as a client of the queue. A person looking at a queue is not a crawler taking from it, and
-must not turn its hadMultipleClients on (the SDK reads that to decide whether its local cache can be trusted).
+The Console only looks: it reads the head and the requests through the service's head and list calls, as
+the API does, with `as_client=False`. A person looking at a queue is not a crawler taking from it, and must
+not turn its hadMultipleClients on (the SDK reads that to decide whether its local cache can be trusted).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from satchel.console.stores import (
     share_of,
 )
 from satchel.service import Caller
-from satchel.service.queue_requests import FILTERS, PAGE_BYTES, last_if_more, make_cursor, read_cursor
+from satchel.service.queue_requests import FILTERS, make_cursor
 from satchel.storage.rows import RequestRow
 
 if TYPE_CHECKING:
@@ -78,27 +77,20 @@ def summary(row: RequestRow, now: int) -> dict[str, object]:
 
 async def queue(console: Console, request: Request, caller: Caller) -> Response:
     ref = request.path_params["store"]
-    view = await console.services.queues.get(caller, ref)
+    queues = console.services.queues
+    view = await queues.get(caller, ref)
     row, state = view.store, view.state
-    table = console.services.queues.table
-    now = now_ms()
-    head = await table.head(row.pk, limit=HEAD_ROWS, max_bytes=PAGE_BYTES, now=now)
+    head = await queues.head(caller, row.id, limit=HEAD_ROWS, client_key=None, as_client=False)
     query = request.query_params
     cursor = query.get("cursor") or None
     shown = query.get("filter") or ""
     if shown not in FILTERS:
         shown = ""
-    page = await table.page(
-        row.pk,
-        after=read_cursor(cursor) if cursor else None,
-        limit=REQUESTS_PER_PAGE,
-        max_bytes=PAGE_BYTES,
-        pending=shown == "pending",
-        locked=shown == "locked",
-        now=now,
-    )
-    last = last_if_more(page, REQUESTS_PER_PAGE)
-    next_cursor = make_cursor(last) if last else None
+    page = await queues.list_requests(
+        caller, row.id, limit=REQUESTS_PER_PAGE, cursor=cursor, exclusive_start_id=None,
+        filters=shown or None, client_key=None, as_client=False,
+    )  # fmt: skip
+    now = now_ms()
     return console.render(
         request,
         "queue.html",
@@ -107,11 +99,11 @@ async def queue(console: Console, request: Request, caller: Caller) -> Response:
         state=state,
         pending=state.total - state.handled,
         modified_at=max(row.modified_at, state.modified_at),
-        head=[summary(r, now) for r in head],
+        head=[summary(r, now) for r in head.items],
         head_rows=HEAD_ROWS,
-        requests=[summary(r, now) for r in page],
+        requests=[summary(r, now) for r in page.items],
         cursor=cursor,
-        next_cursor=next_cursor,
+        next_cursor=make_cursor(page.next_after) if page.next_after else None,
         filter=shown,
         api_url=f"{console.services.settings.base_url}/v2/request-queues/{row.id}",
         **await manage_context(console, caller, QUEUES, row.id, view.level),

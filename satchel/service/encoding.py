@@ -139,13 +139,24 @@ class CheckedUpload:
                 raise TooLarge(f"The record decodes to more than the limit of {self._max} bytes.")
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = False
         async for chunk in self._chunks:
+            sent = sent or bool(chunk)
             if self._decoder is None:
                 self.raw_size += len(chunk)
             else:
                 self._count(self._decoder.feed(chunk))
             yield chunk
         if self._decoder is not None:
+            if not sent:
+                # The Decoder takes no bytes as no body (a JSON payload may be absent), but a record is kept:
+                # nothing is no gzip, deflate or br data, and such a record could never be decoded.
+                encoding = self._decoder.encoding
+                raise InvalidRequest(
+                    f"The body is empty, which is not valid {encoding} data, though Content-Encoding says it "
+                    "is; send an empty record without Content-Encoding.",
+                    type="invalid-value",
+                )
             self._count(self._decoder.finish())
 
 

@@ -13,7 +13,10 @@ Locks: a head lock takes the first pending requests nobody holds, for `lockSecs`
 only that clientKey may prolong or release it. A lock whose expiry is not later than now is no lock, and its
 request is back in the queue at the place of its expiry (after everything added before that). GET head leaves
 locked requests out. hadMultipleClients counts the calls that take a clientKey (not GET of the queue nor of
-one request); a call without one is a new client each time.
+one request); a call without one is a new client each time. The Console reads the head and the requests
+through the same calls with `as_client=False`: a person looking at a queue is not a crawler taking from it,
+and must not turn hadMultipleClients on (the SDK reads that to decide whether its local cache can be
+trusted), nor count as a read of it.
 """
 
 from __future__ import annotations
@@ -80,9 +83,12 @@ class RequestQueues:
 
     # --- the queues
 
+    async def _state(self, store_pk: int) -> QueueState:
+        states = await self.table.states([store_pk])
+        return states.get(store_pk) or QueueState()
+
     async def _view(self, store: StoreRow, level: Level) -> QueueView:
-        states = await self.table.states([store.pk])
-        return QueueView(store, level, states.get(store.pk) or QueueState())
+        return QueueView(store, level, await self._state(store.pk))
 
     async def get_or_create(self, caller: Caller, name: str | None) -> tuple[QueueView, bool]:
         store, created = await self.stores.get_or_create(caller, name, None)
@@ -190,6 +196,7 @@ class RequestQueues:
         exclusive_start_id: str | None,
         filters: str | None,
         client_key: str | None,
+        as_client: bool = True,
     ) -> RequestPage:
         if cursor is not None and exclusive_start_id is not None:
             raise InvalidRequest("Parameters `cursor` and `exclusiveStartId` cannot be used together.")
@@ -199,8 +206,9 @@ class RequestQueues:
             raise InvalidRequest("Parameter `filter` takes `pending`, `locked` or both, comma-separated.")
         limit = min(limit, MAX_LIST) if limit > 0 else MAX_LIST
         store = await self._open(caller, ref, Need.READ)
-        await self._note_reader(store.pk, client(client_key))
-        self.stores.usage.note(store.pk, now=now_ms(), lists=1)
+        if as_client:
+            await self._note_reader(store.pk, client(client_key))
+            self.stores.usage.note(store.pk, now=now_ms(), lists=1)
         rows = await self.table.page(
             store.pk, after=after, limit=limit, max_bytes=PAGE_BYTES, pending="pending" in chosen,
             locked="locked" in chosen, now=now_ms(),
@@ -209,11 +217,16 @@ class RequestQueues:
 
     # --- the head and locks
 
-    async def head(self, caller: Caller, ref: str, *, limit: int, client_key: str | None) -> Head:
+    async def head(
+        self, caller: Caller, ref: str, *, limit: int, client_key: str | None, as_client: bool = True
+    ) -> Head:
         limit = min(limit, MAX_HEAD) if limit > 0 else DEFAULT_HEAD
         store = await self._open(caller, ref, Need.READ)
-        state = await self._note_reader(store.pk, client(client_key))
-        self.stores.usage.note(store.pk, now=now_ms(), reads=1)
+        if as_client:
+            state = await self._note_reader(store.pk, client(client_key))
+            self.stores.usage.note(store.pk, now=now_ms(), reads=1)
+        else:
+            state = await self._state(store.pk)
         items = await self.table.head(store.pk, limit=limit, max_bytes=PAGE_BYTES, now=now_ms())
         return Head(_since_created(state, store), items, limit)
 
@@ -261,8 +274,7 @@ class RequestQueues:
 
     async def _note_reader(self, store_pk: int, key: str) -> QueueState:
         """Count the client of a read; a write only when that changes what the queue knows of its clients."""
-        states = await self.table.states([store_pk])
-        state = states.get(store_pk) or QueueState()
+        state = await self._state(store_pk)
         known = state.client_key
         if state.had_multiple_clients or (known is not None and known == key and key != ""):
             return state

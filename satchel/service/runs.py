@@ -188,7 +188,7 @@ class Runs:
     async def abort(self, caller: Caller, run_id: str) -> RunRow:
         """Mark the run ABORTED, unless it has finished already (then it is left as it is)."""
         run = await self.get(caller, run_id, Need.OWN)
-        aborted = await self.table.abort(run.id, now_ms())
+        aborted = await self.table.abort(run.id, _not_before_start(run, now_ms()))
         if aborted is None:
             raise NotFound(RUN_NOT_FOUND)
         return aborted
@@ -323,7 +323,16 @@ def _changes(run: RunRow, body: dict[str, Any]) -> dict[str, object]:
             changes["finished_at"] = now_ms()
         elif status not in FINISHED and "finishedAt" not in body:
             changes["finished_at"] = None
+    if isinstance(finished_at := changes.get("finished_at"), int):
+        changes["finished_at"] = _not_before_start(run, finished_at)
     return changes
+
+
+def _not_before_start(run: RunRow, finished_at: int) -> int:
+    """A run never finishes before it started. A finishedAt earlier than its startedAt comes of a clock behind
+    the one that started it (the sender's, another API node's, this one's stepped back) and is taken as the
+    startedAt: the run still ends (its status is not refused for its sender's clock), in no time."""
+    return max(finished_at, run.started_at)
 
 
 def _statuses(status: str | None) -> Sequence[str]:

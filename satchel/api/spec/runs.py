@@ -108,7 +108,8 @@ register(
             },
             "description": (
                 "What to change; the run's storages get its generalAccess too. A finished status sets "
-                "finishedAt to now unless it is given; other fields (a `runId`) are ignored."
+                "finishedAt to now unless it is given; a finishedAt before the run's startedAt is taken as "
+                "its startedAt; other fields (a `runId`) are ignored."
             ),
         },
         "Charge": {
