@@ -98,14 +98,22 @@ def test_unknown_paths_and_anonymous_callers(tmp_path: Path, caplog: pytest.LogC
     assert second["route"] == "/console"
 
 
-def test_request_log_off(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("metrics", [True, False])
+def test_request_log_off(tmp_path: Path, caplog: pytest.LogCaptureFixture, metrics: bool) -> None:
     with (
-        app_with(tmp_path / "data", request_log=False) as http,
+        app_with(tmp_path / "data", request_log=False, metrics=metrics) as http,
         caplog.at_level(logging.INFO, logger="satchel.request"),
     ):
-        answered = http.get("/health")
+        store = http.post("/v2/key-value-stores", headers=AUTH).json()["data"]["id"]
+        answers = [
+            http.get("/health"),
+            http.get(f"/v2/key-value-stores/{store}", headers=AUTH),
+            http.get(f"/v2/key-value-stores/{store}/records/missing", headers=AUTH),
+        ]
     assert request_lines(caplog) == []
-    assert "x-request-id" in answered.headers  # the id is still given, for the client's own logs
+    # The id is still given, for the client's own logs, with the metrics on or off.
+    ids = [answer.headers["x-request-id"] for answer in answers]
+    assert len(set(ids)) == len(ids)
 
 
 def test_formats() -> None:
