@@ -20,8 +20,12 @@ import httpx
 import pytest
 
 from satchel.errors import NotFound, Unavailable
+from satchel.storage import GeneralAccess, NewStore
+from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
+from tests.harness.engine import Body
 from tests.harness.server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +134,7 @@ LEAD_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
 from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.engine import SqliteEngine
 
 async def main():
     db = Database(Path(sys.argv[1]), fsync=False, reserve_bytes=0, handoff=True)
@@ -212,6 +217,70 @@ def test_a_job_sent_to_a_lead_already_dead_is_not_in_doubt_but_runs_under_the_ne
         assert stored(tmp_path) == [1, 2]
 
     asyncio.run(main())
+
+
+DYING_LEAD_SCRIPT = (
+    """
+import os
+from satchel.storage.sqlite import handoff
+
+committed = handoff._Served._committed
+
+def die_before_answering_a_record(self, message, done):
+    if message[1].__name__ == "_put_record":
+        os._exit(9)  # the record committed; the lead dies before its answer is sent
+    committed(self, message, done)
+
+handoff._Served._committed = die_before_answering_a_record
+"""
+    + LEAD_SCRIPT
+)
+
+
+def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> None:
+    """The lead commits a large record and dies before it answers: the write is in doubt (a 503), but the
+    record is stored, so the blob it names must stay (it used to be deleted as if the write had failed, which
+    left a record whose body was gone)."""
+    lead = subprocess.Popen(
+        [sys.executable, "-c", DYING_LEAD_SCRIPT, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert lead.stdout is not None
+    assert lead.stdout.readline().strip() == "leading"
+    body = os.urandom(300 * 1024)  # past the inline limit: a blob file
+
+    async def main() -> None:
+        blobs = FileBlobs(tmp_path / "blobs", fsync=False)
+        await blobs.open()
+        engine = SqliteEngine(
+            tmp_path, blobs, inline_max=1 << 17, max_record_bytes=1 << 30, reserve_bytes=0, handoff=True
+        )
+        await engine.open()
+        try:
+            await engine.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
+            store, _ = await engine.stores.create(
+                NewStore("s", "u", "doubt", GeneralAccess.RESTRICTED, "secret", None, 0)
+            )
+            with pytest.raises(Unavailable, match="may or may not have been stored"):
+                await engine.records.write(
+                    store.pk, "k", content_type="a", content_encoding=None, body=Body(body), now=1
+                )
+            record = await engine.records.read(store.pk, "k")
+            assert record is not None
+            assert b"".join([chunk async for chunk in record.stream()]) == body
+        finally:
+            await engine.close()
+            await blobs.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        lead.kill()
+        lead.wait()
+        lead.stdout.close()
 
 
 def test_a_data_dir_too_deep_for_a_socket_path_still_hands_over(tmp_path: Path) -> None:

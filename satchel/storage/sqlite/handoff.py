@@ -63,6 +63,11 @@ class NotSent(Unavailable):
     not run: safe to hand to the next lead."""
 
 
+class InDoubt(Unavailable):
+    """The job reached the lead, which went away before it answered: it may have committed, or may yet (a
+    stopping lead runs what it holds), so nothing it would name may be removed as if it had failed."""
+
+
 # Queues a job (job, args) on this process's writer: its future.
 SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...]], asyncio.Future[Any]]
 # Runs a job here as Database.write does (job, args, frees, tidies), a full disk retried: its result.
@@ -349,4 +354,4 @@ class _Link(_Framed):
             # Perhaps committed: those reading the record through a cache must look again.
             call_after(after)
             if not fut.done():
-                fut.set_exception(Unavailable(IN_DOUBT))
+                fut.set_exception(InDoubt(IN_DOUBT))

@@ -15,6 +15,7 @@ from satchel.storage.conditions import WriteCondition
 from satchel.storage.rows import KeyItem, RecordHead
 from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.handoff import InDoubt
 
 HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
 RECORD_SELECT = f"SELECT {HEAD_COLUMNS}, blob, body FROM records WHERE store_pk = ? AND key = ?"  # noqa: S608
@@ -185,10 +186,11 @@ class SqliteRecords:
                 condition,
                 after=self._changed(store_pk, key),
             )
-        except Exception:
-            # Nothing committed names the blob. (On cancellation the queued job may still commit, so the
-            # blob is left alone then; if it did not commit, housekeeping finds the upload row.)
-            if spooled.blob is not None:
+        except Exception as exc:
+            # Nothing committed names the blob, unless the lead took the job and died before it answered: it
+            # may have committed, so the blob stays, as on cancellation (the queued job may still commit). If
+            # it did not commit, housekeeping finds the upload row.
+            if spooled.blob is not None and not isinstance(exc, InDoubt):
                 await self._drop([spooled.blob])
             raise
         return head
