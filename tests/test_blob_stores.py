@@ -9,6 +9,8 @@ import os
 import random
 import secrets
 import socket
+import subprocess
+import sys
 import time
 import tracemalloc
 import urllib.request
@@ -18,6 +20,7 @@ from pathlib import Path
 import obstore
 import pytest
 
+from satchel.backup.restore import in_use_by
 from satchel.errors import SatchelError, TooLarge, Unavailable
 from satchel.settings import S3Settings
 from satchel.storage.blobs.base import BlobMissing, BlobStore
@@ -363,3 +366,47 @@ def test_s3_urls_name_a_bucket_an_endpoint_and_a_region(url: str, expected: str)
 def test_s3_bad_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(ValueError, match=r"s3://|bucket|endpoint|region"):
         S3Blobs.from_url(url, S3Settings())
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from satchel.storage.blobs.owned import OwnedFolder
+OwnedFolder(Path(sys.argv[1])).make()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_files_clear_what_dead_processes_left_even_under_a_live_process_id(tmp_path: Path) -> None:
+    """After a restart (in a container above all) new processes get the ids of the dead ones: a folder is
+    cleared because nobody holds it, whatever its name says, and kept while its process lives."""
+    tmp_root = tmp_path / "blobs" / "tmp"
+    left = tmp_root / "1-0000dead"  # process 1 is alive: an id said nothing
+    (left / "partial").parent.mkdir(parents=True)
+    (left / "partial").write_bytes(b"half a body")
+    holding = tmp_root / "999999999-live"
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(holding)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == b"held\n"
+            assert in_use_by(tmp_path) == 999999999
+            blobs = FileBlobs(tmp_path / "blobs", fsync=False)
+            asyncio.run(blobs.open())
+            assert not left.exists()
+            assert holding.is_dir()  # its process lives
+            assert blobs.tmp.is_dir()
+        finally:
+            holder.kill()
+    assert in_use_by(tmp_path) is None  # the lock went with the process, however it ended
+    again = FileBlobs(tmp_path / "blobs", fsync=False)
+    asyncio.run(again.open())
+    assert sorted(tmp_root.iterdir()) == sorted([blobs.tmp, again.tmp])  # the first is still this process's
+    asyncio.run(again.close())
+    asyncio.run(blobs.close())
+    assert list(tmp_root.iterdir()) == []

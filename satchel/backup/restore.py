@@ -23,6 +23,7 @@ from satchel.backup.manifest import (
 )
 from satchel.backup.take import Progress
 from satchel.service.users import TOKEN_FILE
+from satchel.storage.blobs.owned import held
 from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.db import private_dir
 from satchel.storage.sqlite.migrations import STEPS
@@ -70,7 +71,7 @@ def in_use_by(data_dir: Path) -> int | None:
         return None
     for folder in tmp.iterdir():
         pid = folder.name.split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and held(folder):
             return int(pid)
     return None
 
@@ -117,13 +118,3 @@ def _swap_in(staging: Path, data_dir: Path) -> None:
     staging.rename(data_dir)
     fsync_path(data_dir.parent)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

@@ -48,6 +48,7 @@ from satchel.backup.manifest import (
 )
 from satchel.clock import iso, now_ms
 from satchel.service.users import TOKEN_FILE
+from satchel.storage.blobs.owned import OwnedFolder
 from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.db import private_dir
 
@@ -64,6 +65,7 @@ class Pins:
     def __init__(self, blobs: Path) -> None:
         self.blobs = blobs
         self.folder = blobs / "tmp" / f"{os.getpid()}-backup"
+        self._own = OwnedFolder(self.folder)  # held: a server starting meanwhile leaves the pins alone
         self.held: set[str] = set()
         self.linkable = True
 
@@ -71,7 +73,7 @@ class Pins:
         """Pin the names not pinned yet; returns those already gone."""
         gone: set[str] = set()
         if names and self.linkable:
-            private_dir(self.folder)
+            self._own.make()
         for name in names - self.held:
             if not self.linkable:
                 break
@@ -89,7 +91,7 @@ class Pins:
         return self.folder / name if name in self.held else blob_path(self.blobs, name)
 
     def release(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self._own.remove()
 
 
 def take_backup(data_dir: Path, dest: Path, progress: Progress) -> Manifest:

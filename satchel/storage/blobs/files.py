@@ -1,7 +1,7 @@
 """Blobs as files in a local folder, each written under a temporary name, then renamed into place.
 
-The final rename is atomic, so a blob's name only ever shows a whole body. A temporary folder per process
-means a restart can clear what a dead process left half-written.
+The final rename is atomic, so a blob's name only ever shows a whole body. A temporary folder per process,
+held while the process lives (owned.py), means a restart can clear what a dead process left half-written.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import contextlib
 import errno
 import os
 import secrets
-import shutil
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 from satchel.errors import StorageFull
 from satchel.storage.blobs.base import BlobMissing
+from satchel.storage.blobs.owned import OwnedFolder, remove_unheld
 from satchel.storage.durable import fsync_path
 
 CHUNK = 256 * 1024
@@ -36,23 +36,20 @@ class FileBlobs:
         self.fsync = fsync
         self.tmp_root = root / "tmp"
         self.tmp = self.tmp_root / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._own = OwnedFolder(self.tmp)
 
     async def open(self) -> None:
         """Clear what dead processes left in the temporary folder, then make this process's own."""
-        if self.tmp_root.exists():
-            for folder in self.tmp_root.iterdir():
-                pid = folder.name.split("-", 1)[0]
-                if folder != self.tmp and pid.isdigit() and not _alive(int(pid)):
-                    shutil.rmtree(folder, ignore_errors=True)
+        remove_unheld(self.tmp_root, keep=self.tmp)
         try:
-            self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._own.make()
         except OSError as exc:
             if not _is_disk_full(exc):
                 raise
             # A full disk must not keep the server from starting; the folder is made when first needed.
 
     async def close(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._own.remove()
 
     def path(self, name: str) -> Path:
         return self.root / name[:2] / name
@@ -66,7 +63,7 @@ class FileBlobs:
         try:
             return tmp, os.open(tmp, flags, 0o600)
         except FileNotFoundError:
-            self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._own.make()
             return tmp, os.open(tmp, flags, 0o600)
 
     async def put(self, name: str, chunks: AsyncIterable[bytes]) -> int:
@@ -128,13 +125,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
