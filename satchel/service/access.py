@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum
 
 from satchel.storage import GeneralAccess, Grant, StoreRow, UserRow
 
@@ -12,12 +12,6 @@ GENERAL_ACCESS = tuple(GeneralAccess)
 USER_GENERAL_ACCESS = tuple(a for a in GeneralAccess if a is not GeneralAccess.FOLLOW_USER_SETTING)
 DEFAULT_GENERAL_ACCESS = GeneralAccess.FOLLOW_USER_SETTING
 GRANTS = tuple(Grant)
-
-
-class Need(Enum):
-    READ = "read"  # read records, list keys, see the store
-    WRITE = "write"  # put and delete records
-    OWN = "own"  # rename, change access, share, delete the store
 
 
 class Level(IntEnum):
@@ -29,7 +23,13 @@ class Level(IntEnum):
     OWNER = 3
 
 
-NEEDED = {Need.READ: Level.READ, Need.WRITE: Level.WRITE, Need.OWN: Level.OWNER}
+class Need(IntEnum):
+    """What a call needs to do with a store: each is the least Level that allows it (`have >= need`).
+    An IntEnum, so that comparing and hashing cost no Python call on every request."""
+
+    READ = Level.READ  # read records, list keys, see the store
+    WRITE = Level.WRITE  # put and delete records
+    OWN = Level.OWNER  # rename, change access, share, delete the store
 
 
 @dataclass(frozen=True, slots=True)

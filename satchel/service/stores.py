@@ -16,7 +16,6 @@ from satchel.service.access import (
     DEFAULT_GENERAL_ACCESS,
     GENERAL_ACCESS,
     GRANTS,
-    NEEDED,
     Caller,
     Level,
     Need,
@@ -139,7 +138,7 @@ class Stores:
             return store, Level.READ
         if have is Level.NONE:
             raise self._not_found(caller)
-        if have < NEEDED[need]:
+        if have < need:
             if caller.user is None:
                 raise Unauthorized("Authentication token was not provided.")
             doing = f"manage this {self.noun}"
