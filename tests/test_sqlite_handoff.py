@@ -4,6 +4,7 @@ its writer and answer with their results or errors; the others take over when it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import re
@@ -146,21 +147,30 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture
-def lead_process(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+@contextlib.contextmanager
+def leading_process(script: str, data_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process running `script`, once it leads the writes of the data dir; killed after."""
     process = subprocess.Popen(
-        [sys.executable, "-c", LEAD_SCRIPT, str(tmp_path)],
+        [sys.executable, "-c", script, str(data_dir)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
-    assert process.stdout.readline().strip() == "leading"
-    yield process
-    process.kill()
-    process.wait()
-    process.stdout.close()
+    try:
+        assert process.stdout.readline().strip() == "leading"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+@pytest.fixture
+def lead_process(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    with leading_process(LEAD_SCRIPT, tmp_path) as process:
+        yield process
 
 
 def test_when_the_lead_dies_its_unanswered_jobs_are_in_doubt_and_the_next_write_leads(
@@ -241,15 +251,6 @@ def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> Non
     """The lead commits a large record and dies before it answers: the write is in doubt (a 503), but the
     record is stored, so the blob it names must stay (it used to be deleted as if the write had failed, which
     left a record whose body was gone)."""
-    lead = subprocess.Popen(
-        [sys.executable, "-c", DYING_LEAD_SCRIPT, str(tmp_path)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert lead.stdout is not None
-    assert lead.stdout.readline().strip() == "leading"
     body = os.urandom(300 * 1024)  # past the inline limit: a blob file
 
     async def main() -> None:
@@ -275,12 +276,8 @@ def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> Non
             await engine.close()
             await blobs.close()
 
-    try:
+    with leading_process(DYING_LEAD_SCRIPT, tmp_path):
         asyncio.run(main())
-    finally:
-        lead.kill()
-        lead.wait()
-        lead.stdout.close()
 
 
 def test_a_data_dir_too_deep_for_a_socket_path_still_hands_over(tmp_path: Path) -> None:
