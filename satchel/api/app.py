@@ -129,7 +129,7 @@ class SatchelApp:
             receive = watch
         observer = self.observer
         seen = observer.begin(scope)
-        try:
+        try:  # the request's log line and counts, however it ends
             try:
                 response = await self._dispatch(scope, receive, limit)
             except SatchelError as error:
