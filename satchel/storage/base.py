@@ -43,6 +43,9 @@ from satchel.storage.rows import (
     UserRow,
 )
 
+# The most bytes of inline bodies one page of `RecordTable.iterate` holds (past its first record).
+ITERATE_BYTES = 1024 * 1024
+
 
 class StoreOrder(StrEnum):
     """What a list of stores is sorted by (then by pk, for a stable order); the Console's sort options."""
@@ -214,7 +217,9 @@ class RecordTable(Protocol):
         ...
 
     def iterate(self, store_pk: int, *, prefix: str) -> AsyncIterator[RecordRead]:
-        """Every record with the prefix, in key order, a page at a time."""
+        """Every record with the prefix, in key order, a page at a time: a page ends before the record at
+        which the bodies kept inline reach ITERATE_BYTES (a slow reader of a ZIP or an export holds a page
+        for as long as it reads), and always holds at least one."""
         ...
 
     # the blob ledger, for housekeeping.py

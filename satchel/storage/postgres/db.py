@@ -158,3 +158,13 @@ class Database:
 def count(status: str) -> int:
     """The row count of a command status such as "DELETE 3" or "INSERT 0 1"."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def within_bytes(candidates: str, order: str, max_bytes: str) -> str:
+    """The candidates (a query in `order` with its LIMIT, selecting `body`) up to the one before which the
+    bodies reach max_bytes (always the first), each with `through`, the bodies' bytes up to and including its
+    own. octet_length reads a stored body's size, not the body; a body kept elsewhere (NULL) counts 0."""
+    size = "coalesce(octet_length(body), 0)"
+    through = f"coalesce(sum({size}) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING), 0)"
+    counted = f"SELECT c.*, {through} AS through, {through} - {size} AS before FROM ({candidates}) c"  # noqa: S608
+    return f"SELECT * FROM ({counted}) w WHERE before < {max_bytes} ORDER BY {order}"  # noqa: S608

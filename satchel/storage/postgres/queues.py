@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from satchel.errors import NotFound
-from satchel.storage.postgres.db import Connection, Database
+from satchel.storage.postgres.db import Connection, Database, within_bytes
 from satchel.storage.queue_rules import check_held, sort_added
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
@@ -51,23 +51,13 @@ HEAD_WHERE = "store_pk = $1 AND handled_at IS NULL AND (lock_expires_at IS NULL 
 ORDER_SCALE = 1000  # order numbers per millisecond
 
 
-def _within(candidates: str, order: str, max_bytes: str) -> str:
-    """The candidates (a query in `order` with its LIMIT, selecting `body`) up to the one before which the
-    bodies reach max_bytes; octet_length reads a stored body's size, not the body."""
-    running = f"sum(octet_length(body)) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING)"
-    return (
-        f"SELECT * FROM (SELECT c.*, {running} - octet_length(body) AS before FROM ({candidates}) c) w"  # noqa: S608
-        f" WHERE before < {max_bytes} ORDER BY {order}"
-    )
-
-
 HEAD_ORDER = "order_no, id"
-HEAD = _within(
+HEAD = within_bytes(
     f"SELECT {REQUEST_COLUMNS}, order_no FROM requests WHERE {HEAD_WHERE} ORDER BY {HEAD_ORDER} LIMIT $3",  # noqa: S608
     HEAD_ORDER,
     "$4",
 )
-PICKED = _within(
+PICKED = within_bytes(
     f"SELECT id, order_no, body FROM requests WHERE {HEAD_WHERE} ORDER BY {HEAD_ORDER} LIMIT $6",  # noqa: S608
     HEAD_ORDER,
     "$7",
@@ -225,7 +215,7 @@ class PostgresQueues:
             where += " AND handled_at IS NULL AND lock_expires_at > $5"
             args.append(now)
         candidates = f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT $3"  # noqa: S608
-        rows = await self.db.fetch(_within(candidates, "id", "$4"), *args)
+        rows = await self.db.fetch(within_bytes(candidates, "id", "$4"), *args)
         return [RequestRow.from_row(row) for row in rows]
 
     async def head(self, store_pk: int, *, limit: int, max_bytes: int, now: int) -> list[RequestRow]:

@@ -17,11 +17,12 @@ from typing import Any
 
 from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
+from satchel.storage.base import ITERATE_BYTES
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import Hashed, RecordRead, UploadBody
 from satchel.storage.conditions import WriteCondition
 from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
-from satchel.storage.postgres.db import Database, is_down
+from satchel.storage.postgres.db import Database, is_down, within_bytes
 from satchel.storage.postgres.keys import key_page
 from satchel.storage.rows import KeyItem, RecordHead
 from satchel.storage.spool import spool
@@ -195,10 +196,10 @@ class PostgresRecords:
         while True:
             # Keyset pages in key order; no connection is held between pages.
             sql, args = key_page(READ_COLUMNS, store_pk, prefix=prefix, after=after, limit=ITERATE_PAGE)
-            rows = await self.db.fetch(sql, *args)
+            rows = await self.db.fetch(within_bytes(sql, "key", f"${len(args) + 1}"), *args, ITERATE_BYTES)
             for row in rows:
                 yield self._read(row)
-            if len(rows) < ITERATE_PAGE:
+            if len(rows) < ITERATE_PAGE and (not rows or rows[-1]["through"] < ITERATE_BYTES):
                 return
             after = rows[-1]["key"]
 

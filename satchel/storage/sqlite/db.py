@@ -54,6 +54,22 @@ def io_error(exc: BaseException) -> bool:
     )
 
 
+def rows_within(cursor: sqlite3.Cursor, max_bytes: int) -> tuple[list[sqlite3.Row], bool]:
+    """The cursor's rows until the `body` columns before the next one reach max_bytes (always the first;
+    the rest is never read), and whether that cut them short."""
+    rows: list[sqlite3.Row] = []
+    size = 0
+    try:
+        for row in cursor:
+            if size >= max_bytes:
+                return rows, True
+            rows.append(row)
+            size += len(row["body"] or b"")
+    finally:
+        cursor.close()
+    return rows, False
+
+
 def private_dir(path: Path) -> None:
     """A folder only its owner may enter, whatever the umask: data never readable by other local users."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)

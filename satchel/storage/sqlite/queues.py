@@ -22,7 +22,7 @@ from satchel.storage.rows import (
     RequestRow,
     StorageKind,
 )
-from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.db import Database, rows_within
 
 STATE_COLUMNS = "store_pk, total_count, handled_count, queue_modified_at, had_multiple_clients, client_key"
 # A client other than the first one seen, or any call without a key once there was a call, makes the queue
@@ -166,17 +166,7 @@ def _delete_requests(
 
 def _within(cursor: sqlite3.Cursor, max_bytes: int) -> list[RequestRow]:
     """The cursor's requests until the bodies before the next one reach max_bytes; the rest is never read."""
-    items: list[RequestRow] = []
-    size = 0
-    try:
-        for row in cursor:
-            if size >= max_bytes:
-                break
-            items.append(RequestRow.from_row(row))
-            size += len(items[-1].body)
-    finally:
-        cursor.close()
-    return items
+    return [RequestRow.from_row(row) for row in rows_within(cursor, max_bytes)[0]]
 
 
 def _lock_head(  # noqa: PLR0917 - Database.write passes a job's arguments by position

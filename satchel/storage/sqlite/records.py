@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
+from satchel.storage.base import ITERATE_BYTES
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import Hashed, RecordRead, UploadBody
 from satchel.storage.conditions import WriteCondition
 from satchel.storage.rows import KeyItem, RecordHead
 from satchel.storage.spool import spool
-from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.db import Database, rows_within
 from satchel.storage.sqlite.handoff import InDoubt
 
 HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
@@ -228,14 +229,17 @@ class SqliteRecords:
         after = ""
         while True:
             # Keyset pages of the key order; only the record's name and blob are held between pages.
-            rows = self.db.all(
-                f"SELECT {HEAD_COLUMNS}, blob, body FROM records"  # noqa: S608
-                " WHERE store_pk = ? AND key > ? AND key >= ? AND key < ? ORDER BY key LIMIT ?",
-                (store_pk, after, prefix, prefix + "\uffff", PAGE),
+            rows, cut = rows_within(
+                self.db.conn.execute(
+                    f"SELECT {HEAD_COLUMNS}, blob, body FROM records"  # noqa: S608
+                    " WHERE store_pk = ? AND key > ? AND key >= ? AND key < ? ORDER BY key LIMIT ?",
+                    (store_pk, after, prefix, prefix + "\uffff", PAGE),
+                ),
+                ITERATE_BYTES,
             )
             for row in rows:
                 yield self._read(row)
-            if len(rows) < PAGE:
+            if len(rows) < PAGE and not cut:
                 return
             after = rows[-1]["key"]
 
