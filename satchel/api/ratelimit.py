@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -82,12 +83,18 @@ class RateLimits:
     async def _shaped(self, item: RateLimitItemPerSecond, resource: str, limit: int) -> bool:
         """Take a slot of the resource's window, waiting for a later window while that is allowed."""
         deadline = time.monotonic() + self.max_wait
-        while not await self._limiter.hit(item, "resource", resource):
+        while True:
+            # Each window is one second of the clock, named in the counter's key, so when the next one opens
+            # is known here to the millisecond. Asking the counters instead fails over Redis: it tells a
+            # key's expiry in whole seconds (TTL), so every wait looked a whole second long, past the default
+            # rate_limit_wait_seconds, and no request over a limit was ever held back, only refused.
+            window = math.floor(time.time())
+            if await self._limiter.hit(item, "resource", resource, str(window)):
+                return True
             waiting = self._waiting.get(resource, 0)
             if waiting >= limit:
                 return False
-            reset_at = (await self._limiter.get_window_stats(item, "resource", resource)).reset_time
-            wait = max(reset_at - time.time(), 0.0)
+            wait = max(window + 1 - time.time(), 0.0)
             if time.monotonic() + wait > deadline:
                 return False
             # Woken a little apart, so the waiters do not all race for the new window at one instant.
@@ -101,4 +108,3 @@ class RateLimits:
                     self._waiting[resource] = left
                 else:
                     del self._waiting[resource]
-        return True
