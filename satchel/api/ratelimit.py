@@ -9,8 +9,8 @@ queue: it waits (up to `rate_limit_wait_seconds`) for the next window, and gets 
 be too long or a second's worth of requests to the resource is already waiting. So a client uploading in
 parallel is slowed to the limit instead of failing; one flooding a store is still refused.
 
-When the shared counters do not answer (Redis is down), requests go through uncounted, with a warning in the
-log: an outage of an optional helper must not take the API down with it.
+When the shared counters do not answer (Redis is down, or stalled: see counters.py), requests go through
+uncounted, with a warning in the log: an outage of an optional helper must not take the API down with it.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import time
 from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.strategies import FixedWindowRateLimiter
-from limits.storage import storage_from_string
 
+from satchel.counters import Counters
 from satchel.errors import RateLimited
 from satchel.settings import Settings
 
@@ -44,9 +43,7 @@ class RateLimits:
             self.per_record: RateLimitItemPerSecond(self.per_record),
         }
         self._global = RateLimitItemPerMinute(settings.rate_limit_global_per_minute)
-        uri = settings.rate_limit_storage
-        storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
-        self._limiter = FixedWindowRateLimiter(storage)
+        self._limiter = Counters(settings.rate_limit_storage)
         self._warned_at = -WARN_EVERY_SECONDS
         self.max_wait = settings.rate_limit_wait_seconds
         self._waiting: dict[str, int] = {}  # per resource: requests waiting for a slot in this process
