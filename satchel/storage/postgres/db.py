@@ -136,6 +136,14 @@ class Database:
                 conn = await pool.acquire()
             try:
                 yield conn
+            except Exception as exc:
+                # A query that timed out leaves its connection waiting for PostgreSQL to confirm the cancel,
+                # and release() waits for that, up to the connect timeout again when the server does not
+                # answer: a frozen database held each request for twice postgres.timeout_seconds. Dropped
+                # here, it is released at once, and the pool opens a fresh one when the server is back.
+                if is_down(exc):
+                    conn.terminate()
+                raise
             finally:
                 await pool.release(conn)
         except Exception as exc:
