@@ -138,6 +138,36 @@ def test_commands_say_plainly_when_the_database_cannot_be_used(tmp_path: Path) -
     assert "not one Satchel knows" in unknown.stderr
 
 
+def test_commands_say_plainly_when_postgres_refuses(backends: Backends, tmp_path: Path) -> None:
+    """A role or a database that is not there, a user that may not create tables, a schema newer than this
+    Satchel: one line saying which, where each printed asyncpg's traceback (`serve` too, whose start is
+    the same)."""
+    pg = backends.postgres
+    owned_by_postgres = backends.locations("postgres+files")["database"]
+    name = owned_by_postgres.rsplit("/", 1)[1]
+    role = "r" + name
+    query(pg.dsn(), f'CREATE ROLE "{role}" LOGIN')  # may connect, but not create tables in the public schema
+    cases = {
+        f"postgresql://nobody@127.0.0.1:{pg.port}/{name}": 'role "nobody" does not exist',
+        pg.dsn("no_such_database"): 'database "no_such_database" does not exist',
+        f"postgresql://{role}@127.0.0.1:{pg.port}/{name}": "Satchel's user must own its database",
+    }
+    for dsn, said in cases.items():
+        for args in (("migrate",), ("users", "list")):
+            refused = satchel(*args, "--database", dsn, data_dir=tmp_path / "data", ok=False)
+            assert said in refused.stderr, (args, dsn, refused.stderr)
+    serve = satchel(
+        "serve", "--database", pg.dsn("no_such_database"), "--port", str(free_port()),
+        data_dir=tmp_path / "node" / "data", ok=False,
+    )  # fmt: skip
+    assert 'database "no_such_database" does not exist' in serve.stderr
+
+    satchel("migrate", "--database", owned_by_postgres, data_dir=tmp_path / "data")
+    query(owned_by_postgres, f"INSERT INTO schema_version VALUES ({len(STEPS) + 1}, 0)")
+    newer = satchel("migrate", "--database", owned_by_postgres, data_dir=tmp_path / "data", ok=False)
+    assert "newer than this Satchel knows" in newer.stderr
+
+
 def test_users_and_tokens(deployment: Deployment) -> None:
     one, two = deployment.nodes
     token = created_token(deployment.cli("users", "create", "carol"))

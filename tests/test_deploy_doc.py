@@ -65,6 +65,17 @@ def test_the_deploy_doc_names_only_settings_that_exist() -> None:
     assert sorted(named - _variables()) == []
 
 
+def test_the_environment_file_sets_what_every_node_needs() -> None:
+    """The worked example's one file for every node sets each setting the text asks of every node (it lacked
+    forwarded_allow_ips, which the nginx step asks for: behind the proxy every client then counted as it)."""
+    text = DEPLOY.read_text()
+    block = re.search(r"\*\*3\. One environment file.*?```sh\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    set_there = set(re.findall(r"^(SATCHEL_[A-Z0-9_]+)=", block.group(1), re.MULTILINE))
+    needed = {"DATABASE", "BLOB_STORE", "RATE_LIMIT_STORAGE", "PUBLIC_URL", "FORWARDED_ALLOW_IPS", "TOKEN"}
+    assert {f"SATCHEL_{name}" for name in needed} - set_there == set()
+
+
 def test_the_nginx_example_streams_large_bodies() -> None:
     blocks = re.findall(r"```nginx\n(.*?)```", DEPLOY.read_text(), re.DOTALL)
     assert len(blocks) == 1

@@ -307,6 +307,32 @@ def test_a_feed_without_its_database_lets_nothing_be_cached(dsn: str, pg: Postgr
     asyncio.run(main())
 
 
+def test_a_frozen_database_is_unavailable_within_the_timeout(dsn: str, pg: Postgres, tmp_path: Path) -> None:
+    """A database that accepts and never answers: each call gives up after postgres.timeout_seconds, not
+    twice that (the timed-out connection's release waited as long again for a cancel that never came)."""
+
+    async def main() -> None:
+        async with opened(dsn, tmp_path) as engine:
+            store = await a_store(engine)
+            await put(engine, store.pk, "small", b"s" * 10)
+            pg.pause()
+            try:
+                attempts: list[Callable[[], Awaitable[object]]] = [
+                    lambda: engine.records.read(store.pk, "small"),
+                    lambda: put(engine, store.pk, "small", b"n"),
+                ]
+                for attempt in attempts:
+                    began = time.monotonic()
+                    with pytest.raises(Unavailable):
+                        await attempt()
+                    assert time.monotonic() - began < SETTINGS.timeout_seconds + 2.0
+            finally:
+                pg.resume()
+            assert await body_of(engine, store.pk, "small") == ("a/b", b"s" * 10)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("immediate", [False, True], ids=["fast-shutdown", "crash"])
 def test_an_outage_is_unavailable_and_the_same_engine_recovers(
     dsn: str, pg: Postgres, tmp_path: Path, immediate: bool

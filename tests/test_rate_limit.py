@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -154,7 +155,7 @@ def test_rate_limit_off(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     binary = shutil.which("redis-server")
     if binary is None:
         # `make test` says so up front (tests/preflight.py); .ci/run installs it and fails without it.
@@ -171,9 +172,15 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
             break
         except OSError:
             time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}"
+    yield f"redis://127.0.0.1:{port}", process
+    process.send_signal(signal.SIGCONT)  # a test that froze it may have failed before thawing it
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: tuple[str, subprocess.Popen[bytes]]) -> str:
+    return redis_server[0]
 
 
 def test_two_servers_share_counters_through_redis(tmp_path: Path, redis_url: str) -> None:
@@ -217,6 +224,33 @@ def test_counters_that_do_not_answer_let_requests_through(tmp_path: Path) -> Non
     assert "rate-limit counters do not answer" in log
 
 
+def test_counters_that_stall_let_requests_through_in_time(
+    tmp_path: Path, redis_server: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """Redis frozen (connected, never answering, as when the network drops its packets): requests go through
+    uncounted within about the counters' timeout, not once Redis is back (a GET waited 50 s and more)."""
+    url, redis = redis_server
+    server = start_server(tmp_path / "data", env={**ON, "SATCHEL_RATE_LIMIT_STORAGE": url})
+    try:
+        with server.client() as http:
+            store = http.post("/key-value-stores").json()["data"]["id"]
+            assert http.put(f"/key-value-stores/{store}/records/k", content=b"v").status_code == 201
+            redis.send_signal(signal.SIGSTOP)
+            try:
+                began = time.monotonic()
+                statuses = [
+                    http.get(f"/key-value-stores/{store}/records/k", timeout=10).status_code for _ in range(5)
+                ]
+                took = time.monotonic() - began
+            finally:
+                redis.send_signal(signal.SIGCONT)
+            assert statuses == [200] * 5
+            # The first waits out the timeout (1 s); the others do not ask the stalled counters again.
+            assert took < 4.0
+    finally:
+        stop_server(server)
+
+
 # --- shaping: over a per-store limit, a request waits for a slot before it is refused
 
 
@@ -239,6 +273,20 @@ def test_a_steady_client_over_the_limit_is_slowed_not_refused(shaped: Server) ->
         assert took > 1.0
         with shaped.client() as other:
             assert other.get(f"/key-value-stores/{store}/keys").status_code == 200
+
+
+def test_a_steady_client_over_the_limit_is_slowed_through_redis_too(tmp_path: Path, redis_url: str) -> None:
+    """Shared counters shape as memory ones do: Redis tells expiries in whole seconds, which must not make
+    every wait look too long to take (all 25 over the limit were refused at once, none held back)."""
+    env = {**ON, "SATCHEL_RATE_LIMIT_STORAGE": redis_url, "SATCHEL_RATE_LIMIT_RECORDS_PER_SECOND": "10"}
+    server = start_server(tmp_path / "data", env=env)
+    try:
+        with server.client() as http:
+            store = http.post("/key-value-stores").json()["data"]["id"]
+            results = burst(http, "PUT", f"/key-value-stores/{store}/records/k", 35, content=b"v")
+            assert [r.status_code for r in results] == [201] * 35
+    finally:
+        stop_server(server)
 
 
 def test_a_flood_past_the_waiting_room_is_refused(shaped: Server) -> None:

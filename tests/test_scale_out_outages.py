@@ -10,6 +10,8 @@ during an outage) are printed after the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 import threading
 import time
@@ -26,6 +28,7 @@ import pytest
 from satchel.errors import Unavailable
 from satchel.settings import S3Settings
 from satchel.storage.blobs.s3 import S3Blobs
+from satchel.storage.housekeeping import every
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.postgres import Postgres, start_postgres, stop_postgres
 from tests.harness.scaleout import (
@@ -420,3 +423,28 @@ def test_object_store_refusing_gives_up_within_its_timeout(monkeypatch: pytest.M
     took = asyncio.run(run())
     measured("object_store_refused_slowest", max(took))
     assert max(took) < timeout + 0.25, sorted(took)
+
+
+def test_housekeeping_during_an_outage_logs_one_line_a_tick(caplog: pytest.LogCaptureFixture) -> None:
+    """A housekeeping job whose backend does not answer (the usage flush, each second, in every process) says
+    so in one warning, without the 40-line traceback it logged at ERROR each time, and keeps its schedule."""
+    calls = 0
+
+    async def flush() -> None:
+        nonlocal calls
+        calls += 1
+        raise Unavailable("The database does not answer; try again.")
+
+    async def run() -> None:
+        task = asyncio.create_task(every(0.01, flush, first=0))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.INFO, logger="satchel.storage.housekeeping"):
+        asyncio.run(run())
+    assert calls >= 3
+    logged = [(r.levelno, r.exc_info) for r in caplog.records]
+    assert logged == [(logging.WARNING, None)] * len(logged)
+    assert "flush: The database does not answer" in caplog.records[0].getMessage()

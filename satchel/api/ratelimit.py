@@ -9,22 +9,22 @@ queue: it waits (up to `rate_limit_wait_seconds`) for the next window, and gets 
 be too long or a second's worth of requests to the resource is already waiting. So a client uploading in
 parallel is slowed to the limit instead of failing; one flooding a store is still refused.
 
-When the shared counters do not answer (Redis is down), requests go through uncounted, with a warning in the
-log: an outage of an optional helper must not take the API down with it.
+When the shared counters do not answer (Redis is down, or stalled: see counters.py), requests go through
+uncounted, with a warning in the log: an outage of an optional helper must not take the API down with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.strategies import FixedWindowRateLimiter
-from limits.storage import storage_from_string
 
+from satchel.counters import Counters
 from satchel.errors import RateLimited
 from satchel.settings import Settings
 
@@ -43,9 +43,7 @@ class RateLimits:
             self.per_record: RateLimitItemPerSecond(self.per_record),
         }
         self._global = RateLimitItemPerMinute(settings.rate_limit_global_per_minute)
-        uri = settings.rate_limit_storage
-        storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
-        self._limiter = FixedWindowRateLimiter(storage)
+        self._limiter = Counters(settings.rate_limit_storage)
         self._warned_at = -WARN_EVERY_SECONDS
         self.max_wait = settings.rate_limit_wait_seconds
         self._waiting: dict[str, int] = {}  # per resource: requests waiting for a slot in this process
@@ -82,12 +80,18 @@ class RateLimits:
     async def _shaped(self, item: RateLimitItemPerSecond, resource: str, limit: int) -> bool:
         """Take a slot of the resource's window, waiting for a later window while that is allowed."""
         deadline = time.monotonic() + self.max_wait
-        while not await self._limiter.hit(item, "resource", resource):
+        while True:
+            # Each window is one second of the clock, named in the counter's key, so when the next one opens
+            # is known here to the millisecond. Asking the counters instead fails over Redis: it tells a
+            # key's expiry in whole seconds (TTL), so every wait looked a whole second long, past the default
+            # rate_limit_wait_seconds, and no request over a limit was ever held back, only refused.
+            window = math.floor(time.time())
+            if await self._limiter.hit(item, "resource", resource, str(window)):
+                return True
             waiting = self._waiting.get(resource, 0)
             if waiting >= limit:
                 return False
-            reset_at = (await self._limiter.get_window_stats(item, "resource", resource)).reset_time
-            wait = max(reset_at - time.time(), 0.0)
+            wait = max(window + 1 - time.time(), 0.0)
             if time.monotonic() + wait > deadline:
                 return False
             # Woken a little apart, so the waiters do not all race for the new window at one instant.
@@ -101,4 +105,3 @@ class RateLimits:
                     self._waiting[resource] = left
                 else:
                     del self._waiting[resource]
-        return True

@@ -18,12 +18,11 @@ import time
 from typing import TYPE_CHECKING
 
 from limits import RateLimitItemPerMinute
-from limits.aio.strategies import FixedWindowRateLimiter
-from limits.storage import storage_from_string
 from starlette.requests import Request
 from starlette.responses import Response
 
 from satchel.console.forms import PREFIX, field, local_path, read_form, redirect, same_origin
+from satchel.counters import Counters
 from satchel.errors import Forbidden, InvalidRequest, SatchelError, Unauthorized
 from satchel.service.ids import token_hash
 from satchel.settings import Settings
@@ -40,10 +39,7 @@ CROSS_SITE = "The form came from another site."
 
 class SignInLimits:
     def __init__(self, settings: Settings) -> None:
-        uri = settings.rate_limit_storage
-        self._limiter = FixedWindowRateLimiter(
-            storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
-        )
+        self._limiter = Counters(settings.rate_limit_storage)
         self._item = RateLimitItemPerMinute(SIGN_IN_FAILURES_PER_MINUTE)
         self._warned_at = -WARN_EVERY_SECONDS
 
@@ -57,7 +53,7 @@ class SignInLimits:
         try:
             for key in self._keys(address, token):
                 if not await self._limiter.test(self._item, "sign-in", key):
-                    stats = await self._limiter.get_window_stats(self._item, "sign-in", key)
+                    stats = await self._limiter.window_stats(self._item, "sign-in", key)
                     return max(math.ceil(stats.reset_time - time.time()), 1)
         except Exception as exc:  # counters that do not answer (Redis down) do not lock everyone out
             self._warn(exc)

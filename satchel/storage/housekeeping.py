@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from satchel.clock import now_ms
-from satchel.errors import StorageFull
+from satchel.errors import StorageFull, Unavailable
 from satchel.storage.base import RecordTable
 from satchel.storage.blobs.base import BlobStore
 
@@ -72,6 +72,10 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]], *, first: 
             await job()
         except StorageFull:  # retried once deletes have made room
             log.warning("housekeeping waits for disk space: %s", getattr(job, "__name__", job))
+        except Unavailable as exc:
+            # A backend that does not answer (the outage the pool and the requests' 503s already tell of):
+            # one line, retried on the next tick. With its traceback it was 40 lines a second per process.
+            log.warning("housekeeping waits: %s: %s", getattr(job, "__name__", job), exc.message)
         except Exception:
             log.exception("housekeeping failed: %s", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)

@@ -156,6 +156,28 @@ class Postgres:
             self.process.wait()
         self.process = None
 
+    def pause(self) -> None:
+        """Freeze the cluster, the postmaster and every backend: connections are accepted (by the kernel) and
+        queries sent, and nothing answers until resume(), as with a database cut off by the network."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._pids():
+            os.kill(pid, signal.SIGCONT)
+
+    def _pids(self) -> list[int]:
+        """The postmaster and its children (no new ones are forked while it is frozen)."""
+        assert self.process is not None
+        postmaster = self.process.pid
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # The fourth field is the parent's id; the command name before it may hold spaces.
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
     def create_database(self, name: str) -> str:
         """A fresh, empty database (a copy of template0); returns its DSN. Call it outside an event loop."""
 

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from satchel.errors import Unavailable
+from satchel.errors import SatchelError, Unavailable
 from satchel.settings import PostgresSettings
 
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
@@ -37,6 +37,19 @@ _CLIENT_MISTAKES = (
     asyncpg.ClientConfigurationError,
     asyncpg.UnsupportedClientFeatureError,
 )
+
+
+# What PostgreSQL refuses at connect for good rather than for now: a wrong password, a role or database that
+# is not there, a client pg_hba.conf lets in nowhere. Such a start (or `satchel migrate`) ended in asyncpg's
+# 40-line traceback; it says what PostgreSQL said in one line, as a refusal of the object store does.
+_REFUSALS = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+
+
+def refusal(exc: BaseException) -> SatchelError | None:
+    """The error to raise for a connection PostgreSQL refuses, or None when it is not such a refusal."""
+    if isinstance(exc, _REFUSALS):
+        return SatchelError(f"PostgreSQL refuses the connection: {exc}.")
+    return None
 
 
 def is_down(exc: BaseException) -> bool:
@@ -91,6 +104,8 @@ class Database:
         except Exception as exc:
             if is_down(exc):
                 raise Unavailable(DOWN_MESSAGE) from exc
+            if refused := refusal(exc):
+                raise refused from exc
             raise
 
     async def close(self) -> None:
@@ -121,6 +136,14 @@ class Database:
                 conn = await pool.acquire()
             try:
                 yield conn
+            except Exception as exc:
+                # A query that timed out leaves its connection waiting for PostgreSQL to confirm the cancel,
+                # and release() waits for that, up to the connect timeout again when the server does not
+                # answer: a frozen database held each request for twice postgres.timeout_seconds. Dropped
+                # here, it is released at once, and the pool opens a fresh one when the server is back.
+                if is_down(exc):
+                    conn.terminate()
+                raise
             finally:
                 await pool.release(conn)
         except Exception as exc:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from satchel.errors import Unavailable
-from satchel.storage.postgres.db import DOWN_MESSAGE, Connection, is_down
+from satchel.errors import SatchelError, Unavailable
+from satchel.storage.postgres.db import DOWN_MESSAGE, Connection, is_down, refusal
 
 # Any fixed 64-bit number, the same for every Satchel: the advisory lock that serialises migrations.
 LOCK_KEY = 0x5A7C_4E10_0001
@@ -222,25 +222,32 @@ STEPS = (
 
 async def migrate_connection(conn: Connection) -> int:
     """Bring the database to the newest version on this connection; return it."""
-    async with conn.transaction():
-        # The lock comes before anything else, even the version table's creation, which itself races.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version int PRIMARY KEY, applied_at bigint NOT NULL)"
-        )
-        version: int = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-        if version > len(STEPS):
-            raise RuntimeError(
-                f"The database is at schema version {version}, newer than this Satchel knows ({len(STEPS)});"
-                " upgrade Satchel."
-            )
-        for number, step in enumerate(STEPS[version:], start=version + 1):
-            await conn.execute(step)
+    try:
+        async with conn.transaction():
+            # The lock comes before anything else, even the version table's creation, which itself races.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
             await conn.execute(
-                "INSERT INTO schema_version (version, applied_at)"
-                " VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
-                number,
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version int PRIMARY KEY, applied_at bigint NOT NULL)"
             )
+            version: int = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+            if version > len(STEPS):
+                raise SatchelError(
+                    f"The database is at schema version {version}, newer than this Satchel knows "
+                    f"({len(STEPS)}); upgrade Satchel."
+                )
+            for number, step in enumerate(STEPS[version:], start=version + 1):
+                await conn.execute(step)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, applied_at)"
+                    " VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+                    number,
+                )
+    except asyncpg.InsufficientPrivilegeError as exc:  # a user that may not create tables there
+        raise SatchelError(
+            f"PostgreSQL refuses to create Satchel's tables: {exc}. Satchel's user must own its database "
+            "(createdb --owner), or be allowed to create tables in it."
+        ) from exc
     return len(STEPS)
 
 
@@ -251,6 +258,8 @@ async def migrate(dsn: str, *, connect_timeout: float = 30.0) -> int:
     except Exception as exc:
         if is_down(exc):
             raise Unavailable(DOWN_MESSAGE) from exc
+        if refused := refusal(exc):
+            raise refused from exc
         raise
     try:
         return await migrate_connection(conn)
