@@ -40,22 +40,24 @@ class Counters:
         self._down_until = 0.0
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self._ask(lambda: self._limiter.hit(item, *identifiers))
+        if not self._remote:  # every counted request asks this: no wrapper around memory
+            return await self._limiter.hit(item, *identifiers)
+        return await self._ask(self._limiter.hit, item, *identifiers)
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self._ask(lambda: self._limiter.test(item, *identifiers))
+        return await self._ask(self._limiter.test, item, *identifiers)
 
     async def window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        return await self._ask(lambda: self._limiter.get_window_stats(item, *identifiers))
+        return await self._ask(self._limiter.get_window_stats, item, *identifiers)
 
-    async def _ask(self, question: Callable[[], Awaitable[T]]) -> T:
+    async def _ask(self, question: Callable[..., Awaitable[T]], *args: object) -> T:
         if not self._remote:
-            return await question()
+            return await question(*args)
         if time.monotonic() < self._down_until:
             raise CountersDown("they failed a moment ago; asked again shortly")
         try:
             async with asyncio.timeout(TIMEOUT_SECONDS):
-                return await question()
+                return await question(*args)
         except TimeoutError as exc:
             self._down_until = time.monotonic() + PAUSE_SECONDS
             raise CountersDown(f"no answer in {TIMEOUT_SECONDS:g} s") from exc
