@@ -1,11 +1,12 @@
 """This tree against an earlier one, side by side on this machine: B1 (GET 1 KiB) and B2 (PUT 1 KiB), each
 beside the bare handler, in turns.
 
-    python -m bench.versus REV [--workers 1,2] [--reps 3] [--seconds 5] [--keys 20000]
+    python -m bench.versus REV [REV ...] [--workers 1,2] [--reps 3] [--seconds 5] [--keys 20000]
 
 A ratio to the bare handler depends on the machine (the same code measured 0.87x on one and 0.55x on
 another), so a ratio in an earlier BENCHMARKS.md is only comparable with one measured beside it on the same
-machine. REV is checked out in a temporary git worktree and served from there by this Python; each tree
+machine. Several REVs are measured in the same turns, to place a change among the commits between them. Each
+REV is checked out in a temporary git worktree and served from there by this Python; each tree
 seeds its own data dir over its own API, so each runs on the schema it knows.
 """
 
@@ -52,7 +53,7 @@ def seeded(server: servers.Server, keys: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rev")
+    parser.add_argument("revs", nargs="+", metavar="rev")
     parser.add_argument("--workers", default="1")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -64,21 +65,27 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True, check=True
     )
     here = f"this tree ({head.stdout.strip()})"
-    print(f"{here} against {args.rev}: load average {load_average()}")
+    print(f"{here} against {', '.join(args.revs)}: load average {load_average()}")
     print("| workers | request | tree | req/s (median) | p99 ms | bare handler req/s | ratio |")
     print("|---|---|---|---|---|---|---|")
-    with worktree(args.rev) as old, tempfile.TemporaryDirectory(prefix="satchel-versus-data-") as data:
-        logs = Path(data) / "logs"
+    with contextlib.ExitStack() as stack:
+        trees: dict[str, Path | None] = {here: None}
+        trees.update((rev, stack.enter_context(worktree(rev))) for rev in args.revs)
+        data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="satchel-versus-data-")))
+        logs = data / "logs"
         for workers in (int(w) for w in args.workers.split(",")):
-            with (
-                servers.satchel(Path(data) / f"new{workers}", workers=workers, cpus=None, logs=logs) as new,
-                servers.satchel(
-                    Path(data) / f"old{workers}", workers=workers, cpus=None, logs=logs, tree=old
-                ) as before,
-                servers.ceiling(workers=workers, cpus=None, logs=logs) as bare,
-            ):
-                paths = {here: seeded(new, args.keys), args.rev: seeded(before, args.keys)}
-                urls = {here: new.url, args.rev: before.url}
+            with contextlib.ExitStack() as running:
+                served = {
+                    name: running.enter_context(
+                        servers.satchel(
+                            data / f"{n}-{workers}", workers=workers, cpus=None, logs=logs, tree=tree
+                        )
+                    )
+                    for n, (name, tree) in enumerate(trees.items())
+                }
+                bare = running.enter_context(servers.ceiling(workers=workers, cpus=None, logs=logs))
+                paths = {name: seeded(server, args.keys) for name, server in served.items()}
+                urls = {name: server.url for name, server in served.items()}
                 for mode in args.requests.split(","):
                     loads = {
                         name: Load(urls[name], mode, path, keys=args.keys, token=servers.TOKEN)
