@@ -17,6 +17,7 @@ from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.factory import build_storage
 from satchel.storage.sqlite import db as db_module
 from satchel.storage.sqlite import engine as engine_module
+from satchel.storage.sqlite import snapshots
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer
@@ -193,3 +194,72 @@ def test_closing_under_checkpoint_load_waits_for_the_checkpoint(
 
     for i in range(30):
         asyncio.run(cycle(i))
+
+
+async def _engine_with_a_store(data_dir: Path, *, first: bool) -> tuple[SqliteEngine, int]:
+    engine = SqliteEngine(
+        data_dir, FileBlobs(data_dir / "blobs", fsync=False), inline_max=1 << 17, max_record_bytes=1 << 30
+    )
+    await engine.open()
+    if first:
+        await engine.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
+        await engine.stores.create(NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "secret", None, 0))
+    store = await engine.stores.by_id("s")
+    assert store is not None
+    return engine, store.pk
+
+
+def _held(engine: SqliteEngine) -> bool:
+    """Whether this thread's point reader holds a snapshot."""
+    reader = getattr(engine.db._local, "reader", None)
+    return reader is not None and reader.conn.in_transaction
+
+
+def test_a_held_snapshot_never_hides_a_write_another_process_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two engines on one data dir, as two server processes: a read right after the other's write sees it,
+    though the reader's snapshot would otherwise still be held."""
+    monkeypatch.setattr(snapshots, "HELD_SECONDS", 60.0)
+
+    async def run() -> None:
+        writer, pk = await _engine_with_a_store(tmp_path, first=True)
+        reader, _ = await _engine_with_a_store(tmp_path, first=False)
+        try:
+            for i in range(20):
+                body = f"value {i}".encode()
+                await writer.records.write(
+                    pk, "k", content_type="a", content_encoding=None, body=Body(body), now=i
+                )
+                record = await reader.records.read(pk, "k")
+                assert record is not None
+                assert record.inline == body
+                assert _held(reader)  # the read did hold its snapshot: it was renewed, not skipped
+                head = await reader.records.head(pk, "k")
+                assert head is not None
+                assert head.size == len(body)
+        finally:
+            await reader.close()
+            await writer.close()
+
+    asyncio.run(run())
+
+
+def test_a_held_snapshot_ends_by_itself_and_only_a_loop_holds_one(tmp_path: Path) -> None:
+    async def run() -> SqliteEngine:
+        engine, pk = await _engine_with_a_store(tmp_path, first=True)
+        await engine.records.write(pk, "k", content_type="a", content_encoding=None, body=Body(b"x"), now=1)
+        assert await engine.records.read(pk, "k") is not None
+        assert _held(engine)
+        await asyncio.sleep(snapshots.HELD_SECONDS * 5)
+        assert not _held(engine)  # no more reads came, and it ended all the same
+        return engine
+
+    engine = asyncio.run(run())
+    try:
+        # Outside any event loop nothing could end a snapshot, so none is held.
+        row = engine.db.point("SELECT key FROM records WHERE key = ?", ("k",))
+        assert row is not None
+        assert not _held(engine)
+    finally:
+        asyncio.run(engine.close())

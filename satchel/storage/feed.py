@@ -107,10 +107,10 @@ class StampFeed:
         if self._map is not None:
             return
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._map = _mapped(self.path, STAMP.size)
+        self._map = mapped_file(self.path, STAMP.size)
         # No fallback without it (a full disk): a process that could not move the stamps would leave the other
         # processes' caches stale, so it does not start.
-        self._records = _mapped(self.records_path, STAMP.size * RECORD_SLOTS)
+        self._records = mapped_file(self.records_path, STAMP.size * RECORD_SLOTS)
         self._records[:] = os.urandom(STAMP.size * RECORD_SLOTS)
 
     async def close(self) -> None:
@@ -142,7 +142,7 @@ class StampFeed:
             STAMP.pack_into(records, record_slot(store_pk, key) * STAMP.size, random.getrandbits(64))
 
 
-def _mapped(path: Path, size: int) -> mmap.mmap:
+def mapped_file(path: Path, size: int) -> mmap.mmap:
     """A file of at least `size` bytes, mapped shared. Its blocks are allocated first: a write to a page of a
     sparse file on a full disk would kill the process (SIGBUS), where allocating raises ENOSPC here."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -2,13 +2,13 @@
 
 Reads run on the calling thread over a per-thread connection (a point read costs microseconds, less than a
 thread hop), each statement in its own implicit transaction; every write goes through the one writer thread.
+The hot point reads (`point`) keep a snapshot between statements instead, for at most HELD_SECONDS and only
+while nothing was committed (snapshots.py).
 
-Readers hold no transaction between statements, and checkpoints run beside the writer: PASSIVE ones often,
-and once the WAL holds more than WAL_LIMIT_BYTES, a RESTART right after the PASSIVE one, which makes the next
-writer start the WAL over from its beginning. Held read transactions made point reads about a third cheaper,
-but under a sustained mixed load some reader always held a snapshot, so the WAL could never restart and grew
-past a gigabyte a minute; a checkpoint that must wait for nobody cannot bound it either, since the writer
-commits while it copies.
+Checkpoints run beside the writer: PASSIVE ones often, and once the WAL holds more than WAL_LIMIT_BYTES, a
+RESTART right after the PASSIVE one, which waits for readers to leave their snapshots and makes the next
+writer start the WAL over from its beginning. A checkpoint that must wait for nobody cannot bound the WAL,
+since the writer commits while it copies; so no reader holds a snapshot for long.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.handoff import Handoff, NotSent
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.reserve import Reserve
+from satchel.storage.sqlite.snapshots import CommitStamp, HeldReader
 from satchel.storage.sqlite.writer import Writer, WriterLock
 
 T = TypeVar("T")
@@ -103,7 +104,10 @@ class Database:
         self.lock_path = data_dir / "satchel.db-writer"
         self.fsync = fsync
         self.reserve = Reserve(data_dir / "reserve", reserve_bytes)
-        self.writer = Writer(self._connect_writer, self.lock_path, on_loop=not fsync)
+        self.commits = CommitStamp(data_dir / "satchel.db-commits")
+        self.writer = Writer(
+            self._connect_writer, self.lock_path, on_loop=not fsync, on_commit=self.commits.move
+        )
         # With several server processes on the file, one writes for all (handoff.py).
         self.handoff = Handoff(data_dir, self._submit_here, self._write_here) if handoff else None
         self._local = threading.local()
@@ -147,6 +151,13 @@ class Database:
         row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
         return row
 
+    def point(self, sql: str, args: Any) -> sqlite3.Row | None:
+        """One row, as one() reads it, in this thread's held snapshot (snapshots.py): the hot reads by key."""
+        reader: HeldReader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = HeldReader(self.connect())
+        return reader.one(sql, args, self.commits.read())
+
     def all(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()
 
@@ -164,6 +175,7 @@ class Database:
                 raise
             self._open_file()
         self.reserve.restore()
+        self.commits.open()
         self.writer.start()
         if self.handoff is not None:
             await self.handoff.start()
@@ -178,11 +190,16 @@ class Database:
         if self.handoff is not None:
             await self.handoff.stop()  # the jobs handed to this process run before its writer stops
         self.writer.stop()
+        self.commits.close()
         await asyncio.to_thread(self._close_checkpointer)
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+        reader = getattr(self._local, "reader", None)
+        if reader is not None:
+            reader.close()
+            self._local.reader = None
 
     # --- writing
 

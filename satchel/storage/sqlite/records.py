@@ -135,11 +135,11 @@ class SqliteRecords:
         return RecordRead(head, None, functools.partial(self.blobs.read, blob), self.blobs.local_path(blob))
 
     async def read(self, store_pk: int, key: str) -> RecordRead | None:
-        row = self.db.one(RECORD_SELECT, (store_pk, key))
+        row = self.db.point(RECORD_SELECT, (store_pk, key))
         return self._read(row) if row else None
 
     async def head(self, store_pk: int, key: str) -> RecordHead | None:
-        row = self.db.one(
+        row = self.db.point(
             f"SELECT {HEAD_COLUMNS} FROM records WHERE store_pk = ? AND key = ?",  # noqa: S608
             (store_pk, key),
         )

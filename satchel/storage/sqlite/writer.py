@@ -75,8 +75,9 @@ def _tell(batch: list[Job], outcomes: list[Outcome]) -> None:
         loop.call_soon_threadsafe(_settle, jobs, results)
 
 
-def _run_jobs(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
+def _run_jobs(conn: sqlite3.Connection, batch: list[Job], on_commit: Callable[[], None]) -> list[Outcome]:
     """Run a batch inside the open transaction and commit it; each job's own failure undoes that job alone.
+    `on_commit` is called right after the commit, before the jobs' own after-commit calls.
 
     Jobs rarely fail, so the batch first runs under one savepoint rather than one per job (two statements
     fewer per job); if a job fails, that pass is undone and the batch runs again with a savepoint each. A job
@@ -98,6 +99,7 @@ def _run_jobs(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
                 conn.execute("RELEASE job")
                 outcomes.append((None, exc))
     conn.execute("COMMIT")
+    on_commit()
     _committed(batch, outcomes)
     return outcomes
 
@@ -118,10 +120,10 @@ def call_after(after: Callable[[], None] | None) -> None:
             log.exception("an after-commit call failed")
 
 
-def _transact(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
+def _transact(conn: sqlite3.Connection, batch: list[Job], on_commit: Callable[[], None]) -> list[Outcome]:
     """A batch in one transaction that has begun; a failure of the transaction itself fails every job."""
     try:
-        return _run_jobs(conn, batch)
+        return _run_jobs(conn, batch, on_commit)
     except Exception as exc:  # disk full, I/O error: nothing committed
         log.warning("write transaction failed: %s", exc)
         if conn.in_transaction:
@@ -166,8 +168,12 @@ class Writer:
         *,
         on_loop: bool,
         loop_wait: float = LOOP_WAIT,
+        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_commit`: called on whichever thread committed, right after each commit, before anyone waiting
+        hears of it."""
         self._connect = connect
+        self._on_commit = on_commit
         self._lock_path = lock_path
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="satchel-sqlite-writer", daemon=True)
@@ -274,7 +280,7 @@ class Writer:
                 if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     return None
                 raise
-            return _transact(self._loop_conn, batch)
+            return _transact(self._loop_conn, batch, self._on_commit)
         except Exception:
             # The connection itself failed (opening it, or BEGIN on a failing disk): the thread retries the
             # batch on its own connection, and reports the error if it fails there too.
@@ -313,7 +319,7 @@ class Writer:
                     conn = conn or self._connect()
                     with file_lock.held():
                         conn.execute("BEGIN IMMEDIATE")
-                        outcomes = _transact(conn, batch)
+                        outcomes = _transact(conn, batch, self._on_commit)
                 except Exception as exc:
                     # The connection itself failed (opening it, BEGIN, or a ROLLBACK on a failing disk): fail
                     # this batch and start the next on a fresh connection, rather than end the thread and
