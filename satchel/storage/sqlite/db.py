@@ -20,6 +20,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,8 @@ from satchel.storage.sqlite.writer import Writer, WriterLock
 T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
 WAL_LIMIT_BYTES = 32 * 1024 * 1024  # past this, the next checkpoint starts the WAL over
+RESTART_WAIT_SECONDS = 1.0  # longest a RESTART holds writes back waiting for readers
+RESTART_POLL_SECONDS = 0.0005
 HANDOFF_ATTEMPTS = 3  # leads tried for one write whose job never left this process
 TIDYING_BYTES = 256 * 1024  # of the reserve, for forgetting removed files on a full disk (a few WAL pages)
 
@@ -290,8 +293,8 @@ class Database:
         """
         if self._checkpointer is None:
             self._checkpointer = self.connect()
-            # Writes wait while a RESTART waits for readers: it gives up (until the next tick) after this.
-            self._checkpointer.execute("PRAGMA busy_timeout=1000")
+            # No busy handler: a RESTART's tries are made by _restart().
+            self._checkpointer.execute("PRAGMA busy_timeout=0")
             self._page_bytes = int(self._checkpointer.execute("PRAGMA page_size").fetchone()[0])
         try:
             _, frames, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -304,11 +307,21 @@ class Database:
                 # Writers queue on the writer lock meanwhile, rather than poll SQLite's lock.
                 self._checkpointer_lock = self._checkpointer_lock or WriterLock(self.lock_path)
                 with self._checkpointer_lock.held():
-                    self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                    self._restart(self._checkpointer)
         except sqlite3.OperationalError as exc:
             if not (disk_full(exc) or io_error(exc)):
                 raise
             # On a full disk the pages stay in the WAL, where reads find them; a later tick copies them.
+
+    @staticmethod
+    def _restart(conn: sqlite3.Connection) -> None:
+        """A RESTART checkpoint, tried again every RESTART_POLL_SECONDS while readers are in their snapshots,
+        for up to RESTART_WAIT_SECONDS (then it gives up until the next tick). Writes wait meanwhile, and
+        SQLite's own busy handler sleeps 1, 2, 5, then 10 ms and more between tries: longer than a held
+        snapshot lasts."""
+        deadline = time.monotonic() + RESTART_WAIT_SECONDS
+        while conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(RESTART_POLL_SECONDS)
 
     async def checkpoint(self) -> None:
         await asyncio.to_thread(self._checkpoint)
