@@ -6,6 +6,8 @@ import asyncio
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +265,46 @@ def test_a_held_snapshot_ends_by_itself_and_only_a_loop_holds_one(tmp_path: Path
         assert not _held(engine)
     finally:
         asyncio.run(engine.close())
+
+
+def test_a_checkpoint_keeps_the_locks_this_process_holds_on_the_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included.
+    The checkpoint's fsync of the database file once opened and closed its own: the next process to close a
+    connection then found itself the last one, and took the WAL away from under the server (whose reads all
+    failed from then on as "database disk image is malformed", and whose writes no other process saw)."""
+    monkeypatch.setattr(db_module, "WAL_LIMIT_BYTES", 64 * 1024)  # so one checkpoint takes the fsync path
+
+    def another_process(sql: str) -> str:
+        script = (
+            "import sqlite3, sys; conn = sqlite3.connect(sys.argv[1]);"
+            " print(conn.execute(sys.argv[2]).fetchall()); conn.close()"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "satchel.db"), sql],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    async def run() -> None:
+        engine, pk = await _engine_with_a_store(tmp_path, first=True)
+        try:
+            for n in range(200):  # some 200 KiB of WAL
+                await _put(engine, pk, f"k{n}", b"x" * 1024)
+            await engine.db.checkpoint()
+            assert another_process("SELECT count(*) FROM records") == "[(200,)]"
+            assert engine.db.wal_path.exists()  # still this process's, though the other one closed
+            await _put(engine, pk, "after", b"y")
+            record = await engine.records.read(pk, "k7")
+            assert record is not None
+            assert record.inline == b"x" * 1024
+            assert another_process("SELECT key FROM records WHERE key = 'after'") == "[('after',)]"
+        finally:
+            await engine.close()
+
+    asyncio.run(run())
+
+
+async def _put(engine: SqliteEngine, pk: int, key: str, body: bytes) -> None:
+    await engine.records.write(pk, key, content_type="a", content_encoding=None, body=Body(body), now=1)

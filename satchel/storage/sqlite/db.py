@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from satchel.errors import StorageFull
-from satchel.storage.durable import fsync_path
 from satchel.storage.sqlite.handoff import Handoff, NotSent
+from satchel.storage.sqlite.held_file import HeldFile
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.snapshots import CommitStamp, HeldReader
@@ -92,6 +92,14 @@ def _private_files(database: Path, *companions: Path) -> None:
                 path.chmod(0o600)
 
 
+def _is_open(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.total_changes  # noqa: B018 - raises once the connection is closed
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
 def _bound(job: Callable[..., T], args: tuple[Any, ...]) -> Callable[[sqlite3.Connection], T]:
     """job(connection, *args) as the writer calls it: job(connection)."""
     return (lambda conn: job(conn, *args)) if args else job
@@ -114,6 +122,11 @@ class Database:
         # With several server processes on the file, one writes for all (handoff.py).
         self.handoff = Handoff(data_dir, self._submit_here, self._write_here) if handoff else None
         self._local = threading.local()
+        # Every connection made, closed by close() whichever thread made it: the held file may only be closed
+        # after them (held_file.py).
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self.file = HeldFile(self.path)
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
         self._checkpointer_lock: WriterLock | None = None
         self._page_bytes = 4096  # the database's page size, read when the checkpointer connects
@@ -126,6 +139,9 @@ class Database:
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.row_factory = sqlite3.Row  # rows are read by column name
+        with self._connections_lock:
+            self._connections = [c for c in self._connections if _is_open(c)]
+            self._connections.append(conn)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -178,6 +194,7 @@ class Database:
                 raise
             self._open_file()
         self.reserve.restore()
+        self.file.open()
         self.commits.open()
         self.writer.start()
         if self.handoff is not None:
@@ -195,14 +212,14 @@ class Database:
         self.writer.stop()
         self.commits.close()
         await asyncio.to_thread(self._close_checkpointer)
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        # Every connection, whichever thread made it (a thread's reads, a count run beside the loop), and only
+        # then the held file (held_file.py).
+        with self._connections_lock:
+            made, self._connections = self._connections, []
+        for conn in made:
             conn.close()
-            self._local.conn = None
-        reader = getattr(self._local, "reader", None)
-        if reader is not None:
-            reader.close()
-            self._local.reader = None
+        self._local = threading.local()  # no thread keeps a closed connection, should this open again
+        self.file.close()
 
     # --- writing
 
@@ -303,7 +320,7 @@ class Database:
                 # RESTART's own sync of the database file is short.
                 # Best effort: what fails here (a full or failing disk), the RESTART's own sync meets.
                 with contextlib.suppress(OSError):
-                    fsync_path(self.path)
+                    self.file.sync()
                 # Writers queue on the writer lock meanwhile, rather than poll SQLite's lock.
                 self._checkpointer_lock = self._checkpointer_lock or WriterLock(self.lock_path)
                 with self._checkpointer_lock.held():
