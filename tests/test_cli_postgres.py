@@ -128,10 +128,22 @@ def test_migrations_started_together_apply_once(backends: Backends, tmp_path: Pa
 
 
 def test_commands_say_plainly_when_the_database_cannot_be_used(tmp_path: Path) -> None:
-    down = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
-    for args in (("migrate",), ("users", "list"), ("tokens", "create", "anyone")):
+    """A database that does not answer is named by the host and port tried, so that a wrong --database can be
+    told from a database that is down, never with the URL's password; `serve` says it as the commands do."""
+    port = free_port()  # closed again: nothing listens there
+    password = "pw-never-shown-5f1c"
+    down = f"postgresql://satchel:{password}@127.0.0.1:{port}/nothing"
+    for args in (
+        ("migrate",),
+        ("users", "list"),
+        ("tokens", "create", "anyone"),
+        ("serve", "--port", str(free_port())),
+    ):
         refused = satchel(*args, "--database", down, data_dir=tmp_path / "data", ok=False)
-        assert "The database does not answer" in refused.stderr
+        assert refused.returncode == 1, (args, refused.stderr)
+        said = f"Error: The database at 127.0.0.1:{port} does not answer: connection refused.\n"
+        assert said in refused.stderr, (args, refused.stderr)
+        assert password not in refused.stdout + refused.stderr
     unknown = satchel(
         "users", "list", "--database", "mysql://db/satchel", data_dir=tmp_path / "data", ok=False
     )

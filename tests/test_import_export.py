@@ -2,9 +2,10 @@
 
 A folder to import may have been made by someone else: links (to the admin token, to /dev/zero), a metadata
 file whose `extension` climbs out of the folder, a FIFO, are skipped and reported, never followed, read or
-waited on. An export creates every file itself, through no link, and names them so that every key Satchel
-allows comes back exactly, with its content type, when the folder is imported again; what Crawlee's own layout
-can name, Crawlee reads.
+waited on. An export creates every file itself, through no link, in a folder renamed into place once whole
+(a killed export leaves none in the way of the next), and names them so that every key Satchel allows comes
+back exactly, with its content type, when the folder is imported again; what Crawlee's own layout can name,
+Crawlee reads.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import gzip
 import json
 import os
 import resource
+import signal
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ import pytest
 
 from satchel.service.users import TOKEN_FILE
 from tests.conftest import Server, start_server, stop_server
-from tests.harness.cli import run_cli
+from tests.harness.cli import cli_command, run_cli
 from tests.harness.crawlee import read_with_crawlee
 
 KEY_CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.'()"
@@ -192,7 +195,77 @@ def test_export_removes_what_it_wrote_when_a_record_cannot_be_read(server: Serve
     done = satchel(server, "export", "~vanishing", str(tmp_path / "out"))
     assert done.returncode != 0
     assert "Record 'b' was replaced or deleted while it was being read" in done.stderr
-    assert not (tmp_path / "out" / "key_value_stores" / "vanishing").exists()
+    assert not list((tmp_path / "out" / "key_value_stores").iterdir())  # nor its partial folder
+
+
+def test_an_export_killed_partway_leaves_no_store_and_runs_again(server: Server, tmp_path: Path) -> None:
+    """SIGKILL (nothing of the export's own runs) while the records are being written: the store's folder is
+    not there, only the export's partial folder beside it; run again, the export removes that folder and
+    writes the store whole, which imports back. A finished export is not replaced.
+
+    The export runs over the API, where each record is a request of its own, so that it lasts long enough
+    (about a second for 500 records here) to be seen writing and stopped there."""
+    name, count = "killed-export", 500
+    source = tmp_path / "source"
+    source.mkdir()
+    for i in range(count):
+        (source / f"r{i:05d}.txt").write_text(f"record {i}\n" * 20)
+    assert satchel(server, "import", str(source), "--store", name).returncode == 0
+    out = tmp_path / "out"
+    stores = out / "key_value_stores"
+    export = ("export", f"~{name}", str(out), "--url", server.base_url, "--token", server.token)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SATCHEL_")}  # no --data-dir from here
+    with subprocess.Popen(
+        cli_command(*export), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as killed:
+        partial = stop_once_writing(killed, stores, name)
+        assert not (stores / name).exists(), "the export was stopped only once it had ended"
+        killed.kill()
+        assert killed.wait(timeout=30) == -signal.SIGKILL
+    assert [p.name for p in stores.iterdir()] == [partial.name]
+    assert any(partial.iterdir())
+    # What the kill left is no store to an import.
+    done = satchel(server, "import", str(out))
+    assert done.returncode == 0, done.stderr
+    assert not done.stdout
+    assert f"{partial}: an unfinished export, not a store (export the store again" in done.stderr
+
+    done = run_cli(*export, drop=("SATCHEL_",))
+    assert f"{count} records written to {stores / name}" in done.stdout
+    assert [p.name for p in stores.iterdir()] == [name]  # the killed export's partial folder is gone
+    for i in range(count):
+        assert (stores / name / f"r{i:05d}").read_bytes() == (source / f"r{i:05d}.txt").read_bytes()
+    done = satchel(server, "import", str(stores / name), "--store", f"{name}-back")
+    assert done.returncode == 0, done.stderr
+    assert f"{name}-back: {count} records" in done.stdout
+    assert not done.stderr
+    with server.client() as api:
+        for key in ("r00000", f"r{count - 1:05d}"):
+            back = api.get(f"/key-value-stores/~{name}-back/records/{key}")
+            assert back.content == (source / f"{key}.txt").read_bytes(), (back.status_code, back.text)
+
+    again = run_cli(*export, ok=False, drop=("SATCHEL_",))
+    assert again.returncode == 1
+    assert f"{stores / name} already holds files; export into a new or empty folder." in again.stderr
+    assert [p.name for p in stores.iterdir()] == [name]
+    assert len(list((stores / name).iterdir())) == 2 * count + 1  # each record and its metadata; the store's
+
+
+def stop_once_writing(export: subprocess.Popen[bytes], stores: Path, name: str) -> Path:
+    """Stop the export (SIGSTOP) as soon as its partial folder holds a file; that folder."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for folder in stores.glob(f".{name}.partial-*") if stores.is_dir() else []:
+            try:
+                writing = any(folder.iterdir())
+            except FileNotFoundError:  # renamed into place: the export ended
+                continue
+            if writing:
+                export.send_signal(signal.SIGSTOP)
+                return folder
+        assert export.poll() is None, "the export ended before it was seen writing into a partial folder"
+        time.sleep(0.001)
+    raise AssertionError("the export wrote nothing in 60 s")
 
 
 def every_key() -> list[str]:

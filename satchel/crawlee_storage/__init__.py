@@ -17,8 +17,9 @@ back to the same keys, bytes and content types.
 A folder to import is someone else's: only regular files directly inside it are read, each opened without
 following links (O_NOFOLLOW, then fstat) and without waiting on a FIFO, no larger than max_record_bytes, and a
 name from a metadata file is used only if the folder lists a regular file by that name. An export writes
-only files it creates (O_CREAT | O_EXCL | O_NOFOLLOW) into a store folder it made or found empty, through no
-link; if it fails, it removes what it wrote.
+only files it creates (O_CREAT | O_EXCL | O_NOFOLLOW), through no link, into a partial folder of its own
+beside the store folder, renamed to it (over nothing or an empty folder) once whole; if it fails, it removes
+the partial folder, and if it is killed, the next export of that store there does (exporting.py).
 """
 
 from satchel.crawlee_storage.exporting import Exported, export_store

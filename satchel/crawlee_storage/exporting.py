@@ -1,16 +1,37 @@
-"""Writing a store out as Crawlee keeps it: only files it creates, in a folder it made or found empty."""
+"""Writing a store out as Crawlee keeps it: only files it creates, in a folder that becomes the store's folder
+once whole.
+
+The store folder is written under another name beside it (`.NAME.partial-XXXXXXXX`) and renamed to NAME when
+every record is in: an export stopped partway, by Ctrl-C, a kill, a crash or a full disk, leaves no store
+folder that looks finished, and no folder in the way of the next export. An export that fails removes its
+partial folder itself; one that was killed leaves it, held no longer, and the next export of that store into
+that folder removes it. Each export holds an flock on its partial folder while it runs (the kernel lets go
+however it ends), so one running beside it is left alone. Nothing is fsynced: as with `satchel kv cp`, this
+guards against the command stopping, not the machine.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from satchel.crawlee_storage.files import write_all
-from satchel.crawlee_storage.layout import CREATE, DIRECTORY, METADATA, OWN_PREFIX, STORES_FOLDER, file_names
+from satchel.crawlee_storage.layout import (
+    CREATE,
+    DIRECTORY,
+    METADATA,
+    OWN_PREFIX,
+    PARTIAL,
+    STORES_FOLDER,
+    file_names,
+    partial_name,
+)
 from satchel.crawlee_storage.stores import Stores
 from satchel.errors import SatchelError
 
@@ -25,8 +46,9 @@ class Exported:
 async def export_store(source: Stores, ref: str, path: Path) -> Exported:
     """Write a store into `path/key_value_stores/NAME` as Crawlee keeps it locally.
 
-    The store folder must be new or empty; every file is created, never opened if it exists, and no link is
-    followed below `path`. On failure what was written is removed.
+    The store folder must be new or empty; it is written whole beside it, then renamed into place. Every
+    file is created, never opened if it exists, and no link is followed below `path`. On failure what was
+    written is removed.
     """
     store = await source.find(ref)
     name = store.name or store.id
@@ -41,13 +63,15 @@ async def export_store(source: Stores, ref: str, path: Path) -> Exported:
     except OSError as exc:
         raise SatchelError(f"{path / STORES_FOLDER} could not be made ({exc.strerror}).") from exc
     try:
+        partial = partial_name(name)
         try:
-            made = _new_folder(stores, name, folder_path)
-            folder = _make_dir(stores, name, folder_path)
+            _refuse_filled(stores, name, folder_path)
+            _remove_interrupted(stores, name)
+            folder = _new_held_folder(stores, partial)
         except OSError as exc:
             raise SatchelError(f"{folder_path} could not be made ({exc.strerror}).") from exc
-        writer = _Writer(folder)
         try:
+            writer = _Writer(folder)
             records, own = await _write_records(source, store.id, writer)
             meta = {
                 "id": store.id,
@@ -57,16 +81,14 @@ async def export_store(source: Stores, ref: str, path: Path) -> Exported:
                 "accessedAt": store.accessed_at,
             }
             writer.write(METADATA, [json.dumps(meta, indent=2).encode()])
+            _move_into_place(stores, partial, name, folder_path)
         except BaseException as exc:
-            writer.remove_all()
-            if made:
-                with contextlib.suppress(OSError):
-                    os.rmdir(name, dir_fd=stores)
+            shutil.rmtree(partial, dir_fd=stores, ignore_errors=True)
             if isinstance(exc, OSError):  # a full disk, say: told as the CLI tells errors, not as a traceback
                 raise SatchelError(f"{folder_path} could not be written ({exc.strerror}).") from exc
             raise
         finally:
-            os.close(folder)
+            os.close(folder)  # and with it the lock
     finally:
         os.close(stores)
     return Exported(folder_path, records, own)
@@ -94,19 +116,16 @@ async def _write_records(source: Stores, store_id: str, writer: _Writer) -> tupl
 
 
 class _Writer:
-    """Creates files in one folder, never over an existing name nor through a link, and can take them back."""
+    """Creates files in one folder, never over an existing name nor through a link."""
 
     def __init__(self, folder: int) -> None:
         self.folder = folder
-        self.created: list[str] = []
 
     def create(self, name: str) -> int:
         try:
-            fd = os.open(name, CREATE, 0o666, dir_fd=self.folder)
+            return os.open(name, CREATE, 0o666, dir_fd=self.folder)
         except FileExistsError as exc:
             raise SatchelError(f"{name} already exists in the export folder.", "invalid-request") from exc
-        self.created.append(name)
-        return fd
 
     def write(self, name: str, chunks: list[bytes]) -> None:
         fd = self.create(name)
@@ -115,11 +134,6 @@ class _Writer:
                 write_all(fd, chunk)
         finally:
             os.close(fd)
-
-    def remove_all(self) -> None:
-        for name in self.created:
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=self.folder)
 
 
 def _make_dir(parent: int, name: str, shown: Path) -> int:
@@ -130,24 +144,73 @@ def _make_dir(parent: int, name: str, shown: Path) -> int:
         return os.open(name, DIRECTORY, dir_fd=parent)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise SatchelError(
-                f"{shown} is not a folder (a link or a file); export follows no link."
-            ) from exc
+            raise _not_a_folder(shown) from exc
         raise
 
 
-def _new_folder(parent: int, name: str, shown: Path) -> bool:
-    """Make the store folder: True if made, False if it was there empty; one holding files is refused."""
+def _refuse_filled(parent: int, name: str, shown: Path) -> None:
+    """Refuse a store folder that holds files (a finished export, say), is a link or is a file; one missing
+    or empty is replaced."""
     try:
-        os.mkdir(name, dir_fd=parent)
-    except FileExistsError:
-        fd = _make_dir(parent, name, shown)
+        fd = os.open(name, DIRECTORY, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _not_a_folder(shown) from exc
+        raise
+    try:
+        if any(True for _ in os.scandir(fd)):
+            raise _filled(shown)
+    finally:
+        os.close(fd)
+
+
+def _remove_interrupted(parent: int, name: str) -> None:
+    """Remove the partial folders of this store's exports that no running export holds: those of exports
+    that were killed."""
+    for entry in [e.name for e in os.scandir(parent)]:  # listed whole before any is removed
+        found = PARTIAL.fullmatch(entry)
+        if found is None or found["store"] != name:
+            continue
         try:
-            if any(True for _ in os.scandir(fd)):
-                raise SatchelError(
-                    f"{shown} already holds files; export into a new or empty folder.", "invalid-request"
-                ) from None
+            fd = os.open(entry, DIRECTORY, dir_fd=parent)
+        except OSError:
+            continue  # gone meanwhile, or a link or a file: no export's
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # an export running now
+        else:
+            shutil.rmtree(entry, dir_fd=parent, ignore_errors=True)
         finally:
             os.close(fd)
-        return False
-    return True
+
+
+def _new_held_folder(parent: int, name: str) -> int:
+    """Make the folder (new: the name is this export's own) and hold it for as long as it stays open."""
+    os.mkdir(name, dir_fd=parent)
+    fd = os.open(name, DIRECTORY, dir_fd=parent)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _move_into_place(parent: int, partial: str, name: str, shown: Path) -> None:
+    """Rename the finished folder to the store's name, over nothing or an empty folder (rename(2) replaces
+    an empty directory, and refuses one with files or anything else)."""
+    try:
+        os.rename(partial, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except OSError as exc:  # made or filled while the export ran
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise _filled(shown) from exc
+        if exc.errno in (errno.ENOTDIR, errno.EISDIR):
+            raise _not_a_folder(shown) from exc
+        raise
+
+
+def _filled(shown: Path) -> SatchelError:
+    return SatchelError(f"{shown} already holds files; export into a new or empty folder.", "invalid-request")
+
+
+def _not_a_folder(shown: Path) -> SatchelError:
+    return SatchelError(f"{shown} is not a folder (a link or a file); export follows no link.")

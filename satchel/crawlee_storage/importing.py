@@ -15,6 +15,7 @@ from satchel.crawlee_storage.layout import (
     METADATA,
     OWN_METADATA,
     OWN_PREFIX,
+    PARTIAL,
     RECORD_METADATA,
     STORES_FOLDER,
     guess_type,
@@ -25,6 +26,7 @@ from satchel.service.validation import check_name
 
 # The rest of a Crawlee storage folder, beside key_value_stores.
 OTHER_FOLDERS = {"datasets": "datasets", "request_queues": "request queues"}
+PARTIAL_SKIPPED = "an unfinished export, not a store (export the store again to finish it)"
 
 
 @dataclass(slots=True)
@@ -95,6 +97,9 @@ def _store_folders(root: int, path: Path, report: Report) -> list[tuple[Path, in
     folders: list[tuple[Path, int]] = []
     try:
         for entry in sorted(os.scandir(stores), key=lambda e: e.name):
+            if PARTIAL.fullmatch(entry.name):
+                report.skipped.append(f"{shown / entry.name}: {PARTIAL_SKIPPED}")
+                continue
             try:
                 folders.append((shown / entry.name, open_dir(stores, entry.name)))
             except (Skip, OSError) as skip:

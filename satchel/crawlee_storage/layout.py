@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import re
+import secrets
 from urllib.parse import quote
 
 STORES_FOLDER = "key_value_stores"
@@ -19,6 +21,9 @@ DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (the import hung).
 READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# A store folder an export is writing, beside the one it becomes once whole: hidden, and no store's name
+# (names have no dot), so that neither Crawlee nor an import takes it for a store.
+PARTIAL = re.compile(r"\.(?P<store>[^/]+)\.partial-[0-9a-f]{8}")
 
 
 def crawlee_name(key: str) -> str | None:
@@ -38,6 +43,11 @@ def file_names(key: str) -> tuple[str, str]:
         return name, name + RECORD_METADATA
     own = OWN_PREFIX + hashlib.sha256(key.encode()).hexdigest()
     return own, own + OWN_METADATA
+
+
+def partial_name(store: str) -> str:
+    """A new name for the folder an export of the store writes before it is renamed to the store's name."""
+    return f".{store}.partial-{secrets.token_hex(4)}"
 
 
 def guess_type(name: str) -> str:

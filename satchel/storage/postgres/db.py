@@ -8,9 +8,11 @@ connect, so requests fail fast with a 503 and succeed again once it is back, wit
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -20,6 +22,7 @@ from satchel.settings import PostgresSettings
 
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
 DOWN_MESSAGE = "The database does not answer; try again."
+DEFAULT_PORT = "5432"
 
 # Server-side errors that mean "not now" rather than "wrong": connection failures (08), the server shutting
 # down, starting up or cancelling (57: admin/crash shutdown, cannot connect now), too many connections or a
@@ -50,6 +53,43 @@ def refusal(exc: BaseException) -> SatchelError | None:
     if isinstance(exc, _REFUSALS):
         return SatchelError(f"PostgreSQL refuses the connection: {exc}.")
     return None
+
+
+def unreachable(dsn: str, exc: BaseException, timeout: float) -> Unavailable:
+    """The error to raise when a new connection to the database gets no answer, naming where it was tried and
+    what happened. It is said where a node or a command starts, to whoever gave --database, who must tell a
+    wrong host or port from a database that is down; answers to requests keep DOWN_MESSAGE, which shows
+    clients no host."""
+    if isinstance(exc, ConnectionRefusedError):  # asyncio's says "Connect call failed (address)"
+        why = "connection refused"
+    elif isinstance(exc, TimeoutError):
+        why = f"nothing came back within {timeout:g} s"
+    elif isinstance(exc, OSError) and exc.strerror:  # a host name not known, a socket not there
+        why = exc.strerror[:1].lower() + exc.strerror[1:]
+    else:
+        why = str(exc) or type(exc).__name__
+    return Unavailable(f"The database at {address(dsn)} does not answer: {why}.")
+
+
+def address(dsn: str) -> str:
+    """Where a PostgreSQL URL points, as HOST:PORT (several comma-separated; a Unix socket as its file), never
+    with its user or password. The hosts and port come from the URL, else its `host` and `port` parameters,
+    else PGHOST and PGPORT, as asyncpg takes them."""
+    parts = urlsplit(dsn)
+    params = parse_qs(parts.query)
+    hosts = unquote(parts.netloc.rpartition("@")[2]) or params.get("host", [os.environ.get("PGHOST", "")])[-1]
+    port = params.get("port", [os.environ.get("PGPORT", DEFAULT_PORT)])[-1]
+    if not hosts:
+        return f"the local socket or localhost:{port}"  # asyncpg tries the usual socket folders, then TCP
+    return ",".join(_with_port(host, port) for host in hosts.split(","))
+
+
+def _with_port(host: str, port: str) -> str:
+    if host.startswith("/"):
+        return f"{host.rstrip('/')}/.s.PGSQL.{port}"
+    if ":" in host and not host.endswith("]"):  # HOST:PORT, or [IPv6]:PORT
+        return host
+    return f"{host}:{port}"
 
 
 def is_down(exc: BaseException) -> bool:
@@ -103,7 +143,7 @@ class Database:
             )
         except Exception as exc:
             if is_down(exc):
-                raise Unavailable(DOWN_MESSAGE) from exc
+                raise unreachable(self.dsn, exc, timeout) from exc
             if refused := refusal(exc):
                 raise refused from exc
             raise

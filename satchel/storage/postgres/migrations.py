@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncpg
 
 from satchel.errors import SatchelError, Unavailable
-from satchel.storage.postgres.db import DOWN_MESSAGE, Connection, is_down, refusal
+from satchel.storage.postgres.db import DOWN_MESSAGE, Connection, is_down, refusal, unreachable
 
 # Any fixed 64-bit number, the same for every Satchel: the advisory lock that serialises migrations.
 LOCK_KEY = 0x5A7C_4E10_0001
@@ -257,7 +257,7 @@ async def migrate(dsn: str, *, connect_timeout: float = 30.0) -> int:
         conn = await asyncpg.connect(dsn, timeout=connect_timeout)
     except Exception as exc:
         if is_down(exc):
-            raise Unavailable(DOWN_MESSAGE) from exc
+            raise unreachable(dsn, exc, connect_timeout) from exc
         if refused := refusal(exc):
             raise refused from exc
         raise
