@@ -13,7 +13,7 @@ from playwright.sync_api import Browser
 
 from tests.harness.backends import COMBOS, Backends
 from tests.harness.browser import chromium
-from tests.harness.hostile import Hostile, kv_hostile
+from tests.harness.hostile import Engine, Hostile, kv_hostile
 from tests.harness.hostile_storages import storages_hostile
 from tests.harness.inprocess import BASE_URL as IN_PROCESS_URL
 from tests.harness.inprocess import InProcessApp
@@ -110,17 +110,29 @@ def every_engine(*, in_process: bool = False) -> Any:
     return server_on_each
 
 
+# The engine combinations the hostile tables run on: the embedded one, and PostgreSQL with S3, the stricter
+# database (no NUL in text, int64 bounds, ...) with bodies out of process.
+HOSTILE_COMBOS = ("sqlite+files", "postgres+s3")
+
+
+@pytest.fixture(scope="module", params=HOSTILE_COMBOS)
+def engine(request: pytest.FixtureRequest, backends: Backends) -> Engine:
+    """The engine a module's hostile tables run on, once on each of HOSTILE_COMBOS."""
+    combo: str = request.param
+    return Engine(combo, None if combo == "sqlite+files" else backends)
+
+
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+def hostile(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[Hostile]:
     """A seeded server for a module's hostile-input table (tests/harness/hostile.py)."""
-    with kv_hostile(tmp_path_factory.mktemp("hostile")) as state:
+    with kv_hostile(tmp_path_factory.mktemp("hostile"), engine) as state:
         yield state
 
 
 @pytest.fixture(scope="module")
-def storages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+def storages(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[Hostile]:
     """A seeded server for a module's hostile-input table on datasets, queues and runs."""
-    with storages_hostile(tmp_path_factory.mktemp("hostile-storages")) as state:
+    with storages_hostile(tmp_path_factory.mktemp("hostile-storages"), engine) as state:
         yield state
 
 

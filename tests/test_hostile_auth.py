@@ -14,6 +14,7 @@ from tests.harness.hostile import (
     SEED_NAME,
     STORE,
     Case,
+    Engine,
     Hostile,
     Table,
     check_case,
@@ -163,7 +164,7 @@ def test_case(hostile: Hostile, c: Case) -> None:
     check_case(hostile, c)
 
 
-def test_whole_table_concurrently_leaves_the_seed_unchanged(tmp_path: Path) -> None:
+def test_whole_table_concurrently_leaves_the_seed_unchanged(tmp_path: Path, engine: Engine) -> None:
     """The table again, eight requests at a time on a server of its own: the rules hold, the seeded store is
     unchanged after it, and nothing was logged as an unexpected error."""
-    check_table_leaves_kv_seed_unchanged(tmp_path, TABLE.cases)
+    check_table_leaves_kv_seed_unchanged(tmp_path, TABLE.cases, engine)

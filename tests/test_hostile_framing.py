@@ -15,6 +15,7 @@ from tests.harness.hostile import (
     MAX_RECORD,
     REPLY_TIMEOUT,
     Case,
+    Engine,
     Hostile,
     Table,
     check_case,
@@ -235,10 +236,10 @@ def test_case(hostile: Hostile, c: Case) -> None:
     check_case(hostile, c)
 
 
-def test_whole_table_concurrently_leaves_the_seed_unchanged(tmp_path: Path) -> None:
+def test_whole_table_concurrently_leaves_the_seed_unchanged(tmp_path: Path, engine: Engine) -> None:
     """The table again, eight requests at a time on a server of its own: the rules hold, the seeded store is
     unchanged after it, and nothing was logged as an unexpected error."""
-    check_table_leaves_kv_seed_unchanged(tmp_path, TABLE.cases)
+    check_table_leaves_kv_seed_unchanged(tmp_path, TABLE.cases, engine)
 
 
 def test_content_length_shorter_than_body_stores_only_what_was_declared(hostile: Hostile) -> None:
@@ -252,8 +253,11 @@ def test_content_length_shorter_than_body_stores_only_what_was_declared(hostile:
         assert http.get(f"/key-value-stores/{scratch}/records/short").content == b"abc"
 
 
-def test_abandoned_upload_leaves_no_temporary_file(hostile: Hostile) -> None:
-    """A client that hangs up half-way through a large body: nothing stored, nothing left behind."""
+def test_abandoned_upload_leaves_no_temporary_file(hostile: Hostile, engine: Engine) -> None:
+    """A client that hangs up half-way through a large body: nothing stored, nothing left behind. (Over S3
+    the body streams into a multipart upload, not a temporary file; tests/test_blob_stores.py shows it
+    aborted.)"""
+    spooled = engine.combo.endswith("+files")
     scratch = hostile.values["scratch"]
     tmp_root = hostile.server.data_dir / "blobs" / "tmp"
     head = (
@@ -263,7 +267,7 @@ def test_abandoned_upload_leaves_no_temporary_file(hostile: Hostile) -> None:
     with socket.create_connection(("127.0.0.1", hostile.port), timeout=REPLY_TIMEOUT) as sock:
         sock.sendall(head + b"x" * (MAX_RECORD // 2))
         time.sleep(0.5)  # past the inline size: the body is spooling to a temporary file by now
-        assert any(p.is_file() for p in tmp_root.rglob("*"))
+        assert any(p.is_file() for p in tmp_root.rglob("*")) or not spooled
     deadline = time.monotonic() + 10
     while any(p.is_file() for p in tmp_root.rglob("*")):
         assert time.monotonic() < deadline, list(tmp_root.rglob("*"))

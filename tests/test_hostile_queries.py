@@ -12,6 +12,7 @@ from tests.harness.hostile import (
     REC,
     STORE,
     Case,
+    Engine,
     Hostile,
     Table,
     check_case,
@@ -128,6 +129,15 @@ case("method-override", "real-post-on-keys", "POST", STORE + "/keys", 405, "meth
 case("method-override", "real-delete-on-zip", "DELETE", STORE + "/records", 405, "method-not-allowed")
 
 
+# NUL in a key-value store's reference or a user's: nothing is named so (PostgreSQL is not asked: its text
+# cannot hold NUL).
+for label, ref in {"id": "a%00b", "name": "~hostile-seed%00", "user": "admin%00~hostile-seed"}.items():
+    case("pagination", f"store-nul-{label}", "GET", f"/key-value-stores/{ref}/keys", 404, "record-not-found")
+    case("pagination", f"store-nul-{label}-put", "PUT", f"/key-value-stores/{ref}/records/k", 404,
+         "record-not-found", body=b"x")  # fmt: skip
+case("pagination", "user-nul-inside", "GET", "/users/admin%00", 404, "user-not-found")
+
+
 # --- the table, one case at a time and then all at once
 
 
@@ -136,7 +146,26 @@ def test_case(hostile: Hostile, c: Case) -> None:
     check_case(hostile, c)
 
 
-def test_whole_table_concurrently_leaves_the_seed_unchanged(tmp_path: Path) -> None:
+def test_whole_table_concurrently_leaves_the_seed_unchanged(tmp_path: Path, engine: Engine) -> None:
     """The table again, eight requests at a time on a server of its own: the rules hold, the seeded store is
     unchanged after it, and nothing was logged as an unexpected error."""
-    check_table_leaves_kv_seed_unchanged(tmp_path, TABLE.cases)
+    check_table_leaves_kv_seed_unchanged(tmp_path, TABLE.cases, engine)
+
+
+def test_nul_in_prefix_and_start_key_pages_as_on_every_engine(hostile: Hostile) -> None:
+    """No key holds NUL: a prefix with one matches nothing, and the keys after a start key with one are those
+    after its part before the NUL (PostgreSQL, whose text cannot hold NUL, answered 500 to both)."""
+    sid = hostile.values["sid"]
+    with hostile.server.client() as http:
+
+        def keys(**params: str) -> list[str]:
+            response = http.get(f"/key-value-stores/{sid}/keys", params=params)
+            assert response.status_code == 200, response.text
+            return [item["key"] for item in response.json()["data"]["items"]]
+
+        every = keys()
+        assert keys(prefix="k\x00") == keys(prefix="\x00") == []
+        assert keys(exclusiveStartKey="\x00") == every
+        assert keys(exclusiveStartKey="k\x00") == [k for k in every if k > "k"]
+        assert keys(exclusiveStartKey="k1\x00x", prefix="k") == []
+        assert keys(exclusiveStartKey="j\x00", prefix="k") == ["k1"]

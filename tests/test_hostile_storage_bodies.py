@@ -26,6 +26,7 @@ from satchel.service.queue_requests import request_id
 from tests.harness.hostile import (
     MIB,
     Case,
+    Engine,
     Hostile,
     PeakRss,
     Table,
@@ -240,15 +241,19 @@ table("runs", [(f"update-{label}", "PUT", RUN, 400, IV, body) for label, body in
     "terminal-string": b'{"isStatusMessageTerminal": "yes"}', "access-bad": b'{"generalAccess": "X"}',
     "access-list": b'{"generalAccess": []}', "finished-word": b'{"finishedAt": "yesterday"}',
     "finished-number": b'{"finishedAt": 5}', "finished-feb-30": b'{"finishedAt": "2024-02-30T00:00:00Z"}',
+    # NUL, which PostgreSQL's text cannot hold; an exit code past a 32-bit integer.
+    "message-nul": b'{"statusMessage": "a\\u0000b"}', "exit-int32": b'{"exitCode": 2147483648}',
+    "exit-int32-low": b'{"exitCode": -2147483649}',
 }.items()])  # fmt: skip
 table("runs", [(f"update-{label}", "PUT", RUN, 200, None, body) for label, body in {
     "status-null": b'{"status": null}', "run-id-other": b'{"runId": "other"}', "empty": b"{}", "no-body": b"",
-    "message-nul": b'{"statusMessage": "a\\u0000b"}'}.items()])  # fmt: skip
+}.items()])  # fmt: skip
 table("runs", [(f"charge-{label}", "POST", RUN + "/charge", 400, IV, body) for label, body in {
     "event-number": b'{"eventName": 5}', "event-long": orjson.dumps({"eventName": "e" * 300}),
     "count-zero": b'{"eventName": "e", "count": 0}', "count-negative": b'{"eventName": "e", "count": -1}',
     "count-string": b'{"eventName": "e", "count": "1"}', "count-float": b'{"eventName": "e", "count": 1.5}',
     "count-bool": b'{"eventName": "e", "count": true}', "count-huge": b'{"eventName": "e", "count": 1e20}',
+    "event-nul": b'{"eventName": "e\\u0000"}',
     "no-event": b""}.items()])  # fmt: skip
 case("runs", "charge-key-long", "POST", RUN + "/charge", 400, IV, body=b'{"eventName": "e"}',
      headers=(("idempotency-key", "k" * 300),))  # fmt: skip
@@ -382,11 +387,11 @@ def test_case(storages: Hostile, c: Case) -> None:
     check_case(storages, c)
 
 
-def test_whole_table_concurrently_leaves_the_seeds_unchanged(tmp_path: Path) -> None:
+def test_whole_table_concurrently_leaves_the_seeds_unchanged(tmp_path: Path, engine: Engine) -> None:
     """The table again, eight requests at a time on a server of its own (so the cases above, in whatever
     order, never meet what it made): the rules hold, the seeded dataset and queue are unchanged after it, the
     server still works, and nothing was logged as an unexpected error."""
-    with storages_hostile(tmp_path) as fresh:
+    with storages_hostile(tmp_path, engine) as fresh:
         check_concurrently(fresh, TABLE.cases)
         assert_seeds_unchanged_and_server_healthy(fresh)
         assert_log_clean(fresh.server)

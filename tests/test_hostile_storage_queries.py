@@ -17,6 +17,7 @@ import pytest
 
 from tests.harness.hostile import (
     Case,
+    Engine,
     Hostile,
     Table,
     assert_log_clean,
@@ -197,11 +198,59 @@ def test_case(storages: Hostile, c: Case) -> None:
     check_case(storages, c)
 
 
-def test_whole_table_concurrently_leaves_the_seeds_unchanged(tmp_path: Path) -> None:
+def test_whole_table_concurrently_leaves_the_seeds_unchanged(tmp_path: Path, engine: Engine) -> None:
     """The table again, eight requests at a time on a server of its own (so the cases above, in whatever
     order, never meet what it made): the rules hold, the seeded dataset and queue are unchanged after it, the
     server still works, and nothing was logged as an unexpected error."""
-    with storages_hostile(tmp_path) as fresh:
+    with storages_hostile(tmp_path, engine) as fresh:
         check_concurrently(fresh, TABLE.cases)
         assert_seeds_unchanged_and_server_healthy(fresh)
         assert_log_clean(fresh.server)
+
+
+def test_a_client_key_with_nul_holds_its_locks(storages: Hostile) -> None:
+    """A clientKey is any text of up to 32 characters, NUL included: its locks are its own, on every engine
+    (PostgreSQL, whose text cannot hold NUL, answered 500 to every call with one)."""
+    key, other = "日本\x00a", "日本"
+    with storages.server.client() as http:
+        queue = http.post("/request-queues").json()["data"]["id"]
+        q = f"/request-queues/{queue}"
+        added = http.post(f"{q}/requests", params={"clientKey": key}, json={"url": "http://nul.example/"})
+        assert added.status_code == 201, added.text
+        rid = added.json()["data"]["requestId"]
+        locked = http.post(f"{q}/head/lock", params={"lockSecs": 60, "clientKey": key})
+        assert [item["id"] for item in locked.json()["data"]["items"]] == [rid]
+        assert http.get(f"{q}/requests/{rid}").json()["data"]["lockByClient"] == key
+        for taker in (other, "\x00"):
+            taken = http.put(f"{q}/requests/{rid}/lock", params={"lockSecs": 60, "clientKey": taker})
+            assert taken.status_code == 409, taken.text
+        assert (
+            http.put(f"{q}/requests/{rid}/lock", params={"lockSecs": 60, "clientKey": key}).status_code == 200
+        )
+        unlocked = http.post(f"{q}/requests/unlock", params={"clientKey": key}).json()["data"]
+        assert unlocked == {"unlockedCount": 1}
+
+
+def test_nul_in_request_ids_finds_nothing(storages: Hostile) -> None:
+    """A request id or uniqueKey with NUL names no request: a batch delete processes it, deletes nothing."""
+    sq = f"/request-queues/{storages.values['sq']}"
+    with storages.server.client() as http:
+        before = http.get(sq).json()["data"]["totalRequestCount"]
+        gone = http.request("DELETE", f"{sq}/requests/batch", json=[{"id": "a\x00"}, {"uniqueKey": "u\x00"}])
+        assert gone.status_code == 200, gone.text
+        assert gone.json()["data"]["unprocessedRequests"] == []
+        assert http.get(f"{sq}/requests/a%00").status_code == 404
+        assert http.get(sq).json()["data"]["totalRequestCount"] == before
+
+
+def test_exit_codes_are_32_bit(storages: Hostile) -> None:
+    """An exit code is a 32-bit signed integer on every engine (2**31 was taken by SQLite and failed with a
+    500 on PostgreSQL's integer)."""
+    with storages.server.client() as http:
+        run = http.post("/acts/~hs-exit/runs").json()["data"]["id"]
+        for code in (2**31 - 1, -(2**31)):
+            done = http.put(f"/actor-runs/{run}", json={"exitCode": code})
+            assert done.status_code == 200, done.text
+            assert done.json()["data"]["exitCode"] == code
+        for code in (2**31, -(2**31) - 1):
+            assert http.put(f"/actor-runs/{run}", json={"exitCode": code}).status_code == 400

@@ -16,6 +16,7 @@ import pytest
 
 from tests.harness.hostile import (
     Case,
+    Engine,
     Hostile,
     Table,
     assert_log_clean,
@@ -141,11 +142,11 @@ def test_case(storages: Hostile, c: Case) -> None:
     check_case(storages, c)
 
 
-def test_whole_table_concurrently_leaves_the_seeds_unchanged(tmp_path: Path) -> None:
+def test_whole_table_concurrently_leaves_the_seeds_unchanged(tmp_path: Path, engine: Engine) -> None:
     """The table again, eight requests at a time on a server of its own (so the cases above, in whatever
     order, never meet what it made): the rules hold, the seeded dataset and queue are unchanged after it, the
     server still works, and nothing was logged as an unexpected error."""
-    with storages_hostile(tmp_path) as fresh:
+    with storages_hostile(tmp_path, engine) as fresh:
         check_concurrently(fresh, TABLE.cases)
         assert_seeds_unchanged_and_server_healthy(fresh)
         assert_log_clean(fresh.server)

@@ -41,6 +41,11 @@ STATUSES = tuple(RunStatus)
 MAX_PAGE = 1000
 LAST_SHOWABLE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_STATUS_MESSAGE = 2000  # characters; one line of progress, shown in every copy of the run
+# Text a run keeps (its status message, its events' names) is display text and names: NUL is refused, as
+# PostgreSQL's text cannot hold it.
+NUL = "\x00"
+# An exit code is a 32-bit signed integer, as the engines keep it (PostgreSQL's integer).
+INT32 = range(-(2**31), 2**31)
 MAX_EVENT_NAME = 256
 MAX_IDEMPOTENCY_KEY = 256
 # Satchel neither limits nor times out what it records; these are the numbers the run shows.
@@ -198,9 +203,9 @@ class Runs:
     ) -> bool:
         """Count `count` events of `event_name` for the run; a key the run has seen already counts nothing."""
         run = await self.get(caller, run_id, Need.OWN)
-        if not isinstance(event_name, str) or not 0 < len(event_name) <= MAX_EVENT_NAME:
+        if not isinstance(event_name, str) or not 0 < len(event_name) <= MAX_EVENT_NAME or NUL in event_name:
             raise InvalidRequest(
-                f"Field `eventName` must be a string of 1 to {MAX_EVENT_NAME} characters.",
+                f"Field `eventName` must be a string of 1 to {MAX_EVENT_NAME} characters, without NUL.",
                 type="invalid-value",
             )
         if count is None:
@@ -284,9 +289,12 @@ def _changes(run: RunRow, body: dict[str, Any]) -> dict[str, object]:
     changes: dict[str, object] = {}
     if "statusMessage" in body:
         message = body["statusMessage"]
-        if message is not None and (not isinstance(message, str) or len(message) > MAX_STATUS_MESSAGE):
+        if message is not None and (
+            not isinstance(message, str) or len(message) > MAX_STATUS_MESSAGE or NUL in message
+        ):
             raise InvalidRequest(
-                f"Field `statusMessage` must be null or at most {MAX_STATUS_MESSAGE} characters of text.",
+                f"Field `statusMessage` must be null or at most {MAX_STATUS_MESSAGE} characters of text,"
+                " without NUL.",
                 type="invalid-value",
             )
         changes["status_message"] = message
@@ -303,8 +311,13 @@ def _changes(run: RunRow, body: dict[str, Any]) -> dict[str, object]:
         changes["general_access"] = GeneralAccess(body["generalAccess"])
     if "exitCode" in body:
         code = body["exitCode"]
-        if code is not None and (isinstance(code, bool) or not isinstance(code, int) or abs(code) > 2**31):
-            raise InvalidRequest("Field `exitCode` must be an integer or null.", type="invalid-value")
+        if code is not None and (
+            isinstance(code, bool) or not isinstance(code, int) or not INT32.start <= code < INT32.stop
+        ):
+            raise InvalidRequest(
+                f"Field `exitCode` must be null or an integer from {INT32.start} to {INT32.stop - 1}.",
+                type="invalid-value",
+            )
         changes["exit_code"] = code
     if "finishedAt" in body:
         finished = body["finishedAt"]

@@ -56,6 +56,20 @@ class Backends:
             found["blob_store"] = self.seaweed.blob_store_url(name)
         return found
 
+    def copy(self, combo: str, where: dict[str, str]) -> dict[str, str]:
+        """Fresh locations holding a copy of what a stopped deployment of the combination keeps at `where`
+        (a database made from it as a template, a bucket with its objects); the data dir is the caller's."""
+        metadata, _, bodies = combo.partition("+")
+        found = {"database": "", "blob_store": ""}
+        name = "t" + secrets.token_hex(6)
+        if metadata == "postgres":
+            template = where["database"].rsplit("/", 1)[1]
+            found["database"] = self.postgres.create_database(name, template=template)
+        if bodies == "s3":
+            found["blob_store"] = self.seaweed.blob_store_url(name)
+            self.seaweed.copy_bucket(where["blob_store"], found["blob_store"])
+        return found
+
     def env(self, combo: str) -> dict[str, str]:
         """What a `satchel serve` process needs in its environment beyond the locations (S3 credentials)."""
         return self.seaweed.env() if combo.endswith("+s3") else {}

@@ -37,6 +37,7 @@ from satchel.service.signing import (
     record_signature,
     storage_signature,
 )
+from tests.harness.backends import Backends
 from tests.harness.cli import run_cli_here
 from tests.harness.server import Server, start_server, stop_server
 from tests.harness.summaries import summary
@@ -307,40 +308,60 @@ def assert_kv_seed_unchanged(state: Hostile) -> None:
         assert http.delete(f"/key-value-stores/{sid}/records/after").status_code == 204
 
 
-def check_table_leaves_kv_seed_unchanged(root: Path, cases: list[Case]) -> None:
-    """A whole table, eight at a time, on a server of its own (so the one-at-a-time cases, in whatever order,
-    never meet what it created): the rules hold, the seeded store is unchanged after it, nothing logged."""
-    with kv_hostile(root) as state:
-        check_concurrently(state, cases)
-        assert_kv_seed_unchanged(state)
-        assert_log_clean(state.server)
-
-
-# Seeding takes three CLI runs and dozens of requests: each kind of seeded server is seeded once per test run,
-# and every server is started on a fresh copy of that data (the same ids, secrets and tokens).
-_SEEDED: dict[str, tuple[Path, dict[str, str], dict[str, str]]] = {}
+# Seeding takes three CLI runs and dozens of requests: each kind of seeded server is seeded once per test run
+# and engine combination, and every server is started on a fresh copy of that data (the same ids, secrets and
+# tokens): the data dir, and on the scale-out engines a database made from the seeded one and a bucket copied.
+_SEEDED: dict[tuple[str, str], tuple[Path, dict[str, str], dict[str, str], dict[str, str]]] = {}
 Seed = Callable[[Server, dict[str, str]], dict[str, str]]
+
+
+@dataclass
+class Engine:
+    """The engine combination a seeded server runs on, and the backends it needs beyond the data dir."""
+
+    combo: str = "sqlite+files"
+    backends: Backends | None = None
+
+    @property
+    def id(self) -> str:
+        return self.combo
+
+    def locations(self, copy_of: dict[str, str] | None = None) -> dict[str, str]:
+        if self.backends is None:
+            return {"database": "", "blob_store": ""}
+        if copy_of is None:
+            return self.backends.locations(self.combo)
+        return self.backends.copy(self.combo, copy_of)
+
+    def env(self, where: dict[str, str]) -> dict[str, str]:
+        extra = self.backends.env(self.combo) if self.backends is not None else {}
+        return {"SATCHEL_DATABASE": where["database"], "SATCHEL_BLOB_STORE": where["blob_store"], **extra}
+
+
+SQLITE = Engine()
 
 
 @contextmanager
 def seeded(
-    kind: str, root: Path, env: dict[str, str], seed: Seed
+    kind: str, root: Path, env: dict[str, str], seed: Seed, engine: Engine = SQLITE
 ) -> Iterator[tuple[Server, dict[str, str], dict[str, str]]]:
     """A server on a copy of data made by users_and_tokens and `seed` (which gives the values to keep), with
     the tokens and those values; stopped after."""
-    if kind not in _SEEDED:
+    if (kind, engine.combo) not in _SEEDED:
         template = Path(tempfile.mkdtemp(prefix=f"seeded-{kind}-", dir=root.parent)) / "data"
-        server = start_server(template, env=env)
+        where = engine.locations()
+        server = start_server(template, env={**env, **engine.env(where)})
         try:
-            tokens = users_and_tokens(server)
+            tokens = users_and_tokens(server, where)
             values = seed(server, tokens)
             assert_log_clean(server)
         finally:
             stop_server(server)
-        _SEEDED[kind] = (template, tokens, values)
-    template, tokens, values = _SEEDED[kind]
+        _SEEDED[kind, engine.combo] = (template, where, tokens, values)
+    template, where, tokens, values = _SEEDED[kind, engine.combo]
     shutil.copytree(template, root / "data")
-    server = start_server(root / "data", env=env)
+    copied = where if engine.backends is None else engine.locations(copy_of=where)
+    server = start_server(root / "data", env={**env, **engine.env(copied)})
     try:
         yield server, dict(tokens), dict(values)
     finally:
@@ -348,18 +369,28 @@ def seeded(
 
 
 @contextmanager
-def kv_hostile(root: Path) -> Iterator[Hostile]:
+def kv_hostile(root: Path, engine: Engine = SQLITE) -> Iterator[Hostile]:
     """A server with the key-value tables' limits, seeded; stopped after."""
     env = {"SATCHEL_MAX_RECORD_BYTES": str(MAX_RECORD), "SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)}
-    with seeded("kv", root, env, seed_kv) as (server, tokens, _):
+    with seeded("kv", root, env, seed_kv, engine) as (server, tokens, _):
         yield kv_state(server, tokens)
 
 
-def users_and_tokens(server: Server) -> dict[str, str]:
+def check_table_leaves_kv_seed_unchanged(root: Path, cases: list[Case], engine: Engine = SQLITE) -> None:
+    """A whole table, eight at a time, on a server of its own (so the one-at-a-time cases, in whatever order,
+    never meet what it created): the rules hold, the seeded store is unchanged after it, nothing logged."""
+    with kv_hostile(root, engine) as state:
+        check_concurrently(state, cases)
+        assert_kv_seed_unchanged(state)
+        assert_log_clean(state.server)
+
+
+def users_and_tokens(server: Server, where: dict[str, str]) -> dict[str, str]:
     """The tokens a case may send: the admin's, another user's (bob), a revoked one and a forged one."""
+    options = [f"--{name.replace('_', '-')}={value}" for name, value in where.items() if value]
 
     def cli(*args: str) -> str:
-        return run_cli_here(*args, data_dir=server.data_dir)
+        return run_cli_here(*args, *options, data_dir=server.data_dir)
 
     bob = cli("users", "create", "bob").split("API token: ")[1].strip()
     revoked = cli("tokens", "create", "admin").strip().split()[-1]

@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from satchel.service.queue_requests import request_id
-from tests.harness.hostile import MIB, Hostile, seeded
+from tests.harness.hostile import MIB, SQLITE, Engine, Hostile, seeded
 from tests.harness.server import Server
 
 PAYLOAD_LIMIT = 10 * MIB  # a push or a batch, decoded (max_items_payload_bytes and the queues' limit)
@@ -53,10 +53,10 @@ def seed_digest(http: httpx.Client, values: dict[str, str]) -> str:
 
 
 @contextmanager
-def storages_hostile(root: Path) -> Iterator[Hostile]:
+def storages_hostile(root: Path, engine: Engine = SQLITE) -> Iterator[Hostile]:
     """A server with a dataset, a queue and runs seeded for the tables, and scratch ones they may change."""
     env = {"SATCHEL_MAX_DECODED_BYTES": str(MAX_DECODED)}
-    with seeded("storages", root, env, seed_storages) as (server, tokens, values):
+    with seeded("storages", root, env, seed_storages, engine) as (server, tokens, values):
         with server.client() as http:
             digest = seed_digest(http, values)
         yield Hostile(server, int(server.base_url.rsplit(":", 1)[1]), values, tokens, digest)

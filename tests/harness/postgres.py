@@ -178,13 +178,22 @@ class Postgres:
                     children.append(int(stat.parent.name))
         return [postmaster, *children]
 
-    def create_database(self, name: str) -> str:
-        """A fresh, empty database (a copy of template0); returns its DSN. Call it outside an event loop."""
+    def create_database(self, name: str, template: str = "template0") -> str:
+        """A fresh database, a copy of `template` (by default template0, empty; or a database of this cluster
+        nobody is connected to); returns its DSN. Call it outside an event loop."""
 
         async def create() -> None:
             conn = await asyncpg.connect(self.dsn(), timeout=30)
             try:
-                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+                # A server just stopped may leave its sessions on the template for some milliseconds more.
+                for _ in range(100):
+                    try:
+                        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                        break
+                    except asyncpg.ObjectInUseError:
+                        await asyncio.sleep(0.05)
+                else:
+                    raise RuntimeError(f"database {template} is still in use")
             finally:
                 await conn.close()
 

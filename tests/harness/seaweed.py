@@ -7,6 +7,7 @@ never answer) and brought back on the same ports and data, for outage tests.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,6 +22,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import obstore
 
 ACCESS_KEY = "satchel-test"
 SECRET_KEY = "satchel-test-secret"
@@ -56,6 +59,24 @@ class Seaweed:
     def env(self) -> dict[str, str]:
         """The variables a `satchel serve` (or an S3Blobs in this process) needs to reach this server."""
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def copy_bucket(self, source: str, target: str) -> None:
+        """Make the bucket of the blob store URL `target` and copy into it every object of `source`'s."""
+        from satchel.settings import S3Settings  # noqa: PLC0415
+        from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415
+
+        os.environ.update(self.env())
+        stores = [S3Blobs.from_url(url, S3Settings()) for url in (source, target)]
+
+        async def copy() -> None:
+            await stores[1].open()  # creates the bucket
+            old, new = (blobs._store for blobs in stores)
+            async for page in obstore.list(old):
+                for meta in page:
+                    body = await obstore.get_async(old, meta["path"])
+                    await obstore.put_async(new, meta["path"], await body.bytes_async())
+
+        asyncio.run(copy())
 
     def stop(self) -> None:
         """Kill the server: its ports refuse connections until start()."""

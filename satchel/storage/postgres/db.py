@@ -218,6 +218,13 @@ class Database:
         return status
 
 
+def holds_nul(*values: object) -> bool:
+    """Whether any of the values is text holding NUL (U+0000). PostgreSQL's text cannot hold it, and asyncpg
+    fails a query given one; nothing stored holds it either (ids and names are checked on write), so a lookup
+    by such a value finds nothing without asking, as it finds nothing on SQLite."""
+    return any(isinstance(value, str) and "\x00" in value for value in values)
+
+
 def count(status: str) -> int:
     """The row count of a command status such as "DELETE 3" or "INSERT 0 1"."""
     return int(status.rsplit(" ", 1)[-1])

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import asyncpg
+
 from satchel.errors import NotFound
-from satchel.storage.postgres.db import Connection, Database, within_bytes
+from satchel.storage.postgres.db import Connection, Database, holds_nul, within_bytes
 from satchel.storage.queue_rules import check_held, sort_added
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
@@ -74,15 +76,45 @@ WITH picked AS (
 """  # noqa: S608
 
 
+# A clientKey is any text of up to 32 characters (service/queue_requests.py), NUL included, which PostgreSQL's
+# text cannot hold: such a key is kept as this marker (longer than any key, so no key kept as it is starts
+# with it) and its UTF-8 in hex.
+NUL_KEY = "clientKey holding NUL, its UTF-8 in hex: "
+
+
+def _kept(client_key: str) -> str:
+    """A clientKey as this engine keeps it (and compares it)."""
+    return NUL_KEY + client_key.encode().hex() if holds_nul(client_key) else client_key
+
+
+def _given(kept: str | None) -> str | None:
+    """A kept clientKey as it was given."""
+    if kept is not None and kept.startswith(NUL_KEY):
+        return bytes.fromhex(kept[len(NUL_KEY) :]).decode()
+    return kept
+
+
+def _request(row: asyncpg.Record) -> RequestRow:
+    found = RequestRow.from_row(row)
+    found.lock_client = _given(found.lock_client)
+    return found
+
+
+def _state(row: asyncpg.Record) -> QueueState:
+    found = QueueState.from_row(row)
+    found.client_key = _given(found.client_key)
+    return found
+
+
 async def _open(conn: Connection, pk: int, client_key: str) -> QueueState:
     """Lock the queue for this transaction (its row made on first use) with the client counted."""
     kind = await conn.fetchval("SELECT kind FROM stores WHERE pk = $1 FOR KEY SHARE", pk)
     if kind != StorageKind.REQUEST_QUEUE:
         raise NotFound("Request queue was not found.")
     await conn.execute("INSERT INTO request_queues (store_pk) VALUES ($1) ON CONFLICT DO NOTHING", pk)
-    row = await conn.fetchrow(NOTE_CLIENT, pk, client_key)
+    row = await conn.fetchrow(NOTE_CLIENT, pk, _kept(client_key))
     assert row is not None  # made just above, and the store's row is held
-    return QueueState.from_row(row)
+    return _state(row)
 
 
 async def _reserve(conn: Connection, pk: int, n: int, now: int) -> int:
@@ -93,16 +125,18 @@ async def _reserve(conn: Connection, pk: int, n: int, now: int) -> int:
 async def _changed(conn: Connection, pk: int, now: int, *, total: int = 0, handled: int = 0) -> QueueState:
     row = await conn.fetchrow(CHANGED, pk, total, handled, now)
     assert row is not None
-    return QueueState.from_row(row)
+    return _state(row)
 
 
 async def _held(conn: Connection, pk: int, request_id: str, client_key: str, now: int) -> None:
     """Refuse to touch a lock that is not there or is someone else's."""
-    row = await conn.fetchrow(
-        "SELECT handled_at, lock_expires_at, lock_client FROM requests WHERE store_pk = $1 AND id = $2",
-        pk, request_id,
-    )  # fmt: skip
-    check_held(row, client_key, now)
+    row = None
+    if not holds_nul(request_id):
+        row = await conn.fetchrow(
+            "SELECT handled_at, lock_expires_at, lock_client FROM requests WHERE store_pk = $1 AND id = $2",
+            pk, request_id,
+        )  # fmt: skip
+    check_held(row, _kept(client_key), now)
 
 
 class PostgresQueues:
@@ -116,7 +150,7 @@ class PostgresQueues:
             f"SELECT {STATE_COLUMNS} FROM request_queues WHERE store_pk = ANY($1::bigint[])",  # noqa: S608
             list(store_pks),
         )
-        return {row["store_pk"]: QueueState.from_row(row) for row in rows}
+        return {row["store_pk"]: _state(row) for row in rows}
 
     async def note_client(self, store_pk: int, client_key: str) -> QueueState:
         async with self.db.transaction() as conn:
@@ -175,11 +209,13 @@ class PostgresQueues:
         return RequestAdded(request.id, old is not None, was_handled)
 
     async def get(self, store_pk: int, request_id: str) -> RequestRow | None:
+        if holds_nul(request_id):
+            return None
         row = await self.db.fetchrow(
             f"SELECT {REQUEST_COLUMNS} FROM requests WHERE store_pk = $1 AND id = $2",  # noqa: S608
             store_pk, request_id,
         )  # fmt: skip
-        return RequestRow.from_row(row) if row else None
+        return _request(row) if row else None
 
     async def delete(self, store_pk: int, ids: Sequence[str], *, client_key: str, now: int) -> list[str]:
         async with self.db.transaction() as conn:
@@ -187,7 +223,7 @@ class PostgresQueues:
             gone = await conn.fetch(
                 "DELETE FROM requests WHERE store_pk = $1 AND id = ANY($2::text[])"
                 " RETURNING id, handled_at, length(body) AS size",
-                store_pk, list(ids),
+                store_pk, [rid for rid in ids if not holds_nul(rid)],
             )  # fmt: skip
             if gone:
                 done = sum(row["handled_at"] is not None for row in gone)
@@ -216,11 +252,11 @@ class PostgresQueues:
             args.append(now)
         candidates = f"SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT $3"  # noqa: S608
         rows = await self.db.fetch(within_bytes(candidates, "id", "$4"), *args)
-        return [RequestRow.from_row(row) for row in rows]
+        return [_request(row) for row in rows]
 
     async def head(self, store_pk: int, *, limit: int, max_bytes: int, now: int) -> list[RequestRow]:
         rows = await self.db.fetch(HEAD, store_pk, now, limit, max_bytes)
-        return [RequestRow.from_row(row) for row in rows]
+        return [_request(row) for row in rows]
 
     async def lock_head(
         self, store_pk: int, *, limit: int, max_bytes: int, lock_ms: int, client_key: str, now: int
@@ -229,7 +265,7 @@ class PostgresQueues:
         async with self.db.transaction() as conn:
             state = await _open(conn, store_pk, client_key)  # the queue's row: one head lock at a time
             rows = await conn.fetch(
-                LOCK_HEAD, store_pk, now, expires, client_key, expires * ORDER_SCALE, limit, max_bytes
+                LOCK_HEAD, store_pk, now, expires, _kept(client_key), expires * ORDER_SCALE, limit, max_bytes
             )
             if rows:
                 state = await _changed(conn, store_pk, now)
@@ -238,7 +274,7 @@ class PostgresQueues:
                 " AND handled_at IS NULL)",
                 store_pk, now,
             )  # fmt: skip
-        items = [RequestRow.from_row(row) for row in rows]
+        items = [_request(row) for row in rows]
         return LockedHead(items, state, bool(has_locked))
 
     async def prolong(
@@ -275,7 +311,7 @@ class PostgresQueues:
             held = await conn.fetch(
                 "SELECT id FROM requests WHERE store_pk = $1 AND lock_expires_at > $2"
                 " AND handled_at IS NULL AND lock_client = $3 ORDER BY order_no, id",
-                store_pk, now, client_key,
+                store_pk, now, _kept(client_key),
             )  # fmt: skip
             ids = [row["id"] for row in held]
             if ids:

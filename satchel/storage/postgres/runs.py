@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from satchel.storage.postgres.db import Database
+from satchel.storage.postgres.db import Database, holds_nul
 from satchel.storage.rows import (
     ACTOR_SELECT,
     FINISHED,
@@ -36,10 +36,14 @@ class PostgresRuns:
         self.db = db
 
     async def actor_by_id(self, actor_id: str) -> ActorRow | None:
+        if holds_nul(actor_id):
+            return None
         row = await self.db.fetchrow(f"{ACTOR_SELECT} WHERE a.id = $1", actor_id)
         return ActorRow.from_row(row) if row else None
 
     async def actor_by_name(self, user_id: str, name: str) -> ActorRow | None:
+        if holds_nul(user_id, name):
+            return None
         row = await self.db.fetchrow(f"{ACTOR_SELECT} WHERE a.user_id = $1 AND a.name = $2", user_id, name)
         return ActorRow.from_row(row) if row else None
 
@@ -67,6 +71,8 @@ class PostgresRuns:
         return found
 
     async def by_id(self, run_id: str) -> RunRow | None:
+        if holds_nul(run_id):
+            return None
         row = await self.db.fetchrow(f"{RUN_SELECT} WHERE r.id = $1", run_id)
         return RunRow.from_row(row) if row else None
 
@@ -74,7 +80,7 @@ class PostgresRuns:
         unknown = changes.keys() - RUN_CHANGEABLE
         if unknown:
             raise ValueError(f"Not a changeable column of runs: {sorted(unknown)}")
-        if not changes:
+        if not changes or holds_nul(run_id):
             return await self.by_id(run_id)
         names = list(changes)
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))

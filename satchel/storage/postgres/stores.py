@@ -13,7 +13,7 @@ import asyncpg
 from satchel.clock import now_ms
 from satchel.errors import Conflict, NotFound
 from satchel.storage.base import StoreOrder
-from satchel.storage.postgres.db import Database
+from satchel.storage.postgres.db import Database, holds_nul
 from satchel.storage.rows import (
     OWNER_JOIN,
     PAGE_COLUMNS,
@@ -112,6 +112,8 @@ class PostgresStores:
         raise NotFound("Store was not found.")
 
     async def _one(self, where: str, *args: object) -> StoreRow | None:
+        if holds_nul(*args):
+            return None
         row = await self.db.fetchrow(f"{STORE_SELECT} WHERE {where}", *args)
         return StoreRow.from_row(row) if row is not None else None
 

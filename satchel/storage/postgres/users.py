@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from satchel.errors import Conflict, NotFound
-from satchel.storage.postgres.db import Database, count
+from satchel.storage.postgres.db import Database, count, holds_nul
 from satchel.storage.rows import GeneralAccess, TokenRow, UserRow
 
 USER_SELECT = "SELECT u.id, u.username, u.created_at, u.default_general_access FROM users u"
@@ -17,6 +17,8 @@ class PostgresUsers:
         self.db = db
 
     async def _one(self, where: str, arg: str) -> UserRow | None:
+        if holds_nul(arg):
+            return None
         row = await self.db.fetchrow(f"{USER_SELECT} {where}", arg)
         return UserRow.from_row(row) if row is not None else None
 
