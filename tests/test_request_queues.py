@@ -201,7 +201,9 @@ def test_batch_add_compressed_and_large(http: httpx.Client, q: str, encoding: st
 def test_extras_are_kept(http: httpx.Client, q: str) -> None:
     sent = req(1, userData={"__crawlee": {"state": 4}}, headers={"a": "b"}, payload='{"a":1}', custom=[1, 2])
     rid = data_of(http.post(f"{q}/requests", json=sent), 201)["requestId"]
-    assert data_of(http.get(f"{q}/requests/{rid}")) == {**sent, "id": rid}
+    # What was not sent is filled in as the reference shows it (a GET, not retried, nothing more).
+    defaults = {"retryCount": 0, "noRetry": False}
+    assert data_of(http.get(f"{q}/requests/{rid}")) == {**sent, **defaults, "id": rid}
 
 
 # --- update (upsert), get, delete
@@ -309,7 +311,7 @@ def test_head_order(http: httpx.Client, q: str) -> None:
     assert [item["id"] for item in head["items"]] == expected
     assert head["limit"] == 100
     assert ISO_Z.match(head["queueModifiedAt"])
-    assert set(head["items"][0]) == {"id", "uniqueKey", "url", "method"}
+    assert set(head["items"][0]) == {"id", "uniqueKey", "url", "method", "retryCount"}
     assert head_ids(http, q, limit=2) == expected[:2]
     assert data_of(http.get(f"{q}/head", params={"limit": 5000}))["limit"] == 1000
     # Handled requests leave the head at once.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from apify_client import ApifyClient
 from apify_client.errors import ApifyApiError
+from crawlee import Request as CrawleeRequest
 
 from satchel.service.queue_requests import request_id
 from tests.conftest import Server, every_engine
@@ -124,3 +125,39 @@ def test_requests(apify: ApifyClient) -> None:
     assert meta is not None
     assert (meta.total_request_count, meta.handled_request_count, meta.pending_request_count) == (60, 0, 60)
     assert meta.had_multiple_clients is False
+
+
+def test_a_request_sent_with_only_its_url_is_read_by_the_sdk(apify: ApifyClient) -> None:
+    """The clients' own examples add requests with only `uniqueKey` and `url`. The Apify SDK turns every
+    request it reads (the list that primes its cache, the head, one request) into a Crawlee Request, which
+    refuses a null `method`, `retryCount`, `headers`, `userData` or `noRetry`: an Actor could not take one
+    request from a queue seeded that way. The reference requires `method` and `retryCount` on each request."""
+    created = apify.request_queues().get_or_create()
+    rq = apify.request_queue(created.id, client_key="seeder")
+    bare = rq.add_request({"uniqueKey": url("bare"), "url": url("bare")})
+    batch: list[Any] = [{"uniqueKey": url("bare-batch"), "url": url("bare-batch")}]
+    rq.batch_add_requests(batch)
+    rq.update_request(
+        {"id": request_id(url("bare-put")), "uniqueKey": url("bare-put"), "url": url("bare-put")}
+    )
+    full: Any = {"uniqueKey": url("post"), "url": url("post"), "method": "POST", "retryCount": 2}
+    full.update(headers={"a": "b"}, userData={"label": "L"}, noRetry=True)
+    rq.add_request(full)
+
+    def crawlee(request: Any) -> CrawleeRequest:
+        # What the SDK does with each (apify.storage_clients._apify._utils.to_crawlee_request).
+        return CrawleeRequest.model_validate(request.model_dump(by_alias=True, mode="json"))
+
+    got = rq.get_request(bare.request_id)
+    assert got is not None
+    assert (got.method, got.retry_count, got.headers, got.no_retry) == ("GET", 0, {}, False)
+    assert got.user_data is not None
+    listed = sorted((crawlee(r) for r in rq.list_requests().items), key=lambda r: r.url)
+    assert [(r.method, r.retry_count, dict(r.headers), r.no_retry) for r in listed] == [
+        ("GET", 0, {}, False), ("GET", 0, {}, False), ("GET", 0, {}, False), ("POST", 2, {"a": "b"}, True),
+    ]  # fmt: skip
+    assert listed[-1].label == "L"
+    head = [crawlee(item) for item in rq.list_head(limit=10).items]
+    assert [(r.method, r.retry_count) for r in head] == [("GET", 0)] * 3 + [("POST", 2)]
+    locked = rq.list_and_lock_head(lock_duration=timedelta(seconds=60), limit=25).items
+    assert [(crawlee(item).method, item.retry_count) for item in locked] == [("GET", 0)] * 3 + [("POST", 2)]

@@ -46,6 +46,11 @@ TYPED: dict[str, tuple[type, ...]] = {
     "errorMessages": (list,),
 }
 LOCK_FIELDS = ("lockExpiresAt", "lockByClient")
+# What a request sent without them holds, as the clients' own examples add them (`uniqueKey` and `url` only).
+# The reference requires `method` and `retryCount` on every request it shows, and the Apify SDK turns each
+# request it reads (list, head, get) into a Crawlee Request, which refuses all five null: an Actor could not
+# take one request from a queue seeded that way.
+DEFAULTS: dict[str, Any] = {"method": "GET", "retryCount": 0, "headers": {}, "userData": {}, "noRetry": False}
 
 
 def last_if_more(rows: Sequence[RequestRow], limit: int) -> str | None:
@@ -101,9 +106,9 @@ def unique_key(item: dict[str, Any]) -> str:
 def parse_request(body: Any, *, path_id: str | None = None, where: str = "The request") -> NewRequest:
     """A request as sent, checked, with its id derived from its uniqueKey (the url when it has none).
 
-    Fills `id` and `uniqueKey` in, and writes handledAt in UTC with Z; drops the lock's fields, which a
-    request read while locked carries (and the clients send such a read back as an update); everything else
-    is kept as sent.
+    Fills `id`, `uniqueKey` and the DEFAULTS in, and writes handledAt in UTC with Z; drops the lock's fields,
+    which a request read while locked carries (and the clients send such a read back as an update); everything
+    else is kept as sent.
     """
     if not isinstance(body, dict):
         raise InvalidRequest(f"{where} must be a JSON object.")
@@ -131,6 +136,9 @@ def parse_request(body: Any, *, path_id: str | None = None, where: str = "The re
     check_depth(body, where)
     handled = _handled_at(body.get("handledAt"), where)
     stored = {"id": rid, **body, "uniqueKey": key}
+    for field, default in DEFAULTS.items():
+        if stored.get(field) is None:
+            stored[field] = default
     for field in LOCK_FIELDS:  # the server's to show while a lock is held, not a client's to store
         stored.pop(field, None)
     if handled is not None and not str(body["handledAt"]).endswith("Z"):

@@ -145,8 +145,7 @@ register(
             }
         ),
         "HeadItem": obj(
-            {"id": REQUEST_ID, "uniqueKey": STRING, "url": STRING, "method": STRING, "retryCount": INTEGER},
-            optional=("method", "retryCount"),
+            {"id": REQUEST_ID, "uniqueKey": STRING, "url": STRING, "method": STRING, "retryCount": INTEGER}
         ),
         "LockedHead": obj(
             {
@@ -167,8 +166,7 @@ register(
                 "method": STRING,
                 "retryCount": INTEGER,
                 "lockExpiresAt": TIME,
-            },
-            optional=("method", "retryCount"),
+            }
         ),
     }
 )
