@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from satchel.service.queue_requests import request_id
+from satchel.storage.rows import NewRequest
 from tests.conftest import Server, every_engine
 from tests.harness.envelope import assert_error, data_of, unique
 
@@ -204,6 +205,30 @@ def test_extras_are_kept(http: httpx.Client, q: str) -> None:
     # What was not sent is filled in as the reference shows it (a GET, not retried, nothing more).
     defaults = {"retryCount": 0, "noRetry": False}
     assert data_of(http.get(f"{q}/requests/{rid}")) == {**sent, **defaults, "id": rid}
+
+
+def test_a_request_stored_without_the_defaults_is_shown_with_them(server: Server, http: httpx.Client) -> None:
+    """Stored as Satchel kept it before filling the defaults in on the way in: read, listed and at the head
+    with them, as the SDK needs to take it."""
+    assert server.app is not None
+    storage = server.app.app.services.storage
+    queue_id = data_of(http.post("/request-queues"), 201)["id"]
+    queue = server.app.run(storage.stores.by_id(queue_id))
+    assert queue is not None
+    url = "http://ex.com/old"
+    rid = request_id(url)
+    old = NewRequest(rid, orjson.dumps({"id": rid, "uniqueKey": url, "url": url}), None)
+    server.app.run(storage.queues.add(queue.pk, [old], forefront=False, client_key="", now=1))
+    defaults = {"method": "GET", "retryCount": 0, "headers": {}, "userData": {}, "noRetry": False}
+    assert data_of(http.get(f"/request-queues/{queue_id}/requests/{rid}")) == {
+        "id": rid,
+        "uniqueKey": url,
+        "url": url,
+        **defaults,
+    }
+    assert data_of(http.get(f"/request-queues/{queue_id}/requests"))["items"][0]["retryCount"] == 0
+    head = data_of(http.get(f"/request-queues/{queue_id}/head"))["items"]
+    assert head == [{"id": rid, "uniqueKey": url, "url": url, "method": "GET", "retryCount": 0}]
 
 
 # --- update (upsert), get, delete

@@ -266,6 +266,19 @@ def test_charges_count_once_per_idempotency_key(server: Server) -> None:
         assert http.get(url).json()["data"]["chargedEventCounts"] == {"item": 1, "page-crawled": 3}
 
 
+def test_a_browser_may_send_the_idempotency_key(server: Server) -> None:
+    """The clients send it with every charge; a page charging a run from the browser needs it allowed."""
+    with server.client() as http:
+        run = _start(http, _actor())
+        answer = http.options(
+            f"/actor-runs/{run['id']}/charge",
+            headers={"origin": "https://example.com", "access-control-request-method": "POST"},
+        )
+    assert answer.status_code == 204
+    allowed = {h.strip().lower() for h in answer.headers["access-control-allow-headers"].split(",")}
+    assert {"idempotency-key", "authorization", "content-type"} <= allowed
+
+
 def test_lists_of_runs_and_the_last_run(server: Server) -> None:
     actor = _actor()
     with server.client() as http:

@@ -226,7 +226,7 @@ def _preflight(methods: dict[str, Any]) -> Response:
             "access-control-allow-methods": ", ".join(("OPTIONS", *methods)),
             "access-control-allow-headers": (
                 "Authorization, Content-Type, Content-Encoding, If-Match, If-None-Match, If-Modified-Since,"
-                " Range, If-Range, X-Request-Id"
+                " Range, If-Range, X-Request-Id, Idempotency-Key"
             ),
             "access-control-max-age": "86400",
         },

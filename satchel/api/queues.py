@@ -22,7 +22,7 @@ from satchel.api.http import (
 )
 from satchel.clock import iso, now_ms
 from satchel.service.access import Level
-from satchel.service.queue_requests import make_cursor, read_payload
+from satchel.service.queue_requests import DEFAULTS, make_cursor, read_payload
 from satchel.service.queues import Head, QueueView, RequestPage
 from satchel.storage.rows import QueueState, RequestAdded, RequestRow, StoreRow
 
@@ -69,19 +69,30 @@ def queue(view: QueueView, base_url: str, *, listed: bool = False) -> dict[str, 
 
 def request(row: RequestRow, now: int | None = None) -> dict[str, Any]:
     """A request as stored, with its lock while one is held (as the hosted API shows it)."""
-    data: dict[str, Any] = orjson.loads(row.body)
+    data: dict[str, Any] = _filled(orjson.loads(row.body))
     if now is not None and row.lock_expires_at is not None and row.lock_expires_at > now:
         data["lockExpiresAt"] = iso(row.lock_expires_at)
         data["lockByClient"] = row.lock_client or None
     return data
 
 
+HEAD_FIELDS = ("id", "uniqueKey", "url", "method", "retryCount")  # what the head shows of each request
+
+
 def head_item(row: RequestRow, *, locked: bool = False) -> dict[str, Any]:
-    body = orjson.loads(row.body)
-    item = {k: body[k] for k in ("id", "uniqueKey", "url", "method", "retryCount") if k in body}
+    body = _filled(orjson.loads(row.body))
+    item: dict[str, Any] = {k: body[k] for k in HEAD_FIELDS if k in body}
     if locked and row.lock_expires_at is not None:
         item["lockExpiresAt"] = iso(row.lock_expires_at)
     return item
+
+
+def _filled(body: dict[str, Any]) -> dict[str, Any]:
+    """With the DEFAULTS where it lacks them: requests stored before they were filled in on the way in."""
+    for field, default in DEFAULTS.items():
+        if body.get(field) is None:
+            body[field] = default.copy() if isinstance(default, dict) else default
+    return body
 
 
 def added(result: RequestAdded) -> dict[str, Any]:
