@@ -14,6 +14,7 @@ from apify_client._models import ListOfRunsResponse, RunResponse
 
 from satchel.api.routing import ROUTES
 from tests.conftest import Server, every_engine
+from tests.harness.envelope import assert_error
 
 server = every_engine(in_process=True)
 NAMES = itertools.count()
@@ -264,6 +265,27 @@ def test_charges_count_once_per_idempotency_key(server: Server) -> None:
         http.post(f"{url}/charge", json={"eventName": "page-crawled"})  # no key: always counts
         http.post(f"{url}/charge", json={"eventName": "item"}, headers={"idempotency-key": "other"})
         assert http.get(url).json()["data"]["chargedEventCounts"] == {"item": 1, "page-crawled": 3}
+
+
+def test_a_finished_run_is_deleted_by_its_owner_and_its_storages_stay(server: Server) -> None:
+    actor = _actor()
+    stranger = _stranger(server)
+    with server.client() as http, server.client(token=stranger) as other, server.anonymous() as nobody:
+        earlier = _start(http, actor)
+        run = _start(http, actor)
+        url = f"/actor-runs/{run['id']}"
+        assert_error(http.delete(url), 400, "invalid-request")  # still RUNNING
+        http.post(f"{url}/charge", json={"eventName": "page"})
+        assert http.put(url, json={"status": "SUCCEEDED"}).status_code == 200
+        http.put(url, json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"})
+        assert_error(other.delete(url), 403, "insufficient-permissions")  # may read it, not delete it
+        assert_error(nobody.delete(url), 401, "token-not-provided")
+        assert http.delete(url).status_code == 204
+        assert_error(http.get(url), 404, "record-not-found")
+        assert_error(http.delete(url), 404, "record-not-found")
+        assert http.get(f"/acts/~{actor}/runs/last").json()["data"]["id"] == earlier["id"]
+        assert http.get(f"/datasets/{run['defaultDatasetId']}").status_code == 200
+        assert http.get(f"/key-value-stores/{run['defaultKeyValueStoreId']}").status_code == 200
 
 
 def test_a_browser_may_send_the_idempotency_key(server: Server) -> None:

@@ -51,6 +51,16 @@ def test_the_official_client_aborts_and_charges_the_last_run(server: Server) -> 
         assert run_of(http, first)["chargedEventCounts"] == {}
 
 
+def test_the_official_client_deletes_a_finished_run(server: Server) -> None:
+    actor = unique("delete")
+    with server.client() as http:
+        run = start_run(http, actor)
+    client = ApifyClient(server.token, api_url=server.base_url)
+    client.run(run["id"]).abort()
+    client.run(run["id"]).delete()
+    assert client.run(run["id"]).get() is None
+
+
 def test_the_async_client_aborts_and_charges_the_last_run(server: Server) -> None:
     actor = unique("last-actions-async")
     with server.client() as http:

@@ -264,7 +264,11 @@ ROUTES: list[Route] = [
     Route("/v2/actor-runs", methods(GET=(runs.list_runs, run_specs.LIST_RUNS))),
     Route(
         "/v2/actor-runs/{runId}",
-        methods(GET=(runs.get_run, run_specs.GET_RUN), PUT=(runs.update_run, run_specs.UPDATE_RUN)),
+        methods(
+            GET=(runs.get_run, run_specs.GET_RUN),
+            PUT=(runs.update_run, run_specs.UPDATE_RUN),
+            DELETE=(runs.delete_run, run_specs.DELETE_RUN),
+        ),
     ),
     Route("/v2/actor-runs/{runId}/abort", methods(POST=(runs.abort_run, run_specs.ABORT_RUN))),
     Route("/v2/actor-runs/{runId}/charge", methods(POST=(runs.charge_run, run_specs.CHARGE_RUN))),

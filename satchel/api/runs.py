@@ -169,6 +169,11 @@ async def abort_run(call: Call) -> Response:
     return await _answer(call, row)
 
 
+async def delete_run(call: Call) -> Response:
+    await call.services.runs.delete(call.caller, await _run_id(call))
+    return Response(status_code=204)
+
+
 async def charge_run(call: Call) -> Response:
     # The Python client's last_run().charge() sends no `status` or `origin`: it charges the very last run.
     body = await read_json_object(call.request)

@@ -198,6 +198,16 @@ class Runs:
             raise NotFound(RUN_NOT_FOUND)
         return aborted
 
+    async def delete(self, caller: Caller, run_id: str) -> None:
+        """Delete a finished run, as its owner; its storages stay (kept or expiring as any others)."""
+        run = await self.get(caller, run_id, Need.OWN)
+        if run.status in FINISHED and await self.table.delete(run.id):
+            return
+        current = await self.table.by_id(run.id)
+        if current is None:  # deleted meanwhile
+            return
+        raise InvalidRequest(f"Only a finished run can be deleted; this one is {current.status}.")
+
     async def charge(
         self, caller: Caller, run_id: str, event_name: Any, count: Any, idempotency_key: str | None
     ) -> bool:

@@ -368,6 +368,10 @@ class RunTable(Protocol):
         """Mark an unfinished run ABORTED (a finished one is left as it is); None if there is no such run."""
         ...
 
+    async def delete(self, run_id: str) -> bool:
+        """Delete a finished run and its charges (its storages stay); whether a finished run was deleted."""
+        ...
+
     async def page(
         self,
         user_id: str,

@@ -212,6 +212,11 @@ ABORT_RUN = {
     "parameters": [GRACEFULLY],
     "responses": ABORTED,
 }
+DELETE_RUN = {
+    "operationId": "deleteRun",
+    "summary": "Delete a finished run (its owner only); its default storages stay",
+    "responses": responses({"204": {"description": "Deleted"}}),
+}
 IDEMPOTENCY_KEY = {
     "name": "idempotency-key",
     "in": "header",

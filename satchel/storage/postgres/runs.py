@@ -100,6 +100,22 @@ class PostgresRuns:
         )  # fmt: skip
         return await self.by_id(run_id)
 
+    async def delete(self, run_id: str) -> bool:
+        if holds_nul(run_id):
+            return False
+        async with self.db.transaction() as conn:
+            # Locked, so that it stays finished until it is gone; its charges go first, as they refer to it.
+            finished = await conn.fetchval(
+                "SELECT 1 FROM runs WHERE id = $1 AND NOT status = ANY($2::text[]) FOR UPDATE",
+                run_id,
+                UNFINISHED,
+            )
+            if finished is None:
+                return False
+            await conn.execute("DELETE FROM run_charges WHERE run_id = $1", run_id)
+            await conn.execute("DELETE FROM runs WHERE id = $1", run_id)
+            return True
+
     async def page(
         self,
         user_id: str,

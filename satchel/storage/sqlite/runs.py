@@ -56,6 +56,14 @@ def _abort_run(conn: sqlite3.Connection, run_id: str, now: int) -> None:
     )
 
 
+def _delete_run(conn: sqlite3.Connection, run_id: str) -> bool:
+    cur = conn.execute(f"DELETE FROM runs WHERE id = ? AND status NOT IN ({UNFINISHED})", (run_id,))  # noqa: S608
+    if not cur.rowcount:
+        return False
+    conn.execute("DELETE FROM run_charges WHERE run_id = ?", (run_id,))
+    return True
+
+
 def _charge_run(  # noqa: PLR0917 - Database.write passes a job's arguments by position
     conn: sqlite3.Connection, run_id: str, idempotency_key: str, event_name: str, count: int, now: int
 ) -> bool:
@@ -111,6 +119,9 @@ class SqliteRuns:
     async def abort(self, run_id: str, now: int) -> RunRow | None:
         await self.db.write(_abort_run, run_id, now)
         return await self.by_id(run_id)
+
+    async def delete(self, run_id: str) -> bool:
+        return await self.db.write(_delete_run, run_id)
 
     async def page(
         self,
