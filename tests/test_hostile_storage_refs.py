@@ -102,6 +102,7 @@ for label, (method, path, body) in {
     "charge": ("POST", "/charge", b'{"eventName": "e"}'), "items": ("GET", "/dataset/items", b""),
     "push": ("POST", "/dataset/items", b"{}"), "record": ("GET", "/key-value-store/records/INPUT", b""),
     "head": ("GET", "/request-queue/head", b""), "lock": ("POST", "/request-queue/head/lock?lockSecs=1", b""),
+    "delete": ("DELETE", "", b""),
 }.items():  # fmt: skip
     case("refs", f"other-users-run-{label}", method, "/actor-runs/{bob_run}" + path, 404, NF, body=body)
     case("refs", f"no-run-{label}", method, "/actor-runs/nope" + path, 404, NF, body=body)
@@ -123,8 +124,10 @@ table("methods", [(label, method, target, 405, "method-not-allowed") for label, 
     "statistics-put": ("PUT", SDS + "/statistics"), "batch-get": ("GET", ADD + "/batch"),
     "lock-get": ("GET", SQ + "/head/lock"), "head-post": ("POST", SQ + "/head"),
     "unlock-get": ("GET", ADD + "/unlock"),
-    "runs-post": ("POST", "/actor-runs"), "run-delete": ("DELETE", RUN), "abort-get": ("GET", RUN + "/abort"),
+    "runs-post": ("POST", "/actor-runs"), "abort-get": ("GET", RUN + "/abort"),
 }.items()])  # fmt: skip
+# A run is deleted only once it has finished; the seeded one is still running.
+case("methods", "run-delete-running", "DELETE", RUN, 400, "invalid-request")
 for label, target in {
     "items": SDS + "/items",
     "head": SQ + "/head",
