@@ -23,8 +23,10 @@ import pytest
 from satchel.backup.restore import in_use_by
 from satchel.errors import SatchelError, TooLarge, Unavailable
 from satchel.settings import S3Settings
+from satchel.storage.blobs import owned
 from satchel.storage.blobs.base import BlobMissing, BlobStore
 from satchel.storage.blobs.files import FileBlobs
+from satchel.storage.blobs.owned import OwnedFolder, held, remove_unheld
 from satchel.storage.blobs.s3 import S3Blobs
 from tests.harness.seaweed import Seaweed, start_seaweed, stop_seaweed
 
@@ -410,3 +412,39 @@ def test_files_clear_what_dead_processes_left_even_under_a_live_process_id(tmp_p
     asyncio.run(again.close())
     asyncio.run(blobs.close())
     assert list(tmp_root.iterdir()) == []
+
+
+def test_a_folder_is_held_from_the_moment_it_bears_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's sweep may run between the folder's making and its locking: it may remove the folder
+    then, but never leave this process holding a folder that is gone, or sweep one that bears its name."""
+    root = tmp_path / "tmp"
+    real_flock = owned.fcntl.flock
+    sweeps: list[list[str]] = []
+
+    def swept_around(fd: int, operation: int) -> None:
+        # The first try meets a sweep just before its lock, the second one just after (the sweeps' own
+        # locks are taken as they are).
+        monkeypatch.setattr(owned.fcntl, "flock", real_flock)
+        sweeps.append(sorted(p.name for p in root.iterdir()))
+        if len(sweeps) == 1:
+            remove_unheld(root)
+        real_flock(fd, operation)
+        if len(sweeps) == 2:
+            remove_unheld(root)
+        else:
+            monkeypatch.setattr(owned.fcntl, "flock", swept_around)
+
+    monkeypatch.setattr(owned.fcntl, "flock", swept_around)
+    folder = OwnedFolder(root / "123-mine")
+    folder.make()
+    assert len(sweeps) == 2  # the folder swept before it was locked was made again, and kept
+    assert all(name.startswith(".123-mine.") for [name] in sweeps)  # never under its own name unheld
+    assert [p.name for p in root.iterdir()] == ["123-mine"]
+    assert held(root / "123-mine")
+    (root / "123-mine" / "part").write_bytes(b"written")  # where this process writes, it still is
+    remove_unheld(root)
+    assert (root / "123-mine" / "part").read_bytes() == b"written"
+    folder.remove()
+    assert list(root.iterdir()) == []

@@ -58,6 +58,14 @@ def slow_insert(conn: sqlite3.Connection, value: int) -> int:
     return value
 
 
+FULL, NORMAL = 2, 1  # PRAGMA synchronous: what a connection that fsyncs each commit runs with, and not
+
+
+def synchronous(conn: sqlite3.Connection) -> int:
+    """How the connection that ran the job commits."""
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
 def stored(data_dir: Path) -> list[int]:
     with sqlite3.connect(data_dir / "satchel.db") as conn:
         return [x for (x,) in conn.execute("SELECT x FROM t ORDER BY x")]
@@ -442,6 +450,37 @@ def test_where_no_socket_can_be_made_each_process_writes_itself(tmp_path: Path) 
         finally:
             await two.close()
             await one.close()
+        assert stored(tmp_path) == [1, 2]
+
+    asyncio.run(main())
+
+
+def test_processes_that_fsync_never_hand_their_writes_to_a_lead_that_does_not(tmp_path: Path) -> None:
+    """Two servers on one data dir with different durability: each kind elects its own lead, so a write
+    acknowledged as fsynced was committed by a process that fsyncs."""
+
+    async def main() -> None:
+        quick = await opened(tmp_path)
+        powered = Database(tmp_path, fsync=True, reserve_bytes=0, handoff=True)
+        await powered.open()
+        powered_too = Database(tmp_path, fsync=True, reserve_bytes=0, handoff=True)
+        await powered_too.open()
+        try:
+            assert leads(quick)
+            assert leads(powered)  # not handed to the quick lead
+            assert not leads(powered_too)
+            await quick.write(make_table)
+            # The second fsyncing process hands over to the first one, which fsyncs, not to the quick lead.
+            assert await powered_too.write(synchronous) == FULL
+            assert powered_too.handoff is not None
+            assert powered_too.handoff.link is not None
+            assert await quick.write(synchronous) == NORMAL
+            assert await powered_too.write(insert, 1) == 1
+            assert await quick.write(insert, 2) == 2
+        finally:
+            await powered_too.close()
+            await powered.close()
+            await quick.close()
         assert stored(tmp_path) == [1, 2]
 
     asyncio.run(main())

@@ -6,6 +6,10 @@ process id in the folder's name cannot tell that: after a restart, in a containe
 processes get the ids of the dead ones, whose leftovers then looked alive forever. So a process holds an
 flock on its folder for as long as it lives (the kernel lets go when it dies, however it dies), and a folder
 nobody holds is anybody's to remove.
+
+A folder is held from the moment it bears its name: it is made under a hidden name, locked, and only then
+renamed. Made and then locked under its own name, another process sweeping in between took it for a dead
+one's and removed it, and this one went on to write into a folder that was gone.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import contextlib
 import fcntl
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+MAKE_TRIES = 100  # a sweep can remove the hidden folder before it is locked; it is made again
 
 
 class OwnedFolder:
@@ -28,11 +35,14 @@ class OwnedFolder:
         """Create the folder if it is missing, and hold it (again, if it was removed and made anew)."""
         if self._fd is not None and _same(self._fd, self.path):
             return
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._let_go()
-        self._fd = fd
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(MAKE_TRIES):
+            fd = _made_and_held(self.path)
+            if fd is not None:
+                self._let_go()
+                self._fd = fd
+                return
+        raise OSError(f"{self.path} was removed each time it was made")
 
     def remove(self) -> None:
         self._let_go()
@@ -42,6 +52,30 @@ class OwnedFolder:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _made_and_held(path: Path) -> int | None:
+    """A descriptor holding the folder `path`, made now under a hidden name and renamed there once held; None
+    if a sweep removed the hidden folder first."""
+    hidden = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))  # mode 0700
+    try:
+        fd = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        os.rename(hidden, path)  # replaces an empty folder of that name, left by a dead process
+    except FileNotFoundError:  # the sweep removed it between the mkdir and the lock
+        os.close(fd)
+        return None
+    except OSError:  # a folder of that name with files in it: a dead process's, removed and made anew
+        os.close(fd)
+        shutil.rmtree(hidden, ignore_errors=True)
+        if held(path):
+            raise OSError(f"{path} is held by another live process") from None
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    return fd
 
 
 def _same(fd: int, path: Path) -> bool:

@@ -120,7 +120,9 @@ class Database:
             self._connect_writer, self.lock_path, on_loop=not fsync, on_commit=self.commits.move
         )
         # With several server processes on the file, one writes for all (handoff.py).
-        self.handoff = Handoff(data_dir, self._submit_here, self._write_here) if handoff else None
+        self.handoff = (
+            Handoff(data_dir, self._submit_here, self._write_here, fsync=fsync) if handoff else None
+        )
         self._local = threading.local()
         # Every connection made, closed by close() whichever thread made it: the held file may only be closed
         # after them (held_file.py).

@@ -16,6 +16,9 @@ it is answered; then the lead lets its lock go, and whichever worker writes next
 (killed, crashed) leaves the jobs it had not answered in doubt: their requests fail with 503 saying so, and
 reading the record back tells whether the change was stored. The lock goes with the process.
 
+Processes that fsync their commits (durability "power") elect their own lead, on `satchel.db-lead-power`:
+a lead that does not fsync must never commit a write whose sender was told it would be.
+
 Only processes of the same user may connect: the socket is in the data dir (0700), and the lead checks each
 peer's uid, since what arrives is unpickled.
 """
@@ -42,6 +45,7 @@ from satchel.storage.sqlite.writer import WriterLock, call_after
 log = logging.getLogger(__name__)
 LEAD_FILE = "satchel.db-lead"
 SOCKET_FILE = "satchel.db-lead.sock"
+POWER_SUFFIX = "-power"  # on both, for the processes that fsync their commits
 LENGTH = struct.Struct("!I")
 PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 BYE = 0  # the sequence number of the lead's word that it stops
@@ -78,8 +82,11 @@ After = Callable[[], None] | None
 class Handoff:
     """Which process writes: this one (`leading`), or the lead, over `link`."""
 
-    def __init__(self, data_dir: Path, submit_here: SubmitHere, run_here: RunHere) -> None:
+    def __init__(self, data_dir: Path, submit_here: SubmitHere, run_here: RunHere, *, fsync: bool) -> None:
         self._data_dir = data_dir
+        suffix = POWER_SUFFIX if fsync else ""
+        self._lead_file = LEAD_FILE + suffix
+        self._socket_file = SOCKET_FILE + suffix
         self._submit_here = submit_here
         self._run_here = run_here
         self._lock: WriterLock | None = None
@@ -93,7 +100,7 @@ class Handoff:
 
     async def start(self) -> None:
         """Lead if no process does yet; otherwise the link is made at the first write."""
-        self._lock = WriterLock(self._data_dir / LEAD_FILE)
+        self._lock = WriterLock(self._data_dir / self._lead_file)
         self._electing = asyncio.Lock()
         if self._lock.take(wait=False):
             await self._lead()
@@ -136,7 +143,7 @@ class Handoff:
             for served in list(self._served):
                 served.transport.abort()
             with contextlib.suppress(FileNotFoundError):
-                (self._data_dir / SOCKET_FILE).unlink()
+                (self._data_dir / self._socket_file).unlink()
             self._server = None
         self.leading = False
         if self.link is not None:
@@ -155,7 +162,7 @@ class Handoff:
         try:
             # A socket left by a lead that died: nobody listens on it, and only the lock's holder binds.
             with contextlib.suppress(FileNotFoundError):
-                (self._data_dir / SOCKET_FILE).unlink()
+                (self._data_dir / self._socket_file).unlink()
             loop = asyncio.get_running_loop()
             self._server = await loop.create_unix_server(lambda: _Served(self), self._address())
         except OSError as exc:
@@ -167,13 +174,13 @@ class Handoff:
         log.info("process %d writes for the server's other processes", os.getpid())
 
     def _address(self) -> str:
-        path = str(self._data_dir / SOCKET_FILE)
+        path = str(self._data_dir / self._socket_file)
         if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
             return path
         # Too long for sun_path: reach the data dir through a descriptor held open on it.
         if self._dir_fd is None:
             self._dir_fd = os.open(self._data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        return f"/proc/self/fd/{self._dir_fd}/{SOCKET_FILE}"
+        return f"/proc/self/fd/{self._dir_fd}/{self._socket_file}"
 
 
 def _frame(message: tuple[Any, ...]) -> bytes:
