@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +24,6 @@ import pytest
 from satchel.backup.restore import in_use_by
 from satchel.errors import SatchelError, TooLarge, Unavailable
 from satchel.settings import S3Settings
-from satchel.storage.blobs import owned
 from satchel.storage.blobs.base import BlobMissing, BlobStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.blobs.owned import OwnedFolder, held, remove_unheld
@@ -420,13 +420,13 @@ def test_a_folder_is_held_from_the_moment_it_bears_its_name(
     """Another process's sweep may run between the folder's making and its locking: it may remove the folder
     then, but never leave this process holding a folder that is gone, or sweep one that bears its name."""
     root = tmp_path / "tmp"
-    real_flock = owned.fcntl.flock
+    real_flock = fcntl.flock
     sweeps: list[list[str]] = []
 
     def swept_around(fd: int, operation: int) -> None:
         # The first try meets a sweep just before its lock, the second one just after (the sweeps' own
         # locks are taken as they are).
-        monkeypatch.setattr(owned.fcntl, "flock", real_flock)
+        monkeypatch.setattr(fcntl, "flock", real_flock)
         sweeps.append(sorted(p.name for p in root.iterdir()))
         if len(sweeps) == 1:
             remove_unheld(root)
@@ -434,9 +434,9 @@ def test_a_folder_is_held_from_the_moment_it_bears_its_name(
         if len(sweeps) == 2:
             remove_unheld(root)
         else:
-            monkeypatch.setattr(owned.fcntl, "flock", swept_around)
+            monkeypatch.setattr(fcntl, "flock", swept_around)
 
-    monkeypatch.setattr(owned.fcntl, "flock", swept_around)
+    monkeypatch.setattr(fcntl, "flock", swept_around)
     folder = OwnedFolder(root / "123-mine")
     folder.make()
     assert len(sweeps) == 2  # the folder swept before it was locked was made again, and kept
