@@ -25,9 +25,14 @@ from __future__ import annotations
 
 import errno
 import gc
+import logging
+import os
 import resource
 import shutil
+import signal
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,8 @@ from satchel.storage.sqlite import write_process
 BACKLOG = 2048
 # Files a server process keeps for itself beside its connections: the database, logs, the engines' sockets.
 OWN_FILES = 256
+log = logging.getLogger(__name__)
+PARENT_LOOK_SECONDS = 1.0  # how often a worker looks whether `satchel serve` still lives
 GC_YOUNG_THRESHOLD = 10_000  # allocations between two collections of the youngest generation (default 700)
 
 
@@ -167,6 +174,7 @@ def create_app() -> Any:
     configure_logging(settings)
     guard = ConnectionGuard(create_satchel(settings), settings, cap=connection_cap(settings))
     guard.start_shedding()
+    stop_with_parent()
     # What is made by now (modules, templates, routes, settings) lives as long as the process: out of the
     # collector's sight, a full collection scans only what requests made. Those had scanned some 70,000
     # objects, tens of milliseconds each, a few times a minute under load: 2.6 us a cached GET, and most of
@@ -175,3 +183,20 @@ def create_app() -> Any:
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return guard
+
+
+def stop_with_parent() -> threading.Thread:
+    """Stop this worker once the `satchel serve` that started it is gone (killed with -9, or by the kernel
+    for memory): nothing would stop it then, and orphaned workers kept the port, answering beside the
+    server started next on it. SIGTERM lets granian finish the requests in hand, as when the server stops."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_LOOK_SECONDS)
+        log.warning("the server process %d is gone; worker %d stops", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="satchel-parent-watch", daemon=True)
+    thread.start()
+    return thread

@@ -115,3 +115,55 @@ def test_a_stopped_server_leaves_no_metrics_folder(tmp_path: Path) -> None:
     assert srv.process is not None
     assert srv.process.returncode is not None
     assert not folder.exists()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 of `satchel serve` alone (no process group): its workers and its writing process stop by
+    themselves, the port is free, and a server started again on the same data has what was written."""
+    data_dir = tmp_path / "data"
+    srv = start_server(data_dir, args=("--workers", "2"))
+    process = srv.process
+    assert process is not None
+    try:
+        with srv.client() as http:
+            store = http.post("/key-value-stores", params={"name": "kept"}).json()["data"]["id"]
+            assert http.put(f"/key-value-stores/{store}/records/a", content=b"one").status_code == 201
+        children = _children(process.pid)
+        assert len(children) == 3  # two workers and the process that writes for them
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)]
+        with socket.socket() as probe:  # nobody listens on the port any more
+            assert probe.connect_ex(("127.0.0.1", httpx.URL(srv.base_url).port or 0)) != 0
+    finally:
+        stop_server(srv, kill=True)
+    again = start_server(data_dir)
+    try:
+        with again.client() as http:
+            assert http.get(f"/key-value-stores/{store}/records/a").content == b"one"
+    finally:
+        stop_server(again)
