@@ -43,10 +43,11 @@ bench-versus: $(BENCH_STAMP)
 # What the tests need beyond the virtualenv is checked first: a missing tool is named with its apt-get package
 # (PREFLIGHT=--strict, as .ci/run sets, stops on any; otherwise only on PostgreSQL, and the rest skip).
 # The suite runs in TEST_PROCESSES pytest processes (pytest-xdist), each test module whole in one of them (its
-# servers started once); TEST_PROCESSES=0 runs it in this one.
+# servers started once); TEST_PROCESSES=0 runs it in this one. A process that crashes ends the run, its test named:
+# pytest-xdist restarting it under loadfile waits forever for work it never hands out.
 TEST_PROCESSES ?= 2
 test: preflight js lint
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --max-worker-restart=0
 
 preflight: $(STAMP)
 	$(BIN)/python -m tests.preflight $(PREFLIGHT)

@@ -8,11 +8,13 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from satchel.errors import Unavailable
 from satchel.settings import Settings
 from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
@@ -196,6 +198,49 @@ def test_closing_under_checkpoint_load_waits_for_the_checkpoint(
 
     for i in range(30):
         asyncio.run(cycle(i))
+
+
+def test_closing_waits_for_work_inside_sqlite_beside_the_loop_and_lets_none_start_after(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint or count whose awaiting task went away runs on in its thread: close() closed its
+    connection under it (a segfault, seen in CI), and a checkpoint starting after close() made a connection
+    close() then closed mid-statement."""
+    inside = threading.Event()
+    release = threading.Event()
+
+    async def run() -> None:
+        db = db_module.Database(tmp_path, fsync=False, reserve_bytes=0)
+        await db.open()
+
+        def count_slowly() -> int:
+            cursor = db.conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n"
+            )
+            first = int(cursor.fetchone()[0])  # a statement open on this thread's connection
+            inside.set()
+            release.wait(10)
+            second = int(cursor.fetchone()[0])
+            cursor.close()
+            return first + second
+
+        counting = asyncio.create_task(db.in_thread(count_slowly))
+        await asyncio.to_thread(inside.wait, 10)
+        closing = asyncio.create_task(db.close())
+        await asyncio.sleep(0.3)
+        assert not closing.done(), "close() did not wait for the statement running beside the loop"
+        release.set()
+        await closing
+        assert await counting == 3
+        assert db._connections == []
+
+        await db.checkpoint()  # a tick after close: does nothing, makes no connection
+        assert db._checkpointer is None
+        assert db._connections == []
+        with pytest.raises(Unavailable, match="shutting down"):
+            await db.in_thread(lambda: db.one("SELECT 1"))
+
+    asyncio.run(run())
 
 
 async def _engine_with_a_store(data_dir: Path, *, first: bool) -> tuple[SqliteEngine, int]:

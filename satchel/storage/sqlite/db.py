@@ -26,10 +26,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from satchel.errors import StorageFull
+from satchel.errors import StorageFull, Unavailable
 from satchel.storage.sqlite.handoff import Handoff, NotSent
 from satchel.storage.sqlite.held_file import HeldFile
 from satchel.storage.sqlite.migrations import migrate
+from satchel.storage.sqlite.off_loop import OffLoop, Shut
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.snapshots import CommitStamp, HeldReader
 from satchel.storage.sqlite.writer import Writer, WriterLock
@@ -132,9 +133,8 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
         self._checkpointer_lock: WriterLock | None = None
         self._page_bytes = 4096  # the database's page size, read when the checkpointer connects
-        # Held by a checkpoint while it is inside SQLite: a thread cannot be cancelled, so close() waits on
-        # this before closing the connection under it (closing it mid-checkpoint crashed the process).
-        self._checkpointing = threading.Lock()
+        self._checkpointing = threading.Lock()  # one checkpoint at a time on the checkpointer connection
+        self.off_loop = OffLoop()  # what runs on these connections beside the loop, which close() waits for
 
     # --- connections
 
@@ -185,6 +185,7 @@ class Database:
     # --- lifecycle
 
     async def open(self) -> None:
+        self.off_loop.open()
         private_dir(self.data_dir)
         _private_files(self.path, self.wal_path, self.path.with_name(self.path.name + "-shm"))
         try:
@@ -213,7 +214,10 @@ class Database:
             await self.handoff.stop()  # the jobs handed to this process run before its writer stops
         self.writer.stop()
         self.commits.close()
-        await asyncio.to_thread(self._close_checkpointer)
+        # A thread cannot be cancelled: work still inside SQLite on one of these connections (a checkpoint, a
+        # count whose request went away) is waited for, and none starts after.
+        await asyncio.to_thread(self.off_loop.shut)
+        self._close_checkpointer()
         # Every connection, whichever thread made it (a thread's reads, a count run beside the loop), and only
         # then the held file (held_file.py).
         with self._connections_lock:
@@ -288,13 +292,12 @@ class Database:
     # --- housekeeping
 
     def _close_checkpointer(self) -> None:
-        with self._checkpointing:
-            if self._checkpointer is not None:
-                self._checkpointer.close()
-                self._checkpointer = None
-            if self._checkpointer_lock is not None:
-                self._checkpointer_lock.close()
-                self._checkpointer_lock = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+        if self._checkpointer_lock is not None:
+            self._checkpointer_lock.close()
+            self._checkpointer_lock = None
 
     def _checkpoint(self) -> None:
         with self._checkpointing:
@@ -343,7 +346,17 @@ class Database:
             time.sleep(RESTART_POLL_SECONDS)
 
     async def checkpoint(self) -> None:
-        await asyncio.to_thread(self._checkpoint)
+        with contextlib.suppress(Shut):  # closing: SQLite checkpoints on the last connection's close
+            await asyncio.to_thread(self.off_loop.run, self._checkpoint)
+
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        """work() on a thread beside the loop, over that thread's own connection; close() waits for it."""
+        try:
+            return await asyncio.to_thread(self.off_loop.run, work)
+        except Shut:
+            raise Unavailable(
+                "The server is shutting down; try again on another one or once it is back."
+            ) from None
 
     async def restore_reserve(self) -> None:
         await asyncio.to_thread(self.reserve.restore)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -226,7 +225,7 @@ class SqliteStores:
 
     async def totals(self) -> StorageTotals:
         # Off the event loop, on that thread's own connection: counting records reads their whole index.
-        return await asyncio.to_thread(self._totals)
+        return await self.db.in_thread(self._totals)
 
     def _totals(self) -> StorageTotals:
         kinds = self.db.all(TOTALS_BY_KIND)
