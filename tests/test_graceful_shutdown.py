@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import TOKEN, start_server, stop_server
+from tests.harness.server import Server
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: in the blob store, not inline
 PART = 16 * 1024
@@ -33,9 +35,7 @@ def test_sigterm_finishes_an_upload_in_flight(tmp_path: Path, whom: str) -> None
     """SIGTERM to the main process (as `docker stop` sends it), or to every process of the server (as
     systemd does), in the middle of an upload's body."""
     data_dir = tmp_path / "data"
-    srv = start_server(data_dir, args=("--workers", "2"))
-    process = srv.process
-    assert process is not None
+    srv, process = _two_workers(data_dir)
     try:
         with srv.client() as http:
             assert http.post("/key-value-stores", params={"name": "kept"}).status_code == 201
@@ -65,12 +65,23 @@ def test_sigterm_finishes_an_upload_in_flight(tmp_path: Path, whom: str) -> None
     finally:
         if process.poll() is None:
             stop_server(srv, kill=True)
+    _kept(data_dir, "/key-value-stores/~kept/records/upload", BODY)
+
+
+def _two_workers(data_dir: Path) -> tuple[Server, subprocess.Popen[bytes]]:
+    srv = start_server(data_dir, args=("--workers", "2"))
+    assert srv.process is not None
+    return srv, srv.process
+
+
+def _kept(data_dir: Path, path: str, body: bytes) -> None:
+    """A server started again on the data has the record."""
     again = start_server(data_dir)
     try:
         with again.client() as http:
-            record = http.get("/key-value-stores/~kept/records/upload")
+            record = http.get(path)
         assert record.status_code == 200
-        assert record.content == BODY
+        assert record.content == body
     finally:
         stop_server(again)
 
@@ -142,9 +153,7 @@ def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
     """kill -9 of `satchel serve` alone (no process group): its workers and its writing process stop by
     themselves, the port is free, and a server started again on the same data has what was written."""
     data_dir = tmp_path / "data"
-    srv = start_server(data_dir, args=("--workers", "2"))
-    process = srv.process
-    assert process is not None
+    srv, process = _two_workers(data_dir)
     try:
         with srv.client() as http:
             store = http.post("/key-value-stores", params={"name": "kept"}).json()["data"]["id"]
@@ -161,9 +170,4 @@ def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
             assert probe.connect_ex(("127.0.0.1", httpx.URL(srv.base_url).port or 0)) != 0
     finally:
         stop_server(srv, kill=True)
-    again = start_server(data_dir)
-    try:
-        with again.client() as http:
-            assert http.get(f"/key-value-stores/{store}/records/a").content == b"one"
-    finally:
-        stop_server(again)
+    _kept(data_dir, f"/key-value-stores/{store}/records/a", b"one")
