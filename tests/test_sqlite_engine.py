@@ -200,6 +200,54 @@ def test_closing_under_checkpoint_load_waits_for_the_checkpoint(
         asyncio.run(cycle(i))
 
 
+def _note(conn: sqlite3.Connection, value: int) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS notes (value INTEGER)")
+    conn.execute("INSERT INTO notes VALUES (?)", (value,))
+
+
+def test_no_checkpoint_starts_on_a_wal_copied_whole_with_nothing_committed_since(tmp_path: Path) -> None:
+    """The SQLite here predates the fix of the WAL-reset bug, whose trigger is a checkpoint begun on a WAL
+    already copied whole while a commit starts it over: the tick after every write on a quiet server."""
+
+    async def run() -> None:
+        db = db_module.Database(tmp_path, fsync=False, reserve_bytes=0)
+        await db.open()
+        try:
+            await db.write(_note, 1)
+            await db.checkpoint()  # copies the whole WAL
+            assert db._checkpointer is not None
+            ran: list[str] = []
+            db._checkpointer.set_trace_callback(ran.append)
+
+            await db.checkpoint()
+            assert ran == []  # nothing committed since: no checkpoint started
+
+            await db.write(_note, 2)
+            await db.checkpoint()
+            assert ran == ["PRAGMA wal_checkpoint(PASSIVE)"]
+
+            # A reader in its snapshot keeps the last commit from being copied: the next tick tries again
+            # though nothing was committed meanwhile, and once the reader is gone the copy is whole.
+            reader = db.connect()
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM notes").fetchone()
+            await db.write(_note, 3)
+            ran.clear()
+            await db.checkpoint()
+            await db.checkpoint()
+            assert ran == ["PRAGMA wal_checkpoint(PASSIVE)"] * 2
+            reader.execute("COMMIT")
+            ran.clear()
+            await db.checkpoint()
+            await db.checkpoint()
+            assert ran == ["PRAGMA wal_checkpoint(PASSIVE)"]
+            assert db.one("SELECT count(*) FROM notes")[0] == 3  # type: ignore[index]
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
 def test_closing_waits_for_work_inside_sqlite_beside_the_loop_and_lets_none_start_after(
     tmp_path: Path,
 ) -> None:

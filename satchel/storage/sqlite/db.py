@@ -133,6 +133,8 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
         self._checkpointer_lock: WriterLock | None = None
         self._page_bytes = 4096  # the database's page size, read when the checkpointer connects
+        # The commit stamp once a checkpoint had copied the whole WAL: until it moves, nothing is to copy.
+        self._copied_under: int | None = None
         self._checkpointing = threading.Lock()  # one checkpoint at a time on the checkpointer connection
         self.off_loop = OffLoop()  # what runs on these connections beside the loop, which close() waits for
 
@@ -186,6 +188,7 @@ class Database:
 
     async def open(self) -> None:
         self.off_loop.open()
+        self._copied_under = None
         private_dir(self.data_dir)
         _private_files(self.path, self.wal_path, self.path.with_name(self.path.name + "-shm"))
         try:
@@ -312,14 +315,21 @@ class Database:
         and waits for the readers' statements, after which the next writer starts the WAL over. Under the
         mixed benchmark that holds writes back 5 to 16 ms about once a second; the TRUNCATE used before
         copied everything since the last tick with writes held back, 90 to 190 ms every few seconds.
+
+        No checkpoint starts on a WAL already copied whole with nothing committed since: SQLite before 3.51.3
+        (the WAL-reset bug) can corrupt the database when one does and a commit starts the WAL over meanwhile,
+        which is what the tick after each write on a quiet server would be.
         """
+        stamp = self.commits.read()
+        if stamp is not None and stamp == self._copied_under:
+            return
         if self._checkpointer is None:
             self._checkpointer = self.connect()
             # No busy handler: a RESTART's tries are made by _restart().
             self._checkpointer.execute("PRAGMA busy_timeout=0")
             self._page_bytes = int(self._checkpointer.execute("PRAGMA page_size").fetchone()[0])
         try:
-            _, frames, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _, frames, copied = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if frames * self._page_bytes > WAL_LIMIT_BYTES:
                 # The pages the PASSIVE one copied, flushed to disk before writes are held back, so that the
                 # RESTART's own sync of the database file is short.
@@ -329,20 +339,26 @@ class Database:
                 # Writers queue on the writer lock meanwhile, rather than poll SQLite's lock.
                 self._checkpointer_lock = self._checkpointer_lock or WriterLock(self.lock_path)
                 with self._checkpointer_lock.held():
-                    self._restart(self._checkpointer)
+                    frames, copied = self._restart(self._checkpointer)
+            # Read after the copy: a commit it may have missed moves the stamp after this (the next tick
+            # runs), or moved it before, and then its frames wait in the WAL, where reads find them.
+            self._copied_under = self.commits.read() if copied == frames else None
         except sqlite3.OperationalError as exc:
             if not (disk_full(exc) or io_error(exc)):
                 raise
             # On a full disk the pages stay in the WAL, where reads find them; a later tick copies them.
 
     @staticmethod
-    def _restart(conn: sqlite3.Connection) -> None:
+    def _restart(conn: sqlite3.Connection) -> tuple[int, int]:
         """A RESTART checkpoint, tried again every RESTART_POLL_SECONDS while readers are in their snapshots,
         for up to RESTART_WAIT_SECONDS (then it gives up until the next tick). Writes wait meanwhile, and
         SQLite's own busy handler sleeps 1, 2, 5, then 10 ms and more between tries: longer than a held
-        snapshot lasts."""
+        snapshot lasts. Returns the WAL's frames and how many of them are copied."""
         deadline = time.monotonic() + RESTART_WAIT_SECONDS
-        while conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0] and time.monotonic() < deadline:
+        while True:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            if not busy or time.monotonic() >= deadline:
+                return frames, copied
             time.sleep(RESTART_POLL_SECONDS)
 
     async def checkpoint(self) -> None:
