@@ -24,7 +24,7 @@ from satchel.storage.sqlite import engine as engine_module
 from satchel.storage.sqlite import snapshots
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.reserve import Reserve
-from satchel.storage.sqlite.writer import Writer
+from satchel.storage.sqlite.writer import Writer, WriterLock
 from tests.harness.engine import Body
 
 
@@ -242,6 +242,27 @@ def test_no_checkpoint_starts_on_a_wal_copied_whole_with_nothing_committed_since
             await db.checkpoint()
             assert ran == ["PRAGMA wal_checkpoint(PASSIVE)"]
             assert db.one("SELECT count(*) FROM notes")[0] == 3  # type: ignore[index]
+
+            # Another process on the file (another Database: its own locks, the same shared stamps) knows the
+            # WAL was copied whole, and never checkpoints while one of the others does.
+            other = db_module.Database(tmp_path, fsync=False, reserve_bytes=0)
+            await other.open()
+            try:
+                await other.checkpoint()
+                assert other._checkpointer is None  # no checkpoint started
+                await db.write(_note, 4)
+                turn = WriterLock(db.checkpoint_lock_path)
+                with turn.held():  # a checkpoint of the first one's is running
+                    await other.checkpoint()
+                    assert other._checkpointer is None
+                turn.close()
+                await other.checkpoint()
+                assert other._checkpointer is not None
+                ran.clear()
+                await db.checkpoint()
+                assert ran == []  # the other copied it whole
+            finally:
+                await other.close()
         finally:
             await db.close()
 

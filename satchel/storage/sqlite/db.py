@@ -133,8 +133,8 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None  # used by one housekeeping task at a time
         self._checkpointer_lock: WriterLock | None = None
         self._page_bytes = 4096  # the database's page size, read when the checkpointer connects
-        # The commit stamp once a checkpoint had copied the whole WAL: until it moves, nothing is to copy.
-        self._copied_under: int | None = None
+        self.checkpoint_lock_path = data_dir / "satchel.db-checkpoint"
+        self._checkpoint_turn: WriterLock | None = None  # one process's checkpoint at a time on the file
         self._checkpointing = threading.Lock()  # one checkpoint at a time on the checkpointer connection
         self.off_loop = OffLoop()  # what runs on these connections beside the loop, which close() waits for
 
@@ -188,7 +188,6 @@ class Database:
 
     async def open(self) -> None:
         self.off_loop.open()
-        self._copied_under = None
         private_dir(self.data_dir)
         _private_files(self.path, self.wal_path, self.path.with_name(self.path.name + "-shm"))
         try:
@@ -298,13 +297,22 @@ class Database:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
-        if self._checkpointer_lock is not None:
-            self._checkpointer_lock.close()
-            self._checkpointer_lock = None
+        for lock in (self._checkpointer_lock, self._checkpoint_turn):
+            if lock is not None:
+                lock.close()
+        self._checkpointer_lock = self._checkpoint_turn = None
 
     def _checkpoint(self) -> None:
         with self._checkpointing:
-            self._checkpoint_now()
+            # Every process ticks, one at a time on the file: a tick that finds another process's checkpoint
+            # running leaves the copy to it rather than start one right after it (see _checkpoint_now).
+            self._checkpoint_turn = self._checkpoint_turn or WriterLock(self.checkpoint_lock_path)
+            if not self._checkpoint_turn.take(wait=False):
+                return
+            try:
+                self._checkpoint_now()
+            finally:
+                self._checkpoint_turn.release()
 
     def _checkpoint_now(self) -> None:
         """Copy committed pages from the WAL into the database file, beside the writer rather than in it.
@@ -316,12 +324,12 @@ class Database:
         mixed benchmark that holds writes back 5 to 16 ms about once a second; the TRUNCATE used before
         copied everything since the last tick with writes held back, 90 to 190 ms every few seconds.
 
-        No checkpoint starts on a WAL already copied whole with nothing committed since: SQLite before 3.51.3
-        (the WAL-reset bug) can corrupt the database when one does and a commit starts the WAL over meanwhile,
-        which is what the tick after each write on a quiet server would be.
+        No checkpoint starts on a WAL already copied whole, by any process, with nothing committed since:
+        SQLite before 3.51.3 (the WAL-reset bug) can corrupt the database when one does and a commit starts
+        the WAL over meanwhile, which is what the tick after each write on a quiet server would be.
         """
         stamp = self.commits.read()
-        if stamp is not None and stamp == self._copied_under:
+        if stamp and stamp == self.commits.copied_under():
             return
         if self._checkpointer is None:
             self._checkpointer = self.connect()
@@ -342,7 +350,7 @@ class Database:
                     frames, copied = self._restart(self._checkpointer)
             # Read after the copy: a commit it may have missed moves the stamp after this (the next tick
             # runs), or moved it before, and then its frames wait in the WAL, where reads find them.
-            self._copied_under = self.commits.read() if copied == frames else None
+            self.commits.mark_copied((self.commits.read() or 0) if copied == frames else 0)
         except sqlite3.OperationalError as exc:
             if not (disk_full(exc) or io_error(exc)):
                 raise

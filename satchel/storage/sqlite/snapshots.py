@@ -35,7 +35,8 @@ HELD_SECONDS = 0.002  # 20 reads to a snapshot at 10,000 a second
 
 class CommitStamp:
     """A value every process on the data dir sees change once any of them commits; random, not a counter, so
-    two processes moving it at once cannot put back a value a reader began under."""
+    two processes moving it at once cannot put back a value a reader began under. Beside it, the value it
+    had when a checkpoint, in any process, last copied the whole WAL (db.py)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -43,7 +44,7 @@ class CommitStamp:
 
     def open(self) -> None:
         if self._map is None:
-            self._map = mapped_file(self.path, STAMP.size)
+            self._map = mapped_file(self.path, 2 * STAMP.size)
 
     def close(self) -> None:
         if self._map is not None:
@@ -62,6 +63,19 @@ class CommitStamp:
         mapped = self._map
         if mapped is not None:
             STAMP.pack_into(mapped, 0, random.getrandbits(64))
+
+    def copied_under(self) -> int | None:
+        """The stamp under which the whole WAL was last copied (0 before any copy; None when closed)."""
+        mapped = self._map
+        if mapped is None:
+            return None
+        stamp: int = STAMP.unpack_from(mapped, STAMP.size)[0]
+        return stamp
+
+    def mark_copied(self, stamp: int) -> None:
+        mapped = self._map
+        if mapped is not None:
+            STAMP.pack_into(mapped, STAMP.size, stamp)
 
 
 class HeldReader:
