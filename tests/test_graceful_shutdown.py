@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import TOKEN, start_server, stop_server
+from tests.harness.processes import alive, live_children
 from tests.harness.server import Server
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: in the blob store, not inline
@@ -128,27 +129,6 @@ def test_a_stopped_server_leaves_no_metrics_folder(tmp_path: Path) -> None:
     assert not folder.exists()
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # gone meanwhile
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
     """kill -9 of `satchel serve` alone (no process group): its workers and its writing process stop by
     themselves, the port is free, and a server started again on the same data has what was written."""
@@ -158,14 +138,14 @@ def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
         with srv.client() as http:
             store = http.post("/key-value-stores", params={"name": "kept"}).json()["data"]["id"]
             assert http.put(f"/key-value-stores/{store}/records/a", content=b"one").status_code == 201
-        children = _children(process.pid)
+        children = set(live_children(process.pid))
         assert len(children) == 3  # two workers and the process that writes for them
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        while time.monotonic() < deadline and any(alive(pid) for pid in children):
             time.sleep(0.1)
-        assert not [pid for pid in children if _alive(pid)]
+        assert not [pid for pid in children if alive(pid)]
         with socket.socket() as probe:  # nobody listens on the port any more
             assert probe.connect_ex(("127.0.0.1", httpx.URL(srv.base_url).port or 0)) != 0
     finally:

@@ -27,6 +27,7 @@ from satchel.storage.sqlite.db import Database
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
 from tests.harness.engine import Body
+from tests.harness.processes import live_children
 from tests.harness.server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,23 +342,6 @@ def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) ->
     assert log.count("hands its writes to the process that leads") == 2, log
     assert writing_process(server.pid) is None  # stopped with the server
     assert not (server.data_dir / SOCKET_FILE).exists()
-
-
-def live_children(server_pid: int) -> dict[int, bytes]:
-    """The processes `satchel serve` started that still run (not those dead and not yet reaped), with their
-    command lines."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == server_pid and fields[0] != "Z":
-            found[int(entry.name)] = command
-    return found
 
 
 def writing_process(server_pid: int) -> int | None:

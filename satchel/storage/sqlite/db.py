@@ -370,8 +370,8 @@ class Database:
             time.sleep(RESTART_POLL_SECONDS)
 
     async def checkpoint(self) -> None:
-        with contextlib.suppress(Shut):  # closing: SQLite checkpoints on the last connection's close
-            await asyncio.to_thread(self.off_loop.run, self._checkpoint)
+        with contextlib.suppress(Unavailable):  # closing: SQLite checkpoints on the last connection's close
+            await self.in_thread(self._checkpoint)
 
     async def in_thread(self, work: Callable[[], T]) -> T:
         """work() on a thread beside the loop, over that thread's own connection; close() waits for it."""

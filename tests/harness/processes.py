@@ -1,0 +1,35 @@
+"""Processes as /proc shows them: what a server started, and whether a process still runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first, then the parent's id)."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def live_children(parent: int) -> dict[int, bytes]:
+    """The processes `parent` started that still run (not those dead and not yet reaped), with their command
+    lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry.name)
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found[int(entry.name)] = command
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs: neither gone nor a zombie."""
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
