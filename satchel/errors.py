@@ -13,6 +13,7 @@ class SatchelError(Exception):
 
     type = "internal-server-error"
     status = 500
+    data: dict[str, object] | None = None  # the envelope's `error.data`, for errors that carry details
 
     def __init__(self, message: str, type: str | None = None) -> None:
         super().__init__(message)
@@ -26,6 +27,19 @@ class InvalidRequest(SatchelError):
 
     type = "invalid-request"
     status = 400
+
+
+class SchemaInvalid(InvalidRequest):
+    """Items that do not match their dataset's schema: which ones and why, in `data`."""
+
+    type = "schema-validation-error"
+
+    def __init__(self, message: str, data: dict[str, object]) -> None:
+        super().__init__(message)
+        self.data = data
+
+    def __reduce__(self) -> tuple[object, tuple[str, dict[str, object]]]:
+        return (SchemaInvalid, (self.message, self.data or {}))
 
 
 class BodyTimeout(InvalidRequest):

@@ -21,6 +21,7 @@ import openpyxl
 import orjson
 import pytest
 from apify_client import ApifyClient, ApifyClientAsync
+from apify_client.errors import ApifyApiError
 
 from tests.conftest import Server, every_engine
 
@@ -65,6 +66,21 @@ def test_collection_get_update_delete(client: ApifyClient) -> None:
     dataset.delete()
     assert dataset.get() is None
     dataset.delete()  # a 404 the client swallows
+
+
+def test_items_refused_by_the_schema_are_raised_with_their_details(client: ApifyClient) -> None:
+    fields = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    dataset = client.dataset(client.datasets().get_or_create(name=unique(), schema={"fields": fields}).id)
+    dataset.push_items([{"title": "kept"}])
+    with pytest.raises(ApifyApiError) as raised:
+        dataset.push_items([{"title": "fine"}, {"title": 3}])
+    error = raised.value
+    assert (error.status_code, error.type) == (400, "schema-validation-error")
+    data: dict[str, Any] = dict(error.data)  # the client types it as strings; it is the JSON as sent
+    (invalid,) = data["invalidItems"]
+    assert invalid["itemPosition"] == 1
+    assert [(e["instancePath"], e["keyword"]) for e in invalid["validationErrors"]] == [("/title", "type")]
+    assert [item["title"] for item in dataset.list_items().items] == ["kept"]
 
 
 def test_push_and_list_items_with_every_parameter(client: ApifyClient) -> None:

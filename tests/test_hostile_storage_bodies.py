@@ -222,7 +222,19 @@ NOT_NAMES = {"name-number": b'{"name": 5}', "name-list": b'{"name": []}', "name-
              "name-zero": b'{"name": 0}', "name-false": b'{"name": false}'}  # fmt: skip
 BAD_SCHEMAS = {"schema-list": b'{"schema": []}', "schema-string": b'{"schema": "x"}',
                "schema-deep": b'{"schema": {"a": ' + b"[" * 100 + b"]" * 100 + b"}}"}  # fmt: skip
-for kind, bad in (("datasets", NOT_NAMES | BAD_SCHEMAS), ("key-value-stores", NOT_NAMES | BAD_SCHEMAS),
+# A dataset's `fields` is checked as the JSON Schema its items are checked against.
+BAD_ITEM_SCHEMAS = {f"fields-{label}": orjson.dumps({"schema": {"fields": fields}}) for label, fields in {
+    "list": ["a"], "string": "object", "type": {"type": "strng"}, "required": {"required": "a"},
+    "regex": {"properties": {"a": {"pattern": "("}}}, "repeat": {"pattern": "a{1,99999999999}"},
+    "pattern-key": {"patternProperties": {"[": {}}}, "remote-ref": {"$ref": "http://127.0.0.1:1/s.json"},
+    "file-ref": {"$ref": "file:///etc/passwd"}, "dangling-ref": {"$ref": "#/definitions/none"},
+    "draft": {"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    "ref-loop": {"definitions": {"a": {"$ref": "#/definitions/b"}, "b": {"$ref": "#/definitions/a"}},
+                 "$ref": "#/definitions/a"},
+    "anchor": {"$ref": "#nowhere"},
+}.items()}  # fmt: skip
+for kind, bad in (("datasets", NOT_NAMES | BAD_SCHEMAS | BAD_ITEM_SCHEMAS),
+                  ("key-value-stores", NOT_NAMES | BAD_SCHEMAS),
                   ("request-queues", NOT_NAMES)):  # fmt: skip
     table(
         "fields",

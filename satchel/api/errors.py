@@ -1,4 +1,5 @@
-"""Errors as the API writes them: a status and `{"error": {"type", "message"}}`."""
+"""Errors as the API writes them: a status and `{"error": {"type", "message"}}`, with `data` for the errors
+that carry details (items that fail their dataset's schema)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from starlette.responses import Response
 from satchel.errors import MethodNotAllowed, SatchelError
 
 
-def error_response(status: int, type: str, message: str, *, head: bool = False) -> Response:
-    body = b"" if head else orjson.dumps({"error": {"type": type, "message": message}})
+def error_response(
+    status: int, type: str, message: str, *, head: bool = False, data: dict[str, object] | None = None
+) -> Response:
+    error: dict[str, object] = {"type": type, "message": message}
+    if data is not None:
+        error["data"] = data
+    body = b"" if head else orjson.dumps({"error": error})
     response = Response(body, status_code=status, media_type="application/json; charset=utf-8")
     if head:
         del response.headers["content-length"]
@@ -17,7 +23,7 @@ def error_response(status: int, type: str, message: str, *, head: bool = False) 
 
 
 def from_error(error: SatchelError, *, head: bool = False) -> Response:
-    response = error_response(error.status, error.type, error.message, head=head)
+    response = error_response(error.status, error.type, error.message, head=head, data=error.data)
     if isinstance(error, MethodNotAllowed):
         response.headers["allow"] = ", ".join(error.allowed)
     return response

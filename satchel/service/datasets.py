@@ -6,7 +6,8 @@ A dataset is a store of kind DATASET (ids, names, access, sharing and retention 
 Pushes take one object or an array of objects, decoded from gzip, deflate or br, up to
 `max_items_payload_bytes` decoded (the clients send up to 9 MiB: the SDK chunks at 9,436,240 bytes). Each
 item is stored as compact JSON; `cleanItemCount` counts those with a field that is not hidden (`#...`). A
-dataset's schema is kept and shown but items are not validated against it.
+dataset whose schema has `fields` takes only items that match them (item_schema.py); a push with one that
+does not is refused whole.
 
 A read is a range of rows: `offset` rows skipped, at most `limit` taken (no limit, 0, or anything up to
 999,999,999,999 means "all"; larger is clamped), newest first with `desc`. Its bounds come from the item count
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from jsonschema.protocols import Validator
 
 from satchel.clock import now_ms
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import Decoder, normalize
 from satchel.service.item_formats import is_clean
+from satchel.service.item_schema import check_fields, check_items, validator_for
 from satchel.service.signing import check_not_expired, read_storage_signature
 from satchel.service.stores import Listing, StorePage, Stores
 from satchel.storage import Storage, StoreRow
@@ -77,7 +80,7 @@ class Datasets:
     # --- the datasets
 
     async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[DatasetView, bool]:
-        store, created = await self.stores.get_or_create(caller, name, schema)
+        store, created = await self.stores.get_or_create(caller, name, schema, schema_rule=check_fields)
         counts = DatasetCounts() if created else await self.table.counts(store.pk)
         return DatasetView(store, Level.OWNER, counts), created
 
@@ -116,7 +119,11 @@ class Datasets:
         encoding = normalize(content_encoding)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         raw = await self._read_payload(chunks, encoding, declared_size)
-        batch = await asyncio.to_thread(parse_items, raw) if len(raw) > OFF_LOOP_BYTES else parse_items(raw)
+        rules = validator_for(store.schema)
+        if len(raw) > OFF_LOOP_BYTES:
+            batch = await asyncio.to_thread(parse_items, raw, rules)
+        else:
+            batch = parse_items(raw, rules)
         if batch.items:
             await self.table.append(store.pk, batch, now=now_ms())
         return store
@@ -201,8 +208,9 @@ def view_transformation(store: StoreRow, view: str) -> dict[str, tuple[str, ...]
     return out
 
 
-def parse_items(raw: bytes) -> ItemBatch:
-    """A push's body as the batch to append: each object as compact JSON, in order."""
+def parse_items(raw: bytes, rules: Validator | None = None) -> ItemBatch:
+    """A push's body as the batch to append: each object as compact JSON, in order; with the dataset's item
+    schema, only if every item matches it."""
     if not raw.strip():
         raise InvalidRequest(f"{NOT_OBJECTS}; it is empty.")
     try:
@@ -228,6 +236,8 @@ def parse_items(raw: bytes) -> ItemBatch:
         stored.append(bytes(memoryview(data)))
         size += len(data)
         clean += is_clean(item)
+    if rules is not None:
+        check_items(rules, items)
     return ItemBatch(stored, clean, size)
 
 

@@ -160,7 +160,16 @@ class Stores:
         )
         return found or f"{username or caller.user_id}~{kind}~{name}"
 
-    async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[StoreRow, bool]:
+    async def get_or_create(
+        self,
+        caller: Caller,
+        name: str | None,
+        schema: Any,
+        *,
+        schema_rule: Callable[[Any], None] | None = None,
+    ) -> tuple[StoreRow, bool]:
+        """The caller's storage of that name, or a new one; `schema_rule` checks the schema of a new one
+        beyond the rules for every kind (an existing one is answered as it is, whatever schema is sent)."""
         user = _require_user(caller)
         if name is not None:
             check_name(name, self.noun)
@@ -168,6 +177,8 @@ class Stores:
             if existing is not None:
                 return existing, False
         schema_text = check_schema(schema)
+        if schema_rule is not None and schema is not None:
+            schema_rule(schema)
         new = NewStore(
             id=new_id(),
             user_id=user.id,

@@ -200,7 +200,17 @@ register(
                     {
                         "type": {**STRING, "description": "A stable, machine-readable error type"},
                         "message": STRING,
-                    }
+                        "data": {
+                            "type": "object",
+                            "description": (
+                                "Details, for the errors that have them: a push whose items fail the"
+                                " dataset's schema (`schema-validation-error`) lists them in `invalidItems`,"
+                                " each with its `itemPosition` and `validationErrors` (AJV's shape:"
+                                " `instancePath`, `schemaPath`, `keyword`, `params`, `message`)"
+                            ),
+                        },
+                    },
+                    optional=("data",),
                 )
             }
         ),
@@ -221,7 +231,10 @@ register(
 )
 
 ERRORS = {
-    400: "The request is malformed: a bad parameter, key, body or encoding",
+    400: (
+        "The request is malformed: a bad parameter, key, body or encoding; or items that fail their dataset's"
+        " schema (`schema-validation-error`, with `data.invalidItems`)"
+    ),
     401: "No token where one is needed (`token-not-provided`), or an unknown one (`invalid-token`)",
     403: "Not allowed (`insufficient-permissions`), or a wrong or expired signature (`invalid-signature`)",
     404: "No such store, record, user or route, or one the caller may not see",

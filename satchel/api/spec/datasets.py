@@ -99,6 +99,12 @@ LIST_DATASETS, GET_DATASET, UPDATE_DATASET, DELETE_DATASET = storage_operations(
 GET_OR_CREATE_DATASET = {
     "operationId": "getOrCreateDataset",
     "summary": "The caller's dataset of this name, created if there is none",
+    "description": (
+        "A new dataset's `schema` may hold `fields`, a JSON Schema (draft-07) of one item: every push is then"
+        " checked against it, and one with an item that fails is refused whole (400"
+        " `schema-validation-error`). A `fields` that cannot check items is refused here (400"
+        " `invalid-value`)."
+    ),
     "parameters": [
         {**query("name", NAME, "The dataset's name; none creates an unnamed one"), "example": "my-dataset"}
     ],

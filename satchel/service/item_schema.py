@@ -1,0 +1,254 @@
+"""A dataset's item schema: the JSON Schema (draft-07) under `fields` in the dataset's schema, which every
+item pushed must satisfy.
+
+As in the hosted API, a push with any item that fails is refused whole: 400 `schema-validation-error`, with
+each failing item's position and its errors in the shape of AJV's (the validator the hosted API uses):
+`instancePath`, `schemaPath`, `keyword`, `params` and `message`. The clients surface them as `error.data`.
+A dataset without a schema, or whose schema has no `fields`, takes any object.
+
+`format` is an annotation here, not checked (draft-07 leaves it optional, and a check of some formats but not
+others would be a surprise). A `$ref` must point inside the schema (`#...`): nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
+
+from satchel.errors import InvalidRequest, SchemaInvalid
+
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+# The most failing items, and errors per item, an answer lists: a 10 MiB push of bad items must not answer
+# with a larger document than it sent. The message gives the full count.
+MAX_ITEMS_LISTED = 100
+MAX_ERRORS_LISTED = 20
+
+
+def check_fields(schema: dict[str, Any]) -> None:
+    """Refuse (400) a dataset schema whose `fields` could not be applied to items."""
+    if "fields" not in schema:
+        return
+    fields = schema["fields"]
+    if not isinstance(fields, (dict, bool)):
+        raise _bad_fields("it must be a JSON Schema object")
+    if isinstance(fields, dict) and fields.get("$schema", DRAFT_07) not in (DRAFT_07, DRAFT_07.rstrip("#")):
+        raise _bad_fields(f'its "$schema" must be "{DRAFT_07}" or left out')
+    try:
+        Draft7Validator.check_schema(fields)
+    except SchemaError as error:
+        raise _bad_fields(f"{error.message} (at {_pointer(error.absolute_path) or '/'})") from None
+    except (ArithmeticError, ValueError, RecursionError) as error:  # a `pattern` Python cannot compile, ...
+        raise _bad_fields(f"{type(error).__name__}: {error}") from None
+    for ref in _refs(fields):
+        if not ref.startswith("#"):
+            raise _bad_fields(
+                f'"$ref" {ref!r} points outside the schema; only "#..." references are followed'
+            )
+        if ref.startswith("#/") and not _found(fields, ref[2:]):
+            raise _bad_fields(f'"$ref" {ref!r} names nothing in the schema')
+    try:  # references that lead nowhere, or only to each other, show on any item
+        Draft7Validator(fields).is_valid({})
+    except Unresolvable as error:
+        raise _bad_fields(f'"$ref" {_unresolved(error)!r} names nothing in the schema') from None
+    except RecursionError:
+        raise _bad_fields("its references lead round in a loop") from None
+
+
+def validator_for(schema_text: str | None) -> Validator | None:
+    """The validator of a dataset's items, from the schema stored with it; None when any object goes."""
+    return _compiled(schema_text) if schema_text and '"fields"' in schema_text else None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(schema_text: str) -> Validator | None:
+    schema = orjson.loads(schema_text)
+    if not isinstance(schema, dict) or "fields" not in schema:
+        return None
+    return Draft7Validator(schema["fields"])
+
+
+def check_items(validator: Validator, items: Iterable[Any]) -> None:
+    """Raise SchemaInvalid naming every item that fails the schema, or return if none does."""
+    invalid: list[dict[str, Any]] = []
+    failing = 0
+    for position, item in enumerate(items):
+        try:
+            errors = list(validator.iter_errors(item))
+        except Unresolvable as error:
+            raise InvalidRequest(
+                f"The dataset's schema cannot be applied: the reference {_unresolved(error)!r} leads"
+                " nowhere.",
+                type="invalid-value",
+            ) from None
+        except RecursionError:
+            raise InvalidRequest(
+                f"The item at position {position} nests too deeply to be checked against the dataset's"
+                " schema.",
+                type="invalid-value",
+            ) from None
+        except (ArithmeticError, ValueError) as error:  # numbers past what the check can compute with
+            raise InvalidRequest(
+                f"The item at position {position} cannot be checked against the dataset's schema: {error}.",
+                type="invalid-value",
+            ) from None
+        if not errors:
+            continue
+        failing += 1
+        if len(invalid) < MAX_ITEMS_LISTED:
+            described = [error for found in errors for error in _as_ajv(found)]
+            invalid.append({"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]})
+    if failing:
+        shown = "" if failing <= MAX_ITEMS_LISTED else f" (the first {MAX_ITEMS_LISTED} are listed)"
+        raise SchemaInvalid(
+            f"Schema validation failed: {failing} of the items do not match the dataset's schema{shown}.",
+            data={"invalidItems": invalid},
+        )
+
+
+def _as_ajv(error: ValidationError) -> list[dict[str, Any]]:
+    """One jsonschema error as AJV reports it (a missing or extra property is one error each in AJV)."""
+    where = _pointer(error.absolute_path)
+    schema_path = "#" + _pointer(error.absolute_schema_path)
+    if error.validator is None:  # the schema there is `false`: nothing matches it
+        return [_ajv(where, schema_path + "/false schema", "false schema", {}, "boolean schema is false")]
+    keyword = str(error.validator)
+    value: Any = error.validator_value
+    if keyword == "required":
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        missing = [name for name in value if name not in instance]
+        named = next((name for name in missing if error.message.startswith(repr(name))), None)
+        return [
+            _ajv(
+                where,
+                schema_path,
+                keyword,
+                {"missingProperty": named},
+                f"must have required property '{named}'",
+            )
+        ]
+    if keyword == "additionalProperties":
+        return [
+            _ajv(
+                where,
+                schema_path,
+                keyword,
+                {"additionalProperty": name},
+                "must NOT have additional properties",
+            )
+            for name in _additional(error.schema, error.instance)
+        ]
+    params, message = _described(keyword, value)
+    return [_ajv(where, schema_path, keyword, params, message or error.message)]
+
+
+def _described(keyword: str, value: Any) -> tuple[dict[str, Any], str | None]:
+    """AJV's params and message for a keyword (None: jsonschema's own message is used)."""
+    if keyword == "type":
+        shown = ",".join(value) if isinstance(value, list) else value
+        return {"type": shown}, f"must be {shown}"
+    if keyword in COMPARISONS:
+        comparison = COMPARISONS[keyword]
+        return {"comparison": comparison, "limit": value}, f"must be {comparison} {value}"
+    if keyword in COUNTS:
+        more_or_fewer, what = COUNTS[keyword]
+        return {"limit": value}, f"must NOT have {more_or_fewer} than {value} {what}"
+    if keyword == "enum":
+        return {"allowedValues": value}, "must be equal to one of the allowed values"
+    if keyword == "const":
+        return {"allowedValue": value}, "must be equal to constant"
+    if keyword == "pattern":
+        return {"pattern": value}, f'must match pattern "{value}"'
+    if keyword == "multipleOf":
+        return {"multipleOf": value}, f"must be multiple of {value}"
+    if keyword == "uniqueItems":
+        return {}, "must NOT have duplicate items"
+    if keyword == "anyOf":
+        return {}, "must match a schema in anyOf"
+    if keyword == "oneOf":
+        return {}, "must match exactly one schema in oneOf"
+    if keyword == "not":
+        return {}, "must NOT be valid"
+    return {}, None
+
+
+COMPARISONS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+COUNTS = {
+    "minLength": ("fewer", "characters"),
+    "maxLength": ("more", "characters"),
+    "minItems": ("fewer", "items"),
+    "maxItems": ("more", "items"),
+    "minProperties": ("fewer", "properties"),
+    "maxProperties": ("more", "properties"),
+}
+
+
+def _ajv(where: str, schema_path: str, keyword: str, params: dict[str, Any], message: str) -> dict[str, Any]:
+    return {
+        "instancePath": where,
+        "schemaPath": schema_path,
+        "keyword": keyword,
+        "params": params,
+        "message": message,
+    }
+
+
+def _additional(schema: Any, instance: Any) -> list[str]:
+    """The properties of an object that neither `properties` nor `patternProperties` of its schema names."""
+    if not isinstance(schema, dict) or not isinstance(instance, dict):
+        return []
+    named = schema.get("properties") or {}
+    patterns = list(schema.get("patternProperties") or {})
+    return [name for name in instance if name not in named and not any(re.search(p, name) for p in patterns)]
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    """A JSON Pointer (RFC 6901), as AJV writes instancePath: "" for the item itself, else "/a/0/b"."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _refs(schema: Any) -> Iterable[str]:
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _refs(value)
+
+
+def _found(schema: Any, pointer: str) -> bool:
+    """Whether a JSON Pointer (without its leading "#/") names a place in the schema."""
+    here = schema
+    for raw in pointer.split("/"):
+        part = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(here, dict) and part in here:
+            here = here[part]
+        elif isinstance(here, list) and part.isdigit() and int(part) < len(here):
+            here = here[int(part)]
+        else:
+            return False
+    return True
+
+
+def _unresolved(error: Unresolvable) -> str:
+    """The reference that led nowhere, as the schema wrote it."""
+    anchor = getattr(error, "anchor", None)  # `#name`, which jsonschema reports apart from its base
+    return f"#{anchor}" if anchor else error.ref
+
+
+def _bad_fields(why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"The dataset schema's `fields` is not a JSON Schema (draft-07) items can be checked against: {why}.",
+        type="invalid-value",
+    )
