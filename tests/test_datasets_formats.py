@@ -245,3 +245,6 @@ def test_every_format_of_no_items(fmt: Format) -> None:
         assert out.startswith(b"PK")
     elif fmt is Format.JSON:
         assert orjson.loads(out) == []
+    elif fmt is Format.CSV:
+        assert out == "\ufeff".encode()  # the BOM, on by default for CSV, and no empty header line
+        assert run([], format=fmt, bom=False) == b""

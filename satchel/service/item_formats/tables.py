@@ -124,7 +124,8 @@ class CsvWriter(TableWriter):
         return buffer.getvalue().encode()
 
     def head(self) -> bytes:
-        return self._csv([self.columns]) if self.header else b""
+        # No columns (no items, or none with a field) is no header row either, not an empty line.
+        return self._csv([self.columns]) if self.header and self.columns else b""
 
     def items(self, items: list[Item]) -> bytes:
         return self._csv([[cell(v) for v in row] for row in self.cells(items)])
