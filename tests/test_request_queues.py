@@ -497,6 +497,8 @@ def test_no_body_endpoints_take_no_content_type(server: Server, q: str) -> None:
     [
         ("POST", "/requests", {}, b'{"uniqueKey": "x"}'),
         ("POST", "/requests", {}, b'{"url": 5}'),
+        ("POST", "/requests", {}, b'{"url": "example.com/page"}'),
+        ("POST", "/requests/batch", {}, b'[{"url": "http://a"}, {"url": "page.html"}]'),
         ("POST", "/requests", {}, b"[1]"),
         ("POST", "/requests", {}, b"{bad json"),
         ("POST", "/requests", {}, b'{"url": "http://a", "id": "wrong"}'),

@@ -22,6 +22,10 @@ from satchel.storage.rows import NewRequest, RequestRow
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # decoded; the clients send batches of up to 9 MiB
 MAX_BATCH = 25
+# An absolute URL: a scheme, then anything but control characters. The Apify SDK and Crawlee turn every
+# request they read into one of theirs, which refuses a url without a scheme, so one such request stored
+# would stop a crawl at its turn; it is refused when sent instead.
+ABSOLUTE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x1f\x7f]+")
 MAX_HEAD = 1000
 DEFAULT_HEAD = 100
 MAX_LOCKED_HEAD = 25
@@ -115,6 +119,12 @@ def parse_request(body: Any, *, path_id: str | None = None, where: str = "The re
     url = body.get("url")
     if not isinstance(url, str) or not url:
         raise InvalidRequest(f"{where}: field `url` must be a non-empty string.")
+    if not ABSOLUTE_URL.fullmatch(url):
+        raise InvalidRequest(
+            f"{where}: field `url` must be an absolute URL, such as https://example.com/page"
+            f" ({url[:80]!r} is not).",
+            type="invalid-value",
+        )
     key = body.get("uniqueKey")
     if key is None:
         key = url
