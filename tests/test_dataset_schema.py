@@ -4,6 +4,7 @@ whole with `schema-validation-error` and AJV-shaped details, on every engine in-
 from __future__ import annotations
 
 import gzip
+import time
 from typing import Any
 
 import httpx
@@ -283,11 +284,29 @@ def test_fields_that_cannot_check_items_are_refused_when_the_dataset_is_made(
     assert http.get(f"/datasets/~{name}").status_code in (400, 404)
 
 
+def test_a_pattern_that_backtracks_without_end_refuses_the_push_in_its_time_limit(http: httpx.Client) -> None:
+    # Python's `re` would take longer than a lifetime over these strings, holding the GIL all along.
+    ds = with_fields(http, {"properties": {"a": {"pattern": "^(a|aa)+$"}}})
+    assert push(http, ds, {"a": "aaaa"}).status_code == 201
+    started = time.monotonic()
+    error = assert_error(push(http, ds, {"a": "a" * 60 + "b"}), 400, "invalid-value")
+    assert "'^(a|aa)+$' took longer than" in error["message"], error
+    assert "at position 0" in error["message"]
+    assert time.monotonic() - started < 30
+    keyed = with_fields(
+        http, {"patternProperties": {"^(x|xx)+$": {"type": "integer"}}, "additionalProperties": False}
+    )
+    assert push(http, keyed, {"xxx": 1}).status_code == 201
+    error = assert_error(push(http, keyed, {"x" * 60 + "y": 1}), 400, "invalid-value")
+    assert "took longer than" in error["message"], error
+    assert stored(http, ds) == [{"a": "aaaa"}]
+
+
 def test_a_reference_found_to_lead_nowhere_only_by_an_item_is_a_400(http: httpx.Client) -> None:
     ds = with_fields(http, {"properties": {"a": {"$ref": "#nowhere"}}})
     assert push(http, ds, {"b": 1}).status_code == 201
     error = assert_error(push(http, ds, {"a": 1}), 400, "invalid-value")
-    assert "'#nowhere' leads nowhere" in error["message"], error
+    assert "'#nowhere', which leads nowhere" in error["message"], error
 
 
 def test_a_dataset_made_before_is_answered_as_it_is_whatever_schema_is_sent(http: httpx.Client) -> None:

@@ -7,30 +7,34 @@ each failing item's position and its errors in the shape of AJV's (the validator
 A dataset without a schema, or whose schema has no `fields`, takes any object.
 
 `format` is an annotation here, not checked (draft-07 leaves it optional, and a check of some formats but not
-others would be a surprise). A `$ref` must point inside the schema (`#...`): nothing is fetched.
+others would be a surprise). A `$ref` must point inside the schema (`#...`): nothing is fetched. Patterns are
+matched with a time limit (item_patterns.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
 from satchel.errors import InvalidRequest, SchemaInvalid
+from satchel.service.item_patterns import KEYWORDS, PATTERN_SECONDS, PatternTooSlow, additional, uncompilable
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # The most failing items, and errors per item, an answer lists: a 10 MiB push of bad items must not answer
 # with a larger document than it sent. The message gives the full count.
 MAX_ITEMS_LISTED = 100
 MAX_ERRORS_LISTED = 20
+# Draft-07, with the keywords that match patterns replaced by ones with a time limit.
+ItemValidator = validators.extend(Draft7Validator, KEYWORDS)  # type: ignore[no-untyped-call]  # untyped in its stubs
 
 
 def check_fields(schema: dict[str, Any]) -> None:
@@ -48,6 +52,8 @@ def check_fields(schema: dict[str, Any]) -> None:
         raise _bad_fields(f"{error.message} (at {_pointer(error.absolute_path) or '/'})") from None
     except (ArithmeticError, ValueError, RecursionError) as error:  # a `pattern` Python cannot compile, ...
         raise _bad_fields(f"{type(error).__name__}: {error}") from None
+    if (why := uncompilable(fields)) is not None:
+        raise _bad_fields(f"the pattern {why}")
     for ref in _refs(fields):
         if not ref.startswith("#"):
             raise _bad_fields(
@@ -56,7 +62,7 @@ def check_fields(schema: dict[str, Any]) -> None:
         if ref.startswith("#/") and not _found(fields, ref[2:]):
             raise _bad_fields(f'"$ref" {ref!r} names nothing in the schema')
     try:  # references that lead nowhere, or only to each other, show on any item
-        Draft7Validator(fields).is_valid({})
+        ItemValidator(fields).is_valid({})
     except Unresolvable as error:
         raise _bad_fields(f'"$ref" {_unresolved(error)!r} names nothing in the schema') from None
     except RecursionError:
@@ -73,7 +79,8 @@ def _compiled(schema_text: str) -> Validator | None:
     schema = orjson.loads(schema_text)
     if not isinstance(schema, dict) or "fields" not in schema:
         return None
-    return Draft7Validator(schema["fields"])
+    validator: Validator = ItemValidator(schema["fields"])
+    return validator
 
 
 def check_items(validator: Validator, items: Iterable[Any]) -> None:
@@ -81,37 +88,46 @@ def check_items(validator: Validator, items: Iterable[Any]) -> None:
     invalid: list[dict[str, Any]] = []
     failing = 0
     for position, item in enumerate(items):
-        try:
+        with _checking(position):
             errors = list(validator.iter_errors(item))
-        except Unresolvable as error:
-            raise InvalidRequest(
-                f"The dataset's schema cannot be applied: the reference {_unresolved(error)!r} leads"
-                " nowhere.",
-                type="invalid-value",
-            ) from None
-        except RecursionError:
-            raise InvalidRequest(
-                f"The item at position {position} nests too deeply to be checked against the dataset's"
-                " schema.",
-                type="invalid-value",
-            ) from None
-        except (ArithmeticError, ValueError) as error:  # numbers past what the check can compute with
-            raise InvalidRequest(
-                f"The item at position {position} cannot be checked against the dataset's schema: {error}.",
-                type="invalid-value",
-            ) from None
-        if not errors:
-            continue
-        failing += 1
-        if len(invalid) < MAX_ITEMS_LISTED:
-            described = [error for found in errors for error in _as_ajv(found)]
-            invalid.append({"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]})
+            if not errors:
+                continue
+            failing += 1
+            if len(invalid) < MAX_ITEMS_LISTED:
+                described = [error for found in errors for error in _as_ajv(found)]
+                invalid.append({"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]})
     if failing:
         shown = "" if failing <= MAX_ITEMS_LISTED else f" (the first {MAX_ITEMS_LISTED} are listed)"
         raise SchemaInvalid(
             f"Schema validation failed: {failing} of the items do not match the dataset's schema{shown}.",
             data={"invalidItems": invalid},
         )
+
+
+@contextlib.contextmanager
+def _checking(position: int) -> Iterator[None]:
+    """An item the schema cannot judge, as a 400 that says why."""
+    try:
+        yield
+    except Unresolvable as error:
+        raise _unjudged(
+            f"the dataset's schema refers to {_unresolved(error)!r}, which leads nowhere"
+        ) from None
+    except RecursionError:
+        raise _unjudged(f"the item at position {position} nests too deeply to be checked") from None
+    except PatternTooSlow as slow:
+        raise _unjudged(
+            f"the pattern {slow.pattern[:80]!r} took longer than {PATTERN_SECONDS} s over a string of the"
+            f" item at position {position}; simplify the pattern"
+        ) from None
+    except (ArithmeticError, ValueError) as error:  # numbers past what the check can compute with
+        raise _unjudged(f"the item at position {position} cannot be checked: {error}") from None
+
+
+def _unjudged(why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"The items cannot be checked against the dataset's schema: {why}.", type="invalid-value"
+    )
 
 
 def _as_ajv(error: ValidationError) -> list[dict[str, Any]]:
@@ -144,7 +160,7 @@ def _as_ajv(error: ValidationError) -> list[dict[str, Any]]:
                 {"additionalProperty": name},
                 "must NOT have additional properties",
             )
-            for name in _additional(error.schema, error.instance)
+            for name in additional(error.schema, error.instance)
         ]
     params, message = _described(keyword, value)
     return [_ajv(where, schema_path, keyword, params, message or error.message)]
@@ -199,15 +215,6 @@ def _ajv(where: str, schema_path: str, keyword: str, params: dict[str, Any], mes
         "params": params,
         "message": message,
     }
-
-
-def _additional(schema: Any, instance: Any) -> list[str]:
-    """The properties of an object that neither `properties` nor `patternProperties` of its schema names."""
-    if not isinstance(schema, dict) or not isinstance(instance, dict):
-        return []
-    named = schema.get("properties") or {}
-    patterns = list(schema.get("patternProperties") or {})
-    return [name for name in instance if name not in named and not any(re.search(p, name) for p in patterns)]
 
 
 def _pointer(path: Iterable[Any]) -> str:
