@@ -89,11 +89,12 @@ def check_items(validator: Validator, items: Iterable[Any]) -> None:
     failing = 0
     for position, item in enumerate(items):
         with _checking(position):
-            errors = list(validator.iter_errors(item))
-            if not errors:
+            if len(invalid) >= MAX_ITEMS_LISTED:  # only counted from here: the first error will do
+                failing += next(validator.iter_errors(item), None) is not None
                 continue
-            failing += 1
-            if len(invalid) < MAX_ITEMS_LISTED:
+            errors = list(validator.iter_errors(item))
+            if errors:
+                failing += 1
                 described = [error for found in errors for error in _as_ajv(found)]
                 invalid.append({"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]})
     if failing:
