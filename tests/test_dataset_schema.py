@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from satchel.service.item_schema import MAX_ITEMS_LISTED
-from tests.conftest import every_engine
+from tests.conftest import Server, every_engine
 from tests.harness.envelope import assert_error, data_of, unique
 
 server = every_engine(in_process=True)
@@ -307,6 +307,21 @@ def test_a_reference_found_to_lead_nowhere_only_by_an_item_is_a_400(http: httpx.
     assert push(http, ds, {"b": 1}).status_code == 201
     error = assert_error(push(http, ds, {"a": 1}), 400, "invalid-value")
     assert "'#nowhere', which leads nowhere" in error["message"], error
+
+
+@pytest.mark.parametrize("fields", [["a"], {"type": "strng"}, {"$ref": "https://example.com/s.json"}])
+def test_a_dataset_stored_before_with_fields_that_cannot_check_takes_any_object(
+    http: httpx.Client, server: Server, fields: Any
+) -> None:
+    # Made past the API's check, as datasets were before it: pushes to it go on working as they did.
+    assert server.app is not None
+    services = server.app.app.services
+    caller = server.app.run(services.users.authenticate(server.token))
+    made, _ = server.app.run(
+        services.datasets.stores.get_or_create(caller, unique("legacy"), {"fields": fields})
+    )
+    assert push(http, made.id, [{"anything": True}, {}]).status_code == 201
+    assert len(stored(http, made.id)) == 2
 
 
 def test_a_dataset_made_before_is_answered_as_it_is_whatever_schema_is_sent(http: httpx.Client) -> None:
