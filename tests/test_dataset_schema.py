@@ -11,7 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from satchel.service.item_schema import MAX_ITEMS_LISTED
+from satchel.errors import InvalidRequest
+from satchel.service.item_schema import MAX_ITEMS_LISTED, check_items, validator_for
 from tests.conftest import Server, every_engine
 from tests.harness.envelope import assert_error, data_of, unique
 
@@ -300,6 +301,21 @@ def test_a_pattern_that_backtracks_without_end_refuses_the_push_in_its_time_limi
     error = assert_error(push(http, keyed, {"x" * 60 + "y": 1}), 400, "invalid-value")
     assert "took longer than" in error["message"], error
     assert stored(http, ds) == [{"a": "aaaa"}]
+
+
+def test_strings_each_matched_within_the_limit_add_up_to_a_refusal_at_the_time_given() -> None:
+    # Each string takes a pattern tens of milliseconds here: under the limit of one match, but not in sum.
+    rules = validator_for(orjson.dumps({"fields": {"items": {"pattern": "^(a|aa)+$"}}}).decode())
+    assert rules is not None
+    check_items(rules, [["a" * 8] * 50], seconds=0.5)  # quick ones pass
+    started = time.monotonic()
+    with pytest.raises(InvalidRequest) as refused:
+        check_items(rules, [["a" * 24 + "b"] * 1000], seconds=0.5)
+    assert time.monotonic() - started < 5
+    # On this machine the sum runs out (each string takes some 40 ms); on one three times slower, each
+    # string would pass the limit of one match first: either way the push is refused in time, and says why.
+    assert "took longer than" in refused.value.message
+    assert "position 0" in refused.value.message
 
 
 def test_a_reference_found_to_lead_nowhere_only_by_an_item_is_a_400(http: httpx.Client) -> None:

@@ -10,14 +10,20 @@ it runs (the check runs on a worker thread for all but small pushes). A match pa
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
+import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import regex
 from jsonschema.exceptions import ValidationError
 
 PATTERN_SECONDS = 0.1  # the most one pattern may take over one string
+# When the check of the push under way must end: many strings each just under the limit add up too.
+_deadline: ContextVar[float] = ContextVar("satchel_pattern_deadline", default=math.inf)
 
 
 class PatternTooSlow(Exception):
@@ -28,12 +34,33 @@ class PatternTooSlow(Exception):
         self.pattern = pattern
 
 
+class CheckTooSlow(Exception):
+    """The check of one push ran past the time it was given."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """The matches made inside (on this thread or task) end by then, or raise CheckTooSlow."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def out_of_time() -> bool:
+    return time.monotonic() >= _deadline.get()
+
+
 def search(pattern: str, text: str) -> bool:
     """Whether the pattern matches somewhere in the text (JSON Schema patterns are not anchored)."""
+    left = _deadline.get() - time.monotonic()
+    if left <= 0:
+        raise CheckTooSlow
     try:
-        return _compiled(pattern).search(text, timeout=PATTERN_SECONDS) is not None
+        return _compiled(pattern).search(text, timeout=min(PATTERN_SECONDS, left)) is not None
     except TimeoutError:
-        raise PatternTooSlow(pattern) from None
+        raise (PatternTooSlow(pattern) if left > PATTERN_SECONDS else CheckTooSlow()) from None
 
 
 @functools.lru_cache(maxsize=256)

@@ -27,7 +27,16 @@ from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
 from satchel.errors import InvalidRequest, SchemaInvalid
-from satchel.service.item_patterns import KEYWORDS, PATTERN_SECONDS, PatternTooSlow, additional, uncompilable
+from satchel.service.item_patterns import (
+    KEYWORDS,
+    PATTERN_SECONDS,
+    CheckTooSlow,
+    PatternTooSlow,
+    additional,
+    out_of_time,
+    time_limit,
+    uncompilable,
+)
 
 log = logging.getLogger(__name__)
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -35,6 +44,9 @@ DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # with a larger document than it sent. The message gives the full count.
 MAX_ITEMS_LISTED = 100
 MAX_ERRORS_LISTED = 20
+# The most checking one push may take: at about 60 us an item, the largest push of small items takes a few
+# seconds; past this, patterns that are slow on many strings are what take the time.
+CHECK_SECONDS = 30.0
 # Draft-07, with the keywords that match patterns replaced by ones with a time limit.
 ItemValidator = validators.extend(Draft7Validator, KEYWORDS)  # type: ignore[no-untyped-call]  # untyped in its stubs
 
@@ -91,20 +103,26 @@ def _compiled(schema_text: str) -> Validator | None:
     return validator
 
 
-def check_items(validator: Validator, items: Iterable[Any]) -> None:
-    """Raise SchemaInvalid naming every item that fails the schema, or return if none does."""
+def check_items(validator: Validator, items: Iterable[Any], *, seconds: float = CHECK_SECONDS) -> None:
+    """Raise SchemaInvalid naming every item that fails the schema, or return if none does. A check that
+    runs past `seconds` is refused (400): many strings each matched just within the patterns' limit add up."""
     invalid: list[dict[str, Any]] = []
     failing = 0
-    for position, item in enumerate(items):
-        with _checking(position):
-            if len(invalid) >= MAX_ITEMS_LISTED:  # only counted from here: the first error will do
-                failing += next(validator.iter_errors(item), None) is not None
-                continue
-            errors = list(validator.iter_errors(item))
-            if errors:
-                failing += 1
-                described = [error for found in errors for error in _as_ajv(found)]
-                invalid.append({"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]})
+    with time_limit(seconds):
+        for position, item in enumerate(items):
+            with _checking(position, seconds):
+                if out_of_time():
+                    raise CheckTooSlow
+                if len(invalid) >= MAX_ITEMS_LISTED:  # only counted from here: the first error will do
+                    failing += next(validator.iter_errors(item), None) is not None
+                    continue
+                errors = list(validator.iter_errors(item))
+                if errors:
+                    failing += 1
+                    described = [error for found in errors for error in _as_ajv(found)]
+                    invalid.append(
+                        {"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]}
+                    )
     if failing:
         shown = "" if failing <= MAX_ITEMS_LISTED else f" (the first {MAX_ITEMS_LISTED} are listed)"
         raise SchemaInvalid(
@@ -114,10 +132,15 @@ def check_items(validator: Validator, items: Iterable[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _checking(position: int) -> Iterator[None]:
+def _checking(position: int, seconds: float) -> Iterator[None]:
     """An item the schema cannot judge, as a 400 that says why."""
     try:
         yield
+    except CheckTooSlow:
+        raise _unjudged(
+            f"checking took longer than {seconds:g} s (stopped at the item at position {position});"
+            " push fewer items at a time, or simplify the schema's patterns"
+        ) from None
     except Unresolvable as error:
         raise _unjudged(
             f"the dataset's schema refers to {_unresolved(error)!r}, which leads nowhere"
