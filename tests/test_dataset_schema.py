@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -301,6 +302,17 @@ def test_a_pattern_that_backtracks_without_end_refuses_the_push_in_its_time_limi
     error = assert_error(push(http, keyed, {"x" * 60 + "y": 1}), 400, "invalid-value")
     assert "took longer than" in error["message"], error
     assert stored(http, ds) == [{"a": "aaaa"}]
+
+
+def test_other_requests_are_answered_while_a_push_is_checked(http: httpx.Client) -> None:
+    # A small push whose check takes seconds (each string some 25 ms here): the server's loop answers meanwhile.
+    ds = with_fields(http, {"properties": {"a": {"items": {"pattern": "^(a|aa)+$"}}}})
+    with ThreadPoolExecutor(1) as pool:
+        pushed = pool.submit(push, http, ds, {"a": ["a" * 23 + "b"] * 50})
+        time.sleep(0.2)
+        assert http.get("/users/me").status_code == 200
+        assert not pushed.done()
+        assert refused(pushed.result())[0]["itemPosition"] == 0
 
 
 def test_strings_each_matched_within_the_limit_add_up_to_a_refusal_at_the_time_given() -> None:

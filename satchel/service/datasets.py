@@ -38,7 +38,6 @@ from satchel.storage.rows import DatasetCounts, ItemBatch
 UNLIMITED = 999_999_999_999  # what the clients send for "no limit", and what a read without one reports
 PAGE_ROWS = 1000  # rows read from storage at a time
 OFF_LOOP_BYTES = 256 * 1024  # pushes this large are parsed on a worker thread
-OFF_LOOP_CHECKED_BYTES = 16 * 1024  # ... and this large, when they are checked against a schema
 NOT_OBJECTS = "The body must be a JSON object or an array of JSON objects"
 
 
@@ -121,8 +120,9 @@ class Datasets:
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         raw = await self._read_payload(chunks, encoding, declared_size)
         rules = validator_for(store.schema)
-        # Checking items against a schema costs some ten times their parsing (60 us an item here).
-        if len(raw) > (OFF_LOOP_BYTES if rules is None else OFF_LOOP_CHECKED_BYTES):
+        # A push checked against a schema always is: the check costs some ten times the parse (60 us an item
+        # here), and its patterns may take up to the check's time limit, which the loop must not wait out.
+        if rules is not None or len(raw) > OFF_LOOP_BYTES:
             batch = await asyncio.to_thread(parse_items, raw, rules)
         else:
             batch = parse_items(raw, rules)
