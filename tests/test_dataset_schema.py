@@ -305,7 +305,7 @@ def test_a_pattern_that_backtracks_without_end_refuses_the_push_in_its_time_limi
 
 
 def test_other_requests_are_answered_while_a_push_is_checked(http: httpx.Client) -> None:
-    # A small push whose check takes seconds (each string some 25 ms here): the server's loop answers meanwhile.
+    # A small push whose check takes seconds (each string some 25 ms here): the loop answers meanwhile.
     ds = with_fields(http, {"properties": {"a": {"items": {"pattern": "^(a|aa)+$"}}}})
     with ThreadPoolExecutor(1) as pool:
         pushed = pool.submit(push, http, ds, {"a": ["a" * 23 + "b"] * 50})
