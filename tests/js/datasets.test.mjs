@@ -396,6 +396,29 @@ describe('pushItems and listItems', () => {
     });
 });
 
+describe('a dataset schema', () => {
+    step('a push with an item the fields refuse fails whole: schema-validation-error, details in data', async () => {
+        const fields = { type: 'object', properties: { title: { type: 'string' } }, required: ['title'] };
+        const made = await client.datasets().getOrCreate(`schema-${RUN}`, { schema: { actorSpecification: 1, fields } });
+        cleanup.push(made.id);
+        const ds = client.dataset(made.id);
+        await ds.pushItems({ title: 'kept' });
+        await assert.rejects(ds.pushItems([{ title: 'fine' }, { title: 3 }, {}]), (err) => {
+            assert.equal(err.statusCode, 400, err.message);
+            assert.equal(err.type, 'schema-validation-error');
+            const invalid = err.data.invalidItems;
+            assert.deepEqual(invalid.map((item) => item.itemPosition), [1, 2]);
+            assert.deepEqual(
+                invalid.map((item) => item.validationErrors.map((e) => [e.instancePath, e.keyword, e.params])),
+                [[['/title', 'type', { type: 'string' }]], [['', 'required', { missingProperty: 'title' }]]],
+            );
+            return true;
+        });
+        const { items } = await ds.listItems();
+        assert.deepEqual(items.map((item) => item.title), ['kept']);
+    });
+});
+
 describe('a big push', () => {
     const COUNT = 6000;
     const filler = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(16);
