@@ -14,7 +14,8 @@ import pytest
 
 from satchel.errors import InvalidRequest
 from satchel.service.item_schema import MAX_ITEMS_LISTED, check_items, validator_for
-from tests.conftest import Server, every_engine
+from tests.conftest import Server, apps_on, every_engine
+from tests.harness.backends import Backends
 from tests.harness.envelope import assert_error, data_of, unique
 
 server = every_engine(in_process=True)
@@ -313,6 +314,26 @@ def test_other_requests_are_answered_while_a_push_is_checked(http: httpx.Client)
         assert http.get("/users/me").status_code == 200
         assert not pushed.done()
         assert refused(pushed.result())[0]["itemPosition"] == 0
+
+
+def test_few_checks_run_at_once_so_the_process_threads_stay_free(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # More slow checks than the process has worker threads (6 on 2 cores); /ready looks at the blob folder on
+    # one of those threads, and answers while the checks are all still under way, each waiting its turn.
+    running = apps_on("sqlite+files", backends, tmp_path_factory)
+    own = next(running)
+    try:
+        with own.client() as http, ThreadPoolExecutor(8) as pool:
+            ds = with_fields(http, {"properties": {"a": {"items": {"pattern": "^(a|aa)+$"}}}})
+            slow = {"a": ["a" * 20 + "b"] * 150}  # some 1.5 s of checking here, 10 ms a string
+            pushes = [pool.submit(push, http, ds, slow) for _ in range(8)]
+            time.sleep(0.1)
+            assert http.get(own.base_url + "/ready").status_code == 200
+            assert not any(pushed.done() for pushed in pushes)
+            assert all(refused(pushed.result()) for pushed in pushes)
+    finally:
+        next(running, None)  # on to its end, which closes the app
 
 
 def test_strings_each_matched_within_the_limit_add_up_to_a_refusal_at_the_time_given() -> None:

@@ -38,6 +38,7 @@ from satchel.storage.rows import DatasetCounts, ItemBatch
 UNLIMITED = 999_999_999_999  # what the clients send for "no limit", and what a read without one reports
 PAGE_ROWS = 1000  # rows read from storage at a time
 OFF_LOOP_BYTES = 256 * 1024  # pushes this large are parsed on a worker thread
+CHECKS_AT_ONCE = 2  # pushes checked against a schema at once, per process (more wait their turn)
 NOT_OBJECTS = "The body must be a JSON object or an array of JSON objects"
 
 
@@ -76,6 +77,9 @@ class Datasets:
         self.stores = stores
         self.usage = stores.usage
         self.max_payload_bytes = max_payload_bytes
+        # Checks against schemas running at once on worker threads: one may take up to the check's limit, and
+        # the threads are the process's few (readiness, large pages, SQLite housekeeping use them too).
+        self._checks = asyncio.Semaphore(CHECKS_AT_ONCE)
 
     # --- the datasets
 
@@ -122,10 +126,13 @@ class Datasets:
         rules = validator_for(store.schema)
         # A push checked against a schema always is: the check costs some ten times the parse (60 us an item
         # here), and its patterns may take up to the check's time limit, which the loop must not wait out.
-        if rules is not None or len(raw) > OFF_LOOP_BYTES:
-            batch = await asyncio.to_thread(parse_items, raw, rules)
+        if rules is not None:
+            async with self._checks:
+                batch = await asyncio.to_thread(parse_items, raw, rules)
+        elif len(raw) > OFF_LOOP_BYTES:
+            batch = await asyncio.to_thread(parse_items, raw, None)
         else:
-            batch = parse_items(raw, rules)
+            batch = parse_items(raw, None)
         if batch.items:
             await self.table.append(store.pk, batch, now=now_ms())
         return store
