@@ -38,9 +38,6 @@ class SchemaInvalid(InvalidRequest):
         super().__init__(message)
         self.data = data
 
-    def __reduce__(self) -> tuple[object, tuple[str, dict[str, object]]]:
-        return (SchemaInvalid, (self.message, self.data or {}))
-
 
 class BodyTimeout(InvalidRequest):
     """The client stopped sending the request's body (an InvalidRequest: whatever reads a body handles it)."""

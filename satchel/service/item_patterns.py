@@ -14,7 +14,7 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -70,7 +70,11 @@ def _compiled(pattern: str) -> regex.Pattern[str]:
 
 def uncompilable(fields: Any) -> str | None:
     """The first pattern of a schema `regex` cannot compile, with why; None when all compile."""
-    for pattern in _patterns(fields):
+    patterns = [p for p in entries(fields, "pattern") if isinstance(p, str)]
+    patterns += [
+        name for names in entries(fields, "patternProperties") if isinstance(names, dict) for name in names
+    ]
+    for pattern in patterns:
         try:
             _compiled(pattern)
         except (regex.error, ArithmeticError, ValueError, RecursionError) as error:
@@ -127,15 +131,13 @@ KEYWORDS = {
 }
 
 
-def _patterns(schema: Any) -> Iterable[str]:
-    """Every `pattern` value and `patternProperties` key in a schema, however deep."""
+def entries(schema: Any, key: str) -> Iterator[Any]:
+    """The value under `key` in every object of a schema, however deep."""
     if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "pattern" and isinstance(value, str):
-                yield value
-            elif key == "patternProperties" and isinstance(value, dict):
-                yield from (name for name in value if isinstance(name, str))
-            yield from _patterns(value)
+        if key in schema:
+            yield schema[key]
+        for value in schema.values():
+            yield from entries(value, key)
     elif isinstance(schema, list):
         for value in schema:
-            yield from _patterns(value)
+            yield from entries(value, key)

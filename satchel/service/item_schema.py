@@ -13,18 +13,18 @@ matched with a time limit (item_patterns.py).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
+from referencing import Registry
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT7
 
 from satchel.errors import InvalidRequest, SchemaInvalid
 from satchel.service.item_patterns import (
@@ -33,6 +33,7 @@ from satchel.service.item_patterns import (
     CheckTooSlow,
     PatternTooSlow,
     additional,
+    entries,
     out_of_time,
     time_limit,
     uncompilable,
@@ -68,13 +69,17 @@ def check_fields(schema: dict[str, Any]) -> None:
         raise _bad_fields(f"{type(error).__name__}: {error}") from None
     if (why := uncompilable(fields)) is not None:
         raise _bad_fields(f"the pattern {why}")
-    for ref in _refs(fields):
+    inside = Registry().resolver_with_root(DRAFT7.create_resource(fields))
+    for ref in (ref for ref in entries(fields, "$ref") if isinstance(ref, str)):
         if not ref.startswith("#"):
             raise _bad_fields(
                 f'"$ref" {ref!r} points outside the schema; only "#..." references are followed'
             )
-        if ref.startswith("#/") and not _found(fields, ref[2:]):
-            raise _bad_fields(f'"$ref" {ref!r} names nothing in the schema')
+        try:
+            if ref.startswith("#/"):
+                inside.lookup(ref)
+        except Unresolvable:
+            raise _bad_fields(f'"$ref" {ref!r} names nothing in the schema') from None
     try:  # references that lead nowhere, or only to each other, show on any item
         ItemValidator(fields).is_valid({})
     except Unresolvable as error:
@@ -107,10 +112,10 @@ def check_items(validator: Validator, items: Iterable[Any], *, seconds: float = 
     """Raise SchemaInvalid naming every item that fails the schema, or return if none does. A check that
     runs past `seconds` is refused (400): many strings each matched just within the patterns' limit add up."""
     invalid: list[dict[str, Any]] = []
-    failing = 0
-    with time_limit(seconds):
-        for position, item in enumerate(items):
-            with _checking(position, seconds):
+    failing = position = 0
+    try:
+        with time_limit(seconds):
+            for position, item in enumerate(items):
                 if out_of_time():
                     raise CheckTooSlow
                 if len(invalid) >= MAX_ITEMS_LISTED:  # only counted from here: the first error will do
@@ -123,6 +128,8 @@ def check_items(validator: Validator, items: Iterable[Any], *, seconds: float = 
                     invalid.append(
                         {"itemPosition": position, "validationErrors": described[:MAX_ERRORS_LISTED]}
                     )
+    except UNJUDGED as error:
+        raise _unjudged(error, position, seconds) from None
     if failing:
         shown = "" if failing <= MAX_ITEMS_LISTED else f" (the first {MAX_ITEMS_LISTED} are listed)"
         raise SchemaInvalid(
@@ -131,32 +138,28 @@ def check_items(validator: Validator, items: Iterable[Any], *, seconds: float = 
         )
 
 
-@contextlib.contextmanager
-def _checking(position: int, seconds: float) -> Iterator[None]:
+# What stops a check before it can judge an item (ArithmeticError, ValueError: numbers past what it computes).
+UNJUDGED = (CheckTooSlow, PatternTooSlow, Unresolvable, RecursionError, ArithmeticError, ValueError)
+
+
+def _unjudged(error: Exception, position: int, seconds: float) -> InvalidRequest:
     """An item the schema cannot judge, as a 400 that says why."""
-    try:
-        yield
-    except CheckTooSlow:
-        raise _unjudged(
+    if isinstance(error, CheckTooSlow):
+        why = (
             f"checking took longer than {seconds:g} s (stopped at the item at position {position});"
             " push fewer items at a time, or simplify the schema's patterns"
-        ) from None
-    except Unresolvable as error:
-        raise _unjudged(
-            f"the dataset's schema refers to {_unresolved(error)!r}, which leads nowhere"
-        ) from None
-    except RecursionError:
-        raise _unjudged(f"the item at position {position} nests too deeply to be checked") from None
-    except PatternTooSlow as slow:
-        raise _unjudged(
-            f"the pattern {slow.pattern[:80]!r} took longer than {PATTERN_SECONDS} s over a string of the"
+        )
+    elif isinstance(error, Unresolvable):
+        why = f"the dataset's schema refers to {_unresolved(error)!r}, which leads nowhere"
+    elif isinstance(error, RecursionError):
+        why = f"the item at position {position} nests too deeply to be checked"
+    elif isinstance(error, PatternTooSlow):
+        why = (
+            f"the pattern {error.pattern[:80]!r} took longer than {PATTERN_SECONDS} s over a string of the"
             f" item at position {position}; simplify the pattern"
-        ) from None
-    except (ArithmeticError, ValueError) as error:  # numbers past what the check can compute with
-        raise _unjudged(f"the item at position {position} cannot be checked: {error}") from None
-
-
-def _unjudged(why: str) -> InvalidRequest:
+        )
+    else:
+        why = f"the item at position {position} cannot be checked: {error}"
     return InvalidRequest(
         f"The items cannot be checked against the dataset's schema: {why}.", type="invalid-value"
     )
@@ -252,32 +255,6 @@ def _ajv(where: str, schema_path: str, keyword: str, params: dict[str, Any], mes
 def _pointer(path: Iterable[Any]) -> str:
     """A JSON Pointer (RFC 6901), as AJV writes instancePath: "" for the item itself, else "/a/0/b"."""
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
-
-
-def _refs(schema: Any) -> Iterable[str]:
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(schema, list):
-        for value in schema:
-            yield from _refs(value)
-
-
-def _found(schema: Any, pointer: str) -> bool:
-    """Whether a JSON Pointer (without its leading "#/") names a place in the schema."""
-    here = schema
-    for raw in pointer.split("/"):
-        part = unquote(raw).replace("~1", "/").replace("~0", "~")
-        if isinstance(here, dict) and part in here:
-            here = here[part]
-        elif isinstance(here, list) and part.isdigit() and int(part) < len(here):
-            here = here[int(part)]
-        else:
-            return False
-    return True
 
 
 def _unresolved(error: Unresolvable) -> str:
