@@ -1,7 +1,7 @@
 """The Python ceiling: a bare Starlette handler on granian that does no work.
 
 GET answers 1 KiB from memory; PUT reads the whole body and answers 201. It runs through the same launcher
-as Satchel (`satchel.cli.run_granian`: same server, workers, loop and HTTP settings), so the ratio between
+as Satchel (`satchel.serving.run_granian`: same server, workers, loop and HTTP settings), so the ratio between
 the two is what Satchel's own work costs.
 
     python -m bench.ceiling --port 9000 --workers 1

@@ -29,6 +29,10 @@ class Profile:
     within: list[tuple[str, float]] = field(default_factory=list)  # inclusive, Satchel's frames only
 
 
+# The frames of the process that starts the server, below every worker's stack.
+MAIN_PROCESS_FILES = ("(satchel/cli.py)", "(satchel/serve_command.py)", "(satchel/__main__.py)")
+
+
 def _frame(raw: str) -> str:
     return LINE.sub(")", raw).replace(str(Path.cwd()) + "/", "")
 
@@ -47,7 +51,7 @@ def parse(text: str, top: int = 12) -> Profile:
         frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
         own[frames[-1] if frames else NATIVE] += n
         for name in set(frames):
-            if "satchel/" in name and not name.endswith(("(satchel/cli.py)", "(satchel/__main__.py)")):
+            if "satchel/" in name and not name.endswith(MAIN_PROCESS_FILES):
                 within[name] += n
     if not total:
         return Profile()

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from bench.harness import Load, wrk_command
-from satchel.server import build_services_from
-from satchel.service import Caller
+from satchel.service.access import Caller
+from satchel.service.services import build_services_from
 from satchel.settings import Settings
 
 BATCH = 2000

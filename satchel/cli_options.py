@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from satchel.errors import SatchelError
-from satchel.server import build_services_from
-from satchel.service import Services
+from satchel.service.services import Services, build_services_from
 from satchel.settings import Settings
 
 T = TypeVar("T")

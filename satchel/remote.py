@@ -19,7 +19,6 @@ import httpx
 from satchel.errors import SatchelError
 from satchel.service.users import TOKEN_FILE
 from satchel.service.validation import NAME_RE
-from satchel.settings import Settings
 
 T = TypeVar("T")
 # Exit codes of the commands that work remotely (2 is click's, for a command line it cannot read).
@@ -50,11 +49,17 @@ def server_options(command: Callable[..., T]) -> Callable[..., T]:
 
 def default_url() -> str:
     """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT)."""
+    # Imported here: the settings' model takes half a second to load, which a command given --url and
+    # --token never needs.
+    from satchel.settings import Settings  # noqa: PLC0415
+
     return Settings().base_url
 
 
 def default_token() -> str | None:
     """SATCHEL_TOKEN unset: the admin's token that `satchel serve` keeps in its data dir, if readable here."""
+    from satchel.settings import Settings  # noqa: PLC0415 (as in default_url)
+
     with contextlib.suppress(OSError):
         return (Settings().data_dir / TOKEN_FILE).read_text().strip() or None
     return None

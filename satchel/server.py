@@ -4,13 +4,8 @@ the Console over those."""
 from __future__ import annotations
 
 from satchel.api.app import SatchelApp
-from satchel.service import Services, build_services
+from satchel.service.services import build_services_from
 from satchel.settings import Settings
-from satchel.storage.factory import build_storage
-
-
-def build_services_from(settings: Settings, *, housekeeping: bool = True) -> Services:
-    return build_services(settings, build_storage(settings, housekeeping=housekeeping))
 
 
 def create_app(settings: Settings | None = None) -> SatchelApp:

@@ -11,12 +11,14 @@ from urllib.parse import quote, urlencode
 import click
 from click.core import ParameterSource
 
-from satchel import crawlee_storage
 from satchel.cli_options import run_on_storage, storage_options
 from satchel.clock import iso
+from satchel.crawlee_storage import exporting, importing
+from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
 from satchel.remote import connection, run_remote, server_options
-from satchel.service import Services, signing
+from satchel.service import signing
 from satchel.service.access import Caller
+from satchel.service.services import Services
 from satchel.service.signing import DEFAULT_LINK_SECONDS
 from satchel.service.validation import NAME_RE, check_key, is_digits, split_reference
 from satchel.storage import StorageKind, StoreRow
@@ -174,16 +176,16 @@ def _on_stores(
     server: tuple[str, str] | None,
     username: str | None,
     where: dict[str, Any],
-    work: Callable[[crawlee_storage.Stores], Awaitable[T]],
+    work: Callable[[Stores], Awaitable[T]],
 ) -> T:
     """Run the work on the stores: over the API when `server` is given, else on the storage here as
     `username` (default: the admin)."""
     if server is not None:
-        return run_remote(*server, lambda remote: work(crawlee_storage.RemoteStores(remote)))
+        return run_remote(*server, lambda remote: work(RemoteStores(remote)))
 
     async def local(services: Services) -> T:
         owner = await services.users.find(username or services.settings.admin_username)
-        return await work(crawlee_storage.LocalStores(services, Caller(owner)))
+        return await work(LocalStores(services, Caller(owner)))
 
     return run_on_storage(where, local, bodies=True)
 
@@ -207,7 +209,7 @@ def import_folder(
         server,
         username,
         where,
-        lambda stores: crawlee_storage.import_folders(stores, path, store_name=store_name),
+        lambda stores: importing.import_folders(stores, path, store_name=store_name),
     )
     for name, count in report.stores.items():
         click.echo(f"{name}: {count} records")
@@ -234,9 +236,7 @@ def export_store(
     store: str, path: Path, username: str | None, url: str | None, token: str | None, **where: Any
 ) -> None:
     server = _server(url, token, username, where)
-    done = _on_stores(
-        server, username, where, lambda stores: crawlee_storage.export_store(stores, store, path)
-    )
+    done = _on_stores(server, username, where, lambda stores: exporting.export_store(stores, store, path))
     click.echo(f"{done.records} records written to {done.folder}")
     if done.own_names:
         click.echo(

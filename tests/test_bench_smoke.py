@@ -15,7 +15,7 @@ import pytest
 
 from bench.harness import ROOT, ensure_tools
 
-FIGURES = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+FIGURES = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 NUMBER = re.compile(r"\d[\d,]*(\.\d+)?")
 
 

@@ -10,7 +10,7 @@ import click
 import pytest
 
 from satchel import settings_doc
-from satchel.cli import serve
+from satchel.serve_command import serve
 from satchel.setting_flags import flag_values, settings_fields
 from satchel.settings import CONFIG_VARIABLE, MIB, ConfigFileError, Settings
 from tests.harness.cli import cli_command

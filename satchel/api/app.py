@@ -29,7 +29,8 @@ from satchel.console import Console
 from satchel.errors import InvalidRequest, MethodNotAllowed, SatchelError
 from satchel.logs import flush_logs
 from satchel.metrics import Metrics
-from satchel.service import Caller, Services
+from satchel.service.access import Caller
+from satchel.service.services import Services
 
 log = logging.getLogger("satchel.api")
 OVERRIDABLE = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")

@@ -13,8 +13,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from satchel.errors import InvalidRequest, TooLarge
-from satchel.service import Caller, Services
+from satchel.service.access import Caller
 from satchel.service.encoding import Decoder, normalize
+from satchel.service.services import Services
 from satchel.service.stores import Listing
 
 MAX_JSON_BYTES = 1024 * 1024

@@ -24,7 +24,7 @@ from satchel.api.errors import error_response, from_error
 from satchel.api.http import bearer_token
 from satchel.errors import Forbidden, SatchelError, Unauthorized
 from satchel.metrics import CONTENT_TYPE, Metrics
-from satchel.service import Services
+from satchel.service.services import Services
 from satchel.storage.blobs.base import BlobMissing
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from satchel.api import wire
 from satchel.api.http import Call, read_json_object
 from satchel.errors import InvalidRequest
-from satchel.service import Services, Stores
+from satchel.service.services import Services
+from satchel.service.stores import Stores
 
 
 class Sharing:

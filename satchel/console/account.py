@@ -8,8 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from satchel.console.forms import PREFIX, field, read_form, redirect
-from satchel.service import Caller
-from satchel.service.access import USER_GENERAL_ACCESS
+from satchel.service.access import USER_GENERAL_ACCESS, Caller
 from satchel.service.users import token_id
 
 if TYPE_CHECKING:

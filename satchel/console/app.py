@@ -29,7 +29,9 @@ from satchel.console.records import PREVIEW_BYTES
 from satchel.console.signin import COOKIE, SignInLimits
 from satchel.console.snippets import TOKEN_VARIABLE
 from satchel.errors import Forbidden, SatchelError
-from satchel.service import Caller, Services, Session
+from satchel.service.access import Caller
+from satchel.service.services import Services
+from satchel.service.sessions import Session
 from satchel.storage import UserRow
 
 log = logging.getLogger(__name__)

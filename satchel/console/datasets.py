@@ -27,7 +27,7 @@ from satchel.console.stores import (
     signed_api_url,
 )
 from satchel.errors import InvalidRequest
-from satchel.service import Caller
+from satchel.service.access import Caller
 from satchel.service.item_formats import MEDIA_TYPES, ExportOptions, Format, ItemQuery, export, names
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from satchel.console.stores import (
     settings_of,
     share_of,
 )
-from satchel.service import Caller
+from satchel.service.access import Caller
 from satchel.service.queue_requests import FILTERS, make_cursor
 from satchel.storage.rows import RequestRow
 

@@ -17,8 +17,7 @@ from starlette.requests import Request
 from satchel.console.forms import whole
 from satchel.console.records import Preview, preview_of
 from satchel.errors import NotFound
-from satchel.service import Caller
-from satchel.service.access import Level
+from satchel.service.access import Caller, Level
 from satchel.storage import RecordHead, StoreRow
 
 if TYPE_CHECKING:

@@ -28,8 +28,7 @@ from satchel.console.forms import (
 )
 from satchel.console.snippets import base_url
 from satchel.errors import InvalidRequest, SatchelError
-from satchel.service import Caller
-from satchel.service.access import Level
+from satchel.service.access import Caller, Level
 from satchel.service.encoding import plain_stream, read_prefix
 from satchel.service.records import Records
 from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, expiring_record_signature

@@ -15,8 +15,7 @@ from starlette.responses import Response
 from satchel.console.forms import PREFIX, redirect, whole
 from satchel.console.stores import pager
 from satchel.errors import NotFound
-from satchel.service import Caller
-from satchel.service.access import Level
+from satchel.service.access import Caller, Level
 from satchel.service.runs import STATUSES, run_level
 from satchel.storage.rows import FINISHED
 

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from satchel.console import record_list, snippets
 from satchel.console.forms import SORT_STARTS_DESC, STORES, field, list_query, listing, read_form, redirect
 from satchel.errors import InvalidRequest
-from satchel.service import Caller, Services
-from satchel.service.access import GENERAL_ACCESS, Level
+from satchel.service.access import GENERAL_ACCESS, Caller, Level
+from satchel.service.services import Services
 from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, storage_signature
 from satchel.service.stores import Listing, Stores
 from satchel.storage import StoreRow

@@ -21,20 +21,3 @@ only files it creates (O_CREAT | O_EXCL | O_NOFOLLOW), through no link, into a p
 beside the store folder, renamed to it (over nothing or an empty folder) once whole; if it fails, it removes
 the partial folder, and if it is killed, the next export of that store there does (exporting.py).
 """
-
-from satchel.crawlee_storage.exporting import Exported, export_store
-from satchel.crawlee_storage.importing import Report, import_folders
-from satchel.crawlee_storage.layout import crawlee_name, file_names
-from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
-
-__all__ = [
-    "Exported",
-    "LocalStores",
-    "RemoteStores",
-    "Report",
-    "Stores",
-    "crawlee_name",
-    "export_store",
-    "file_names",
-    "import_folders",
-]

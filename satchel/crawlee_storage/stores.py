@@ -12,8 +12,9 @@ from satchel.clock import iso
 from satchel.crawlee_storage.files import async_chunks
 from satchel.errors import NotFound
 from satchel.remote import Remote, RemoteError
-from satchel.service import Caller, Services
+from satchel.service.access import Caller
 from satchel.service.encoding import plain_stream
+from satchel.service.services import Services
 from satchel.service.validation import NAME_RE
 from satchel.storage import StoreRow
 

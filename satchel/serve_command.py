@@ -1,0 +1,104 @@
+"""`satchel serve`: make sure the admin exists (bootstrap_command.py, in a process of its own), then run the
+server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from satchel.cli_options import SQLITE_FILE, settings_from
+from satchel.logs import configure_logging
+from satchel.service.users import TOKEN_FILE
+from satchel.serving import PortInUse, claim_port, run_server
+from satchel.setting_flags import flag_values, setting_options
+from satchel.settings import CONFIG_VARIABLE, Settings
+
+
+def _bootstrap_apart(settings: Settings) -> dict[str, Any]:
+    """Make the admin in a process of its own (`satchel bootstrap-admin`): the storage clients (asyncpg,
+    obstore's runtime threads) must not exist in this process when granian forks its workers from it.
+    Answers what `bootstrap_command.bootstrap` does."""
+    done = subprocess.run(
+        [sys.executable, "-m", "satchel", "bootstrap-admin"],
+        env={**os.environ, **settings_environment(settings)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise click.ClickException(done.stderr.strip().removeprefix("Error: ") or "Starting failed.")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@click.command()
+@setting_options
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"A TOML file of settings, below flags and variables (also {CONFIG_VARIABLE}).",
+)
+def serve(config: Path | None, **flags: Any) -> None:
+    """Run the API server: on SQLite and local files with no configuration, or on PostgreSQL and S3.
+
+    Every setting has a flag (docs/settings.md lists them with their variables and defaults).
+    """
+    if config is not None:
+        os.environ[CONFIG_VARIABLE] = str(config)  # read by Settings, here and in every process started
+    try:
+        settings = settings_from(**flag_values(flags))
+    except ValueError as error:  # a bad value, or a config file that cannot be used
+        raise click.ClickException(str(error)) from error
+    # Before anything starts: a second server on a taken port would otherwise share it (SO_REUSEPORT).
+    try:
+        claim = claim_port(settings.host, settings.port)
+    except PortInUse as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        _serve(settings)
+    finally:
+        if claim is not None:
+            claim.close()
+
+
+def _serve(settings: Settings) -> None:
+    settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+    data_dir = settings.data_dir
+    new = not data_dir.is_dir() if settings.database else not (data_dir / SQLITE_FILE).is_file()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings)
+    admin = _bootstrap_apart(settings)
+    click.echo(f"{'Created a new' if new else 'Using the'} data dir at {data_dir}")
+    click.echo(f"Satchel API: {settings.base_url}/v2")
+    click.echo(f"Console:     {settings.base_url}/console")
+    token_file = data_dir / TOKEN_FILE
+    if admin["replaced"]:
+        click.echo(
+            f"Admin token: SATCHEL_TOKEN replaces the admin token kept before (id {admin['replaced']}), which"
+            f" is now revoked; SATCHEL_TOKEN is kept in {token_file}"
+        )
+    elif admin["created"]:
+        click.echo(f"Admin token: {admin['token']}   (shown once; also kept in {token_file})")
+    else:
+        click.echo(f"Admin token: in {token_file}")
+    # Workers are separate processes and read their settings from the environment.
+    os.environ.update(settings_environment(settings))
+    run_server(settings)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The SATCHEL_* variables that give another process these settings (engine blocks as NAME__FIELD)."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, dict):
+            env.update({f"SATCHEL_{name}__{k}".upper(): str(v) for k, v in value.items()})
+        elif value is not None:
+            env[f"SATCHEL_{name.upper()}"] = str(value)
+    return env
