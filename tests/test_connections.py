@@ -19,6 +19,7 @@ import pytest
 from satchel.serving import PortInUse, claim_port
 from tests.conftest import TOKEN, Server, free_port, start_server, stop_server
 from tests.harness.cli import cli_command
+from tests.harness.server import TLS
 
 IDLE = 500
 SLOW_UPLOADS = 8
@@ -198,7 +199,7 @@ def test_a_second_server_on_a_taken_port_stops_before_starting(tmp_path: Path) -
             assert second.poll() is None, "the server on the freed port exited"
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(
-                    f"{again.api}/users/me", headers={"authorization": f"Bearer {TOKEN}"}
+                    f"{again.api}/users/me", headers={"authorization": f"Bearer {TOKEN}"}, verify=TLS
                 ).is_success:
                     break
             assert time.monotonic() < deadline, "the server on the freed port did not answer"

@@ -8,6 +8,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ from tests.harness.cli import cli_command
 from tests.harness.inprocess import InProcessApp
 
 TOKEN = "apify_api_" + "t" * 36
+
+# One TLS context for every client made here. They speak plain HTTP to loopback, but httpx builds a context
+# per client unless given one, loading the whole CA bundle each time: about 70 ms of CPU on a loaded host,
+# which made each server's readiness poll busy for seconds and was a third of the test processes' CPU.
+TLS = ssl.create_default_context()
 
 
 @dataclass
@@ -47,13 +53,13 @@ class Server:
         headers = {"authorization": f"Bearer {token or self.token}"}
         if self.app is not None:
             kwargs["transport"] = self.app.transport
-        return httpx.Client(base_url=self.api, headers=headers, timeout=60, **kwargs)
+        return httpx.Client(base_url=self.api, headers=headers, timeout=60, verify=TLS, **kwargs)
 
     def anonymous(self, **kwargs: Any) -> httpx.Client:
         """A client that sends no token."""
         if self.app is not None:
             kwargs["transport"] = self.app.transport
-        return httpx.Client(base_url=self.api, timeout=60, **kwargs)
+        return httpx.Client(base_url=self.api, timeout=60, verify=TLS, **kwargs)
 
     def raw_request(
         self, method: str, raw_path: str, body: bytes | None = None, *, token: str | None = None
@@ -78,7 +84,7 @@ class Server:
 def client_from(address: str) -> httpx.Client:
     """A client whose connections leave from this loopback address (127.0.0.2, ...): another client to the
     server's per-address limits."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address, verify=TLS), timeout=30)
 
 
 def free_port() -> int:
@@ -110,18 +116,15 @@ def start_server(
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
-        try:
-            httpx.get(
-                base + "/v2/users/me",
-                headers={"authorization": f"Bearer {token}"} if token else {},
-                timeout=1,
-            )
-            return Server(base, token, data_dir, process)
-        except httpx.TransportError:
-            time.sleep(0.05)
+    with httpx.Client(timeout=1, verify=TLS) as poll:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
+            try:
+                poll.get(base + "/v2/users/me", headers={"authorization": f"Bearer {token}"} if token else {})
+                return Server(base, token, data_dir, process)
+            except httpx.TransportError:
+                time.sleep(0.05)
     process.kill()
     raise RuntimeError("server did not start within 30 s")
 
