@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import click
@@ -19,6 +19,9 @@ import httpx
 from satchel.errors import SatchelError
 from satchel.service.users import TOKEN_FILE
 from satchel.service.validation import NAME_RE
+
+if TYPE_CHECKING:
+    from satchel.settings import Settings
 
 T = TypeVar("T")
 # Exit codes of the commands that work remotely (2 is click's, for a command line it cannot read).
@@ -47,21 +50,23 @@ def server_options(command: Callable[..., T]) -> Callable[..., T]:
     return URL(TOKEN(command))
 
 
-def default_url() -> str:
-    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT)."""
-    # Imported here: the settings' model takes half a second to load, which a command given --url and
-    # --token never needs.
+def _settings() -> Settings:
+    """The settings, for a default the command line left out. Imported here: the settings' model takes half
+    a second to load, which a command given --url and --token never needs."""
     from satchel.settings import Settings  # noqa: PLC0415
 
-    return Settings().base_url
+    return Settings()
+
+
+def default_url() -> str:
+    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT)."""
+    return _settings().base_url
 
 
 def default_token() -> str | None:
     """SATCHEL_TOKEN unset: the admin's token that `satchel serve` keeps in its data dir, if readable here."""
-    from satchel.settings import Settings  # noqa: PLC0415 (as in default_url)
-
     with contextlib.suppress(OSError):
-        return (Settings().data_dir / TOKEN_FILE).read_text().strip() or None
+        return (_settings().data_dir / TOKEN_FILE).read_text().strip() or None
     return None
 
 

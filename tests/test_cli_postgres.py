@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from satchel.storage.postgres.migrations import STEPS
 from tests.conftest import Server, free_port, start_server, stop_server
 from tests.harness.backends import Backends
 from tests.harness.cli import cli_command, run_cli
-from tests.harness.server import TLS
 
 PROPAGATION_SECONDS = 2.0  # how soon a change made by the CLI must reach a running server
 
@@ -56,9 +54,8 @@ def eventually(check: Callable[[], int], expected: int, timeout: float = PROPAGA
 
 
 def status(server: Server, token: str | None, method: str, path: str, **kwargs: Any) -> int:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    answer = httpx.request(method, server.api + path, headers=headers, timeout=30, verify=TLS, **kwargs)
-    return answer.status_code
+    with server.client(token, timeout=30) if token else server.anonymous(timeout=30) as http:
+        return http.request(method, path, **kwargs).status_code
 
 
 def whoami(server: Server, token: str) -> int:

@@ -19,7 +19,6 @@ import pytest
 from satchel.serving import PortInUse, claim_port
 from tests.conftest import TOKEN, Server, free_port, start_server, stop_server
 from tests.harness.cli import cli_command
-from tests.harness.server import TLS
 
 IDLE = 500
 SLOW_UPLOADS = 8
@@ -195,15 +194,14 @@ def test_a_second_server_on_a_taken_port_stops_before_starting(tmp_path: Path) -
     again = Server(first.base_url, TOKEN, tmp_path / "again", second)
     try:
         deadline = time.monotonic() + 30
-        while True:
-            assert second.poll() is None, "the server on the freed port exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(
-                    f"{again.api}/users/me", headers={"authorization": f"Bearer {TOKEN}"}, verify=TLS
-                ).is_success:
-                    break
-            assert time.monotonic() < deadline, "the server on the freed port did not answer"
-            time.sleep(0.1)
+        with again.client(timeout=5) as http:
+            while True:
+                assert second.poll() is None, "the server on the freed port exited"
+                with contextlib.suppress(httpx.TransportError):
+                    if http.get("/users/me").is_success:
+                        break
+                assert time.monotonic() < deadline, "the server on the freed port did not answer"
+                time.sleep(0.1)
     finally:
         stop_server(again)
 

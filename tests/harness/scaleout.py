@@ -16,7 +16,7 @@ from apify_client import ApifyClient
 
 from tests.harness.backends import Backends
 from tests.harness.cli import run_cli
-from tests.harness.server import TLS, TOKEN, Server, start_server, stop_server
+from tests.harness.server import TOKEN, Server, start_server, stop_server
 from tests.harness.summaries import summary
 
 KIB = 1024
@@ -115,8 +115,7 @@ def assert_no_internal_errors(*nodes: Server) -> None:
 
 def http_client(node: Server, token: str = TOKEN) -> httpx.Client:
     # The timeout is far above any node's own: a request that hangs shows as a long request.
-    headers = {"authorization": f"Bearer {token}"}
-    return httpx.Client(base_url=node.api, headers=headers, timeout=30, verify=TLS)
+    return node.client(token, timeout=30)
 
 
 def apify(node: Server, token: str = TOKEN) -> ApifyClient:

@@ -50,16 +50,13 @@ class Server:
         return self.base_url + "/v2"
 
     def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
-        headers = {"authorization": f"Bearer {token or self.token}"}
-        if self.app is not None:
-            kwargs["transport"] = self.app.transport
-        return httpx.Client(base_url=self.api, headers=headers, timeout=60, verify=TLS, **kwargs)
+        return self.anonymous(headers={"authorization": f"Bearer {token or self.token}"}, **kwargs)
 
-    def anonymous(self, **kwargs: Any) -> httpx.Client:
+    def anonymous(self, *, timeout: float = 60, **kwargs: Any) -> httpx.Client:
         """A client that sends no token."""
         if self.app is not None:
             kwargs["transport"] = self.app.transport
-        return httpx.Client(base_url=self.api, timeout=60, verify=TLS, **kwargs)
+        return httpx.Client(base_url=self.api, timeout=timeout, verify=TLS, **kwargs)
 
     def raw_request(
         self, method: str, raw_path: str, body: bytes | None = None, *, token: str | None = None
