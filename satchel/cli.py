@@ -1,7 +1,7 @@
 """The `satchel` command. Each subcommand is imported only when it runs (or `--help` lists it): the server's
 modules take over a second to load, which `satchel kv get` or `satchel run` need not pay.
 
-The commands live in serve_command.py (`serve`, which runs bootstrap_command.py first), manage_commands.py
+The commands live in serve_command.py (`serve`, which runs bootstrap.py first), manage_commands.py
 (users, tokens, migrate), store_commands.py (share, signing keys, import, export), kv_commands.py,
 run_command.py and backup/.
 """
@@ -15,7 +15,6 @@ import click
 # name: (module, attribute), in the order `satchel --help` lists them
 COMMANDS = {
     "serve": ("satchel.serve_command", "serve"),
-    "bootstrap-admin": ("satchel.bootstrap_command", "bootstrap_admin"),
     "users": ("satchel.manage_commands", "users"),
     "tokens": ("satchel.manage_commands", "tokens"),
     "migrate": ("satchel.manage_commands", "migrate"),

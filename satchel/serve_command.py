@@ -1,17 +1,18 @@
-"""`satchel serve`: make sure the admin exists (bootstrap_command.py, in a process of its own), then run the
+"""`satchel serve`: make sure the admin exists (bootstrap.py, in a process of its own), then run the
 server."""
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
-import subprocess
-import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import click
 
+from satchel.bootstrap import bootstrap_now
 from satchel.cli_options import SQLITE_FILE, settings_from
 from satchel.logs import configure_logging
 from satchel.service.users import TOKEN_FILE
@@ -21,20 +22,14 @@ from satchel.settings import CONFIG_VARIABLE, Settings
 
 
 def _bootstrap_apart(settings: Settings) -> dict[str, Any]:
-    """Make the admin in a process of its own (`satchel bootstrap-admin`): the storage clients (asyncpg,
-    obstore's runtime threads) must not exist in this process when granian forks its workers from it.
-    Answers what `bootstrap_command.bootstrap` does."""
-    done = subprocess.run(
-        [sys.executable, "-m", "satchel", "bootstrap-admin"],
-        env={**os.environ, **settings_environment(settings)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise click.ClickException(done.stderr.strip().removeprefix("Error: ") or "Starting failed.")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    """bootstrap() in a child process forked from this one: the storage clients it makes (asyncpg, obstore's
+    runtime threads) must not exist here when granian forks its workers, and a forked child needs none of
+    the second of imports a fresh interpreter would."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as child:
+        try:
+            return child.submit(bootstrap_now, settings).result()
+        except BrokenProcessPool as exc:  # the child killed (out of memory, a signal) before it answered
+            raise click.ClickException(f"Starting failed: the process making the admin ended: {exc}") from exc
 
 
 @click.command()

@@ -1,16 +1,12 @@
-"""`satchel bootstrap-admin`, which `satchel serve` runs first in a process of its own: the admin and their
-token made, or found. It loads the storage and the services only, not the API: a server start waits for it."""
+"""The admin and their token made, or found: what `satchel serve` does first, in a process of its own."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from typing import Any
 
 import click
 
-from satchel.cli_options import settings_from
 from satchel.errors import SatchelError
 from satchel.service.ids import token_hash
 from satchel.service.services import build_services_from
@@ -43,13 +39,10 @@ async def bootstrap(settings: Settings) -> dict[str, Any]:
     return {"token": token, "created": created, "replaced": replaced}
 
 
-@click.command("bootstrap-admin", hidden=True)
-def bootstrap_admin() -> None:
-    """Make sure the admin and their token exist; print both as JSON (what `serve` runs first)."""
-    settings = settings_from()
-    logging.basicConfig(level=settings.log_level.upper())
+def bootstrap_now(settings: Settings) -> dict[str, Any]:
+    """bootstrap() run to its end, a backend that does not answer or a URL Satchel cannot use refused as
+    the command line refuses."""
     try:
-        result = asyncio.run(bootstrap(settings))
-    except (SatchelError, ValueError) as error:  # a backend that does not answer, a URL Satchel cannot use
+        return asyncio.run(bootstrap(settings))
+    except (SatchelError, ValueError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(json.dumps(result))
