@@ -331,7 +331,12 @@ def test_few_checks_run_at_once_so_the_process_threads_stay_free(
             time.sleep(0.1)
             assert http.get(own.base_url + "/ready").status_code == 200
             assert not any(pushed.done() for pushed in pushes)
-            assert all(refused(pushed.result()) for pushed in pushes)
+            # Each refused in the end: for its items, or (the match's limit is wall time, and this process's
+            # eight client threads contend with the check's for the GIL) for a pattern found too slow.
+            for pushed in pushes:
+                error = assert_error(pushed.result(), 400)
+                too_slow = "took longer than" in error["message"]
+                assert error["type"] == "schema-validation-error" or too_slow, error
     finally:
         next(running, None)  # on to its end, which closes the app
 
