@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from satchel.errors import SatchelError
+from satchel.logs import configure_logging, stop_logging
 from satchel.service.ids import token_hash
 from satchel.service.services import build_services_from
 from satchel.service.users import TOKEN_FILE, token_id
@@ -40,9 +41,13 @@ async def bootstrap(settings: Settings) -> dict[str, Any]:
 
 
 def bootstrap_now(settings: Settings) -> dict[str, Any]:
-    """bootstrap() run to its end, a backend that does not answer or a URL Satchel cannot use refused as
-    the command line refuses."""
+    """bootstrap() run to its end in a process forked from `satchel serve`'s, its logs written before it
+    returns (the log writer thread does not survive a fork, and the process ends without atexit); a backend
+    that does not answer or a URL Satchel cannot use refused as the command line refuses."""
+    configure_logging(settings)
     try:
         return asyncio.run(bootstrap(settings))
     except (SatchelError, ValueError) as error:
         raise click.ClickException(str(error)) from error
+    finally:
+        stop_logging()
