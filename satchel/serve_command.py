@@ -24,7 +24,8 @@ from satchel.settings import CONFIG_VARIABLE, Settings
 def _bootstrap_apart(settings: Settings) -> dict[str, Any]:
     """bootstrap() in a child process forked from this one: the storage clients it makes (asyncpg, obstore's
     runtime threads) must not exist here when granian forks its workers, and a forked child needs none of
-    the second of imports a fresh interpreter would."""
+    the second of imports a fresh interpreter would. Called before this process starts its log writer: no
+    thread may run at the fork, since one caught holding stderr's lock would leave the child waiting on it."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as child:
         try:
             return child.submit(bootstrap_now, settings).result()
@@ -68,8 +69,8 @@ def _serve(settings: Settings) -> None:
     data_dir = settings.data_dir
     new = not data_dir.is_dir() if settings.database else not (data_dir / SQLITE_FILE).is_file()
     data_dir.mkdir(parents=True, exist_ok=True)
-    configure_logging(settings)
     admin = _bootstrap_apart(settings)
+    configure_logging(settings)
     click.echo(f"{'Created a new' if new else 'Using the'} data dir at {data_dir}")
     click.echo(f"Satchel API: {settings.base_url}/v2")
     click.echo(f"Console:     {settings.base_url}/console")
