@@ -24,8 +24,8 @@ from satchel.settings import CONFIG_VARIABLE, Settings
 def _bootstrap_apart(settings: Settings) -> dict[str, Any]:
     """bootstrap() in a child process forked from this one: the storage clients it makes (asyncpg, obstore's
     runtime threads) must not exist here when granian forks its workers, and a forked child needs none of
-    the second of imports a fresh interpreter would. Called before this process starts its log writer: no
-    thread may run at the fork, since one caught holding stderr's lock would leave the child waiting on it."""
+    the second of imports a fresh interpreter would. Called before this process starts its log writer, so
+    that it forks with no other thread running (which Python 3.12 and later warn against)."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as child:
         try:
             return child.submit(bootstrap_now, settings).result()
