@@ -19,21 +19,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jsonschema.protocols import Validator
 
 from satchel.clock import now_ms
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import Decoder, normalize
 from satchel.service.item_formats import is_clean
-from satchel.service.item_schema import check_fields, check_items, validator_for
 from satchel.service.signing import check_not_expired, read_storage_signature
 from satchel.service.stores import Listing, StorePage, Stores
 from satchel.storage import Storage, StoreRow
 from satchel.storage.rows import DatasetCounts, ItemBatch
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 UNLIMITED = 999_999_999_999  # what the clients send for "no limit", and what a read without one reports
 PAGE_ROWS = 1000  # rows read from storage at a time
@@ -84,7 +85,7 @@ class Datasets:
     # --- the datasets
 
     async def get_or_create(self, caller: Caller, name: str | None, schema: Any) -> tuple[DatasetView, bool]:
-        store, created = await self.stores.get_or_create(caller, name, schema, schema_rule=check_fields)
+        store, created = await self.stores.get_or_create(caller, name, schema, schema_rule=_check_fields)
         counts = DatasetCounts() if created else await self.table.counts(store.pk)
         return DatasetView(store, Level.OWNER, counts), created
 
@@ -123,7 +124,7 @@ class Datasets:
         encoding = normalize(content_encoding)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         raw = await self._read_payload(chunks, encoding, declared_size)
-        rules = validator_for(store.schema)
+        rules = _validator_for(store.schema)
         # A push checked against a schema always is: the check costs some ten times the parse (60 us an item
         # here), and its patterns may take up to the check's time limit, which the loop must not wait out.
         if rules is not None:
@@ -246,8 +247,26 @@ def parse_items(raw: bytes, rules: Validator | None = None) -> ItemBatch:
         size += len(data)
         clean += is_clean(item)
     if rules is not None:
+        from satchel.service.item_schema import check_items  # noqa: PLC0415 - loaded with the rules
+
         check_items(rules, items)
     return ItemBatch(stored, clean, size)
+
+
+# The item schema's module loads jsonschema (0.15 s): imported once a dataset with a schema is made or written
+# to, rather than by every process that starts (each `satchel serve`, each management command).
+def _check_fields(schema: dict[str, Any]) -> None:
+    from satchel.service.item_schema import check_fields  # noqa: PLC0415 - see above
+
+    check_fields(schema)
+
+
+def _validator_for(schema_text: str | None) -> Validator | None:
+    if schema_text is None:
+        return None
+    from satchel.service.item_schema import validator_for  # noqa: PLC0415 - see above
+
+    return validator_for(schema_text)
 
 
 def _too_large(limit: int) -> TooLarge:

@@ -27,7 +27,6 @@ from html import escape
 from typing import Any
 
 import orjson
-import xlsxwriter
 
 from satchel.service.item_formats.text import Writer
 from satchel.service.item_formats.transform import Item, ItemQuery, leaves
@@ -158,6 +157,8 @@ class XlsxWriter(TableWriter):
         super().__init__(query)
         handle, self.path = tempfile.mkstemp(prefix="satchel-items-", suffix=".xlsx")
         os.close(handle)
+        import xlsxwriter  # noqa: PLC0415 - when an export asks for it: 0.05 s of every process start otherwise
+
         self.workbook = xlsxwriter.Workbook(
             self.path,
             {
