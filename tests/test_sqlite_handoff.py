@@ -27,7 +27,7 @@ from satchel.storage.sqlite.db import Database
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
 from tests.harness.engine import Body
-from tests.harness.processes import live_children
+from tests.harness.processes import gone, live_children
 from tests.harness.server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,14 +349,6 @@ def writing_process(server_pid: int) -> int | None:
     return next(
         (pid for pid, command in live_children(server_pid).items() if b"write_process" in command), None
     )
-
-
-def gone(pid: int, seconds: float = 10) -> bool:
-    """Whether the process left /proc (ended and reaped, its sockets closed) within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not Path(f"/proc/{pid}").exists()
 
 
 def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> None:

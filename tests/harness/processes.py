@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 
@@ -33,3 +34,11 @@ def alive(pid: int) -> bool:
         return _stat(pid)[0] != "Z"
     except OSError:
         return False
+
+
+def gone(pid: int, seconds: float = 10) -> bool:
+    """Whether the process left /proc (ended and reaped, its sockets closed) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (Path("/proc") / str(pid)).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not (Path("/proc") / str(pid)).exists()
