@@ -17,9 +17,10 @@ read once at the start, so a read sees the rows that were there when it began, a
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -33,8 +34,8 @@ from satchel.service.stores import Listing, StorePage, Stores
 from satchel.storage import Storage, StoreRow
 from satchel.storage.rows import DatasetCounts, ItemBatch
 
-if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
+# Raises SchemaInvalid (or a 400 saying why they cannot be judged) for items that fail a dataset's schema.
+ItemCheck = Callable[[list[Any]], None]
 
 UNLIMITED = 999_999_999_999  # what the clients send for "no limit", and what a read without one reports
 PAGE_ROWS = 1000  # rows read from storage at a time
@@ -124,12 +125,12 @@ class Datasets:
         encoding = normalize(content_encoding)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
         raw = await self._read_payload(chunks, encoding, declared_size)
-        rules = _validator_for(store.schema)
+        check = _check_for(store.schema)
         # A push checked against a schema always is: the check costs some ten times the parse (60 us an item
         # here), and its patterns may take up to the check's time limit, which the loop must not wait out.
-        if rules is not None:
+        if check is not None:
             async with self._checks:
-                batch = await asyncio.to_thread(parse_items, raw, rules)
+                batch = await asyncio.to_thread(parse_items, raw, check)
         elif len(raw) > OFF_LOOP_BYTES:
             batch = await asyncio.to_thread(parse_items, raw, None)
         else:
@@ -218,7 +219,7 @@ def view_transformation(store: StoreRow, view: str) -> dict[str, tuple[str, ...]
     return out
 
 
-def parse_items(raw: bytes, rules: Validator | None = None) -> ItemBatch:
+def parse_items(raw: bytes, check: ItemCheck | None = None) -> ItemBatch:
     """A push's body as the batch to append: each object as compact JSON, in order; with the dataset's item
     schema, only if every item matches it."""
     if not raw.strip():
@@ -246,10 +247,8 @@ def parse_items(raw: bytes, rules: Validator | None = None) -> ItemBatch:
         stored.append(bytes(memoryview(data)))
         size += len(data)
         clean += is_clean(item)
-    if rules is not None:
-        from satchel.service.item_schema import check_items  # noqa: PLC0415 - loaded with the rules
-
-        check_items(rules, items)
+    if check is not None:
+        check(items)
     return ItemBatch(stored, clean, size)
 
 
@@ -261,12 +260,14 @@ def _check_fields(schema: dict[str, Any]) -> None:
     check_fields(schema)
 
 
-def _validator_for(schema_text: str | None) -> Validator | None:
+def _check_for(schema_text: str | None) -> ItemCheck | None:
+    """The check of a push's items against the dataset's schema; None when any object goes."""
     if schema_text is None:
         return None
-    from satchel.service.item_schema import validator_for  # noqa: PLC0415 - see above
+    from satchel.service.item_schema import check_items, validator_for  # noqa: PLC0415 - see above
 
-    return validator_for(schema_text)
+    rules = validator_for(schema_text)
+    return None if rules is None else functools.partial(check_items, rules)
 
 
 def _too_large(limit: int) -> TooLarge:
