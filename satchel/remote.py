@@ -17,6 +17,7 @@ import click
 import httpx
 
 from satchel.errors import SatchelError
+from satchel.local_server import local_base_url
 from satchel.service.users import TOKEN_FILE
 from satchel.service.validation import NAME_RE
 
@@ -59,8 +60,9 @@ def _settings() -> Settings:
 
 
 def default_url() -> str:
-    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT)."""
-    return _settings().base_url
+    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT), else
+    the one last started on the data dir, else the default address."""
+    return local_base_url(_settings())
 
 
 def default_token() -> str | None:

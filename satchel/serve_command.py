@@ -14,6 +14,7 @@ import click
 
 from satchel.bootstrap import bootstrap_now
 from satchel.cli_options import SQLITE_FILE, settings_from
+from satchel.local_server import note_served_url
 from satchel.logs import configure_logging
 from satchel.service.users import TOKEN_FILE
 from satchel.serving import PortInUse, claim_port, run_server
@@ -71,6 +72,7 @@ def _serve(settings: Settings) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     admin = _bootstrap_apart(settings)
     configure_logging(settings)
+    note_served_url(settings)
     click.echo(f"{'Created a new' if new else 'Using the'} data dir at {data_dir}")
     click.echo(f"Satchel API: {settings.base_url}/v2")
     click.echo(f"Console:     {settings.base_url}/console")

@@ -15,6 +15,7 @@ from satchel.cli_options import run_on_storage, storage_options
 from satchel.clock import iso
 from satchel.crawlee_storage import exporting, importing
 from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
+from satchel.local_server import local_base_url
 from satchel.remote import connection, run_remote, server_options
 from satchel.service import signing
 from satchel.service.access import Caller
@@ -84,7 +85,8 @@ def rotate_signing_key(store: str, **where: Any) -> None:
 def print_public_url(store: str, key: str | None, expires_in: str, **where: Any) -> None:
     """Print signed URLs that read STORE (its id, NAME, ~NAME or OWNER~NAME) without a token: its record
     KEY, or else its keys listing and its records as a ZIP. They expire (in a day by default) and die sooner
-    if the store's signing key is rotated. The base URL is the `public_url` setting (SATCHEL_PUBLIC_URL)."""
+    if the store's signing key is rotated. The base URL is the `public_url` setting (SATCHEL_PUBLIC_URL), else
+    the address the last `satchel serve` on the data dir answered on."""
     seconds = _duration(expires_in)
     if key is not None:
         check_key(key)
@@ -92,7 +94,7 @@ def print_public_url(store: str, key: str | None, expires_in: str, **where: Any)
     async def work(services: Services) -> tuple[list[str], int]:
         _, row = await _as_owner(services, store)
         secret = row.url_signing_secret_key
-        base = f"{services.settings.base_url}/v2/key-value-stores/{row.id}"
+        base = f"{local_base_url(services.settings)}/v2/key-value-stores/{row.id}"
         expiry = signing.expires_in(seconds) if seconds else 0
         if key is not None:
             signature = (

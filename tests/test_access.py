@@ -467,6 +467,21 @@ def test_cli_hands_out_urls_that_expire(world: World) -> None:
     assert httpx.get(record_url).status_code == 404
 
 
+def test_cli_links_point_at_the_address_the_server_answers_on(world: World) -> None:
+    """The server runs on a port of the test's choosing, not the default: links made beside it, with no
+    setting naming the address, still lead to it; a setting that names one wins."""
+    store = make_store(world, "RESTRICTED")
+    served = run_cli("public-url", store["id"], "rec", data_dir=world.server.data_dir, drop=("SATCHEL_",))
+    (url,) = served.stdout.split()
+    assert url.startswith(f"{world.server.base_url}/v2/key-value-stores/{store['id']}/records/rec?"), url
+    assert httpx.get(url).text == SECRET_VALUE
+    env = {"SATCHEL_PORT": "9"}
+    named = run_cli(
+        "public-url", store["id"], "rec", data_dir=world.server.data_dir, env=env, drop=("SATCHEL_",)
+    )
+    assert named.stdout.startswith("http://127.0.0.1:9/v2/"), named.stdout
+
+
 def test_console_hands_out_expiring_links_and_rotates_the_key(world: World) -> None:
     store = make_store(world, "RESTRICTED")
     page_url = f"{world.server.base_url}/console/key-value-stores/{store['id']}"

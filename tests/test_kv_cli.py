@@ -107,6 +107,20 @@ def test_put_and_get_carry_every_byte(server: Server, http: httpx.Client, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.bin", "out.bin"]  # no part file left
 
 
+def test_with_nothing_set_it_finds_the_server_started_on_the_data_dir(
+    server: Server, http: httpx.Client
+) -> None:
+    """No SATCHEL_URL or SATCHEL_TOKEN: the server `satchel serve` last ran on the data dir (here on a port
+    of the test's choosing, not the default), with the admin token it keeps there."""
+    name = new_store(http)
+    assert http.put(f"/key-value-stores/~{name}/records/k", content=b"found").status_code == 201
+    env = environment("", "") | {"SATCHEL_DATA_DIR": str(server.data_dir)}
+    del env["SATCHEL_URL"], env["SATCHEL_TOKEN"]
+    command = [sys.executable, "-m", "satchel", "kv", "get", name, "k"]
+    done = subprocess.run(command, capture_output=True, env=env, timeout=120, check=False)
+    assert ok(done) == b"found"
+
+
 def test_stdin_longer_than_what_is_held_streams(server: Server, http: httpx.Client) -> None:
     """Past STDIN_HELD (8 MiB) stdin goes out as it is read, without a length."""
     name = new_store(http)
