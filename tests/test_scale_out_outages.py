@@ -173,16 +173,26 @@ class Load:
             return list(self.outcomes)
 
     def wait_for(
-        self, match: Callable[[Outcome], bool], *, after: float, deadline: float, answered: bool = False
+        self,
+        match: Callable[[Outcome], bool],
+        *,
+        after: float,
+        deadline: float,
+        answered: bool = False,
+        count: int = 1,
     ) -> Outcome:
-        """The first outcome that matches among those sent (or, with `answered`, answered) after `after`;
-        polled for up to `deadline` seconds."""
+        """The first outcome that matches among those sent (or, with `answered`, answered) after `after`, once
+        `count` of them have; polled for up to `deadline` seconds."""
         limit = time.monotonic() + deadline
         while True:
-            for outcome in self.snapshot():
-                if (outcome.ended if answered else outcome.began) >= after and match(outcome):
-                    return outcome
-            assert time.monotonic() < limit, "no such outcome in time"
+            found = [
+                outcome
+                for outcome in self.snapshot()
+                if (outcome.ended if answered else outcome.began) >= after and match(outcome)
+            ]
+            if len(found) >= count:
+                return found[0]
+            assert time.monotonic() < limit, f"{len(found)} of {count} such outcomes in time"
             time.sleep(0.01)
 
 
@@ -322,6 +332,14 @@ def test_object_store_outage_under_load(own: Own, outage_node: tuple[str, Server
             )
             assert small.status == 201
             time.sleep(BACKEND_TIMEOUT + 0.5)  # long enough for large requests sent meanwhile to give up
+            # At least two of them answered (an outcome is kept once answered): on a slow machine the sleep
+            # alone may leave only one.
+            load.wait_for(
+                lambda o: o.size > INLINE_MAX,
+                after=stopped,
+                deadline=2 * (BACKEND_TIMEOUT + TIMEOUT_SLACK),
+                count=2,
+            )
             restarting = time.monotonic()
             # Every large request sent and answered while the store was down got a 503.
             large_during = [
