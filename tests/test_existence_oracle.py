@@ -44,6 +44,11 @@ ENDPOINTS: dict[str, tuple[str, str, bytes | None]] = {
     "rotate-key": ("POST", "/rotate-url-signing-secret-key", None),
 }
 CALLERS = ("anonymous", "stranger", "stranger-in-query", "unknown-token")
+# The endpoints that read a signature (a signed URL reads a store's keys and records) are asked with every kind
+# that grants nothing. The others never read one: asked without, and with the likeliest to be mistaken for a
+# grant (made with a real secret, for this store's id), it changes nothing.
+SIGNED = frozenset({"list-keys", "download-records", "get-record", "head-record"})
+UNSIGNED_KINDS = ("none", "other-secret-listing")
 
 
 @dataclass
@@ -142,9 +147,10 @@ def test_a_private_store_answers_as_a_missing_one(world: World) -> None:
     differences = []
     statuses = set()
     for endpoint, (method, suffix, body) in ENDPOINTS.items():
+        kinds = world.signatures if endpoint in SIGNED else {k: world.signatures[k] for k in UNSIGNED_KINDS}
         for naming, private_ref, missing_ref in pairs:
             for caller in CALLERS:
-                for signature_name, signature in world.signatures.items():
+                for signature_name, signature in kinds.items():
                     query = f"?signature={quote(signature, safe='')}" if signature else ""
                     private = _ask(world, method, f"{API}/{private_ref}{suffix}{query}", caller, body)
                     absent = _ask(world, method, f"{API}/{missing_ref}{suffix}{query}", caller, body)

@@ -50,6 +50,7 @@ INIT = """window.ui = SwaggerUIBundle({
   url: "/v2/openapi.json",
   dom_id: "#swagger-ui",
   deepLinking: true,
+  docExpansion: "none",
   validatorUrl: null,
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout",
