@@ -44,9 +44,9 @@ ENDPOINTS: dict[str, tuple[str, str, bytes | None]] = {
     "rotate-key": ("POST", "/rotate-url-signing-secret-key", None),
 }
 CALLERS = ("anonymous", "stranger", "stranger-in-query", "unknown-token")
-# The endpoints that read a signature (a signed URL reads a store's keys and records) are asked with every kind
-# that grants nothing. The others never read one: asked without, and with the likeliest to be mistaken for a
-# grant (made with a real secret, for this store's id), it changes nothing.
+# The endpoints that read a signature (a signed URL reads a store's keys and records) are asked with every
+# kind that grants nothing. The others never read one: asked without, and with the likeliest to be mistaken
+# for a grant (made with a real secret, for this store's id), it changes nothing.
 SIGNED = frozenset({"list-keys", "download-records", "get-record", "head-record"})
 UNSIGNED_KINDS = ("none", "other-secret-listing")
 
