@@ -93,7 +93,11 @@ def test_operation_ids_are_unique_and_every_operation_complete() -> None:
 
 
 def test_every_schema_reference_resolves_and_every_schema_is_used() -> None:
-    text = orjson.dumps(build_document(ROUTES)["paths"]).decode()
+    document = build_document(ROUTES)
+    text = orjson.dumps(document["paths"]).decode()
+    answers = set(re.findall(r'"#/components/responses/([^"]+)"', text))
+    assert answers == set(document["components"]["responses"])  # each shared answer is used, and there
+    text += orjson.dumps(document["components"]["responses"]).decode()
     used = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
     # Schemas refer to schemas too (a store's `stats`): follow references to a fixed point.
     while True:
@@ -134,6 +138,10 @@ def test_every_error_response_is_the_envelope(server: Server) -> None:
                 continue
             for status, response in operation["responses"].items():
                 if int(status) >= 400:
+                    # The common error answers are written once, under components, as Error<status>.
+                    if "$ref" in response:
+                        assert response == {"$ref": f"#/components/responses/Error{status}"}, (template, method)
+                        response = document["components"]["responses"][f"Error{status}"]
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (template, method, status)
 

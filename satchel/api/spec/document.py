@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from satchel.api.http import Call
 from satchel.api.spec import kvs, users
-from satchel.api.spec.common import ANYONE, PATH_PARAMS, SCHEMAS, responses
+from satchel.api.spec.common import ANYONE, ERROR_RESPONSES, PATH_PARAMS, SCHEMAS, responses
 
 if TYPE_CHECKING:
     from satchel.api.routing import Route
@@ -82,7 +82,11 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
         "security": [{"bearer": []}, {"token": []}, {}],
         "tags": [{"name": name} for name in dict.fromkeys(TAGS.values())],
         "paths": {route.template: path_item(route) for route in routes},
-        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": ERROR_RESPONSES,
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }
 
 
