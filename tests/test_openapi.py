@@ -136,13 +136,14 @@ def test_every_error_response_is_the_envelope(server: Server) -> None:
         for method, operation in item.items():
             if method == "parameters":
                 continue
-            for status, response in operation["responses"].items():
+            for status, answer in operation["responses"].items():
                 if int(status) >= 400:
                     # The common error answers are written once, under components, as Error<status>.
-                    if "$ref" in response:
-                        assert response == {"$ref": f"#/components/responses/Error{status}"}, (template, method)
-                        response = document["components"]["responses"][f"Error{status}"]
-                    schema = response["content"]["application/json"]["schema"]
+                    shared = f"Error{status}"
+                    if "$ref" in answer:
+                        assert answer == {"$ref": f"#/components/responses/{shared}"}, (template, method)
+                    found = document["components"]["responses"][shared] if "$ref" in answer else answer
+                    schema = found["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (template, method, status)
 
 
