@@ -4,6 +4,7 @@ being given twice."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,7 +14,9 @@ SERVED_URL_FILE = "served-url"  # the base URL the last `satchel serve` on a dat
 
 
 def note_served_url(settings: Settings) -> None:
-    (settings.data_dir / SERVED_URL_FILE).write_text(settings.base_url + "\n")
+    # Only a convenience for the commands: a server on a full or read-only disk starts without it.
+    with contextlib.suppress(OSError):
+        (settings.data_dir / SERVED_URL_FILE).write_text(settings.base_url + "\n")
 
 
 def local_base_url(settings: Settings) -> str:
