@@ -158,13 +158,21 @@ class Postgres:
 
     def pause(self) -> None:
         """Freeze the cluster, the postmaster and every backend: connections are accepted (by the kernel) and
-        queries sent, and nothing answers until resume(), as with a database cut off by the network."""
-        for pid in self._pids():
-            os.kill(pid, signal.SIGSTOP)
+        queries sent, and nothing answers until resume(), as with a database cut off by the network.
+
+        The postmaster first, and its children listed only then: one forked while the list was made would
+        be left running."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        self._signal_all(signal.SIGSTOP)
 
     def resume(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: signal.Signals) -> None:
         for pid in self._pids():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # ended since it was listed: nothing to signal
+                os.kill(pid, signum)
 
     def _pids(self) -> list[int]:
         """The postmaster and its children (no new ones are forked while it is frozen)."""
