@@ -1,11 +1,13 @@
-"""Where the server on a data dir answers: left there by `satchel serve`, read by the commands that make links
-to it or talk to it, so that `satchel serve --port 9000` and a command run beside it agree without the port
-being given twice."""
+"""What `satchel serve` leaves in its data dir for the commands run beside it (the address it answers on, the
+admin's token), so that `satchel serve --port 9000` and a command that makes links to it or talks to it agree
+without the port or the token being given twice."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import TYPE_CHECKING
+
+from satchel.service.users import TOKEN_FILE
 
 if TYPE_CHECKING:
     from satchel.settings import Settings
@@ -24,8 +26,16 @@ def local_base_url(settings: Settings) -> str:
     data dir answered on, else the default one."""
     if settings.model_fields_set & {"public_url", "host", "port"}:
         return settings.base_url
+    return _left(settings, SERVED_URL_FILE) or settings.base_url
+
+
+def local_token(settings: Settings) -> str | None:
+    """The admin's token `satchel serve` keeps in the data dir, if readable here."""
+    return _left(settings, TOKEN_FILE) or None
+
+
+def _left(settings: Settings, name: str) -> str:
     try:
-        served = (settings.data_dir / SERVED_URL_FILE).read_text().strip()
-    except OSError:  # no server was started on this data dir, or it is elsewhere
-        served = ""
-    return served or settings.base_url
+        return (settings.data_dir / name).read_text().strip()
+    except OSError:  # no server was started on this data dir, or it is elsewhere, or not ours to read
+        return ""

@@ -17,8 +17,7 @@ import click
 import httpx
 
 from satchel.errors import SatchelError
-from satchel.local_server import local_base_url
-from satchel.service.users import TOKEN_FILE
+from satchel.local_server import local_base_url, local_token
 from satchel.service.validation import NAME_RE
 
 if TYPE_CHECKING:
@@ -59,23 +58,14 @@ def _settings() -> Settings:
     return Settings()
 
 
-def default_url() -> str:
-    """SATCHEL_URL unset: the server its settings describe (SATCHEL_PUBLIC_URL, else SATCHEL_HOST/PORT), else
-    the one last started on the data dir, else the default address."""
-    return local_base_url(_settings())
-
-
-def default_token() -> str | None:
-    """SATCHEL_TOKEN unset: the admin's token that `satchel serve` keeps in its data dir, if readable here."""
-    with contextlib.suppress(OSError):
-        return (_settings().data_dir / TOKEN_FILE).read_text().strip() or None
-    return None
-
-
 def connection(url: str | None, token: str | None) -> tuple[str, str]:
-    """The server's base URL (no /v2) and the token to use, from the options or their fall-backs."""
-    url = (url or default_url()).rstrip("/")
-    token = token or default_token()
+    """The server's base URL (no /v2) and the token to use: the options, else the local server's (its
+    settings, else what `satchel serve` left in the data dir)."""
+    if not (url and token):
+        settings = _settings()
+        url = url or local_base_url(settings)
+        token = token or local_token(settings)
+    url = url.rstrip("/")
     if not token:
         raise click.UsageError("No token: pass --token or set SATCHEL_TOKEN.")
     return url, token

@@ -27,9 +27,13 @@ BINARY = bytes(range(256)) * 4096 + b"\r\n\x00end"  # every byte value, CR LF an
 BIG = 128 * 1024 * 1024  # a record far larger than what a streaming command holds in memory
 
 
+def own_environment() -> dict[str, str]:
+    """This process's environment without Satchel's or Apify's variables: a command's defaults only."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SATCHEL_", "APIFY_"))}
+
+
 def environment(url: str, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SATCHEL_", "APIFY_"))}
-    return env | {"SATCHEL_URL": url, "SATCHEL_TOKEN": token}
+    return own_environment() | {"SATCHEL_URL": url, "SATCHEL_TOKEN": token}
 
 
 def kv(
@@ -114,8 +118,7 @@ def test_with_nothing_set_it_finds_the_server_started_on_the_data_dir(
     of the test's choosing, not the default), with the admin token it keeps there."""
     name = new_store(http)
     assert http.put(f"/key-value-stores/~{name}/records/k", content=b"found").status_code == 201
-    env = environment("", "") | {"SATCHEL_DATA_DIR": str(server.data_dir)}
-    del env["SATCHEL_URL"], env["SATCHEL_TOKEN"]
+    env = own_environment() | {"SATCHEL_DATA_DIR": str(server.data_dir)}
     command = [sys.executable, "-m", "satchel", "kv", "get", name, "k"]
     done = subprocess.run(command, capture_output=True, env=env, timeout=120, check=False)
     assert ok(done) == b"found"
