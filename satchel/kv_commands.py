@@ -33,8 +33,8 @@ from satchel.remote import (
     Remote,
     RemoteError,
     connection,
+    remote_options,
     run_remote,
-    server_options,
 )
 from satchel.service.validation import NAME_RE, check_key
 
@@ -55,7 +55,8 @@ PART = ".satchel-{}.part"  # a download in progress, renamed to its key when com
     "kv",
     help=f"""Records of a running server's key-value stores: list, read, write, delete and copy them.
 
-The server is --url (or SATCHEL_URL), acting as --token (or SATCHEL_TOKEN). {STORE_HELP}
+The server is --url (or SATCHEL_URL), acting as --token (or SATCHEL_TOKEN); by default the one
+last started on --data-dir (./satchel-data), with the admin token kept there. {STORE_HELP}
 
 \b
 {EXIT_CODES}""",
@@ -64,8 +65,10 @@ def kv() -> None:
     """Records of a running server's key-value stores (the group's help, above, shows EXIT_CODES)."""
 
 
-def _run(url: str | None, token: str | None, work: Callable[[Remote], Awaitable[T]]) -> T:
-    server, secret = connection(url, token)
+def _run(
+    url: str | None, token: str | None, data_dir: Path | None, work: Callable[[Remote], Awaitable[T]]
+) -> T:
+    server, secret = connection(url, token, data_dir)
     try:
         return run_remote(server, secret, work)
     except BrokenPipeError:
@@ -94,12 +97,32 @@ def _missing_record(key: str, store: str) -> Missing:
     return Missing(f"Record {key!r} was not found in {store!r}.")
 
 
+@kv.command("mk")
+@click.argument("name")
+@remote_options
+def mk(name: str, url: str | None, token: str | None, data_dir: Path | None) -> None:
+    """Make the store NAME (or ~NAME) of the token's user, unless it is there; print its id either way."""
+
+    async def work(remote: Remote) -> str:  # a name the server refuses comes back with its reason
+        return str((await remote.named_store(name.removeprefix("~")))["id"])
+
+    click.echo(_run(url, token, data_dir, work))
+
+
 @kv.command("ls")
 @click.argument("store")
 @click.option("--prefix", default=None, help="Only the keys that start with this.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of the API's items (key, size, URL).")
-@server_options
-def ls(store: str, prefix: str | None, as_json: bool, url: str | None, token: str | None) -> None:
+@remote_options
+def ls(
+    store: str,
+    *,
+    prefix: str | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+) -> None:
     """List the keys of STORE in key order, one per line."""
 
     async def work(remote: Remote) -> None:
@@ -116,7 +139,7 @@ def ls(store: str, prefix: str | None, as_json: bool, url: str | None, token: st
             out.write("[]\n" if first else "\n]\n")
         out.flush()
 
-    _run(url, token, work)
+    _run(url, token, data_dir, work)
 
 
 @kv.command("get")
@@ -129,8 +152,10 @@ def ls(store: str, prefix: str | None, as_json: bool, url: str | None, token: st
     default=None,
     help="Write the record to this file (replaced whole once complete) instead of stdout.",
 )
-@server_options
-def get(store: str, key: str, output: Path | None, url: str | None, token: str | None) -> None:
+@remote_options
+def get(
+    store: str, key: str, *, output: Path | None, url: str | None, token: str | None, data_dir: Path | None
+) -> None:
     """Write the record KEY of STORE to stdout, or to a file with -o, byte for byte."""
 
     async def work(remote: Remote) -> None:
@@ -150,7 +175,7 @@ def get(store: str, key: str, output: Path | None, url: str | None, token: str |
                 raise _missing_record(key, store) from error
             raise
 
-    _run(url, token, work)
+    _run(url, token, data_dir, work)
 
 
 @contextlib.contextmanager
@@ -177,9 +202,16 @@ def _replacing(path: Path) -> Iterator[int]:
 @click.option(
     "--content-type", default=None, help="The record's type (default: guessed from FILE's name, for - KEY's)."
 )
-@server_options
-def put(  # noqa: PLR0917 - click passes options positionally
-    store: str, key: str, file: Path, content_type: str | None, url: str | None, token: str | None
+@remote_options
+def put(
+    store: str,
+    key: str,
+    file: Path,
+    *,
+    content_type: str | None,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
 ) -> None:
     """Store FILE (- for stdin) as the record KEY of STORE, replacing any record of that key."""
     check = _checked_key(key)
@@ -202,7 +234,7 @@ def put(  # noqa: PLR0917 - click passes options positionally
             store_id = await _store(remote, store)
             await remote.put(store_id, check, content_type, body, size, replayable=size is not None)
 
-        _run(url, token, work)
+        _run(url, token, data_dir, work)
 
 
 def _stdin_body() -> tuple[Callable[[], AsyncIterator[bytes]], int | None]:
@@ -240,8 +272,10 @@ def _checked_key(key: str) -> str:
 @click.argument("store")
 @click.argument("key")
 @click.option("-f", "--force", is_flag=True, help="A record that is not there is no error.")
-@server_options
-def rm(store: str, key: str, force: bool, url: str | None, token: str | None) -> None:
+@remote_options
+def rm(
+    store: str, key: str, *, force: bool, url: str | None, token: str | None, data_dir: Path | None
+) -> None:
     """Delete the record KEY of STORE."""
 
     async def work(remote: Remote) -> None:
@@ -250,14 +284,14 @@ def rm(store: str, key: str, force: bool, url: str | None, token: str | None) ->
             raise _missing_record(key, store)
         await remote.delete(store_id, key)
 
-    _run(url, token, work)
+    _run(url, token, data_dir, work)
 
 
 @kv.command("cp")
 @click.argument("source")
 @click.argument("dest")
-@server_options
-def cp(source: str, dest: str, url: str | None, token: str | None) -> None:
+@remote_options
+def cp(source: str, dest: str, *, url: str | None, token: str | None, data_dir: Path | None) -> None:
     """Copy a folder's files into a store (`cp ./dir STORE`), or a store's records into a folder
     (`cp STORE ./dir`).
 
@@ -279,7 +313,7 @@ def cp(source: str, dest: str, url: str | None, token: str | None) -> None:
             return await _upload(remote, Path(source), dest)
         return await _download(remote, source, Path(dest))
 
-    copied, skipped = _run(url, token, work)
+    copied, skipped = _run(url, token, data_dir, work)
     for problem in skipped:
         click.echo(f"skipped {problem}", err=True)
     click.echo(f"{copied} records copied to {dest}", err=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -45,24 +46,38 @@ TOKEN = click.option(
 )
 
 
+LOCAL_DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The local server's data dir, where the defaults of --url and --token are found (./satchel-data).",
+)
+
+
 def server_options(command: Callable[..., T]) -> Callable[..., T]:
     """--url and --token, shared by every command that talks to a running server."""
     return URL(TOKEN(command))
 
 
-def _settings() -> Settings:
+def remote_options(command: Callable[..., T]) -> Callable[..., T]:
+    """--url and --token, and --data-dir for their defaults: the commands that only ever talk to a server
+    (import and export take --data-dir to work on the data there instead)."""
+    return server_options(LOCAL_DATA_DIR(command))
+
+
+def _settings(data_dir: Path | None) -> Settings:
     """The settings, for a default the command line left out. Imported here: the settings' model takes half
     a second to load, which a command given --url and --token never needs."""
     from satchel.settings import Settings  # noqa: PLC0415
 
-    return Settings()
+    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
-def connection(url: str | None, token: str | None) -> tuple[str, str]:
+def connection(url: str | None, token: str | None, data_dir: Path | None = None) -> tuple[str, str]:
     """The server's base URL (no /v2) and the token to use: the options, else the local server's (its
     settings, else what `satchel serve` left in the data dir)."""
     if not (url and token):
-        settings = _settings()
+        settings = _settings(data_dir)
         url = url or local_base_url(settings)
         token = token or local_token(settings)
     url = url.rstrip("/")

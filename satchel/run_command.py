@@ -29,7 +29,7 @@ from typing import Any
 import click
 import httpx
 
-from satchel.remote import connection, server_options
+from satchel.remote import connection, remote_options
 
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
@@ -208,19 +208,25 @@ def run(url: str, token: str, actor: str, body: bytes | None, command: Sequence[
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
-@server_options
+@remote_options
 @click.option("--actor", default=None, help="The Actor's name, made on first use (default: this folder's).")
 @click.option("--input", "input_text", default=None, help="INPUT as JSON, or @FILE holding JSON.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run_command(
-    url: str | None, token: str | None, actor: str | None, input_text: str | None, command: tuple[str, ...]
+def run_command(  # click passes every parameter by name
+    *,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+    actor: str | None,
+    input_text: str | None,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a run of an Actor: with its own key-value store (holding INPUT), dataset and request
     queue on the server, and the environment the Apify SDK reads on the platform.
 
     Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code.
     """
-    url, token = connection(url, token)
+    url, token = connection(url, token, data_dir)
     body = read_input(input_text)
     try:
         code = run(url, token, actor or default_actor(), body, command)

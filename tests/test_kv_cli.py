@@ -124,6 +124,31 @@ def test_with_nothing_set_it_finds_the_server_started_on_the_data_dir(
     assert ok(done) == b"found"
 
 
+def test_data_dir_names_the_local_server_from_any_folder(
+    server: Server, http: httpx.Client, tmp_path: Path
+) -> None:
+    """From a folder with no data dir, --data-dir says where the local server's address and token are."""
+    name = new_store(http)
+    assert http.put(f"/key-value-stores/~{name}/records/k", content=b"there").status_code == 201
+    command = [sys.executable, "-m", "satchel", "kv", "get", name, "k"]
+    run = {"capture_output": True, "env": own_environment(), "cwd": tmp_path, "timeout": 120, "check": False}
+    assert "No token" in failed(subprocess.run(command, **run), 2)  # nothing here to find them by
+    assert ok(subprocess.run([*command, "--data-dir", str(server.data_dir)], **run)) == b"there"
+
+
+def test_mk_makes_a_store_of_the_token_user_once_and_prints_its_id(
+    server: Server, http: httpx.Client
+) -> None:
+    name = f"kv-{uuid.uuid4().hex[:12]}"
+    made = ok(kv(server, "mk", name)).decode().strip()
+    store = http.get(f"/key-value-stores/~{name}").json()["data"]
+    assert made == store["id"]
+    assert ok(kv(server, "mk", f"~{name}")).decode().strip() == made  # there already: the same store
+    ok(kv(server, "put", name, "k", "-", stdin=b"in it"))
+    assert record(http, name, "k").content == b"in it"
+    assert "name" in failed(kv(server, "mk", "not_a_name"), 1).lower()
+
+
 def test_stdin_longer_than_what_is_held_streams(server: Server, http: httpx.Client) -> None:
     """Past STDIN_HELD (8 MiB) stdin goes out as it is read, without a length."""
     name = new_store(http)

@@ -86,6 +86,18 @@ def test_a_command_runs_as_a_run_with_the_sdk_environment(server: Server) -> Non
     assert run_id in [item.id for item in client.runs().list(desc=True).items]
 
 
+def test_data_dir_names_the_local_server_from_any_folder(server: Server, tmp_path: Path) -> None:
+    """No SATCHEL_URL or SATCHEL_TOKEN and no data dir in the folder: --data-dir says where to find them."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SATCHEL_", "APIFY_"))}
+    command = cli_command("run", "--data-dir", str(server.data_dir), "--", sys.executable, str(COMMAND), "0")
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    env = json.loads(done.stdout.splitlines()[0])
+    assert (env["APIFY_API_BASE_URL"], env["APIFY_TOKEN"]) == (server.base_url, server.token)
+
+
 def test_a_failing_command_fails_the_run_and_its_exit_code_is_kept(server: Server, tmp_path: Path) -> None:
     input_file = tmp_path / "input.json"
     input_file.write_text('{"from": "file"}')
