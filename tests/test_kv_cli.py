@@ -130,10 +130,14 @@ def test_data_dir_names_the_local_server_from_any_folder(
     """From a folder with no data dir, --data-dir says where the local server's address and token are."""
     name = new_store(http)
     assert http.put(f"/key-value-stores/~{name}/records/k", content=b"there").status_code == 201
-    command = [sys.executable, "-m", "satchel", "kv", "get", name, "k"]
-    run = {"capture_output": True, "env": own_environment(), "cwd": tmp_path, "timeout": 120, "check": False}
-    assert "No token" in failed(subprocess.run(command, **run), 2)  # nothing here to find them by
-    assert ok(subprocess.run([*command, "--data-dir", str(server.data_dir)], **run)) == b"there"
+
+    def get(*options: str) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-m", "satchel", "kv", "get", name, "k", *options]
+        env = own_environment()
+        return subprocess.run(command, capture_output=True, env=env, cwd=tmp_path, timeout=120, check=False)
+
+    assert "No token" in failed(get(), 2)  # nothing here to find them by
+    assert ok(get("--data-dir", str(server.data_dir))) == b"there"
 
 
 def test_mk_makes_a_store_of_the_token_user_once_and_prints_its_id(
