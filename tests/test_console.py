@@ -12,6 +12,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -193,6 +194,11 @@ def test_sharing_shows_a_reader_only_what_they_may_do(
     assert reader.locator("#upload").count() == 0
     assert reader.locator("#delete-store").count() == 0
     assert reader.locator("#settings").count() == 0
+    # A reader may not sign links, so the store's ZIP comes through the Console, whole.
+    with reader.expect_download() as download:
+        reader.click("a:has-text('Download all as ZIP')")
+    archive = zipfile.ZipFile(download.value.path())
+    assert archive.read("page.html") == b"<script>document.title='pwned'</script>"
     # Stored HTML opens sandboxed: its script never runs on the Console's origin.
     response = reader.goto(f"/console/key-value-stores/{store['id']}/records/page.html/raw")
     assert response is not None
@@ -287,3 +293,88 @@ def test_odd_numbers_and_deep_json_are_no_server_error(server: Server, api: http
         response = httpx.get(base + path, cookies=cookies)
         assert response.status_code == 200, (path, response.status_code)
     assert deep in httpx.get(f"{base}/key-value-stores/{store}/records/deep", cookies=cookies).text
+
+
+def _session(server: Server) -> httpx.Client:
+    """A client signed in to the Console (its session cookie), as a browser would be, not redirected."""
+    signed_in = httpx.post(f"{server.base_url}/console/login", data={"token": server.token})
+    return httpx.Client(
+        base_url=server.base_url, cookies={"satchel_console": signed_in.cookies["satchel_console"]}
+    )
+
+
+def test_signing_in_again_leads_back_to_the_page_with_its_query_or_to_the_form(
+    server: Server, api: httpx.Client
+) -> None:
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    page = f"/console/key-value-stores/{store}?prefix=a&key=a1"
+    asked = httpx.get(server.base_url + page)
+    assert asked.status_code == 303
+    assert asked.headers["location"] == "/console/login?" + urlencode({"next": page})
+    # A form sent once the session had ended: back to the page it was sent from, not to where it posts.
+    posted = httpx.post(
+        f"{server.base_url}/console/key-value-stores/{store}/records",
+        data={"key": "k", "text": "lost?"},
+        headers={"referer": server.base_url + page},
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == "/console/login?" + urlencode({"next": page})
+
+
+def test_the_address_a_form_posts_to_leads_to_the_form_s_page(server: Server, api: httpx.Client) -> None:
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    run = api.post("/acts/~console-actor/runs").json()["data"]["id"]
+    pages = {
+        f"/console/key-value-stores/{store}/settings": f"/console/key-value-stores/{store}",
+        f"/console/key-value-stores/{store}/records": f"/console/key-value-stores/{store}",
+        f"/console/key-value-stores/{store}/records/some-key/delete": f"/console/key-value-stores/{store}",
+        "/console/account/tokens": "/console/account",
+        "/console/account/tokens/abc/revoke": "/console/account",
+        f"/console/runs/{run}/abort": f"/console/runs/{run}",
+    }
+    with _session(server) as console:
+        for posted_to, page in pages.items():
+            response = console.get(posted_to)
+            assert (response.status_code, response.headers.get("location")) == (303, page), posted_to
+            assert console.get(page).status_code == 200, page
+
+
+def test_an_unknown_console_address_is_a_console_page(server: Server) -> None:
+    response = httpx.get(f"{server.base_url}/console/no-such-page")
+    assert response.status_code == 404
+    assert "There is no such page." in response.text
+    assert 'href="/console/key-value-stores"' in response.text
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_an_error_page_leads_back_to_the_form_it_came_from(server: Server, api: httpx.Client) -> None:
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    form_page = f"{server.base_url}/console/key-value-stores/{store}"
+    with _session(server) as console:
+        refused = console.post(
+            f"/console/key-value-stores/{store}/records",
+            files={"key": (None, ""), "file": ("green photo.png", png(1, 1), "image/png")},
+            headers={"referer": form_page},
+        )
+    assert refused.status_code == 400
+    assert "the file&#39;s name" in refused.text  # and why: the name has a space
+    assert f'href="/console/key-value-stores/{store}">Back</a>' in refused.text
+
+
+def test_typed_text_keeps_the_line_breaks_typed_and_text_shows_in_its_charset(
+    server: Server, api: httpx.Client
+) -> None:
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    with _session(server) as console:
+        # What a browser sends for a text box holding two lines (HTML's form encoding makes them CRLF).
+        sent = console.post(
+            f"/console/key-value-stores/{store}/records",
+            files={"key": (None, "typed"), "text": (None, "a\r\nb\r\n")},
+        )
+        assert sent.status_code == 303
+        assert api.get(f"/key-value-stores/{store}/records/typed").content == b"a\nb\n"
+        latin = {"content-type": "text/plain; charset=iso-8859-1"}
+        assert api.put(
+            f"/key-value-stores/{store}/records/latin", content="café".encode("latin-1"), headers=latin
+        )
+        assert "café" in console.get(f"/console/key-value-stores/{store}?key=latin").text

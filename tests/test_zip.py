@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from satchel.api.records import ZIP_PIECE, _zip_stream
+from satchel.service.records_zip import ZIP_PIECE, zip_stream
 from satchel.storage.body import RecordRead
 from satchel.storage.rows import RecordHead
 from tests.conftest import Server, servers_on
@@ -112,7 +112,7 @@ def test_a_zip_is_sent_in_small_pieces() -> None:
         yield RecordRead(RecordHead("big", "application/octet-stream", None, size, size, 0), None, blob)
 
     async def pieces() -> list[bytes]:
-        return [piece async for piece in _zip_stream("s", records())]
+        return [piece async for piece in zip_stream("s", records())]
 
     sent = asyncio.run(pieces())
     assert max(len(piece) for piece in sent) <= ZIP_PIECE + 256 * 1024

@@ -8,10 +8,6 @@ pass over its header list (the ETag comes with the record's row: no extra query)
 
 from __future__ import annotations
 
-import logging
-import time
-import zipfile
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import orjson
@@ -32,13 +28,13 @@ from satchel.api.errors import error_response
 from satchel.api.http import Call, RawResponse, body_chunks, content_encoding, declared_length
 from satchel.errors import NotFound
 from satchel.service.encoding import plain_stream
-from satchel.service.records import RECORD_NOT_FOUND, RecordChanged
+from satchel.service.records import RECORD_NOT_FOUND
+from satchel.service.records_zip import zip_stream
 from satchel.storage import RecordHead, RecordRead
 from satchel.storage.blobs.base import BlobMissing
 from satchel.storage.body import started
 from satchel.storage.conditions import PreconditionFailed
 
-log = logging.getLogger("satchel.api")
 Headers = list[tuple[bytes, bytes]]
 # Every record response carries these; stored HTML must never run as script on Satchel's origin.
 FIXED = [
@@ -48,11 +44,6 @@ FIXED = [
 ]
 CREATED = orjson.dumps({"data": {}})
 CREATED_HEADERS = [(b"content-length", str(len(CREATED)).encode()), (b"content-type", wire.JSON.encode())]
-# The most of a ZIP made ahead of the client: the server holds several pieces for a connection that reads
-# slowly, so the piece's size sets the memory each such download keeps. Pieces of 16 reads (4 MiB) held
-# 13 MiB per stalled download (400 of them took the server past 5 GiB, and a small GET to 16 s); pieces of
-# one read (256 KiB), 6 MiB.
-ZIP_PIECE = 256 * 1024
 
 
 def accepts(accept_encoding: str | None, encoding: str) -> bool:
@@ -225,73 +216,6 @@ async def delete_record(call: Call) -> Response:
     return Response(status_code=204)
 
 
-class _Sink:
-    """A write-only file for zipfile that hands out what was written since the last look."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.offset = 0
-        self.held = 0  # bytes written since the last take()
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        self.offset += len(data)
-        self.held += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.offset
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        out = b"".join(self.parts)
-        self.parts.clear()
-        self.held = 0
-        return out
-
-
-async def _zip_stream(store_id: str, records: AsyncIterator[RecordRead]) -> AsyncIterator[bytes]:
-    """The records as one ZIP archive, made as it is sent.
-
-    Each record goes in exactly as it was listed or the archive is never finished: a body that cannot be read
-    any more (RecordChanged) or is not its listed size raises here, before the central directory, and the
-    server drops the connection mid-body. The client sees a failed transfer, never a valid archive that
-    leaves a record out.
-    """
-    sink = _Sink()
-    archive = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
-    try:
-        async for record in records:
-            head = record.head
-            info = zipfile.ZipInfo(head.key, date_time=_zip_time(head.modified_at))
-            written = 0
-            with archive.open(info, mode="w", force_zip64=head.raw_size > 2**31) as entry:
-                async for chunk in plain_stream(record):
-                    entry.write(chunk)
-                    written += len(chunk)
-                    if sink.held >= ZIP_PIECE:
-                        yield sink.take()
-                if written != head.raw_size:
-                    raise RecordChanged(f"Record {head.key!r} is not the size it was listed with.")
-            yield sink.take()
-    except RecordChanged as error:
-        # Not closed: the archive's end is never written, and the error ends the response unfinished.
-        log.warning("ZIP of store %s not finished: %s", store_id, error.message)
-        raise
-    archive.close()
-    yield sink.take()
-
-
-def _zip_time(ms: int) -> tuple[int, int, int, int, int, int]:
-    t = time.gmtime(ms / 1000)
-    return (max(t.tm_year, 1980), t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
-
-
 async def download_records(call: Call) -> Response:
     store, records = await call.services.records.all_records(
         call.caller,
@@ -305,4 +229,4 @@ async def download_records(call: Call) -> Response:
         "content-disposition": f'attachment; filename="{name}.zip"',
         "x-content-type-options": "nosniff",
     }
-    return StreamingResponse(_zip_stream(store.id, records), media_type="application/zip", headers=headers)
+    return StreamingResponse(zip_stream(store.id, records), media_type="application/zip", headers=headers)

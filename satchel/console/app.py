@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import ClientDisconnect, Request
@@ -24,7 +24,7 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from satchel.console import account, datasets, queues, records, runs, signin, stores
-from satchel.console.forms import PREFIX, STORES, human_size, redirect, same_origin, when
+from satchel.console.forms import PREFIX, STORES, came_from, here, human_size, redirect, same_origin, when
 from satchel.console.records import PREVIEW_BYTES
 from satchel.console.signin import COOKIE, SignInLimits
 from satchel.console.snippets import TOKEN_VARIABLE
@@ -56,20 +56,6 @@ Open = Callable[["Console", Request], Awaitable[Response]]
 GET, POST = ["GET"], ["POST"]
 
 
-def storage_routes(
-    page: Callable[[Page], Any], path: str, listing: Page, one: Page, pages: ModuleType
-) -> list[Route]:
-    """The routes every kind of storage has: its list (and create), one of it, settings, sharing, deletion."""
-    one_path = f"{path}/{{store}}"
-    return [
-        Route(path, page(listing), methods=["GET", "POST"]),
-        Route(one_path, page(one), methods=GET),
-        Route(f"{one_path}/settings", page(pages.settings), methods=POST),
-        Route(f"{one_path}/delete", page(pages.delete), methods=POST),
-        Route(f"{one_path}/shares", page(pages.share), methods=POST),
-    ]
-
-
 class Console:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -79,7 +65,7 @@ class Console:
         self.templates.filters["when"] = when
         self.templates.globals["preview_bytes"] = PREVIEW_BYTES
         self.templates.globals["token_variable"] = TOKEN_VARIABLE
-        page = self._signed_in
+        page, form = self._signed_in, self._form
         store = f"{STORES}/{{store}}"
         record = f"{store}/records/{{key}}"
         account_path = f"{PREFIX}/account"
@@ -92,26 +78,28 @@ class Console:
                 Route(f"{PREFIX}/login", self._open(signin.login), methods=["GET", "POST"]),
                 Route(f"{PREFIX}/logout", self._open(signin.logout), methods=POST),
                 Route(account_path, page(account.account), methods=GET),
-                Route(f"{account_path}/access", page(account.set_access), methods=POST),
-                Route(f"{account_path}/tokens", page(account.create_token), methods=POST),
-                Route(f"{account_path}/tokens/{{token_id}}/revoke", page(account.revoke_token), methods=POST),
+                form(f"{account_path}/access", account.set_access, account_path),
+                form(f"{account_path}/tokens", account.create_token, account_path),
+                form(f"{account_path}/tokens/{{token_id}}/revoke", account.revoke_token, account_path),
                 Route(STORES, page(stores.stores), methods=["GET", "POST"]),
                 Route(store, page(stores.store), methods=GET),
-                Route(f"{store}/settings", page(stores.settings), methods=POST),
-                Route(f"{store}/delete", page(stores.delete), methods=POST),
-                Route(f"{store}/shares", page(stores.share), methods=POST),
-                Route(f"{store}/records", page(records.upload), methods=POST),
+                form(f"{store}/settings", stores.settings, store),
+                form(f"{store}/delete", stores.delete, store),
+                form(f"{store}/shares", stores.share, store),
+                form(f"{store}/records", records.upload, store),
+                Route(f"{store}/zip", page(records.download_all), methods=GET),
                 Route(record, page(records.record), methods=GET),
                 Route(f"{record}/raw", page(records.raw), methods=GET),
-                Route(f"{record}/delete", page(records.delete), methods=POST),
-                *storage_routes(page, datasets.DATASETS.path, datasets.datasets, datasets.dataset, datasets),
+                form(f"{record}/delete", records.delete, store),
+                *self._storage_routes(datasets.DATASETS.path, datasets.datasets, datasets.dataset, datasets),
                 Route(f"{datasets.DATASETS.path}/{{store}}/items", page(datasets.download), methods=GET),
-                *storage_routes(page, queues.QUEUES.path, queues.queues, queues.queue, queues),
+                *self._storage_routes(queues.QUEUES.path, queues.queues, queues.queue, queues),
                 Route(f"{queues.QUEUES.path}/{{store}}/requests/{{request}}", page(queues.queue_request)),
                 Route(runs.RUNS, page(runs.runs), methods=GET),
                 Route(f"{runs.RUNS}/{{run}}", page(runs.run), methods=GET),
-                Route(f"{runs.RUNS}/{{run}}/abort", page(runs.abort), methods=POST),
-            ]
+                form(f"{runs.RUNS}/{{run}}/abort", runs.abort, f"{runs.RUNS}/{{run}}"),
+            ],
+            default=self._no_page,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -148,9 +136,11 @@ class Console:
             try:
                 session = await self.services.sessions.resume(request.cookies.get(COOKIE))
             except SatchelError as error:  # the database does not answer, say
-                return self.render(request, "error.html", None, status=error.status, message=error.message)
+                return self.error(request, None, error)
             if session is None:
-                return redirect(f"{PREFIX}/login?{urlencode({'next': request.url.path})}")
+                # Back after signing in to the page asked for, or to the page a form was sent from.
+                back = here(request) if request.method in ("GET", "HEAD") else came_from(request)
+                return redirect(f"{PREFIX}/login?{urlencode({'next': back})}")
             request.state.session = session
             caller = session.caller
             try:
@@ -158,9 +148,48 @@ class Console:
                     raise Forbidden("The form came from another site.")
                 return await page(self, request, caller)
             except SatchelError as error:
-                return self.render(request, "error.html", caller, status=error.status, message=error.message)
+                return self.error(request, caller, error)
 
         return run
+
+    def error(self, request: Request, caller: Caller | None, error: SatchelError) -> Response:
+        """The page that says what did not work, with a way back to the page the request came from."""
+        status, message = error.status, error.message
+        return self.render(
+            request, "error.html", caller, status=status, message=message, back=came_from(request)
+        )
+
+    def _storage_routes(self, path: str, listing: Page, one: Page, pages: ModuleType) -> list[Route]:
+        """The routes every kind of storage has: its list (and create), one of it, settings, sharing,
+        deletion."""
+        one_path = f"{path}/{{store}}"
+        return [
+            Route(path, self._signed_in(listing), methods=["GET", "POST"]),
+            Route(one_path, self._signed_in(one), methods=GET),
+            self._form(f"{one_path}/settings", pages.settings, one_path),
+            self._form(f"{one_path}/delete", pages.delete, one_path),
+            self._form(f"{one_path}/shares", pages.share, one_path),
+        ]
+
+    def _form(self, path: str, page: Page, page_path: str) -> Route:
+        """A route a form posts to. Asked for with GET (from history, or an address bar that kept the post's
+        URL) it sends the browser on to the form's own page, `page_path` with the same parameters."""
+        signed_in = self._signed_in(page)
+
+        async def run(request: Request) -> Response:
+            if request.method == "POST":
+                return await signed_in(request)
+            params = {name: quote(value, safe="~") for name, value in request.path_params.items()}
+            return redirect(page_path.format(**params))
+
+        return Route(path, run, methods=["GET", "POST"])
+
+    async def _no_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = self.render(
+            request, "error.html", None, status=404, message="There is no such page.", back=STORES
+        )
+        await response(scope, receive, send)
 
     def _open(self, page: Open) -> Callable[[Request], Awaitable[Response]]:
         """Run a page that needs no session (signing in and out)."""

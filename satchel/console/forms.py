@@ -259,6 +259,20 @@ def local_path(value: str | None) -> str:
     return STORES
 
 
+def here(request: Request) -> str:
+    """The page asked for, with its query, to come back to after signing in."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def came_from(request: Request) -> str:
+    """The Console page a request was made from (a form's own page, by its Referer), else the store list."""
+    referer = urlsplit(request.headers.get("referer") or "")
+    if referer.netloc and referer.netloc == request.headers.get("host"):
+        return local_path(f"{referer.path}?{referer.query}" if referer.query else referer.path)
+    return STORES
+
+
 def same_origin(request: Request) -> bool:
     """Whether a form post came from this site (SameSite cookies aside, a second guard against CSRF)."""
     origin = request.headers.get("origin") or request.headers.get("referer")

@@ -7,6 +7,8 @@ a download link.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,7 +33,9 @@ from satchel.errors import InvalidRequest, SatchelError
 from satchel.service.access import Caller, Level
 from satchel.service.encoding import plain_stream, read_prefix
 from satchel.service.records import Records
+from satchel.service.records_zip import zip_stream
 from satchel.service.signing import DEFAULT_LINK_SECONDS, expires_in, expiring_record_signature
+from satchel.service.validation import SHOWN, check_key
 from satchel.storage import RecordHead, RecordRead, StoreRow
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 
 PREVIEW_BYTES = 256 * 1024
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/ld+json")
+CHARSET = re.compile(r"""charset\s*=\s*("?[A-Za-z0-9._:-]{1,40}"?)""", re.IGNORECASE)
 # Record bodies shown raw: sandboxed, so stored HTML or SVG cannot run script on this origin.
 RAW_HEADERS = {"content-security-policy": "sandbox", "x-content-type-options": "nosniff"}
 
@@ -65,7 +70,7 @@ async def upload(console: Console, request: Request, caller: Caller) -> Response
             form = StreamedForm(request, max_file=records.max_record_bytes)
             key = await _store_upload(records, caller, ref, form)
     except SatchelError as error:
-        response = console.render(request, "error.html", caller, status=error.status, message=error.message)
+        response = console.error(request, caller, error)
         if form is None or not form.complete:
             response.headers["connection"] = "close"  # the rest of the body may still be on its way
         return response
@@ -80,7 +85,7 @@ async def _store_upload(records: Records, caller: Caller, ref: str, form: Stream
         if part.filename is None:
             fields[part.name] = await form.value()
         elif part.name == "file" and part.filename:  # a file input left empty has no name and no data
-            key = fields.get("key", "").strip() or part.filename
+            key = fields.get("key", "").strip() or _key_of_file(part.filename)
             content_type = fields.get("contentType", "").strip() or part.content_type
             chunks = _file_then_rest(form)
             await records.put(
@@ -90,9 +95,19 @@ async def _store_upload(records: Records, caller: Caller, ref: str, form: Stream
     return await _store_value(records, caller, ref, fields)
 
 
+def _key_of_file(name: str) -> str:
+    """A file's name as the key it is stored under when none was typed, or what to do about it."""
+    try:
+        return check_key(name)
+    except InvalidRequest as error:
+        message = f"{error.message} It is the file's name ({name[:SHOWN]!r}): type a key for it in the form."
+        raise InvalidRequest(message, type=error.type) from error
+
+
 async def _store_value(records: Records, caller: Caller, ref: str, fields: dict[str, str]) -> str:
-    """Store the form's typed value (`text`)."""
-    key, text = fields.get("key", "").strip(), fields.get("text", "")
+    """Store the form's typed value (`text`). A browser sends a text box's line breaks as CRLF whatever was
+    typed (HTML's form encoding); they are stored as the LF the user saw."""
+    key, text = fields.get("key", "").strip(), fields.get("text", "").replace("\r\n", "\n")
     if not text:
         raise InvalidRequest("Choose a file or type a value to store.")
     if not key:
@@ -192,6 +207,15 @@ async def raw(console: Console, request: Request, caller: Caller) -> Response:
     return StreamingResponse(plain_stream(found), headers=headers, media_type=head.content_type)
 
 
+async def download_all(console: Console, request: Request, caller: Caller) -> Response:
+    """Every record of the store as one ZIP, for a reader of it (writers get the API's signed link)."""
+    store, found = await console.services.records.all_records(
+        caller, request.path_params["store"], prefix=None, collection=None
+    )
+    headers = {**RAW_HEADERS, "content-disposition": f'attachment; filename="{store.name or store.id}.zip"'}
+    return StreamingResponse(zip_stream(store.id, found), media_type="application/zip", headers=headers)
+
+
 async def delete(console: Console, request: Request, caller: Caller) -> Response:
     ref, key = request.path_params["store"], request.path_params["key"]
     await console.services.records.delete(caller, ref, key)
@@ -205,4 +229,8 @@ async def _preview(found: RecordRead, *, pretty_json: bool) -> str:
             return orjson.dumps(orjson.loads(raw_bytes), option=orjson.OPT_INDENT_2).decode()
         except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # past 255 levels loads, but will not dump
             pass
+    charset = CHARSET.search(found.head.content_type)
+    if charset:
+        with contextlib.suppress(LookupError):  # a charset Python does not know, or no text encoding at all
+            return raw_bytes.decode(charset.group(1).strip('"'), "replace")
     return raw_bytes.decode("utf-8", "replace")

@@ -125,7 +125,7 @@ async def logout(console: Console, request: Request) -> Response:
             raise Forbidden(CROSS_SITE)
         await console.services.sessions.end(request.cookies.get(COOKIE))
     except SatchelError as error:
-        return console.render(request, "error.html", None, status=error.status, message=error.message)
+        return console.error(request, None, error)
     response = redirect(f"{PREFIX}/login")
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response

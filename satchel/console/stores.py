@@ -17,7 +17,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from satchel.console import record_list, snippets
-from satchel.console.forms import SORT_STARTS_DESC, STORES, field, list_query, listing, read_form, redirect
+from satchel.console.forms import (
+    SORT_STARTS_DESC,
+    STORES,
+    field,
+    list_query,
+    listing,
+    read_form,
+    redirect,
+    store_path,
+)
 from satchel.errors import InvalidRequest
 from satchel.service.access import GENERAL_ACCESS, Caller, Level
 from satchel.service.services import Services
@@ -211,8 +220,10 @@ async def store(console: Console, request: Request, caller: Caller) -> Response:
         "store": row,
         "tab": tab,
         "api_url": f"{snippets.base_url(request)}/v2/key-value-stores/{row.id}",
-        # Writers hold the signing secret, so the API's own signed URL serves them the archive.
-        "zip_url": signed_api_url(console, "key-value-stores", row, have, "/records"),
+        # Writers hold the signing secret, so the API's own signed URL serves them the archive (a link they
+        # may pass on, which expires); a reader, who may not sign, downloads it through the Console.
+        "zip_url": signed_api_url(console, "key-value-stores", row, have, "/records")
+        or f"{store_path(ref)}/zip",
         "level": have,
         "Level": Level,
     }
