@@ -7,6 +7,7 @@ on every endpoint answered with a 4xx and the error envelope.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -234,6 +235,33 @@ def test_concurrent_pushes_never_interleave_or_lose_items(http: httpx.Client, se
         assert len({(item["w"], item["b"]) for item in run}) == 1
     for writer in range(writers):
         assert [item["b"] for item in body if item["w"] == writer and item["k"] == 0] == list(range(batches))
+
+
+def test_a_push_of_many_items_leaves_the_server_answering(http: httpx.Client, server: Server) -> None:
+    """A push of many small items (within the size limit) takes a while to store; meanwhile the event loop
+    that answers every other request is never held for most of it, as it was while SQLite inserted them."""
+    ds = new_dataset(http)
+    count = 400_000
+    body = b"[" + b",".join([b"{}"] * count) + b"]"
+    app = server.app
+    assert app is not None
+
+    async def pushed_while_watched() -> float:
+        """The longest the loop went without a turn, as a share of the whole push."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        push = loop.run_in_executor(None, lambda: http.post(f"/datasets/{ds['id']}/items", content=body))
+        last, longest = start, 0.0
+        while not push.done():
+            await asyncio.sleep(0.001)
+            now = loop.time()
+            longest, last = max(longest, now - last), now
+        assert (await push).status_code == 201
+        return longest / (loop.time() - start)
+
+    share = app.run(pushed_while_watched())
+    assert share < 0.5, f"the loop stood still for {share:.0%} of the push"
+    assert items(http, ds["id"], limit=1)[1]["total"] == str(count)
 
 
 # --- reads

@@ -238,13 +238,15 @@ class Database:
         frees: bool = False,
         tidies: bool = False,
         after: Callable[[], None] | None = None,
+        off_loop: bool = False,
     ) -> T:
         """Run job(connection, *args) in a write transaction. The job is a module-level function, and its
         arguments and result are plain data: another process may run it (the one that writes for all).
         `frees`: it makes room (a delete), so a full disk gives up the reserve for it. `tidies`: it only
         forgets files already removed, so a full disk gives up a sliver of the reserve: the rest stays for the
         deletes users send, which the next uploads would otherwise leave no room for.
-        `after`: called once the job has committed (see Writer.run)."""
+        `after`: called once the job has committed (see Writer.run). `off_loop`: a long job (a large batch)
+        runs on the writer's thread, so the event loop that would otherwise run it goes on answering."""
         handoff = self.handoff
         for attempt in range(HANDOFF_ATTEMPTS):
             if handoff is None or handoff.leading:
@@ -253,30 +255,33 @@ class Database:
             if link is None:
                 break
             try:
-                return await link.run(job, args, frees, tidies, after)  # type: ignore[no-any-return]
+                return await link.run(job, args, frees, tidies, off_loop, after)  # type: ignore[no-any-return]
             except NotSent:
                 # The lead was gone before the job left this process (a link not yet seen closed): it did
                 # not run, so the next lead takes it.
                 if attempt + 1 == HANDOFF_ATTEMPTS:
                     raise
-        return await self._write_here(job, args, frees, tidies, after)
+        return await self._write_here(job, args, frees, tidies, after, off_loop)
 
-    def _submit_here(self, job: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+    def _submit_here(
+        self, job: Callable[..., T], args: tuple[Any, ...], off_loop: bool = False
+    ) -> asyncio.Future[T]:
         """The job queued on this process's writer: its future, resolved once committed. Unlike write(), a
         full disk is not retried with the reserve given up."""
-        return self.writer.submit(_bound(job, args))
+        return self.writer.submit(_bound(job, args), off_loop=off_loop)
 
-    async def _write_here(
+    async def _write_here(  # noqa: PLR0917 - write()'s arguments, and the handoff's run of them
         self,
         job: Callable[..., T],
         args: tuple[Any, ...],
         frees: bool,
         tidies: bool,
         after: Callable[[], None] | None = None,
+        off_loop: bool = False,
     ) -> T:
         bound = _bound(job, args)
         try:
-            return await self.writer.run(bound, after)
+            return await self.writer.run(bound, after, off_loop=off_loop)
         except sqlite3.OperationalError as exc:
             if not disk_full(exc):
                 raise
@@ -285,7 +290,7 @@ class Database:
         # Another process may have released the reserve already; the room is there either way.
         await asyncio.to_thread(self.reserve.release, None if frees else TIDYING_BYTES)
         try:
-            return await self.writer.run(bound, after)
+            return await self.writer.run(bound, after, off_loop=off_loop)
         except sqlite3.OperationalError as exc:
             if disk_full(exc):
                 raise StorageFull("The server's disk is full; the change was not stored.") from exc

@@ -72,10 +72,10 @@ class InDoubt(Unavailable):
     stopping lead runs what it holds), so nothing it would name may be removed as if it had failed."""
 
 
-# Queues a job (job, args) on this process's writer: its future.
-SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...]], asyncio.Future[Any]]
-# Runs a job here as Database.write does (job, args, frees, tidies), a full disk retried: its result.
-RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool], Awaitable[Any]]
+# Queues a job (job, args, off_loop) on this process's writer: its future.
+SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...], bool], asyncio.Future[Any]]
+# Runs a job here as Database.write does (job, args, frees, tidies, after, off_loop), a full disk retried.
+RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool, None, bool], Awaitable[Any]]
 After = Callable[[], None] | None
 
 
@@ -264,12 +264,14 @@ class _Served(_Framed):
         self.handoff._served.add(self)
 
     def received(self, message: tuple[Any, ...]) -> None:
-        _, job, args, _, _ = message
+        _, job, args, _, _, off_loop = message
         # Straight onto the writer, answered from its future's callback: no task per job.
-        self.handoff._submit_here(job, args).add_done_callback(functools.partial(self._committed, message))
+        self.handoff._submit_here(job, args, off_loop).add_done_callback(
+            functools.partial(self._committed, message)
+        )
 
     def _committed(self, message: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
-        seq, _, _, frees, tidies = message
+        seq, _, _, frees, tidies, _ = message
         error = done.exception()
         if isinstance(error, sqlite3.OperationalError) and (frees or tidies):
             # A job that makes room may have failed for want of it (a full disk): again, the way write()
@@ -280,11 +282,18 @@ class _Served(_Framed):
             return
         self._answer((seq, None, error) if error is not None else (seq, done.result(), None))
 
-    async def _run_again(
-        self, seq: int, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool
+    async def _run_again(  # noqa: PLR0917 - a message's fields, in its order
+        self,
+        seq: int,
+        job: Callable[..., Any],
+        args: tuple[Any, ...],
+        frees: bool,
+        tidies: bool,
+        off_loop: bool,
     ) -> None:
         try:
-            answer: tuple[Any, ...] = (seq, await self.handoff._run_here(job, args, frees, tidies), None)
+            result = await self.handoff._run_here(job, args, frees, tidies, None, off_loop)
+            answer: tuple[Any, ...] = (seq, result, None)
         except Exception as exc:
             answer = (seq, None, exc)
         self._answer(answer)
@@ -315,14 +324,20 @@ class _Link(_Framed):
         self._last = BYE
         self._written = BYE
 
-    def run(
-        self, job: Callable[..., Any], args: tuple[Any, ...], frees: bool, tidies: bool, after: After
+    def run(  # noqa: PLR0917 - Database.write's arguments, passed on as they come
+        self,
+        job: Callable[..., Any],
+        args: tuple[Any, ...],
+        frees: bool,
+        tidies: bool,
+        off_loop: bool,
+        after: After,
     ) -> asyncio.Future[Any]:
         """The job sent to the lead; its future is resolved once it has committed there, after `after` has
         been called here (even if the future was cancelled meanwhile)."""
         seq = next(self._seq)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.send((seq, job, args, frees, tidies))
+        self.send((seq, job, args, frees, tidies, off_loop))
         self._last = seq
         self._waiting[seq] = (fut, after)
         return fut

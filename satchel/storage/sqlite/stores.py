@@ -211,7 +211,8 @@ class SqliteStores:
         return self._reread(pk)
 
     async def delete(self, pk: int, *, unused_since: int | None = None) -> bool:
-        return await self.db.write(_delete_store, pk, unused_since, frees=True)
+        # On the writer's thread: a storage may hold millions of rows, and the loop must go on answering.
+        return await self.db.write(_delete_store, pk, unused_since, frees=True, off_loop=True)
 
     async def expired(self, cutoff: int, limit: int) -> list[int]:
         rows = self.db.all(

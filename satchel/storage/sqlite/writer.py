@@ -210,20 +210,31 @@ class Writer:
                 self._loop_file_lock.close()
                 self._loop_file_lock = None
 
-    async def run(self, job: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None) -> T:
+    async def run(
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        after: Callable[[], None] | None = None,
+        *,
+        off_loop: bool = False,
+    ) -> T:
         """Run job(connection) inside a write transaction; returns once it is committed. `after` is called
-        right after the commit, on whichever thread ran it, even if the caller was cancelled meanwhile."""
+        right after the commit, on whichever thread ran it, even if the caller was cancelled meanwhile.
+        `off_loop`: a long job (a large batch), run on the thread so that the loop goes on answering."""
         # A caller cancelled meanwhile (its client went away) cancels only its wait: the job stays queued and
         # commits all the same, since a batch runs every job it holds whatever became of their futures.
-        return await self.submit(job, after)
+        return await self.submit(job, after, off_loop=off_loop)
 
     def submit(
-        self, job: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        after: Callable[[], None] | None = None,
+        *,
+        off_loop: bool = False,
     ) -> asyncio.Future[T]:
         """The job queued, as run() does; its future is resolved once it has committed."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        if self._on_loop:
+        if self._on_loop and not off_loop:
             pending = self._pending.get(loop)
             if pending is None:
                 pending = self._pending[loop] = []
