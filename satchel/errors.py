@@ -92,6 +92,13 @@ class UnsupportedEncoding(SatchelError):
     status = 415
 
 
+class UnsupportedTransferCoding(InvalidRequest):
+    """A body sent in a transfer coding the server does not undo (HTTP/1.1 allows 501; bad input here is a
+    4xx, as the HTTP server's own answer to `chunked, gzip` is)."""
+
+    type = "unsupported-transfer-encoding"
+
+
 class StorageFull(SatchelError):
     """The disk under the data dir is full; reads still work and writes resume once space is freed."""
 

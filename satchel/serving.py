@@ -142,6 +142,9 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         "backpressure": connection_cap(settings),
         "http": HTTPModes.http1,
         "http1_settings": HTTP1Settings(header_read_timeout=int(settings.header_timeout_seconds * 1000)),
+        # Nothing here speaks WebSocket: an upgrade request is answered as the plain request it also is,
+        # rather than refused by granian with a bare 403.
+        "websockets": False,
     }
 
 

@@ -209,6 +209,26 @@ case(
 )
 case(
     "content-length",
+    "gzip-then-chunked",  # the server only unchunks: stored, the body would be gzip the client never meant
+    "PUT",
+    "",
+    400,
+    "unsupported-transfer-encoding",
+    raw=HEAD_PUT + b"Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+)
+case(
+    "content-length",
+    "websocket-upgrade",  # nothing here speaks WebSocket: answered as the plain GET it also is
+    "GET",
+    "",
+    404,
+    "record-not-found",
+    raw=b"GET /v2/key-value-stores/{scratch}/records/no-such-record HTTP/1.1\r\nHost: x\r\n"
+    b"Authorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+)
+case(
+    "content-length",
     "garbage-request-line",
     "GET",
     "",

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from satchel.api.docs_page import PREFIX as DOCS_PREFIX
 from satchel.api.docs_page import DocsPage
 from satchel.api.errors import error_response, from_error
-from satchel.api.http import Call, bearer_token
+from satchel.api.http import Call, bearer_token, check_transfer_coding
 from satchel.api.operations import PATHS as OPERATIONS
 from satchel.api.operations import Operations
 from satchel.api.ratelimit import RateLimits
@@ -132,6 +132,8 @@ class SatchelApp:
         seen = observer.begin(scope)
         try:  # the request's log line and counts, however it ends
             try:
+                if watch is not None:  # a body comes
+                    check_transfer_coding(scope)
                 response = await self._dispatch(scope, receive, limit)
             except SatchelError as error:
                 response = await settle(from_error(error, head=head), scope, watch)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
-from satchel.errors import InvalidRequest, TooLarge
+from satchel.errors import InvalidRequest, TooLarge, UnsupportedTransferCoding
 from satchel.service.access import Caller
 from satchel.service.encoding import Decoder, normalize
 from satchel.service.services import Services
@@ -115,6 +115,19 @@ def declares_body(scope: Scope) -> bool:
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
             return True
     return False
+
+
+def check_transfer_coding(scope: Scope) -> None:
+    """Refuse a body sent in a transfer coding besides chunked (`gzip, chunked`): the HTTP server only
+    unchunks it, so its bytes would be stored still gzipped, as something the client never sent."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            for coding in value.split(b","):
+                if coding.strip().lower() not in (b"chunked", b""):
+                    raise UnsupportedTransferCoding(
+                        "Only the chunked transfer coding is understood here; send the body chunked alone"
+                        " (a compressed body goes with Content-Encoding instead)."
+                    )
 
 
 class RawResponse(Response):
