@@ -292,6 +292,7 @@ for label, ref, status, etype in [
     ("other-user", "bob~bob-actor", 404, NF), ("long-id", "a" * 5000, 404, NF), ("nul", "%00", 404, NF),
     ("not-utf8", "%FF", 400, IR),
 ]:  # fmt: skip
+    case("runs", f"actor-{label}-get", "GET", f"/acts/{ref}", status, etype)
     case("runs", f"actor-{label}-start", "POST", f"/acts/{ref}/runs", status, etype)
     case("runs", f"actor-{label}-list", "GET", f"/acts/{ref}/runs", status, etype)
     case("runs", f"actor-{label}-last", "GET", f"/acts/{ref}/runs/last", status, etype)

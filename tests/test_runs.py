@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from apify_client._models import ListOfRunsResponse, RunResponse
+from apify_client._models import ActorResponse, ListOfRunsResponse, RunResponse
 
 from satchel.api.routing import ROUTES
 from tests.conftest import Server, every_engine
@@ -92,6 +92,23 @@ def test_a_run_starts_with_its_own_storages_and_its_input(server: Server) -> Non
         # By id and by username~name, the same Actor.
         assert _start(http, run["actId"])["actId"] == run["actId"]
         assert _start(http, f"{me['username']}~{actor}")["actId"] == run["actId"]
+
+
+def test_an_actor_made_by_its_first_run_reads_back_for_its_owner_alone(server: Server) -> None:
+    actor = _actor()
+    with server.client() as http:
+        run = _start(http, actor)
+        for ref in (f"~{actor}", f"admin~{actor}", run["actId"]):
+            for path in (f"/acts/{ref}", f"/actors/{ref}"):
+                response = http.get(path)
+                assert response.status_code == 200, (path, response.text)
+                found = ActorResponse.model_validate(response.json()).data  # the official client's model
+                assert (found.id, found.name, found.username) == (run["actId"], actor, "admin")
+                assert found.user_id == run["userId"]
+        _error(http.get(f"/acts/~{_actor()}"), 404, "record-not-found")
+        _error(http.put(f"/acts/~{actor}", json={}), 405)
+    with server.client(token=_stranger(server)) as other:
+        _error(other.get(f"/acts/{run['actId']}"), 404, "record-not-found")
 
 
 def test_input_keeps_its_content_type_and_encoding(server: Server) -> None:

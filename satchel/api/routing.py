@@ -249,6 +249,7 @@ ROUTES: list[Route] = [
         "request queue",
         "RequestQueue",
     ),
+    Route("/v2/acts/{actorId}", methods(GET=(runs.get_actor, run_specs.GET_ACTOR))),
     Route(
         "/v2/acts/{actorId}/runs",
         methods(

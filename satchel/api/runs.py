@@ -153,6 +153,22 @@ async def _finished(call: Call, row: RunRow) -> RunRow:
     return row
 
 
+async def get_actor(call: Call) -> Response:
+    actor = await call.services.runs.actor(call.caller, call.params["actorId"])
+    return wire.json_response({
+        "id": actor.id,
+        "userId": actor.user_id,
+        "name": actor.name,
+        "username": actor.username,
+        "isPublic": False,
+        "createdAt": iso(actor.created_at),
+        "modifiedAt": iso(actor.modified_at),
+        "stats": {},
+        "versions": [],  # no source is kept here: `satchel run` runs what it is given
+        "defaultRunOptions": {"build": "latest"},
+    })  # fmt: skip
+
+
 async def get_run(call: Call) -> Response:
     # The last run's GET too: the clients' last_run().wait_for_finish() sends waitForFinish there.
     return await _answer(call, await _finished(call, await run_for(call)))

@@ -47,6 +47,20 @@ SHORT = {
 
 register(
     {
+        "Actor": obj(
+            {
+                "id": STRING,
+                "userId": STRING,
+                "name": STRING,
+                "username": STRING,
+                "isPublic": {"const": False},
+                "createdAt": TIME,
+                "modifiedAt": TIME,
+                "stats": obj({}),
+                "versions": {"type": "array", "maxItems": 0},
+                "defaultRunOptions": obj({"build": {"const": "latest"}}),
+            }
+        ),
         "Run": obj(
             {
                 **SHORT,
@@ -192,6 +206,14 @@ UPDATE_LAST_RUN = {
 }
 
 # /v2/actor-runs/{runId}
+GET_ACTOR = {
+    "operationId": "getActor",
+    "summary": (
+        "One of the caller's Actors (made by its first run): its id, name and owner; Satchel keeps no "
+        "source, builds or versions"
+    ),
+    "responses": responses(ok_json(200, ref("Actor"), "The Actor")),
+}
 GET_RUN = {
     "operationId": "getRun",
     "summary": "A run",
