@@ -116,6 +116,12 @@ class Api:
     def get(self, run_id: str) -> dict[str, Any]:
         return self._data(self.http.get(f"/actor-runs/{run_id}"))
 
+    def resume(self, run_id: str) -> dict[str, Any]:
+        """The run RUNNING again, with what its last end recorded cleared."""
+        body: dict[str, Any] = {"status": "RUNNING", "exitCode": None, "statusMessage": None}
+        body["isStatusMessageTerminal"] = False
+        return self._data(self.http.put(f"/actor-runs/{run_id}", json=body))
+
     def finish(self, run_id: str, status: str, exit_code: int, message: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status, "exitCode": exit_code}
         if message is not None:
@@ -156,11 +162,19 @@ class Child:
         return 128 - code if code < 0 else code
 
 
-def run(url: str, token: str, actor: str, body: bytes | None, command: Sequence[str]) -> int:
+def run(  # noqa: PLR0917 - the command line's choices, in its order
+    url: str, token: str, actor: str, body: bytes | None, command: Sequence[str], resume: str | None = None
+) -> int:
+    """Run the command as a new run of `actor`, or (`resume`) as that run again, on its storages."""
     api = Api(url, token)
-    run = api.start(actor, body)
+    if resume is None:
+        run = api.start(actor, body)
+        say(f"run {run['id']} of Actor ~{actor} ({run['actId']}), {url}/v2/actor-runs/{run['id']}")
+    else:
+        was = api.get(resume)["status"]
+        run = api.resume(resume)
+        say(f"run {resume} ({was} until now) again, {url}/v2/actor-runs/{resume}")
     run_id = run["id"]
-    say(f"run {run_id} of Actor ~{actor} ({run['actId']}), {url}/v2/actor-runs/{run_id}")
     say(f"  key-value store {run['defaultKeyValueStoreId']}")
     say(f"  dataset         {run['defaultDatasetId']}")
     say(f"  request queue   {run['defaultRequestQueueId']}")
@@ -211,6 +225,13 @@ def run(url: str, token: str, actor: str, body: bytes | None, command: Sequence[
 @remote_options
 @click.option("--actor", default=None, help="The Actor's name, made on first use (default: this folder's).")
 @click.option("--input", "input_text", default=None, help="INPUT as JSON, or @FILE holding JSON.")
+@click.option(
+    "--resume",
+    "resume",
+    metavar="RUN_ID",
+    default=None,
+    help="Run COMMAND as this earlier run again, on its storages: a stopped crawl goes on where it stopped.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(  # click passes every parameter by name
     *,
@@ -219,6 +240,7 @@ def run_command(  # click passes every parameter by name
     data_dir: Path | None,
     actor: str | None,
     input_text: str | None,
+    resume: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a run of an Actor: with its own key-value store (holding INPUT), dataset and request
@@ -226,10 +248,12 @@ def run_command(  # click passes every parameter by name
 
     Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code.
     """
+    if resume is not None and (actor is not None or input_text is not None):
+        raise click.UsageError("--resume runs an earlier run again, with its Actor and INPUT: give neither.")
     url, token = connection(url, token, data_dir)
     body = read_input(input_text)
     try:
-        code = run(url, token, actor or default_actor(), body, command)
+        code = run(url, token, actor or default_actor(), body, command, resume)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"The server at {url} does not answer: {exc}") from exc
     sys.exit(code)

@@ -98,6 +98,35 @@ def test_data_dir_names_the_local_server_from_any_folder(server: Server, tmp_pat
     assert (env["APIFY_API_BASE_URL"], env["APIFY_TOKEN"]) == (server.base_url, server.token)
 
 
+def test_a_run_resumed_goes_on_with_its_own_storages(server: Server) -> None:
+    first = _satchel_run(
+        server, "--actor", "resumed", "--input", '{"page": 7}', "--", sys.executable, str(COMMAND), "3"
+    )
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 3, stderr
+    run_id = _run_id(stderr)
+    client = ApifyClient(server.token, api_url=server.base_url)
+    store = client.run(run_id).key_value_store()
+    store.set_record("PROGRESS", {"done": 41})  # what the stopped crawl had got to
+    again = _satchel_run(server, "--resume", run_id, "--", sys.executable, str(COMMAND), "0")
+    stdout, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr
+    assert f"run {run_id} (FAILED until now) again" in stderr
+    env = json.loads(stdout.splitlines()[0])
+    run = client.run(run_id).get()
+    assert run is not None
+    assert (run.status, run.exit_code, run.finished_at is not None) == ("SUCCEEDED", 0, True)
+    assert env["ACTOR_RUN_ID"] == run_id
+    assert env["ACTOR_DEFAULT_KEY_VALUE_STORE_ID"] == run.default_key_value_store_id
+    assert store.get_record("PROGRESS")["value"] == {"done": 41}  # type: ignore[index]
+    assert store.get_record("OUTPUT")["value"] == {"input": {"page": 7}}  # type: ignore[index]
+    # A run is resumed alone: its Actor and INPUT are its own.
+    refused = _satchel_run(server, "--resume", run_id, "--input", "{}", "--", "true")
+    _, stderr = refused.communicate(timeout=60)
+    assert refused.returncode == 2, stderr
+    assert [r.id for r in client.actor(run.act_id).runs().list().items] == [run_id]
+
+
 def test_a_failing_command_fails_the_run_and_its_exit_code_is_kept(server: Server, tmp_path: Path) -> None:
     input_file = tmp_path / "input.json"
     input_file.write_text('{"from": "file"}')
