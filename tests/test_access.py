@@ -362,6 +362,7 @@ def test_users_me_and_public_profile(world: World) -> None:
     assert public == {"username": "reader", "profile": {}}
     assert httpx.get(f"{world.server.api}/users/reader").json()["data"]["username"] == "reader"
     assert httpx.get(f"{world.server.api}/users/nobody-here").status_code == 404
+    assert ApifyClient(api_url=world.server.base_url).user("nobody-here").get() is None  # absent: no error
     assert httpx.get(f"{world.server.api}/users/me").status_code == 401
 
 

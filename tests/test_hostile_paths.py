@@ -123,7 +123,7 @@ for name, (query, status, etype) in {
 }.items():
     case("percent-encoding", name, "GET", STORE + "/keys?" + query, status, etype)
 case("percent-encoding", "user-ff", "GET", "/users/%FF", 400, "invalid-request")
-case("percent-encoding", "user-nul", "GET", "/users/%00", 404, "user-not-found")
+case("percent-encoding", "user-nul", "GET", "/users/%00", 404, "record-not-found")
 case("percent-encoding", "non-ascii-path", "GET", REC + "caf\xe9", 400, envelope=False)
 
 # Path traversal: dot segments are never resolved into another endpoint, and never reach the disk.
@@ -214,8 +214,8 @@ case("routes", "openapi-put", "PUT", "/openapi.json", 405, "method-not-allowed",
 case("routes", "openapi-extra", "GET", "/openapi.json/x", 404, "page-not-found")
 case("routes", "openapi-dotdot", "GET", "/openapi.json/..", 404, "page-not-found")
 case("routes", "trailing-slash-keys", "GET", STORE + "/keys/", 200)
-case("routes", "user-unknown", "GET", "/users/nobody-here", 404, "user-not-found")
-case("routes", "user-long", "GET", "/users/" + "u" * 5000, 404, "user-not-found")
+case("routes", "user-unknown", "GET", "/users/nobody-here", 404, "record-not-found")
+case("routes", "user-long", "GET", "/users/" + "u" * 5000, 404, "record-not-found")
 
 # HEAD on everything: the GET's status and headers, never a body.
 for name, (target, status, token) in {

@@ -135,7 +135,7 @@ for label, ref in {"id": "a%00b", "name": "~hostile-seed%00", "user": "admin%00~
     case("pagination", f"store-nul-{label}", "GET", f"/key-value-stores/{ref}/keys", 404, "record-not-found")
     case("pagination", f"store-nul-{label}-put", "PUT", f"/key-value-stores/{ref}/records/k", 404,
          "record-not-found", body=b"x")  # fmt: skip
-case("pagination", "user-nul-inside", "GET", "/users/admin%00", 404, "user-not-found")
+case("pagination", "user-nul-inside", "GET", "/users/admin%00", 404, "record-not-found")
 
 
 # --- the table, one case at a time and then all at once

@@ -39,7 +39,8 @@ class Users:
     async def find(self, id_or_name: str) -> UserRow:
         user = await self.table.by_id(id_or_name) or await self.table.by_name(id_or_name)
         if user is None:
-            raise NotFound(f"User {id_or_name!r} was not found.", type="user-not-found")
+            # record-not-found, as the hosted API says it: the official clients' get() then answers None
+            raise NotFound(f"User {id_or_name!r} was not found.")
         return user
 
     async def create(

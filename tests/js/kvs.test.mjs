@@ -216,6 +216,9 @@ describe('direct connection', () => {
         assert.deepEqual(record?.value, { foo: 'bar' });
         await kvs.delete();
         assert.equal(await kvs.get(), undefined);
+        // A user that is not there is absent too, not an error.
+        assert.equal(await direct.user('nobody-here').get(), undefined);
+        assert.equal((await direct.user('me').get())?.username, ADMIN);
     });
 });
 
