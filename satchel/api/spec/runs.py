@@ -53,12 +53,15 @@ register(
                 "userId": STRING,
                 "name": STRING,
                 "username": STRING,
-                "isPublic": {"const": False},
+                "isPublic": {"const": False, "description": "Always false: an Actor here is its owner's own"},
                 "createdAt": TIME,
                 "modifiedAt": TIME,
-                "stats": obj({}),
-                "versions": {"type": "array", "maxItems": 0},
-                "defaultRunOptions": obj({"build": {"const": "latest"}}),
+                "stats": {**obj({}), "description": "Empty: no statistics are kept of an Actor"},
+                "versions": {"type": "array", "maxItems": 0, "description": "Empty: no source is kept here"},
+                "defaultRunOptions": {
+                    **obj({"build": {"const": "latest", "description": "The only build there is"}}),
+                    "description": "What a run starts with, as far as Satchel has any",
+                },
             }
         ),
         "Run": obj(
