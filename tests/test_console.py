@@ -378,3 +378,23 @@ def test_typed_text_keeps_the_line_breaks_typed_and_text_shows_in_its_charset(
             f"/key-value-stores/{store}/records/latin", content="café".encode("latin-1"), headers=latin
         )
         assert "café" in console.get(f"/console/key-value-stores/{store}?key=latin").text
+
+
+def test_deleting_a_record_goes_back_to_the_place_in_the_list(server: Server, api: httpx.Client) -> None:
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    for key in ("k1", "k2", "k3"):
+        assert api.put(f"/key-value-stores/{store}/records/{key}", content=b"v").status_code == 201
+    page = f"/console/key-value-stores/{store}"
+    with _session(server) as console:
+        listed = console.post(
+            f"{page}/records/k1/delete",
+            headers={"referer": f"{server.base_url}{page}?prefix=k&after=k0&key=k1"},
+        )
+        assert (listed.status_code, listed.headers["location"]) == (303, f"{page}?prefix=k&after=k0")
+        alone = console.post(
+            f"{page}/records/k2/delete", headers={"referer": f"{server.base_url}{page}/records/k2"}
+        )
+        assert (alone.status_code, alone.headers["location"]) == (303, page)
+    assert [item["key"] for item in api.get(f"/key-value-stores/{store}/keys").json()["data"]["items"]] == [
+        "k3"
+    ]

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import orjson
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from satchel.console.forms import (
     FORM_SLACK,
     MAX_PARTS,
     StreamedForm,
+    came_from,
     one_chunk,
     read_form,
     record_path,
@@ -219,7 +220,12 @@ async def download_all(console: Console, request: Request, caller: Caller) -> Re
 async def delete(console: Console, request: Request, caller: Caller) -> Response:
     ref, key = request.path_params["store"], request.path_params["key"]
     await console.services.records.delete(caller, ref, key)
-    return redirect(store_path(ref))
+    # Back to the page of the list it was deleted from (its prefix and place), without the record's preview.
+    back = urlsplit(came_from(request))
+    if back.path != store_path(ref):
+        return redirect(store_path(ref))
+    query = urlencode([(k, v) for k, v in parse_qsl(back.query) if k != "key"])
+    return redirect(f"{back.path}?{query}" if query else back.path)
 
 
 async def _preview(found: RecordRead, *, pretty_json: bool) -> str:
