@@ -398,3 +398,21 @@ def test_deleting_a_record_goes_back_to_the_place_in_the_list(server: Server, ap
     assert [item["key"] for item in api.get(f"/key-value-stores/{store}/keys").json()["data"]["items"]] == [
         "k3"
     ]
+
+
+def test_an_image_the_browser_cannot_show_says_so(page: Page, server: Server, api: httpx.Client) -> None:
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    fake = {"content-type": "image/png"}
+    assert api.put(
+        f"/key-value-stores/{store}/records/notreally.png", content=b"no png", headers=fake
+    ).is_success
+    sign_in(page, server.token)
+    page.goto(f"/console/key-value-stores/{store}/records/notreally.png")
+    page.wait_for_selector("#no-preview")
+    assert page.locator("#preview-image").count() == 0
+    assert "cannot be shown" in page.inner_text("#no-preview")
+    link = page.get_attribute("#no-preview a", "href")
+    assert link is not None
+    assert httpx.get(
+        server.base_url + link, cookies={c["name"]: c["value"] for c in page.context.cookies()}
+    ).content == (b"no png")

@@ -10,6 +10,30 @@ document.addEventListener("change", (event) => {
   if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
 });
 
+// An image preview the browser cannot decode (a record typed image/png that is not one) says so instead of
+// leaving an empty box: when it fails, or, if it failed before this script ran, once the page is read.
+function unshowable(image) {
+  const note = document.createElement("p");
+  note.className = "empty";
+  note.id = "no-preview";
+  note.append("This image cannot be shown (it is not what its type says, or not an image the browser reads): ");
+  const link = document.createElement("a");
+  link.href = image.getAttribute("src") + "?download=1";
+  link.download = "";
+  link.textContent = "download it";
+  note.append(link, ".");
+  image.closest(".image-box").replaceWith(note);
+}
+
+document.addEventListener("error", (event) => {  // errors do not bubble: this listens as they go down
+  if (event.target instanceof HTMLImageElement && event.target.id === "preview-image") unshowable(event.target);
+}, true);
+
+document.addEventListener("DOMContentLoaded", () => {
+  const image = document.getElementById("preview-image");
+  if (image && image.complete && image.naturalWidth === 0) unshowable(image);
+});
+
 // Copy buttons (data-copy: the selector of what to copy) exist only with this script, so they start hidden.
 // The clipboard API needs a secure context (https or localhost); elsewhere a selection is copied instead.
 function copyBySelection(text) {
