@@ -125,6 +125,14 @@ def formatter(settings: Settings) -> logging.Formatter:
     return JsonFormatter() if settings.log_format == "json" else TextFormatter()
 
 
+def _without_stack(record: logging.LogRecord) -> bool:
+    """asyncpg's pool warns with a whole traceback at every retry while PostgreSQL is down (8 in a 7 s
+    outage, 25 lines each); the one line says it, and Satchel logs the outage itself."""
+    record.exc_info = None
+    record.exc_text = None
+    return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Send this process's logs (Satchel's and the libraries') to stderr through a writer thread, in the
     format and from the level the settings ask for. Safe to call again (a worker process forked from one
@@ -143,6 +151,9 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(_Handover(lines, formatter(settings)))
     root.setLevel(settings.log_level.upper())
     logging.getLogger("_granian").setLevel(settings.log_level.upper())
+    pool = logging.getLogger("asyncpg.pool")
+    if _without_stack not in pool.filters:
+        pool.addFilter(_without_stack)
 
 
 def stop_logging() -> None:

@@ -101,7 +101,7 @@ def tokens_revoke(token: str, **where: Any) -> None:
 def migrate(**where: Any) -> None:
     """Bring the database's schema to this version of Satchel (servers also do it when they start)."""
     run_on_storage(where, lambda services: _nothing(), bodies=False)
-    click.echo("The database is up to date.")
+    click.echo("The database's schema is up to date: any steps it lacked were applied just now.")
 
 
 async def _nothing() -> None:

@@ -175,6 +175,10 @@ def test_a_new_satchel_token_revokes_the_one_it_replaces(tmp_path: Path) -> None
     first = start_server(data, token=TOKEN)
     extra = run_cli("tokens", "create", "admin", data_dir=data).stdout.strip()
     stop_server(first)
+    # The operator's own token is not written into the log (a service manager's journal keeps it).
+    said = server_log(first)
+    assert f"Admin token: the one SATCHEL_TOKEN gives (also kept in {data / 'admin-token'})" in said
+    assert TOKEN not in said
 
     second = start_server(data, token=OTHER_TOKEN)
     try:
