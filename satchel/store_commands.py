@@ -15,6 +15,7 @@ from satchel.cli_options import run_on_storage, storage_options
 from satchel.clock import iso
 from satchel.crawlee_storage import exporting, importing
 from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
+from satchel.errors import NotFound
 from satchel.local_server import local_base_url
 from satchel.remote import connection, run_remote, server_options
 from satchel.service import signing
@@ -187,7 +188,14 @@ def _on_stores(
 
     async def local(services: Services) -> T:
         owner = await services.users.find(username or services.settings.admin_username)
-        return await work(LocalStores(services, Caller(owner)))
+        try:
+            return await work(LocalStores(services, Caller(owner)))
+        except NotFound as error:
+            if username is not None:
+                raise
+            # The admin reads only what is theirs or shared with them, like any user.
+            hint = " The data here is read as the admin: for another user's store, pass --user OWNER."
+            raise NotFound(error.message + hint, type=error.type) from error
 
     return run_on_storage(where, local, bodies=True)
 

@@ -168,6 +168,12 @@ def test_share_takes_the_admins_store_by_name_as_export_does(running: Server) ->
     # export reads the same names the same way.
     out = running.data_dir.parent / "exported"
     assert "1 records written" in run_cli("export", "~mine", str(out), data_dir=running.data_dir).stdout
+    # Another user's store is read as its owner, and the admin's refusal says how.
+    httpx.post(f"{running.api}/key-value-stores", params={"name": "theirs"}, headers=sharer)
+    refused = run_cli("export", "sharer~theirs", str(out), data_dir=running.data_dir, ok=False)
+    assert "pass --user OWNER" in refused.stderr
+    theirs = run_cli("export", "sharer~theirs", str(out), "--user", "sharer", data_dir=running.data_dir)
+    assert "0 records written" in theirs.stdout
 
 
 def test_a_new_satchel_token_revokes_the_one_it_replaces(tmp_path: Path) -> None:
