@@ -115,6 +115,25 @@ def test_a_full_disk_refuses_writes_with_507_and_keeps_reads(small_disk: SqliteR
         small_disk.stop(server)
 
 
+def test_with_two_workers_a_full_disk_is_507_from_the_process_that_writes_for_them(
+    small_disk: SqliteRig,
+) -> None:
+    """With several workers one process writes for all: the database's own full disk, met there, comes back
+    to the worker as the same 507 (it came back as a 500 with a traceback)."""
+    server = small_disk.start(env=ENV, args=("--workers", "2"))
+    try:
+        with server.client() as http:
+            store_id = http.post("/key-value-stores", params={"name": "full"}).json()["data"]["id"]
+            fill_through_the_api(http, store_id, "w")  # its last part fills SQLite's own file
+            fill(small_disk.data_dir / "top-off")
+            for i in range(20):  # each answered by either worker: every answer a 201 or a 507
+                put(http, store_id, f"after-{i}", os.urandom(60_000))
+        port = server.base_url.rsplit(":", 1)[1]
+        assert "unexpected error" not in (small_disk.data_dir.parent / f"server-{port}.log").read_text()
+    finally:
+        small_disk.stop(server)
+
+
 def test_writes_resume_once_space_is_freed_outside_or_through_the_api(small_disk: SqliteRig) -> None:
     server = small_disk.start(env=ENV)
     filler = small_disk.data_dir / "filler"

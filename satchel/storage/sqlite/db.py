@@ -42,6 +42,7 @@ RESTART_WAIT_SECONDS = 1.0  # longest a RESTART holds writes back waiting for re
 RESTART_POLL_SECONDS = 0.0005
 HANDOFF_ATTEMPTS = 3  # leads tried for one write whose job never left this process
 TIDYING_BYTES = 256 * 1024  # of the reserve, for forgetting removed files on a full disk (a few WAL pages)
+STORAGE_FULL = "The server's disk is full; the change was not stored."
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -261,6 +262,11 @@ class Database:
                 # not run, so the next lead takes it.
                 if attempt + 1 == HANDOFF_ATTEMPTS:
                     raise
+            except sqlite3.OperationalError as exc:
+                # The lead ran it on a full disk (a job that frees room was already retried there, as here).
+                if disk_full(exc):
+                    raise StorageFull(STORAGE_FULL) from exc
+                raise
         return await self._write_here(job, args, frees, tidies, after, off_loop)
 
     def _submit_here(
@@ -286,14 +292,14 @@ class Database:
             if not disk_full(exc):
                 raise
             if not (frees or tidies):
-                raise StorageFull("The server's disk is full; the change was not stored.") from exc
+                raise StorageFull(STORAGE_FULL) from exc
         # Another process may have released the reserve already; the room is there either way.
         await asyncio.to_thread(self.reserve.release, None if frees else TIDYING_BYTES)
         try:
             return await self.writer.run(bound, after, off_loop=off_loop)
         except sqlite3.OperationalError as exc:
             if disk_full(exc):
-                raise StorageFull("The server's disk is full; the change was not stored.") from exc
+                raise StorageFull(STORAGE_FULL) from exc
             raise
 
     # --- housekeeping
