@@ -158,37 +158,13 @@ def store(http: httpx.Client) -> dict[str, object]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test its own id, and the longest modules first. schemathesis names each generated test after
-    its operation (`test_fuzz[GET /v2/datasets]`), but on pytest 9 their ids all read `test_fuzz`, and
-    pytest-xdist (`make test` runs the suite in two processes) hands tests out by id: all of them but one
-    would silently never run."""
+    """Every test its own id. schemathesis names each generated test after its operation (`test_fuzz[GET
+    /v2/datasets]`), but on pytest 9 their ids all read `test_fuzz`, and pytest-xdist (`make test` runs the
+    suite in two processes) hands tests out by id: all of them but one would silently never run."""
     seen = Counter(item.nodeid for item in items)
     for item in items:
         if seen[item.nodeid] > 1 and item.parent is not None and NodeId is not None:
             item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")  # pytest has no public setter
-    # After pytest-randomly's shuffle (a wrapper, run before this): the longest modules first, the rest as
-    # shuffled (a stable sort).
-    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
-# The modules that take a minute or more of one process (a `--durations` run of the whole suite), longest
-# first. They are handed out before the rest, whose order stays the shuffled one: one of them left for the end
-# kept one process busy while the other idled (some 150 s of a 1,200 s run).
-LONGEST_FIRST = (
-    "test_openapi.py",
-    "test_bench_smoke.py",
-    "test_js_client.py",
-    "test_conditional_requests.py",
-    "test_console_pages.py",
-    "test_rate_limit.py",
-    "test_cli_postgres.py",
-    "test_hostile_storage_bodies.py",
-    "test_kv_cli.py",
-    "test_full_disk.py",
-    "test_concurrency.py",
-    "test_crawl_js.py",
-)
 
 
 # What the xdist worker processes printed into their summaries, gathered in the process that reports.
