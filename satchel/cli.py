@@ -2,8 +2,8 @@
 modules take over a second to load, which `satchel kv get` or `satchel run` need not pay.
 
 The commands live in serve_command.py (`serve`, which runs bootstrap.py first), manage_commands.py
-(users, tokens, migrate), store_commands.py (share, signing keys, import, export), kv_commands.py,
-run_command.py and backup/.
+(users, tokens, migrate), store_commands.py (share, signing keys, import, export), kv_commands.py
+and kv_copy.py, run_command.py and backup/.
 """
 
 from __future__ import annotations

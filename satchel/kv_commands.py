@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import secrets
-import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,9 +18,10 @@ from typing import TypeVar
 
 import click
 
-from satchel.crawlee_storage.files import Skip, async_chunks, chunks, not_a_file, open_file, write_all
-from satchel.crawlee_storage.layout import CREATE, NAME_MAX, guess_type
+from satchel.crawlee_storage.files import async_chunks, chunks, write_all
+from satchel.crawlee_storage.layout import CREATE, guess_type
 from satchel.errors import InvalidRequest
+from satchel.kv_copy import PART, download, is_folder, upload
 from satchel.remote import (
     DENIED,
     ERROR,
@@ -34,9 +34,10 @@ from satchel.remote import (
     RemoteError,
     connection,
     remote_options,
+    resolve_store,
     run_remote,
 )
-from satchel.service.validation import NAME_RE, check_key
+from satchel.service.validation import check_key
 
 T = TypeVar("T")
 EXIT_CODES = f"""Exit codes:
@@ -48,7 +49,6 @@ EXIT_CODES = f"""Exit codes:
   {PARTIAL}  `cp` copied what it could, and lists on stderr what it skipped"""
 STORE_HELP = "STORE is a store's id, a name of the token's user, or USERNAME~NAME."
 STDIN_HELD = 8 * 1024 * 1024  # bytes of stdin read whole to be sent with their length
-PART = ".satchel-{}.part"  # a download in progress, renamed to its key when complete
 
 
 @click.group(
@@ -78,19 +78,6 @@ def _run(
     except OSError as error:  # a local file
         where = f"{error.filename}: " if error.filename else ""
         raise Failed(f"{where}{error.strerror}") from error
-
-
-async def _store(remote: Remote, ref: str, *, create: bool = False) -> str:
-    """The id of the store `ref` names; with `create`, a name of the token's user is made if missing."""
-    try:
-        return str((await remote.store(ref))["id"])
-    except RemoteError as error:
-        if error.status != 404:
-            raise
-        name = ref.removeprefix("~")
-        if create and NAME_RE.fullmatch(name):
-            return str((await remote.named_store(name))["id"])
-        raise Missing(f"Key-value store {ref!r} was not found.") from error
 
 
 def _missing_record(key: str, store: str) -> Missing:
@@ -126,7 +113,7 @@ def ls(
     """List the keys of STORE in key order, one per line."""
 
     async def work(remote: Remote) -> None:
-        store_id = await _store(remote, store)
+        store_id = await resolve_store(remote, store)
         out = sys.stdout
         first = True
         async for item in remote.keys(store_id, prefix):
@@ -159,7 +146,7 @@ def get(
     """Write the record KEY of STORE to stdout, or to a file with -o, byte for byte."""
 
     async def work(remote: Remote) -> None:
-        store_id = await _store(remote, store)
+        store_id = await resolve_store(remote, store)
         try:
             async with remote.record(store_id, key) as response:
                 if output is None or str(output) == "-":
@@ -231,7 +218,7 @@ def put(
                 return async_chunks(fd, size)
 
         async def work(remote: Remote) -> None:
-            store_id = await _store(remote, store)
+            store_id = await resolve_store(remote, store)
             await remote.put(store_id, check, content_type, body, size, replayable=size is not None)
 
         _run(url, token, data_dir, work)
@@ -279,7 +266,7 @@ def rm(
     """Delete the record KEY of STORE."""
 
     async def work(remote: Remote) -> None:
-        store_id = await _store(remote, store)
+        store_id = await resolve_store(remote, store)
         if not force and not await remote.exists(store_id, key):
             raise _missing_record(key, store)
         await remote.delete(store_id, key)
@@ -302,16 +289,16 @@ def cp(source: str, dest: str, *, url: str | None, token: str | None, data_dir: 
     cannot be a file name there is skipped, and nothing is written outside the folder. What is skipped is
     listed on stderr (exit code 5). A progress bar shows on stderr when it is a terminal.
     """
-    into_store = _is_folder(source)
-    if into_store == _is_folder(dest):
+    into_store = is_folder(source)
+    if into_store == is_folder(dest):
         raise click.UsageError(
             "Give one folder and one store; write the folder as a path (./dir), the store as its id or name."
         )
 
     async def work(remote: Remote) -> tuple[int, list[str]]:
         if into_store:
-            return await _upload(remote, Path(source), dest)
-        return await _download(remote, source, Path(dest))
+            return await upload(remote, Path(source), dest)
+        return await download(remote, source, Path(dest))
 
     copied, skipped = _run(url, token, data_dir, work)
     for problem in skipped:
@@ -319,145 +306,3 @@ def cp(source: str, dest: str, *, url: str | None, token: str | None, data_dir: 
     click.echo(f"{copied} records copied to {dest}", err=True)
     if skipped:
         raise Partial(f"{len(skipped)} skipped (listed above).")
-
-
-def _is_folder(argument: str) -> bool:
-    return "/" in argument or os.sep in argument or argument in (".", "..")
-
-
-@contextlib.contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A byte count's progress bar on stderr when it is a terminal, else nothing."""
-    if not sys.stderr.isatty():
-        yield lambda _: None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        yield bar.update
-
-
-async def _upload(remote: Remote, folder: Path, store: str) -> tuple[int, list[str]]:
-    store_id = await _store(remote, store, create=True)
-    root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # as named: links and all
-    try:
-        files, skipped = _files(root)
-        copied = 0
-        with _progress(sum(size for _, size in files), f"{folder} -> {store}") as advance:
-            for name, _ in files:
-                try:
-                    fd = open_file(root, name, 2**63)
-                except Skip as skip:
-                    skipped.append(f"{name}: {skip}")
-                    continue
-                try:
-                    size = os.fstat(fd).st_size
-                    await remote.put(store_id, name, guess_type(name), _body(fd, size, advance), size)
-                    copied += 1
-                except RemoteError as error:
-                    if error.status in (401, 403, 404):  # the token or the store, not this record
-                        raise
-                    skipped.append(f"{name}: {error.message}")
-                finally:
-                    os.close(fd)
-    finally:
-        os.close(root)
-    return copied, skipped
-
-
-def _files(root: int) -> tuple[list[tuple[str, int]], list[str]]:
-    """The regular files directly in the folder whose names are keys (name, size), and what else is there."""
-    files: list[tuple[str, int]] = []
-    skipped: list[str] = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        mode = entry.stat(follow_symlinks=False)
-        if stat.S_ISDIR(mode.st_mode):
-            skipped.append(f"{entry.name}/: a folder; keys cannot hold '/', so only files directly inside go")
-        elif not stat.S_ISREG(mode.st_mode):
-            skipped.append(f"{entry.name}: {not_a_file(mode.st_mode)}")
-        else:
-            try:
-                files.append((check_key(entry.name), mode.st_size))
-            except InvalidRequest as error:
-                skipped.append(f"{entry.name}: {error.message}")
-    return files, skipped
-
-
-def _body(fd: int, size: int, advance: Callable[[int], None]) -> Callable[[], AsyncIterator[bytes]]:
-    """The file's bytes, as many as it had when opened, counted on the progress bar as they go."""
-
-    async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in async_chunks(fd, size):
-            advance(len(chunk))
-            yield chunk
-
-    return chunks
-
-
-async def _download(remote: Remote, store: str, folder: Path) -> tuple[int, list[str]]:
-    store_id = await _store(remote, store)
-    items = [(item["key"], int(item["size"])) async for item in remote.keys(store_id)]
-    folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - the CLI's own loop; once the store is found
-    root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # as named: links and all
-    written: set[tuple[int, int]] = set()  # files made by this copy: a second key must not replace one
-    skipped: list[str] = []
-    try:
-        with _progress(sum(size for _, size in items), f"{store} -> {folder}") as advance:
-            for key, _ in items:
-                problem = _unsafe(key) or await _fetch(
-                    remote, store_id, key, root, written=written, advance=advance
-                )
-                if problem:
-                    skipped.append(f"{key}: {problem}")
-    finally:
-        os.close(root)
-    return len(items) - len(skipped), skipped
-
-
-def _unsafe(key: str) -> str | None:
-    """Why the key cannot be a file name directly in the folder (None: it can). Satchel's keys always can but
-    for their length; another server's may not, and must not reach outside the folder."""
-    if "/" in key or "\0" in key or os.sep in key or key in ("", ".", ".."):
-        return "not a file name (it would leave the folder)"
-    if len(key.encode()) > NAME_MAX:
-        return f"longer than a file name may be ({NAME_MAX} bytes)"
-    return None
-
-
-async def _fetch(
-    remote: Remote,
-    store_id: str,
-    key: str,
-    root: int,
-    *,
-    written: set[tuple[int, int]],
-    advance: Callable[[int], None],
-) -> str | None:
-    """Write one record into the folder under its key; why not, if it was not."""
-    part = PART.format(secrets.token_hex(8))
-    fd = os.open(part, CREATE, 0o666, dir_fd=root)
-    try:
-        try:
-            async with remote.record(store_id, key) as response:
-                seen = 0
-                async for chunk in response.aiter_bytes():
-                    write_all(fd, chunk)
-                    advance(response.num_bytes_downloaded - seen)
-                    seen = response.num_bytes_downloaded
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            there = os.stat(key, dir_fd=root, follow_symlinks=False)
-            if (there.st_dev, there.st_ino) in written:
-                return "its file name is another key's here (a folder that ignores case?)"
-        os.replace(part, key, src_dir_fd=root, dst_dir_fd=root)
-        made = os.stat(key, dir_fd=root, follow_symlinks=False)
-        written.add((made.st_dev, made.st_ino))
-        return None
-    except RemoteError as error:
-        if error.status in (401, 403):
-            raise
-        return "deleted since it was listed" if error.status == 404 else error.message
-    except OSError as error:
-        return f"cannot be written ({error.strerror})"
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part, dir_fd=root)

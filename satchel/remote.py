@@ -261,3 +261,16 @@ class Remote:
 
 def _record_path(store_id: str, key: str) -> str:
     return f"/key-value-stores/{store_id}/records/{quote(key, safe='')}"
+
+
+async def resolve_store(remote: Remote, ref: str, *, create: bool = False) -> str:
+    """The id of the store `ref` names; with `create`, a name of the token's user is made if missing."""
+    try:
+        return str((await remote.store(ref))["id"])
+    except RemoteError as error:
+        if error.status != 404:
+            raise
+        name = ref.removeprefix("~")
+        if create and NAME_RE.fullmatch(name):
+            return str((await remote.named_store(name))["id"])
+        raise Missing(f"Key-value store {ref!r} was not found.") from error
