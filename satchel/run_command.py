@@ -1,15 +1,17 @@
 """`satchel run`: a command run as an Actor run on a Satchel server, as the platform would start it.
 
 The run is made through the API (`POST /v2/acts/~NAME/runs?origin=CLI`, the body being INPUT), so the server
-may be anywhere; the command then gets the environment the Apify SDK reads at home, its output passes
-straight through, and its end is recorded: SUCCEEDED (exit code 0), FAILED (any other) or ABORTED (Ctrl-C,
-SIGTERM, or an abort through the API), with the exit code. What `satchel run` itself says goes to stderr, so
-the command's stdout stays its own.
+may be anywhere; the command then gets the environment the Apify SDK reads at home and the run's platform
+events (run_events.py), its output passes straight through, and its end is recorded: SUCCEEDED (exit code 0),
+FAILED (any other) or ABORTED (Ctrl-C, SIGTERM, or an abort through the API), with the exit code. What
+`satchel run` itself says goes to stderr, so the command's stdout stays its own.
 
-The command runs in a process group of its own: a Ctrl-C reaches only `satchel run`, which passes it on
-exactly once (a second SIGINT in the middle of an Actor's clean-up would cut it short), to the whole group.
-Like an Actor on the platform it reads no terminal: stdin is passed on only when it is not a terminal (a
-background process group reading one would be stopped).
+The command runs in a process group of its own: a Ctrl-C reaches only `satchel run`, which tells a command
+that listens to the events `aborting` first, as the platform's graceful abort does, and passes the signal on
+to the whole group once (a second SIGINT in the middle of an Actor's clean-up would cut it short): after the
+grace the platform gives, or at once on a second Ctrl-C or for a command that does not listen. Like an Actor
+on the platform it reads no terminal: stdin is passed on only when it is not a terminal (a background process
+group reading one would be stopped).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ import click
 import httpx
 
 from satchel.remote import connection, remote_options
+from satchel.run_events import (
+    GRACE_SECONDS,
+    MAX_MEMORY_MBYTES,
+    MIN_MEMORY_MBYTES,
+    PlatformEvents,
+    memory_mbytes,
+)
 
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
@@ -69,10 +78,14 @@ def read_input(text: str | None) -> bytes | None:
     return raw
 
 
-def environment(url: str, token: str, run: dict[str, Any]) -> dict[str, str]:
+def environment(url: str, token: str, run: dict[str, Any], events_url: str) -> dict[str, str]:
     """The variables the Apify SDK (and Crawlee under it) reads when it runs on the platform."""
     return {
         "APIFY_IS_AT_HOME": "1",
+        "ACTOR_EVENTS_WEBSOCKET_URL": events_url,
+        "ACTOR_MEMORY_MBYTES": str(run["options"]["memoryMbytes"]),
+        # systemInfo's CPU figures are in percent of one core, of this many (run_events.py).
+        "APIFY_DEDICATED_CPUS": str(os.cpu_count() or 1),
         "APIFY_TOKEN": token,
         "APIFY_API_BASE_URL": url,
         "APIFY_API_PUBLIC_BASE_URL": url,
@@ -106,10 +119,13 @@ class Api:
         data: dict[str, Any] = response.json()["data"]
         return data
 
-    def start(self, actor: str, body: bytes | None) -> dict[str, Any]:
+    def start(self, actor: str, body: bytes | None, memory: int) -> dict[str, Any]:
         headers = {"content-type": "application/json"} if body is not None else {}
         response = self.http.post(
-            f"/acts/~{actor}/runs", params={"origin": "CLI"}, content=body or b"", headers=headers
+            f"/acts/~{actor}/runs",
+            params={"origin": "CLI", "memory": memory},
+            content=body or b"",
+            headers=headers,
         )
         return self._data(response)
 
@@ -132,9 +148,11 @@ class Api:
 class Child:
     """The command, in a process group of its own, with the signals `satchel run` gets passed on to it."""
 
-    def __init__(self, command: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(self, command: Sequence[str], env: dict[str, str], events: PlatformEvents) -> None:
         stdin = subprocess.DEVNULL if sys.stdin is not None and sys.stdin.isatty() else None
         self.process = subprocess.Popen(command, env=env, stdin=stdin, process_group=0)
+        self.events = events
+        events.watch(self.process.pid)
         self.stopped_by: str | None = None  # why it was told to stop, if it was
         self.done = threading.Event()
 
@@ -143,6 +161,25 @@ class Child:
             self.stopped_by = why
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
+
+    def stop(self, signum: int, why: str) -> None:
+        """Stop the command as the platform's graceful abort does: a command that hears the run's events is
+        told `aborting` and given GRACE_SECONDS to end; the signal follows then, or at once on a second stop
+        (or for a command that hears no events)."""
+        if self.stopped_by is not None:
+            self.signal(signum, why)
+            return
+        self.stopped_by = why  # first: a second signal while the event goes out is passed on, not sent again
+        if not self.events.aborting():
+            self.signal(signum, why)
+            return
+        say(
+            f"stopping ({why}): the command was told the run is aborting, and has {GRACE_SECONDS:.0f} s"
+            " to end; Ctrl-C again stops it now"
+        )
+        timer = threading.Timer(GRACE_SECONDS, self.signal, (signum, why))
+        timer.daemon = True
+        timer.start()
 
     def watch(self, api: Api, run_id: str) -> None:
         """Stop the command when the run is aborted through the API (read back every WATCH_SECONDS)."""
@@ -163,12 +200,18 @@ class Child:
 
 
 def run(  # noqa: PLR0917 - the command line's choices, in its order
-    url: str, token: str, actor: str, body: bytes | None, command: Sequence[str], resume: str | None = None
+    url: str,
+    token: str,
+    actor: str,
+    body: bytes | None,
+    command: Sequence[str],
+    resume: str | None = None,
+    memory: int | None = None,
 ) -> int:
     """Run the command as a new run of `actor`, or (`resume`) as that run again, on its storages."""
     api = Api(url, token)
     if resume is None:
-        run = api.start(actor, body)
+        run = api.start(actor, body, memory or memory_mbytes())
         say(f"run {run['id']} of Actor ~{actor} ({run['actId']}), {url}/v2/actor-runs/{run['id']}")
     else:
         was = api.get(resume)["status"]
@@ -187,22 +230,23 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
         if child is None:
             early.append(signum)
         else:
-            child.signal(signum, signal.Signals(signum).name)
+            child.stop(signum, signal.Signals(signum).name)
 
     previous = {signum: signal.getsignal(signum) for signum in FORWARDED}
     for signum in FORWARDED:
         signal.signal(signum, pass_on)
     try:
-        try:
-            child = Child(command, {**os.environ, **environment(url, token, run)})
-        except OSError as exc:
-            api.finish(run_id, "FAILED", 127, f"The command could not be started: {exc.strerror}")
-            say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
-            return 127
-        for number in early:
-            child.signal(number, signal.Signals(number).name)
-        threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
-        code = child.wait()
+        with PlatformEvents(run["options"]["memoryMbytes"]) as events:
+            try:
+                child = Child(command, {**os.environ, **environment(url, token, run, events.url)}, events)
+            except OSError as exc:
+                api.finish(run_id, "FAILED", 127, f"The command could not be started: {exc.strerror}")
+                say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
+                return 127
+            for number in early:
+                child.signal(number, signal.Signals(number).name)
+            threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
+            code = child.wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -232,6 +276,13 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     default=None,
     help="Run COMMAND as this earlier run again, on its storages: a stopped crawl goes on where it stopped.",
 )
+@click.option(
+    "--memory",
+    type=click.IntRange(MIN_MEMORY_MBYTES, MAX_MEMORY_MBYTES),
+    default=None,
+    metavar="MBYTES",
+    help="The run's memory, which Crawlee's autoscaling keeps to (default: a quarter of this machine's).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(  # click passes every parameter by name
     *,
@@ -241,6 +292,7 @@ def run_command(  # click passes every parameter by name
     actor: str | None,
     input_text: str | None,
     resume: str | None,
+    memory: int | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a run of an Actor: with its own key-value store (holding INPUT), dataset and request
@@ -248,12 +300,14 @@ def run_command(  # click passes every parameter by name
 
     Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code.
     """
-    if resume is not None and (actor is not None or input_text is not None):
-        raise click.UsageError("--resume runs an earlier run again, with its Actor and INPUT: give neither.")
+    if resume is not None and (actor is not None or input_text is not None or memory is not None):
+        raise click.UsageError(
+            "--resume runs an earlier run again, with its Actor, INPUT and memory: give none of them."
+        )
     url, token = connection(url, token, data_dir)
     body = read_input(input_text)
     try:
-        code = run(url, token, actor or default_actor(), body, command, resume)
+        code = run(url, token, actor or default_actor(), body, command, resume, memory)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"The server at {url} does not answer: {exc}") from exc
     sys.exit(code)

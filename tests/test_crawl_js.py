@@ -12,14 +12,18 @@ PATH.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from apify_client import ApifyClient
 
 from tests.conftest import Server, every_engine
 from tests.harness.crawl import PAGES, expected, read_back, run_actor, serve_site
+from tests.test_run_command import _run_id, _satchel_run
 
 server = every_engine()
 
@@ -61,3 +65,26 @@ def test_js_crawl_under_satchel_run(server: Server, site: str, node: str, mode: 
     run_id = run_actor(server, site, actor, [node, str(ACTOR), mode], tmp_path)
     output = {"mode": mode, "finished": PAGES, "failed": 1}
     assert read_back(server, run_id, actor, "SDK_CRAWLER_STATISTICS_0") == expected(site, run_id, output)
+
+
+def test_a_crawl_stopped_with_ctrl_c_releases_its_locks_for_the_next_run(server: Server, node: str) -> None:
+    """Ctrl-C on `satchel run` reaches the crawl (tests/js/abort_actor.mjs) as the platform's `aborting`
+    event: Crawlee pauses, releases the requests it had locked, and the SDK exits by itself. So every request
+    left can be taken at once by whoever goes on with the queue, instead of after the locks expire."""
+    process = _satchel_run(server, "--", node, str(JS_DIR / "abort_actor.mjs"))
+    assert process.stdout is not None
+    while process.stdout.readline().strip() != "handling":
+        assert process.poll() is None, process.communicate()[1]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "told the run is aborting" in stderr
+    client = ApifyClient(server.token, api_url=server.base_url)
+    run = client.run(_run_id(stderr)).get()
+    assert run is not None
+    assert (run.status, run.exit_code) == ("ABORTED", 0), stderr  # ended by itself, before any signal
+    queue = client.request_queue(run.default_request_queue_id)
+    info = queue.get()
+    assert info is not None
+    assert 0 < info.pending_request_count < 20, info  # stopped in the middle
+    taken = queue.list_and_lock_head(lock_duration=timedelta(seconds=60), limit=25).items
+    assert len(taken) == info.pending_request_count
