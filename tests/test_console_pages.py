@@ -40,6 +40,7 @@ pytestmark = needs_chromium
 DASH = "\u2013"
 # Names in UTF-8 binary order differ from a dictionary's: digits, then capitals, then small letters.
 NAMES = ("alpha", "Beta", "alpha-2", "alpha2", "9lives", "zeta")
+NOTE = "main > p.notice[role=status]"  # what the page after a form says was done
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +214,16 @@ def test_the_store_list_pages_with_totals(person: Person) -> None:
     assert page.inner_text("#range") == f"1{DASH}10 of 10"  # the search starts again at the first page
 
 
+def test_a_page_past_the_end_of_a_list_says_what_there_is(person: Person) -> None:
+    make_store(person.api, "only-one")
+    page = person.page
+    page.goto("/console/key-value-stores?offset=40&sort=name")
+    assert "Nothing on this page: the list has 1." in page.inner_text("main")
+    page.click("text=Back to the first page")
+    page.wait_for_url("**offset=0**")
+    assert column(page, "#stores", 1) == ["only-one"]
+
+
 def test_the_dataset_and_queue_lists_search_and_sort_too(person: Person) -> None:
     api, page = person.api, person.page
     for name in ("b-items", "A-items", "c-other"):
@@ -275,6 +286,9 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     page.select_option("#generalAccess", "ANYONE_WITH_ID_CAN_READ")
     page.click("button:has-text('Save settings')")
     page.wait_for_url("**?tab=settings")
+    assert page.inner_text(NOTE) == "Saved."
+    page.reload()  # said once
+    assert page.locator(NOTE).count() == 0
     got = data(api.get(f"/key-value-stores/{store['id']}"))
     assert (got["name"], got["generalAccess"]) == ("settled", "ANYONE_WITH_ID_CAN_READ")
     # Emptied, the name goes: the store is unnamed (and so expires when unused).
@@ -288,6 +302,7 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     page.fill("#share-user", friend)
     page.click("#share button")
     page.wait_for_url("**?tab=settings#sharing")
+    assert page.inner_text(NOTE) == "Sharing saved."
     assert friend in page.inner_text("#shares")
     shares = data(api.get(f"/key-value-stores/{store['id']}/shares"))["items"]
     assert [(s["username"], s["access"]) for s in shares] == [(friend, "READ")]
@@ -297,7 +312,29 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     assert api.get(f"/key-value-stores/{store['id']}").status_code == 200
     page.click("button:has-text('Delete store')")
     page.wait_for_url("**/console/key-value-stores")
+    assert page.inner_text(NOTE) == "Deleted."
     assert api.get(f"/key-value-stores/{store['id']}").status_code == 404
+
+
+def test_making_a_store_says_whether_it_is_new_or_the_name_was_taken(person: Person) -> None:
+    api, page = person.api, person.page
+    taken = make_store(api, "taken-name")
+    for name, note in (
+        ("fresh-name", "Created."),
+        ("taken-name", "That name is taken: this is the one that has it."),
+    ):
+        page.goto("/console/key-value-stores")
+        page.fill("#new-name", name)
+        page.click("button:has-text('Create store')")
+        page.wait_for_url("**/console/key-value-stores/*")
+        assert page.inner_text(NOTE) == note
+    assert page.url.endswith(f"/console/key-value-stores/{taken['id']}")
+
+
+def test_the_sign_in_page_sends_a_signed_in_browser_on(person: Person) -> None:
+    person.page.goto("/console/login?next=/console/datasets")
+    assert person.page.url.endswith("/console/datasets")
+    assert person.page.locator("input[name=token]").count() == 0
 
 
 def test_the_api_tab_gives_lines_that_run_as_they_are(person: Person, server: Server) -> None:

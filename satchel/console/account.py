@@ -44,7 +44,7 @@ async def account(
 async def set_access(console: Console, request: Request, caller: Caller) -> Response:
     form = await read_form(request)
     await console.services.users.set_default_access(console.user(caller).username, field(form, "access"))
-    return redirect(ACCOUNT)
+    return redirect(ACCOUNT, "saved")
 
 
 async def create_token(console: Console, request: Request, caller: Caller) -> Response:
@@ -57,4 +57,4 @@ async def create_token(console: Console, request: Request, caller: Caller) -> Re
 async def revoke_token(console: Console, request: Request, caller: Caller) -> Response:
     user = console.user(caller)
     await console.services.users.revoke_token(request.path_params["token_id"], user_id=user.id)
-    return redirect(ACCOUNT)
+    return redirect(ACCOUNT, "revoked")

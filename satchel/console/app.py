@@ -24,7 +24,18 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from satchel.console import account, datasets, queues, records, runs, signin, stores
-from satchel.console.forms import PREFIX, STORES, came_from, here, human_size, redirect, same_origin, when
+from satchel.console.forms import (
+    NOTE_COOKIE,
+    NOTES,
+    PREFIX,
+    STORES,
+    came_from,
+    here,
+    human_size,
+    redirect,
+    same_origin,
+    when,
+)
 from satchel.console.records import PREVIEW_BYTES
 from satchel.console.signin import COOKIE, SignInLimits
 from satchel.console.snippets import TOKEN_VARIABLE
@@ -113,10 +124,14 @@ class Console:
     def render(
         self, request: Request, template: str, caller: Caller | None, *, status: int = 200, **context: Any
     ) -> Response:
+        note = request.cookies.get(NOTE_COOKIE)
         html = self.templates.get_template(template).render(
-            user=caller.user if caller else None, path=request.url.path, **context
+            user=caller.user if caller else None, path=request.url.path, note=NOTES.get(note or ""), **context
         )
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+        response = HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+        if note is not None:  # said once
+            response.delete_cookie(NOTE_COOKIE, path=PREFIX, httponly=True, samesite="strict")
+        return response
 
     @staticmethod
     def user(caller: Caller) -> UserRow:

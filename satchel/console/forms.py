@@ -240,8 +240,29 @@ async def one_chunk(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+NOTE_COOKIE = "satchel_note"
+# What the page after a form says was done. The redirect names one of these in a cookie that lives a minute
+# and the next page clears: a fixed text by its code, so nothing sent can put words on the page, and nothing
+# is kept on the server (any node shows it).
+NOTES = {
+    "created": "Created.",
+    "exists": "That name is taken: this is the one that has it.",
+    "saved": "Saved.",
+    "deleted": "Deleted.",
+    "shared": "Sharing saved.",
+    "rotated": "New signing key made: every signed link made before it has stopped working.",
+    "revoked": "Token revoked: it no longer works.",
+    "aborted": "The run was marked aborted.",
+}
+
+
+def redirect(url: str, note: str | None = None) -> RedirectResponse:
+    """A redirect after a form (303, so the browser GETs the page), with what was done to say there."""
+    response = RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+    if note is not None:
+        assert note in NOTES, note
+        response.set_cookie(NOTE_COOKIE, note, max_age=60, path=PREFIX, httponly=True, samesite="strict")
+    return response
 
 
 def store_path(ref: str) -> str:

@@ -75,7 +75,7 @@ async def upload(console: Console, request: Request, caller: Caller) -> Response
         if form is None or not form.complete:
             response.headers["connection"] = "close"  # the rest of the body may still be on its way
         return response
-    return redirect(record_path(ref, key))
+    return redirect(record_path(ref, key), "saved")
 
 
 async def _store_upload(records: Records, caller: Caller, ref: str, form: StreamedForm) -> str:
@@ -223,9 +223,9 @@ async def delete(console: Console, request: Request, caller: Caller) -> Response
     # Back to the page of the list it was deleted from (its prefix and place), without the record's preview.
     back = urlsplit(came_from(request))
     if back.path != store_path(ref):
-        return redirect(store_path(ref))
+        return redirect(store_path(ref), "deleted")
     query = urlencode([(k, v) for k, v in parse_qsl(back.query) if k != "key"])
-    return redirect(f"{back.path}?{query}" if query else back.path)
+    return redirect(f"{back.path}?{query}" if query else back.path, "deleted")
 
 
 async def _preview(found: RecordRead, *, pretty_json: bool) -> str:

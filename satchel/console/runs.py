@@ -81,4 +81,4 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
 
 async def abort(console: Console, request: Request, caller: Caller) -> Response:
     row = await console.services.runs.abort(caller, request.path_params["run"])
-    return redirect(f"{RUNS}/{row.id}")
+    return redirect(f"{RUNS}/{row.id}", "aborted")

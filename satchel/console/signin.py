@@ -12,6 +12,7 @@ process, or Redis shared by nodes), and apply whatever `rate_limit` says: they c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -80,6 +81,9 @@ def client_address(request: Request) -> str:
 async def login(console: Console, request: Request) -> Response:
     next_page = local_path(request.query_params.get("next"))
     if request.method == "GET":
+        with contextlib.suppress(SatchelError):  # no database: the form, which says so when sent
+            if await console.services.sessions.resume(request.cookies.get(COOKIE)) is not None:
+                return redirect(next_page)  # signed in already (a bookmark, the back button)
         return console.render(request, "login.html", None, next=next_page)
 
     def refused(status: int, error: str) -> Response:

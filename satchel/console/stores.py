@@ -147,14 +147,14 @@ def settings_of(kind: Kind) -> Handler:
         if field(form, "rotateSigningKey"):
             # Every signed link to the store, whoever holds it, stops working; the page shows fresh ones.
             rotated = await stores.rotate_signing_key(caller, request.path_params["store"])
-            return redirect(kind.settings_path(rotated.id) + "#signing")
+            return redirect(kind.settings_path(rotated.id) + "#signing", "rotated")
         changes: dict[str, Any] = {}
         if "name" in form:
             changes["name"] = field(form, "name") or None
         if field(form, "generalAccess"):
             changes["generalAccess"] = field(form, "generalAccess")
         row = await stores.update(caller, request.path_params["store"], changes)
-        return redirect(kind.settings_path(row.id))
+        return redirect(kind.settings_path(row.id), "saved")
 
     return settings
 
@@ -162,7 +162,7 @@ def settings_of(kind: Kind) -> Handler:
 def delete_of(kind: Kind) -> Handler:
     async def delete(console: Console, request: Request, caller: Caller) -> Response:
         await kind.stores(console.services).delete(caller, request.path_params["store"])
-        return redirect(kind.path)
+        return redirect(kind.path, "deleted")
 
     return delete
 
@@ -177,7 +177,7 @@ def share_of(kind: Kind) -> Handler:
         access = field(form, "access").lower()
         stores = kind.stores(console.services)
         await stores.share(caller, ref, username, None if access == "none" else access)
-        return redirect(kind.settings_path(ref) + "#sharing")
+        return redirect(kind.settings_path(ref) + "#sharing", "shared")
 
     return share
 
@@ -187,8 +187,8 @@ def create_of(kind: Kind) -> Handler:
 
     async def create(console: Console, request: Request, caller: Caller) -> Response:
         name = field(await read_form(request), "name") or None
-        store, _ = await kind.stores(console.services).get_or_create(caller, name, None)
-        return redirect(kind.item_path(store.id))
+        store, created = await kind.stores(console.services).get_or_create(caller, name, None)
+        return redirect(kind.item_path(store.id), "created" if created else "exists")
 
     return create
 
