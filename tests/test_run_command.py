@@ -37,6 +37,13 @@ def _satchel_run(
     )
 
 
+def _end(server: Server, run_id: str) -> tuple[str, int | None]:
+    """How the run ended, as the official client reads it: its status and exit code."""
+    got = ApifyClient(server.token, api_url=server.base_url).run(run_id).get()
+    assert got is not None
+    return got.status, got.exit_code
+
+
 def _run_id(stderr: str) -> str:
     first = stderr.splitlines()[0]
     assert first.startswith("satchel run: run "), stderr
@@ -149,9 +156,7 @@ def test_sigint_is_passed_on_and_the_run_is_aborted(server: Server) -> None:
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGINT  # the command died of the SIGINT passed on
-    got = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr)).get()
-    assert got is not None
-    assert (got.status, got.exit_code) == ("ABORTED", 130)
+    assert _end(server, _run_id(stderr)) == ("ABORTED", 130)
     assert "ABORTED" in stderr.splitlines()[-1]
 
 
@@ -163,9 +168,7 @@ def test_a_signal_that_comes_as_the_command_starts_is_passed_on(server: Server) 
     process = _satchel_run(server, "--", sys.executable, "-c", interrupt_parent)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGINT
-    got = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr)).get()
-    assert got is not None
-    assert (got.status, got.exit_code) == ("ABORTED", 130)
+    assert _end(server, _run_id(stderr)) == ("ABORTED", 130)
 
 
 def test_an_abort_through_the_api_stops_the_command(server: Server) -> None:

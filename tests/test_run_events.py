@@ -21,7 +21,7 @@ from websockets.typing import Origin
 
 from satchel.run_events import PlatformEvents
 from tests.conftest import Server
-from tests.test_run_command import _run_id, _satchel_run
+from tests.test_run_command import _end, _run_id, _satchel_run
 
 SDK = Path(__file__).parent / "sdk"
 LISTENER = SDK / "events_listener.py"
@@ -76,9 +76,7 @@ def test_a_stop_is_told_as_aborting_and_the_command_ends_by_itself(server: Serve
     assert stdout.strip() == "aborting"  # heard, and ended by itself before any signal came
     assert process.returncode == 0, stderr
     assert "told the run is aborting" in stderr
-    got = ApifyClient(server.token, api_url=server.base_url).run(_run_id(stderr)).get()
-    assert got is not None
-    assert (got.status, got.exit_code) == ("ABORTED", 0)
+    assert _end(server, _run_id(stderr)) == ("ABORTED", 0)
 
 
 def test_a_second_stop_signals_the_command_at_once(server: Server) -> None:
@@ -95,9 +93,7 @@ def test_a_second_stop_signals_the_command_at_once(server: Server) -> None:
     assert time.monotonic() - began < 20  # not the 30 s the first one gave it
     last = stderr.splitlines()[-1]  # the first lines, with the run's id, were read above
     assert last.startswith("satchel run: run ")
-    got = ApifyClient(server.token, api_url=server.base_url).run(last.split()[3]).get()
-    assert got is not None
-    assert (got.status, got.exit_code) == ("ABORTED", 130)
+    assert _end(server, last.split()[3]) == ("ABORTED", 130)
 
 
 def test_the_socket_answers_only_at_its_own_path() -> None:
