@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -154,6 +155,8 @@ class Child:
         self.events = events
         events.watch(self.process.pid)
         self.stopped_by: str | None = None  # why it was told to stop, if it was
+        self.stop_signal: int | None = None  # the signal a stop from outside (Ctrl-C, SIGTERM) came as
+        self.stops = 0  # stops from outside so far
         self.done = threading.Event()
 
     def signal(self, signum: int, why: str) -> None:
@@ -164,12 +167,18 @@ class Child:
 
     def stop(self, signum: int, why: str) -> None:
         """Stop the command as the platform's graceful abort does: a command that hears the run's events is
-        told `aborting` and given GRACE_SECONDS to end; the signal follows then, or at once on a second stop
-        (or for a command that hears no events)."""
+        told `aborting` and given GRACE_SECONDS to end, then gets the signal. A second stop passes the signal
+        on at once (so does the first, to a command that hears no events); a third kills the command."""
+        self.stops += 1
+        if self.stops > 2:
+            say(f"stopping ({why}) again: the command is killed (SIGKILL)")
+            self.signal(signal.SIGKILL, why)
+            return
         if self.stopped_by is not None:
             self.signal(signum, why)
             return
         self.stopped_by = why  # first: a second signal while the event goes out is passed on, not sent again
+        self.stop_signal = signum
         if not self.events.aborting():
             self.signal(signum, why)
             return
@@ -260,8 +269,14 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
         api.finish(run_id, status, code)
     except (click.ClickException, httpx.HTTPError) as exc:
         say(f"the run's end could not be recorded: {exc}")
+    if status == "ABORTED":
+        say(f"to go on from where it stopped: satchel run --resume {run_id} -- {shlex.join(command)}")
     why = f", {child.stopped_by}" if child.stopped_by else ""
     say(f"run {run_id} {status} (exit code {code}{why})")
+    if child.stop_signal is not None and code == 0:
+        # Stopped from outside, it ended cleanly: `satchel run` still says it was interrupted (as `timeout`
+        # does), so a script running it stops too; the run keeps the command's own exit code.
+        return 128 + child.stop_signal
     return code
 
 

@@ -8,10 +8,11 @@ locks expire. So `satchel run` serves the socket itself, on loopback, at a path 
 
 - `systemInfo` every second: the machine's CPU use, and the memory of the command and all its children against
   the run's memory (ACTOR_MEMORY_MBYTES), in the fields the platform sends;
-- `aborting` when the run is stopped (Ctrl-C, SIGTERM, or a graceful abort through the API), as the platform's
-  graceful abort does: the command then has GRACE_SECONDS to end by itself before the signal follows. Crawlee
-  for JavaScript pauses its crawler, releases its request locks and persists its state on it, and the Apify
-  SDK for JavaScript exits, so a resumed run starts at once where this one stopped.
+- `aborting` when the run is stopped with Ctrl-C or SIGTERM, as the platform's graceful abort does: the
+  command then has GRACE_SECONDS to end by itself before the signal follows. Crawlee for JavaScript pauses its
+  crawler, releases its request locks and persists its state on it, and the Apify SDK for JavaScript exits,
+  so a resumed run starts at once where this one stopped. (An abort through the API stops the command at
+  once, graceful or not: the server has no status to say "aborting" with.)
 
 `persistState` is not sent: both SDKs emit it themselves, on their own timer, at home too.
 """
@@ -85,7 +86,7 @@ class PlatformEvents:
 
     def aborting(self) -> bool:
         """Tell the command the run is being stopped; whether anybody was listening."""
-        return self._send({"name": "aborting", "data": None}) > 0
+        return self._send({"name": "aborting", "data": {}}) > 0  # the Python SDK refuses a null `data`
 
     def _only_our_path(self, _connection: ServerConnection, request: Request) -> Response | None:
         if request.path != self._path:

@@ -68,15 +68,26 @@ def test_the_python_sdk_reads_system_info_for_its_autoscaling(server: Server) ->
     assert seen["current_size"] > 5 * 2**20  # the Actor's own process, at least
 
 
-def test_a_stop_is_told_as_aborting_and_the_command_ends_by_itself(server: Server) -> None:
-    process = _satchel_run(server, "--", sys.executable, str(LISTENER), "abort")
+@pytest.mark.parametrize("command", [[str(LISTENER), "abort"], [str(SDK / "events_actor.py"), "abort"]])
+def test_a_stop_is_told_as_aborting_and_the_command_ends_by_itself(
+    server: Server, command: list[str]
+) -> None:
+    """A plain WebSocket client, and an Actor's listener through the Apify SDK for Python, hear `aborting` on
+    the first Ctrl-C and end by themselves, long before the signal would follow."""
+    process = _satchel_run(server, "--", sys.executable, *command)
     _listening(process)
+    began = time.monotonic()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    assert stdout.strip() == "aborting"  # heard, and ended by itself before any signal came
-    assert process.returncode == 0, stderr
+    assert stdout.strip() == "aborting", stderr  # heard, and ended by itself before any signal came
+    assert time.monotonic() - began < 20
     assert "told the run is aborting" in stderr
-    assert _end(server, _run_id(stderr)) == ("ABORTED", 0)
+    assert "Cannot parse" not in stderr  # the SDK read the event
+    run_id = _run_id(stderr)
+    assert _end(server, run_id) == ("ABORTED", 0)  # the command's own exit code
+    # `satchel run` itself says it was interrupted, as a script running it needs to know, and how to go on.
+    assert process.returncode == 128 + signal.SIGINT
+    assert f"satchel run --resume {run_id} -- " in stderr
 
 
 def test_a_second_stop_signals_the_command_at_once(server: Server) -> None:
@@ -96,6 +107,23 @@ def test_a_second_stop_signals_the_command_at_once(server: Server) -> None:
     assert _end(server, last.split()[3]) == ("ABORTED", 130)
 
 
+def test_a_third_stop_kills_a_command_that_ignores_the_signal(server: Server) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True);"
+        " time.sleep(300)"
+    )
+    process = _satchel_run(server, "--", sys.executable, "-c", stubborn)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    for _ in range(3):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+    _, stderr = process.communicate(timeout=60)
+    assert "the command is killed (SIGKILL)" in stderr
+    assert process.returncode == 128 + signal.SIGKILL
+    assert _end(server, _run_id(stderr)) == ("ABORTED", 128 + signal.SIGKILL)
+
+
 def test_the_socket_answers_only_at_its_own_path() -> None:
     with PlatformEvents(1024) as events:
         port_url = events.url.rsplit("/", 1)[0]
@@ -110,4 +138,4 @@ def test_the_socket_answers_only_at_its_own_path() -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             assert events.aborting()
-            assert json.loads(socket.recv(timeout=10)) == {"name": "aborting", "data": None}
+            assert json.loads(socket.recv(timeout=10)) == {"name": "aborting", "data": {}}
