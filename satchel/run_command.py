@@ -191,13 +191,18 @@ class Child:
         timer.start()
 
     def watch(self, api: Api, run_id: str) -> None:
-        """Stop the command when the run is aborted through the API (read back every WATCH_SECONDS)."""
+        """Stop the command when the run is aborted through the API (read back every WATCH_SECONDS): at once
+        when ABORTED, and as a Ctrl-C is (`aborting` first) when ABORTING, a graceful abort."""
+        graceful = False
         while not self.done.wait(WATCH_SECONDS):
             try:
                 status = api.get(run_id)["status"]
             except (click.ClickException, httpx.HTTPError):
                 continue  # the server away for a moment: the command goes on
-            if status in ABORTED:
+            if status == "ABORTING" and not graceful:
+                graceful = True
+                self.stop(signal.SIGTERM, "aborted gracefully through the API")
+            elif status == "ABORTED":
                 self.signal(signal.SIGTERM, "aborted through the API")
                 return
 

@@ -8,11 +8,11 @@ locks expire. So `satchel run` serves the socket itself, on loopback, at a path 
 
 - `systemInfo` every second: the machine's CPU use, and the memory of the command and all its children against
   the run's memory (ACTOR_MEMORY_MBYTES), in the fields the platform sends;
-- `aborting` when the run is stopped with Ctrl-C or SIGTERM, as the platform's graceful abort does: the
-  command then has GRACE_SECONDS to end by itself before the signal follows. Crawlee for JavaScript pauses its
-  crawler, releases its request locks and persists its state on it, and the Apify SDK for JavaScript exits,
-  so a resumed run starts at once where this one stopped. (An abort through the API stops the command at
-  once, graceful or not: the server has no status to say "aborting" with.)
+- `aborting` when the run is stopped with Ctrl-C or SIGTERM, or aborted gracefully through the API (the run
+  ABORTING), as the platform's graceful abort does: the command then has GRACE_SECONDS to end by itself
+  before the signal follows. Crawlee for JavaScript pauses its crawler, releases its request locks and
+  persists its state on it, and the Apify SDK for JavaScript exits, so a resumed run starts at once where
+  this one stopped.
 
 `persistState` is not sent: both SDKs emit it themselves, on their own timer, at home too.
 """

@@ -431,4 +431,18 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     page.click("#abort-run button")
     page.wait_for_url(f"**/console/runs/{running['id']}")
     assert page.inner_text("#run-status") == "ABORTED"
+    assert page.inner_text("main > p.notice") == "The run was marked aborted."
     assert data(api.get(f"/actor-runs/{running['id']}"))["status"] == "ABORTED"
+
+    # One that `satchel run` drives (origin CLI) is aborted gracefully: its command gets time to end; a
+    # second click stops it now.
+    driven = data(api.post("/acts/~console-actor/runs", params={"origin": "CLI"}), 201)
+    page.goto(f"/console/runs/{driven['id']}")
+    assert "told the run is aborting" in (page.get_attribute("#abort-run", "data-confirm") or "")
+    page.click("#abort-run button")
+    page.wait_for_url(f"**/console/runs/{driven['id']}")
+    assert page.inner_text("#run-status") == "ABORTING"
+    assert page.inner_text("main > p.notice").startswith("The run is aborting")
+    page.click("#abort-run button:has-text('Stop now')")
+    page.wait_for_url(f"**/console/runs/{driven['id']}")
+    assert page.inner_text("#run-status") == "ABORTED"

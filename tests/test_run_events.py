@@ -90,6 +90,18 @@ def test_a_stop_is_told_as_aborting_and_the_command_ends_by_itself(
     assert f"satchel run --resume {run_id} -- " in stderr
 
 
+def test_a_graceful_abort_through_the_api_is_told_as_aborting(server: Server) -> None:
+    process = _satchel_run(server, "--", sys.executable, str(LISTENER), "abort")
+    _listening(process)
+    client = ApifyClient(server.token, api_url=server.base_url)
+    run = client.runs().list(desc=True, limit=1).items[0]
+    assert client.run(run.id).abort(gracefully=True).status == "ABORTING"
+    stdout, stderr = process.communicate(timeout=60)
+    assert stdout.strip() == "aborting", stderr  # heard, and ended by itself
+    assert "aborted gracefully through the API" in stderr
+    assert _end(server, run.id) == ("ABORTED", 0)
+
+
 def test_a_second_stop_signals_the_command_at_once(server: Server) -> None:
     process = _satchel_run(server, "--", sys.executable, str(LISTENER), "ignore")
     assert process.stderr is not None

@@ -172,11 +172,36 @@ def test_status_message_access_and_the_end_of_a_run(server: Server) -> None:
         told = http.put(url, json={"status": "FAILED", "finishedAt": "2030-01-02T03:04:05.678Z"}).json()
         assert told["data"]["finishedAt"] == "2030-01-02T03:04:05.678Z"
 
+        # Gracefully, a run nobody drives is ABORTED at once: there is no command to tell.
         running = _start(http, _actor())
         aborted = http.post(f"/actor-runs/{running['id']}/abort", params={"gracefully": "true"})
         assert aborted.status_code == 200
         assert aborted.json()["data"]["status"] == "ABORTED"
         assert aborted.json()["data"]["finishedAt"]
+
+
+def test_a_graceful_abort_of_a_run_satchel_run_drives_leaves_it_aborting(server: Server) -> None:
+    """A run started as `satchel run` starts one (origin CLI) is ABORTING after a graceful abort, not yet
+    finished, until its command ends (test_run_events.py has `satchel run` at the other end); aborted again,
+    it is ABORTED at once."""
+    with server.client() as http:
+        run = _start(http, _actor(), origin="CLI")
+        url = f"/actor-runs/{run['id']}"
+        aborting = http.post(f"{url}/abort", params={"gracefully": "1"}).json()["data"]
+        assert (aborting["status"], aborting["finishedAt"]) == ("ABORTING", None)
+        RunResponse.model_validate({"data": aborting})
+        assert http.get(url).json()["data"]["status"] == "ABORTING"
+        stopped = http.post(f"{url}/abort", params={"gracefully": "1"}).json()["data"]
+        assert stopped["status"] == "ABORTED"
+        assert stopped["finishedAt"] is not None
+        # What `satchel run` does when its command has ended: the run ABORTED, with the command's exit code.
+        other = _start(http, _actor(), origin="CLI")
+        assert http.post(f"/actor-runs/{other['id']}/abort", params={"gracefully": "1"}).status_code == 200
+        ended = http.put(f"/actor-runs/{other['id']}", json={"status": "ABORTED", "exitCode": 0}).json()[
+            "data"
+        ]
+        assert (ended["status"], ended["exitCode"]) == ("ABORTED", 0)
+        assert ended["finishedAt"] is not None
 
 
 def test_a_run_never_finishes_before_it_started(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -181,7 +181,7 @@ async def update_run(call: Call) -> Response:
 
 
 async def abort_run(call: Call) -> Response:
-    row = await call.services.runs.abort(call.caller, await _run_id(call))
+    row = await call.services.runs.abort(call.caller, await _run_id(call), gracefully=call.flag("gracefully"))
     return await _answer(call, row)
 
 

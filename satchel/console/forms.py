@@ -253,6 +253,7 @@ NOTES = {
     "rotated": "New signing key made: every signed link made before it has stopped working.",
     "revoked": "Token revoked: it no longer works.",
     "aborted": "The run was marked aborted.",
+    "aborting": "The run is aborting: its command has been told, and is stopped if it has not ended in 30 s.",
 }
 
 

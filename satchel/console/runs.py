@@ -17,7 +17,7 @@ from satchel.console.stores import pager
 from satchel.errors import NotFound
 from satchel.service.access import Caller, Level
 from satchel.service.runs import STATUSES, run_level
-from satchel.storage.rows import FINISHED
+from satchel.storage.rows import FINISHED, RunStatus
 
 if TYPE_CHECKING:
     from satchel.console.app import Console
@@ -80,5 +80,6 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
 
 
 async def abort(console: Console, request: Request, caller: Caller) -> Response:
-    row = await console.services.runs.abort(caller, request.path_params["run"])
-    return redirect(f"{RUNS}/{row.id}", "aborted")
+    # Gracefully: a run `satchel run` drives gets the time to end by itself; others are ABORTED at once.
+    row = await console.services.runs.abort(caller, request.path_params["run"], gracefully=True)
+    return redirect(f"{RUNS}/{row.id}", "aborting" if row.status == RunStatus.ABORTING else "aborted")

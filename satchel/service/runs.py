@@ -24,6 +24,7 @@ from satchel.service.validation import MAX_NAME, NAME_RE, shown, split_reference
 from satchel.storage import GeneralAccess, Storage, StoreRow, UserRow
 from satchel.storage.rows import FINISHED, ActorRow, RunRow, RunStatus
 
+CLI_ORIGIN = "CLI"  # what `satchel run` starts its runs with: a run it drives, and ends
 ORIGINS = (
     "DEVELOPMENT",
     "WEB",
@@ -32,7 +33,7 @@ ORIGINS = (
     "TEST",
     "WEBHOOK",
     "ACTOR",
-    "CLI",
+    CLI_ORIGIN,
     "CI",
     "STANDBY",
     "MCP",
@@ -190,10 +191,17 @@ class Runs:
             await self._share_storages(caller, updated)
         return updated
 
-    async def abort(self, caller: Caller, run_id: str) -> RunRow:
-        """Mark the run ABORTED, unless it has finished already (then it is left as it is)."""
+    async def abort(self, caller: Caller, run_id: str, *, gracefully: bool = False) -> RunRow:
+        """Mark the run ABORTED, unless it has finished already (then it is left as it is).
+
+        Gracefully, a run that `satchel run` drives (origin CLI) is marked ABORTING instead: `satchel run`
+        tells its command, as the platform's graceful abort does, and marks the run ABORTED once the command
+        has ended. Any other run has nobody to tell or to end it, and is ABORTED at once; so is a run aborted
+        again while it is ABORTING (asked twice, as a second Ctrl-C, it stops now).
+        """
         run = await self.get(caller, run_id, Need.OWN)
-        aborted = await self.table.abort(run.id, _not_before_start(run, now_ms()))
+        graceful = gracefully and run.origin == CLI_ORIGIN and run.status != RunStatus.ABORTING
+        aborted = await self.table.abort(run.id, _not_before_start(run, now_ms()), gracefully=graceful)
         if aborted is None:
             raise NotFound(RUN_NOT_FOUND)
         return aborted

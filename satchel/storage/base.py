@@ -364,8 +364,9 @@ class RunTable(Protocol):
         """Set columns of rows.RUN_CHANGEABLE; None when there is no such run."""
         ...
 
-    async def abort(self, run_id: str, now: int) -> RunRow | None:
-        """Mark an unfinished run ABORTED (a finished one is left as it is); None if there is no such run."""
+    async def abort(self, run_id: str, now: int, *, gracefully: bool = False) -> RunRow | None:
+        """Mark an unfinished run ABORTED, or (`gracefully`) ABORTING, not yet finished; a finished one is
+        left as it is. None if there is no such run."""
         ...
 
     async def delete(self, run_id: str) -> bool:

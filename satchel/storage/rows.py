@@ -267,6 +267,11 @@ class RunStatus(StrEnum):
 FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABORTED})
 
 
+def aborted(now: int, *, gracefully: bool) -> tuple[RunStatus, int | None]:
+    """An aborted run's status and finishedAt: ABORTED now, or ABORTING, unfinished until its command ends."""
+    return (RunStatus.ABORTING, None) if gracefully else (RunStatus.ABORTED, now)
+
+
 @dataclass(slots=True)
 class ActorRow:
     """An Actor, made on first use by its owner and name: only as far as runs need one."""

@@ -229,11 +229,17 @@ UPDATE_RUN = {
     "requestBody": RUN_CHANGES,
     "responses": RUN_CHANGED,
 }
-GRACEFULLY = query("gracefully", FLAG, "Accepted; makes no difference")
+GRACEFULLY = query(
+    "gracefully",
+    FLAG,
+    "For a run `satchel run` drives (origin CLI): ABORTING, and its command is told `aborting` and given 30 s"
+    " to end before it is stopped; any other run is ABORTED at once",
+)
 ABORTED = responses(ok_json(200, ref("Run"), "The run"), 507)
 ABORT_RUN = {
     "operationId": "abortRun",
-    "summary": "Mark a run ABORTED (one that has finished is left as it is); `satchel run` stops its command",
+    "summary": "Mark a run ABORTED, or gracefully ABORTING (a finished one is left as it is); `satchel run`"
+    " stops its command",
     "parameters": [GRACEFULLY],
     "responses": ABORTED,
 }

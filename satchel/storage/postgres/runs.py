@@ -17,6 +17,7 @@ from satchel.storage.rows import (
     ActorRow,
     RunRow,
     RunStatus,
+    aborted,
 )
 
 INSERT_RUN = (
@@ -93,10 +94,11 @@ class PostgresRuns:
             return None
         return await self.by_id(run_id)
 
-    async def abort(self, run_id: str, now: int) -> RunRow | None:
+    async def abort(self, run_id: str, now: int, *, gracefully: bool = False) -> RunRow | None:
+        status, finished_at = aborted(now, gracefully=gracefully)
         await self.db.execute(
             "UPDATE runs SET status = $2, finished_at = $3 WHERE id = $1 AND status = ANY($4::text[])",
-            run_id, str(RunStatus.ABORTED), now, UNFINISHED,
+            run_id, str(status), finished_at, UNFINISHED,
         )  # fmt: skip
         return await self.by_id(run_id)
 

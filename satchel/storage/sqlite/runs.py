@@ -16,6 +16,7 @@ from satchel.storage.rows import (
     ActorRow,
     RunRow,
     RunStatus,
+    aborted,
 )
 from satchel.storage.sqlite.db import Database
 
@@ -49,10 +50,10 @@ def _update_run(conn: sqlite3.Connection, run_id: str, changes: dict[str, object
     return conn.execute(sql, {**changes, "run_id": run_id}).rowcount
 
 
-def _abort_run(conn: sqlite3.Connection, run_id: str, now: int) -> None:
+def _abort_run(conn: sqlite3.Connection, run_id: str, status: RunStatus, finished_at: int | None) -> None:
     conn.execute(
         f"UPDATE runs SET status = ?, finished_at = ? WHERE id = ? AND status IN ({UNFINISHED})",  # noqa: S608
-        (RunStatus.ABORTED, now, run_id),
+        (status, finished_at, run_id),
     )
 
 
@@ -116,8 +117,9 @@ class SqliteRuns:
             return None
         return self._reread(run_id)
 
-    async def abort(self, run_id: str, now: int) -> RunRow | None:
-        await self.db.write(_abort_run, run_id, now)
+    async def abort(self, run_id: str, now: int, *, gracefully: bool = False) -> RunRow | None:
+        status, finished_at = aborted(now, gracefully=gracefully)
+        await self.db.write(_abort_run, run_id, status, finished_at)
         return await self.by_id(run_id)
 
     async def delete(self, run_id: str) -> bool:
