@@ -39,8 +39,9 @@ def test_the_official_client_aborts_and_charges_the_last_run(server: Server) -> 
     client.last_run().charge("page", count=2)
     client.last_run().charge("page", idempotency_key="once")
     client.last_run().charge("page", idempotency_key="once")  # a key the run has seen counts nothing
+    # Gracefully, a run `satchel run` drives (origin CLI) is ABORTING until its command has ended.
     aborted = client.last_run(origin="CLI").abort(gracefully=True)
-    assert (aborted.id, aborted.status) == (first["id"], "ABORTED")
+    assert (aborted.id, aborted.status) == (first["id"], "ABORTING")
     aborted = client.last_run(status="RUNNING").abort()
     assert (aborted.id, aborted.status, aborted.charged_event_counts) == (
         second["id"],
