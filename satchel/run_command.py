@@ -157,11 +157,14 @@ class Child:
         self.stopped_by: str | None = None  # why it was told to stop, if it was
         self.stop_signal: int | None = None  # the signal a stop from outside (Ctrl-C, SIGTERM) came as
         self.stops = 0  # stops from outside so far
+        self.grace: threading.Timer | None = None  # the signal that follows `aborting`, unless it ends first
         self.done = threading.Event()
 
     def signal(self, signum: int, why: str) -> None:
         if self.stopped_by is None:
             self.stopped_by = why
+        if self.done.is_set():  # ended and reaped: its group id may be another's by now
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
 
@@ -186,9 +189,9 @@ class Child:
             f"stopping ({why}): the command was told the run is aborting, and has {GRACE_SECONDS:.0f} s"
             " to end; Ctrl-C again stops it now"
         )
-        timer = threading.Timer(GRACE_SECONDS, self.signal, (signum, why))
-        timer.daemon = True
-        timer.start()
+        self.grace = threading.Timer(GRACE_SECONDS, self.signal, (signum, why))
+        self.grace.daemon = True
+        self.grace.start()
 
     def watch(self, api: Api, run_id: str) -> None:
         """Stop the command when the run is aborted through the API (read back every WATCH_SECONDS): at once
@@ -210,6 +213,8 @@ class Child:
         """The command's exit code, 128 + N for a command killed by signal N (as a shell says it)."""
         code = self.process.wait()
         self.done.set()
+        if self.grace is not None:
+            self.grace.cancel()
         return 128 - code if code < 0 else code
 
 
