@@ -88,9 +88,9 @@ class PlatformEvents:
         """Tell the command the run is being stopped; whether anybody was listening."""
         return self._send({"name": "aborting", "data": {}}) > 0  # the Python SDK refuses a null `data`
 
-    def _only_our_path(self, _connection: ServerConnection, request: Request) -> Response | None:
+    def _only_our_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path != self._path:
-            return _connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
         return None
 
     def _serve(self, connection: ServerConnection) -> None:
