@@ -155,14 +155,13 @@ class Child:
         self.events = events
         events.watch(self.process.pid)
         self.stopped_by: str | None = None  # why it was told to stop, if it was
-        self.stop_signal: int | None = None  # the signal a stop from outside (Ctrl-C, SIGTERM) came as
+        self.interrupted_by: int | None = None  # the signal `satchel run` was stopped with (Ctrl-C, SIGTERM)
         self.stops = 0  # stops from outside so far
         self.grace: threading.Timer | None = None  # the signal that follows `aborting`, unless it ends first
         self.done = threading.Event()
 
     def signal(self, signum: int, why: str) -> None:
-        if self.stopped_by is None:
-            self.stopped_by = why
+        self.stopped_by = why  # the last reason, the one that ended it
         if self.done.is_set():  # ended and reaped: its group id may be another's by now
             return
         with contextlib.suppress(ProcessLookupError):
@@ -181,7 +180,6 @@ class Child:
             self.signal(signum, why)
             return
         self.stopped_by = why  # first: a second signal while the event goes out is passed on, not sent again
-        self.stop_signal = signum
         if not self.events.aborting():
             self.signal(signum, why)
             return
@@ -226,8 +224,10 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     command: Sequence[str],
     resume: str | None = None,
     memory: int | None = None,
+    server_args: Sequence[str] = (),
 ) -> int:
-    """Run the command as a new run of `actor`, or (`resume`) as that run again, on its storages."""
+    """Run the command as a new run of `actor`, or (`resume`) as that run again, on its storages.
+    `server_args` are the options that named the server, for the line that resumes an aborted run."""
     api = Api(url, token)
     if resume is None:
         run = api.start(actor, body, memory or memory_mbytes())
@@ -249,6 +249,7 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
         if child is None:
             early.append(signum)
         else:
+            child.interrupted_by = child.interrupted_by or signum
             child.stop(signum, signal.Signals(signum).name)
 
     previous = {signum: signal.getsignal(signum) for signum in FORWARDED}
@@ -263,12 +264,24 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
                 say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
                 return 127
             for number in early:
+                child.interrupted_by = child.interrupted_by or number
                 child.signal(number, signal.Signals(number).name)
             threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
             code = child.wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    return ended(
+        api,
+        run_id,
+        child,
+        code,
+        shlex.join(["satchel", "run", *server_args, "--resume", run_id, "--", *command]),
+    )
+
+
+def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> int:
+    """Record how the run ended, say it, and give `satchel run`'s own exit code."""
     status = "SUCCEEDED" if code == 0 else "FAILED"
     if child.stopped_by is not None:
         status = "ABORTED"
@@ -280,13 +293,13 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     except (click.ClickException, httpx.HTTPError) as exc:
         say(f"the run's end could not be recorded: {exc}")
     if status == "ABORTED":
-        say(f"to go on from where it stopped: satchel run --resume {run_id} -- {shlex.join(command)}")
+        say(f"to go on from where it stopped: {resume_line}")
     why = f", {child.stopped_by}" if child.stopped_by else ""
     say(f"run {run_id} {status} (exit code {code}{why})")
-    if child.stop_signal is not None and code == 0:
-        # Stopped from outside, it ended cleanly: `satchel run` still says it was interrupted (as `timeout`
-        # does), so a script running it stops too; the run keeps the command's own exit code.
-        return 128 + child.stop_signal
+    if child.interrupted_by is not None and code == 0:
+        # Interrupted, it ended cleanly: `satchel run` still says it was interrupted (as `timeout` does), so a
+        # script running it stops too; the run keeps the command's own exit code.
+        return 128 + child.interrupted_by
     return code
 
 
@@ -329,10 +342,12 @@ def run_command(  # click passes every parameter by name
         raise click.UsageError(
             "--resume runs an earlier run again, with its Actor, INPUT and memory: give none of them."
         )
+    # What named the server, to resume with (never the token, which is a secret: it comes as it came).
+    server_args = [*(["--url", url] if url else []), *(["--data-dir", str(data_dir)] if data_dir else [])]
     url, token = connection(url, token, data_dir)
     body = read_input(input_text)
     try:
-        code = run(url, token, actor or default_actor(), body, command, resume, memory)
+        code = run(url, token, actor or default_actor(), body, command, resume, memory, server_args)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"The server at {url} does not answer: {exc}") from exc
     sys.exit(code)

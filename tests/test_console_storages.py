@@ -446,3 +446,10 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     page.click("#abort-run button:has-text('Stop now')")
     page.wait_for_url(f"**/console/runs/{driven['id']}")
     assert page.inner_text("#run-status") == "ABORTED"
+    assert page.inner_text("main > p.notice") == "The run is aborted: `satchel run` stops its command now."
+    # The list asked for past its end says what it has.
+    page.goto("/console/runs?status=ABORTED&offset=500")
+    assert "Nothing on this page: the list has" in page.inner_text("main")
+    page.click("text=Back to the first page")
+    page.wait_for_url("**status=ABORTED**")
+    assert driven["id"] in column(page, "#runs", 1)

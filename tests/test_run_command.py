@@ -101,8 +101,18 @@ def test_data_dir_names_the_local_server_from_any_folder(server: Server, tmp_pat
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    env = json.loads(done.stdout.splitlines()[0])
-    assert (env["APIFY_API_BASE_URL"], env["APIFY_TOKEN"]) == (server.base_url, server.token)
+    seen = json.loads(done.stdout.splitlines()[0])
+    assert (seen["APIFY_API_BASE_URL"], seen["APIFY_TOKEN"]) == (server.base_url, server.token)
+    # Stopped, the run says how to go on: with the same --data-dir, so the line works from here as it is.
+    interrupt = "import os, signal, time; os.kill(os.getppid(), signal.SIGINT); time.sleep(300)"
+    command = cli_command("run", "--data-dir", str(server.data_dir), "--", sys.executable, "-c", interrupt)
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    run_id = _run_id(done.stderr)
+    line = next(line for line in done.stderr.splitlines() if "to go on from where it stopped" in line)
+    again = f"--data-dir {server.data_dir} --resume {run_id} -- {sys.executable} -c '{interrupt}'"
+    assert line.endswith(f"satchel run {again}")
 
 
 def test_a_run_resumed_goes_on_with_its_own_storages(server: Server) -> None:

@@ -87,7 +87,7 @@ def test_a_stop_is_told_as_aborting_and_the_command_ends_by_itself(
     assert _end(server, run_id) == ("ABORTED", 0)  # the command's own exit code
     # `satchel run` itself says it was interrupted, as a script running it needs to know, and how to go on.
     assert process.returncode == 128 + signal.SIGINT
-    assert f"satchel run --resume {run_id} -- " in stderr
+    assert f"satchel run --url {server.base_url} --resume {run_id} -- " in stderr
 
 
 def test_a_graceful_abort_through_the_api_is_told_as_aborting(server: Server) -> None:
@@ -100,6 +100,7 @@ def test_a_graceful_abort_through_the_api_is_told_as_aborting(server: Server) ->
     assert stdout.strip() == "aborting", stderr  # heard, and ended by itself
     assert "aborted gracefully through the API" in stderr
     assert _end(server, run.id) == ("ABORTED", 0)
+    assert process.returncode == 0  # nobody interrupted `satchel run` itself: the command's own code
 
 
 def test_a_second_stop_signals_the_command_at_once(server: Server) -> None:

@@ -254,6 +254,7 @@ NOTES = {
     "revoked": "Token revoked: it no longer works.",
     "aborted": "The run was marked aborted.",
     "aborting": "The run is aborting: its command has been told, and is stopped if it has not ended in 30 s.",
+    "stopped": "The run is aborted: `satchel run` stops its command now.",
 }
 
 

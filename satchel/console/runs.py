@@ -16,7 +16,7 @@ from satchel.console.forms import PREFIX, redirect, whole
 from satchel.console.stores import pager
 from satchel.errors import NotFound
 from satchel.service.access import Caller, Level
-from satchel.service.runs import STATUSES, run_level
+from satchel.service.runs import CLI_ORIGIN, STATUSES, run_level
 from satchel.storage.rows import FINISHED, RunStatus
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ async def runs(console: Console, request: Request, caller: Caller) -> Response:
         page=page,
         status_filter=status,
         statuses=STATUSES,
+        query={"status": status} if status else {},
         actors=await _actor_names(console, caller, (run.act_id for run in page.items)),
         previous=previous,
         next=next_page,
@@ -82,4 +83,8 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
 async def abort(console: Console, request: Request, caller: Caller) -> Response:
     # Gracefully: a run `satchel run` drives gets the time to end by itself; others are ABORTED at once.
     row = await console.services.runs.abort(caller, request.path_params["run"], gracefully=True)
-    return redirect(f"{RUNS}/{row.id}", "aborting" if row.status == RunStatus.ABORTING else "aborted")
+    if row.status == RunStatus.ABORTING:
+        note = "aborting"
+    else:  # a run `satchel run` drives has its command stopped; any other only changes its status
+        note = "stopped" if row.origin == CLI_ORIGIN else "aborted"
+    return redirect(f"{RUNS}/{row.id}", note)
