@@ -336,7 +336,9 @@ def run_command(  # click passes every parameter by name
     """Run COMMAND as a run of an Actor: with its own key-value store (holding INPUT), dataset and request
     queue on the server, and the environment the Apify SDK reads on the platform.
 
-    Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code.
+    Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code, or with 128 + the
+    signal after a Ctrl-C or SIGTERM the command ended cleanly on. A first Ctrl-C reaches the command as the
+    run's `aborting` event, with 30 s to end; a second passes the signal on; a third kills it.
     """
     if resume is not None and (actor is not None or input_text is not None or memory is not None):
         raise click.UsageError(
