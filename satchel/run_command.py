@@ -33,13 +33,8 @@ import click
 import httpx
 
 from satchel.remote import connection, remote_options
-from satchel.run_events import (
-    GRACE_SECONDS,
-    MAX_MEMORY_MBYTES,
-    MIN_MEMORY_MBYTES,
-    PlatformEvents,
-    memory_mbytes,
-)
+from satchel.run_events import GRACE_SECONDS, PlatformEvents, memory_mbytes
+from satchel.service.validation import MEMORY_RANGE
 
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
@@ -316,7 +311,7 @@ def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> i
 )
 @click.option(
     "--memory",
-    type=click.IntRange(MIN_MEMORY_MBYTES, MAX_MEMORY_MBYTES),
+    type=click.IntRange(*MEMORY_RANGE),
     default=None,
     metavar="MBYTES",
     help="The run's memory, which Crawlee's autoscaling keeps to (default: a quarter of this machine's).",

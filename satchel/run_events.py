@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import threading
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -33,15 +32,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from satchel.clock import iso, now_ms
+from satchel.service.validation import MEMORY_RANGE
+
 SYSTEM_INFO_SECONDS = 1.0
 GRACE_SECONDS = 30.0  # as the platform's graceful abort: the run is stopped 30 s after `aborting`
-MIN_MEMORY_MBYTES, MAX_MEMORY_MBYTES = 128, 32768  # what a run may be given
 CPU_OVERLOADED = 0.95  # Crawlee's default maxUsedCpuRatio
 
 
 def memory_mbytes() -> int:
     """The run's memory when none is given: a quarter of the machine's, as Crawlee takes on its own."""
-    return min(MAX_MEMORY_MBYTES, max(MIN_MEMORY_MBYTES, psutil.virtual_memory().total // 4 // 2**20))
+    low, high = MEMORY_RANGE
+    return min(high, max(low, psutil.virtual_memory().total // 4 // 2**20))
 
 
 class PlatformEvents:
@@ -54,7 +56,8 @@ class PlatformEvents:
         self._lock = threading.RLock()  # also taken in signal handlers, which may interrupt its holder
         self._stop = threading.Event()
         self._root: psutil.Process | None = None  # the command, whose process tree is measured
-        self._peak = 0
+        self._cores = os.cpu_count() or 1
+        self._machine_bytes = psutil.virtual_memory().total
         self._mem_sum = 0.0
         self._cpu_sum = 0.0
         self._cpu_peak = 0.0
@@ -125,16 +128,15 @@ class PlatformEvents:
     def system_info(self) -> dict[str, Any]:
         """A `systemInfo` event's data. CPU is in percent of one core (as the platform counts it, with
         APIFY_DEDICATED_CPUS the machine's cores); memory is the command's process tree."""
-        cores = os.cpu_count() or 1
+        cores = self._cores
         busy = psutil.cpu_percent() / 100  # of the whole machine, since the last reading
         used = self._tree_memory()
         self._samples += 1
         self._mem_sum += used
         self._cpu_sum += busy
-        self._peak = max(self._peak, used)
         self._cpu_peak = max(self._cpu_peak, busy)
         return {
-            "createdAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "createdAt": iso(now_ms()),
             "cpuCurrentUsage": busy * cores * 100,
             "cpuAvgUsage": self._cpu_sum / self._samples * cores * 100,
             "cpuMaxUsage": self._cpu_peak * cores * 100,
@@ -143,7 +145,7 @@ class PlatformEvents:
             "memAvgBytes": round(self._mem_sum / self._samples),
             # What the Python SDK takes for the run's whole memory, and Crawlee for JavaScript the machine's.
             "memMaxBytes": self.memory_bytes,
-            "memTotalBytes": psutil.virtual_memory().total,
+            "memTotalBytes": self._machine_bytes,
         }
 
     def _tree_memory(self) -> int:

@@ -16,7 +16,7 @@ from satchel.console.forms import PREFIX, redirect, whole
 from satchel.console.stores import pager
 from satchel.errors import NotFound
 from satchel.service.access import Caller, Level
-from satchel.service.runs import CLI_ORIGIN, STATUSES, run_level
+from satchel.service.runs import STATUSES, driven, run_level
 from satchel.storage.rows import FINISHED, RunStatus
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
         actor=actors.get(row.act_id),
         owner=run_level(caller, row) >= Level.OWNER,
         running=row.status not in FINISHED,
+        driven=driven(row),
         duration=None if duration is None else max(duration, 0) / 1000,
         charged=charged,
         api_url=f"{console.services.settings.base_url}/v2/actor-runs/{row.id}",
@@ -83,8 +84,8 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
 async def abort(console: Console, request: Request, caller: Caller) -> Response:
     # Gracefully: a run `satchel run` drives gets the time to end by itself; others are ABORTED at once.
     row = await console.services.runs.abort(caller, request.path_params["run"], gracefully=True)
+    page = f"{RUNS}/{row.id}"
     if row.status == RunStatus.ABORTING:
-        note = "aborting"
-    else:  # a run `satchel run` drives has its command stopped; any other only changes its status
-        note = "stopped" if row.origin == CLI_ORIGIN else "aborted"
-    return redirect(f"{RUNS}/{row.id}", note)
+        return redirect(page, "aborting")
+    # A run `satchel run` drives has its command stopped; any other only changes its status.
+    return redirect(page, "stopped" if driven(row) else "aborted")

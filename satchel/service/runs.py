@@ -20,7 +20,7 @@ from satchel.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from satchel.service.access import DEFAULT_GENERAL_ACCESS, GENERAL_ACCESS, Caller, Level, Need
 from satchel.service.ids import new_id
 from satchel.service.stores import Stores
-from satchel.service.validation import MAX_NAME, NAME_RE, shown, split_reference
+from satchel.service.validation import MAX_NAME, MEMORY_RANGE, NAME_RE, shown, split_reference
 from satchel.storage import GeneralAccess, Storage, StoreRow, UserRow
 from satchel.storage.rows import FINISHED, ActorRow, RunRow, RunStatus
 
@@ -51,7 +51,6 @@ MAX_EVENT_NAME = 256
 MAX_IDEMPOTENCY_KEY = 256
 # Satchel neither limits nor times out what it records; these are the numbers the run shows.
 DEFAULT_MEMORY_MBYTES = 1024
-MEMORY_RANGE = (128, 32768)
 RUN_NOT_FOUND = "Actor run was not found."
 ACTOR_NOT_FOUND = "Actor was not found."
 
@@ -63,6 +62,12 @@ class RunPage:
     limit: int
     desc: bool
     items: list[RunRow]
+
+
+def driven(run: RunRow) -> bool:
+    """Whether `satchel run` drives the run (it starts its runs with origin CLI): there is a command to tell
+    of a graceful abort, and to end the run when that command has ended."""
+    return run.origin == CLI_ORIGIN
 
 
 def run_level(caller: Caller, run: RunRow) -> Level:
@@ -200,7 +205,7 @@ class Runs:
         again while it is ABORTING (asked twice, as a second Ctrl-C, it stops now).
         """
         run = await self.get(caller, run_id, Need.OWN)
-        graceful = gracefully and run.origin == CLI_ORIGIN and run.status != RunStatus.ABORTING
+        graceful = gracefully and driven(run) and run.status != RunStatus.ABORTING
         aborted = await self.table.abort(run.id, _not_before_start(run, now_ms()), gracefully=graceful)
         if aborted is None:
             raise NotFound(RUN_NOT_FOUND)

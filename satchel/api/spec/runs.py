@@ -21,7 +21,8 @@ from satchel.api.spec.common import (
     responses,
 )
 from satchel.service.access import GENERAL_ACCESS
-from satchel.service.runs import MAX_STATUS_MESSAGE, MEMORY_RANGE, ORIGINS, STATUSES
+from satchel.service.runs import MAX_STATUS_MESSAGE, ORIGINS, STATUSES
+from satchel.service.validation import MEMORY_RANGE
 
 STATUS: Schema = {"enum": list(STATUSES)}
 ORIGIN: Schema = {"enum": list(ORIGINS)}
