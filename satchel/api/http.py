@@ -187,12 +187,12 @@ def declared_length(request: Request) -> int | None:
         return None
 
 
-async def read_json(request: Request) -> Any:
-    """The body as JSON (decoded per Content-Encoding), or None when there is none."""
+async def read_decoded(request: Request, limit: int, what: str = "JSON body") -> bytes:
+    """The whole body, decoded per Content-Encoding; refused (413) past `limit` bytes, declared or decoded."""
     declared = declared_length(request)
-    if declared is not None and declared > MAX_JSON_BYTES:
+    if declared is not None and declared > limit:
         # Known before reading; waiting for a body that large (or one never sent) helps nobody.
-        raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large")
+        raise TooLarge(f"The {what} is larger than {limit} bytes.", type="request-too-large")
     encoding = normalize(content_encoding(request))
     decoder = Decoder(encoding) if encoding else None
     parts: list[bytes] = []
@@ -202,17 +202,20 @@ async def read_json(request: Request) -> Any:
         nonlocal size
         for piece in pieces:
             size += len(piece)
-            if size > MAX_JSON_BYTES:
-                raise TooLarge(
-                    f"The JSON body is larger than {MAX_JSON_BYTES} bytes.", type="request-too-large"
-                )
+            if size > limit:
+                raise TooLarge(f"The {what} is larger than {limit} bytes.", type="request-too-large")
             parts.append(piece)
 
     async for chunk in body_chunks(request):
         take(decoder.feed(chunk) if decoder else (chunk,))
     if decoder:
         take(decoder.finish())
-    raw = b"".join(parts)
+    return b"".join(parts)
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON (decoded per Content-Encoding), or None when there is none."""
+    raw = await read_decoded(request, MAX_JSON_BYTES)
     if not raw.strip():
         return None
     try:

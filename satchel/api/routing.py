@@ -262,6 +262,7 @@ ROUTES: list[Route] = [
     ),
     Route("/v2/acts/{actorId}/runs/last/abort", methods(POST=(runs.abort_run, run_specs.ABORT_LAST_RUN))),
     Route("/v2/acts/{actorId}/runs/last/charge", methods(POST=(runs.charge_run, run_specs.CHARGE_LAST_RUN))),
+    Route("/v2/acts/{actorId}/runs/last/log", methods(GET=(runs.get_log, run_specs.LAST_RUN_LOG))),
     Route("/v2/actor-runs", methods(GET=(runs.list_runs, run_specs.LIST_RUNS))),
     Route(
         "/v2/actor-runs/{runId}",
@@ -273,6 +274,11 @@ ROUTES: list[Route] = [
     ),
     Route("/v2/actor-runs/{runId}/abort", methods(POST=(runs.abort_run, run_specs.ABORT_RUN))),
     Route("/v2/actor-runs/{runId}/charge", methods(POST=(runs.charge_run, run_specs.CHARGE_RUN))),
+    Route(
+        "/v2/actor-runs/{runId}/log",
+        methods(GET=(runs.get_log, run_specs.GET_LOG), POST=(runs.append_log, run_specs.APPEND_LOG)),
+    ),
+    Route("/v2/logs/{runId}", methods(GET=(runs.get_log, run_specs.GET_LOG_BY_ID))),
     Route("/v2/users/me", methods(GET=(users.me, user_specs.GET_ME))),
     Route("/v2/users/{userId}", methods(GET=(users.public, user_specs.GET_USER))),
     Route("/v2/openapi.json", methods(GET=(document.document, document.GET_OPENAPI))),

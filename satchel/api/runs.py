@@ -10,14 +10,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from satchel.api import wire
-from satchel.api.http import Call, body_chunks, content_encoding, declared_length, read_json_object
+from satchel.api.http import (
+    Call,
+    body_chunks,
+    content_encoding,
+    declared_length,
+    read_decoded,
+    read_json_object,
+)
 from satchel.clock import iso, now_ms
+from satchel.errors import NotFound
 from satchel.service.access import Need
 from satchel.service.encoding import normalize
-from satchel.service.runs import RunPage
+from satchel.service.runs import MAX_LOG_APPEND, RunPage, driven
 from satchel.storage import StoreRow
 from satchel.storage.rows import FINISHED, RunRow
 
@@ -25,6 +33,8 @@ BUILD_NUMBER = "0.0.1"  # Satchel has no builds; the clients need a build number
 DEFAULT_INPUT_TYPE = "application/json"
 MAX_WAIT_SECONDS = 60
 WAIT_STEP_SECONDS = 0.25
+LOG_TYPE = "text/plain; charset=utf-8"
+LOG_STEP_SECONDS = 1.0  # how often a followed log is read again for what was added
 
 
 def run_url(base_url: str, run_id: str) -> str:
@@ -201,6 +211,45 @@ async def charge_run(call: Call) -> Response:
         call.header(b"idempotency-key"),
     )
     return Response(status_code=201)
+
+
+async def get_log(call: Call) -> Response:
+    """The run's log as text; with `stream`, a run that `satchel run` drives is followed: the answer stays
+    open, sending what is added, until the run has finished. A run nobody drives has no command to write to
+    its log, so its log is sent as it is. `raw` is taken and changes nothing: the log is kept as printed."""
+    run = await run_for(call)
+    call.flag("raw")  # checked as a flag, as the clients send it
+    headers = {"cache-control": "no-store"}
+    if call.flag("download"):
+        headers["content-disposition"] = f'attachment; filename="{run.id}.log"'
+    if call.flag("stream") and run.status not in FINISHED and driven(run):
+        return StreamingResponse(_following(call, run), media_type=LOG_TYPE, headers=headers)
+    return Response(await call.services.runs.log(run), media_type=LOG_TYPE, headers=headers)
+
+
+async def _following(call: Call, run: RunRow) -> AsyncIterator[bytes]:
+    """The log as it grows, to the end its run left."""
+    runs, sent = call.services.runs, 0
+    while True:
+        finished = run.status in FINISHED  # read before the log, so nothing added before the end is missed
+        text = await runs.log(run, sent)
+        if text:
+            sent += len(text)
+            yield text
+        if finished:
+            return
+        await asyncio.sleep(LOG_STEP_SECONDS)
+        try:
+            run = await runs.get(call.caller, run.id)
+        except NotFound:  # deleted meanwhile: it has finished
+            return
+
+
+async def append_log(call: Call) -> Response:
+    """Satchel's own: add the body (text as the command printed it) to the end of the run's log."""
+    text = await read_decoded(call.request, MAX_LOG_APPEND, "log text")
+    await call.services.runs.append_log(call.caller, await _run_id(call), text)
+    return Response(status_code=204)
 
 
 async def list_runs(call: Call) -> Response:

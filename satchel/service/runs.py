@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from satchel.clock import now_ms
-from satchel.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
+from satchel.errors import Forbidden, InvalidRequest, NotFound, TooLarge, Unauthorized
 from satchel.service.access import DEFAULT_GENERAL_ACCESS, GENERAL_ACCESS, Caller, Level, Need
 from satchel.service.ids import new_id
 from satchel.service.stores import Stores
@@ -49,6 +49,9 @@ NUL = "\x00"
 INT32 = range(-(2**31), 2**31)
 MAX_EVENT_NAME = 256
 MAX_IDEMPOTENCY_KEY = 256
+# What is kept of a run's log, and what one append may add: a crawl's whole output, not a flood's.
+MAX_LOG_BYTES = 10 * 2**20
+MAX_LOG_APPEND = 2**20
 # Satchel neither limits nor times out what it records; these are the numbers the run shows.
 DEFAULT_MEMORY_MBYTES = 1024
 RUN_NOT_FOUND = "Actor run was not found."
@@ -245,6 +248,21 @@ class Runs:
 
     async def charged_event_counts(self, run: RunRow) -> dict[str, int]:
         return await self.table.charged_event_counts(run.id)
+
+    # --- The run's log: what its command printed, as `satchel run` sends it
+
+    async def log(self, run: RunRow, start: int = 0) -> bytes:
+        """The log of a run the caller has read (`get`), from byte `start` on."""
+        return await self.table.log(run.id, start)
+
+    async def append_log(self, caller: Caller, run_id: str, text: bytes) -> None:
+        """Add to the end of the run's log, as its owner; refused once the log holds MAX_LOG_BYTES."""
+        run = await self.get(caller, run_id, Need.OWN)
+        if text and not await self.table.append_log(run.id, text, MAX_LOG_BYTES):
+            raise TooLarge(
+                f"The run's log has reached {MAX_LOG_BYTES // 2**20} MiB, as much as Satchel keeps of a log.",
+                type="log-too-large",
+            )
 
     async def page(
         self,

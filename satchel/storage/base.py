@@ -370,7 +370,8 @@ class RunTable(Protocol):
         ...
 
     async def delete(self, run_id: str) -> bool:
-        """Delete a finished run and its charges (its storages stay); whether a finished run was deleted."""
+        """Delete a finished run, its charges and its log (its storages stay); whether a finished run was
+        deleted."""
         ...
 
     async def page(
@@ -395,6 +396,15 @@ class RunTable(Protocol):
         ...
 
     async def charged_event_counts(self, run_id: str) -> dict[str, int]: ...
+
+    async def append_log(self, run_id: str, text: bytes, limit: int) -> bool:
+        """Add text at the end of the run's log, unless the log holds `limit` bytes or more already (then
+        False, and nothing is added). Appends to one log are applied one after the other."""
+        ...
+
+    async def log(self, run_id: str, start: int) -> bytes:
+        """The run's log from byte `start` on (empty past its end)."""
+        ...
 
 
 @dataclass

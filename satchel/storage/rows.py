@@ -6,6 +6,7 @@ any order and carry more than a row needs. Times are epoch milliseconds througho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -270,6 +271,12 @@ FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT
 def aborted(now: int, *, gracefully: bool) -> tuple[RunStatus, int | None]:
     """An aborted run's status and finishedAt: ABORTED now, or ABORTING, unfinished until its command ends."""
     return (RunStatus.ABORTING, None) if gracefully else (RunStatus.ABORTED, now)
+
+
+def from_pieces(rows: Sequence[Any], start: int) -> bytes:
+    """A log from byte `start` on, out of its pieces (`start`, `body`) in order that end past it."""
+    out = b"".join(bytes(row["body"]) for row in rows)
+    return out[start - rows[0]["start"] :] if rows and rows[0]["start"] < start else out
 
 
 @dataclass(slots=True)

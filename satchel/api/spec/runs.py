@@ -280,3 +280,40 @@ CHARGE_LAST_RUN = {
     "requestBody": CHARGE,
     "responses": CHARGED,
 }
+
+# /v2/actor-runs/{runId}/log, /v2/logs/{runId} and /v2/acts/{actorId}/runs/last/log
+LOG_PARAMETERS = [
+    query("stream", FLAG, "For a run `satchel run` drives: keep the answer open until the run has finished"),
+    query("download", FLAG, "Send it as a file to save (Content-Disposition: attachment)"),
+    query("raw", FLAG, "Taken, and changes nothing: the log is kept as the command printed it"),
+]
+LOG = responses(
+    {"200": {"description": "The log", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+)
+GET_LOG = {
+    "operationId": "getRunLog",
+    "summary": "The run's log: what its command printed, as `satchel run` sent it (empty for other runs)",
+    "parameters": LOG_PARAMETERS,
+    "responses": LOG,
+}
+GET_LOG_BY_ID = {
+    **GET_LOG,
+    "operationId": "getLog",
+    "summary": "The log of the run of this id, as the run's log",
+}
+LAST_RUN_LOG = {
+    "operationId": "getLastRunLog",
+    "summary": "The log of the Actor's run that started last, as a run's log",
+    "parameters": [*LAST_RUN_FILTERS, *LOG_PARAMETERS],
+    "responses": LOG,
+}
+APPEND_LOG = {
+    "operationId": "appendRunLog",
+    "summary": "Satchel's own: add text to the end of the run's log (its owner; `satchel run` sends its"
+    " command's output here), up to 10 MiB a log",
+    "requestBody": {
+        "required": True,
+        "content": {"text/plain": {"schema": {"type": "string", "maxLength": 1048576}}},
+    },
+    "responses": responses({"204": {"description": "Added"}}, 413, 415, 507),
+}

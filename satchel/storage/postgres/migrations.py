@@ -217,6 +217,17 @@ STEPS = (
     """
     ALTER TABLE records ADD COLUMN etag text;
     """,
+    # 9: a run's log, what its command printed, in the pieces `satchel run` sent; `start` is the piece's
+    # byte offset in the log.
+    """
+    CREATE TABLE run_log (
+        run_id text COLLATE "C" NOT NULL REFERENCES runs (id),
+        seq bigint NOT NULL,
+        start bigint NOT NULL,
+        body bytea NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    """,
 )
 
 

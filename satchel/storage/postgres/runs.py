@@ -18,6 +18,7 @@ from satchel.storage.rows import (
     RunRow,
     RunStatus,
     aborted,
+    from_pieces,
 )
 
 INSERT_RUN = (
@@ -115,6 +116,7 @@ class PostgresRuns:
             if finished is None:
                 return False
             await conn.execute("DELETE FROM run_charges WHERE run_id = $1", run_id)
+            await conn.execute("DELETE FROM run_log WHERE run_id = $1", run_id)
             await conn.execute("DELETE FROM runs WHERE id = $1", run_id)
             return True
 
@@ -175,3 +177,33 @@ class PostgresRuns:
             run_id,
         )
         return {row["event_name"]: row["total"] for row in rows}
+
+    async def append_log(self, run_id: str, text: bytes, limit: int) -> bool:
+        async with self.db.transaction() as conn:
+            # The run's row, locked, puts one log's appends in a line; a run deleted meanwhile has none.
+            if await conn.fetchval("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", run_id) is None:
+                return False
+            last = await conn.fetchrow(
+                "SELECT seq, start + length(body) AS end FROM run_log WHERE run_id = $1"
+                " ORDER BY seq DESC LIMIT 1",
+                run_id,
+            )
+            seq, end = (last["seq"] + 1, last["end"]) if last else (0, 0)
+            if end >= limit:
+                return False
+            await conn.execute(
+                "INSERT INTO run_log (run_id, seq, start, body) VALUES ($1, $2, $3, $4)",
+                run_id,
+                seq,
+                end,
+                text,
+            )
+            return True
+
+    async def log(self, run_id: str, start: int) -> bytes:
+        rows = await self.db.fetch(
+            "SELECT start, body FROM run_log WHERE run_id = $1 AND start + length(body) > $2 ORDER BY seq",
+            run_id,
+            start,
+        )
+        return from_pieces(rows, start)

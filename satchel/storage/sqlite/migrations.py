@@ -177,6 +177,17 @@ STEPS = (
     """
     ALTER TABLE records ADD COLUMN etag TEXT;
     """,
+    # 10: a run's log, what its command printed, in the pieces `satchel run` sent; `start` is the piece's
+    # byte offset in the log.
+    """
+    CREATE TABLE run_log (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    """,
 )
 
 

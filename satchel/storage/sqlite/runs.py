@@ -17,6 +17,7 @@ from satchel.storage.rows import (
     RunRow,
     RunStatus,
     aborted,
+    from_pieces,
 )
 from satchel.storage.sqlite.db import Database
 
@@ -62,6 +63,20 @@ def _delete_run(conn: sqlite3.Connection, run_id: str) -> bool:
     if not cur.rowcount:
         return False
     conn.execute("DELETE FROM run_charges WHERE run_id = ?", (run_id,))
+    conn.execute("DELETE FROM run_log WHERE run_id = ?", (run_id,))
+    return True
+
+
+def _append_log(conn: sqlite3.Connection, run_id: str, text: bytes, limit: int) -> bool:
+    last = conn.execute(
+        "SELECT seq, start + length(body) FROM run_log WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+    ).fetchone()
+    seq, end = (last[0] + 1, last[1]) if last else (0, 0)
+    if end >= limit:
+        return False
+    conn.execute(
+        "INSERT INTO run_log (run_id, seq, start, body) VALUES (?, ?, ?, ?)", (run_id, seq, end, text)
+    )
     return True
 
 
@@ -176,3 +191,13 @@ class SqliteRuns:
             (run_id,),
         )
         return {row["event_name"]: row["total"] for row in rows}
+
+    async def append_log(self, run_id: str, text: bytes, limit: int) -> bool:
+        return await self.db.write(_append_log, run_id, text, limit)
+
+    async def log(self, run_id: str, start: int) -> bytes:
+        rows = self.db.all(
+            "SELECT start, body FROM run_log WHERE run_id = ? AND start + length(body) > ? ORDER BY seq",
+            (run_id, start),
+        )
+        return from_pieces(rows, start)
