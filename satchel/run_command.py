@@ -3,8 +3,9 @@
 The run is made through the API (`POST /v2/acts/~NAME/runs?origin=CLI`, the body being INPUT), so the server
 may be anywhere; the command then gets the environment the Apify SDK reads at home and the run's platform
 events (run_events.py), its output passes straight through, and its end is recorded: SUCCEEDED (exit code 0),
-FAILED (any other) or ABORTED (Ctrl-C, SIGTERM, or an abort through the API), with the exit code. What
-`satchel run` itself says goes to stderr, so the command's stdout stays its own.
+FAILED (any other) or ABORTED (Ctrl-C, SIGTERM, or an abort through the API), with the exit code. The
+command's output is shown as it comes and kept in the run's log (run_log.py): it writes to pipes, not to the
+terminal. What `satchel run` itself says goes to stderr, so the command's stdout stays its own.
 
 The command runs in a process group of its own: a Ctrl-C reaches only `satchel run`, which tells a command
 that listens to the events `aborting` first, as the platform's graceful abort does, and passes the signal on
@@ -34,7 +35,8 @@ import httpx
 
 from satchel.remote import connection, remote_options
 from satchel.run_events import GRACE_SECONDS, PlatformEvents, memory_mbytes
-from satchel.service.validation import MEMORY_RANGE
+from satchel.run_log import LogFull, RunLog
+from satchel.service.validation import MAX_LOG_APPEND, MEMORY_RANGE
 
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
@@ -134,6 +136,15 @@ class Api:
         body["isStatusMessageTerminal"] = False
         return self._data(self.http.put(f"/actor-runs/{run_id}", json=body))
 
+    def append_log(self, run_id: str, text: bytes) -> None:
+        response = self.http.post(
+            f"/actor-runs/{run_id}/log", content=text, headers={"content-type": "text/plain; charset=utf-8"}
+        )
+        if response.status_code == 413 and "log-too-large" in response.text:
+            raise LogFull
+        if response.is_error:
+            self._data(response)  # raises, with the server's message
+
     def finish(self, run_id: str, status: str, exit_code: int, message: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status, "exitCode": exit_code}
         if message is not None:
@@ -142,11 +153,22 @@ class Api:
 
 
 class Child:
-    """The command, in a process group of its own, with the signals `satchel run` gets passed on to it."""
+    """The command, in a process group of its own, with the signals `satchel run` gets passed on to it and
+    its output copied to the run's log."""
 
-    def __init__(self, command: Sequence[str], env: dict[str, str], events: PlatformEvents) -> None:
+    def __init__(
+        self, command: Sequence[str], env: dict[str, str], events: PlatformEvents, log: RunLog
+    ) -> None:
         stdin = subprocess.DEVNULL if sys.stdin is not None and sys.stdin.isatty() else None
-        self.process = subprocess.Popen(command, env=env, stdin=stdin, process_group=0)
+        # A Python command writes as it prints, as it would to a terminal, not in blocks to the pipe.
+        env = {"PYTHONUNBUFFERED": "1", **env}
+        self.process = subprocess.Popen(
+            command, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, process_group=0
+        )
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        log.copy(self.process.stdout, getattr(sys.stdout, "buffer", None))
+        log.copy(self.process.stderr, getattr(sys.stderr, "buffer", None))
         self.events = events
         events.watch(self.process.pid)
         self.stopped_by: str | None = None  # why it was told to stop, if it was
@@ -250,13 +272,16 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     previous = {signum: signal.getsignal(signum) for signum in FORWARDED}
     for signum in FORWARDED:
         signal.signal(signum, pass_on)
+    log = RunLog(lambda text: api.append_log(run_id, text), say, MAX_LOG_APPEND)
     try:
         with PlatformEvents(run["options"]["memoryMbytes"]) as events:
             try:
-                child = Child(command, {**os.environ, **environment(url, token, run, events.url)}, events)
+                env = {**os.environ, **environment(url, token, run, events.url)}
+                child = Child(command, env, events, log)
             except OSError as exc:
-                api.finish(run_id, "FAILED", 127, f"The command could not be started: {exc.strerror}")
-                say(f"run {run_id} FAILED: the command could not be started: {exc.strerror}")
+                why = f"the command {command[0]!r} could not be started: {exc.strerror}"
+                api.finish(run_id, "FAILED", 127, why[0].upper() + why[1:])
+                say(f"run {run_id} FAILED: {why}")
                 return 127
             for number in early:
                 child.interrupted_by = child.interrupted_by or number
@@ -266,6 +291,7 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        log.close()  # the whole log is sent before the run is recorded as ended
     return ended(
         api,
         run_id,

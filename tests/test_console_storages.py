@@ -425,6 +425,25 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     page.click("#storages >> text=INPUT")
     assert page.inner_text("#preview").replace(" ", "").replace("\n", "") == '{"start":"https://example.com"}'
 
+    # Its log: the end shown on its page without terminal escapes, the whole of it behind a link.
+    page.goto(f"/console/runs/{done['id']}")
+    assert "only a command that satchel run runs" in page.inner_text("#log")  # nobody drives this one
+    lines = [f"\x1b[32mINFO\x1b[0m line {i:05d} {'x' * 60}\n" for i in range(1500)]  # 104 KiB
+    for start in range(0, len(lines), 500):
+        added = api.post(
+            f"/actor-runs/{done['id']}/log", content="".join(lines[start : start + 500]).encode()
+        )
+        assert added.status_code == 204
+    page.goto(f"/console/runs/{done['id']}")
+    shown = page.inner_text("#log-tail").splitlines()
+    assert shown[-1] == f"INFO line 01499 {'x' * 60}"
+    assert "line 00000" not in page.inner_text("#log-tail")  # only the end
+    assert "\x1b" not in page.inner_text("#log-tail")
+    assert "Its last 64.0 KiB of" in page.inner_text("#log")
+    whole = page.request.get(page.get_attribute("#whole-log", "href") or "")
+    assert whole.status == 200
+    assert whole.text() == "".join(lines)
+
     # A running run is aborted by its owner from its page.
     page.goto(f"/console/runs/{running['id']}")
     assert page.inner_text("#run-status") == "RUNNING"

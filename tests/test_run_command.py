@@ -10,9 +10,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from apify_client import ApifyClient
 
@@ -225,6 +228,7 @@ def test_a_command_that_cannot_start_fails_its_run(server: Server) -> None:
     assert got.exit_code == 127
     assert got.status_message
     assert "could not be started" in got.status_message
+    assert "'/no/such/command'" in got.status_message  # named, as the user typed it
 
 
 def test_a_wrong_token_is_refused(server: Server) -> None:
@@ -232,3 +236,50 @@ def test_a_wrong_token_is_refused(server: Server) -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "token" in stderr.lower()
+
+
+# Prints a line on stdout and one on stderr every 0.3 s, each in several writes (print unbuffered does).
+PRINTER = """
+import sys, time
+for i in range(8):
+    print("out", i)
+    print("err", i, file=sys.stderr)
+    time.sleep(0.3)
+print("no newline at the end", end="")
+"""
+
+
+def test_the_command_output_is_shown_and_kept_in_the_run_log_as_it_comes(server: Server) -> None:
+    """Shown as before, and kept in the run's log in whole lines; a client following the log (`stream`) gets
+    the lines while the command runs, and the answer ends once the run has."""
+    process = _satchel_run(server, "--actor", "log-printer", "--", sys.executable, "-c", PRINTER)
+    assert process.stderr is not None
+    run_id = _run_id(process.stderr.readline())
+    followed: list[tuple[float, bytes]] = []
+
+    def follow() -> None:
+        url = f"{server.base_url}/v2/actor-runs/{run_id}/log"
+        headers = {"authorization": f"Bearer {server.token}"}
+        with httpx.stream("GET", url, params={"stream": "1"}, headers=headers, timeout=60) as answer:
+            followed.extend((time.monotonic(), chunk) for chunk in answer.iter_bytes())
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    stdout, stderr = process.communicate(timeout=60)
+    ended = time.monotonic()
+    follower.join(30)
+    assert not follower.is_alive()
+    assert process.returncode == 0, stderr
+    assert stdout == "".join(f"out {i}\n" for i in range(8)) + "no newline at the end"
+    assert [line for line in stderr.splitlines() if line.startswith("err")] == [f"err {i}" for i in range(8)]
+
+    log = ApifyClient(server.token, api_url=server.base_url).run(run_id).log().get()
+    assert log is not None
+    lines = log.splitlines()
+    assert sorted(lines) == sorted(
+        [f"out {i}" for i in range(8)] + [f"err {i}" for i in range(8)] + ["no newline at the end"]
+    )
+    assert [line for line in lines if line.startswith("out")] == [f"out {i}" for i in range(8)]
+    # The follower had the whole log, and some of it a second or more before the command ended.
+    assert b"".join(chunk for _, chunk in followed).decode() == log
+    assert followed[0][0] < ended - 1.0, (followed[0][0], ended)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import itertools
 
-from satchel.service.runs import MAX_LOG_APPEND, MAX_LOG_BYTES
+from satchel.service.validation import MAX_LOG_APPEND, MAX_LOG_BYTES
 from tests.conftest import Server, every_engine
 from tests.test_runs import _error, _start, _stranger
 

@@ -25,7 +25,8 @@ from satchel.clock import iso, now_ms
 from satchel.errors import NotFound
 from satchel.service.access import Need
 from satchel.service.encoding import normalize
-from satchel.service.runs import MAX_LOG_APPEND, RunPage, driven
+from satchel.service.runs import RunPage, driven
+from satchel.service.validation import MAX_LOG_APPEND
 from satchel.storage import StoreRow
 from satchel.storage.rows import FINISHED, RunRow
 

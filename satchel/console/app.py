@@ -108,6 +108,7 @@ class Console:
                 Route(f"{queues.QUEUES.path}/{{store}}/requests/{{request}}", page(queues.queue_request)),
                 Route(runs.RUNS, page(runs.runs), methods=GET),
                 Route(f"{runs.RUNS}/{{run}}", page(runs.run), methods=GET),
+                Route(f"{runs.RUNS}/{{run}}/log", page(runs.log), methods=GET),
                 form(f"{runs.RUNS}/{{run}}/abort", runs.abort, f"{runs.RUNS}/{{run}}"),
             ],
             default=self._no_page,

@@ -1,11 +1,13 @@
-"""Console pages for runs: the signed-in user's runs, and one run with its status and its storages.
+"""Console pages for runs: the signed-in user's runs, and one run with its status, its storages and its log.
 
 A run is the record of a command `satchel run` started (service/runs.py); its page links to its default
-key-value store, dataset and request queue, and lets its owner abort it while it runs.
+key-value store, dataset and request queue, shows the end of its log (the whole log is a link), and lets its
+owner abort it while it runs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 
 RUNS = f"{PREFIX}/runs"
 RUNS_PER_PAGE = 50
+LOG_TAIL_BYTES = 64 * 1024  # what the run's page shows of its log: the end, where a crawl says how it went
+# Terminal escapes (colors, cursor moves) that a command printed: the page shows the text without them.
+TERMINAL_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
 async def _actor_names(console: Console, caller: Caller, act_ids: Iterable[str]) -> dict[str, str]:
@@ -66,6 +71,7 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
     charged = await console.services.runs.charged_event_counts(row)
     actors = await _actor_names(console, caller, [row.act_id])
     duration = (row.finished_at - row.started_at) if row.finished_at is not None else None
+    log = await console.services.runs.log(row)
     return console.render(
         request,
         "run.html",
@@ -78,7 +84,28 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
         duration=None if duration is None else max(duration, 0) / 1000,
         charged=charged,
         api_url=f"{console.services.settings.base_url}/v2/actor-runs/{row.id}",
+        log_size=len(log),
+        log_cut=len(log) > LOG_TAIL_BYTES,
+        tail_size=LOG_TAIL_BYTES,
+        log_tail=_shown(log[-LOG_TAIL_BYTES:]),
     )
+
+
+async def log(console: Console, request: Request, caller: Caller) -> Response:
+    """The run's whole log, as text, for the browser to show or save."""
+    row = await console.services.runs.get(caller, request.path_params["run"])
+    text = await console.services.runs.log(row)
+    return Response(
+        text,
+        media_type="text/plain; charset=utf-8",
+        headers={"content-disposition": f'inline; filename="{row.id}.log"', "cache-control": "no-store"},
+    )
+
+
+def _shown(text: bytes) -> str:
+    """Log text for the page: decoded (a character the cut split, or bytes that are not UTF-8, shown as
+    replacement marks) and without terminal escapes."""
+    return TERMINAL_ESCAPES.sub("", text.decode("utf-8", "replace"))
 
 
 async def abort(console: Console, request: Request, caller: Caller) -> Response:

@@ -20,7 +20,7 @@ from satchel.errors import Forbidden, InvalidRequest, NotFound, TooLarge, Unauth
 from satchel.service.access import DEFAULT_GENERAL_ACCESS, GENERAL_ACCESS, Caller, Level, Need
 from satchel.service.ids import new_id
 from satchel.service.stores import Stores
-from satchel.service.validation import MAX_NAME, MEMORY_RANGE, NAME_RE, shown, split_reference
+from satchel.service.validation import MAX_LOG_BYTES, MAX_NAME, MEMORY_RANGE, NAME_RE, shown, split_reference
 from satchel.storage import GeneralAccess, Storage, StoreRow, UserRow
 from satchel.storage.rows import FINISHED, ActorRow, RunRow, RunStatus
 
@@ -49,9 +49,6 @@ NUL = "\x00"
 INT32 = range(-(2**31), 2**31)
 MAX_EVENT_NAME = 256
 MAX_IDEMPOTENCY_KEY = 256
-# What is kept of a run's log, and what one append may add: a crawl's whole output, not a flood's.
-MAX_LOG_BYTES = 10 * 2**20
-MAX_LOG_APPEND = 2**20
 # Satchel neither limits nor times out what it records; these are the numbers the run shows.
 DEFAULT_MEMORY_MBYTES = 1024
 RUN_NOT_FOUND = "Actor run was not found."

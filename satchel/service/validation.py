@@ -18,6 +18,9 @@ KEY_RE = re.compile(r"[a-zA-Z0-9!\-_.'()]{1,256}")
 NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 MAX_NAME = 63
 MEMORY_RANGE = (128, 32768)  # a run's memory, in megabytes: what the server takes, and `satchel run` gives
+# What is kept of a run's log, and what one append may add: a crawl's whole output, not a flood's.
+MAX_LOG_BYTES = 10 * 2**20
+MAX_LOG_APPEND = 2**20
 # How deeply a stored JSON value (a store's schema) may nest. The JSON encoder stops at 255 levels, and a
 # schema is sent back inside a few more ({"data": {"items": [...]}}): one that deep would fail every answer
 # that shows it. Real schemas are a handful of levels deep.

@@ -1,5 +1,6 @@
 // Compatibility check: the official JavaScript `apify-client`, unmodified, on an Actor's runs against a
-// running Satchel: a run started through the client, the Actor's last run read, filtered, changed and aborted.
+// running Satchel: a run started through the client, the Actor's last run read, filtered, changed and aborted;
+// a run's log read, and call(), which follows the started run's log.
 //
 //   SATCHEL_URL=http://127.0.0.1:8765 SATCHEL_TOKEN=... node --test tests/js/runs.test.mjs
 
@@ -56,5 +57,31 @@ describe('apify-client: an Actor run and its last run', () => {
         assert.equal(aborted.id, first.id);
         assert.equal(aborted.status, 'ABORTED');
         assert.equal((await client.run(second.id).get()).status, 'SUCCEEDED');
+    });
+});
+
+describe('apify-client: a run\'s log', () => {
+    test('log().get() reads what was added to it, through the run and the last run', async () => {
+        const run = await client.actor(`${ACTOR}-log`).start();
+        assert.ok(!(await client.run(run.id).log().get())); // empty: the client reads nothing
+        const added = await fetch(`${SATCHEL_URL}/v2/actor-runs/${run.id}/log`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'text/plain' },
+            body: 'hello from the command\n',
+        });
+        assert.equal(added.status, 204);
+        assert.equal(await client.run(run.id).log().get(), 'hello from the command\n');
+        assert.equal(await client.actor(`${ACTOR}-log`).lastRun().log().get(), 'hello from the command\n');
+        const stream = await client.run(run.id).log().stream();
+        const chunks = [];
+        for await (const chunk of stream) chunks.push(chunk);
+        assert.equal(Buffer.concat(chunks).toString(), 'hello from the command\n');
+    });
+
+    test('call() follows the started run\'s log, and returns when its wait is up', async () => {
+        // call() redirects the run's log to this process's; a 404 there had ended the process.
+        const run = await client.actor(`${ACTOR}-call`).call({ a: 1 }, { waitSecs: 1 });
+        assert.equal(run.status, 'RUNNING');
+        await client.run(run.id).abort();
     });
 });
