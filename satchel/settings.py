@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Longest wait for the next piece of a request body (API uploads, Console forms); past it the request
     is answered 408 and its connection closed."""
+    log_follow_idle_seconds: float = Field(default=300.0, gt=0, le=86400)
+    """How long a run's log followed with `stream=1` may go with nothing added before the answer ends (it
+    ends when the run does, too): a `satchel run` killed outright leaves its run RUNNING, with nobody to end
+    it."""
     max_connections: int = Field(default=10_000, ge=64, le=1_000_000)
     """Most client connections one server process holds, as far as its open-file limit allows (two files
     each). Near it, those waiting longest on their client (idle, or stalled mid-body) are closed first."""

@@ -160,7 +160,11 @@ def test_path_examples_name_the_fuzz_seeds() -> None:
 
 @pytest.fixture(scope="module")
 def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("fuzz") / "data")
+    # A followed run log (`stream=true`) ends when its run does, or after this long with nothing new: the fuzz
+    # makes runs with origin CLI that nothing drives or ends.
+    server = start_server(
+        tmp_path_factory.mktemp("fuzz") / "data", env={"SATCHEL_LOG_FOLLOW_IDLE_SECONDS": "2"}
+    )
     # Something to find: what the document's path examples name (common.PATH_PARAMS), with something in it.
     with server.client() as http:
         FUZZ_IDS["storeId"] = http.post("/key-value-stores", params={"name": "my-store"}).json()["data"]["id"]

@@ -229,15 +229,18 @@ async def get_log(call: Call) -> Response:
 
 
 async def _following(call: Call, run: RunRow) -> AsyncIterator[bytes]:
-    """The log as it grows, to the end its run left."""
+    """The log as it grows, to the end its run left, or until nothing was added for `log_follow_idle_seconds`
+    (a run whose `satchel run` was killed outright stays RUNNING)."""
     runs, sent = call.services.runs, 0
+    idle_until = now_ms() + call.services.settings.log_follow_idle_seconds * 1000
     while True:
         finished = run.status in FINISHED  # read before the log, so nothing added before the end is missed
         text = await runs.log(run, sent)
         if text:
             sent += len(text)
+            idle_until = now_ms() + call.services.settings.log_follow_idle_seconds * 1000
             yield text
-        if finished:
+        if finished or now_ms() >= idle_until:
             return
         await asyncio.sleep(LOG_STEP_SECONDS)
         try:

@@ -56,6 +56,7 @@ TAGS = {
     "datasets": "Datasets",
     "request-queues": "Request queues",
     "actor-runs": "Runs",
+    "logs": "Runs",
     "acts": "Actors",
     "actors": "Actors",
     "users": "Users",

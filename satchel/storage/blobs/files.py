@@ -9,17 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
-from satchel.errors import StorageFull
+from satchel.errors import StorageFull, Unavailable
 from satchel.storage.blobs.base import BlobMissing
 from satchel.storage.blobs.owned import OwnedFolder, remove_unheld
 from satchel.storage.durable import fsync_path
 
 CHUNK = 256 * 1024
+# A folder the server may not write to (its permissions changed, a file system remounted read-only): the
+# operator's to mend, told in the log at most this often, and a 503 to each write meanwhile.
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+WARN_EVERY_SECONDS = 60.0
+log = logging.getLogger(__name__)
+_warned_at = -WARN_EVERY_SECONDS
 
 
 def _is_disk_full(exc: OSError) -> bool:
@@ -28,6 +36,14 @@ def _is_disk_full(exc: OSError) -> bool:
 
 def _full() -> StorageFull:
     return StorageFull("The server's disk is full; the record was not stored.")
+
+
+def _unwritable(exc: OSError) -> Unavailable:
+    global _warned_at  # noqa: PLW0603 - one clock per process for the warning
+    if time.monotonic() - _warned_at >= WARN_EVERY_SECONDS:
+        _warned_at = time.monotonic()
+        log.error("cannot write to the blob folder: %s (large records fail until it is mended)", exc)
+    return Unavailable(f"The server cannot write to its storage ({exc.strerror}); the record was not stored.")
 
 
 class FileBlobs:
@@ -89,6 +105,8 @@ class FileBlobs:
         except OSError as exc:
             if _is_disk_full(exc):
                 raise _full() from exc
+            if exc.errno in UNWRITABLE:
+                raise _unwritable(exc) from exc
             raise
         finally:
             if fd >= 0:
