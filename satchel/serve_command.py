@@ -60,6 +60,12 @@ def serve(config: Path | None, **flags: Any) -> None:
         raise click.ClickException(str(error)) from error
     try:
         _serve(settings)
+    except PermissionError as error:  # a data dir (or a file in it) this user may not write: said in a line
+        where = f" {error.filename}" if error.filename else ""
+        raise click.ClickException(
+            f"Starting failed: {error.strerror or error}:{where}. The data dir must be writable by the user"
+            " Satchel runs as."
+        ) from error
     finally:
         if claim is not None:
             claim.close()
