@@ -40,6 +40,7 @@ from satchel.service.validation import MAX_LOG_APPEND, MEMORY_RANGE
 
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
+KILL_SECONDS = 10.0  # after the signal that ends a stop, how long a command has before it is killed
 HTTP_TIMEOUT = 30.0
 ABORTED = ("ABORTING", "ABORTED")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -174,7 +175,7 @@ class Child:
         self.stopped_by: str | None = None  # why it was told to stop, if it was
         self.interrupted_by: int | None = None  # the signal `satchel run` was stopped with (Ctrl-C, SIGTERM)
         self.stops = 0  # stops from outside so far
-        self.grace: threading.Timer | None = None  # the signal that follows `aborting`, unless it ends first
+        self.grace: threading.Timer | None = None  # the next signal of a stop, unless the command ends first
         self.done = threading.Event()
 
     def signal(self, signum: int, why: str) -> None:
@@ -199,12 +200,24 @@ class Child:
         self.stopped_by = why  # first: a second signal while the event goes out is passed on, not sent again
         if not self.events.aborting():
             self.signal(signum, why)
+            self._later(GRACE_SECONDS, signal.SIGKILL, why)  # the platform force-stops after the grace
             return
         say(
             f"stopping ({why}): the command was told the run is aborting, and has {GRACE_SECONDS:.0f} s"
             " to end; Ctrl-C again stops it now"
         )
-        self.grace = threading.Timer(GRACE_SECONDS, self.signal, (signum, why))
+        self._later(GRACE_SECONDS, signum, why)
+
+    def _later(self, seconds: float, signum: int, why: str) -> None:
+        """Send the signal in `seconds` unless the command has ended; a signal other than SIGKILL is followed
+        by SIGKILL KILL_SECONDS later, so that a command ignoring it cannot outlive its run."""
+
+        def send() -> None:
+            self.signal(signum, why)
+            if signum != signal.SIGKILL and not self.done.is_set():
+                self._later(KILL_SECONDS, signal.SIGKILL, why)
+
+        self.grace = threading.Timer(seconds, send)
         self.grace.daemon = True
         self.grace.start()
 
@@ -220,8 +233,13 @@ class Child:
             if status == "ABORTING" and not graceful:
                 graceful = True
                 self.stop(signal.SIGTERM, "aborted gracefully through the API")
-            elif status == "ABORTED":
+            elif status == "ABORTED":  # at once, or "Stop now" after a graceful abort: as the platform kills
+                if self.grace is not None:
+                    self.grace.cancel()
                 self.signal(signal.SIGTERM, "aborted through the API")
+                if not self.done.wait(KILL_SECONDS):
+                    say(f"the command did not end {KILL_SECONDS:.0f} s after SIGTERM: it is killed (SIGKILL)")
+                    self.signal(signal.SIGKILL, "aborted through the API")
                 return
 
     def wait(self) -> int:

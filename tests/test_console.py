@@ -237,6 +237,7 @@ def test_tokens_are_made_and_revoked_from_the_account_page(page: Page, server: S
     assert me.json()["data"]["username"] == "console-tokens"
     rows = page.locator("#tokens tbody tr")
     assert rows.count() == 2
+    assert "Token created." in page.inner_text(".notice")
     # The page was reached by a redirect: a reload shows the list again, and makes no second token.
     assert page.url.endswith("/console/account")
     page.reload()

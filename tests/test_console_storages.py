@@ -428,7 +428,7 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     # Its log: the end shown on its page without terminal escapes, the whole of it behind a link.
     page.goto(f"/console/runs/{done['id']}")
     assert "only a command that satchel run runs" in page.inner_text("#log")  # nobody drives this one
-    lines = [f"\x1b[32mINFO\x1b[0m line {i:05d} {'x' * 60}\n" for i in range(1500)]  # 104 KiB
+    lines = [f"\x1b[32mINFO\x1b(B\x1b[m line {i:05d} {'x' * 60}\n" for i in range(1500)]  # 107 KiB
     for start in range(0, len(lines), 500):
         added = api.post(
             f"/actor-runs/{done['id']}/log", content="".join(lines[start : start + 500]).encode()
@@ -437,12 +437,31 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     page.goto(f"/console/runs/{done['id']}")
     shown = page.inner_text("#log-tail").splitlines()
     assert shown[-1] == f"INFO line 01499 {'x' * 60}"
+    assert shown[0].startswith("INFO line ")  # from a whole line
+    # The box opens at its end.
+    assert (
+        page.evaluate(
+            "(() => { const b = document.querySelector('#log-tail');"
+            " return b.scrollHeight - b.clientHeight - b.scrollTop; })()"
+        )
+        <= 1
+    )
     assert "line 00000" not in page.inner_text("#log-tail")  # only the end
     assert "\x1b" not in page.inner_text("#log-tail")
     assert "Its last 64.0 KiB of" in page.inner_text("#log")
     whole = page.request.get(page.get_attribute("#whole-log", "href") or "")
     assert whole.status == 200
     assert whole.text() == "".join(lines)
+
+    # An abort sent once the run has finished (a page left open) says that nothing was aborted.
+    page.goto(f"/console/runs/{done['id']}")
+    page.evaluate(
+        "(() => { const f = document.createElement('form'); f.method = 'post';"
+        f" f.action = '/console/runs/{done['id']}/abort'; document.body.append(f); f.submit(); }})()"
+    )
+    page.wait_for_url(f"**/console/runs/{done['id']}")
+    assert page.inner_text("main > p.notice") == "The run had already finished: nothing was aborted."
+    assert page.inner_text("#run-status") == "SUCCEEDED"
 
     # A running run is aborted by its owner from its page.
     page.goto(f"/console/runs/{running['id']}")
@@ -465,7 +484,9 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     page.click("#abort-run button:has-text('Stop now')")
     page.wait_for_url(f"**/console/runs/{driven['id']}")
     assert page.inner_text("#run-status") == "ABORTED"
-    assert page.inner_text("main > p.notice") == "The run is aborted: `satchel run` stops its command now."
+    assert page.inner_text("main > p.notice") == (
+        "The run is aborted: satchel run stops its command now (killed if it has not ended in 10 s)."
+    )
     # The list asked for past its end says what it has.
     page.goto("/console/runs?status=ABORTED&offset=500")
     assert "Nothing on this page: the list has" in page.inner_text("main")

@@ -355,3 +355,24 @@ def test_every_spelling_of_a_store_shares_one_budget(small: Server) -> None:
         # One budget of 5 a second (10 across a window boundary), not five of them.
         assert len(passed) <= 10
         assert len(refused(results)) == 30 - len(passed)
+
+
+def test_nobody_spends_an_owners_budget(small: Server) -> None:
+    """Requests to a store by anyone but its owner (refused, or a reader's) count against their own budget
+    for it: a flood of them leaves the owner's requests through."""
+    with small.client() as http, small.anonymous() as nobody:
+        me = http.get("/users/me").json()["data"]["username"]
+        store = http.post("/key-value-stores", params={"name": "guarded"}).json()["data"]["id"]
+        time.sleep(1.0)
+        for ref in (f"{me}~guarded", store):  # one budget of the caller's for both spellings
+            flood = [nobody.get(f"/key-value-stores/{ref}") for _ in range(20)]
+            statuses = {r.status_code for r in flood}
+            assert 429 in statuses  # its own budget, spent
+            assert statuses <= {404, 429}
+            assert http.get(f"/key-value-stores/{ref}").status_code == 200
+        # Public, the store is read by others on their budgets, and still not on the owner's.
+        http.put(f"/key-value-stores/{store}", json={"generalAccess": "ANYONE_WITH_ID_CAN_READ"})
+        time.sleep(1.0)
+        flood = [nobody.get(f"/key-value-stores/{store}") for _ in range(20)]
+        assert {r.status_code for r in flood} == {200, 429}
+        assert http.get(f"/key-value-stores/{store}").status_code == 200

@@ -201,6 +201,25 @@ def test_an_abort_through_the_api_stops_the_command(server: Server) -> None:
     assert (got.status, got.exit_code) == ("ABORTED", 128 + signal.SIGTERM)
 
 
+def test_an_abort_through_the_api_kills_a_command_that_ignores_sigterm(server: Server) -> None:
+    """As the platform kills an aborted run's container: SIGTERM, then SIGKILL if it has not ended by then."""
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True);"
+        " time.sleep(300)"
+    )
+    process = _satchel_run(server, "--actor", "stubborn", "--", sys.executable, "-c", stubborn)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    client = ApifyClient(server.token, api_url=server.base_url)
+    run = client.actor("~stubborn").last_run().get()
+    assert run is not None
+    assert client.run(run.id).abort().status == "ABORTED"
+    _, stderr = process.communicate(timeout=60)
+    assert "did not end 10 s after SIGTERM: it is killed (SIGKILL)" in stderr
+    assert process.returncode == 128 + signal.SIGKILL
+    assert _end(server, run.id) == ("ABORTED", 128 + signal.SIGKILL)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -205,7 +205,9 @@ class SatchelApp:
             who = caller.user_id or _client_ip(scope)
             # A storage is one resource however it is spelled, so spellings cannot multiply its limit.
             if route.storage and (ref := params[route.storage[0]]):
-                resource = await self.services.stores.counting_key(caller, ref, kind=route.storage[1])
+                resource = await self.services.stores.counting_key(
+                    caller, ref, who=who, kind=route.storage[1]
+                )
             else:
                 resource = f"user:{who}"
             await limits.hit(who=who, resource=resource, record=route.record)

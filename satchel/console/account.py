@@ -57,7 +57,7 @@ async def create_token(console: Console, request: Request, caller: Caller) -> Re
     name = field(await read_form(request), "name") or None
     token = await console.services.users.create_token(console.user(caller).username, name=name)
     # Only its digest is kept: the page after the redirect shows it, once.
-    response = redirect(ACCOUNT, "token-created")
+    response = redirect(ACCOUNT)  # the page says it, showing the token
     secure = request.url.scheme == "https"
     response.set_cookie(
         NEW_TOKEN_COOKIE, token, max_age=60, path=ACCOUNT, httponly=True, secure=secure, samesite="strict"

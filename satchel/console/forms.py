@@ -252,10 +252,10 @@ NOTES = {
     "shared": "Sharing saved.",
     "rotated": "New signing key made: every signed link made before it has stopped working.",
     "revoked": "Token revoked: it no longer works.",
-    "token-created": "Token created.",
     "aborted": "The run was marked aborted.",
     "aborting": "The run is aborting: its command has been told, and is stopped if it has not ended in 30 s.",
-    "stopped": "The run is aborted: `satchel run` stops its command now.",
+    "stopped": "The run is aborted: satchel run stops its command now (killed if it has not ended in 10 s).",
+    "finished": "The run had already finished: nothing was aborted.",
 }
 
 

@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 RUNS = f"{PREFIX}/runs"
 RUNS_PER_PAGE = 50
 LOG_TAIL_BYTES = 64 * 1024  # what the run's page shows of its log: the end, where a crawl says how it went
-# Terminal escapes (colors, cursor moves) that a command printed: the page shows the text without them.
-TERMINAL_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+# Terminal escapes that a command printed (colors, cursor moves, titles, character sets): the page shows the
+# text without them. A control sequence (ESC [ ... final), a string (ESC ] P X ^ _ ... BEL or ESC \\), or any
+# other escape (ESC, intermediates, a final byte: ESC ( B, ESC 7, ESC =).
+TERMINAL_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]"
+)
 
 
 async def _actor_names(console: Console, caller: Caller, act_ids: Iterable[str]) -> dict[str, str]:
@@ -87,7 +91,7 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
         log_size=len(log),
         log_cut=len(log) > LOG_TAIL_BYTES,
         tail_size=LOG_TAIL_BYTES,
-        log_tail=_shown(log[-LOG_TAIL_BYTES:]),
+        log_tail=_shown(_tail(log)),
     )
 
 
@@ -102,6 +106,15 @@ async def log(console: Console, request: Request, caller: Caller) -> Response:
     )
 
 
+def _tail(log: bytes) -> bytes:
+    """The end of the log the page shows: its last LOG_TAIL_BYTES, from the first whole line in them."""
+    if len(log) <= LOG_TAIL_BYTES:
+        return log
+    tail = log[-LOG_TAIL_BYTES:]
+    start = tail.find(b"\n") + 1
+    return tail[start:] if 0 < start < len(tail) else tail
+
+
 def _shown(text: bytes) -> str:
     """Log text for the page: decoded (a character the cut split, or bytes that are not UTF-8, shown as
     replacement marks) and without terminal escapes."""
@@ -110,8 +123,11 @@ def _shown(text: bytes) -> str:
 
 async def abort(console: Console, request: Request, caller: Caller) -> Response:
     # Gracefully: a run `satchel run` drives gets the time to end by itself; others are ABORTED at once.
-    row = await console.services.runs.abort(caller, request.path_params["run"], gracefully=True)
+    before = await console.services.runs.get(caller, request.path_params["run"])
+    row = await console.services.runs.abort(caller, before.id, gracefully=True)
     page = f"{RUNS}/{row.id}"
+    if before.status in FINISHED:  # ended while the page was open: an abort changes nothing
+        return redirect(page, "finished")
     if row.status == RunStatus.ABORTING:
         return redirect(page, "aborting")
     # A run `satchel run` drives has its command stopped; any other only changes its status.

@@ -147,18 +147,28 @@ class Stores:
             raise Forbidden(f"You do not have permission to {doing}.")
         return store, have
 
-    async def counting_key(self, caller: Caller, ref: str, *, kind: StorageKind | None = None) -> str:
+    async def counting_key(
+        self, caller: Caller, ref: str, *, who: str, kind: StorageKind | None = None
+    ) -> str:
         """One key per storage however a request spells it (id, `username~name`, `~name`), for counting
         requests to it; a reference to no storage keeps its own spelling. Names are per kind (this one's, or
-        the one given)."""
+        the one given).
+
+        The storage's own budget is its owner's: anyone else (`who`: a sharee, a reader of a public storage,
+        a caller it is hidden from) counts against a budget of their own for it, so that requests refused,
+        or anyone's, cannot spend what its owner may send.
+        """
         store_id, username, name = split_reference(ref)
-        if store_id is not None:
+        if store_id is None:
+            store_id = await self.lookups.store_id_by_name(
+                username=username, user_id=caller.user_id, kind=kind or self.kind, name=name or ""
+            )
+            if store_id is None:
+                return f"{who}|{username or caller.user_id}~{kind or self.kind}~{name}"
+        store = await self.lookups.store_by_id(store_id)
+        if store is not None and caller.user_id == store.user_id:
             return store_id
-        kind = kind or self.kind
-        found = await self.lookups.store_id_by_name(
-            username=username, user_id=caller.user_id, kind=kind, name=name or ""
-        )
-        return found or f"{username or caller.user_id}~{kind}~{name}"
+        return f"{who}|{store_id}"
 
     async def get_or_create(
         self,

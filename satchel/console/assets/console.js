@@ -67,3 +67,8 @@ document.addEventListener("click", (event) => {
     () => { button.textContent = "Press Ctrl+C"; window.getSelection().selectAllChildren(source); },
   ).finally(() => setTimeout(() => { button.textContent = "Copy"; }, 2000));
 });
+
+// A run's log opens at its end, where a crawl says how it went.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const log of document.querySelectorAll("pre.log")) log.scrollTop = log.scrollHeight;
+});
