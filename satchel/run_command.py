@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from satchel.service.validation import MAX_LOG_APPEND, MEMORY_RANGE
 DEFAULT_ACTOR = "local-actor"
 WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort through the API
 KILL_SECONDS = 10.0  # after the signal that ends a stop, how long a command has before it is killed
+END_SECONDS = 60.0  # how long the run's end is tried while the server does not answer
+END_RETRY_SECONDS = 2.0
 HTTP_TIMEOUT = 30.0
 ABORTED = ("ABORTING", "ABORTED")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -142,7 +145,7 @@ class Api:
             f"/actor-runs/{run_id}/log", content=text, headers={"content-type": "text/plain; charset=utf-8"}
         )
         if response.status_code == 413 and "log-too-large" in response.text:
-            raise LogFull
+            raise LogFull  # what fits was kept
         if response.is_error:
             self._data(response)  # raises, with the server's message
 
@@ -297,10 +300,14 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
                 env = {**os.environ, **environment(url, token, run, events.url)}
                 child = Child(command, env, events, log)
             except OSError as exc:
+                # As a shell says it: 127 for a command not found, 126 for one found but not runnable.
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
                 why = f"the command {command[0]!r} could not be started: {exc.strerror}"
-                api.finish(run_id, "FAILED", 127, why[0].upper() + why[1:])
+                log.note(f"satchel run: {why}")
+                log.close()
+                api.finish(run_id, "FAILED", code, why[0].upper() + why[1:])
                 say(f"run {run_id} FAILED: {why}")
-                return 127
+                return code
             for number in early:
                 child.interrupted_by = child.interrupted_by or number
                 child.signal(number, signal.Signals(number).name)
@@ -319,6 +326,27 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     )
 
 
+def record_end(api: Api, run_id: str, status: str, code: int) -> bool:
+    """Record the run's end, tried for up to END_SECONDS while the server does not answer; whether it was."""
+    deadline = time.monotonic() + END_SECONDS
+    told = False
+    while True:
+        try:
+            api.finish(run_id, status, code)
+            return True
+        except httpx.TransportError as exc:  # the server away for a moment (restarting, say)
+            if time.monotonic() >= deadline:
+                say(f"the run's end could not be recorded: {exc}")
+                return False
+            if not told:
+                say(f"the server does not answer ({exc}); the run's end is tried for {END_SECONDS:.0f} s")
+                told = True
+            time.sleep(END_RETRY_SECONDS)
+        except (click.ClickException, httpx.HTTPError) as exc:
+            say(f"the run's end could not be recorded: {exc}")
+            return False
+
+
 def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> int:
     """Record how the run ended, say it, and give `satchel run`'s own exit code."""
     status = "SUCCEEDED" if code == 0 else "FAILED"
@@ -327,13 +355,12 @@ def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> i
     with contextlib.suppress(click.ClickException, httpx.HTTPError):
         if api.get(run_id)["status"] in ABORTED:
             status = "ABORTED"  # aborted through the API just before the command ended
-    try:
-        api.finish(run_id, status, code)
-    except (click.ClickException, httpx.HTTPError) as exc:
-        say(f"the run's end could not be recorded: {exc}")
+    why = f", {child.stopped_by}" if child.stopped_by else ""
+    if not record_end(api, run_id, status, code):
+        say(f"run {run_id} ended with exit code {code}{why}; the server does not have it as {status}")
+        return code
     if status == "ABORTED":
         say(f"to go on from where it stopped: {resume_line}")
-    why = f", {child.stopped_by}" if child.stopped_by else ""
     say(f"run {run_id} {status} (exit code {code}{why})")
     if child.interrupted_by is not None and code == 0:
         # Interrupted, it ended cleanly: `satchel run` still says it was interrupted (as `timeout` does), so a

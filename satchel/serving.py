@@ -175,7 +175,9 @@ def create_app() -> Any:
     the guard that times body reads and sheds idle connections."""
     settings = Settings()
     configure_logging(settings)
-    guard = ConnectionGuard(create_satchel(settings), settings, cap=connection_cap(settings))
+    satchel = create_satchel(settings)
+    satchel.notice_stop_signals = True
+    guard = ConnectionGuard(satchel, settings, cap=connection_cap(settings))
     guard.start_shedding()
     stop_with_parent()
     # What is made by now (modules, templates, routes, settings) lives as long as the process: out of the

@@ -151,3 +151,28 @@ def test_workers_stop_when_the_server_process_is_killed(tmp_path: Path) -> None:
     finally:
         stop_server(srv, kill=True)
     _kept(data_dir, f"/key-value-stores/{store}/records/a", b"one")
+
+
+def test_a_followed_run_log_ends_when_the_server_stops(tmp_path: Path) -> None:
+    """An answer that follows a run's log (`stream=1`, open while the run goes on) ends at SIGTERM, so the
+    server stops at once rather than at its shutdown timeout (60 s), killing the worker."""
+    server = start_server(tmp_path / "data")
+    try:
+        with server.client() as http:
+            run = http.post("/acts/~follow/runs", params={"origin": "CLI"}).json()["data"]
+            http.post(f"/actor-runs/{run['id']}/log", content=b"2026-12-05T00:00:00.000Z started\n")
+        url = f"{server.base_url}/v2/actor-runs/{run['id']}/log"
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        with httpx.stream("GET", url, params={"stream": "1"}, headers=headers, timeout=90) as answer:
+            chunks = answer.iter_bytes()
+            assert next(chunks) == b"2026-12-05T00:00:00.000Z started\n"
+            assert server.process is not None
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert list(chunks) == []  # the answer ends, whole
+            server.process.wait(timeout=30)
+            took = time.monotonic() - began
+        assert took < 15, took
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            stop_server(server, kill=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -257,6 +258,8 @@ def test_a_wrong_token_is_refused(server: Server) -> None:
     assert "token" in stderr.lower()
 
 
+STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (.*)")
+
 # Prints a line on stdout and one on stderr every 0.3 s, each in several writes (print unbuffered does).
 PRINTER = """
 import sys, time
@@ -294,7 +297,10 @@ def test_the_command_output_is_shown_and_kept_in_the_run_log_as_it_comes(server:
 
     log = ApifyClient(server.token, api_url=server.base_url).run(run_id).log().get()
     assert log is not None
-    lines = log.splitlines()
+    # Each line begins with the time it came, as on the platform (where the clients split a log in messages).
+    stamped = [STAMPED.fullmatch(line) for line in log.splitlines()]
+    assert all(stamped), log
+    lines = [match[1] for match in stamped if match]
     assert sorted(lines) == sorted(
         [f"out {i}" for i in range(8)] + [f"err {i}" for i in range(8)] + ["no newline at the end"]
     )
@@ -302,3 +308,29 @@ def test_the_command_output_is_shown_and_kept_in_the_run_log_as_it_comes(server:
     # The follower had the whole log, and some of it a second or more before the command ended.
     assert b"".join(chunk for _, chunk in followed).decode() == log
     assert followed[0][0] < ended - 1.0, (followed[0][0], ended)
+
+
+def test_the_command_ends_when_satchel_run_output_is_closed(server: Server) -> None:
+    """`satchel run -- yes | head -1` ends as `yes | head -1` does: the command's stdout goes with satchel
+    run's own."""
+    process = _satchel_run(server, "--", "yes")
+    assert process.stdout is not None
+    assert process.stdout.readline() == "y\n"
+    process.stdout.close()  # as head does once it has its line
+    process.wait(timeout=30)
+    assert process.stderr is not None
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert _end(server, _run_id(stderr))[0] == "FAILED"  # killed by SIGPIPE, as without satchel run
+
+
+def test_a_command_that_cannot_start_says_so_in_the_log(server: Server, tmp_path: Path) -> None:
+    not_runnable = tmp_path / "script.sh"
+    not_runnable.write_text("echo hi\n")  # no execute permission
+    process = _satchel_run(server, "--", str(not_runnable))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 126  # found, but not runnable: as a shell says it
+    run_id = _run_id(stderr)
+    log = ApifyClient(server.token, api_url=server.base_url).run(run_id).log().get()
+    assert log is not None
+    assert "could not be started: Permission denied" in log

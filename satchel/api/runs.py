@@ -7,6 +7,7 @@ those routes from the storages' own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from satchel.clock import iso, now_ms
 from satchel.errors import NotFound
 from satchel.service.access import Need
 from satchel.service.encoding import normalize
-from satchel.service.runs import RunPage, driven
+from satchel.service.runs import RunPage, driven, without_escapes
 from satchel.service.validation import MAX_LOG_APPEND
 from satchel.storage import StoreRow
 from satchel.storage.rows import FINISHED, RunRow
@@ -217,18 +218,19 @@ async def charge_run(call: Call) -> Response:
 async def get_log(call: Call) -> Response:
     """The run's log as text; with `stream`, a run that `satchel run` drives is followed: the answer stays
     open, sending what is added, until the run has finished. A run nobody drives has no command to write to
-    its log, so its log is sent as it is. `raw` is taken and changes nothing: the log is kept as printed."""
+    its log, so its log is sent as it is. Terminal escapes (colors) are left out unless `raw`."""
     run = await run_for(call)
-    call.flag("raw")  # checked as a flag, as the clients send it
+    raw = call.flag("raw")
     headers = {"cache-control": "no-store"}
     if call.flag("download"):
         headers["content-disposition"] = f'attachment; filename="{run.id}.log"'
     if call.flag("stream") and run.status not in FINISHED and driven(run):
-        return StreamingResponse(_following(call, run), media_type=LOG_TYPE, headers=headers)
-    return Response(await call.services.runs.log(run), media_type=LOG_TYPE, headers=headers)
+        return StreamingResponse(_following(call, run, raw=raw), media_type=LOG_TYPE, headers=headers)
+    text = await call.services.runs.log(run)
+    return Response(text if raw else without_escapes(text), media_type=LOG_TYPE, headers=headers)
 
 
-async def _following(call: Call, run: RunRow) -> AsyncIterator[bytes]:
+async def _following(call: Call, run: RunRow, *, raw: bool) -> AsyncIterator[bytes]:
     """The log as it grows, to the end its run left, or until nothing was added for `log_follow_idle_seconds`
     (a run whose `satchel run` was killed outright stays RUNNING)."""
     runs, sent = call.services.runs, 0
@@ -239,10 +241,12 @@ async def _following(call: Call, run: RunRow) -> AsyncIterator[bytes]:
         if text:
             sent += len(text)
             idle_until = now_ms() + call.services.settings.log_follow_idle_seconds * 1000
-            yield text
+            yield text if raw else without_escapes(text)
         if finished or now_ms() >= idle_until:
             return
-        await asyncio.sleep(LOG_STEP_SECONDS)
+        with contextlib.suppress(TimeoutError):  # the server stopping ends the answer: nobody waits for it
+            await asyncio.wait_for(call.services.stopping.wait(), LOG_STEP_SECONDS)
+            return
         try:
             run = await runs.get(call.caller, run.id)
         except NotFound:  # deleted meanwhile: it has finished

@@ -7,7 +7,6 @@ owner abort it while it runs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from satchel.console.forms import PREFIX, redirect, whole
 from satchel.console.stores import pager
 from satchel.errors import NotFound
 from satchel.service.access import Caller, Level
-from satchel.service.runs import STATUSES, driven, run_level
+from satchel.service.runs import STATUSES, driven, run_level, without_escapes
 from satchel.storage.rows import FINISHED, RunStatus
 
 if TYPE_CHECKING:
@@ -27,12 +26,6 @@ if TYPE_CHECKING:
 RUNS = f"{PREFIX}/runs"
 RUNS_PER_PAGE = 50
 LOG_TAIL_BYTES = 64 * 1024  # what the run's page shows of its log: the end, where a crawl says how it went
-# Terminal escapes that a command printed (colors, cursor moves, titles, character sets): the page shows the
-# text without them. A control sequence (ESC [ ... final), a string (ESC ] P X ^ _ ... BEL or ESC \\), or any
-# other escape (ESC, intermediates, a final byte: ESC ( B, ESC 7, ESC =).
-TERMINAL_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]"
-)
 
 
 async def _actor_names(console: Console, caller: Caller, act_ids: Iterable[str]) -> dict[str, str]:
@@ -118,7 +111,7 @@ def _tail(log: bytes) -> bytes:
 def _shown(text: bytes) -> str:
     """Log text for the page: decoded (a character the cut split, or bytes that are not UTF-8, shown as
     replacement marks) and without terminal escapes."""
-    return TERMINAL_ESCAPES.sub("", text.decode("utf-8", "replace"))
+    return without_escapes(text).decode("utf-8", "replace")
 
 
 async def abort(console: Console, request: Request, caller: Caller) -> Response:

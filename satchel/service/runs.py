@@ -10,6 +10,7 @@ run's actId and actRunId.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,12 @@ from satchel.service.validation import MAX_LOG_BYTES, MAX_NAME, MEMORY_RANGE, NA
 from satchel.storage import GeneralAccess, Storage, StoreRow, UserRow
 from satchel.storage.rows import FINISHED, ActorRow, RunRow, RunStatus
 
+# Terminal escapes that a command printed (colors, cursor moves, titles, character sets), which a log read
+# without `raw` leaves out: a control sequence (ESC [ ... final), a string (ESC ] P X ^ _ ... BEL or ESC \\),
+# or any other escape (ESC, intermediates, a final byte: ESC ( B, ESC 7, ESC =).
+TERMINAL_ESCAPES = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]"
+)
 CLI_ORIGIN = "CLI"  # what `satchel run` starts its runs with: a run it drives, and ends
 ORIGINS = (
     "DEVELOPMENT",
@@ -246,7 +253,7 @@ class Runs:
     async def charged_event_counts(self, run: RunRow) -> dict[str, int]:
         return await self.table.charged_event_counts(run.id)
 
-    # --- The run's log: what its command printed, as `satchel run` sends it
+    # --- The run's log: what its command printed, as `satchel run` sends it (each line stamped with its time)
 
     async def log(self, run: RunRow, start: int = 0) -> bytes:
         """The log of a run the caller has read (`get`), from byte `start` on."""
@@ -255,9 +262,11 @@ class Runs:
     async def append_log(self, caller: Caller, run_id: str, text: bytes) -> None:
         """Add to the end of the run's log, as its owner; refused once the log holds MAX_LOG_BYTES."""
         run = await self.get(caller, run_id, Need.OWN)
-        if text and not await self.table.append_log(run.id, text, MAX_LOG_BYTES):
+        kept = await self.table.append_log(run.id, text, MAX_LOG_BYTES) if text else 0
+        if kept < len(text):
             raise TooLarge(
-                f"The run's log has reached {MAX_LOG_BYTES // 2**20} MiB, as much as Satchel keeps of a log.",
+                f"The run's log has reached {MAX_LOG_BYTES // 2**20} MiB, as much as Satchel keeps of a log;"
+                f" {kept} bytes of these {len(text)} were kept.",
                 type="log-too-large",
             )
 
@@ -312,6 +321,11 @@ class Runs:
                 await stores.update(caller, store_id, access)
             except NotFound:  # swept by retention, or deleted by its owner: nothing to share
                 continue
+
+
+def without_escapes(text: bytes) -> bytes:
+    """Log text as it reads, without the terminal escapes in it."""
+    return TERMINAL_ESCAPES.sub(b"", text) if b"\x1b" in text else text
 
 
 def check_actor_name(name: str) -> str:

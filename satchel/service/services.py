@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ class Services:
     queues: RequestQueues
     runs: Runs
     _tasks: Background = field(default_factory=Background)
+    # Set once the server stops: answers that would go on for long (a followed run log) end.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self, *, background: bool = True) -> None:
         """Open storage; with `background`, also count usage and sweep expired stores and sessions (a server
@@ -52,6 +55,7 @@ class Services:
             self._tasks.start(every(max(min(SESSION_PURGE_SECONDS, lifetime), 1.0), self.sessions.purge))
 
     async def stop(self) -> None:
+        self.stopping.set()
         await self._tasks.stop()
         with contextlib.suppress(Exception):  # counted reads are lost only if the database is gone
             await self.usage.flush()

@@ -397,9 +397,10 @@ class RunTable(Protocol):
 
     async def charged_event_counts(self, run_id: str) -> dict[str, int]: ...
 
-    async def append_log(self, run_id: str, text: bytes, limit: int) -> bool:
-        """Add text at the end of the run's log, unless the log holds `limit` bytes or more already (then
-        False, and nothing is added). Appends to one log are applied one after the other."""
+    async def append_log(self, run_id: str, text: bytes, limit: int) -> int:
+        """Add text at the end of the run's log, as much of it as keeps the log within `limit` bytes, in whole
+        lines (rows.fitting); how many bytes were added. Appends to one log are
+        applied one after the other."""
         ...
 
     async def log(self, run_id: str, start: int) -> bytes:

@@ -273,6 +273,14 @@ def aborted(now: int, *, gracefully: bool) -> tuple[RunStatus, int | None]:
     return (RunStatus.ABORTING, None) if gracefully else (RunStatus.ABORTED, now)
 
 
+def fitting(text: bytes, room: int) -> bytes:
+    """As much of text as fits in `room` bytes, in whole lines: all of it, or up to its last line's end that
+    fits (nothing, if none does)."""
+    if len(text) <= room:
+        return text
+    return text[: text.rfind(b"\n", 0, max(room, 0)) + 1]
+
+
 def from_pieces(rows: Sequence[Any], start: int) -> bytes:
     """A log from byte `start` on, out of its pieces (`start`, `body`) in order that end past it."""
     out = b"".join(bytes(row["body"]) for row in rows)

@@ -285,7 +285,7 @@ CHARGE_LAST_RUN = {
 LOG_PARAMETERS = [
     query("stream", FLAG, "For a run `satchel run` drives: keep the answer open until the run has finished"),
     query("download", FLAG, "Send it as a file to save (Content-Disposition: attachment)"),
-    query("raw", FLAG, "Taken, and changes nothing: the log is kept as the command printed it"),
+    query("raw", FLAG, "Keep the terminal escapes (colors) the command printed, left out otherwise"),
 ]
 LOG = responses(
     {"200": {"description": "The log", "content": {"text/plain": {"schema": {"type": "string"}}}}}

@@ -18,6 +18,7 @@ from satchel.storage.rows import (
     RunRow,
     RunStatus,
     aborted,
+    fitting,
     from_pieces,
 )
 
@@ -178,27 +179,24 @@ class PostgresRuns:
         )
         return {row["event_name"]: row["total"] for row in rows}
 
-    async def append_log(self, run_id: str, text: bytes, limit: int) -> bool:
+    async def append_log(self, run_id: str, text: bytes, limit: int) -> int:
         async with self.db.transaction() as conn:
             # The run's row, locked, puts one log's appends in a line; a run deleted meanwhile has none.
             if await conn.fetchval("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", run_id) is None:
-                return False
+                return 0
             last = await conn.fetchrow(
                 "SELECT seq, start + length(body) AS end FROM run_log WHERE run_id = $1"
                 " ORDER BY seq DESC LIMIT 1",
                 run_id,
             )
             seq, end = (last["seq"] + 1, last["end"]) if last else (0, 0)
-            if end >= limit:
-                return False
-            await conn.execute(
-                "INSERT INTO run_log (run_id, seq, start, body) VALUES ($1, $2, $3, $4)",
-                run_id,
-                seq,
-                end,
-                text,
-            )
-            return True
+            kept = fitting(text, limit - end)
+            if kept:
+                await conn.execute(
+                    "INSERT INTO run_log (run_id, seq, start, body) VALUES ($1, $2, $3, $4)",
+                    run_id, seq, end, kept,
+                )  # fmt: skip
+            return len(kept)
 
     async def log(self, run_id: str, start: int) -> bytes:
         rows = await self.db.fetch(

@@ -17,6 +17,7 @@ from satchel.storage.rows import (
     RunRow,
     RunStatus,
     aborted,
+    fitting,
     from_pieces,
 )
 from satchel.storage.sqlite.db import Database
@@ -67,17 +68,17 @@ def _delete_run(conn: sqlite3.Connection, run_id: str) -> bool:
     return True
 
 
-def _append_log(conn: sqlite3.Connection, run_id: str, text: bytes, limit: int) -> bool:
+def _append_log(conn: sqlite3.Connection, run_id: str, text: bytes, limit: int) -> int:
     last = conn.execute(
         "SELECT seq, start + length(body) FROM run_log WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
     ).fetchone()
     seq, end = (last[0] + 1, last[1]) if last else (0, 0)
-    if end >= limit:
-        return False
-    conn.execute(
-        "INSERT INTO run_log (run_id, seq, start, body) VALUES (?, ?, ?, ?)", (run_id, seq, end, text)
-    )
-    return True
+    kept = fitting(text, limit - end)
+    if kept:
+        conn.execute(
+            "INSERT INTO run_log (run_id, seq, start, body) VALUES (?, ?, ?, ?)", (run_id, seq, end, kept)
+        )
+    return len(kept)
 
 
 def _charge_run(  # noqa: PLR0917 - Database.write passes a job's arguments by position
@@ -192,7 +193,7 @@ class SqliteRuns:
         )
         return {row["event_name"]: row["total"] for row in rows}
 
-    async def append_log(self, run_id: str, text: bytes, limit: int) -> bool:
+    async def append_log(self, run_id: str, text: bytes, limit: int) -> int:
         return await self.db.write(_append_log, run_id, text, limit)
 
     async def log(self, run_id: str, start: int) -> bytes:
