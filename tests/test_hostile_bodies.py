@@ -150,6 +150,11 @@ for name, (body, status, etype) in {
     "access-lower": (b'{"generalAccess": "restricted"}', 400, "invalid-value"),
     "title-number": (b'{"title": 5}', 400, "invalid-value"),
     "title-list": (b'{"title": []}', 400, "invalid-value"),
+    "title-bell": (b'{"title": "a\\u0007b"}', 400, "invalid-value"),
+    # A right-to-left override shows the title's characters in another order than they are.
+    "title-bidi-override": (b'{"title": "invoice \\u202egnp.exe"}', 400, "invalid-value"),
+    "title-bidi-isolate": (b'{"title": "a\\u2066b\\u2069"}', 400, "invalid-value"),
+    "title-rtl-text": ('{"title": "\u05e9\u05dc\u05d5\u05dd"}'.encode(), 200, None),
     "unknown-fields": (b'{"foo": 1, "bar": [1, 2]}', 200, None),
     "empty-object": (b"{}", 200, None),
     "null": (b"null", 200, None),

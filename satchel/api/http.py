@@ -159,7 +159,10 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] != "http.request":  # http.disconnect
-            raise InvalidRequest("The client closed the connection before the whole body arrived.")
+            raise InvalidRequest(
+                "The body ended before it was whole: the client closed the connection, or its chunked"
+                " framing is malformed."
+            )
         chunk = message.get("body")
         if chunk:
             yield chunk

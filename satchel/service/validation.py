@@ -63,6 +63,11 @@ def check_name(name: str, noun: str = "key-value store") -> str:
     return name
 
 
+# Embeddings, overrides and isolates of the text direction: a title holding them shows its characters in
+# another order than they are, in the Console and in every client's listing.
+DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_title(title: Any) -> str | None:
     """A store's title: null, or one line of at most MAX_TITLE characters."""
     if title is None:
@@ -73,8 +78,11 @@ def check_title(title: Any) -> str | None:
         raise InvalidRequest(
             f"Field `title` is {len(title)} characters long (the limit is {MAX_TITLE}).", type="invalid-value"
         )
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in title):
-        raise InvalidRequest("Field `title` may not contain control characters.", type="invalid-value")
+    if any(unicodedata.category(c) in ("Cc", "Cs") or c in DIRECTION_CONTROLS for c in title):
+        raise InvalidRequest(
+            "Field `title` may not contain control characters (text direction controls included).",
+            type="invalid-value",
+        )
     return title
 
 
