@@ -260,7 +260,8 @@ class Runs:
         return await self.table.log(run.id, start)
 
     async def append_log(self, caller: Caller, run_id: str, text: bytes) -> None:
-        """Add to the end of the run's log, as its owner; refused once the log holds MAX_LOG_BYTES."""
+        """Add to the end of the run's log, as its owner: what fits in MAX_LOG_BYTES, in whole lines; the rest
+        is refused (413), saying how much was kept."""
         run = await self.get(caller, run_id, Need.OWN)
         kept = await self.table.append_log(run.id, text, MAX_LOG_BYTES) if text else 0
         if kept < len(text):
