@@ -404,7 +404,9 @@ def run_command(  # click passes every parameter by name
 
     Write it as `satchel run [OPTIONS] -- COMMAND...`. Exits with the command's exit code, or with 128 + the
     signal after a Ctrl-C or SIGTERM the command ended cleanly on. A first Ctrl-C reaches the command as the
-    run's `aborting` event, with 30 s to end; a second passes the signal on; a third kills it.
+    run's `aborting` event, with 30 s to end; a second passes the signal on; a third kills it. A command
+    still running 10 s after the signal (30 s, when it was sent at once) is killed. Its output is shown and
+    kept in the run's log.
     """
     if resume is not None and (actor is not None or input_text is not None or memory is not None):
         raise click.UsageError(
