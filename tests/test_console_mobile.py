@@ -89,6 +89,19 @@ def test_no_page_is_wider_than_the_phone(phone: Page, made: dict[str, str]) -> N
         assert overflow(phone) <= WIDTH, path
 
 
+def test_the_account_page_with_a_long_token_name_fits_the_phone(phone: Page) -> None:
+    """Its note right after the token is made, and its table, whose Revoke stays in sight."""
+    phone.goto("/console/account")
+    phone.fill("#token-name", "a" * 64)
+    phone.click("button:has-text('Create a token')")
+    assert phone.locator("#new-token").count() == 1
+    assert overflow(phone) <= WIDTH
+    for button in phone.locator("#tokens button:has-text('Revoke')").all():
+        box = button.bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= WIDTH
+
+
 def test_the_navigation_folds_behind_a_menu(phone: Page) -> None:
     phone.goto("/console/key-value-stores")
     links = phone.locator(".bar nav a")

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from satchel.console.forms import PREFIX, redirect, whole
 from satchel.console.stores import pager
-from satchel.errors import NotFound
+from satchel.errors import InvalidRequest, NotFound
 from satchel.service.access import Caller, Level
 from satchel.service.runs import STATUSES, driven, run_level, without_escapes
 from satchel.storage.rows import FINISHED, RunStatus
@@ -43,8 +43,8 @@ async def runs(console: Console, request: Request, caller: Caller) -> Response:
     query = request.query_params
     offset = whole(query.get("offset"))
     status = query.get("status") or ""
-    if status not in STATUSES:
-        status = ""
+    if status and status not in STATUSES:
+        raise InvalidRequest(f"The status must be one of {', '.join(STATUSES)}.")
     page = await console.services.runs.page(
         caller, None, offset=offset, limit=RUNS_PER_PAGE, desc=True, status=status or None
     )
@@ -69,6 +69,7 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
     actors = await _actor_names(console, caller, [row.act_id])
     duration = (row.finished_at - row.started_at) if row.finished_at is not None else None
     log = await console.services.runs.log(row)
+    tail = _tail(log)
     return console.render(
         request,
         "run.html",
@@ -82,9 +83,9 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
         charged=charged,
         api_url=f"{console.services.settings.base_url}/v2/actor-runs/{row.id}",
         log_size=len(log),
-        log_cut=len(log) > LOG_TAIL_BYTES,
-        tail_size=LOG_TAIL_BYTES,
-        log_tail=_shown(_tail(log)),
+        log_cut=len(tail) < len(log),
+        tail_size=len(tail),
+        log_tail=_shown(tail),
     )
 
 
