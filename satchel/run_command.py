@@ -34,6 +34,7 @@ from typing import Any
 import click
 import httpx
 
+from satchel.clock import iso, now_ms
 from satchel.remote import connection, remote_options
 from satchel.run_events import GRACE_SECONDS, PlatformEvents, memory_mbytes
 from satchel.run_log import LogFull, RunLog
@@ -44,6 +45,7 @@ WATCH_SECONDS = 2.0  # how often the run is read back, to notice an abort throug
 KILL_SECONDS = 10.0  # after the signal that ends a stop, how long a command has before it is killed
 END_SECONDS = 60.0  # how long the run's end is tried while the server does not answer
 END_RETRY_SECONDS = 2.0
+LATE_END_MS = 2000  # an end recorded later than this after the command's carries its own time
 HTTP_TIMEOUT = 30.0
 ABORTED = ("ABORTING", "ABORTED")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -149,10 +151,19 @@ class Api:
         if response.is_error:
             self._data(response)  # raises, with the server's message
 
-    def finish(self, run_id: str, status: str, exit_code: int, message: str | None = None) -> dict[str, Any]:
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        exit_code: int,
+        message: str | None = None,
+        finished_at: str | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status, "exitCode": exit_code}
         if message is not None:
             body["statusMessage"] = message
+        if finished_at is not None:
+            body["finishedAt"] = finished_at
         return self._data(self.http.put(f"/actor-runs/{run_id}", json=body))
 
 
@@ -180,6 +191,7 @@ class Child:
         self.stops = 0  # stops from outside so far
         self.grace: threading.Timer | None = None  # the next signal of a stop, unless the command ends first
         self.done = threading.Event()
+        self.ended_at: int | None = None  # when the command ended, by this machine's clock
 
     def signal(self, signum: int, why: str) -> None:
         self.stopped_by = why  # the last reason, the one that ended it
@@ -248,6 +260,7 @@ class Child:
     def wait(self) -> int:
         """The command's exit code, 128 + N for a command killed by signal N (as a shell says it)."""
         code = self.process.wait()
+        self.ended_at = now_ms()
         self.done.set()
         if self.grace is not None:
             self.grace.cancel()
@@ -326,13 +339,17 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
     )
 
 
-def record_end(api: Api, run_id: str, status: str, code: int) -> bool:
-    """Record the run's end, tried for up to END_SECONDS while the server does not answer; whether it was."""
+def record_end(api: Api, run_id: str, status: str, code: int, child: Child) -> bool:
+    """Record the run's end, tried for up to END_SECONDS while the server does not answer; whether it was.
+    Recorded late (the log or the end waited for the server), the end carries the time the command ended:
+    the server's clock would give the time it came back."""
     deadline = time.monotonic() + END_SECONDS
     told = False
     while True:
+        ended_at = child.ended_at
+        late = ended_at is not None and now_ms() - ended_at > LATE_END_MS
         try:
-            api.finish(run_id, status, code)
+            api.finish(run_id, status, code, finished_at=iso(ended_at) if late and ended_at else None)
             return True
         except httpx.TransportError as exc:  # the server away for a moment (restarting, say)
             if time.monotonic() >= deadline:
@@ -356,7 +373,7 @@ def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> i
         if api.get(run_id)["status"] in ABORTED:
             status = "ABORTED"  # aborted through the API just before the command ended
     why = f", {child.stopped_by}" if child.stopped_by else ""
-    if not record_end(api, run_id, status, code):
+    if not record_end(api, run_id, status, code, child):
         say(f"run {run_id} ended with exit code {code}{why}; the server does not have it as {status}")
         return code
     if status == "ABORTED":

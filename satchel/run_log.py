@@ -32,7 +32,7 @@ HELD_BYTES = 8 * 2**20
 # How long the output is read after the command has ended: a process it left behind may hold its pipes open.
 LAST_OUTPUT_SECONDS = 2.0
 # How long the rest of the log is tried once the command has ended (the server may be away for a moment).
-LAST_SEND_SECONDS = 30.0
+LAST_SEND_SECONDS = 60.0
 RETRY_SECONDS = 1.0
 
 

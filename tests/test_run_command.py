@@ -20,7 +20,7 @@ import httpx
 import pytest
 from apify_client import ApifyClient
 
-from tests.conftest import Server
+from tests.conftest import Server, start_server, stop_server
 from tests.harness.cli import cli_command
 
 COMMAND = Path(__file__).parent / "sdk" / "run_env.py"
@@ -334,3 +334,33 @@ def test_a_command_that_cannot_start_says_so_in_the_log(server: Server, tmp_path
     log = ApifyClient(server.token, api_url=server.base_url).run(run_id).log().get()
     assert log is not None
     assert "could not be started: Permission denied" in log
+
+
+def test_the_log_and_the_end_wait_for_a_server_that_was_away(tmp_path: Path) -> None:
+    """The server killed while the command runs, and back after it ended: the whole log and the run's end
+    reach it, the end with the time the command ended, not the time the server came back."""
+    first = start_server(tmp_path / "data")
+    port = int(first.base_url.rsplit(":", 1)[1])
+    ticker = "import time\nfor i in range(10): print('tick', i, flush=True); time.sleep(0.3)"
+    process = _satchel_run(first, "--actor", "away", "--", sys.executable, "-c", ticker)
+    assert process.stdout is not None
+    assert process.stdout.readline() == "tick 0\n"
+    stop_server(first, kill=True)
+    time.sleep(5)  # the command ends (3 s) while the server is away
+    back_at = time.time()
+    second = start_server(tmp_path / "data", port=port)
+    try:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        assert "SUCCEEDED (exit code 0)" in stderr.splitlines()[-1]
+        run = ApifyClient(second.token, api_url=second.base_url).run(_run_id(stderr))
+        got = run.get()
+        assert got is not None
+        assert (got.status, got.exit_code) == ("SUCCEEDED", 0)
+        assert got.finished_at is not None
+        assert got.finished_at.timestamp() < back_at - 1
+        log = run.log().get()
+        assert log is not None
+        assert [line.split(" ", 1)[1] for line in log.splitlines()] == [f"tick {i}" for i in range(10)]
+    finally:
+        stop_server(second)

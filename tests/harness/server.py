@@ -91,9 +91,15 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, *, token: str = TOKEN, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    data_dir: Path,
+    *,
+    token: str = TOKEN,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Server:
-    port = free_port()
+    """A server on loopback, on a free port or (`port`) on that one, as one started again after a stop."""
+    port = port or free_port()
     # Rate limits are off unless a test turns them on: most tests write faster than 100 records/s to a store.
     full_env = {
         **os.environ,
