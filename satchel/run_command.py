@@ -326,16 +326,19 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
                 child.signal(number, signal.Signals(number).name)
             threading.Thread(target=child.watch, args=(api, run_id), daemon=True).start()
             code = child.wait()
+    except BaseException:
+        log.close()
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        log.close()  # the whole log is sent before the run is recorded as ended
     return ended(
         api,
         run_id,
         child,
-        code,
-        shlex.join(["satchel", "run", *server_args, "--resume", run_id, "--", *command]),
+        log,
+        code=code,
+        resume_line=shlex.join(["satchel", "run", *server_args, "--resume", run_id, "--", *command]),
     )
 
 
@@ -364,7 +367,7 @@ def record_end(api: Api, run_id: str, status: str, code: int, child: Child) -> b
             return False
 
 
-def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> int:
+def ended(api: Api, run_id: str, child: Child, log: RunLog, *, code: int, resume_line: str) -> int:
     """Record how the run ended, say it, and give `satchel run`'s own exit code."""
     status = "SUCCEEDED" if code == 0 else "FAILED"
     if child.stopped_by is not None:
@@ -373,12 +376,19 @@ def ended(api: Api, run_id: str, child: Child, code: int, resume_line: str) -> i
         if api.get(run_id)["status"] in ABORTED:
             status = "ABORTED"  # aborted through the API just before the command ended
     why = f", {child.stopped_by}" if child.stopped_by else ""
+    # The log's last lines say how the run ended, as the terminal's do; the whole log is sent before the end
+    # is recorded (a reader following the log reads it to the end once the run has ended).
+    last = [f"run {run_id} {status} (exit code {code}{why})"]
+    if status == "ABORTED":
+        last.insert(0, f"to go on from where it stopped: {resume_line}")
+    for line in last:
+        log.note(f"satchel run: {line}")
+    log.close()
     if not record_end(api, run_id, status, code, child):
         say(f"run {run_id} ended with exit code {code}{why}; the server does not have it as {status}")
         return code
-    if status == "ABORTED":
-        say(f"to go on from where it stopped: {resume_line}")
-    say(f"run {run_id} {status} (exit code {code}{why})")
+    for line in last:
+        say(line)
     if child.interrupted_by is not None and code == 0:
         # Interrupted, it ended cleanly: `satchel run` still says it was interrupted (as `timeout` does), so a
         # script running it stops too; the run keeps the command's own exit code.

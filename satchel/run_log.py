@@ -63,6 +63,7 @@ class RunLog:
         self._full = False
         self._failing = False
         self._dropped = 0
+        self._open = False  # what is held last ends in the middle of a line
         self._copies: list[threading.Thread] = []
         self._sender = threading.Thread(target=self._sending, name="run-log", daemon=True)
         self._sender.start()
@@ -74,8 +75,9 @@ class RunLog:
         self._copies.append(thread)
 
     def note(self, line: str) -> None:
-        """A line of `satchel run`'s own into the log (why the command did not start, say)."""
-        self._hold(line.encode() + b"\n", at_line_start=True)
+        """A line of `satchel run`'s own into the log (why the command did not start, how the run ended), on a
+        line of its own after output that did not end its last."""
+        self._hold((b"\n" if self._open else b"") + line.encode() + b"\n", at_line_start=not self._open)
 
     def close(self) -> None:
         """Once the command has ended: read what is left of its output, and send the rest of the log."""
@@ -133,6 +135,8 @@ class RunLog:
                     self._dropped += len(stamped) - room
                     stamped = stamped[:room]
                 self._held += stamped
+                if stamped:
+                    self._open = not stamped.endswith(b"\n")
                 if len(self._held) >= SEND_BYTES:
                     self._wake.set()
         return text.endswith(b"\n")

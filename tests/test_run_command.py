@@ -170,8 +170,16 @@ def test_sigint_is_passed_on_and_the_run_is_aborted(server: Server) -> None:
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGINT  # the command died of the SIGINT passed on
-    assert _end(server, _run_id(stderr)) == ("ABORTED", 130)
+    run_id = _run_id(stderr)
+    assert _end(server, run_id) == ("ABORTED", 130)
     assert "ABORTED" in stderr.splitlines()[-1]
+    # The log ends as the terminal does: with the line that goes on with the run, and how it ended.
+    log = ApifyClient(server.token, api_url=server.base_url).run(run_id).log().get()
+    assert log is not None
+    hint, end = (line.split(" ", 1)[1] for line in log.splitlines()[-2:])
+    assert hint.startswith("satchel run: to go on from where it stopped: satchel run ")
+    assert f"--resume {run_id} --" in hint
+    assert end == f"satchel run: run {run_id} ABORTED (exit code 130, SIGINT)"
 
 
 def test_a_signal_that_comes_as_the_command_starts_is_passed_on(server: Server) -> None:
@@ -301,7 +309,9 @@ def test_the_command_output_is_shown_and_kept_in_the_run_log_as_it_comes(server:
     stamped = [STAMPED.fullmatch(line) for line in log.splitlines()]
     assert all(stamped), log
     lines = [match[1] for match in stamped if match]
-    assert sorted(lines) == sorted(
+    # It ends as the terminal does, saying how the run ended, on a line of its own.
+    assert lines[-1] == f"satchel run: run {run_id} SUCCEEDED (exit code 0)"
+    assert sorted(lines[:-1]) == sorted(
         [f"out {i}" for i in range(8)] + [f"err {i}" for i in range(8)] + ["no newline at the end"]
     )
     assert [line for line in lines if line.startswith("out")] == [f"out {i}" for i in range(8)]
@@ -361,6 +371,8 @@ def test_the_log_and_the_end_wait_for_a_server_that_was_away(tmp_path: Path) -> 
         assert got.finished_at.timestamp() < back_at - 1
         log = run.log().get()
         assert log is not None
-        assert [line.split(" ", 1)[1] for line in log.splitlines()] == [f"tick {i}" for i in range(10)]
+        lines = [line.split(" ", 1)[1] for line in log.splitlines()]
+        assert lines[:-1] == [f"tick {i}" for i in range(10)]
+        assert lines[-1].endswith("SUCCEEDED (exit code 0)")
     finally:
         stop_server(second)
