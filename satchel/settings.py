@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     """Largest dataset push (POST .../items) after decoding its Content-Encoding: the clients send up to
     9 MiB (the SDK's chunks are 9,436,240 bytes), so 10 MiB leaves a margin; larger pushes get 413."""
     inline_max_bytes: int = Field(default=128 * KIB, ge=0, le=16 * MIB)
-    """Bodies up to this size live inside the database (SQLite or PostgreSQL); larger ones in the blob store
-    (files or S3)."""
+    """Bodies up to this size, as stored (compressed, if they came with a Content-Encoding), live inside the
+    database (SQLite or PostgreSQL); larger ones in the blob store (files or S3)."""
     record_cache_mb: int = Field(default=128, ge=0, le=1024 * 1024)
     """Memory each server process may use to keep records of up to 64 KiB that live inside the database, so
     that reading them again needs no query (0: off). Used with the embedded SQLite engine only: every write on
