@@ -172,6 +172,22 @@ def flush_logs() -> None:
 atexit.register(stop_logging)
 
 
+class Occasional:
+    """A logger's messages about a state that lasts (counters that do not answer, a folder that cannot be
+    written), at most one every `seconds`: said when it starts, not once a request."""
+
+    def __init__(self, logger: logging.Logger, seconds: float) -> None:
+        self.logger = logger
+        self.seconds = seconds
+        self._said_at = -seconds
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._said_at >= self.seconds:
+            self._said_at = now
+            self.logger.log(level, message, *args)
+
+
 def granian_logging(settings: Settings) -> dict[str, Any]:
     """granian's logging config (its `log_dictconfig`): its own messages in Satchel's format, to stderr."""
     chosen = "satchel.logs.JsonFormatter" if settings.log_format == "json" else "satchel.logs.TextFormatter"

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,25 +214,30 @@ class Child:
             return
         self.stopped_by = why  # first: a second signal while the event goes out is passed on, not sent again
         if not self.events.aborting():
-            self.signal(signum, why)
-            self._later(GRACE_SECONDS, signal.SIGKILL, why)  # the platform force-stops after the grace
+            self.end(signum, why, kill_after=GRACE_SECONDS)  # the platform force-stops after the grace
             return
         say(
             f"stopping ({why}): the command was told the run is aborting, and has {GRACE_SECONDS:.0f} s"
             " to end; Ctrl-C again stops it now"
         )
-        self._later(GRACE_SECONDS, signum, why)
+        self._after(GRACE_SECONDS, lambda: self.end(signum, why, kill_after=KILL_SECONDS))
 
-    def _later(self, seconds: float, signum: int, why: str) -> None:
-        """Send the signal in `seconds` unless the command has ended; a signal other than SIGKILL is followed
-        by SIGKILL KILL_SECONDS later, so that a command ignoring it cannot outlive its run."""
+    def end(self, signum: int, why: str, *, kill_after: float) -> None:
+        """Send the signal now, and SIGKILL `kill_after` seconds later if the command has not ended by then:
+        a command ignoring the signal cannot outlive its run."""
+        self.signal(signum, why)
 
-        def send() -> None:
-            self.signal(signum, why)
-            if signum != signal.SIGKILL and not self.done.is_set():
-                self._later(KILL_SECONDS, signal.SIGKILL, why)
+        def kill() -> None:
+            if not self.done.is_set():
+                name = signal.Signals(signum).name
+                say(f"the command did not end {kill_after:.0f} s after {name}: it is killed (SIGKILL)")
+                self.signal(signal.SIGKILL, why)
 
-        self.grace = threading.Timer(seconds, send)
+        self._after(kill_after, kill)
+
+    def _after(self, seconds: float, action: Callable[[], None]) -> None:
+        """The next step of a stop, in `seconds`, unless the command ends first (wait() cancels it)."""
+        self.grace = threading.Timer(seconds, action)
         self.grace.daemon = True
         self.grace.start()
 
@@ -251,10 +256,7 @@ class Child:
             elif status == "ABORTED":  # at once, or "Stop now" after a graceful abort: as the platform kills
                 if self.grace is not None:
                     self.grace.cancel()
-                self.signal(signal.SIGTERM, "aborted through the API")
-                if not self.done.wait(KILL_SECONDS):
-                    say(f"the command did not end {KILL_SECONDS:.0f} s after SIGTERM: it is killed (SIGKILL)")
-                    self.signal(signal.SIGKILL, "aborted through the API")
+                self.end(signal.SIGTERM, "aborted through the API", kill_after=KILL_SECONDS)
                 return
 
     def wait(self) -> int:

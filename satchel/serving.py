@@ -23,6 +23,7 @@ is killed.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import logging
@@ -33,6 +34,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +178,8 @@ def create_app() -> Any:
     settings = Settings()
     configure_logging(settings)
     satchel = create_satchel(settings)
-    satchel.notice_stop_signals = True
+    # The stop signals end the answers that would go on for long (a followed run log).
+    satchel.on_startup.append(lambda: notice_stop_signals(satchel.services.stopping))
     guard = ConnectionGuard(satchel, settings, cap=connection_cap(settings))
     guard.start_shedding()
     stop_with_parent()
@@ -188,6 +191,28 @@ def create_app() -> Any:
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return guard
+
+
+def notice_stop_signals(stopping: asyncio.Event) -> None:
+    """Set `stopping` when the worker is told to stop (SIGTERM, SIGINT), beside what granian does then; called
+    on the worker's event loop, once granian has set its handlers.
+
+    granian stops a worker by these signals, handled by its event loop (`add_signal_handler`), and waits for
+    the answers in hand before the app's lifespan ends, so the app hears of the stop from nothing else; an
+    answer that follows a run's log would hold the worker until it is killed. The loop takes a signal through
+    its wakeup fd whatever Python handler is set, so this handler goes beside the loop's own, which it calls.
+    """
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not callable(previous):  # not the loop's: nothing here to go beside
+            continue
+
+        def heard(number: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
+            loop.call_soon_threadsafe(stopping.set)
+            previous(number, frame)
+
+        signal.signal(signum, heard)
 
 
 def stop_with_parent() -> threading.Thread:

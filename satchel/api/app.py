@@ -6,9 +6,7 @@ routing.py), and the per-request cost of a full framework stack shows directly i
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -74,9 +72,8 @@ class SatchelApp:
         self._limit_headers = {
             n: _limit_header(n) for n in (self.limits.per_resource, self.limits.per_record)
         }
-
-    # Set by the server's worker (serving.py): its stop signals end the answers that would go on for long.
-    notice_stop_signals = False
+        # Run on the event loop once the app has started: what the process serving it adds (serving.py).
+        self.on_startup: list[Callable[[], None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -88,8 +85,8 @@ class SatchelApp:
         await self.services.start()
         if self.metrics:
             self.metrics.start()
-        if self.notice_stop_signals:
-            notice_stop_signals(self.services.stopping)
+        for started in self.on_startup:
+            started()
 
     async def shutdown(self) -> None:
         if self.metrics:
@@ -220,27 +217,6 @@ class SatchelApp:
                 resource = f"user:{who}"
             await limits.hit(who=who, resource=resource, record=route.record)
         return caller
-
-
-def notice_stop_signals(stopping: asyncio.Event) -> None:
-    """Set `stopping` when the worker is told to stop (SIGTERM, SIGINT), beside what granian does then.
-
-    granian stops a worker by these signals, handled by its event loop (`add_signal_handler`), and waits for
-    the answers in hand before the app's lifespan ends, so the app hears of the stop from nothing else; an
-    answer that follows a run's log would hold the worker until it is killed. The loop takes a signal through
-    its wakeup fd whatever Python handler is set, so this handler goes beside the loop's own, which it calls.
-    """
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(signum)
-        if not callable(previous):  # not the loop's: nothing here to go beside
-            continue
-
-        def heard(number: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
-            loop.call_soon_threadsafe(stopping.set)
-            previous(number, frame)
-
-        signal.signal(signum, heard)
 
 
 def _client_ip(scope: Scope) -> str:

@@ -26,6 +26,7 @@ from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 
 from satchel.counters import Counters
 from satchel.errors import RateLimited
+from satchel.logs import Occasional
 from satchel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class RateLimits:
         }
         self._global = RateLimitItemPerMinute(settings.rate_limit_global_per_minute)
         self._limiter = Counters(settings.rate_limit_storage)
-        self._warned_at = -WARN_EVERY_SECONDS
+        self._counters_down = Occasional(log, WARN_EVERY_SECONDS)
         self.max_wait = settings.rate_limit_wait_seconds
         self._waiting: dict[str, int] = {}  # per resource: requests waiting for a slot in this process
 
@@ -61,10 +62,9 @@ class RateLimits:
             within = await self._shaped(self._items[limit], resource, limit)
             within_global = within and await self._limiter.hit(self._global, "global", who)
         except Exception as exc:  # the counters' storage failed: let the request through, uncounted
-            now = time.monotonic()
-            if now - self._warned_at > WARN_EVERY_SECONDS:
-                self._warned_at = now
-                log.warning("rate-limit counters do not answer (%s); requests go through uncounted", exc)
+            self._counters_down.log(
+                logging.WARNING, "rate-limit counters do not answer (%s); requests go through uncounted", exc
+            )
             return
         if not within:
             if self.on_reject:

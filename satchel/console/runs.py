@@ -68,8 +68,8 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
     charged = await console.services.runs.charged_event_counts(row)
     actors = await _actor_names(console, caller, [row.act_id])
     duration = (row.finished_at - row.started_at) if row.finished_at is not None else None
-    log = await console.services.runs.log(row)
-    tail = _tail(log)
+    end, log_size = await console.services.runs.log_end(row, LOG_TAIL_BYTES)
+    tail = _from_a_whole_line(end, cut=len(end) < log_size)
     return console.render(
         request,
         "run.html",
@@ -82,8 +82,8 @@ async def run(console: Console, request: Request, caller: Caller) -> Response:
         duration=None if duration is None else max(duration, 0) / 1000,
         charged=charged,
         api_url=f"{console.services.settings.base_url}/v2/actor-runs/{row.id}",
-        log_size=len(log),
-        log_cut=len(tail) < len(log),
+        log_size=log_size,
+        log_cut=len(tail) < log_size,
         tail_size=len(tail),
         log_tail=_shown(tail),
     )
@@ -100,13 +100,12 @@ async def log(console: Console, request: Request, caller: Caller) -> Response:
     )
 
 
-def _tail(log: bytes) -> bytes:
-    """The end of the log the page shows: its last LOG_TAIL_BYTES, from the first whole line in them."""
-    if len(log) <= LOG_TAIL_BYTES:
-        return log
-    tail = log[-LOG_TAIL_BYTES:]
-    start = tail.find(b"\n") + 1
-    return tail[start:] if 0 < start < len(tail) else tail
+def _from_a_whole_line(end: bytes, *, cut: bool) -> bytes:
+    """The end of the log the page shows: from its first whole line, when it was cut from a longer log."""
+    if not cut:
+        return end
+    start = end.find(b"\n") + 1
+    return end[start:] if 0 < start < len(end) else end
 
 
 def _shown(text: bytes) -> str:

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from satchel.console.forms import PREFIX, field, local_path, read_form, redirect, same_origin
 from satchel.counters import Counters
 from satchel.errors import Forbidden, InvalidRequest, SatchelError, Unauthorized
+from satchel.logs import Occasional
 from satchel.service.ids import token_hash
 from satchel.settings import Settings
 
@@ -42,7 +43,7 @@ class SignInLimits:
     def __init__(self, settings: Settings) -> None:
         self._limiter = Counters(settings.rate_limit_storage)
         self._item = RateLimitItemPerMinute(SIGN_IN_FAILURES_PER_MINUTE)
-        self._warned_at = -WARN_EVERY_SECONDS
+        self._counters_down = Occasional(log, WARN_EVERY_SECONDS)
 
     @staticmethod
     def _keys(address: str, token: str) -> list[str]:
@@ -68,10 +69,9 @@ class SignInLimits:
             self._warn(exc)
 
     def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > WARN_EVERY_SECONDS:
-            self._warned_at = now
-            log.warning("sign-in counters do not answer (%s); failed sign-ins go uncounted", exc)
+        self._counters_down.log(
+            logging.WARNING, "sign-in counters do not answer (%s); failed sign-ins go uncounted", exc
+        )
 
 
 def client_address(request: Request) -> str:

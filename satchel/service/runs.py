@@ -259,6 +259,11 @@ class Runs:
         """The log of a run the caller has read (`get`), from byte `start` on."""
         return await self.table.log(run.id, start)
 
+    async def log_end(self, run: RunRow, most: int) -> tuple[bytes, int]:
+        """The last `most` bytes of the log of a run the caller has read, and the log's whole size."""
+        size = await self.table.log_size(run.id)
+        return await self.table.log(run.id, max(size - most, 0)), size
+
     async def append_log(self, caller: Caller, run_id: str, text: bytes) -> None:
         """Add to the end of the run's log, as its owner: what fits in MAX_LOG_BYTES, in whole lines; the rest
         is refused (413), saying how much was kept."""

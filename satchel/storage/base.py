@@ -403,6 +403,10 @@ class RunTable(Protocol):
         applied one after the other."""
         ...
 
+    async def log_size(self, run_id: str) -> int:
+        """How many bytes the run's log holds."""
+        ...
+
     async def log(self, run_id: str, start: int) -> bytes:
         """The run's log from byte `start` on (empty past its end)."""
         ...

@@ -12,11 +12,11 @@ import errno
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 from satchel.errors import StorageFull, Unavailable
+from satchel.logs import Occasional
 from satchel.storage.blobs.base import BlobMissing
 from satchel.storage.blobs.owned import OwnedFolder, remove_unheld
 from satchel.storage.durable import fsync_path
@@ -26,8 +26,7 @@ CHUNK = 256 * 1024
 # operator's to mend, told in the log at most this often, and a 503 to each write meanwhile.
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 WARN_EVERY_SECONDS = 60.0
-log = logging.getLogger(__name__)
-_warned_at = -WARN_EVERY_SECONDS
+_unwritable_folder = Occasional(logging.getLogger(__name__), WARN_EVERY_SECONDS)
 
 
 def _is_disk_full(exc: OSError) -> bool:
@@ -39,10 +38,9 @@ def _full() -> StorageFull:
 
 
 def _unwritable(exc: OSError) -> Unavailable:
-    global _warned_at  # noqa: PLW0603 - one clock per process for the warning
-    if time.monotonic() - _warned_at >= WARN_EVERY_SECONDS:
-        _warned_at = time.monotonic()
-        log.error("cannot write to the blob folder: %s (large records fail until it is mended)", exc)
+    _unwritable_folder.log(
+        logging.ERROR, "cannot write to the blob folder: %s (large records fail until it is mended)", exc
+    )
     return Unavailable(f"The server cannot write to its storage ({exc.strerror}); the record was not stored.")
 
 

@@ -22,6 +22,10 @@ from satchel.storage.rows import (
     from_pieces,
 )
 
+# A log's last piece: its number and where it ends, the log's size.
+LAST_PIECE = (
+    "SELECT seq, start + length(body) AS end FROM run_log WHERE run_id = $1 ORDER BY seq DESC LIMIT 1"
+)
 INSERT_RUN = (
     f"INSERT INTO runs ({', '.join(RUN_INSERTED)})"  # noqa: S608 - constants
     f" VALUES ({', '.join(f'${i}' for i in range(1, len(RUN_INSERTED) + 1))})"
@@ -184,11 +188,7 @@ class PostgresRuns:
             # The run's row, locked, puts one log's appends in a line; a run deleted meanwhile has none.
             if await conn.fetchval("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", run_id) is None:
                 return 0
-            last = await conn.fetchrow(
-                "SELECT seq, start + length(body) AS end FROM run_log WHERE run_id = $1"
-                " ORDER BY seq DESC LIMIT 1",
-                run_id,
-            )
+            last = await conn.fetchrow(LAST_PIECE, run_id)
             seq, end = (last["seq"] + 1, last["end"]) if last else (0, 0)
             kept = fitting(text, limit - end)
             if kept:
@@ -197,6 +197,10 @@ class PostgresRuns:
                     run_id, seq, end, kept,
                 )  # fmt: skip
             return len(kept)
+
+    async def log_size(self, run_id: str) -> int:
+        last = await self.db.fetchrow(LAST_PIECE, run_id)
+        return last["end"] if last else 0
 
     async def log(self, run_id: str, start: int) -> bytes:
         rows = await self.db.fetch(

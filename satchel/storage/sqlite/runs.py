@@ -68,10 +68,12 @@ def _delete_run(conn: sqlite3.Connection, run_id: str) -> bool:
     return True
 
 
+# A log's last piece: its number and where it ends, the log's size.
+LAST_PIECE = "SELECT seq, start + length(body) AS end FROM run_log WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+
+
 def _append_log(conn: sqlite3.Connection, run_id: str, text: bytes, limit: int) -> int:
-    last = conn.execute(
-        "SELECT seq, start + length(body) FROM run_log WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
-    ).fetchone()
+    last = conn.execute(LAST_PIECE, (run_id,)).fetchone()
     seq, end = (last[0] + 1, last[1]) if last else (0, 0)
     kept = fitting(text, limit - end)
     if kept:
@@ -195,6 +197,10 @@ class SqliteRuns:
 
     async def append_log(self, run_id: str, text: bytes, limit: int) -> int:
         return await self.db.write(_append_log, run_id, text, limit)
+
+    async def log_size(self, run_id: str) -> int:
+        last = self.db.one(LAST_PIECE, (run_id,))
+        return last["end"] if last else 0
 
     async def log(self, run_id: str, start: int) -> bytes:
         rows = self.db.all(
