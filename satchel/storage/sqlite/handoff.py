@@ -37,7 +37,7 @@ import sqlite3
 import struct
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from satchel.errors import SatchelError, Unavailable
 from satchel.storage.sqlite.writer import WriterLock, call_after
@@ -199,8 +199,8 @@ class _Framed(asyncio.Protocol):
         self._out: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not always a subclass of asyncio.Transport (uvloop's are not).
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, message: tuple[Any, ...]) -> None:
         if not self._out:
