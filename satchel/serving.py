@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from granian import Granian
-from granian.constants import HTTPModes, Interfaces
+from granian.constants import HTTPModes, Interfaces, Loops
 from granian.http import HTTP1Settings
 
 from satchel.connections import ConnectionGuard
@@ -133,6 +133,9 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         "address": settings.host,
         "port": settings.port,
         "interface": Interfaces.ASGI,
+        # uvloop rather than asyncio's own loop: a GET 10% and a PUT 24% more per second (1 worker, B1's
+        # store), the same loop whatever else is installed (granian's "auto" takes uvloop only if present).
+        "loop": Loops.uvloop,
         "workers": settings.workers,
         "log_level": settings.log_level,
         "log_dictconfig": granian_logging(settings),
