@@ -9,6 +9,7 @@ import asyncio
 import gzip
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from satchel.storage.feed import StampFeed
+from satchel.storage.sqlite.reserve import LOOK_SECONDS
 from tests.harness.disk import MIB, fill, free_bytes, small_filesystem
 from tests.harness.reading import all_keys, fetch
 from tests.harness.rigs import SqliteRig, wait_until
@@ -157,6 +159,37 @@ def test_writes_resume_once_space_is_freed_outside_or_through_the_api(small_disk
             keepers.check(http)
             # Failed uploads leave nothing behind; deleted blobs go once their grace is over.
             assert wait_until(lambda: small_disk.leftovers() == [], 10), small_disk.leftovers()
+    finally:
+        small_disk.stop(server)
+
+
+def test_the_room_a_delete_frees_on_a_full_disk_stays_for_deletes(small_disk: SqliteRig) -> None:
+    """Uploads beside deletes on a full disk: the reserve the first delete gives up is not theirs. They had
+    taken it all, after which every delete answered 507, after a restart too, until room was made outside."""
+    server = small_disk.start(env=ENV, args=("--workers", "2"))
+    reserve = small_disk.data_dir / "reserve"
+    try:
+        with server.client() as http:
+            kept = http.post("/key-value-stores", params={"name": "kept"}).json()["data"]["id"]
+            full = http.post("/key-value-stores", params={"name": "full"}).json()["data"]["id"]
+            fill_through_the_api(http, full, "f")
+            fill(small_disk.data_dir / "top-off")
+            keys = [k for k in all_keys(http, full) if k.startswith("f-")]
+            # The reserve given up, as a delete that finds the disk full gives it (which delete does is not
+            # sure: one may fit in pages the database file already holds).
+            os.truncate(reserve, 0)
+            time.sleep(LOOK_SECONDS * 2)  # what a process not itself giving it up takes to see it
+            room = free_bytes(small_disk.data_dir)
+            assert room >= RESERVE // 2
+            for i in range(40):  # 8 MiB of uploads, inline and in blob files, where 16 MiB came free
+                answer = put(http, kept, f"upload-{i}", os.urandom(200_000 if i % 2 else 1_000))
+                assert answer.status_code == 507
+                assert "only" in answer.json()["error"]["message"]
+            assert free_bytes(small_disk.data_dir) >= room - MIB  # the room stays for deletes
+            for key in keys[:3]:
+                assert http.delete(record(full, key)).status_code == 204
+            assert http.delete(f"/key-value-stores/{full}").status_code == 204
+            assert writes_resume(http, kept)
     finally:
         small_disk.stop(server)
 

@@ -71,9 +71,21 @@ def test_the_reserve_is_held_only_with_room_to_spare_and_given_up_at_once(tmp_pa
     reserve = Reserve(tmp_path / "reserve", 1 << 20)
     assert reserve.restore()
     assert reserve.held() == 1 << 20
+    assert not reserve.short()
     assert reserve.release()
     assert reserve.held() == 0
     assert not reserve.release()
+    # Short until it is held again: the file stays, emptied, for every process of the server to see.
+    assert reserve.short()
+    assert reserve.path.exists()
+    assert Reserve(reserve.path, 1 << 20).short()
+    assert reserve.restore()
+    assert not Reserve(reserve.path, 1 << 20).short()
+    assert reserve.release(4096)
+    assert reserve.held() == (1 << 20) - 4096
+    assert Reserve(reserve.path, 1 << 20).short()
+    # Never held (a filesystem without preallocation keeps no file): no write is held back for it.
+    assert not Reserve(tmp_path / "none", 1 << 20).short()
     st = os.statvfs(tmp_path)
     huge = Reserve(tmp_path / "huge", st.f_bavail * st.f_frsize)  # twice that is never free
     assert not huge.restore()

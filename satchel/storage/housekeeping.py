@@ -14,6 +14,7 @@ from typing import Any
 
 from satchel.clock import now_ms
 from satchel.errors import StorageFull, Unavailable
+from satchel.logs import Occasional
 from satchel.storage.base import RecordTable
 from satchel.storage.blobs.base import BlobStore
 
@@ -67,11 +68,14 @@ class Background:
 async def every(seconds: float, job: Callable[[], Awaitable[object]], *, first: float | None = None) -> None:
     """Run a housekeeping job forever; a failure is logged and the job tried again on its next tick."""
     await asyncio.sleep(seconds if first is None else first)
+    waiting = Occasional(log, 60.0)  # a full disk lasts: said once a minute, not at every tick
     while True:
         try:
             await job()
         except StorageFull:  # retried once deletes have made room
-            log.warning("housekeeping waits for disk space: %s", getattr(job, "__name__", job))
+            waiting.log(
+                logging.WARNING, "housekeeping waits for disk space: %s", getattr(job, "__name__", job)
+            )
         except Unavailable as exc:
             # A backend that does not answer (the outage the pool and the requests' 503s already tell of):
             # one line, retried on the next tick. With its traceback it was 40 lines a second per process.

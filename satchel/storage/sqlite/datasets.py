@@ -71,7 +71,14 @@ class SqliteDatasets:
     async def append(self, store_pk: int, batch: ItemBatch, *, now: int) -> DatasetCounts:
         large = len(batch.items) > OFF_LOOP_ITEMS or batch.size > OFF_LOOP_BYTES
         return await self.db.write(
-            _append_items, store_pk, batch.items, batch.clean_count, batch.size, now, off_loop=large
+            _append_items,
+            store_pk,
+            batch.items,
+            batch.clean_count,
+            batch.size,
+            now,
+            grows=True,
+            off_loop=large,
         )
 
     async def items(self, store_pk: int, first: int, end: int, *, desc: bool) -> list[bytes]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import sqlite3
 import stat
@@ -33,7 +32,7 @@ from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.off_loop import OffLoop, Shut
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.snapshots import CommitStamp, HeldReader
-from satchel.storage.sqlite.writer import Writer, WriterLock
+from satchel.storage.sqlite.writer import Writer, WriterLock, disk_full
 
 T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
@@ -43,14 +42,10 @@ RESTART_POLL_SECONDS = 0.0005
 HANDOFF_ATTEMPTS = 3  # leads tried for one write whose job never left this process
 TIDYING_BYTES = 256 * 1024  # of the reserve, for forgetting removed files on a full disk (a few WAL pages)
 STORAGE_FULL = "The server's disk is full; the change was not stored."
-
-
-def disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
-    return False
+HELD_FOR_DELETES = (
+    "The server's disk is full: until deletes have made room again, only they are taken. The change was not"
+    " stored."
+)
 
 
 def io_error(exc: BaseException) -> bool:
@@ -238,6 +233,7 @@ class Database:
         *args: Any,
         frees: bool = False,
         tidies: bool = False,
+        grows: bool = False,
         after: Callable[[], None] | None = None,
         off_loop: bool = False,
     ) -> T:
@@ -245,9 +241,15 @@ class Database:
         arguments and result are plain data: another process may run it (the one that writes for all).
         `frees`: it makes room (a delete), so a full disk gives up the reserve for it. `tidies`: it only
         forgets files already removed, so a full disk gives up a sliver of the reserve: the rest stays for the
-        deletes users send, which the next uploads would otherwise leave no room for.
+        deletes users send, which the next uploads would otherwise leave no room for. `grows`: it brings data
+        in (a record, items, requests, a log's lines), refused while the reserve is short, so that the room
+        the reserve gave stays for deletes; what only keeps the server going (a token, a session, a count) is
+        not.
         `after`: called once the job has committed (see Writer.run). `off_loop`: a long job (a large batch)
         runs on the writer's thread, so the event loop that would otherwise run it goes on answering."""
+        if grows and self.reserve.short():
+            # The room the reserve gave is kept for deletes, which the next uploads would otherwise take.
+            raise StorageFull(HELD_FOR_DELETES)
         handoff = self.handoff
         for attempt in range(HANDOFF_ATTEMPTS):
             if handoff is None or handoff.leading:

@@ -277,12 +277,12 @@ class SqliteQueues:
     async def add(
         self, store_pk: int, requests: Sequence[NewRequest], *, forefront: bool, client_key: str, now: int
     ) -> list[RequestAdded]:
-        return await self.db.write(_add_requests, store_pk, requests, forefront, client_key, now)
+        return await self.db.write(_add_requests, store_pk, requests, forefront, client_key, now, grows=True)
 
     async def put(
         self, store_pk: int, request: NewRequest, *, forefront: bool, client_key: str, now: int
     ) -> RequestAdded:
-        return await self.db.write(_put_request, store_pk, request, forefront, client_key, now)
+        return await self.db.write(_put_request, store_pk, request, forefront, client_key, now, grows=True)
 
     async def get(self, store_pk: int, request_id: str) -> RequestRow | None:
         row = self.db.one(

@@ -146,7 +146,7 @@ class SqliteRecords:
         return RecordHead.from_row(row) if row else None
 
     async def _begin_upload(self, name: str) -> None:
-        await self.db.write(_begin_upload, name)
+        await self.db.write(_begin_upload, name, grows=True)
 
     async def write(
         self,
@@ -185,6 +185,7 @@ class SqliteRecords:
                 etag,
                 now,
                 condition,
+                grows=True,
                 after=self._changed(store_pk, key),
             )
         except Exception as exc:

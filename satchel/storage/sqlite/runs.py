@@ -196,7 +196,7 @@ class SqliteRuns:
         return {row["event_name"]: row["total"] for row in rows}
 
     async def append_log(self, run_id: str, text: bytes, limit: int) -> int:
-        return await self.db.write(_append_log, run_id, text, limit)
+        return await self.db.write(_append_log, run_id, text, limit, grows=True)
 
     async def log_size(self, run_id: str) -> int:
         last = self.db.one(LAST_PIECE, (run_id,))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -33,8 +34,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from satchel.logs import Occasional
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# A full disk fails every write until room is made: said once a minute, not once a batch.
+_full = Occasional(log, 60.0)
 
 # The job, its future, the loop that waits on it, and what to call once it has committed.
 Job = tuple[
@@ -111,6 +116,14 @@ def _committed(batch: list[Job], outcomes: list[Outcome]) -> None:
             call_after(after)
 
 
+def disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return False
+
+
 def call_after(after: Callable[[], None] | None) -> None:
     """A job's after-commit call, if it has one."""
     if after is not None:
@@ -125,7 +138,10 @@ def _transact(conn: sqlite3.Connection, batch: list[Job], on_commit: Callable[[]
     try:
         return _run_jobs(conn, batch, on_commit)
     except Exception as exc:  # disk full, I/O error: nothing committed
-        log.warning("write transaction failed: %s", exc)
+        if disk_full(exc):
+            _full.log(logging.WARNING, "writes fail while the disk is full: %s", exc)
+        else:
+            log.warning("write transaction failed: %s", exc)
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         return [(None, exc)] * len(batch)
