@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     """Most client connections one server process holds, as far as its open-file limit allows (two files
     each). Near it, those waiting longest on their client (idle, or stalled mid-body) are closed first."""
     shutdown_timeout_seconds: int = Field(default=60, ge=1, le=3600)
-    """On SIGTERM or Ctrl-C the server stops accepting connections and finishes the requests in flight
-    (uploads included); a worker process still busy after this long is killed."""
+    """On SIGTERM or Ctrl-C the server stops accepting connections and finishes the requests it has begun
+    to read (uploads included); connections not yet accepted are refused, and nothing on them was stored. A
+    worker process still busy after this long is killed."""
     public_url: str = ""
     """The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers. Empty means
     http://{host}:{port}."""
