@@ -22,6 +22,7 @@ from satchel.api.errors import error_response, from_error
 from satchel.api.http import Call, bearer_token, check_transfer_coding
 from satchel.api.operations import PATHS as OPERATIONS
 from satchel.api.operations import Operations
+from satchel.api.pauses import Pauses
 from satchel.api.ratelimit import RateLimits
 from satchel.api.request_log import ROUTE, USER, RequestObserver
 from satchel.api.routing import Route, resolve
@@ -35,6 +36,7 @@ from satchel.service.services import Services
 
 log = logging.getLogger("satchel.api")
 OVERRIDABLE = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+READS = frozenset(("GET", "HEAD"))
 CORS_HEADERS = {
     "access-control-allow-origin": "*",
     "access-control-expose-headers": (
@@ -56,6 +58,7 @@ class SatchelApp:
         self.services = services
         self.metrics = metrics = Metrics(services.storage) if settings.metrics else None
         self.limits = RateLimits(settings, on_reject=metrics.rejected if metrics else None)
+        self.pauses = Pauses()
         if metrics:
             services.retention.on_sweep = metrics.sweep_done
         self.observer = observer = RequestObserver(metrics, log_requests=settings.request_log)
@@ -83,12 +86,14 @@ class SatchelApp:
 
     async def startup(self) -> None:
         await self.services.start()
+        self.pauses.start()
         if self.metrics:
             self.metrics.start()
         for started in self.on_startup:
             started()
 
     async def shutdown(self) -> None:
+        self.pauses.stop()
         if self.metrics:
             await self.metrics.stop()
         await self.services.stop()
@@ -130,7 +135,7 @@ class SatchelApp:
                 return
         head = scope["method"] == "HEAD"
         limit = [self.limits.per_resource]  # the endpoint's limit, once routing knows it
-        watch = body_watch(scope, receive)
+        watch = body_watch(scope, receive, self.pauses)
         if watch is not None:
             receive = watch
         observer = self.observer
@@ -178,6 +183,8 @@ class SatchelApp:
                 raise InvalidRequest(f"Parameter `method` must be one of {', '.join(OVERRIDABLE)}.")
         if method == "OPTIONS":
             return _preflight(methods)
+        if method not in READS:
+            self.pauses.check()
         endpoint = methods.get(method)
         strip_body = False
         if endpoint is None and method == "HEAD" and "GET" in methods:

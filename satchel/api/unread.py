@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope
 
 from satchel.api.http import declares_body
+from satchel.api.pauses import Pauses
 
 DRAIN_BYTES = 1024 * 1024  # most a refusal reads and drops
 DRAIN_SECONDS = 2.0  # longest it waits for that
@@ -24,14 +26,17 @@ NOT_DRAINED = frozenset((408, 413))
 
 class BodyWatch:
     """The request's receive, noting when the body has been read to its end (or the client left) and how many
-    of its bytes have been (for the request's log line and metrics)."""
+    of its bytes have been (for the request's log line and metrics); with `pauses`, a body that ends after a
+    pause of the process that began while it was read is refused (pauses.py)."""
 
-    __slots__ = ("ended", "read", "receive")
+    __slots__ = ("ended", "pauses", "read", "receive", "since")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, pauses: Pauses | None = None) -> None:
         self.receive = receive
         self.ended = False
         self.read = 0
+        self.pauses = pauses
+        self.since = time.monotonic() if pauses is not None else 0.0
 
     async def __call__(self) -> Message:
         message = await self.receive()
@@ -41,12 +46,14 @@ class BodyWatch:
         self.read += len(message.get("body", b""))
         if not message.get("more_body", False):
             self.ended = True
+            if self.pauses is not None:
+                self.pauses.check(self.since)
         return message
 
 
-def body_watch(scope: Scope, receive: Receive) -> BodyWatch | None:
+def body_watch(scope: Scope, receive: Receive, pauses: Pauses | None = None) -> BodyWatch | None:
     """A watch when the request has a body, else None (no cost for the GETs)."""
-    return BodyWatch(receive) if declares_body(scope) else None
+    return BodyWatch(receive, pauses) if declares_body(scope) else None
 
 
 async def settle(response: Response, scope: Scope, watch: BodyWatch | None) -> Response:
