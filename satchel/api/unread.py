@@ -60,6 +60,7 @@ async def settle(response: Response, scope: Scope, watch: BodyWatch | None) -> R
     """The error answer, after dropping a small unread remainder of the body, or marked to close."""
     if watch is None or watch.ended:
         return response
+    watch.pauses = None  # the request is refused already: its body is only dropped
     if response.status_code not in NOT_DRAINED and _declared(scope) <= DRAIN_BYTES:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_drain(watch), DRAIN_SECONDS)

@@ -92,10 +92,24 @@ class Seaweed:
         """Freeze the server: connections are accepted and never answered, until resume()."""
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGSTOP)
+            # Each thread stops as the kernel gets to it: on a loaded machine a request sent at once was
+            # still answered (a PUT stored in 6 ms), so this returns once every thread has stopped.
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and not _stopped(self.process.pid):
+                time.sleep(0.002)
 
     def resume(self) -> None:
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGCONT)
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped (state T in its stat, after the command name)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+    return bool(states) and all(state in ("T", "t") for state in states)
 
 
 def start_seaweed(dir: Path) -> Seaweed:
