@@ -25,6 +25,7 @@ def test_a_write_that_waited_out_a_pause_is_refused(tmp_path: Path, body: str) -
     whole request), or in the middle of its body. Neither is stored when the server runs again."""
     server = start_server(tmp_path / "data", args=("--workers", "2"))
     assert server.process is not None
+    group = server.process.pid
     try:
         with server.client() as http:
             assert http.post("/key-value-stores", params={"name": "paused"}).status_code == 201
@@ -33,18 +34,18 @@ def test_a_write_that_waited_out_a_pause_is_refused(tmp_path: Path, body: str) -
             def stale() -> Iterator[bytes]:
                 yield b"sta"
                 if body == "in two parts":
-                    os.killpg(server.process.pid, signal.SIGSTOP)
+                    os.killpg(group, signal.SIGSTOP)
                     time.sleep(0.2)
                 yield b"le"
 
             if body == "whole":
-                os.killpg(server.process.pid, signal.SIGSTOP)
+                os.killpg(group, signal.SIGSTOP)
             try:
                 with pytest.raises(httpx.TimeoutException):
                     http.put(RECORD, content=stale(), timeout=PAUSE_SECONDS)
                 time.sleep(PAUSE_SECONDS)
             finally:
-                os.killpg(server.process.pid, signal.SIGCONT)
+                os.killpg(group, signal.SIGCONT)
             time.sleep(1)  # the server reads and answers what waited
             assert http.get(RECORD).content == b"before"
             # Writes are taken again once the pause is behind.
