@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from satchel.api.pauses import AFTER_SECONDS, PAUSE_SECONDS
+from satchel.storage.sqlite.handoff import STALE_SECONDS
 from tests.conftest import start_server, stop_server
+from tests.harness.processes import writing_process
 from tests.harness.rigs import wait_until
 
 RECORD = "/key-value-stores/~paused/records/k"
@@ -76,5 +78,31 @@ def test_reads_are_served_right_after_a_pause(tmp_path: Path) -> None:
             assert refused.status_code == 503
             assert refused.json()["error"]["type"] == "service-unavailable"
             assert "did not run" in refused.json()["error"]["message"]
+    finally:
+        stop_server(server)
+
+
+def test_a_write_that_waited_on_the_stopped_writing_process_is_refused(tmp_path: Path) -> None:
+    """The workers run and the process that commits for them is stopped: the write handed to it waits on
+    the link, its client gives up, and it is not applied when that process runs again."""
+    server = start_server(tmp_path / "data", args=("--workers", "2"))
+    assert server.process is not None
+    writer = writing_process(server.process.pid)
+    assert writer is not None
+    try:
+        with server.client() as http:
+            assert http.post("/key-value-stores", params={"name": "paused"}).status_code == 201
+            assert http.put(RECORD, content=b"before").status_code == 201
+            os.kill(writer, signal.SIGSTOP)
+            try:
+                with pytest.raises(httpx.TimeoutException):
+                    http.put(RECORD, content=b"stale", timeout=1)
+                time.sleep(STALE_SECONDS)
+            finally:
+                os.kill(writer, signal.SIGCONT)
+            time.sleep(1)
+            assert http.get(RECORD).content == b"before"
+            assert wait_until(lambda: http.put(RECORD, content=b"after").status_code == 201, 10, 0.2)
+            assert http.get(RECORD).content == b"after"
     finally:
         stop_server(server)

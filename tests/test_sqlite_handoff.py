@@ -27,7 +27,7 @@ from satchel.storage.sqlite.db import Database
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
 from tests.harness.engine import Body
-from tests.harness.processes import gone, live_children
+from tests.harness.processes import gone, live_children, writing_process
 from tests.harness.server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -342,13 +342,6 @@ def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) ->
     assert log.count("hands its writes to the process that leads") == 2, log
     assert writing_process(server.pid) is None  # stopped with the server
     assert not (server.data_dir / SOCKET_FILE).exists()
-
-
-def writing_process(server_pid: int) -> int | None:
-    """The id of the process `satchel serve` started to write for its workers, while it runs."""
-    return next(
-        (pid for pid, command in live_children(server_pid).items() if b"write_process" in command), None
-    )
 
 
 def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> None:

@@ -42,3 +42,10 @@ def gone(pid: int, seconds: float = 10) -> bool:
     while (Path("/proc") / str(pid)).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     return not (Path("/proc") / str(pid)).exists()
+
+
+def writing_process(server_pid: int) -> int | None:
+    """The id of the process `satchel serve` started to write for its workers, while it runs."""
+    return next(
+        (pid for pid, command in live_children(server_pid).items() if b"write_process" in command), None
+    )

@@ -35,6 +35,7 @@ import pickle
 import socket
 import sqlite3
 import struct
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -56,6 +57,13 @@ MAX_SOCKET_PATH = 100  # bytes: sun_path holds 108 with its terminator
 IN_DOUBT = (
     "The server process that writes for this one stopped before it answered; the change may or may not"
     " have been stored. Read it back, or send it again."
+)
+# A job that waited this long on the link before the lead read it is refused (as the API refuses a write that
+# waited out a pause of its own process).
+STALE_SECONDS = 2.0
+STALE = (
+    "The server process that writes for this one did not run for a while, and the change waited through that:"
+    " it was not stored, so that it cannot land over newer writes. Send it again."
 )
 NOT_SENT = (
     "The server process that writes for this one had stopped; the change was not stored. Send it again."
@@ -264,19 +272,24 @@ class _Served(_Framed):
         self.handoff._served.add(self)
 
     def received(self, message: tuple[Any, ...]) -> None:
-        _, job, args, _, _, off_loop = message
+        seq, job, args, _, _, off_loop, sent = message
+        if time.monotonic() - sent > STALE_SECONDS:
+            # This process did not run while the job waited on the link (stopped, or its loop held): its
+            # client may have given up and written elsewhere since, so it is not applied late.
+            self._answer((seq, None, Unavailable(STALE)))
+            return
         # Straight onto the writer, answered from its future's callback: no task per job.
         self.handoff._submit_here(job, args, off_loop).add_done_callback(
             functools.partial(self._committed, message)
         )
 
     def _committed(self, message: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
-        seq, _, _, frees, tidies, _ = message
+        seq, _, _, frees, tidies, _, _ = message
         error = done.exception()
         if isinstance(error, sqlite3.OperationalError) and (frees or tidies):
             # A job that makes room may have failed for want of it (a full disk): again, the way write()
             # runs it, which gives up the disk's reserve for it.
-            task = asyncio.get_running_loop().create_task(self._run_again(*message))
+            task = asyncio.get_running_loop().create_task(self._run_again(*message[:6]))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             return
@@ -337,7 +350,8 @@ class _Link(_Framed):
         been called here (even if the future was cancelled meanwhile)."""
         seq = next(self._seq)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.send((seq, job, args, frees, tidies, off_loop))
+        # Sent with the time (CLOCK_MONOTONIC, the same in every process of the machine) for the lead's check.
+        self.send((seq, job, args, frees, tidies, off_loop, time.monotonic()))
         self._last = seq
         self._waiting[seq] = (fut, after)
         return fut
