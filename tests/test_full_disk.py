@@ -9,7 +9,6 @@ import asyncio
 import gzip
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from satchel.storage.feed import StampFeed
-from satchel.storage.sqlite.reserve import LOOK_SECONDS
 from tests.harness.disk import MIB, fill, free_bytes, small_filesystem
 from tests.harness.reading import all_keys, fetch
 from tests.harness.rigs import SqliteRig, wait_until
@@ -178,7 +176,6 @@ def test_the_room_a_delete_frees_on_a_full_disk_stays_for_deletes(small_disk: Sq
             # The reserve given up, as a delete that finds the disk full gives it (which delete does is not
             # sure: one may fit in pages the database file already holds).
             os.truncate(reserve, 0)
-            time.sleep(LOOK_SECONDS * 2)  # what a process not itself giving it up takes to see it
             room = free_bytes(small_disk.data_dir)
             assert room >= RESERVE // 2
             for i in range(40):  # 8 MiB of uploads, inline and in blob files, where 16 MiB came free

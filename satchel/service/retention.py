@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from satchel.clock import now_ms
+from satchel.errors import StorageFull, Unavailable
 from satchel.service.lookups import Lookups
 from satchel.service.usage import Usage
 from satchel.storage import StoreTable
@@ -59,6 +60,8 @@ class Retention:
             deleted: int | None = None
             try:
                 deleted = await self.sweep()
+            except (StorageFull, Unavailable) as exc:  # a full disk, a backend away: a line, not a traceback
+                log.warning("retention sweep waits: %s", exc.message)
             except Exception:  # tried again next interval
                 log.exception("retention sweep failed")
             if self.on_sweep:

@@ -43,8 +43,8 @@ HANDOFF_ATTEMPTS = 3  # leads tried for one write whose job never left this proc
 TIDYING_BYTES = 256 * 1024  # of the reserve, for forgetting removed files on a full disk (a few WAL pages)
 STORAGE_FULL = "The server's disk is full; the change was not stored."
 HELD_FOR_DELETES = (
-    "The server's disk is full: until deletes have made room again, only they are taken. The change was not"
-    " stored."
+    "The server's disk is full: until deletes have made room again ({mib} MiB free), only they are taken."
+    " The change was not stored."
 )
 
 
@@ -249,7 +249,7 @@ class Database:
         runs on the writer's thread, so the event loop that would otherwise run it goes on answering."""
         if grows and self.reserve.short():
             # The room the reserve gave is kept for deletes, which the next uploads would otherwise take.
-            raise StorageFull(HELD_FOR_DELETES)
+            raise StorageFull(HELD_FOR_DELETES.format(mib=2 * self.reserve.size >> 20))
         handoff = self.handoff
         for attempt in range(HANDOFF_ATTEMPTS):
             if handoff is None or handoff.leading:
