@@ -5,6 +5,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+# A process that did not run this long (stopped, a paused VM, its loop held) may have held writes whose
+# clients gave up and wrote elsewhere: the API (api/pauses.py) and the process that commits for the workers
+# (storage/sqlite/handoff.py) refuse such writes rather than apply them late.
+PAUSE_SECONDS = 2.0
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

@@ -36,8 +36,9 @@ import httpx
 
 from satchel.clock import iso, now_ms
 from satchel.remote import connection, remote_options
+from satchel.run_api import Api
 from satchel.run_events import GRACE_SECONDS, PlatformEvents, memory_mbytes
-from satchel.run_log import LogFull, RunLog
+from satchel.run_log import RunLog
 from satchel.service.validation import MAX_LOG_APPEND, MEMORY_RANGE
 
 DEFAULT_ACTOR = "local-actor"
@@ -46,7 +47,6 @@ KILL_SECONDS = 10.0  # after the signal that ends a stop, how long a command has
 END_SECONDS = 60.0  # how long the run's end is tried while the server does not answer
 END_RETRY_SECONDS = 2.0
 LATE_END_MS = 2000  # an end recorded later than this after the command's carries its own time
-HTTP_TIMEOUT = 30.0
 ABORTED = ("ABORTING", "ABORTED")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The SDK calls the API for the run's pricing unless both are set; `{}` counts as unset, so one (free)
@@ -103,68 +103,6 @@ def environment(url: str, token: str, run: dict[str, Any], events_url: str) -> d
         "APIFY_ACTOR_PRICING_INFO": PRICING_INFO,
         "APIFY_CHARGED_ACTOR_EVENT_COUNTS": CHARGED_EVENT_COUNTS,
     }
-
-
-class Api:
-    """The few API calls `satchel run` makes."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.http = httpx.Client(
-            base_url=url + "/v2", headers={"authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
-        )
-
-    def _data(self, response: httpx.Response) -> dict[str, Any]:
-        if response.is_error:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:200]
-            raise click.ClickException(f"{response.request.method} {response.request.url.path}: {message}")
-        data: dict[str, Any] = response.json()["data"]
-        return data
-
-    def start(self, actor: str, body: bytes | None, memory: int) -> dict[str, Any]:
-        headers = {"content-type": "application/json"} if body is not None else {}
-        response = self.http.post(
-            f"/acts/~{actor}/runs",
-            params={"origin": "CLI", "memory": memory},
-            content=body or b"",
-            headers=headers,
-        )
-        return self._data(response)
-
-    def get(self, run_id: str) -> dict[str, Any]:
-        return self._data(self.http.get(f"/actor-runs/{run_id}"))
-
-    def resume(self, run_id: str) -> dict[str, Any]:
-        """The run RUNNING again, with what its last end recorded cleared."""
-        body: dict[str, Any] = {"status": "RUNNING", "exitCode": None, "statusMessage": None}
-        body["isStatusMessageTerminal"] = False
-        return self._data(self.http.put(f"/actor-runs/{run_id}", json=body))
-
-    def append_log(self, run_id: str, text: bytes) -> None:
-        response = self.http.post(
-            f"/actor-runs/{run_id}/log", content=text, headers={"content-type": "text/plain; charset=utf-8"}
-        )
-        if response.status_code == 413 and "log-too-large" in response.text:
-            raise LogFull  # what fits was kept
-        if response.is_error:
-            self._data(response)  # raises, with the server's message
-
-    def finish(
-        self,
-        run_id: str,
-        status: str,
-        exit_code: int,
-        message: str | None = None,
-        finished_at: str | None = None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": status, "exitCode": exit_code}
-        if message is not None:
-            body["statusMessage"] = message
-        if finished_at is not None:
-            body["finishedAt"] = finished_at
-        return self._data(self.http.put(f"/actor-runs/{run_id}", json=body))
 
 
 class Child:

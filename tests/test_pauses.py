@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from satchel.api.pauses import AFTER_SECONDS, PAUSE_SECONDS
-from satchel.storage.sqlite.handoff import STALE_SECONDS
+from satchel.api.pauses import AFTER_SECONDS
+from satchel.clock import PAUSE_SECONDS
 from tests.conftest import start_server, stop_server
 from tests.harness.processes import writing_process
 from tests.harness.rigs import wait_until
@@ -97,7 +97,7 @@ def test_a_write_that_waited_on_the_stopped_writing_process_is_refused(tmp_path:
             try:
                 with pytest.raises(httpx.TimeoutException):
                     http.put(RECORD, content=b"stale", timeout=1)
-                time.sleep(STALE_SECONDS)
+                time.sleep(PAUSE_SECONDS)
             finally:
                 os.kill(writer, signal.SIGCONT)
             time.sleep(1)

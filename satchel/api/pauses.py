@@ -17,11 +17,11 @@ import logging
 import math
 import time
 
+from satchel.clock import PAUSE_SECONDS
 from satchel.errors import Unavailable
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.25
-PAUSE_SECONDS = 2.0  # a gap this long between ticks is a pause
 AFTER_SECONDS = 2.0  # what reaches the app this soon after a pause may have waited through it
 MESSAGE = (
     "This server did not run for a while, and the request may have waited through that: it was not applied,"

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+from satchel.clock import PAUSE_SECONDS
 from satchel.errors import SatchelError, Unavailable
 from satchel.storage.sqlite.writer import WriterLock, call_after
 
@@ -58,9 +59,6 @@ IN_DOUBT = (
     "The server process that writes for this one stopped before it answered; the change may or may not"
     " have been stored. Read it back, or send it again."
 )
-# A job that waited this long on the link before the lead read it is refused (as the API refuses a write that
-# waited out a pause of its own process).
-STALE_SECONDS = 2.0
 STALE = (
     "The server process that writes for this one did not run for a while, and the change waited through that:"
     " it was not stored, so that it cannot land over newer writes. Send it again."
@@ -273,7 +271,7 @@ class _Served(_Framed):
 
     def received(self, message: tuple[Any, ...]) -> None:
         seq, job, args, _, _, off_loop, sent = message
-        if time.monotonic() - sent > STALE_SECONDS:
+        if time.monotonic() - sent > PAUSE_SECONDS:
             # This process did not run while the job waited on the link (stopped, or its loop held): its
             # client may have given up and written elsewhere since, so it is not applied late.
             self._answer((seq, None, Unavailable(STALE)))
