@@ -67,7 +67,7 @@ class Reserve:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
             else:  # no room after all: short, as it was, until the next try
-                os.ftruncate(fd, min(held, self.held()))
+                os.ftruncate(fd, held)
             return False
         finally:
             os.close(fd)
