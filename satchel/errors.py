@@ -14,12 +14,15 @@ class SatchelError(Exception):
     type = "internal-server-error"
     status = 500
     data: dict[str, object] | None = None  # the envelope's `error.data`, for errors that carry details
+    retry_after: int | None = None  # seconds after which the same request may succeed: sent as Retry-After
 
-    def __init__(self, message: str, type: str | None = None) -> None:
+    def __init__(self, message: str, type: str | None = None, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if type is not None:
             self.type = type
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidRequest(SatchelError):
@@ -109,6 +112,7 @@ class StorageFull(SatchelError):
 class RateLimited(SatchelError):
     type = "rate-limit-exceeded"
     status = 429
+    retry_after = 1  # the per-second limits' next window
 
 
 class Unavailable(SatchelError):
@@ -116,3 +120,4 @@ class Unavailable(SatchelError):
 
     type = "service-unavailable"
     status = 503
+    retry_after = 1

@@ -78,6 +78,7 @@ def test_reads_are_served_right_after_a_pause(tmp_path: Path) -> None:
             assert refused.status_code == 503
             assert refused.json()["error"]["type"] == "service-unavailable"
             assert "did not run" in refused.json()["error"]["message"]
+            assert refused.headers["retry-after"] == "2"  # writes are taken again 2 s after a pause
     finally:
         stop_server(server)
 

@@ -70,6 +70,7 @@ def test_every_response_tells_its_limit(defaults: Server) -> None:
         assert http.get(f"{base}/records/bad~key").headers["x-ratelimit-limit"] == "100"
     exposed = httpx.get(f"{defaults.api}/users/me").headers["access-control-expose-headers"]
     assert "X-RateLimit-Limit" in exposed
+    assert "Retry-After" in exposed
 
 
 def test_per_store_limit(small: Server) -> None:
@@ -84,6 +85,8 @@ def test_per_store_limit(small: Server) -> None:
         error = refused(results)[0].json()["error"]
         assert error["type"] == "rate-limit-exceeded"
         assert "5 requests per second" in error["message"]
+        # The next second's window takes requests again, and the refusal says so.
+        assert {r.headers["retry-after"] for r in refused(results)} == {"1"}
         # Another store is another resource, with its own budget.
         assert http.get(f"/key-value-stores/{two}").status_code == 200
         time.sleep(1.1)
@@ -125,6 +128,8 @@ def test_global_limit_per_user_and_per_ip(tmp_path: Path) -> None:
             assert 429 in statuses
             limited = next(r for r in stores if r.status_code == 429)
             assert "12 requests per minute" in limited.json()["error"]["message"]
+            # Until the caller's minute starts over, which began with its first request a moment ago.
+            assert 50 <= int(limited.headers["retry-after"]) <= 60
         # Anonymous callers are counted by IP, apart from the user's budget... until they spend their own.
         anonymous = [httpx.get(f"{server.api}/key-value-stores/someid") for _ in range(15)]
         assert [r.status_code for r in anonymous].count(404) >= 1

@@ -392,6 +392,7 @@ def test_object_store_frozen_answers_within_timeout(own: Own, outage_node: tuple
                 measured(f"object_store_frozen_{method}_answered", took)
                 assert answer.status_code == 503, answer.text
                 assert answer.json()["error"]["type"] == "service-unavailable"
+                assert answer.headers["retry-after"] == "1"
                 assert took < BACKEND_TIMEOUT + TIMEOUT_SLACK
             small = http.put(f"{url}/small", content=b"inline")
             assert small.status_code == 201

@@ -60,6 +60,7 @@ def test_a_blob_folder_that_cannot_be_written_is_a_503_until_mended(server: Serv
                 error = refused.json()["error"]
                 assert error["type"] == "service-unavailable"
                 assert "cannot write to its storage" in error["message"]
+                assert refused.headers["retry-after"] == "1"
             # What needs no blob file goes on, and what was stored is read.
             assert http.put(f"{records}/small", content=b"tiny").status_code == 201
             assert http.get(f"{records}/before").content == BIG

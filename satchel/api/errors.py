@@ -26,4 +26,6 @@ def from_error(error: SatchelError, *, head: bool = False) -> Response:
     response = error_response(error.status, error.type, error.message, head=head, data=error.data)
     if isinstance(error, MethodNotAllowed):
         response.headers["allow"] = ", ".join(error.allowed)
+    if error.retry_after is not None:
+        response.headers["retry-after"] = str(error.retry_after)
     return response

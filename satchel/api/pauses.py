@@ -60,4 +60,4 @@ class Pauses:
             return
         now = time.monotonic()
         if now - self.ticked > PAUSE_SECONDS or now - self.ended < AFTER_SECONDS or self.ended > since:
-            raise Unavailable(MESSAGE)
+            raise Unavailable(MESSAGE, retry_after=math.ceil(AFTER_SECONDS))

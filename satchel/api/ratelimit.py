@@ -74,8 +74,17 @@ class RateLimits:
             if self.on_reject:
                 self.on_reject("global")
             raise RateLimited(
-                f"You have exceeded the global rate limit of {self._global.amount} requests per minute."
+                f"You have exceeded the global rate limit of {self._global.amount} requests per minute.",
+                retry_after=await self._global_reset(who),
             )
+
+    async def _global_reset(self, who: str) -> int:
+        """Whole seconds until `who`'s minute window of the global limit starts over (at least 1)."""
+        try:
+            stats = await self._limiter.window_stats(self._global, "global", who)
+        except Exception:  # the counters went away meanwhile: a minute is the longest it can be
+            return self._global.get_expiry()
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def _shaped(self, item: RateLimitItemPerSecond, resource: str, limit: int) -> bool:
         """Take a slot of the resource's window, waiting for a later window while that is allowed."""
