@@ -42,7 +42,8 @@ CORS_HEADERS = {
     "access-control-expose-headers": (
         "Location, Content-Encoding, Content-Disposition, X-RateLimit-Limit, X-Apify-Pagination-Offset,"
         " X-Apify-Pagination-Limit, X-Apify-Pagination-Count, X-Apify-Pagination-Total,"
-        " X-Apify-Pagination-Desc, X-Request-Id, ETag, Last-Modified, Accept-Ranges, Content-Range, Retry-After"
+        " X-Apify-Pagination-Desc, X-Request-Id, ETag, Last-Modified, Accept-Ranges, Content-Range,"
+        " Retry-After"
     ),
 }
 # Appended to every response as is: no handler sets these names itself.
