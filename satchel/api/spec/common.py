@@ -252,9 +252,15 @@ NO_CONTENT = {"204": {"description": "Done (also when there was nothing to delet
 
 # Each error answer once, under components/responses, for the operations to refer to: written out in each of
 # them, they were 40% of the document (and of what the docs page parses before it shows anything).
-ERROR_RESPONSES = {
+ERROR_RESPONSES: dict[str, dict[str, Any]] = {
     f"Error{status}": {"description": text, "content": {"application/json": {"schema": ref("Error")}}}
     for status, text in ERRORS.items()
+}
+ERROR_RESPONSES["Error429"]["headers"] = {
+    "Retry-After": {
+        "schema": {"type": "integer"},
+        "description": "Seconds until the limit's window starts over",
+    }
 }
 
 
