@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from satchel.errors import SatchelError
 from satchel.service.services import Services, build_services_from
-from satchel.settings import Settings
+from satchel.settings import Settings, invalid_settings
 
 T = TypeVar("T")
 SQLITE_FILE = "satchel.db"  # what makes a folder a data dir of the embedded engine
@@ -38,8 +39,14 @@ def storage_options(command: Callable[..., T]) -> Callable[..., T]:
 
 
 def settings_from(**overrides: Any) -> Settings:
-    """Settings from the environment, with the command line's explicit options on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with the command line's explicit options on top; a value Satchel
+    cannot use, or a config file it cannot read, is a clean error naming the setting."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        raise click.ClickException(invalid_settings(error)) from error
+    except ValueError as error:  # the config file (ConfigFileError)
+        raise click.ClickException(str(error)) from error
 
 
 def run_on_storage(

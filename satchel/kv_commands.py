@@ -33,6 +33,7 @@ from satchel.remote import (
     Remote,
     RemoteError,
     connection,
+    record_count,
     remote_options,
     resolve_store,
     run_remote,
@@ -303,6 +304,6 @@ def cp(source: str, dest: str, *, url: str | None, token: str | None, data_dir: 
     copied, skipped = _run(url, token, data_dir, work)
     for problem in skipped:
         click.echo(f"skipped {problem}", err=True)
-    click.echo(f"{copied} records copied to {dest}", err=True)
+    click.echo(f"{record_count(copied)} copied to {dest}", err=True)
     if skipped:
         raise Partial(f"{len(skipped)} skipped (listed above).")

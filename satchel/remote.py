@@ -68,9 +68,21 @@ def remote_options(command: Callable[..., T]) -> Callable[..., T]:
 def _settings(data_dir: Path | None) -> Settings:
     """The settings, for a default the command line left out. Imported here: the settings' model takes half
     a second to load, which a command given --url and --token never needs."""
-    from satchel.settings import Settings  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
 
-    return Settings() if data_dir is None else Settings(data_dir=data_dir)
+    from satchel.settings import Settings, invalid_settings  # noqa: PLC0415
+
+    try:
+        return Settings() if data_dir is None else Settings(data_dir=data_dir)
+    except ValidationError as error:
+        raise click.ClickException(invalid_settings(error)) from error
+    except ValueError as error:  # the config file (ConfigFileError)
+        raise click.ClickException(str(error)) from error
+
+
+def record_count(count: int) -> str:
+    """A number of records as the commands print it: "1 record", "2 records"."""
+    return f"{count} record" if count == 1 else f"{count} records"
 
 
 def connection(url: str | None, token: str | None, data_dir: Path | None = None) -> tuple[str, str]:
@@ -134,6 +146,11 @@ def run_remote(url: str, token: str, work: Callable[[Remote], Awaitable[T]]) -> 
         raise failure(error) from error
     except SatchelError as error:
         raise Failed(error.message) from error
+    except httpx.ConnectError as error:
+        raise Failed(
+            f"Nothing answers at {url}: is the server running? Start it with `satchel serve`, or name the one"
+            " to use with --url (or SATCHEL_URL)."
+        ) from error
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         raise Failed(
             f"The server at {url} does not answer as expected: {str(error) or type(error).__name__}"

@@ -49,10 +49,7 @@ def serve(config: Path | None, **flags: Any) -> None:
     """
     if config is not None:
         os.environ[CONFIG_VARIABLE] = str(config)  # read by Settings, here and in every process started
-    try:
-        settings = settings_from(**flag_values(flags))
-    except ValueError as error:  # a bad value, or a config file that cannot be used
-        raise click.ClickException(str(error)) from error
+    settings = settings_from(**flag_values(flags))
     # Before anything starts: a second server on a taken port would otherwise share it (SO_REUSEPORT).
     try:
         claim = claim_port(settings.host, settings.port)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -212,6 +212,20 @@ class Settings(BaseSettings):
 
 class ConfigFileError(ValueError):
     """The config file cannot be read, or names a setting Satchel does not have."""
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """What a ValidationError of Settings says, in a line per setting: its name, its variable, the rule and
+    the value given (which may have come from a flag, the variable or a config file)."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        path = [str(part) for part in problem["loc"]]
+        variable = "SATCHEL_" + "__".join(path).upper()
+        given = f" (got {problem['input']!r})" if not isinstance(problem["input"], dict) else ""
+        rule = problem["msg"].removeprefix("Value error, ")  # a validator's own words, as written
+        rule = rule[:1].lower() + rule[1:] if problem["type"] != "value_error" else rule
+        lines.append(f"Setting {'.'.join(path)} ({variable}): {rule.rstrip('.')}{given}.")
+    return "\n".join(lines)
 
 
 def read_config(path: Path) -> dict[str, Any]:

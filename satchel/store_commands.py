@@ -17,7 +17,7 @@ from satchel.crawlee_storage import exporting, importing
 from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
 from satchel.errors import NotFound
 from satchel.local_server import local_base_url
-from satchel.remote import connection, run_remote, server_options
+from satchel.remote import connection, record_count, run_remote, server_options
 from satchel.service import signing
 from satchel.service.access import Caller
 from satchel.service.services import Services
@@ -222,7 +222,7 @@ def import_folder(
         lambda stores: importing.import_folders(stores, path, store_name=store_name),
     )
     for name, count in report.stores.items():
-        click.echo(f"{name}: {count} records")
+        click.echo(f"{name}: {record_count(count)}")
     if not report.stores:
         click.echo(f"No key-value store was imported from {path}.", err=True)
     for problem in report.skipped:
@@ -247,7 +247,7 @@ def export_store(
 ) -> None:
     server = _server(url, token, username, where)
     done = _on_stores(server, username, where, lambda stores: exporting.export_store(stores, store, path))
-    click.echo(f"{done.records} records written to {done.folder}")
+    click.echo(f"{record_count(done.records)} written to {done.folder}")
     if done.own_names:
         click.echo(
             f"{len(done.own_names)} of them under Satchel's own names (~...), as Crawlee's layout cannot name"

@@ -167,7 +167,7 @@ def test_share_takes_the_admins_store_by_name_as_export_does(running: Server) ->
     assert "'~nothing-here' was not found" in missing.stderr
     # export reads the same names the same way.
     out = running.data_dir.parent / "exported"
-    assert "1 records written" in run_cli("export", "~mine", str(out), data_dir=running.data_dir).stdout
+    assert "1 record written" in run_cli("export", "~mine", str(out), data_dir=running.data_dir).stdout
     # Another user's store is read as its owner, and the admin's refusal says how.
     httpx.post(f"{running.api}/key-value-stores", params={"name": "theirs"}, headers=sharer)
     refused = run_cli("export", "sharer~theirs", str(out), data_dir=running.data_dir, ok=False)

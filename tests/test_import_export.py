@@ -77,7 +77,7 @@ def test_import_follows_no_link(server: Server, tmp_path: Path) -> None:
     (tmp_path / "storage" / "key_value_stores" / "linked-folder").symlink_to(outside)
     done = satchel(server, "import", str(tmp_path / "storage"))
     assert done.returncode == 0, done.stderr
-    assert "linked-files: 1 records" in done.stdout
+    assert "linked-files: 1 record" in done.stdout
     assert "linked-folder" not in done.stdout
     for name in ("token.txt", "token2", "linked-folder"):
         assert f"{name}: a link; links are not followed" in done.stderr

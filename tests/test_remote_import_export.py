@@ -123,7 +123,7 @@ def test_a_remote_import_follows_no_link_and_waits_on_nothing(
     os.mkfifo(folder / "pipe")
     done = satchel("import", str(tmp_path / "storage"), "--url", server.base_url, "--token", server.token)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{name}: 1 records"
+    assert done.stdout.strip() == f"{name}: 1 record"
     assert "token.txt: a link; links are not followed" in done.stderr
     assert "pipe: not a regular file" in done.stderr
     keys = http.get(f"/key-value-stores/~{name}/keys").json()["data"]["items"]

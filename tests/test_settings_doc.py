@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,33 @@ def test_serve_says_what_is_wrong_with_its_config_file(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert "cannot be read" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("SATCHEL_PORT", "abc", "Setting port (SATCHEL_PORT): input should be a valid integer"),
+        (
+            "SATCHEL_RATE_LIMIT",
+            "maybe",
+            "Setting rate_limit (SATCHEL_RATE_LIMIT): input should be a valid boolean",
+        ),
+    ],
+)
+def test_a_bad_variable_is_named_in_one_line(tmp_path: Path, variable: str, value: str, said: str) -> None:
+    """A value Satchel cannot use says which setting and variable, the rule and the value: no validation
+    report from the settings library, whichever command reads the settings."""
+    for args in (("serve",), ("users", "list")):
+        done = subprocess.run(
+            cli_command(*args, data_dir=tmp_path / "data"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, variable: value},
+        )
+        assert done.returncode == 1, done.stderr
+        assert said in done.stderr
+        assert f"(got '{value}')" in done.stderr
+        assert "pydantic" not in done.stderr
+        assert "Traceback" not in done.stderr
