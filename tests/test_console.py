@@ -392,15 +392,24 @@ def test_deleting_a_record_goes_back_to_the_place_in_the_list(server: Server, ap
         assert api.put(f"/key-value-stores/{store}/records/{key}", content=b"v").status_code == 201
     page = f"/console/key-value-stores/{store}"
     with _session(server) as console:
+        # The list the record was deleted from, as its form's action names it (whatever the Referer says):
+        # its prefix and place come back, the preview does not.
         listed = console.post(
-            f"{page}/records/k1/delete",
-            headers={"referer": f"{server.base_url}{page}?prefix=k&after=k0&key=k1"},
+            f"{page}/records/k1/delete?prefix=k&after=k0&skipped=1000&offset=50&key=k1",
+            headers={"referer": f"{server.base_url}/console/key-value-stores/~elsewhere"},
         )
-        assert (listed.status_code, listed.headers["location"]) == (303, f"{page}?prefix=k&after=k0")
+        assert (listed.status_code, listed.headers["location"]) == (
+            303,
+            f"{page}?prefix=k&after=k0&skipped=1000&offset=50",
+        )
         alone = console.post(
             f"{page}/records/k2/delete", headers={"referer": f"{server.base_url}{page}/records/k2"}
         )
         assert (alone.status_code, alone.headers["location"]) == (303, page)
+        # The form on the list's page carries that place.
+        listing = console.get(f"{page}?prefix=k").text
+        assert f'action="{page}/records/k3/delete?prefix=k"' in listing
+        assert 'aria-label="Delete k3"' in listing
     assert [item["key"] for item in api.get(f"/key-value-stores/{store}/keys").json()["data"]["items"]] == [
         "k3"
     ]

@@ -191,6 +191,19 @@ def test_search_and_the_unnamed_box_keep_the_sort(person: Person) -> None:
     assert "sort must be one of" in page.inner_text("[role=alert]")
 
 
+def test_the_first_tab_skips_the_header_to_the_page(person: Person) -> None:
+    """A keyboard user reaches the page in one step, not past every link of the header on every page."""
+    page = person.page
+    page.goto("/console/key-value-stores")
+    skip = page.locator("a.skip")
+    assert skip.bounding_box()["x"] < 0  # type: ignore[index]  # out of sight until focused
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert skip.bounding_box()["x"] >= 0  # type: ignore[index]
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+
 def test_the_store_list_pages_with_totals(person: Person) -> None:
     names = [f"store-{n:02d}" for n in range(45)]
     for name in names:
@@ -425,6 +438,16 @@ def test_the_record_list_shows_type_size_and_time_with_pages_and_a_prefix(person
     page.click("button:has-text('Filter')")
     assert page.inner_text("#keys-range") == "0 of 0"
     assert "No records with the prefix" in page.inner_text("main")
+    # A hand-made or old link: an offset off the page grid steps back to the start, not before it...
+    page.goto(f"/console/key-value-stores/{store}?offset=7")
+    assert page.inner_text("#keys-range") == f"8{DASH}57 of 65"
+    assert page.get_attribute("#keys-pager a[rel=prev]", "href") == "?offset=0"
+    # ...and one past the end says so, with the way back, rather than showing the first page as that one.
+    page.goto(f"/console/key-value-stores/{store}?offset=500")
+    assert page.inner_text("#keys-range") == "0 of 65"
+    assert "Nothing on this page" in page.inner_text("main")
+    page.click("main p.empty a")
+    assert page.inner_text("#keys-range") == f"1{DASH}50 of 65"
 
 
 def test_past_a_thousand_keys_the_record_list_goes_on_from_the_last_key(person: Person) -> None:

@@ -52,8 +52,7 @@ async def context(
         caller, ref, exclusive_start_key=after, limit=WINDOW, prefix=prefix, collection=None
     )
     window = keys.items
-    if offset >= len(window):
-        offset = 0
+    past_the_end = offset >= len(window) and offset > 0  # an old link, or a list that shrank since
     shown = window[offset : offset + PER_PAGE]
     heads: list[RecordHead] = []
     for item in shown:
@@ -63,14 +62,19 @@ async def context(
             continue
     total = skipped + len(window)
     place = Range(
-        skipped + offset + 1 if shown else 0, skipped + offset + len(shown), total, not keys.is_truncated
+        skipped + offset + 1 if shown else 0,
+        skipped + offset + len(shown) if shown else 0,
+        total,
+        not keys.is_truncated,
     )
     # Each link keeps the prefix; within the window it moves the offset, past it the window.
     state = {"prefix": prefix} if prefix else {}
     window_state = {**state, "after": after, "skipped": str(skipped)} if after else dict(state)
     previous = next_page = None
-    if offset > 0:
-        previous = {**window_state, "offset": str(offset - PER_PAGE)}
+    if past_the_end:
+        previous = dict(window_state)  # the window's first page
+    elif offset > 0:
+        previous = {**window_state, "offset": str(max(offset - PER_PAGE, 0))}
     elif after:
         previous = dict(state)  # the first page
     if offset + PER_PAGE < len(window):
@@ -89,7 +93,8 @@ async def context(
         "here": here,
         "previous": previous,
         "next": next_page,
-        "previous_label": "Previous" if offset > 0 else "First page",
+        "previous_label": "Previous" if offset > 0 and not past_the_end else "First page",
+        "past_the_end": past_the_end,
         "chosen": chosen,
         "preview": preview,
     }

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import orjson
 from starlette.requests import Request
@@ -22,7 +22,6 @@ from satchel.console.forms import (
     FORM_SLACK,
     MAX_PARTS,
     StreamedForm,
-    came_from,
     one_chunk,
     read_form,
     record_path,
@@ -46,6 +45,8 @@ PREVIEW_BYTES = 256 * 1024
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/ld+json")
 CHARSET = re.compile(r"""charset\s*=\s*("?[A-Za-z0-9._:-]{1,40}"?)""", re.IGNORECASE)
 # Record bodies shown raw: sandboxed, so stored HTML or SVG cannot run script on this origin.
+# A place in a store's record list (record_list.py): what a record's Delete takes back there.
+LIST_PLACE = frozenset(("prefix", "offset", "after", "skipped"))
 RAW_HEADERS = {"content-security-policy": "sandbox", "x-content-type-options": "nosniff"}
 
 
@@ -220,12 +221,10 @@ async def download_all(console: Console, request: Request, caller: Caller) -> Re
 async def delete(console: Console, request: Request, caller: Caller) -> Response:
     ref, key = request.path_params["store"], request.path_params["key"]
     await console.services.records.delete(caller, ref, key)
-    # Back to the page of the list it was deleted from (its prefix and place), without the record's preview.
-    back = urlsplit(came_from(request))
-    if back.path != store_path(ref):
-        return redirect(store_path(ref), "deleted")
-    query = urlencode([(k, v) for k, v in parse_qsl(back.query) if k != "key"])
-    return redirect(f"{back.path}?{query}" if query else back.path, "deleted")
+    # Back to the page of the list it was deleted from: the form's action carries its prefix and place (a
+    # Referer may be left out, or name the store another way), without the record's preview.
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k in LIST_PLACE])
+    return redirect(f"{store_path(ref)}?{query}" if query else store_path(ref), "deleted")
 
 
 async def _preview(found: RecordRead, *, pretty_json: bool) -> str:
