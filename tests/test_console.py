@@ -364,7 +364,7 @@ def test_an_error_page_leads_back_to_the_form_it_came_from(server: Server, api: 
         )
     assert refused.status_code == 400
     assert "the file&#39;s name" in refused.text  # and why: the name has a space
-    assert f'href="/console/key-value-stores/{store}">Back</a>' in refused.text
+    assert f'href="/console/key-value-stores/{store}" id="back" data-back>Back</a>' in refused.text
 
 
 def test_typed_text_keeps_the_line_breaks_typed_and_text_shows_in_its_charset(

@@ -300,6 +300,9 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     api, page = person.api, person.page
     store = make_store(api, "to-settle")
     page.goto(f"/console/key-value-stores/{store['id']}?tab=settings")
+    # A new store follows its owner's setting, and says what that comes to.
+    facts = page.inner_text("dl.facts")
+    assert "follow user setting (now restricted)" in facts
     note = page.inner_text("#retention-note")
     assert "named store is kept until it is deleted" in note
     assert "unnamed one is deleted" in note
@@ -336,6 +339,26 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     page.wait_for_url("**/console/key-value-stores")
     assert page.inner_text(NOTE) == "Deleted."
     assert api.get(f"/key-value-stores/{store['id']}").status_code == 404
+
+
+def test_an_error_page_leads_back_to_the_form_as_filled_in_or_to_its_list(person: Person) -> None:
+    api, page = person.api, person.page
+    store = make_store(api, "to-misname")
+    page.goto(f"/console/key-value-stores/{store['id']}?tab=settings")
+    page.fill("#name", "no spaces allowed")
+    page.evaluate("document.querySelector('#name').removeAttribute('pattern')")  # past the browser's check
+    page.click("button:has-text('Save settings')")
+    assert page.inner_text("h1") == "That did not work"
+    assert page.inner_text("#back") == "Back"
+    page.click("#back")
+    page.wait_for_url("**?tab=settings")
+    assert page.input_value("#name") == "no spaces allowed"  # as typed, to be mended
+    # Opened with no page before it, a missing dataset's error leads to the datasets.
+    fresh = page.context.new_page()
+    fresh.goto("/console/datasets/NoSuchDatasetId1")
+    assert fresh.inner_text("#back") == "Back to your datasets"
+    assert fresh.get_attribute("#back", "href") == "/console/datasets"
+    fresh.close()
 
 
 def test_making_a_store_says_whether_it_is_new_or_the_name_was_taken(person: Person) -> None:

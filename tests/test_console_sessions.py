@@ -116,6 +116,14 @@ def test_signing_out_ends_the_session_and_every_copy_of_its_cookie(server: Serve
     assert response.headers["location"] == "/console/login"
     assert 'satchel_console=""' in response.headers["set-cookie"]
     assert "max-age=0" in response.headers["set-cookie"].lower()
+    # The sign-in page it leads to says it was done.
+    note = response.headers.get_list("set-cookie")
+    with httpx.Client(base_url=server.base_url) as browser:
+        for cookie in note:
+            name, _, rest = cookie.partition("=")
+            if name == "satchel_note":
+                browser.cookies.set(name, rest.split(";")[0], path="/console")
+        assert "Signed out." in browser.get("/console/login").text
     # A copy of the cookie, kept from before, is refused: the session is gone on the server.
     assert not signed_in(server, session)
     assert post(server, session, STORES, data={"name": "after-sign-out"}).status_code == 303

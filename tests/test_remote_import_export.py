@@ -139,7 +139,7 @@ def test_which_data_is_meant(server: Server, http: httpx.Client, tmp_path: Path)
     # SATCHEL_URL set and nothing else: the server it names.
     there = satchel("export", name, str(tmp_path / "there"), url=nowhere, token=server.token)
     assert there.returncode == 1
-    assert "The server at http://127.0.0.1:9 does not answer" in there.stderr
+    assert "Nothing answers at http://127.0.0.1:9" in there.stderr
     both = satchel(
         "export", name, str(tmp_path / "both"), "--url", server.base_url, "--data-dir", str(server.data_dir)
     )

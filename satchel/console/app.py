@@ -34,6 +34,7 @@ from satchel.console.forms import (
     human_size,
     redirect,
     same_origin,
+    way_back,
     when,
 )
 from satchel.console.records import PREVIEW_BYTES
@@ -170,9 +171,15 @@ class Console:
 
     def error(self, request: Request, caller: Caller | None, error: SatchelError) -> Response:
         """The page that says what did not work, with a way back to the page the request came from."""
-        status, message = error.status, error.message
+        back, back_label = way_back(request)
         return self.render(
-            request, "error.html", caller, status=status, message=message, back=came_from(request)
+            request,
+            "error.html",
+            caller,
+            status=error.status,
+            message=error.message,
+            back=back,
+            back_label=back_label,
         )
 
     def _storage_routes(self, path: str, listing: Page, one: Page, pages: ModuleType) -> list[Route]:
@@ -202,8 +209,15 @@ class Console:
 
     async def _no_page(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        back, back_label = way_back(request)
         response = self.render(
-            request, "error.html", None, status=404, message="There is no such page.", back=STORES
+            request,
+            "error.html",
+            None,
+            status=404,
+            message="There is no such page.",
+            back=back,
+            back_label=back_label,
         )
         await response(scope, receive, send)
 

@@ -256,6 +256,7 @@ NOTES = {
     "aborting": "The run is aborting: its command has been told, and is stopped if it has not ended in 30 s.",
     "stopped": "The run is aborted: satchel run stops its command now (killed if it has not ended in 10 s).",
     "finished": "The run had already finished: nothing was aborted.",
+    "signed-out": "Signed out.",
 }
 
 
@@ -291,10 +292,36 @@ def here(request: Request) -> str:
 
 def came_from(request: Request) -> str:
     """The Console page a request was made from (a form's own page, by its Referer), else the store list."""
+    return _referer(request) or STORES
+
+
+def _referer(request: Request) -> str | None:
     referer = urlsplit(request.headers.get("referer") or "")
     if referer.netloc and referer.netloc == request.headers.get("host"):
         return local_path(f"{referer.path}?{referer.query}" if referer.query else referer.path)
-    return STORES
+    return None
+
+
+# Each part of the Console and its list, for an error page's way back when no other page sent the request.
+LISTS = (
+    (f"{PREFIX}/datasets", "your datasets"),
+    (f"{PREFIX}/request-queues", "your request queues"),
+    (f"{PREFIX}/runs", "your runs"),
+    (f"{PREFIX}/account", "your account"),
+)
+
+
+def way_back(request: Request) -> tuple[str, str]:
+    """Where an error page leads, and the link's words: the page the request was sent from (a form's), unless
+    that is the page that failed; else the list of the part of the Console the request was for."""
+    came = _referer(request)
+    if came is not None and came != here(request):
+        return came, "Back"
+    path = request.url.path
+    for prefix, label in LISTS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return prefix, f"Back to {label}"
+    return STORES, "Back to your stores"
 
 
 def same_origin(request: Request) -> bool:

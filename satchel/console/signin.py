@@ -130,6 +130,6 @@ async def logout(console: Console, request: Request) -> Response:
         await console.services.sessions.end(request.cookies.get(COOKIE))
     except SatchelError as error:
         return console.error(request, None, error)
-    response = redirect(f"{PREFIX}/login")
+    response = redirect(f"{PREFIX}/login", "signed-out")
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response

@@ -72,3 +72,12 @@ document.addEventListener("click", (event) => {
 document.addEventListener("DOMContentLoaded", () => {
   for (const log of document.querySelectorAll("pre.log")) log.scrollTop = log.scrollHeight;
 });
+
+// An error page's way back goes back in the history when the page before is the Console's: a form that
+// failed comes back as it was filled in, where its link would open it empty.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a[data-back]");
+  if (!link || !document.referrer || new URL(document.referrer).origin !== location.origin) return;
+  event.preventDefault();
+  history.back();
+});
