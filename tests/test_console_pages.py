@@ -621,10 +621,10 @@ def test_engines_sort_and_search_store_lists_and_name_tokens_alike(
             )
 
         async def names(
-            order: StoreOrder, *, desc: bool = False, search: str | None = None
+            order: StoreOrder, *, desc: bool = False, search: str | None = None, unnamed: bool = True
         ) -> list[str | None]:
             _, rows = await storage.stores.page(
-                user, StorageKind.KEY_VALUE_STORE, ownership=Ownership.ALL, unnamed=True,
+                user, StorageKind.KEY_VALUE_STORE, ownership=Ownership.ALL, unnamed=unnamed,
                 offset=0, limit=100, desc=desc, order=order, search=search,
             )  # fmt: skip
             return [row.name for row, _ in rows]
@@ -641,6 +641,10 @@ def test_engines_sort_and_search_store_lists_and_name_tokens_alike(
             desc=False,
         ))[1] if r.name is None)  # fmt: skip
         assert await names(StoreOrder.NAME, search=unnamed_id) == [None]
+        # Searched by its id, an unnamed store is found though unnamed ones are left out of the list.
+        assert await names(StoreOrder.NAME, search=unnamed_id, unnamed=False) == [None]
+        assert await names(StoreOrder.NAME, search="ALPHA", unnamed=False) == ["alpha", "alpha-2", "alpha2"]
+        assert None not in await names(StoreOrder.NAME, unnamed=False)
         # A token's name is kept beside its digest.
         await storage.users.add_token(user, "d" * 64, now_ms(), name="laptop")
         await storage.users.add_token(user, "e" * 64, now_ms())

@@ -138,11 +138,16 @@ class PostgresStores:
     ) -> tuple[int, list[tuple[StoreRow, Grant | None]]]:
         # Owned and shared stores as two index lookups joined by UNION ALL, rather than one OR across a
         # join, which would read every store. $1 is the user, $2 the kind, $3 and $4 the search.
-        named = " AND s.kind = $2" + ("" if unnamed else " AND s.name IS NOT NULL")
+        named = " AND s.kind = $2"
         args: list[object] = [user_id, str(kind)]
         if search:
+            # A search by a storage's id finds it, named or not: it was asked for by its id.
             named += " AND (strpos(lower(s.name), $3) > 0 OR s.id = $4)"
             args += [search.lower(), search]
+            if not unnamed:
+                named += " AND (s.name IS NOT NULL OR s.id = $4)"
+        elif not unnamed:
+            named += " AND s.name IS NOT NULL"
         parts = []
         if ownership != Ownership.SHARED:
             owned = "SELECT s.pk, NULL::text AS access FROM stores s WHERE s.user_id = $1"

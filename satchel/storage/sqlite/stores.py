@@ -164,10 +164,11 @@ class SqliteStores:
         shared = "g.access IS NOT NULL"
         where = {Ownership.OWNED: mine, Ownership.SHARED: shared}.get(ownership, f"({mine} OR {shared})")
         where = f"s.kind = :kind AND {where}"
-        if not unnamed:
-            where += " AND s.name IS NOT NULL"
         if search:
             where += " AND (instr(lower(s.name), :search) > 0 OR s.id = :search_id)"
+        if not unnamed:
+            # A search by a storage's id finds it, named or not: it was asked for by its id.
+            where += " AND (s.name IS NOT NULL OR s.id = :search_id)" if search else " AND s.name IS NOT NULL"
         grants = "LEFT JOIN grants g ON g.store_pk = s.pk AND g.user_id = :user"
         args = {
             "user": user_id,
