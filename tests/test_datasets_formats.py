@@ -204,6 +204,20 @@ def test_csv_delimiter_header_row_and_fields_fixing_the_columns() -> None:
     assert out.decode().splitlines()[0].startswith("Paul,Chicago")
 
 
+def test_a_named_and_flattened_field_has_its_leaves_in_its_place() -> None:
+    """With `fields` and `flatten` on one field (a view's transformation does both), the table's columns are
+    the JSON rows' keys in their order: the field's dotted leaves where it stood, not the field itself too."""
+    items = [{"a": 1, "b": {"c": 2, "d": 3}, "z": 3}, {"a": 4, "b": "plain"}]
+    query = ItemQuery(fields=("b", "a"), flatten=("b",))
+    assert [list(query.apply(item)[0]) for item in items] == [["b.c", "b.d", "a"], ["b", "a"]]
+    out = run(items, query, format=Format.CSV, bom=False)
+    assert list(csv.reader(io.StringIO(out.decode()))) == [
+        ["b.c", "b.d", "b", "a"],
+        ["2", "3", "", "1"],
+        ["", "", "plain", "4"],
+    ]
+
+
 def test_csv_quotes_what_needs_quoting() -> None:
     out = run([{"a": 'say "hi", then\nleave'}], format=Format.CSV, bom=False)
     assert list(csv.reader(io.StringIO(out.decode()))) == [["a"], ['say "hi", then\nleave']]

@@ -52,6 +52,8 @@ class Columns:
     def __init__(self, query: ItemQuery) -> None:
         self.query = query
         self.groups: dict[str, dict[str, None]] = {name: {} for name in query.fields}
+        # Named fields that are flattened: their dotted leaves take their column's place, as in JSON.
+        self.flattened = tuple(f"{name}." for name in query.flatten if name in self.groups)
         self.count = 0
         self.valued: set[str] = set()  # columns some item has a value in (not null, not an empty container)
 
@@ -60,7 +62,12 @@ class Columns:
             for key, column, value in leaf_cells(item):
                 group = self.groups.get(key)
                 if group is None:
-                    group = self.groups[key] = {}
+                    owner = (
+                        next((p for p in self.flattened if key.startswith(p)), None)
+                        if self.flattened
+                        else None
+                    )
+                    group = self.groups[owner[:-1]] if owner else self.groups.setdefault(key, {})
                 if column not in group:
                     if self.count >= MAX_COLUMNS:
                         continue
