@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import brotli
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
@@ -315,3 +317,46 @@ def test_bomb_read_back_streams_in_bounded_memory(bomb_server: Server) -> None:
         assert http.get(f"{path}-small").content == b"ok"
     log = (bomb_server.data_dir.parent / f"server-{bomb_server.base_url.rsplit(':', 1)[1]}.log").read_text()
     assert "unexpected error" not in log, log[-3000:]
+
+
+def brotli_bomb(total: int) -> bytes:
+    """A brotli body of a few KiB that decodes to `total` zero bytes: one chunk on the wire, gigabytes out."""
+    compressor = brotli.Compressor(quality=3)
+    block = b"\0" * (4 * MIB)
+    body: bytes = (
+        b"".join(compressor.process(block) for _ in range(total // len(block))) + compressor.finish()
+    )
+    return body
+
+
+def test_a_compression_bomb_holds_back_no_other_request(tmp_path: Path) -> None:
+    """4 GiB of zeros in 6 KiB of brotli, under the default decoded cap: it decodes for seconds, and meanwhile
+    the same server process answers another client's write at once. Decoded on the event loop, it held every
+    request back until it was done, and the writes that waited were refused as if the process had stopped."""
+    bomb = brotli_bomb(4096 * MIB)
+    assert len(bomb) < 64 * 1024
+    server = start_server(tmp_path / "data")
+    try:
+        with server.client() as http:
+            store = http.post("/key-value-stores", params={"name": "bombed"}).json()["data"]["id"]
+        done: dict[str, tuple[int, float]] = {}
+
+        def put(name: str, body: bytes, headers: dict[str, str]) -> None:
+            with server.client() as http:
+                answer = http.put(f"/key-value-stores/{store}/records/{name}", content=body, headers=headers)
+            done[name] = (answer.status_code, time.monotonic())
+
+        encoded = {"content-encoding": "br", "content-type": "application/octet-stream"}
+        bombing = threading.Thread(target=put, args=("bomb", bomb, encoded))
+        bombing.start()
+        time.sleep(0.5)  # the bomb is being decoded
+        put("small", b"v", {"content-type": "text/plain"})
+        bombing.join(timeout=120)
+        assert done["small"][0] == 201
+        assert done["bomb"][0] == 201  # under the cap: stored as sent
+        # The small write was answered while the bomb was still decoding, not after it.
+        assert done["bomb"][1] - done["small"][1] > 1.0, done
+        log = (server.data_dir.parent / f"server-{server.base_url.rsplit(':', 1)[1]}.log").read_text()
+        assert "did not run" not in log, log[-2000:]
+    finally:
+        stop_server(server)

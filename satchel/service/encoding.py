@@ -18,6 +18,10 @@ from satchel.storage import RecordRead
 SUPPORTED = ("gzip", "deflate", "br")
 ALIASES = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "br"}
 STEP = 256 * 1024  # most output one decoding step produces
+# Decoded bytes an upload's chunk may produce on the event loop; past them the rest of the chunk is decoded in
+# a thread. A chunk of a few KiB can decode to gigabytes (a compression bomb), seconds of work that would
+# hold every other request of the process back, and have its writes refused as though it had stopped.
+ON_LOOP_BYTES = 4 * STEP
 
 
 def normalize(header: str | None) -> str | None:
@@ -132,11 +136,22 @@ class CheckedUpload:
         self._max = max_decoded
         self.raw_size = 0
 
-    def _count(self, pieces: Iterator[bytes]) -> None:
+    def _count(self, pieces: Iterator[bytes], budget: float = float("inf")) -> bool:
+        """Count the decoded pieces until `budget` bytes of them; True once they have all been counted."""
+        spent = 0
         for piece in pieces:
             self.raw_size += len(piece)
             if self.raw_size > self._max:
                 raise TooLarge(f"The record decodes to more than the limit of {self._max} bytes.")
+            spent += len(piece)
+            if spent >= budget:
+                return False
+        return True
+
+    async def _check(self, pieces: Iterator[bytes]) -> None:
+        """Decode and count: on the loop while that is little, then in a thread (one at a time)."""
+        if not self._count(pieces, ON_LOOP_BYTES):
+            await asyncio.to_thread(self._count, pieces)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         sent = False
@@ -145,7 +160,7 @@ class CheckedUpload:
             if self._decoder is None:
                 self.raw_size += len(chunk)
             else:
-                self._count(self._decoder.feed(chunk))
+                await self._check(self._decoder.feed(chunk))
             yield chunk
         if self._decoder is not None:
             if not sent:
@@ -157,7 +172,7 @@ class CheckedUpload:
                     "is; send an empty record without Content-Encoding.",
                     type="invalid-value",
                 )
-            self._count(self._decoder.finish())
+            await self._check(self._decoder.finish())
 
 
 async def decode_stream(
