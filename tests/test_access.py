@@ -269,6 +269,25 @@ def test_signatures(world: World, restricted: dict[str, Any]) -> None:
     assert "expired" in refused.json()["error"]["message"]
 
 
+def test_no_record_key_signs_as_its_stores_listing(world: World, restricted: dict[str, Any]) -> None:
+    """A record is signed by its bare key, and a listing by the HMAC of `0.{expiresAtMs}.{storeId}` with the
+    same secret: a record keyed so would hand out, with its link, every key and a ZIP of every record."""
+    sid, secret = restricted["id"], restricted["urlSigningSecretKey"]
+    with world.server.client() as owner:
+        for key in (f"0.0.{sid}", f"0.1893456000000.{sid}"):
+            refused = owner.put(f"/key-value-stores/{sid}/records/{key}", content=b"x")
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["type"] == "invalid-record-key"
+            assert "list of keys" in refused.json()["error"]["message"]
+        # What such a link would have opened, had the record been taken: the whole listing.
+        forged = base64.urlsafe_b64encode(f"0.0.{record_signature(secret, f'0.0.{sid}')}".encode()).decode()
+        assert _anon(world, "GET", f"/key-value-stores/{sid}/keys", signature=forged).status_code == 200
+        # Keys of that shape for another store, or not quite that shape, are ordinary keys.
+        for key in ("0.0.someOtherStoreId", f"0.x.{sid}", f"1.0.{sid}", f"0.0.{sid}x"):
+            assert owner.put(f"/key-value-stores/{sid}/records/{key}", content=b"x").status_code == 201, key
+            assert owner.delete(f"/key-value-stores/{sid}/records/{key}").status_code == 204
+
+
 def test_official_client_public_urls_work_without_a_token(world: World, restricted: dict[str, Any]) -> None:
     apify = ApifyClient(
         world.server.token, api_url=world.server.base_url, api_public_url=world.server.base_url

@@ -35,7 +35,7 @@ from satchel.errors import Forbidden, InvalidRequest, NotFound, SatchelError, To
 from satchel.service.access import Caller, Level, Need
 from satchel.service.encoding import CheckedUpload, normalize
 from satchel.service.record_cache import RecordCache
-from satchel.service.signing import check_record_signature, read_storage_signature
+from satchel.service.signing import check_record_signature, read_storage_signature, signs_like_a_listing
 from satchel.service.stores import Stores
 from satchel.service.usage import Usage
 from satchel.service.validation import check_key
@@ -183,6 +183,12 @@ class Records:
         check_key(key)
         encoding = normalize(content_encoding)
         store, _ = await self.stores.resolve(caller, ref, Need.WRITE, cached=True)
+        if signs_like_a_listing(key, store.id):
+            raise InvalidRequest(
+                f"Record key {key!r} is not taken: a link to it would be signed as this store's list of keys"
+                " (`0.{expiresAtMs}.{storeId}`), and open every record.",
+                type="invalid-record-key",
+            )
         if declared_size is not None and declared_size > self.max_record_bytes:
             # Refused before reading: a client that declares more than the limit may be waiting to send it
             # (Expect: 100-continue) or may never send it at all; either way the answer is known now.

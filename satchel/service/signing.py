@@ -7,8 +7,10 @@ The reference's record signature cannot expire: its message is the bare key. Sat
 Console, `satchel public-url`) sign records in the storage form instead, over the resource `records/{key}`:
 `base64url("0.{expiresAtMs}.{hmac of '0.{expiresAtMs}.records/{key}'}")`. No message of one kind can be read
 as another's: a key never holds `/`, and neither does a store id, so a record signature cannot pass for a
-listing's or a bare-key one, and no signature for one key passes for another. The official clients' record
-signatures keep working as they are; every signature of a store dies when its secret is rotated.
+listing's or a bare-key one, and no signature for one key passes for another. The reference's bare-key form
+can: a key spelled `0.{expiresAtMs}.{storeId}` signs as the store's listing, so no record takes such a key
+(signs_like_a_listing). The official clients' record signatures keep working as they are; every signature of
+a store dies when its secret is rotated.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ def storage_signature(secret: str, store_id: str, expires_at_ms: int = 0) -> str
 def expiring_record_signature(secret: str, key: str, expires_at_ms: int) -> str:
     """A record URL's signature that stops working at expires_at_ms (Satchel's own; see the module's note)."""
     return storage_signature(secret, _record_resource(key), expires_at_ms)
+
+
+def signs_like_a_listing(key: str, store_id: str) -> bool:
+    """Whether a record key is the message of its store's listing signature (`0.{expiresAtMs}.{storeId}`):
+    the clients sign a record by its bare key, so such a record's public URL would open every key and the
+    ZIP of all records. No such key is taken."""
+    version, _, rest = key.partition(".")
+    expires, _, named = rest.partition(".")
+    return version == "0" and expires.isdigit() and named == store_id
 
 
 def expires_in(seconds: int) -> int:
