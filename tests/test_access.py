@@ -383,6 +383,12 @@ def test_users_me_and_public_profile(world: World) -> None:
     assert httpx.get(f"{world.server.api}/users/nobody-here").status_code == 404
     assert ApifyClient(api_url=world.server.base_url).user("nobody-here").get() is None  # absent: no error
     assert httpx.get(f"{world.server.api}/users/me").status_code == 401
+    # An unknown name is quoted cut short, whatever its length: an error never echoes 20 KB of a path.
+    name = "a" * 20_000
+    long = httpx.get(f"{world.server.api}/users/{name}")
+    assert long.status_code == 404
+    assert "(20000 characters)" in long.json()["error"]["message"]
+    assert len(long.content) < 500
 
 
 # --- revoking a share, and rotating the URL signing secret

@@ -31,6 +31,7 @@ from satchel.service.encoding import Decoder, normalize
 from satchel.service.item_formats import is_clean
 from satchel.service.signing import check_not_expired, read_storage_signature
 from satchel.service.stores import Listing, StorePage, Stores
+from satchel.service.validation import shown
 from satchel.storage import Storage, StoreRow
 from satchel.storage.rows import DatasetCounts, ItemBatch
 
@@ -205,7 +206,9 @@ def view_transformation(store: StoreRow, view: str) -> dict[str, tuple[str, ...]
     views = schema.get("views") if isinstance(schema, dict) else None
     found = views.get(view) if isinstance(views, dict) else None
     if not isinstance(found, dict):
-        raise InvalidRequest(f"View {view!r} is not defined in the dataset's schema.", type="invalid-value")
+        raise InvalidRequest(
+            f"View {shown(view)} is not defined in the dataset's schema.", type="invalid-value"
+        )
     transformation = found.get("transformation")
     if not isinstance(transformation, dict):
         return {}

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import brotli
 
 from satchel.errors import InvalidRequest, TooLarge, UnsupportedEncoding
+from satchel.service.validation import shown
 from satchel.storage import RecordRead
 
 SUPPORTED = ("gzip", "deflate", "br")
@@ -31,8 +32,9 @@ def normalize(header: str | None) -> str | None:
         return None
     found = ALIASES.get(value)
     if found is None:
+        sent = shown(header or "")
         raise UnsupportedEncoding(
-            f"Content-Encoding {header!r} is not supported; use one of gzip, deflate, br or identity."
+            f"Content-Encoding {sent} is not supported; use one of gzip, deflate, br or identity."
         )
     return found
 

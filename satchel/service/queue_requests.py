@@ -17,7 +17,7 @@ import orjson
 from satchel.clock import iso
 from satchel.errors import InvalidRequest, TooLarge
 from satchel.service.encoding import Decoder, normalize
-from satchel.service.validation import check_depth
+from satchel.service.validation import check_depth, shown
 from satchel.storage.rows import NewRequest, RequestRow
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # decoded; the clients send batches of up to 9 MiB
@@ -133,7 +133,9 @@ def parse_request(body: Any, *, path_id: str | None = None, where: str = "The re
     rid = request_id(key)
     sent_id = body.get("id")
     if (sent_id is not None and sent_id != rid) or (path_id is not None and path_id != rid):
-        raise InvalidRequest(f"{where}: its id does not match its uniqueKey (the id of {key!r} is {rid}).")
+        raise InvalidRequest(
+            f"{where}: its id does not match its uniqueKey (the id of {shown(key)} is {rid})."
+        )
     for field, types in TYPED.items():
         value = body.get(field)
         # A bool is an int to Python, but not a retryCount to the clients.

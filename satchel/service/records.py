@@ -38,7 +38,7 @@ from satchel.service.record_cache import RecordCache
 from satchel.service.signing import check_record_signature, read_storage_signature, signs_like_a_listing
 from satchel.service.stores import Stores
 from satchel.service.usage import Usage
-from satchel.service.validation import check_key
+from satchel.service.validation import check_key, shown
 from satchel.storage import KeyItem, RecordHead, RecordRead, RecordTable, StoreRow
 from satchel.storage.blobs.base import BlobMissing
 from satchel.storage.conditions import WriteCondition
@@ -327,7 +327,7 @@ def _narrow(store: StoreRow, prefix: str, collection: str | None) -> tuple[str, 
     spec = collections.get(collection) if isinstance(collections, dict) else None
     if not isinstance(spec, dict):
         raise InvalidRequest(
-            f"Collection {collection!r} is not defined in the store's schema.", type="invalid-value"
+            f"Collection {shown(collection)} is not defined in the store's schema.", type="invalid-value"
         )
     key = spec.get("key")
     if isinstance(key, str):

@@ -29,6 +29,7 @@ from satchel.service.validation import (
     check_schema,
     check_title,
     check_username,
+    shown,
     split_reference,
 )
 from satchel.storage import (
@@ -297,7 +298,7 @@ class Stores:
         grant = Grant(access) if access is not None else None
         grantee = await self.storage.users.by_name(check_username(username))
         if grantee is None:
-            raise NotFound(f"User {username!r} was not found.", type="user-not-found")
+            raise NotFound(f"User {shown(username)} was not found.", type="user-not-found")
         if grantee.id == store.user_id:
             raise InvalidRequest("The owner of a store always has full access to it.", type="invalid-value")
         now = now_ms()

@@ -12,6 +12,7 @@ from satchel.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from satchel.service.access import ANONYMOUS, USER_GENERAL_ACCESS, Caller
 from satchel.service.ids import new_id, new_token, token_hash
 from satchel.service.lookups import Lookups
+from satchel.service.validation import shown
 from satchel.storage import GeneralAccess, Storage, TokenRow, UserRow
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Users:
         user = await self.table.by_id(id_or_name) or await self.table.by_name(id_or_name)
         if user is None:
             # record-not-found, as the hosted API says it: the official clients' get() then answers None
-            raise NotFound(f"User {id_or_name!r} was not found.")
+            raise NotFound(f"User {shown(id_or_name)} was not found.")
         return user
 
     async def create(
