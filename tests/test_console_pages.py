@@ -486,8 +486,42 @@ def test_past_a_thousand_keys_the_record_list_goes_on_from_the_last_key(person: 
     assert page.inner_text("#keys-range") == f"1001{DASH}1010 of 1010"
     assert column(page, "#keys", 1) == [f"k-{n:04d}" for n in range(1000, 1010)]
     assert page.locator("#keys-pager a[rel=next]").count() == 0
+    second = page.url
+    # Previous steps back into the window before (the link carries where it began), not to the first page.
+    page.click("#keys-pager a:text-is('Previous')")
+    assert page.inner_text("#keys-range") == f"951{DASH}1000 of more than 1000"
+    assert column(page, "#keys", 1)[-1] == "k-0999"
+    page.click("#keys-pager a[rel=next]")
+    assert page.url == second
+    # A link without the trail (an old one, or one written by hand) goes back to the first page.
+    page.goto(f"/console/key-value-stores/{store}?after=k-0999&skipped=1000")
+    assert page.inner_text("#keys-range") == f"1001{DASH}1010 of 1010"
     page.click("#keys-pager a:text-is('First page')")
     assert page.inner_text("#keys-range") == f"1{DASH}50 of more than 1000"
+
+
+def test_previous_walks_back_through_windows_and_deleting_keeps_the_trail(person: Person) -> None:
+    api, page = person.api, person.page
+    store = make_store(api, "three-windows")["id"]
+    for n in range(2005):
+        put(api, store, f"w-{n:04d}", b"v", "text/plain")
+    page.goto(f"/console/key-value-stores/{store}?offset=950")
+    page.click("#keys-pager a[rel=next]")  # the second window's first page
+    assert page.inner_text("#keys-range") == f"1001{DASH}1050 of more than 2000"
+    page.goto(f"{page.url}&offset=950")
+    page.click("#keys-pager a[rel=next]")  # the third window
+    assert page.inner_text("#keys-range") == f"2001{DASH}2005 of 2005"
+    # Deleting a record keeps the page, trail and all...
+    person.answers[:] = [True]
+    page.click("#keys tbody tr:first-child button:has-text('Delete')")
+    assert page.inner_text("#keys-range") == f"2001{DASH}2004 of 2004"
+    # ...so Previous still walks back window by window.
+    page.click("#keys-pager a:text-is('Previous')")
+    assert page.inner_text("#keys-range") == f"1951{DASH}2000 of more than 2000"
+    page.goto(page.url.replace("offset=950", "offset=0"))
+    page.click("#keys-pager a:text-is('Previous')")
+    assert page.inner_text("#keys-range") == f"951{DASH}1000 of more than 1000"
+    assert column(page, "#keys", 1)[-1] == "w-0999"
 
 
 def test_the_preview_sits_beside_the_list_and_fits_an_image(person: Person) -> None:

@@ -3,8 +3,10 @@ and a preview of the record chosen beside them.
 
 The keys are read a window at a time (one listing of up to WINDOW keys in key order, as the API lists them):
 a page is a slice of the window, so the total is exact for up to WINDOW keys with the prefix, and "more than"
-past it. Past the window, Next goes on from its last key (the API's exclusiveStartKey); the way back from
-there is the first page, as the API has no listing backwards. Only the page's keys have their heads read.
+past it. Past the window, Next goes on from its last key (the API's exclusiveStartKey). The API has no listing
+backwards, so the links carry where the windows before began (`back`, keys joined by commas, which no key
+holds): Previous from a window's first page is the last page of the one before, for up to TRAIL windows back,
+and the first page past them. Only the page's keys have their heads read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from satchel.console.forms import whole
 from satchel.console.records import Preview, preview_of
 from satchel.errors import NotFound
 from satchel.service.access import Caller, Level
+from satchel.service.validation import KEY_RE
 from satchel.storage import RecordHead, StoreRow
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
 WINDOW = 1000  # the service's largest page of keys
 PER_PAGE = 50
+TRAIL = 20  # windows a link remembers the start of, for Previous (a few KiB of keys at most)
 
 
 @dataclass(slots=True)
@@ -48,6 +52,10 @@ async def context(
     after = query.get("after") or None
     skipped = whole(query.get("skipped")) if after else 0  # keys before the window, as the link said
     offset = whole(query.get("offset"))
+    # Where each window before this one began ("" for the first), as the links said; nothing if not keys.
+    back = (query.get("back") or "").split(",") if after and query.get("back") is not None else []
+    if len(back) > TRAIL or not all(key == "" or KEY_RE.fullmatch(key) for key in back):
+        back = []
     keys = await console.services.records.list_keys(
         caller, ref, exclusive_start_key=after, limit=WINDOW, prefix=prefix, collection=None
     )
@@ -69,18 +77,25 @@ async def context(
     )
     # Each link keeps the prefix; within the window it moves the offset, past it the window.
     state = {"prefix": prefix} if prefix else {}
-    window_state = {**state, "after": after, "skipped": str(skipped)} if after else dict(state)
+    window_state = _window(state, after, skipped, back)
     previous = next_page = None
+    stepped_back = False
     if past_the_end:
         previous = dict(window_state)  # the window's first page
     elif offset > 0:
         previous = {**window_state, "offset": str(max(offset - PER_PAGE, 0))}
+    elif after and back and skipped >= WINDOW:
+        # The last page of the window before, which was whole (a listing goes on only past a whole one).
+        before = _window(state, back[-1] or None, skipped - WINDOW, back[:-1])
+        previous = {**before, "offset": str(WINDOW - PER_PAGE)}
+        stepped_back = True
     elif after:
         previous = dict(state)  # the first page
     if offset + PER_PAGE < len(window):
         next_page = {**window_state, "offset": str(offset + PER_PAGE)}
     elif keys.is_truncated and window:
-        next_page = {**state, "after": window[-1].key, "skipped": str(total)}
+        trail = [*back, after or ""][-TRAIL:]
+        next_page = _window(state, window[-1].key, total, trail)
     here = {**window_state, "offset": str(offset)} if offset else window_state
     chosen = query.get("key")
     preview: Preview | None = None
@@ -93,8 +108,18 @@ async def context(
         "here": here,
         "previous": previous,
         "next": next_page,
-        "previous_label": "Previous" if offset > 0 and not past_the_end else "First page",
+        "previous_label": "Previous" if (offset > 0 and not past_the_end) or stepped_back else "First page",
         "past_the_end": past_the_end,
         "chosen": chosen,
         "preview": preview,
     }
+
+
+def _window(state: dict[str, str], after: str | None, skipped: int, back: list[str]) -> dict[str, str]:
+    """The query of a window's first page: the list's state, where the window begins, and the trail back."""
+    if after is None:
+        return dict(state)
+    window = {**state, "after": after, "skipped": str(skipped)}
+    if back:
+        window["back"] = ",".join(back)
+    return window

@@ -46,7 +46,7 @@ TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javas
 CHARSET = re.compile(r"""charset\s*=\s*("?[A-Za-z0-9._:-]{1,40}"?)""", re.IGNORECASE)
 # Record bodies shown raw: sandboxed, so stored HTML or SVG cannot run script on this origin.
 # A place in a store's record list (record_list.py): what a record's Delete takes back there.
-LIST_PLACE = frozenset(("prefix", "offset", "after", "skipped"))
+LIST_PLACE = frozenset(("prefix", "offset", "after", "skipped", "back"))
 RAW_HEADERS = {"content-security-policy": "sandbox", "x-content-type-options": "nosniff"}
 
 
