@@ -473,11 +473,17 @@ def test_the_record_list_shows_type_size_and_time_with_pages_and_a_prefix(person
     assert page.inner_text("#keys-range") == f"1{DASH}50 of 65"
 
 
+def store_of_keys(api: httpx.Client, name: str, prefix: str, count: int) -> str:
+    """A store holding `count` one-byte records keyed `{prefix}-0000` on; its id."""
+    store: str = make_store(api, name)["id"]
+    for n in range(count):
+        put(api, store, f"{prefix}-{n:04d}", b"v", "text/plain")
+    return store
+
+
 def test_past_a_thousand_keys_the_record_list_goes_on_from_the_last_key(person: Person) -> None:
-    api, page = person.api, person.page
-    store = make_store(api, "a-thousand")["id"]
-    for n in range(1010):
-        put(api, store, f"k-{n:04d}", b"v", "text/plain")
+    page = person.page
+    store = store_of_keys(person.api, "a-thousand", "k", 1010)
     page.goto(f"/console/key-value-stores/{store}")
     assert page.inner_text("#keys-range") == f"1{DASH}50 of more than 1000"
     page.goto(f"/console/key-value-stores/{store}?offset=950")
@@ -501,10 +507,8 @@ def test_past_a_thousand_keys_the_record_list_goes_on_from_the_last_key(person: 
 
 
 def test_previous_walks_back_through_windows_and_deleting_keeps_the_trail(person: Person) -> None:
-    api, page = person.api, person.page
-    store = make_store(api, "three-windows")["id"]
-    for n in range(2005):
-        put(api, store, f"w-{n:04d}", b"v", "text/plain")
+    page = person.page
+    store = store_of_keys(person.api, "three-windows", "w", 2005)
     page.goto(f"/console/key-value-stores/{store}?offset=950")
     page.click("#keys-pager a[rel=next]")  # the second window's first page
     assert page.inner_text("#keys-range") == f"1001{DASH}1050 of more than 2000"
