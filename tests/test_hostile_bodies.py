@@ -360,3 +360,35 @@ def test_a_compression_bomb_holds_back_no_other_request(tmp_path: Path) -> None:
         assert "did not run" not in log, log[-2000:]
     finally:
         stop_server(server)
+
+
+def test_a_reader_leaving_a_decoded_bomb_early_holds_back_no_other_request(tmp_path: Path) -> None:
+    """The same bomb, stored (inline: it is small) and read back decoded by a client that hangs up after a
+    megabyte. Its sends no longer wait once it has gone, so a decoding on the event loop ran on to the end, 4
+    GiB, and held the process back for seconds; the writes that waited were refused."""
+    bomb = brotli_bomb(4096 * MIB)
+    server = start_server(tmp_path / "data")
+    try:
+        with server.client() as http:
+            store = http.post("/key-value-stores", params={"name": "bomb-read"}).json()["data"]["id"]
+            path = f"/key-value-stores/{store}/records/bomb"
+            encoded = {"content-encoding": "br", "content-type": "application/octet-stream"}
+            assert http.put(path, content=bomb, headers=encoded).status_code == 201
+            for download in (path, f"/key-value-stores/{store}/records"):  # the record, and the ZIP of all
+                with http.stream("GET", download, headers={"accept-encoding": "identity"}) as answer:
+                    assert answer.status_code == 200
+                    read = 0
+                    for chunk in answer.iter_raw():
+                        read += len(chunk)
+                        if read > MIB:
+                            break  # and the connection closes
+                began = time.monotonic()
+                with server.client() as other:
+                    assert (
+                        other.put(f"/key-value-stores/{store}/records/small", content=b"v").status_code == 201
+                    )
+                assert time.monotonic() - began < 2.0  # answered, not held back behind the rest of 4 GiB
+        log = (server.data_dir.parent / f"server-{server.base_url.rsplit(':', 1)[1]}.log").read_text()
+        assert "did not run" not in log, log[-2000:]
+    finally:
+        stop_server(server)

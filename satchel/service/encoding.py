@@ -180,26 +180,26 @@ class CheckedUpload:
 async def decode_stream(
     chunks: AsyncIterator[bytes], encoding: str, *, offload: bool
 ) -> AsyncIterator[bytes]:
-    """Decode a stored body as it streams; `offload` runs the decoding in a thread, a step of at most STEP
-    output bytes at a time, so a large body neither stalls the event loop nor expands in memory."""
+    """Decode a stored body as it streams, a step of at most STEP output bytes at a time, so a large body
+    neither stalls the event loop nor expands in memory: its first ON_LOOP_BYTES on the loop (none with
+    `offload`), the rest in a thread. A body stored small can decode to gigabytes, and decoded on the loop
+    for a client that had gone (whose sends no longer wait) it held the process for seconds."""
     decoder = Decoder(encoding)
+    on_loop = [0 if offload else ON_LOOP_BYTES]  # output still to be decoded on the loop, for every step
     async for chunk in chunks:
-        async for piece in _steps(decoder.feed(chunk), offload):
+        async for piece in _steps(decoder.feed(chunk), on_loop):
             yield piece
-    async for piece in _steps(decoder.finish(), offload):
+    async for piece in _steps(decoder.finish(), on_loop):
         yield piece
 
 
-async def _steps(pieces: Iterator[bytes], offload: bool) -> AsyncIterator[bytes]:
-    if not offload:
-        for piece in pieces:
-            yield piece
-        return
+async def _steps(pieces: Iterator[bytes], on_loop: list[int]) -> AsyncIterator[bytes]:
     while True:
-        step = await asyncio.to_thread(_next, pieces)
-        if step is None:
+        piece = next(pieces, None) if on_loop[0] > 0 else await asyncio.to_thread(_next, pieces)
+        if piece is None:
             return
-        yield step
+        on_loop[0] -= len(piece)
+        yield piece
 
 
 def _next(pieces: Iterator[bytes]) -> bytes | None:
