@@ -68,6 +68,8 @@ def test_every_response_tells_its_limit(defaults: Server) -> None:
         assert http.get("/key-value-stores").headers["x-ratelimit-limit"] == "30"
         assert http.get("/no/such/endpoint").headers["x-ratelimit-limit"] == "30"
         assert http.get(f"{base}/records/bad~key").headers["x-ratelimit-limit"] == "100"
+        assert http.options(f"{base}/records/a").headers["x-ratelimit-limit"] == "100"  # a preflight too
+        assert http.options(base).headers["x-ratelimit-limit"] == "30"
     exposed = httpx.get(f"{defaults.api}/users/me").headers["access-control-expose-headers"]
     assert "X-RateLimit-Limit" in exposed
     assert "Retry-After" in exposed

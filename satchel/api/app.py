@@ -182,6 +182,7 @@ class SatchelApp:
             method = override.upper()
             if method not in OVERRIDABLE:
                 raise InvalidRequest(f"Parameter `method` must be one of {', '.join(OVERRIDABLE)}.")
+        limit[0] = self.limits.limit(record=route.record)
         if method == "OPTIONS":
             return _preflight(methods)
         if method not in READS:
@@ -192,7 +193,6 @@ class SatchelApp:
             endpoint, strip_body = methods["GET"], True
         if endpoint is None:
             raise MethodNotAllowed(("OPTIONS", *methods))
-        limit[0] = self.limits.limit(record=route.record)
         caller = await self._authenticate(scope, query, route, params)
         call = Call(scope, receive, method, query, self.services, caller, params)
         response = await endpoint.handler(call)
