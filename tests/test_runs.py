@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import time
 from typing import Any
 
 import httpx
@@ -347,9 +348,13 @@ def test_lists_of_runs_and_the_last_run(server: Server) -> None:
     actor = _actor()
     with server.client() as http:
         me = http.get("/users/me").json()["data"]["username"]
+        # Started a few milliseconds apart: runs started in the same one are ordered by id, at random.
         first = _start(http, actor)
+        time.sleep(0.005)
         second = _start(http, actor, origin="CLI")
+        time.sleep(0.005)
         third = _start(http, actor)
+        time.sleep(0.005)
         other = _start(http, _actor())
         http.put(f"/actor-runs/{first['id']}", json={"status": "SUCCEEDED"})
         http.put(f"/actor-runs/{second['id']}", json={"status": "FAILED", "exitCode": 1})
