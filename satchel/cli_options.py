@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from satchel.errors import SatchelError
 from satchel.service.services import Services, build_services_from
-from satchel.settings import Settings, invalid_settings
+from satchel.settings import ConfigFileError, Settings, load
 
 T = TypeVar("T")
 SQLITE_FILE = "satchel.db"  # what makes a folder a data dir of the embedded engine
@@ -42,10 +41,8 @@ def settings_from(**overrides: Any) -> Settings:
     """Settings from the environment, with the command line's explicit options on top; a value Satchel
     cannot use, or a config file it cannot read, is a clean error naming the setting."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as error:
-        raise click.ClickException(invalid_settings(error)) from error
-    except ValueError as error:  # the config file (ConfigFileError)
+        return load(**overrides)
+    except ConfigFileError as error:
         raise click.ClickException(str(error)) from error
 
 

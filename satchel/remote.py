@@ -68,15 +68,11 @@ def remote_options(command: Callable[..., T]) -> Callable[..., T]:
 def _settings(data_dir: Path | None) -> Settings:
     """The settings, for a default the command line left out. Imported here: the settings' model takes half
     a second to load, which a command given --url and --token never needs."""
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from satchel.settings import Settings, invalid_settings  # noqa: PLC0415
+    from satchel.settings import ConfigFileError, load  # noqa: PLC0415
 
     try:
-        return Settings() if data_dir is None else Settings(data_dir=data_dir)
-    except ValidationError as error:
-        raise click.ClickException(invalid_settings(error)) from error
-    except ValueError as error:  # the config file (ConfigFileError)
+        return load(data_dir=data_dir)
+    except ConfigFileError as error:
         raise click.ClickException(str(error)) from error
 
 

@@ -211,7 +211,17 @@ class Settings(BaseSettings):
 
 
 class ConfigFileError(ValueError):
-    """The config file cannot be read, or names a setting Satchel does not have."""
+    """The config file cannot be read, or names a setting Satchel does not have, or a setting's value (from
+    it, a variable or a flag) is not one Satchel can use."""
+
+
+def load(**overrides: Any) -> Settings:
+    """Settings from the environment and config file, with the given values (None: not given) on top; a value
+    Satchel cannot use, or a config file it cannot read, is a ConfigFileError saying which, in plain lines."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        raise ConfigFileError(invalid_settings(error)) from error
 
 
 def invalid_settings(error: ValidationError) -> str:

@@ -19,9 +19,10 @@ from satchel.storage import RecordRead
 SUPPORTED = ("gzip", "deflate", "br")
 ALIASES = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "br"}
 STEP = 256 * 1024  # most output one decoding step produces
-# Decoded bytes an upload's chunk may produce on the event loop; past them the rest of the chunk is decoded in
-# a thread. A chunk of a few KiB can decode to gigabytes (a compression bomb), seconds of work that would
-# hold every other request of the process back, and have its writes refused as though it had stopped.
+# Decoded bytes an upload's chunk, or a stored body read back, may produce on the event loop; past them the
+# rest is decoded in a thread, a step at a time. A few KiB can decode to gigabytes (a compression bomb),
+# seconds of work that would hold every other request of the process back, and have its writes refused as
+# though it had stopped.
 ON_LOOP_BYTES = 4 * STEP
 
 
@@ -138,22 +139,12 @@ class CheckedUpload:
         self._max = max_decoded
         self.raw_size = 0
 
-    def _count(self, pieces: Iterator[bytes], budget: float = float("inf")) -> bool:
-        """Count the decoded pieces until `budget` bytes of them; True once they have all been counted."""
-        spent = 0
-        for piece in pieces:
+    async def _check(self, pieces: Iterator[bytes]) -> None:
+        """Decode one chunk and count it: its first ON_LOOP_BYTES on the loop, the rest in a thread."""
+        async for piece in _steps(pieces, [ON_LOOP_BYTES]):
             self.raw_size += len(piece)
             if self.raw_size > self._max:
                 raise TooLarge(f"The record decodes to more than the limit of {self._max} bytes.")
-            spent += len(piece)
-            if spent >= budget:
-                return False
-        return True
-
-    async def _check(self, pieces: Iterator[bytes]) -> None:
-        """Decode and count: on the loop while that is little, then in a thread (one at a time)."""
-        if not self._count(pieces, ON_LOOP_BYTES):
-            await asyncio.to_thread(self._count, pieces)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         sent = False
@@ -194,6 +185,8 @@ async def decode_stream(
 
 
 async def _steps(pieces: Iterator[bytes], on_loop: list[int]) -> AsyncIterator[bytes]:
+    """The decoded pieces, each made on the loop while on_loop[0] (shared by the calls for one budget) lasts,
+    then in a thread: each of those is a point where the stream can be cancelled."""
     while True:
         piece = next(pieces, None) if on_loop[0] > 0 else await asyncio.to_thread(_next, pieces)
         if piece is None:
