@@ -8,6 +8,7 @@ name. It has no bucket operations: open() checks and creates the bucket with pre
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from obstore import GetOptions
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
+log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
 DEFAULT_REGION = "us-east-1"
 # S3's rule for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens.
@@ -229,6 +231,9 @@ class S3Blobs:
 
     def _failure(self, exc: Exception) -> SatchelError:
         """What an obstore error means to a caller: the store is down, or it refuses the credentials."""
+        # The caller is told only that the store failed; the operator reads what it said here.
+        cause = str(exc).strip().splitlines()
+        log.warning("object store %s failed: %s", self.endpoint, cause[0][:500] if cause else type(exc).__name__)
         if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
             return self._refused()
         return self._unavailable()
