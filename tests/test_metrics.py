@@ -105,7 +105,8 @@ def test_what_is_stored_on_every_engine(server: Server) -> None:
         before = scrape(http)
         store = http.post("/v2/key-value-stores").json()["data"]["id"]
         for key, size in (("a", 10), ("b", 200_000)):  # inline, and in the blob store
-            http.put(f"/v2/key-value-stores/{store}/records/{key}", content=b"x" * size)
+            written = http.put(f"/v2/key-value-stores/{store}/records/{key}", content=b"x" * size)
+            assert written.status_code == 201, written.text
         dataset = http.post("/v2/datasets").json()["data"]["id"]
         assert http.post(f"/v2/datasets/{dataset}/items", json=[{"n": 1}, {"n": 2}]).status_code == 201
         queue = http.post("/v2/request-queues").json()["data"]["id"]

@@ -138,6 +138,11 @@ def start_seaweed(dir: Path) -> Seaweed:
         "-s3.port.lance=0",
         "-webdav=false",
         "-admin.ui=false",
+        # Each bucket is a collection with volumes of its own, and mini makes as many volumes as its disk's
+        # free space holds at 1 GiB each: on a CI disk with 29 GiB free, the 29th bucket of a run could not be
+        # written ("no free volumes left"). Volumes grow as written, so many small ones cost nothing.
+        "-volume.max=2000",
+        "-master.volumeSizeLimitMB=64",
     ]
     for name, port in ports_by_name.items():
         command += [f"-{name}.port={port}", f"-{name}.port.grpc={port + GRPC_OFFSET}"]
