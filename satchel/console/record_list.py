@@ -91,7 +91,9 @@ async def context(
         stepped_back = True
     elif after:
         previous = dict(state)  # the first page
-    if offset + PER_PAGE < len(window):
+    if past_the_end:
+        pass  # only the way back: the window's pages are before this one
+    elif offset + PER_PAGE < len(window):
         next_page = {**window_state, "offset": str(offset + PER_PAGE)}
     elif keys.is_truncated and window:
         trail = [*back, after or ""][-TRAIL:]
