@@ -269,6 +269,29 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(small: Server, tmp_p
         assert http.get("/key-value-stores/~s/records/k2").content == b"\x02" * 5000
 
 
+def test_restore_replaces_only_a_data_dir(small: Server, tmp_path: Path) -> None:
+    """--force replaces a Satchel data dir, never a folder or file that a typo in --data-dir named."""
+    backup = tmp_path / "backup.tar"
+    run_cli("backup", str(backup), data_dir=small.data_dir)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep")
+    refused = run_cli("restore", str(backup), "--force", data_dir=precious, ok=False)
+    assert f"{precious} is not empty and is not a Satchel data dir (it holds no satchel.db)" in refused.stderr
+    assert [p.name for p in precious.iterdir()] == ["thesis.txt"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    refused = run_cli("restore", str(backup), "--force", data_dir=notes, ok=False)
+    assert f"{notes} is a file" in refused.stderr
+    assert notes.read_text() == "keep"
+    refused = run_cli("restore", str(backup), data_dir=notes / "sub", ok=False)
+    assert f"{notes / 'sub'} cannot be made: {notes} is not a folder." in refused.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing unpacked
+    # A backup that cannot be written names the path given, not the scratch one beside it.
+    refused = run_cli("backup", str(notes / "b.tar"), data_dir=small.data_dir, ok=False)
+    assert refused.stderr.strip().endswith(f"Cannot write {notes / 'b.tar'}: Not a directory.")
+
+
 def test_a_backup_as_one_archive_file(small: Server, tmp_path: Path) -> None:
     archive = tmp_path / "satchel.tar.gz"
     run_cli("backup", str(archive), data_dir=small.data_dir)

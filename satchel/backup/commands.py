@@ -16,6 +16,7 @@ import click
 from satchel.backup.archive import is_archive, pack, unpacked
 from satchel.backup.files import Bar, beside
 from satchel.backup.manifest import DEPLOY_DOC, BackupError, Manifest
+from satchel.backup.restore import check_target
 from satchel.backup.restore import restore as restore_into
 from satchel.backup.take import take_backup
 from satchel.cli_options import settings_from, storage_options
@@ -48,6 +49,13 @@ def _embedded(where: dict[str, Any], command: str) -> Settings:
     return settings
 
 
+def _said(error: Exception, path: Path) -> str:
+    """An error in words; one about a scratch path beside `path` names `path`, which is the user's."""
+    if isinstance(error, OSError) and Path(str(error.filename or "")).name.startswith(f".{path.name}."):
+        return f"Cannot write {path}: {error.strerror}."
+    return str(error)
+
+
 def _summary(manifest: Manifest) -> str:
     c = manifest.counts
     return (
@@ -74,6 +82,7 @@ def _take(data_dir: Path, dest: Path) -> Manifest:
 
 
 def _restore(src: Path, data_dir: Path, *, force: bool) -> Manifest:
+    check_target(data_dir, force=force)  # before an archive is unpacked beside it
     if not is_archive(src):
         return restore_into(src, data_dir, force=force, progress=_progress)
     with unpacked(src, data_dir) as folder:
@@ -91,14 +100,18 @@ def backup(dest: Path, **where: Any) -> None:
     try:
         manifest = _take(settings.data_dir, dest)
     except (BackupError, OSError, sqlite3.Error) as error:  # a full disk, a locked or damaged database
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(_said(error, dest)) from error
     click.echo(f"Backed up {_summary(manifest)}, as of {manifest.created_at}, into {dest}")
     click.echo(f"({manifest.database_bytes} bytes of database; {time.monotonic() - started:.1f} s)")
 
 
 @click.command()
 @click.argument("src", type=click.Path(path_type=Path, exists=True))
-@click.option("--force", is_flag=True, help="Replace what the data dir holds (never while a server uses it).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the data dir there (only a Satchel data dir, never while a server uses it).",
+)
 @storage_options
 def restore(src: Path, force: bool, **where: Any) -> None:
     """Check the backup SRC (a folder, or a .tar, .tar.gz or .tgz) whole, then put it into the data dir,
@@ -107,5 +120,5 @@ def restore(src: Path, force: bool, **where: Any) -> None:
     try:
         manifest = _restore(src, settings.data_dir, force=force)
     except (BackupError, OSError, sqlite3.Error) as error:  # a full disk, a locked or damaged database
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(_said(error, settings.data_dir)) from error
     click.echo(f"Restored {_summary(manifest)}, as of {manifest.created_at}, into {settings.data_dir}")

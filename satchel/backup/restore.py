@@ -76,18 +76,37 @@ def in_use_by(data_dir: Path) -> int | None:
     return None
 
 
+def check_target(data_dir: Path, *, force: bool) -> None:
+    """That a restore may put a data dir at data_dir: a new or empty folder, or (--force) a data dir no
+    process uses. --force replaces only a data dir: a typo in --data-dir must not delete a folder of files."""
+    folder = data_dir.absolute().parent
+    if not folder.is_dir():
+        raise BackupError(f"{data_dir} cannot be made: {folder} is not a folder.")
+    if not data_dir.exists():
+        return
+    if not data_dir.is_dir():
+        raise BackupError(f"{data_dir} is a file: name a new or empty folder for the data dir.")
+    if not any(data_dir.iterdir()):
+        return
+    pid = in_use_by(data_dir)
+    if pid is not None:
+        raise BackupError(
+            f"A Satchel process (pid {pid}) is using {data_dir}: stop the server first, then restore."
+        )
+    if not (data_dir / DATABASE).is_file():
+        raise BackupError(
+            f"{data_dir} is not empty and is not a Satchel data dir (it holds no {DATABASE}): restore into "
+            "a new or empty folder."
+        )
+    if not force:
+        raise BackupError(
+            f"{data_dir} is not empty: restore into a new data dir, or give --force to replace it."
+        )
+
+
 def restore(backup: Path, data_dir: Path, *, force: bool, progress: Progress) -> Manifest:
     manifest, named = verify(backup)
-    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
-        pid = in_use_by(data_dir)
-        if pid is not None:
-            raise BackupError(
-                f"A Satchel process (pid {pid}) is using {data_dir}: stop the server first, then restore."
-            )
-        if not force:
-            raise BackupError(
-                f"{data_dir} is not empty: restore into a new data dir, or give --force to replace it."
-            )
+    check_target(data_dir, force=force)
     staging = beside(data_dir, "restoring")
     shutil.rmtree(staging, ignore_errors=True)
     try:
