@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,9 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 # Names the TOML file whose settings apply below the command line's and the environment's.
 CONFIG_VARIABLE = "SATCHEL_CONFIG"
+MIN_TOKEN = 20
+SECRET_SETTINGS = frozenset({"token", "database"})  # a token; a URL that may hold a password
+ADMIN_TOKEN = re.compile(rf"[A-Za-z0-9_.~-]{{{MIN_TOKEN},200}}")
 
 
 class PostgresSettings(BaseModel):
@@ -95,7 +99,8 @@ class Settings(BaseSettings):
     the client's address in the per-IP limits and failed Console sign-ins, and gets the Console's Secure
     cookie when the proxy says https. Empty: those headers are ignored."""
     token: str = ""
-    """A token to use for the admin user instead of a generated one (kept in the data dir either way)."""
+    """A token to use for the admin user instead of a generated one (kept in the data dir either way): 20 to
+    200 letters, digits and - _ . ~."""
     admin_username: str = "admin"
     """The admin user made on first start."""
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
@@ -186,6 +191,20 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(found)
 
+    @field_validator("token")
+    @classmethod
+    def _strong_token(cls, value: str) -> str:
+        """The admin's token opens everything, so one easy to guess is refused rather than taken; and it
+        travels in headers and query strings, so it holds only characters that need no escaping there."""
+        if value and ADMIN_TOKEN.fullmatch(value) is None:
+            bad = next((c for c in value if ADMIN_TOKEN.fullmatch(c * MIN_TOKEN) is None), None)
+            raise ValueError(
+                f"the admin token must be {MIN_TOKEN} to 200 letters, digits and - _ . ~ "
+                f"({f'it holds {bad!r}' if bad else f'it is {len(value)} characters'}); "
+                "leave it unset for a generated one"
+            )
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -231,7 +250,8 @@ def invalid_settings(error: ValidationError) -> str:
     for problem in error.errors(include_url=False):
         path = [str(part) for part in problem["loc"]]
         variable = "SATCHEL_" + "__".join(path).upper()
-        given = f" (got {problem['input']!r})" if not isinstance(problem["input"], dict) else ""
+        secret = path[0] in SECRET_SETTINGS  # never echoed: error lines end up in logs
+        given = f" (got {problem['input']!r})" if not (secret or isinstance(problem["input"], dict)) else ""
         rule = problem["msg"].removeprefix("Value error, ")  # a validator's own words, as written
         rule = rule[:1].lower() + rule[1:] if problem["type"] != "value_error" else rule
         lines.append(f"Setting {'.'.join(path)} ({variable}): {rule.rstrip('.')}{given}.")

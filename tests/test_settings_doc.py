@@ -177,3 +177,28 @@ def test_a_bad_variable_is_named_in_one_line(tmp_path: Path, variable: str, valu
         assert f"(got '{value}')" in done.stderr
         assert "pydantic" not in done.stderr
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("token", "said"),
+    [
+        ("short", "(it is 5 characters)"),
+        ("apify_api_with a space in it", "(it holds ' ')"),
+    ],
+)
+def test_an_admin_token_easy_to_guess_or_to_mangle_is_refused(tmp_path: Path, token: str, said: str) -> None:
+    """SATCHEL_TOKEN opens everything: a short one is refused, as is one a URL or header would mangle, and the
+    refusal does not echo it (error lines go to logs)."""
+    done = subprocess.run(
+        cli_command("serve", data_dir=tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SATCHEL_TOKEN": token},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Setting token (SATCHEL_TOKEN): the admin token must be 20 to 200 letters" in done.stderr
+    assert said in done.stderr
+    assert token not in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made
