@@ -5,6 +5,8 @@ without the port or the token being given twice."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 from typing import TYPE_CHECKING
 
 from satchel.service.users import TOKEN_FILE
@@ -13,6 +15,33 @@ if TYPE_CHECKING:
     from satchel.settings import Settings
 
 SERVED_URL_FILE = "served-url"  # the base URL the last `satchel serve` on a data dir answered on
+LOCK_FILE = "serve.lock"  # locked by the `satchel serve` running on the data dir (and its workers)
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def lock_data_dir(settings: Settings) -> int:
+    """Hold the data dir for this server, for as long as it or a worker forked from it runs (the lock goes
+    with the last of them, however they end); DataDirInUse if another `satchel serve` holds it. A second
+    server there would take over the address the commands beside it use, and leave it pointing nowhere
+    once it stopped. The descriptor returned is kept open, never closed."""
+    path = settings.data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held_by = os.read(fd, 1024).decode(errors="replace").split()
+        os.close(fd)
+        pid, url = [*held_by, "?", "?"][:2]
+        raise DataDirInUse(
+            f"Another satchel serve (pid {pid}, at {url}) is using the data dir {settings.data_dir}: stop it "
+            "first, or give this server a data dir of its own (--data-dir)."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {settings.base_url}\n".encode(), 0)
+    return fd
 
 
 def note_served_url(settings: Settings) -> None:

@@ -14,7 +14,7 @@ import click
 
 from satchel.bootstrap import bootstrap_now
 from satchel.cli_options import SQLITE_FILE, settings_from
-from satchel.local_server import note_served_url
+from satchel.local_server import DataDirInUse, lock_data_dir, note_served_url
 from satchel.logs import configure_logging
 from satchel.service.users import TOKEN_FILE
 from satchel.serving import PortInUse, claim_port, run_server
@@ -71,12 +71,15 @@ def serve(config: Path | None, **flags: Any) -> None:
 def _serve(settings: Settings) -> None:
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     data_dir = settings.data_dir
-    new = not data_dir.is_dir() if settings.database else not (data_dir / SQLITE_FILE).is_file()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    made = _made_data_dir(data_dir)
+    try:
+        lock_data_dir(settings)
+    except DataDirInUse as error:
+        raise click.ClickException(str(error)) from error
     admin = _bootstrap_apart(settings)
     configure_logging(settings)
     note_served_url(settings)
-    click.echo(f"{'Created a new' if new else 'Using the'} data dir at {data_dir}")
+    click.echo(made)
     click.echo(f"Satchel API: {settings.base_url}/v2")
     click.echo(f"Console:     {settings.base_url}/console")
     token_file = data_dir / TOKEN_FILE
@@ -94,6 +97,26 @@ def _serve(settings: Settings) -> None:
     # Workers are separate processes and read their settings from the environment.
     os.environ.update(settings_environment(settings))
     run_server(settings)
+
+
+def _made_data_dir(data_dir: Path) -> str:
+    """Make the data dir if it is missing; the line that says what was found there. New is what holds no
+    Satchel data yet (no database, no admin token): a folder a failed start left empty is still new."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise click.ClickException(
+            f"The data dir {data_dir} is a file: name a folder (it is made if missing)."
+        )
+    others = data_dir.is_dir() and any(data_dir.iterdir())
+    new = not any((data_dir / name).exists() for name in (SQLITE_FILE, TOKEN_FILE))
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot make the data dir {data_dir}: {error.strerror or error}."
+        ) from error
+    if not new:
+        return f"Using the data dir at {data_dir}"
+    return f"Created a new data dir at {data_dir}" + (" (beside the files already in it)" if others else "")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

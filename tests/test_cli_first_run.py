@@ -103,6 +103,29 @@ def test_serve_says_whether_it_made_the_data_dir(tmp_path: Path) -> None:
     stop_server(second)
     assert f"Using the data dir at {data}\n" in server_log(second)
     assert "Created" not in server_log(second)
+    # A folder of other files is used, and said to be.
+    others = tmp_path / "others"
+    others.mkdir()
+    (others / "notes.txt").write_text("mine")
+    third = start_server(others)
+    stop_server(third)
+    assert f"Created a new data dir at {others} (beside the files already in it)\n" in server_log(third)
+    assert (others / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file", "proc"])
+def test_serve_says_why_it_cannot_make_the_data_dir(tmp_path: Path, where: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    data_dir, said = {
+        "file": (afile, f"The data dir {afile} is a file: name a folder"),
+        "under-a-file": (afile / "sub", f"Cannot make the data dir {afile / 'sub'}: Not a directory."),
+        "proc": (Path("/proc/satchel-data"), "Cannot make the data dir /proc/satchel-data: No such file"),
+    }[where]
+    done = satchel_in(tmp_path, "serve", "--port", "0", "--data-dir", str(data_dir))
+    assert done.returncode == 1
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_commands_on_the_served_data_dir_work(tmp_path: Path) -> None:

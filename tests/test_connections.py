@@ -166,6 +166,26 @@ def _refused(port: int, data_dir: Path, *args: str) -> str:
     return output
 
 
+def test_a_second_server_on_a_data_dir_in_use_stops_before_starting(tmp_path: Path) -> None:
+    """One `satchel serve` per data dir: a second would take over the address the commands there use."""
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir)
+    try:
+        code, output = _serve(free_port(), data_dir)
+        assert code == 1, output
+        assert (
+            f"Another satchel serve (pid {first.pid}, at {first.base_url}) is using the data dir {data_dir}"
+        ) in output
+        with first.client() as http:  # the first goes on as before, and stays the one the commands name
+            assert http.get("/users/me").status_code == 200
+        assert (data_dir / "served-url").read_text().strip() == first.base_url
+    finally:
+        stop_server(first)
+    # Once it has stopped, the data dir is free for the next.
+    code, output = _serve(free_port(), data_dir)
+    assert code is None, output
+
+
 def test_a_second_server_on_a_taken_port_stops_before_starting(tmp_path: Path) -> None:
     """Not sharing it: granian listens with SO_REUSEPORT, so a second server would get half the requests."""
     first = start_server(tmp_path / "first" / "data", env={"SATCHEL_HEADER_TIMEOUT_SECONDS": "0.5"})
