@@ -13,6 +13,7 @@ import click
 from satchel.errors import SatchelError
 from satchel.service.services import Services, build_services_from
 from satchel.settings import ConfigFileError, Settings, load
+from satchel.storage.pairing import blobs_found
 
 T = TypeVar("T")
 SQLITE_FILE = "satchel.db"  # what makes a folder a data dir of the embedded engine
@@ -62,10 +63,10 @@ def run_on_storage(
     elif not settings.blob_store and not settings.data_dir.is_dir():
         with tempfile.TemporaryDirectory(prefix="satchel-") as scratch:
             return _run(settings.model_copy(update={"data_dir": Path(scratch)}), work)
-    return _run(settings, work)
+    return _run(settings, work, bodies=bodies)
 
 
-def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies: bool = False) -> T:
     async def go() -> T:
         try:
             services = build_services_from(settings, housekeeping=False)
@@ -73,6 +74,8 @@ def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
             raise click.ClickException(str(error)) from error
         await services.start(background=False)
         try:
+            if bodies and (settings.database or settings.blob_store):  # a pairing the data dir does not make
+                await _check_pairing(settings, services)
             return await work(services)
         finally:
             await services.stop()
@@ -81,6 +84,22 @@ def _run(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
         return asyncio.run(go())
     except SatchelError as error:
         raise click.ClickException(error.message) from error
+
+
+async def _check_pairing(settings: Settings, services: Services) -> None:
+    """Refuse to move bodies through a blob store that holds none of the database's: they would be written
+    where no server reads them, and read back as missing."""
+    checked, found = await blobs_found(services.storage.records, services.storage.blobs)
+    if checked and not found:
+        where = (
+            "the files in the data dir"
+            if not settings.blob_store
+            else f"the blob store {settings.blob_store}"
+        )
+        raise click.ClickException(
+            f"None of the {checked} large record bodies checked is in {where}: the database keeps its large "
+            "bodies elsewhere. Give the --blob-store (or SATCHEL_BLOB_STORE) the servers use."
+        )
 
 
 def _check_data_dir(settings: Settings) -> None:

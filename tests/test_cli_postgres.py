@@ -294,5 +294,23 @@ def test_import_and_export_through_the_object_store(
         assert (exported / "late").read_bytes() == large[::-1]
         # Nothing of it stayed on the operator's machine: the bodies went to the bucket.
         assert not [p for p in operator.rglob("*") if p.is_file()]
+
+        # Without the servers' bucket (files on this machine, or another bucket), bodies would go where no
+        # server reads them, and come back as missing: refused, before anything is written.
+        other = where["blob_store"].replace("s3://", "s3://other-", 1)
+        operator.mkdir(parents=True, exist_ok=True)  # with bodies in files, a data dir to hold them
+        for blob_store in ((), ("--blob-store", other)):
+            wrong = ("--database", where["database"], *blob_store)
+            refused = satchel(
+                "import", str(root / "storage"), *wrong, data_dir=operator, env=s3_env, ok=False
+            )
+            assert "None of the 2 large record bodies checked is in" in refused.stderr
+            assert "Give the --blob-store (or SATCHEL_BLOB_STORE) the servers use." in refused.stderr
+            refused = satchel(
+                "export", "~crawl", str(root / "out2"), *wrong, data_dir=operator, env=s3_env, ok=False
+            )
+            assert "None of the 2 large record bodies checked is in" in refused.stderr
+        assert not (root / "out2").exists()
+        assert not [p for p in operator.rglob("*") if p.is_file()]
     finally:
         stop_server(node)

@@ -222,6 +222,10 @@ class RecordTable(Protocol):
         for as long as it reads), and always holds at least one."""
         ...
 
+    async def some_blobs(self, limit: int) -> list[str]:
+        """Up to limit blobs that records name (any), to check that a blob store is the one they are in."""
+        ...
+
     # the blob ledger, for housekeeping.py
     async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
         """Blobs no record names any more, dead since before cutoff."""

@@ -203,6 +203,10 @@ class PostgresRecords:
                 return
             after = rows[-1]["key"]
 
+    async def some_blobs(self, limit: int) -> list[str]:
+        rows = await self.db.fetch("SELECT blob FROM records WHERE blob IS NOT NULL LIMIT $1", limit)
+        return [row["blob"] for row in rows]
+
     async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
         rows = await self.db.fetch(
             "SELECT name FROM dead_blobs WHERE dead_at < $1 ORDER BY dead_at LIMIT $2", cutoff, limit

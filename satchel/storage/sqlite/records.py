@@ -246,6 +246,10 @@ class SqliteRecords:
 
     # --- the blob ledger
 
+    async def some_blobs(self, limit: int) -> list[str]:
+        rows = self.db.all("SELECT blob FROM records WHERE blob IS NOT NULL LIMIT ?", (limit,))
+        return [row["blob"] for row in rows]
+
     async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
         rows = self.db.all("SELECT name FROM dead_blobs WHERE dead_at < ? LIMIT ?", (cutoff, limit))
         return [row["name"] for row in rows]
