@@ -28,6 +28,7 @@ from satchel.storage import (
 )
 from satchel.storage.factory import build_storage
 from satchel.storage.housekeeping import BlobHousekeeping
+from satchel.storage.pairing import blobs_found
 from satchel.storage.postgres import records as postgres_records
 from satchel.storage.rows import NewRequest, RequestRow
 from satchel.storage.sqlite import records as sqlite_records
@@ -308,6 +309,22 @@ def test_replaced_and_deleted_blobs_stay_readable_until_purged(run: Run) -> None
         assert len(await storage.records.dead_blobs(now_ms() + 1, 10)) == 2
         assert await BlobHousekeeping(storage.records, storage.blobs, grace_ms=0).purge() == 2
         assert await storage.records.dead_blobs(now_ms() + 1, 10) == []
+
+    run(work)
+
+
+def test_a_blob_store_is_checked_against_the_blobs_records_name(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        assert await blobs_found(storage.records, storage.blobs) == (0, 0)  # nothing to check by yet
+        store = await _store(storage, await _user(storage))
+        for key, size in (("small", 10), ("large", 5000)):
+            await storage.records.write(
+                store.pk, key, content_type="t", content_encoding=None, body=Body(b"x" * size), now=1
+            )
+        assert await blobs_found(storage.records, storage.blobs) == (1, 1)
+        # A blob store without it (another bucket, or files on another machine) holds none of them.
+        await storage.blobs.delete(await storage.records.some_blobs(10))
+        assert await blobs_found(storage.records, storage.blobs) == (1, 0)
 
     run(work)
 
