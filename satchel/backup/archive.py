@@ -43,10 +43,14 @@ def unpacked(archive: Path, near: Path) -> Iterator[Path]:
     shutil.rmtree(scratch, ignore_errors=True)
     try:
         try:
-            with tarfile.open(archive) as tar:
+            # Opened as its name says, so a damaged one is one error, not one for each way tarfile tries.
+            with tarfile.open(archive, "r:" if archive.name.endswith(".tar") else "r:gz") as tar:
                 tar.extractall(scratch, filter="data")  # no paths outside scratch, no devices or odd modes
         except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as error:  # EOFError: cut short
-            raise BackupError(f"{archive} cannot be unpacked ({error}); nothing was restored.") from error
+            kind = "tar" if archive.name.endswith(".tar") else "gzipped tar"
+            raise BackupError(
+                f"{archive} cannot be unpacked as a {kind} file ({error}); nothing was restored."
+            ) from error
         yield scratch / TOP
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
