@@ -233,7 +233,8 @@ class S3Blobs:
         """What an obstore error means to a caller: the store is down, or it refuses the credentials."""
         # The caller is told only that the store failed; the operator reads what it said here.
         cause = str(exc).strip().splitlines()
-        log.warning("object store %s failed: %s", self.endpoint, cause[0][:500] if cause else type(exc).__name__)
+        said = cause[0][:500] if cause else type(exc).__name__
+        log.warning("object store %s failed: %s", self.endpoint, said)
         if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
             return self._refused()
         return self._unavailable()
