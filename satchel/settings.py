@@ -20,11 +20,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from satchel.urls import check_blob_store, check_database, redacted
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 # Names the TOML file whose settings apply below the command line's and the environment's.
 CONFIG_VARIABLE = "SATCHEL_CONFIG"
+# Settings whose value may hold a password: an error shows them redacted.
+URL_SETTINGS = ("database", "blob_store")
 
 
 class PostgresSettings(BaseModel):
@@ -186,6 +190,17 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(found)
 
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Checked here, so that every command and `serve` say what is wrong with it before connecting."""
+        return check_database(value)
+
+    @field_validator("blob_store")
+    @classmethod
+    def _blob_store_url(cls, value: str) -> str:
+        return check_blob_store(value)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -231,7 +246,10 @@ def invalid_settings(error: ValidationError) -> str:
     for problem in error.errors(include_url=False):
         path = [str(part) for part in problem["loc"]]
         variable = "SATCHEL_" + "__".join(path).upper()
-        given = f" (got {problem['input']!r})" if not isinstance(problem["input"], dict) else ""
+        value = problem["input"]
+        if path[0] in URL_SETTINGS and isinstance(value, str):
+            value = redacted(value)
+        given = f" (got {value!r})" if not isinstance(value, dict) else ""
         rule = problem["msg"].removeprefix("Value error, ")  # a validator's own words, as written
         rule = rule[:1].lower() + rule[1:] if problem["type"] != "value_error" else rule
         lines.append(f"Setting {'.'.join(path)} ({variable}): {rule.rstrip('.')}{given}.")
