@@ -231,29 +231,54 @@ class ConfigFileError(ValueError):
 
 
 def load(**overrides: Any) -> Settings:
-    """Settings from the environment and config file, with the given values (None: not given) on top; a value
-    Satchel cannot use, or a config file it cannot read, is a ConfigFileError saying which, in plain lines."""
+    """Settings from the environment and config file, with the given values (None: not given; the command
+    line's flags) on top; a value Satchel cannot use, or a config file it cannot read, is a ConfigFileError
+    saying which, in plain lines."""
+    flags = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**flags)
     except ValidationError as error:
-        raise ConfigFileError(invalid_settings(error)) from error
+        raise ConfigFileError(invalid_settings(error, flags)) from error
 
 
-def invalid_settings(error: ValidationError) -> str:
-    """What a ValidationError of Settings says, in a line per setting: its name, its variable, the rule and
-    the value given (which may have come from a flag, the variable or a config file)."""
+def invalid_settings(error: ValidationError, flags: dict[str, Any]) -> str:
+    """What a ValidationError of Settings says, in a line per setting: its name, where the value came from
+    (the flag, the variable or the config file), the rule and the value given."""
     lines = []
     for problem in error.errors(include_url=False):
         path = [str(part) for part in problem["loc"]]
-        variable = "SATCHEL_" + "__".join(path).upper()
         value = problem["input"]
         if path[0] in URL_SETTINGS and isinstance(value, str):
             value = redacted(value)
         given = f" (got {value!r})" if not isinstance(value, dict) else ""
         rule = problem["msg"].removeprefix("Value error, ")  # a validator's own words, as written
         rule = rule[:1].lower() + rule[1:] if problem["type"] != "value_error" else rule
-        lines.append(f"Setting {'.'.join(path)} ({variable}): {rule.rstrip('.')}{given}.")
+        lines.append(f"Setting {'.'.join(path)} ({_source(path, flags)}): {rule.rstrip('.')}{given}.")
     return "\n".join(lines)
+
+
+def _source(path: list[str], flags: dict[str, Any]) -> str:
+    """Where a setting's value came from: the first of its flag, its variable (or its block's, which may hold
+    the block as JSON) and the config file that gives it, as Settings reads them."""
+    if _holds(flags, path):
+        return "--" + "-".join(path).replace("_", "-")
+    variables = {name.upper() for name in os.environ}  # the names are read in any case
+    for end in range(len(path), 0, -1):
+        variable = "SATCHEL_" + "__".join(path[:end]).upper()
+        if variable in variables:
+            return variable
+    config = os.environ.get(CONFIG_VARIABLE)
+    if config and _holds(read_config(Path(config)), path):
+        return f"`{'.'.join(path)}` in the config file {config}"
+    return f"SATCHEL_{'__'.join(path).upper()} or the config file"
+
+
+def _holds(values: Any, path: list[str]) -> bool:
+    for part in path:
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -177,3 +177,27 @@ def test_a_bad_variable_is_named_in_one_line(tmp_path: Path, variable: str, valu
         assert f"(got '{value}')" in done.stderr
         assert "pydantic" not in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_bad_value_names_where_it_came_from(tmp_path: Path) -> None:
+    """The flag, the variable or the config file, whichever gave the value: a bad value in the file was
+    reported under the variable's name, which the operator had never set."""
+    config = tmp_path / "satchel.toml"
+    config.write_text("port = 99999\n[postgres]\npool_max = 0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SATCHEL_")}
+    cases = [
+        ((), {CONFIG_VARIABLE: str(config)}, f"Setting port (`port` in the config file {config}): "),
+        ((), {CONFIG_VARIABLE: str(config)}, f"(`postgres.pool_max` in the config file {config}): "),
+        ((), {CONFIG_VARIABLE: str(config), "SATCHEL_PORT": "70000"}, "Setting port (SATCHEL_PORT): "),
+        ((), {"satchel_port": "70000"}, "Setting port (SATCHEL_PORT): "),  # names are read in any case
+        ((), {"SATCHEL_POSTGRES": '{"pool_max": 0}'}, "Setting postgres.pool_max (SATCHEL_POSTGRES): "),
+        (("--port", "70000"), {"SATCHEL_PORT": "80000"}, "Setting port (--port): "),
+        (("--postgres-pool-max", "0"), {}, "Setting postgres.pool_max (--postgres-pool-max): "),
+    ]
+    for flags, variables, said in cases:
+        done = subprocess.run(
+            cli_command("serve", *flags, data_dir=tmp_path / "data"),
+            capture_output=True, text=True, timeout=60, check=False, env={**env, **variables},
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert said in done.stderr, (flags, variables, done.stderr)
