@@ -20,7 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from satchel.urls import check_blob_store, check_database, redacted
+from satchel.urls import check_blob_store, check_database, check_public_url, redacted
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     to read (uploads included); connections not yet accepted are refused, and nothing on them was stored. A
     worker process still busy after this long is killed."""
     public_url: str = ""
-    """The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers. Empty means
-    http://{host}:{port}."""
+    """The base URL clients see (http:// or https://, a host, perhaps a path; no query), used in
+    recordPublicUrl, keysPublicUrl and Location headers. Empty means http://{host}:{port}."""
     forwarded_allow_ips: str = ""
     """The proxies in front, whose X-Forwarded-For and X-Forwarded-Proto are believed: comma-separated
     addresses or networks (10.0.0.5, 10.0.0.0/8), or * for any. A request from one of them counts against
@@ -189,6 +189,12 @@ class Settings(BaseSettings):
                     f"{item!r} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/8)"
                 ) from None
         return ",".join(found)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        """Every URL the server hands out starts with it: `notaurl` made them all `notaurl/v2/...`."""
+        return check_public_url(value)
 
     @field_validator("database")
     @classmethod

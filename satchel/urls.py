@@ -1,6 +1,7 @@
-"""The URLs the settings name a database or an object store by: checked when the settings are read, so that a
-malformed one is one line naming what is wrong rather than a traceback from the driver when it connects, and
-shown without their secrets, wherever an error quotes them."""
+"""The URLs of the settings (the database, the object store, the public URL): checked when the settings are
+read, so that a malformed one is one line naming what is wrong rather than a traceback from the driver when it
+connects (or, for the public URL, every URL handed out gone wrong), and shown without their secrets, wherever
+an error quotes them."""
 
 from __future__ import annotations
 
@@ -90,3 +91,23 @@ def check_blob_store(url: str) -> str:
             " AWS_SECRET_ACCESS_KEY, never from the URL"
         )
     return url
+
+
+def check_public_url(url: str) -> str:
+    """The base URL clients are given, without a trailing slash (empty: the server's own address); else a
+    ValueError saying what it must be."""
+    if not url:
+        return url
+    rule = "it must be an http:// or https:// URL with a host, such as https://satchel.example.com"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port != 0  # reading it checks it: a port that is not a number raises
+    except ValueError:
+        raise ValueError(rule) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(rule)
+    if any(character.isspace() for character in url):
+        raise ValueError(f"{rule}, and no spaces")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(f"{rule}, and no query or fragment (? or #)")
+    return url.rstrip("/")
