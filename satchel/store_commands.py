@@ -15,7 +15,7 @@ from satchel.cli_options import run_on_storage, storage_options
 from satchel.clock import iso
 from satchel.crawlee_storage import exporting, importing
 from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
-from satchel.errors import NotFound
+from satchel.errors import InvalidRequest, NotFound
 from satchel.local_server import local_base_url
 from satchel.remote import connection, record_count, run_remote, server_options
 from satchel.service import signing
@@ -90,7 +90,10 @@ def print_public_url(store: str, key: str | None, expires_in: str, **where: Any)
     the address the last `satchel serve` on the data dir answered on."""
     seconds = _duration(expires_in)
     if key is not None:
-        check_key(key)
+        try:
+            check_key(key)
+        except InvalidRequest as error:
+            raise click.BadParameter(error.message, param_hint="KEY") from error
 
     async def work(services: Services) -> tuple[list[str], int]:
         _, row = await _as_owner(services, store)

@@ -110,3 +110,13 @@ def test_revoked_admin_token_is_replaced_on_restart(tmp_path_factory: pytest.Tem
         assert whoami(server, first).status_code == 401
     finally:
         stop_server(server)
+
+
+def test_public_url_of_a_key_that_is_no_key_is_a_usage_error(running: Server) -> None:
+    """It was InvalidRequest's traceback."""
+    with running.client() as owner:
+        owner.post("/key-value-stores", params={"name": "cli-public"})
+    done = satchel(running, "public-url", "cli-public", "bad/key", ok=False)
+    assert done.returncode == 2
+    assert "Error: Invalid value for KEY: Record key is not valid" in done.stderr
+    assert satchel(running, "public-url", "cli-public", "good-key").stdout.count("/records/good-key?") == 1
