@@ -32,15 +32,20 @@ T = TypeVar("T")
 @click.command()
 @click.argument("store")
 @click.argument("username")
-@click.option("--read", "access", flag_value="read", help="Let the user read records and list keys.")
-@click.option("--write", "access", flag_value="write", help="Let the user also put and delete records.")
-@click.option("--revoke", "access", flag_value="revoke", help="Take the user's access away.")
+@click.option("--read", is_flag=True, help="Let the user read records and list keys.")
+@click.option("--write", is_flag=True, help="Let the user also put and delete records.")
+@click.option("--revoke", is_flag=True, help="Take the user's access away.")
 @storage_options
-def share(store: str, username: str, access: str | None, **where: Any) -> None:
+def share(store: str, username: str, read: bool, write: bool, revoke: bool, **where: Any) -> None:
     """Share STORE (its id, NAME, ~NAME or OWNER~NAME; a name alone is the admin's) with USERNAME, as its
     owner would."""
-    if access is None:
+    # Three flags rather than one option with three flag values, which took the last one given.
+    given = [name for name, on in (("read", read), ("write", write), ("revoke", revoke)) if on]
+    if not given:
         raise click.UsageError("Say what to give: --read, --write or --revoke.")
+    if len(given) > 1:
+        raise click.UsageError(f"Give one of --read, --write and --revoke, not {' and '.join(given)}.")
+    access = given[0]
 
     async def work(services: Services) -> str:
         as_owner, row = await _as_owner(services, store)

@@ -90,6 +90,15 @@ def test_share_command(running: Server) -> None:
     assert "not found" in satchel(running, "share", "admin~nope", "dave", "--read", ok=False).stderr
     assert "not found" in satchel(running, "share", store["id"], "nobody", "--read", ok=False).stderr
     assert "--read, --write or --revoke" in satchel(running, "share", store["id"], "dave", ok=False).stderr
+    # Two at once were taken as the last of them.
+    satchel(running, "share", store["id"], "dave", "--read")
+    pairs = [("--read", "--write"), ("--write", "--read"), ("--read", "--revoke"), ("--write", "--revoke")]
+    for both in pairs:
+        done = satchel(running, "share", store["id"], "dave", *both, ok=False)
+        assert done.returncode == 2, both
+        assert "Error: Give one of --read, --write and --revoke" in done.stderr
+    assert httpx.get(url, headers=dave).status_code == 200  # still a reader, no more
+    assert httpx.put(url, headers=dave, content=b"x").status_code == 403
 
 
 def test_revoked_admin_token_is_replaced_on_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
