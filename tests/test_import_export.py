@@ -151,6 +151,23 @@ def test_import_reports_everything_it_skips(server: Server, tmp_path: Path) -> N
         assert expected in done.stderr
 
 
+def test_import_skips_a_file_whose_name_is_not_utf8(server: Server, tmp_path: Path) -> None:
+    """Such a name (a byte 0xff) is no key: it ended the whole import in a UnicodeEncodeError; as a key in a
+    record's metadata too."""
+    folder = store_folder(tmp_path, "not-utf8")
+    with open(os.fsencode(folder) + b"/\xff", "wb") as file:
+        file.write(b"x")
+    (folder / "escaped.bin").write_bytes(b"y")
+    (folder / "escaped.bin.__metadata__.json").write_text('{"key": "\\udcff", "contentType": "text/plain"}')
+    done = satchel(server, "import", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "not-utf8: 2 records" in done.stdout  # ok.txt, and escaped.bin under its file name
+    assert f"skipped {folder}/\\udcff: a name that is not UTF-8 text, so no record key" in done.stderr
+    assert "__metadata__.json: not a record's metadata (a key that is not UTF-8 text)" in done.stderr
+    with server.client() as api:
+        assert keys(api, "not-utf8") == ["escaped", "ok"]
+
+
 # --- export
 
 

@@ -163,10 +163,12 @@ def read_folder(folder: int) -> tuple[list[FolderRecord], list[str]]:
     problems: list[str] = []
     for entry in os.scandir(folder):
         kind = entry.stat(follow_symlinks=False).st_mode
-        if stat.S_ISREG(kind):
-            files.add(entry.name)
-        else:
+        if not stat.S_ISREG(kind):
             problems.append(f"{entry.name}: {not_a_file(kind)}")
+        elif not _is_text(entry.name):  # its bytes are no UTF-8: Python holds them as lone surrogates
+            problems.append(f"{entry.name}: a name that is not UTF-8 text, so no record key")
+        else:
+            files.add(entry.name)
     records: dict[str, FolderRecord] = {}
     metadata = {name: stem for name in files if (stem := _stem(name)) is not None}
     used = {METADATA, *metadata}  # a body is never a metadata file
@@ -223,11 +225,21 @@ def _read_metadata(folder: int, name: str) -> tuple[str, str | None, str | None]
         raise Skip("not a record's metadata (not JSON)") from exc
     if not isinstance(meta, dict) or not isinstance(meta.get("key"), str):
         raise Skip("not a record's metadata (no key)")
+    if not _is_text(meta["key"]):  # JSON's \udcff escapes
+        raise Skip("not a record's metadata (a key that is not UTF-8 text)")
     content_type = meta.get("contentType") or meta.get("content_type") or None
     extension = meta.get("extension") or None
     if not isinstance(content_type, str | None) or not isinstance(extension, str | None):
         raise Skip("not a record's metadata (a content type or extension that is not text)")
     return meta["key"], content_type, extension
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reason(error: Exception) -> str:
