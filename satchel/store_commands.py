@@ -237,6 +237,8 @@ def import_folder(
         click.echo(f"skipped {problem}", err=True)
     if report.skipped:
         click.echo(f"{len(report.skipped)} not imported, each with why, above.", err=True)
+    if not report.stores:  # a script must not take a folder with nothing to import for a done import
+        raise click.exceptions.Exit(1)
 
 
 @click.command(

@@ -90,7 +90,7 @@ def test_import_follows_no_link(server: Server, tmp_path: Path) -> None:
         outside.parent / "storage" / "key_value_stores"
     )
     done = satchel(server, "import", str(tmp_path / "other-storage"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # nothing imported
     assert not done.stdout
     assert "key_value_stores: a link; links are not followed" in done.stderr
 
@@ -168,6 +168,21 @@ def test_import_skips_a_file_whose_name_is_not_utf8(server: Server, tmp_path: Pa
         assert keys(api, "not-utf8") == ["escaped", "ok"]
 
 
+def test_import_names_a_store_metadata_file_it_cannot_read(server: Server, tmp_path: Path) -> None:
+    """It was passed over without a word. Nothing in it is imported: the store is named for its folder."""
+    folder = store_folder(tmp_path, "bad-store-meta")
+    (folder / "__metadata__.json").write_text('{"name": "bad-store-meta", ')
+    done = satchel(server, "import", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "bad-store-meta: 1 record" in done.stdout
+    said = "not a store's metadata (not a JSON object); ignored, the store is named for its folder"
+    assert f"skipped {folder}/__metadata__.json: {said}\n" in done.stderr
+    assert "1 not imported, each with why, above." in done.stderr
+    (folder / "__metadata__.json").write_text('{"name": "bad-store-meta"}')
+    again = satchel(server, "import", str(folder))
+    assert (again.returncode, again.stderr) == (0, "")
+
+
 # --- export
 
 
@@ -243,7 +258,7 @@ def test_an_export_killed_partway_leaves_no_store_and_runs_again(server: Server,
     assert any(partial.iterdir())
     # What the kill left is no store to an import.
     done = satchel(server, "import", str(out))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # nothing imported
     assert not done.stdout
     assert f"{partial}: an unfinished export, not a store (export the store again" in done.stderr
 
