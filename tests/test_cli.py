@@ -63,7 +63,11 @@ def test_users_and_tokens(running: Server) -> None:
     satchel(running, "tokens", "revoke", remaining[0].split()[0])
     assert whoami(running, second).status_code == 401
     missing = satchel(running, "tokens", "revoke", "apify_api_nosuchtoken", ok=False)
-    assert "No such token" in missing.stderr
+    assert "No such token: it was revoked already, or never made." in missing.stderr
+    # Revoking again says it may be revoked already (it said only "No such token."), and still fails.
+    again = satchel(running, "tokens", "revoke", second, ok=False)
+    assert again.returncode == 1
+    assert again.stderr == "Error: No such token: it was revoked already, or never made.\n"
 
 
 def test_share_command(running: Server) -> None:
