@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     that reading them again needs no query (0: off). Used with the embedded SQLite engine only: every write on
     the machine invalidates its record at once, which across PostgreSQL nodes would cost a round trip."""
     durability: Literal["process", "power"] = "process"
-    """"process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
+    """"process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL);
     "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder). For
     SQLite and blob files; PostgreSQL and S3 keep their own guarantees."""
     blob_grace_seconds: float = Field(default=60.0, ge=0)
