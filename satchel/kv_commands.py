@@ -168,19 +168,23 @@ def get(
 
 @contextlib.contextmanager
 def _replacing(path: Path) -> Iterator[int]:
-    """A new file beside `path` that replaces it once written whole; removed if writing fails."""
+    """A new file beside `path` that replaces it once written whole; removed if writing fails. An error
+    names `path`, the file asked for, not the temporary one the user never named."""
     part = path.with_name(PART.format(secrets.token_hex(8)))
-    fd = os.open(part, CREATE, 0o666)
     try:
+        fd = os.open(part, CREATE, 0o666)
         try:
-            yield fd
-        finally:
-            os.close(fd)
-        os.replace(part, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(part)
-        raise
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+            os.replace(part, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+            raise
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from error
 
 
 @kv.command("put")

@@ -51,6 +51,8 @@ def setting_options(command: Callable[..., T]) -> Callable[..., T]:
             type=_click_type(field.annotation),
             default=None,
             help=_first_sentence(field.description or ""),
+            # The README's spelling, where click's own is BOOLEAN (it takes true/false, yes/no, 1/0 too).
+            metavar="on|off" if field.annotation is bool else None,
         )
         command = option(command)
     return command

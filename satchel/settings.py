@@ -21,14 +21,17 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from satchel.urls import check_blob_store, check_database, check_public_url, redacted
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 # Names the TOML file whose settings apply below the command line's and the environment's.
 CONFIG_VARIABLE = "SATCHEL_CONFIG"
 MIN_TOKEN = 20
-SECRET_SETTINGS = frozenset({"token", "database"})  # a token; a URL that may hold a password
 ADMIN_TOKEN = re.compile(rf"[A-Za-z0-9_.~-]{{{MIN_TOKEN},200}}")
+# Settings whose value may hold a password: an error shows them redacted. The admin token is never shown.
+URL_SETTINGS = ("database", "blob_store")
 
 
 class PostgresSettings(BaseModel):
@@ -91,8 +94,8 @@ class Settings(BaseSettings):
     to read (uploads included); connections not yet accepted are refused, and nothing on them was stored. A
     worker process still busy after this long is killed."""
     public_url: str = ""
-    """The base URL clients see, used in recordPublicUrl, keysPublicUrl and Location headers. Empty means
-    http://{host}:{port}."""
+    """The base URL clients see (http:// or https://, a host, perhaps a path; no query), used in
+    recordPublicUrl, keysPublicUrl and Location headers. Empty means http://{host}:{port}."""
     forwarded_allow_ips: str = ""
     """The proxies in front, whose X-Forwarded-For and X-Forwarded-Proto are believed: comma-separated
     addresses or networks (10.0.0.5, 10.0.0.0/8), or * for any. A request from one of them counts against
@@ -122,7 +125,7 @@ class Settings(BaseSettings):
     that reading them again needs no query (0: off). Used with the embedded SQLite engine only: every write on
     the machine invalidates its record at once, which across PostgreSQL nodes would cost a round trip."""
     durability: Literal["process", "power"] = "process"
-    """"process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL).
+    """"process": an acknowledged write survives a crash of the server process (SQLite synchronous=NORMAL);
     "power": it also survives power loss (synchronous=FULL and an fsync of every blob and its folder). For
     SQLite and blob files; PostgreSQL and S3 keep their own guarantees."""
     blob_grace_seconds: float = Field(default=60.0, ge=0)
@@ -205,6 +208,23 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        """Every URL the server hands out starts with it: `notaurl` made them all `notaurl/v2/...`."""
+        return check_public_url(value)
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Checked here, so that every command and `serve` say what is wrong with it before connecting."""
+        return check_database(value)
+
+    @field_validator("blob_store")
+    @classmethod
+    def _blob_store_url(cls, value: str) -> str:
+        return check_blob_store(value)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -235,27 +255,55 @@ class ConfigFileError(ValueError):
 
 
 def load(**overrides: Any) -> Settings:
-    """Settings from the environment and config file, with the given values (None: not given) on top; a value
-    Satchel cannot use, or a config file it cannot read, is a ConfigFileError saying which, in plain lines."""
+    """Settings from the environment and config file, with the given values (None: not given; the command
+    line's flags) on top; a value Satchel cannot use, or a config file it cannot read, is a ConfigFileError
+    saying which, in plain lines."""
+    flags = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**flags)
     except ValidationError as error:
-        raise ConfigFileError(invalid_settings(error)) from error
+        raise ConfigFileError(invalid_settings(error, flags)) from error
 
 
-def invalid_settings(error: ValidationError) -> str:
-    """What a ValidationError of Settings says, in a line per setting: its name, its variable, the rule and
-    the value given (which may have come from a flag, the variable or a config file)."""
+def invalid_settings(error: ValidationError, flags: dict[str, Any]) -> str:
+    """What a ValidationError of Settings says, in a line per setting: its name, where the value came from
+    (the flag, the variable or the config file), the rule and the value given."""
     lines = []
     for problem in error.errors(include_url=False):
         path = [str(part) for part in problem["loc"]]
-        variable = "SATCHEL_" + "__".join(path).upper()
-        secret = path[0] in SECRET_SETTINGS  # never echoed: error lines end up in logs
-        given = f" (got {problem['input']!r})" if not (secret or isinstance(problem["input"], dict)) else ""
+        value = problem["input"]
+        if path[0] in URL_SETTINGS and isinstance(value, str):
+            value = redacted(value)
+        shown = not (path[0] == "token" or isinstance(value, dict))  # error lines end up in logs
+        given = f" (got {value!r})" if shown else ""
         rule = problem["msg"].removeprefix("Value error, ")  # a validator's own words, as written
         rule = rule[:1].lower() + rule[1:] if problem["type"] != "value_error" else rule
-        lines.append(f"Setting {'.'.join(path)} ({variable}): {rule.rstrip('.')}{given}.")
+        lines.append(f"Setting {'.'.join(path)} ({_source(path, flags)}): {rule.rstrip('.')}{given}.")
     return "\n".join(lines)
+
+
+def _source(path: list[str], flags: dict[str, Any]) -> str:
+    """Where a setting's value came from: the first of its flag, its variable (or its block's, which may hold
+    the block as JSON) and the config file that gives it, as Settings reads them."""
+    if _holds(flags, path):
+        return "--" + "-".join(path).replace("_", "-")
+    variables = {name.upper() for name in os.environ}  # the names are read in any case
+    for end in range(len(path), 0, -1):
+        variable = "SATCHEL_" + "__".join(path[:end]).upper()
+        if variable in variables:
+            return variable
+    config = os.environ.get(CONFIG_VARIABLE)
+    if config and _holds(read_config(Path(config)), path):
+        return f"`{'.'.join(path)}` in the config file {config}"
+    return f"SATCHEL_{'__'.join(path).upper()} or the config file"
+
+
+def _holds(values: Any, path: list[str]) -> bool:
+    for part in path:
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True
 
 
 def read_config(path: Path) -> dict[str, Any]:

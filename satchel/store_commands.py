@@ -15,7 +15,7 @@ from satchel.cli_options import run_on_storage, storage_options
 from satchel.clock import iso
 from satchel.crawlee_storage import exporting, importing
 from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
-from satchel.errors import NotFound
+from satchel.errors import InvalidRequest, NotFound
 from satchel.local_server import local_base_url
 from satchel.remote import connection, record_count, run_remote, server_options
 from satchel.service import signing
@@ -32,15 +32,20 @@ T = TypeVar("T")
 @click.command()
 @click.argument("store")
 @click.argument("username")
-@click.option("--read", "access", flag_value="read", help="Let the user read records and list keys.")
-@click.option("--write", "access", flag_value="write", help="Let the user also put and delete records.")
-@click.option("--revoke", "access", flag_value="revoke", help="Take the user's access away.")
+@click.option("--read", is_flag=True, help="Let the user read records and list keys.")
+@click.option("--write", is_flag=True, help="Let the user also put and delete records.")
+@click.option("--revoke", is_flag=True, help="Take the user's access away.")
 @storage_options
-def share(store: str, username: str, access: str | None, **where: Any) -> None:
+def share(store: str, username: str, read: bool, write: bool, revoke: bool, **where: Any) -> None:
     """Share STORE (its id, NAME, ~NAME or OWNER~NAME; a name alone is the admin's) with USERNAME, as its
     owner would."""
-    if access is None:
+    # Three flags rather than one option with three flag values, which took the last one given.
+    given = [name for name, on in (("read", read), ("write", write), ("revoke", revoke)) if on]
+    if not given:
         raise click.UsageError("Say what to give: --read, --write or --revoke.")
+    if len(given) > 1:
+        raise click.UsageError(f"Give one of --read, --write and --revoke, not {' and '.join(given)}.")
+    access = given[0]
 
     async def work(services: Services) -> str:
         as_owner, row = await _as_owner(services, store)
@@ -90,7 +95,10 @@ def print_public_url(store: str, key: str | None, expires_in: str, **where: Any)
     the address the last `satchel serve` on the data dir answered on."""
     seconds = _duration(expires_in)
     if key is not None:
-        check_key(key)
+        try:
+            check_key(key)
+        except InvalidRequest as error:
+            raise click.BadParameter(error.message, param_hint="KEY") from error
 
     async def work(services: Services) -> tuple[list[str], int]:
         _, row = await _as_owner(services, store)
@@ -229,6 +237,8 @@ def import_folder(
         click.echo(f"skipped {problem}", err=True)
     if report.skipped:
         click.echo(f"{len(report.skipped)} not imported, each with why, above.", err=True)
+    if not report.stores:  # a script must not take a folder with nothing to import for a done import
+        raise click.exceptions.Exit(1)
 
 
 @click.command(

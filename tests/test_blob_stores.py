@@ -370,6 +370,14 @@ def test_s3_bad_urls_are_refused_clearly(url: str) -> None:
         S3Blobs.from_url(url, S3Settings())
 
 
+def test_a_bad_s3_url_is_quoted_without_its_user_or_password() -> None:
+    for url in ("s3://key:sekret@bucket", "s3://bucket?endpoint=ftp://key:sekret@host"):
+        with pytest.raises(ValueError) as refused:
+            S3Blobs.from_url(url, S3Settings())
+        assert "sekret" not in str(refused.value)
+        assert "***@" in str(refused.value)
+
+
 HOLDER = """
 import sys
 from pathlib import Path

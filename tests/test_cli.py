@@ -63,7 +63,11 @@ def test_users_and_tokens(running: Server) -> None:
     satchel(running, "tokens", "revoke", remaining[0].split()[0])
     assert whoami(running, second).status_code == 401
     missing = satchel(running, "tokens", "revoke", "apify_api_nosuchtoken", ok=False)
-    assert "No such token" in missing.stderr
+    assert "No such token: it was revoked already, or never made." in missing.stderr
+    # Revoking again says it may be revoked already (it said only "No such token."), and still fails.
+    again = satchel(running, "tokens", "revoke", second, ok=False)
+    assert again.returncode == 1
+    assert again.stderr == "Error: No such token: it was revoked already, or never made.\n"
 
 
 def test_share_command(running: Server) -> None:
@@ -90,6 +94,15 @@ def test_share_command(running: Server) -> None:
     assert "not found" in satchel(running, "share", "admin~nope", "dave", "--read", ok=False).stderr
     assert "not found" in satchel(running, "share", store["id"], "nobody", "--read", ok=False).stderr
     assert "--read, --write or --revoke" in satchel(running, "share", store["id"], "dave", ok=False).stderr
+    # Two at once were taken as the last of them.
+    satchel(running, "share", store["id"], "dave", "--read")
+    pairs = [("--read", "--write"), ("--write", "--read"), ("--read", "--revoke"), ("--write", "--revoke")]
+    for both in pairs:
+        done = satchel(running, "share", store["id"], "dave", *both, ok=False)
+        assert done.returncode == 2, both
+        assert "Error: Give one of --read, --write and --revoke" in done.stderr
+    assert httpx.get(url, headers=dave).status_code == 200  # still a reader, no more
+    assert httpx.put(url, headers=dave, content=b"x").status_code == 403
 
 
 def test_revoked_admin_token_is_replaced_on_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -110,3 +123,13 @@ def test_revoked_admin_token_is_replaced_on_restart(tmp_path_factory: pytest.Tem
         assert whoami(server, first).status_code == 401
     finally:
         stop_server(server)
+
+
+def test_public_url_of_a_key_that_is_no_key_is_a_usage_error(running: Server) -> None:
+    """It was InvalidRequest's traceback."""
+    with running.client() as owner:
+        owner.post("/key-value-stores", params={"name": "cli-public"})
+    done = satchel(running, "public-url", "cli-public", "bad/key", ok=False)
+    assert done.returncode == 2
+    assert "Error: Invalid value for KEY: Record key is not valid" in done.stderr
+    assert satchel(running, "public-url", "cli-public", "good-key").stdout.count("/records/good-key?") == 1

@@ -284,7 +284,8 @@ def test_a_storage_folder_without_key_value_stores_makes_no_store(running: Serve
     storage = tmp_path / "storage"
     (storage / "datasets" / "default").mkdir(parents=True)
     (storage / "datasets" / "default" / "000000001.json").write_text("{}")
-    done = run_cli("import", str(storage), data_dir=running.data_dir)
+    done = run_cli("import", str(storage), data_dir=running.data_dir, ok=False)
+    assert done.returncode == 1  # it was 0, as for an import done
     assert f"No key-value store was imported from {storage}." in done.stderr
     assert not done.stdout
     assert f"skipped {storage / 'datasets'}: datasets are not imported" in done.stderr

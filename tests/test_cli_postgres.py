@@ -146,7 +146,65 @@ def test_commands_say_plainly_when_the_database_cannot_be_used(tmp_path: Path) -
     unknown = satchel(
         "users", "list", "--database", "mysql://db/satchel", data_dir=tmp_path / "data", ok=False
     )
-    assert "not one Satchel knows" in unknown.stderr
+    assert "it is not a PostgreSQL URL: leave it empty for SQLite" in unknown.stderr
+
+
+MALFORMED = {  # a database URL with a password, and what is said of it
+    "mysql://satchel:{pw}@127.0.0.1:43343/satchel": "it is not a PostgreSQL URL",
+    "postgresql://satchel:{pw}@127.0.0.1:abc/db": "its port is not a number from 1 to 65535",
+    "postgresql://satchel:{pw}@127.0.0.1:99999/db": "its port is not a number from 1 to 65535",
+    "postgresql://satchel:{pw}@h:5432/db?port=70000": "its port is not a number from 1 to 65535",
+    "postgresql://satchel:{pw}@[::1:5432/db": "its host cannot be read",
+    "postgresql://satchel:{pw}@[::1]x/db": "a host in [ ] is not an IPv6 address and port",
+    "postgresql://satchel:{pw}@127.0.0.1/db?sslmode=bogus": "its sslmode is not one of disable, allow",
+    "postgresql://satchel:{pw}@127.0.0.1/db?foo": "its query is not NAME=VALUE parameters",
+    "postgresql://satchel:{pw}/x@127.0.0.1/db": "its user or password holds a /, ? or #",
+}
+
+
+@pytest.mark.parametrize("args", [("migrate",), ("users", "list"), ("serve", "--port", "0")], ids=" ".join)
+def test_a_malformed_database_url_is_one_line_without_its_password(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Each was a traceback from urllib or asyncpg (or, for a scheme Satchel does not know, an error that
+    quoted the whole URL, password and all); the URL is checked where the settings are read."""
+    password = "pw-never-shown-7d2a"
+    for template, said in MALFORMED.items():
+        url = template.format(pw=password)
+        done = satchel(*args, "--database", url, data_dir=tmp_path / "data", ok=False)
+        assert done.returncode == 1, (url, done.stderr)
+        assert done.stderr.startswith(f"Error: Setting database (--database): {said}"), (url, done.stderr)
+        assert "(got 'postgresql://***@" in done.stderr or "(got 'mysql://***@" in done.stderr
+        assert password not in done.stdout + done.stderr
+    variable = satchel(
+        *args, data_dir=tmp_path / "data", env={"SATCHEL_DATABASE": f"mysql://u:{password}@h/db"}, ok=False
+    )
+    assert "Error: Setting database (SATCHEL_DATABASE): it is not a PostgreSQL URL" in variable.stderr
+    assert password not in variable.stdout + variable.stderr
+    blobs = satchel(
+        *args, "--blob-store", f"s3://key:{password}@bucket", data_dir=tmp_path / "data", ok=False
+    )
+    assert "Setting blob_store (--blob-store): it carries a user or password" in blobs.stderr
+    assert "(got 's3://***@bucket')" in blobs.stderr
+    assert password not in blobs.stdout + blobs.stderr
+
+
+def test_what_asyncpg_refuses_in_a_database_url_is_one_line(backends: Backends, tmp_path: Path) -> None:
+    """A parameter asyncpg reads for itself with a value it refuses, and one it passes to PostgreSQL as a
+    setting that PostgreSQL does not know: each was asyncpg's traceback, from `migrate`, the commands and
+    `serve`."""
+    dsn = backends.locations("postgres+files")["database"]
+    cases = {
+        f"{dsn}?target_session_attrs=bogus": "Error: The database URL cannot be used: target_session_attrs",
+        f"{dsn}?foo=bar": "Error: PostgreSQL refuses a parameter of the database URL: unrecognized"
+        ' configuration parameter "foo".',
+    }
+    for url, said in cases.items():
+        for args in (("migrate",), ("users", "list"), ("serve", "--port", "0")):
+            done = satchel(*args, "--database", url, data_dir=tmp_path / "data", ok=False)
+            assert done.returncode == 1, (args, url, done.stderr)
+            assert said in done.stderr, (args, url, done.stderr)
+            assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_commands_say_plainly_when_postgres_refuses(backends: Backends, tmp_path: Path) -> None:

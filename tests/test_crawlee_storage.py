@@ -135,7 +135,7 @@ def test_import_refuses_what_it_cannot_name(server: Server, tmp_path: Path) -> N
     folder.mkdir(parents=True)
     (folder / "k.txt").write_text("v")
     done = satchel(server, "import", str(tmp_path / "storage"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # nothing imported
     assert "--store" in done.stderr
     done = satchel(server, "import", str(tmp_path / "storage"), "--store", "renamed")
     assert done.returncode == 0, done.stderr

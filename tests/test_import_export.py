@@ -90,7 +90,7 @@ def test_import_follows_no_link(server: Server, tmp_path: Path) -> None:
         outside.parent / "storage" / "key_value_stores"
     )
     done = satchel(server, "import", str(tmp_path / "other-storage"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # nothing imported
     assert not done.stdout
     assert "key_value_stores: a link; links are not followed" in done.stderr
 
@@ -149,6 +149,38 @@ def test_import_reports_everything_it_skips(server: Server, tmp_path: Path) -> N
         "big.bin: 1048577 bytes, larger than the limit of 1048576 bytes",
     ):
         assert expected in done.stderr
+
+
+def test_import_skips_a_file_whose_name_is_not_utf8(server: Server, tmp_path: Path) -> None:
+    """Such a name (a byte 0xff) is no key: it ended the whole import in a UnicodeEncodeError; as a key in a
+    record's metadata too."""
+    folder = store_folder(tmp_path, "not-utf8")
+    with open(os.fsencode(folder) + b"/\xff", "wb") as file:
+        file.write(b"x")
+    (folder / "escaped.bin").write_bytes(b"y")
+    (folder / "escaped.bin.__metadata__.json").write_text('{"key": "\\udcff", "contentType": "text/plain"}')
+    done = satchel(server, "import", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "not-utf8: 2 records" in done.stdout  # ok.txt, and escaped.bin under its file name
+    assert f"skipped {folder}/\\udcff: a name that is not UTF-8 text, so no record key" in done.stderr
+    assert "__metadata__.json: not a record's metadata (a key that is not UTF-8 text)" in done.stderr
+    with server.client() as api:
+        assert keys(api, "not-utf8") == ["escaped", "ok"]
+
+
+def test_import_names_a_store_metadata_file_it_cannot_read(server: Server, tmp_path: Path) -> None:
+    """It was passed over without a word. Nothing in it is imported: the store is named for its folder."""
+    folder = store_folder(tmp_path, "bad-store-meta")
+    (folder / "__metadata__.json").write_text('{"name": "bad-store-meta", ')
+    done = satchel(server, "import", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "bad-store-meta: 1 record" in done.stdout
+    said = "not a store's metadata (not a JSON object); ignored, the store is named for its folder"
+    assert f"skipped {folder}/__metadata__.json: {said}\n" in done.stderr
+    assert "1 not imported, each with why, above." in done.stderr
+    (folder / "__metadata__.json").write_text('{"name": "bad-store-meta"}')
+    again = satchel(server, "import", str(folder))
+    assert (again.returncode, again.stderr) == (0, "")
 
 
 # --- export
@@ -226,7 +258,7 @@ def test_an_export_killed_partway_leaves_no_store_and_runs_again(server: Server,
     assert any(partial.iterdir())
     # What the kill left is no store to an import.
     done = satchel(server, "import", str(out))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # nothing imported
     assert not done.stdout
     assert f"{partial}: an unfinished export, not a store (export the store again" in done.stderr
 

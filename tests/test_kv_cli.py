@@ -254,6 +254,18 @@ def test_what_is_not_there_exits_3(server: Server, http: httpx.Client) -> None:
     )
 
 
+def test_get_into_a_file_that_cannot_be_written_names_it(
+    server: Server, http: httpx.Client, tmp_path: Path
+) -> None:
+    """The error named the temporary file beside it (.satchel-....part), which the user never gave."""
+    name = new_store(http)
+    http.put(f"/key-value-stores/~{name}/records/k", content=b"v")
+    missing = tmp_path / "no-such-folder" / "x"
+    assert failed(kv(server, "get", name, "k", "-o", str(missing)), 1) == (
+        f"Error: {missing}: No such file or directory"
+    )
+
+
 def test_a_refused_token_exits_4(server: Server, http: httpx.Client, tmp_path: Path) -> None:
     name = new_store(http)
     store_id = http.get(f"/key-value-stores/~{name}").json()["data"]["id"]

@@ -121,11 +121,14 @@ def test_a_remote_import_follows_no_link_and_waits_on_nothing(
     (folder / "ok.txt").write_text("fine")
     (folder / "token.txt").symlink_to(server.data_dir / TOKEN_FILE)
     os.mkfifo(folder / "pipe")
+    with open(os.fsencode(folder) + b"/\xff", "wb") as file:  # no UTF-8: it ended the import
+        file.write(b"x")
     done = satchel("import", str(tmp_path / "storage"), "--url", server.base_url, "--token", server.token)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{name}: 1 record"
     assert "token.txt: a link; links are not followed" in done.stderr
     assert "pipe: not a regular file" in done.stderr
+    assert "\\udcff: a name that is not UTF-8 text, so no record key" in done.stderr
     keys = http.get(f"/key-value-stores/~{name}/keys").json()["data"]["items"]
     assert [item["key"] for item in keys] == ["ok"]
 

@@ -13,7 +13,7 @@ import pytest
 from satchel import settings_doc
 from satchel.serve_command import serve
 from satchel.setting_flags import flag_values, settings_fields
-from satchel.settings import CONFIG_VARIABLE, MIB, ConfigFileError, Settings
+from satchel.settings import CONFIG_VARIABLE, MIB, ConfigFileError, Settings, load
 from tests.harness.cli import cli_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +202,50 @@ def test_an_admin_token_easy_to_guess_or_to_mangle_is_refused(tmp_path: Path, to
     assert said in done.stderr
     assert token not in done.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_a_bad_value_names_where_it_came_from(tmp_path: Path) -> None:
+    """The flag, the variable or the config file, whichever gave the value: a bad value in the file was
+    reported under the variable's name, which the operator had never set."""
+    config = tmp_path / "satchel.toml"
+    config.write_text("port = 99999\n[postgres]\npool_max = 0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SATCHEL_")}
+    cases = [
+        ((), {CONFIG_VARIABLE: str(config)}, f"Setting port (`port` in the config file {config}): "),
+        ((), {CONFIG_VARIABLE: str(config)}, f"(`postgres.pool_max` in the config file {config}): "),
+        ((), {CONFIG_VARIABLE: str(config), "SATCHEL_PORT": "70000"}, "Setting port (SATCHEL_PORT): "),
+        ((), {"satchel_port": "70000"}, "Setting port (SATCHEL_PORT): "),  # names are read in any case
+        ((), {"SATCHEL_POSTGRES": '{"pool_max": 0}'}, "Setting postgres.pool_max (SATCHEL_POSTGRES): "),
+        (("--port", "70000"), {"SATCHEL_PORT": "80000"}, "Setting port (--port): "),
+        (("--postgres-pool-max", "0"), {}, "Setting postgres.pool_max (--postgres-pool-max): "),
+    ]
+    for flags, variables, said in cases:
+        done = subprocess.run(
+            cli_command("serve", *flags, data_dir=tmp_path / "data"),
+            capture_output=True, text=True, timeout=60, check=False, env={**env, **variables},
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert said in done.stderr, (flags, variables, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "satchel.example.com", "ftp://satchel.example.com", "https://", "https://x.com:port",
+     "https://x.com/?a=1", "https://x.com/#top", "https://x.com/a b"],
+)  # fmt: skip
+def test_a_public_url_that_is_no_base_url_is_refused(url: str) -> None:
+    """`notaurl` was taken, and every URL the server handed out began `notaurl/v2`."""
+    with pytest.raises(ConfigFileError, match=r"Setting public_url .*: it must be an http:// or https://"):
+        load(public_url=url)
+
+
+def test_a_public_url_keeps_its_path_less_a_trailing_slash(tmp_path: Path) -> None:
+    assert load(public_url="https://satchel.example.com/").base_url == "https://satchel.example.com"
+    assert load(public_url="http://[::1]:8080/satchel/").public_url == "http://[::1]:8080/satchel"
+    done = subprocess.run(
+        cli_command("serve", "--public-url", "notaurl", data_dir=tmp_path / "data"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: Setting public_url (--public-url): it must be an http:// or https")
+    assert not (tmp_path / "data").exists()

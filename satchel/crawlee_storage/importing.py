@@ -8,6 +8,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from satchel.crawlee_storage.files import Skip, chunks, not_a_file, open_dir, open_file
 from satchel.crawlee_storage.layout import (
@@ -163,10 +164,14 @@ def read_folder(folder: int) -> tuple[list[FolderRecord], list[str]]:
     problems: list[str] = []
     for entry in os.scandir(folder):
         kind = entry.stat(follow_symlinks=False).st_mode
-        if stat.S_ISREG(kind):
-            files.add(entry.name)
-        else:
+        if not stat.S_ISREG(kind):
             problems.append(f"{entry.name}: {not_a_file(kind)}")
+        elif not _is_text(entry.name):  # its bytes are no UTF-8: Python holds them as lone surrogates
+            problems.append(f"{entry.name}: a name that is not UTF-8 text, so no record key")
+        else:
+            files.add(entry.name)
+    if METADATA in files and (problem := _store_metadata_problem(folder)):
+        problems.append(f"{METADATA}: {problem}")
     records: dict[str, FolderRecord] = {}
     metadata = {name: stem for name in files if (stem := _stem(name)) is not None}
     used = {METADATA, *metadata}  # a body is never a metadata file
@@ -210,24 +215,55 @@ def _stem(name: str) -> str | None:
     return None
 
 
-def _read_metadata(folder: int, name: str) -> tuple[str, str | None, str | None]:
-    """A record's metadata file: its key, content type (None if none) and extension (JavaScript's)."""
+def _store_metadata_problem(folder: int) -> str | None:
+    """What is wrong with the store's own metadata file, if anything. Nothing in it is imported (a store
+    takes its folder's name, and its dates are the import's), but one that cannot be read is said, as every
+    other file not taken is, rather than passed over without a word."""
+    try:
+        meta = _read_json(folder, METADATA)
+    except Skip as skip:
+        return f"{skip}; ignored, the store is named for its folder"
+    if not isinstance(meta, dict):
+        return "not a store's metadata (not a JSON object); ignored, the store is named for its folder"
+    return None
+
+
+def _read_json(folder: int, name: str) -> Any:
+    """A metadata file's JSON (None when it is not JSON); Skip when it is no file to read (a link, a FIFO,
+    too large)."""
     fd = open_file(folder, name, MAX_METADATA_BYTES)
     try:
         text = b"".join(chunks(fd, MAX_METADATA_BYTES + 1))
     finally:
         os.close(fd)
     try:
-        meta = json.loads(text)
-    except ValueError as exc:
-        raise Skip("not a record's metadata (not JSON)") from exc
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _read_metadata(folder: int, name: str) -> tuple[str, str | None, str | None]:
+    """A record's metadata file: its key, content type (None if none) and extension (JavaScript's)."""
+    meta = _read_json(folder, name)
+    if meta is None:
+        raise Skip("not a record's metadata (not JSON)")
     if not isinstance(meta, dict) or not isinstance(meta.get("key"), str):
         raise Skip("not a record's metadata (no key)")
+    if not _is_text(meta["key"]):  # JSON's \udcff escapes
+        raise Skip("not a record's metadata (a key that is not UTF-8 text)")
     content_type = meta.get("contentType") or meta.get("content_type") or None
     extension = meta.get("extension") or None
     if not isinstance(content_type, str | None) or not isinstance(extension, str | None):
         raise Skip("not a record's metadata (a content type or extension that is not text)")
     return meta["key"], content_type, extension
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reason(error: Exception) -> str:

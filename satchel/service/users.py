@@ -93,8 +93,12 @@ class Users:
         if not matches and len(wanted) >= 8 and re.fullmatch(r"[0-9a-f]+", wanted):
             matches = [t for t in tokens if t.hash.startswith(wanted)]
         if len(matches) != 1:
+            # A revoked token is deleted, digest and all: one revoked already cannot be told from a typo, so
+            # both are said, and both fail (a typo must not pass for a revoked token).
             raise NotFound(
-                "No such token." if not matches else "That id names several tokens; give more of it."
+                "No such token: it was revoked already, or never made."
+                if not matches
+                else "That id names several tokens; give more of it."
             )
         await self.table.delete_token(matches[0].hash)
         await self.lookups.changed()

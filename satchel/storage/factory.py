@@ -16,8 +16,7 @@ from satchel.storage.blobs.base import BlobStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.feed import ChangeFeed, StampFeed
 from satchel.storage.housekeeping import Background, BlobHousekeeping, every
-
-POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+from satchel.urls import POSTGRES_SCHEMES, redacted
 
 
 def build_blobs(settings: Settings) -> BlobStore:
@@ -28,7 +27,9 @@ def build_blobs(settings: Settings) -> BlobStore:
         from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415 - only when asked for
 
         return S3Blobs.from_url(url, settings.s3)
-    raise ValueError(f"Blob store {url!r} is not one Satchel knows: leave it empty for files, or use s3://.")
+    raise ValueError(
+        f"Blob store {redacted(url)!r} is not one Satchel knows: leave it empty for files, or use s3://."
+    )
 
 
 def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) -> tuple[Any, ChangeFeed]:
@@ -58,7 +59,7 @@ def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) 
 
         return PostgresEngine(url, settings.postgres, blobs, **common), PostgresFeed(url)
     raise ValueError(
-        f"Database {url!r} is not one Satchel knows: leave it empty for SQLite, or use postgresql://."
+        f"Database {redacted(url)!r} is not one Satchel knows: leave it empty for SQLite, or use postgresql://."
     )
 
 

@@ -27,6 +27,7 @@ from obstore.store import S3Store
 from satchel.errors import SatchelError, Unavailable
 from satchel.settings import S3Settings
 from satchel.storage.blobs.base import BlobMissing
+from satchel.urls import redacted
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -79,29 +80,30 @@ class S3Blobs:
     def from_url(cls, url: str, settings: S3Settings) -> S3Blobs:
         """An S3Blobs for `s3://BUCKET?endpoint=URL&region=R`; without an endpoint, AWS S3 itself."""
         form = "s3://BUCKET?endpoint=URL[&region=R]"
+        shown = redacted(url)  # settings.py refuses a user or password, but none is ever quoted
         parts = urlsplit(url)
         if parts.scheme != "s3" or parts.path not in ("", "/") or parts.fragment:
-            raise ValueError(f"The blob store {url!r} is not of the form {form}.")
+            raise ValueError(f"The blob store {shown!r} is not of the form {form}.")
         bucket = parts.netloc
         if not _BUCKET_NAME.fullmatch(bucket):
             raise ValueError(
-                f"The bucket name {bucket!r} in {url!r} is not a valid S3 bucket name "
+                f"The bucket name in {shown!r} is not a valid S3 bucket name "
                 "(3 to 63 lowercase letters, digits, dots and hyphens)."
             )
         try:
             query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         except ValueError:
-            raise ValueError(f"The query of the blob store {url!r} is not of the form {form}.") from None
+            raise ValueError(f"The query of the blob store {shown!r} is not of the form {form}.") from None
         unknown = sorted(set(query) - {"endpoint", "region"})
         repeated = sorted(key for key, values in query.items() if len(values) > 1)
         if unknown or repeated:
             raise ValueError(
-                f"The blob store {url!r} has unknown or repeated parameters {unknown + repeated}; "
+                f"The blob store {shown!r} has unknown or repeated parameters {unknown + repeated}; "
                 f"the form is {form}."
             )
         region = query.get("region", [DEFAULT_REGION])[0]
         if not region:
-            raise ValueError(f"The region in the blob store {url!r} is empty.")
+            raise ValueError(f"The region in the blob store {shown!r} is empty.")
         endpoint = query.get("endpoint", [f"https://s3.{region}.amazonaws.com"])[0].rstrip("/")
         target = urlsplit(endpoint)
         try:
@@ -109,7 +111,7 @@ class S3Blobs:
         except ValueError:  # a port that is not a number
             valid = False
         if not valid or target.query or target.fragment:
-            raise ValueError(f"The endpoint {endpoint!r} in the blob store {url!r} is not an http(s) URL.")
+            raise ValueError(f"The endpoint in the blob store {shown!r} is not an http(s) URL.")
         return cls(bucket, endpoint=endpoint, region=region, settings=settings)
 
     async def open(self) -> None:
@@ -233,9 +235,8 @@ class S3Blobs:
         """What an obstore error means to a caller: the store is down, or it refuses the credentials."""
         # The caller is told only that the store failed; the operator reads what it said here.
         cause = str(exc).strip().splitlines()
-        log.warning(
-            "object store %s failed: %s", self.endpoint, cause[0][:500] if cause else type(exc).__name__
-        )
+        said = cause[0][:500] if cause else type(exc).__name__
+        log.warning("object store %s failed: %s", self.endpoint, said)
         if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
             return self._refused()
         return self._unavailable()

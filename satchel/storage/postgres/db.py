@@ -45,14 +45,35 @@ _CLIENT_MISTAKES = (
 # What PostgreSQL refuses at connect for good rather than for now: a wrong password, a role or database that
 # is not there, a client pg_hba.conf lets in nowhere. Such a start (or `satchel migrate`) ended in asyncpg's
 # 40-line traceback; it says what PostgreSQL said in one line, as a refusal of the object store does.
-_REFUSALS = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+_REFUSALS = (
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InsufficientPrivilegeError,
+)
+# The URL's parameters that asyncpg does not take itself are settings of the session (?application_name=x),
+# which PostgreSQL checks at connect: a name it does not know, a value it refuses, one it sets only at start.
+_REFUSED_PARAMETERS = (
+    asyncpg.UndefinedObjectError,
+    asyncpg.InvalidParameterValueError,
+    asyncpg.CantChangeRuntimeParamError,
+)
 
 
 def refusal(exc: BaseException) -> SatchelError | None:
-    """The error to raise for a connection PostgreSQL refuses, or None when it is not such a refusal."""
+    """The error to raise for a connection PostgreSQL refuses, or asyncpg refuses to try for what the URL
+    says (settings.py checks what it can before), or None when it is neither."""
+    if isinstance(exc, asyncpg.ClientConfigurationError):  # says what is wrong without quoting the URL
+        return SatchelError(f"The database URL cannot be used: {_one_line(exc)}.")
+    if isinstance(exc, _REFUSED_PARAMETERS):
+        return SatchelError(f"PostgreSQL refuses a parameter of the database URL: {_one_line(exc)}.")
     if isinstance(exc, _REFUSALS):
-        return SatchelError(f"PostgreSQL refuses the connection: {exc}.")
+        return SatchelError(f"PostgreSQL refuses the connection: {_one_line(exc)}.")
     return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """asyncpg's message, with the HINT it puts on a line of its own."""
+    return " ".join(str(exc).split()).rstrip(".")
 
 
 def unreachable(dsn: str, exc: BaseException, timeout: float) -> Unavailable:
