@@ -120,6 +120,29 @@ def test_the_dataset_list_counts_items_and_hides_unnamed_ones(page: Page, api: h
     assert set(ids) == {d["id"] for d in data(api.get("/datasets", params={"unnamed": 1}))["items"]}
 
 
+def test_a_dataset_table_keeps_its_columns_from_page_to_page(
+    page: Page, server: Server, api: httpx.Client
+) -> None:
+    """Columns come from the dataset's first 100 items, then the page's own: a field keeps its place while
+    paging, where each page's items alone ordered them, and a page without a field dropped its column."""
+    did = data(api.post("/datasets", params={"name": "varied-items"}), 201)["id"]
+    items = [
+        {"url": f"u{n}", "failed": True} if n >= 110 else {"url": f"u{n}", "title": f"t{n}"}
+        for n in range(130)
+    ]
+    items[45]["links"] = 3
+    assert api.post(f"/datasets/{did}/items", json=items).status_code == 201
+    sign_in(page, server.token)
+    page.goto(f"/console/datasets/{did}")
+    assert texts(page, "#items thead th") == ["#", "url", "title", "links"]  # links: from item 45
+    # Past the first 100, a page with no title and no links: their columns stay, empty, and `failed` follows.
+    page.goto(f"/console/datasets/{did}?offset=120")
+    assert texts(page, "#items thead th") == ["#", "url", "title", "links", "failed"]
+    assert texts(page, "#items tbody tr:first-child td") == ["120", "u120", "", "", "true"]
+    page.goto(f"/console/datasets/{did}?desc=1")  # newest first: the same order
+    assert texts(page, "#items thead th") == ["#", "url", "title", "links", "failed"]
+
+
 def test_dataset_items_as_a_table_with_paging_fields_and_downloads(
     page: Page, server: Server, api: httpx.Client
 ) -> None:

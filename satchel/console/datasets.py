@@ -46,6 +46,7 @@ DATASETS_PER_PAGE = 20
 PAGE_SIZES = (10, 20, 50, 100, 500, 1000)
 DEFAULT_PAGE_SIZE = 20
 CELL_CHARS = 300  # a longer value is cut in the table (the downloads have it whole)
+COLUMN_SAMPLE = 100  # the first items, whose fields give the table its columns in their order
 # Exported items are the users' data in HTML, XML and more: never run as script on the Console's origin.
 ITEM_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
 
@@ -86,6 +87,23 @@ def cell(value: Any) -> str:
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 
+async def _columns(
+    console: Console,
+    caller: Caller,
+    dataset_id: str,
+    item_query: ItemQuery,
+    items: list[tuple[int, dict[str, Any]]],
+) -> list[str]:
+    """The table's columns: the fields of the dataset's first COLUMN_SAMPLE items in the order they come, then
+    any other field of this page's items, so that a field keeps its place from page to page (each page's own
+    fields alone moved them about, and dropped a column wherever a page lacked it)."""
+    read = await console.services.datasets.read(caller, dataset_id, offset=0, limit=COLUMN_SAMPLE, desc=False)
+    first: list[dict[str, Any]] = []
+    async for rows in read.pages():
+        first.extend(item for raw in rows for item in item_query.apply(orjson.loads(raw)))
+    return list(dict.fromkeys(key for item in [*first, *(item for _, item in items)] for key in item))
+
+
 async def dataset(console: Console, request: Request, caller: Caller) -> Response:
     ref = request.path_params["store"]
     query = request.query_params
@@ -109,7 +127,7 @@ async def dataset(console: Console, request: Request, caller: Caller) -> Respons
         for raw in rows:
             items.extend((position, item) for item in item_query.apply(orjson.loads(raw)))
             position += step
-    columns = list(item_query.fields) or list(dict.fromkeys(k for _, item in items for k in item))
+    columns = list(item_query.fields) or await _columns(console, caller, view.store.id, item_query, items)
     table = [(number, [(c in item, cell(item.get(c))) for c in columns]) for number, item in items]
     row = view.store
     chosen = {
