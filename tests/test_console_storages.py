@@ -126,7 +126,7 @@ def test_a_dataset_table_keeps_its_columns_from_page_to_page(
     """Columns come from the dataset's first 100 items, then the page's own: a field keeps its place while
     paging, where each page's items alone ordered them, and a page without a field dropped its column."""
     did = data(api.post("/datasets", params={"name": "varied-items"}), 201)["id"]
-    items = [
+    items: list[dict[str, object]] = [
         {"url": f"u{n}", "failed": True} if n >= 110 else {"url": f"u{n}", "title": f"t{n}"}
         for n in range(130)
     ]
