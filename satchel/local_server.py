@@ -15,47 +15,57 @@ if TYPE_CHECKING:
     from satchel.settings import Settings
 
 SERVED_URL_FILE = "served-url"  # the base URL the last `satchel serve` on a data dir answered on
-LOCK_FILE = "serve.lock"  # locked by the `satchel serve` running on the data dir (and its workers)
-
-
-class DataDirInUse(Exception):
-    pass
-
-
-def lock_data_dir(settings: Settings) -> int:
-    """Hold the data dir for this server, for as long as it or a worker forked from it runs (the lock goes
-    with the last of them, however they end); DataDirInUse if another `satchel serve` holds it. A second
-    server there would take over the address the commands beside it use, and leave it pointing nowhere
-    once it stopped. The descriptor returned is kept open, never closed."""
-    path = settings.data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        held_by = os.read(fd, 1024).decode(errors="replace").split()
-        os.close(fd)
-        pid, url = [*held_by, "?", "?"][:2]
-        raise DataDirInUse(
-            f"Another satchel serve (pid {pid}, at {url}) is using the data dir {settings.data_dir}: stop it "
-            "first, or give this server a data dir of its own (--data-dir)."
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {settings.base_url}\n".encode(), 0)
-    return fd
+SERVING_DIR = (
+    "serving"  # a file per running `satchel serve`: its address, locked while it (or a worker) lives
+)
+_held: list[int] = []  # this server's own entry, kept open (so locked) for as long as the process lives
 
 
 def note_served_url(settings: Settings) -> None:
+    """Say where this server answers, for the commands run beside it. Several servers may run on one data
+    dir (a new one started before the old one stops, say): each keeps a locked entry, and the commands take
+    the newest one still running, so they do not follow a server that has stopped while another runs on."""
     # Only a convenience for the commands: a server on a full or read-only disk starts without it.
     with contextlib.suppress(OSError):
         (settings.data_dir / SERVED_URL_FILE).write_text(settings.base_url + "\n")
+        folder = settings.data_dir / SERVING_DIR
+        folder.mkdir(mode=0o700, exist_ok=True)
+        # Locked before it takes its name, so a command never finds it unlocked and takes it for stale.
+        scratch = folder / f".{os.getpid()}.new"
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # goes with the last process holding it (workers fork with it)
+        os.write(fd, settings.base_url.encode())
+        scratch.rename(folder / str(os.getpid()))
+        _held.append(fd)
+
+
+def _running_url(settings: Settings) -> str:
+    """The address of the newest `satchel serve` still running on the data dir, if one is; entries of
+    servers that have ended are removed on the way."""
+    newest: tuple[float, str] | None = None
+    folder = settings.data_dir / SERVING_DIR
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError), open(entry, "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # held: its server runs
+                    started = os.fstat(f.fileno()).st_mtime
+                    if newest is None or started > newest[0]:
+                        newest = (started, f.read().decode(errors="replace").strip())
+                    continue
+                entry.unlink()  # nobody holds it: its server has ended
+    return newest[1] if newest else ""
 
 
 def local_base_url(settings: Settings) -> str:
-    """The address a setting gives (public_url, host or port), else the one the last `satchel serve` on this
-    data dir answered on, else the default one."""
+    """The address a setting gives (public_url, host or port), else the newest `satchel serve` running on
+    this data dir answers on, else the one the last to run there answered on, else the default one."""
     if settings.model_fields_set & {"public_url", "host", "port"}:
         return settings.base_url
-    return _left(settings, SERVED_URL_FILE) or settings.base_url
+    return _running_url(settings) or _left(settings, SERVED_URL_FILE) or settings.base_url
 
 
 def local_token(settings: Settings) -> str | None:

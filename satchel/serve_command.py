@@ -14,7 +14,7 @@ import click
 
 from satchel.bootstrap import bootstrap_now
 from satchel.cli_options import SQLITE_FILE, settings_from
-from satchel.local_server import DataDirInUse, lock_data_dir, note_served_url
+from satchel.local_server import note_served_url
 from satchel.logs import configure_logging
 from satchel.service.users import TOKEN_FILE
 from satchel.serving import PortInUse, claim_port, run_server
@@ -72,10 +72,6 @@ def _serve(settings: Settings) -> None:
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     data_dir = settings.data_dir
     made = _made_data_dir(data_dir)
-    try:
-        lock_data_dir(settings)
-    except DataDirInUse as error:
-        raise click.ClickException(str(error)) from error
     admin = _bootstrap_apart(settings)
     configure_logging(settings)
     note_served_url(settings)

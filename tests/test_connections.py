@@ -166,24 +166,39 @@ def _refused(port: int, data_dir: Path, *args: str) -> str:
     return output
 
 
-def test_a_second_server_on_a_data_dir_in_use_stops_before_starting(tmp_path: Path) -> None:
-    """One `satchel serve` per data dir: a second would take over the address the commands there use."""
+def test_commands_follow_the_newest_server_still_running_on_their_data_dir(tmp_path: Path) -> None:
+    """Two servers on one data dir (a new one started before the old one stops): the commands there talk to
+    the newest, and once it stops, to the one still running, not to the address of the one that stopped."""
     data_dir = tmp_path / "data"
     first = start_server(data_dir)
     try:
-        code, output = _serve(free_port(), data_dir)
-        assert code == 1, output
-        assert (
-            f"Another satchel serve (pid {first.pid}, at {first.base_url}) is using the data dir {data_dir}"
-        ) in output
-        with first.client() as http:  # the first goes on as before, and stays the one the commands name
-            assert http.get("/users/me").status_code == 200
-        assert (data_dir / "served-url").read_text().strip() == first.base_url
+        with first.client() as http:
+            assert http.post("/key-value-stores", params={"name": "s"}).status_code == 201
+        assert _kv_url(data_dir).startswith(first.base_url + "/v2/")
+        second = start_server(data_dir)
+        try:
+            assert _kv_url(data_dir).startswith(second.base_url + "/v2/")
+        finally:
+            stop_server(second)
+        assert _kv_url(data_dir).startswith(first.base_url + "/v2/")
     finally:
         stop_server(first)
-    # Once it has stopped, the data dir is free for the next.
-    code, output = _serve(free_port(), data_dir)
-    assert code is None, output
+    # With none running, the address of the last one started; the ended servers' entries are cleared away.
+    assert _kv_url(data_dir).startswith(second.base_url + "/v2/")
+    assert list((data_dir / "serving").iterdir()) == []
+
+
+def _kv_url(data_dir: Path) -> str:
+    """A link `satchel public-url` makes from the data dir to the admin's store `s`: it begins with the
+    address the commands there take for the local server's."""
+    done = subprocess.run(
+        cli_command("public-url", "s", data_dir=data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
 
 
 def test_a_second_server_on_a_taken_port_stops_before_starting(tmp_path: Path) -> None:
