@@ -434,3 +434,57 @@ def test_a_checkpoint_keeps_the_locks_this_process_holds_on_the_database_file(
 
 async def _put(engine: SqliteEngine, pk: int, key: str, body: bytes) -> None:
     await engine.records.write(pk, key, content_type="a", content_encoding=None, body=Body(body), now=1)
+
+
+def _fill(conn: sqlite3.Connection, mib: int) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS filler (x BLOB)")
+    conn.executemany("INSERT INTO filler VALUES (?)", [(os.urandom(64 * 1024),) for _ in range(mib * 16)])
+
+
+def _empty(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM filler")
+
+
+def test_free_pages_go_back_to_the_disk_a_few_at_a_time(tmp_path: Path) -> None:
+    """What deletes free in a database file is given back to the filesystem, a write of about 4 MiB at a time
+    (the file stayed at its largest for good); below 16 MiB free, pages stay for the next writes."""
+
+    async def main() -> None:
+        db = db_module.Database(tmp_path, fsync=False, reserve_bytes=0)
+        await db.open()
+        try:
+            assert db.one("PRAGMA auto_vacuum")[0] == db_module.INCREMENTAL  # type: ignore[index]
+            await db.write(_fill, 40)
+            await db.checkpoint()
+            full = db.path.stat().st_size
+            assert full > 40 * 1024 * 1024
+            await db.write(_empty)
+            given = [await db.reclaim() for _ in range(12)]
+            assert given[0] == db_module.RECLAIM_PAGES
+            assert given[-1] == 0  # what is left free is under the threshold
+            await db.checkpoint()
+            left = db.path.stat().st_size
+            assert left < full - 20 * 1024 * 1024, (full, left)
+            assert left >= db_module.RECLAIM_MIN_BYTES - 4 * 1024 * 1024
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def test_a_file_made_without_auto_vacuum_keeps_its_pages(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "satchel.db")  # made by an older Satchel: no auto_vacuum
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+
+    async def main() -> None:
+        db = db_module.Database(tmp_path, fsync=False, reserve_bytes=0)
+        await db.open()
+        try:
+            await db.write(_fill, 20)
+            await db.write(_empty)
+            assert await db.reclaim() == 0
+        finally:
+            await db.close()
+
+    asyncio.run(main())

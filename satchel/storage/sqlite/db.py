@@ -36,6 +36,9 @@ from satchel.storage.sqlite.writer import Writer, WriterLock, disk_full
 
 T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental
+RECLAIM_MIN_BYTES = 16 * 1024 * 1024  # free pages below this stay for the next writes
+RECLAIM_PAGES = 1024  # given back in one write: about 4 MiB, a few milliseconds of the writer
 WAL_LIMIT_BYTES = 32 * 1024 * 1024  # past this, the next checkpoint starts the WAL over
 RESTART_WAIT_SECONDS = 1.0  # longest a RESTART holds writes back waiting for readers
 RESTART_POLL_SECONDS = 0.0005
@@ -203,6 +206,13 @@ class Database:
 
     def _open_file(self) -> None:
         schema = resources.files("satchel.storage.sqlite").joinpath("schema.sql").read_text()
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            # A new file: free pages can be given back to the disk a few at a time (reclaim()) if that is
+            # chosen before the first page is written, which setting WAL mode does. A file made without it
+            # keeps its size, and reuses its free pages.
+            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as first:
+                first.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                first.execute("PRAGMA journal_mode=WAL")
         with contextlib.closing(self.connect()) as conn:
             conn.executescript(schema)
             migrate(conn)
@@ -395,5 +405,28 @@ class Database:
                 "The server is shutting down; try again on another one or once it is back."
             ) from None
 
+    async def reclaim(self) -> int:
+        """Give up to RECLAIM_PAGES free pages back to the filesystem, when more than RECLAIM_MIN_BYTES are
+        free: deleted stores and items otherwise leave the file at its largest for good. A short write (the
+        pages move in the writer's transaction), so writes wait for it a few milliseconds. Returns the pages
+        given back; 0 on a file made before auto_vacuum was set, where it cannot be done."""
+        row = self.one("SELECT * FROM pragma_auto_vacuum, pragma_freelist_count, pragma_page_size")
+        if row is None or row[0] != INCREMENTAL:
+            return 0
+        free, page_bytes = int(row[1]), int(row[2])
+        if free * page_bytes < RECLAIM_MIN_BYTES:
+            return 0
+        with contextlib.suppress(StorageFull, Unavailable):  # a later tick tries again
+            return await self.write(_give_back, min(free, RECLAIM_PAGES))
+        return 0
+
     async def restore_reserve(self) -> None:
         await asyncio.to_thread(self.reserve.restore)
+
+
+def _give_back(conn: sqlite3.Connection, pages: int) -> int:
+    """Free pages given back to the filesystem (at the next checkpoint). Python's sqlite3 runs the pragma
+    for one page a call, whatever its argument, so it is called once a page."""
+    for _ in range(pages):
+        conn.execute("PRAGMA incremental_vacuum(1)")
+    return pages

@@ -19,6 +19,7 @@ from satchel.storage.sqlite.users import SqliteUsers
 
 # How often committed pages move from the WAL into the database file (the writer itself never does it).
 CHECKPOINT_SECONDS = 0.5
+RECLAIM_SECONDS = 5.0  # how often free pages past RECLAIM_MIN_BYTES are given back: about 50 MiB a minute
 
 
 class SqliteEngine:
@@ -55,6 +56,7 @@ class SqliteEngine:
         await self.db.open()
         self._tasks.start(every(CHECKPOINT_SECONDS, self.db.checkpoint))
         self._tasks.start(every(5.0, self.db.restore_reserve))
+        self._tasks.start(every(RECLAIM_SECONDS, self.db.reclaim))
 
     async def close(self) -> None:
         await self._tasks.stop()
