@@ -97,6 +97,10 @@ def _body(fd: int, size: int, advance: Callable[[int], None]) -> Callable[[], As
     return chunks
 
 
+class FolderUnwritable(OSError):
+    """No file can be made in the folder a download writes into (said once, naming the folder)."""
+
+
 async def download(remote: Remote, store: str, folder: Path) -> tuple[int, list[str]]:
     store_id = await resolve_store(remote, store)
     items = [(item["key"], int(item["size"])) async for item in remote.keys(store_id)]
@@ -112,6 +116,8 @@ async def download(remote: Remote, store: str, folder: Path) -> tuple[int, list[
                 )
                 if problem:
                     skipped.append(f"{key}: {problem}")
+    except FolderUnwritable as error:
+        raise OSError(error.errno, error.strerror, str(folder)) from None
     finally:
         os.close(root)
     return len(items) - len(skipped), skipped
@@ -138,7 +144,10 @@ async def _fetch(
 ) -> str | None:
     """Write one record into the folder under its key; why not, if it was not."""
     part = PART.format(secrets.token_hex(8))
-    fd = os.open(part, CREATE, 0o666, dir_fd=root)
+    try:
+        fd = os.open(part, CREATE, 0o666, dir_fd=root)
+    except OSError as error:  # no file can be made in the folder: the whole copy fails, naming the folder
+        raise FolderUnwritable(error.errno, error.strerror) from error
     try:
         try:
             async with remote.record(store_id, key) as response:

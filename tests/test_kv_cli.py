@@ -22,6 +22,7 @@ import httpx
 
 from tests.conftest import Server
 from tests.harness.cli import run_cli_here
+from tests.harness.disk import immutable
 
 BINARY = bytes(range(256)) * 4096 + b"\r\n\x00end"  # every byte value, CR LF and NUL: ~1 MiB
 BIG = 128 * 1024 * 1024  # a record far larger than what a streaming command holds in memory
@@ -406,6 +407,18 @@ def test_cp_downloads_every_record_and_writes_only_inside(
         k: v for k, v in bodies.items() if k != long_key
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "victim"]
+
+
+def test_cp_into_a_folder_that_takes_no_files_names_it(
+    server: Server, http: httpx.Client, tmp_path: Path
+) -> None:
+    name = new_store(http)
+    assert http.put(f"/key-value-stores/~{name}/records/k", content=b"v").status_code == 201
+    target = tmp_path / "locked"
+    target.mkdir()
+    with immutable(target):
+        said = failed(kv(server, "cp", f"~{name}", str(target)), 1)
+    assert said == f"Error: {target}: Operation not permitted"  # not the scratch file's name
 
 
 def test_cp_round_trips_a_folder(server: Server, tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ system has no such attribute.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,26 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cli import cli_command
+from tests.harness.disk import immutable
 from tests.harness.server import Server, start_server, stop_server
 
 BIG = b"b" * 300_000  # past the inline threshold: a blob file
-
-
-@contextlib.contextmanager
-def immutable(*paths: Path) -> Iterator[None]:
-    chattr = shutil.which("chattr")
-    if chattr is None:
-        pytest.skip("chattr is not installed")
-    made: list[Path] = []
-    try:
-        for path in paths:
-            if subprocess.run([chattr, "+i", str(path)], capture_output=True, check=False).returncode != 0:
-                pytest.skip("this file system has no immutable attribute")
-            made.append(path)
-        yield
-    finally:
-        for path in made:
-            subprocess.run([chattr, "-i", str(path)], check=True)
 
 
 @pytest.fixture

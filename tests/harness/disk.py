@@ -95,3 +95,22 @@ def fill(path: Path, *, leave: int = 0, chunk: int = MIB) -> int:
             except OSError:
                 break
     return written
+
+
+@contextlib.contextmanager
+def immutable(*paths: Path) -> Iterator[None]:
+    """The paths made immutable (`chattr +i`), which stops root too, for as long as the block runs; the test
+    is skipped where the file system has no such attribute."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("chattr is not installed")
+    made: list[Path] = []
+    try:
+        for path in paths:
+            if subprocess.run([chattr, "+i", str(path)], capture_output=True, check=False).returncode != 0:
+                pytest.skip("this file system has no immutable attribute")
+            made.append(path)
+        yield
+    finally:
+        for path in made:
+            subprocess.run([chattr, "-i", str(path)], check=True)
