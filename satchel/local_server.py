@@ -15,9 +15,8 @@ if TYPE_CHECKING:
     from satchel.settings import Settings
 
 SERVED_URL_FILE = "served-url"  # the base URL the last `satchel serve` on a data dir answered on
-SERVING_DIR = (
-    "serving"  # a file per running `satchel serve`: its address, locked while it (or a worker) lives
-)
+# A file per running `satchel serve`, holding its address, locked while it (or a worker of it) lives.
+SERVING_DIR = "serving"
 _held: list[int] = []  # this server's own entry, kept open (so locked) for as long as the process lives
 
 
