@@ -23,7 +23,7 @@ import pytest
 from satchel.errors import NotFound, Unavailable
 from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
-from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
 from tests.harness.engine import Body
@@ -143,7 +143,7 @@ def test_when_the_lead_stops_its_jobs_are_answered_and_another_process_leads(tmp
 LEAD_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
-from satchel.storage.sqlite.db import Database
+from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
 
 async def main():
@@ -459,5 +459,31 @@ def test_processes_that_fsync_never_hand_their_writes_to_a_lead_that_does_not(tm
             await powered.close()
             await quick.close()
         assert stored(tmp_path) == [1, 2]
+
+    asyncio.run(main())
+
+
+def _fill_and_empty(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS filler (x BLOB)")
+    conn.executemany("INSERT INTO filler VALUES (?)", [(os.urandom(64 * 1024),) for _ in range(40 * 16)])
+    conn.execute("DELETE FROM filler")
+
+
+def test_only_the_lead_gives_free_pages_back(tmp_path: Path) -> None:
+    """Every process ticks, but only the one that writes gives pages back: each of them doing it gave back
+    as many times more, and read the free count on its serving loop."""
+
+    async def main() -> None:
+        lead = await opened(tmp_path)
+        other = await opened(tmp_path)
+        try:
+            assert leads(lead)
+            assert not leads(other)
+            await other.write(_fill_and_empty)  # handed to the lead
+            assert await other.reclaim() == 0
+            assert await lead.reclaim() == RECLAIM_PAGES
+        finally:
+            await other.close()
+            await lead.close()
 
     asyncio.run(main())

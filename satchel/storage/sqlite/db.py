@@ -38,7 +38,8 @@ T = TypeVar("T")
 RESERVE_BYTES = 16 * 1024 * 1024
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental
 RECLAIM_MIN_BYTES = 16 * 1024 * 1024  # free pages below this stay for the next writes
-RECLAIM_PAGES = 4096  # given back in one write: about 16 MiB, 15 ms of the writer (4 MiB took 3.5 ms)
+RECLAIM_PAGES = 4096  # given back in one write: about 16 MiB, 14 ms of the writer (4 MiB took 3.5 ms)
+RECLAIM_SECONDS = 5.0  # how often: up to 190 MiB a minute
 WAL_LIMIT_BYTES = 32 * 1024 * 1024  # past this, the next checkpoint starts the WAL over
 RESTART_WAIT_SECONDS = 1.0  # longest a RESTART holds writes back waiting for readers
 RESTART_POLL_SECONDS = 0.0005
@@ -409,7 +410,12 @@ class Database:
         """Give up to RECLAIM_PAGES free pages back to the filesystem, when more than RECLAIM_MIN_BYTES are
         free: deleted stores and items otherwise leave the file at its largest for good. A short write (the
         pages move in the writer's transaction), so writes wait for it a few milliseconds. Returns the pages
-        given back; 0 on a file made before auto_vacuum was set, where it cannot be done."""
+        given back; 0 on a file made before auto_vacuum was set, where it cannot be done.
+
+        Only the process that writes does it (the writing process, or the lead among the workers): every
+        process ticking would give back as many times more, and read the free count on its serving loop."""
+        if self.handoff is not None and not self.handoff.leading:
+            return 0
         row = self.one("SELECT * FROM pragma_auto_vacuum, pragma_freelist_count, pragma_page_size")
         if row is None or row[0] != INCREMENTAL:
             return 0

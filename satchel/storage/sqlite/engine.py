@@ -8,7 +8,7 @@ from pathlib import Path
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.housekeeping import Background, every
 from satchel.storage.sqlite.datasets import SqliteDatasets
-from satchel.storage.sqlite.db import RESERVE_BYTES, Database
+from satchel.storage.sqlite.db import RECLAIM_SECONDS, RESERVE_BYTES, Database
 from satchel.storage.sqlite.grants import SqliteGrants
 from satchel.storage.sqlite.queues import SqliteQueues
 from satchel.storage.sqlite.records import SqliteRecords
@@ -19,7 +19,6 @@ from satchel.storage.sqlite.users import SqliteUsers
 
 # How often committed pages move from the WAL into the database file (the writer itself never does it).
 CHECKPOINT_SECONDS = 0.5
-RECLAIM_SECONDS = 5.0  # how often free pages past RECLAIM_MIN_BYTES are given back: up to 190 MiB a minute
 
 
 class SqliteEngine:

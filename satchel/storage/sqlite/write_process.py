@@ -22,7 +22,8 @@ import threading
 
 from satchel.logs import configure_logging, flush_logs
 from satchel.settings import Settings
-from satchel.storage.sqlite.db import Database
+from satchel.storage.housekeeping import Background, every
+from satchel.storage.sqlite.db import RECLAIM_SECONDS, Database
 
 log = logging.getLogger(__name__)
 READY = b"leading"
@@ -76,7 +77,14 @@ async def _lead(settings: Settings) -> None:
             return
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()
-        await _input_closed()
+        tasks = Background()
+        tasks.start(
+            every(RECLAIM_SECONDS, db.reclaim)
+        )  # the writer's own housekeeping (the workers checkpoint)
+        try:
+            await _input_closed()
+        finally:
+            await tasks.stop()
     finally:
         await db.close()
 
