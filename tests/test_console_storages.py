@@ -135,6 +135,8 @@ def test_a_dataset_table_keeps_its_columns_from_page_to_page(
     sign_in(page, server.token)
     page.goto(f"/console/datasets/{did}")
     assert texts(page, "#items thead th") == ["#", "url", "title", "links"]  # links: from item 45
+    page.goto(f"/console/datasets/{did}?limit=100")  # a first page that holds the whole sample itself
+    assert texts(page, "#items thead th") == ["#", "url", "title", "links"]
     # Past the first 100, a page with no title and no links: their columns stay, empty, and `failed` follows.
     page.goto(f"/console/datasets/{did}?offset=120")
     assert texts(page, "#items thead th") == ["#", "url", "title", "links", "failed"]

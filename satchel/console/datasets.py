@@ -93,15 +93,24 @@ async def _columns(
     dataset_id: str,
     item_query: ItemQuery,
     items: list[tuple[int, dict[str, Any]]],
+    *,
+    first: int,
 ) -> list[str]:
     """The table's columns: the fields of the dataset's first COLUMN_SAMPLE items in the order they come, then
     any other field of this page's items, so that a field keeps its place from page to page (each page's own
-    fields alone moved them about, and dropped a column wherever a page lacked it)."""
-    read = await console.services.datasets.read(caller, dataset_id, offset=0, limit=COLUMN_SAMPLE, desc=False)
-    first: list[dict[str, Any]] = []
-    async for rows in read.pages():
-        first.extend(item for raw in rows for item in item_query.apply(orjson.loads(raw)))
-    return list(dict.fromkeys(key for item in [*first, *(item for _, item in items)] for key in item))
+    fields alone moved them about, and dropped a column wherever a page lacked it). `first`: how many of the
+    first items this page already read (its size, when it is the first page in order; else 0), which are
+    not read again."""
+    sample: list[dict[str, Any]] = []
+    if first < COLUMN_SAMPLE:
+        read = await console.services.datasets.read(
+            caller, dataset_id, offset=first, limit=COLUMN_SAMPLE - first, desc=False
+        )
+        async for rows in read.pages():
+            sample.extend(item for raw in rows for item in item_query.apply(orjson.loads(raw)))
+    page = [item for _, item in items]
+    ordered = [*page, *sample] if first else [*sample, *page]
+    return list(dict.fromkeys(key for item in ordered for key in item))
 
 
 async def dataset(console: Console, request: Request, caller: Caller) -> Response:
@@ -127,7 +136,10 @@ async def dataset(console: Console, request: Request, caller: Caller) -> Respons
         for raw in rows:
             items.extend((position, item) for item in item_query.apply(orjson.loads(raw)))
             position += step
-    columns = list(item_query.fields) or await _columns(console, caller, view.store.id, item_query, items)
+    first_page = read.offset == 0 and not read.desc
+    columns = list(item_query.fields) or await _columns(
+        console, caller, view.store.id, item_query, items, first=limit if first_page else 0
+    )
     table = [(number, [(c in item, cell(item.get(c))) for c in columns]) for number, item in items]
     row = view.store
     chosen = {
