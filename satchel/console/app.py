@@ -40,7 +40,7 @@ from satchel.console.forms import (
 from satchel.console.records import PREVIEW_BYTES
 from satchel.console.signin import COOKIE, SignInLimits
 from satchel.console.snippets import TOKEN_VARIABLE
-from satchel.errors import Forbidden, SatchelError
+from satchel.errors import Forbidden, NotFound, SatchelError
 from satchel.service.access import Caller
 from satchel.service.services import Services
 from satchel.service.sessions import Session
@@ -208,17 +208,7 @@ class Console:
         return Route(path, run, methods=["GET", "POST"])
 
     async def _no_page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        back, back_label = way_back(request)
-        response = self.render(
-            request,
-            "error.html",
-            None,
-            status=404,
-            message="There is no such page.",
-            back=back,
-            back_label=back_label,
-        )
+        response = self.error(Request(scope, receive), None, NotFound("There is no such page."))
         await response(scope, receive, send)
 
     def _open(self, page: Open) -> Callable[[Request], Awaitable[Response]]:
