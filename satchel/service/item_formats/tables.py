@@ -62,11 +62,7 @@ class Columns:
             for key, column, value in leaf_cells(item):
                 group = self.groups.get(key)
                 if group is None:
-                    owner = (
-                        next((p for p in self.flattened if key.startswith(p)), None)
-                        if self.flattened
-                        else None
-                    )
+                    owner = next((p for p in self.flattened if key.startswith(p)), None)
                     group = self.groups[owner[:-1]] if owner else self.groups.setdefault(key, {})
                 if column not in group:
                     if self.count >= MAX_COLUMNS:
