@@ -16,20 +16,16 @@ from satchel.storage.blobs.base import BlobStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.feed import ChangeFeed, StampFeed
 from satchel.storage.housekeeping import Background, BlobHousekeeping, every
-from satchel.urls import POSTGRES_SCHEMES, redacted
 
 
 def build_blobs(settings: Settings) -> BlobStore:
     url = settings.blob_store
     if not url:
         return FileBlobs(settings.data_dir / "blobs", fsync=settings.durability == "power")
-    if url.startswith("s3://"):
-        from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415 - only when asked for
+    # An s3:// URL: settings.py refuses any other (urls.check_blob_store).
+    from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415 - only when asked for
 
-        return S3Blobs.from_url(url, settings.s3)
-    raise ValueError(
-        f"Blob store {redacted(url)!r} is not one Satchel knows: leave it empty for files, or use s3://."
-    )
+    return S3Blobs.from_url(url, settings.s3)
 
 
 def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) -> tuple[Any, ChangeFeed]:
@@ -54,13 +50,10 @@ def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) 
             **common,
         )
         return engine, feed
-    if url.startswith(POSTGRES_SCHEMES):
-        from satchel.storage.postgres import PostgresEngine, PostgresFeed  # noqa: PLC0415
+    # A PostgreSQL URL: settings.py refuses any other (urls.check_database).
+    from satchel.storage.postgres import PostgresEngine, PostgresFeed  # noqa: PLC0415
 
-        return PostgresEngine(url, settings.postgres, blobs, **common), PostgresFeed(url)
-    raise ValueError(
-        f"Database {redacted(url)!r} is not one Satchel knows: leave it empty for SQLite, or use postgresql://."
-    )
+    return PostgresEngine(url, settings.postgres, blobs, **common), PostgresFeed(url)
 
 
 def build_storage(settings: Settings, *, housekeeping: bool = True) -> Storage:
