@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,13 +83,23 @@ async def opened(data_dir: Path) -> Database:
     return db
 
 
+@contextlib.asynccontextmanager
+async def lead_and_other(data_dir: Path) -> AsyncIterator[tuple[Database, Database]]:
+    """Two processes' databases on one data dir: the first opened leads, the second hands its writes to it."""
+    lead = await opened(data_dir)
+    other = await opened(data_dir)
+    try:
+        assert leads(lead)
+        assert not leads(other)
+        yield lead, other
+    finally:
+        await other.close()
+        await lead.close()
+
+
 def test_the_second_process_hands_its_writes_to_the_lead(tmp_path: Path) -> None:
     async def main() -> None:
-        lead = await opened(tmp_path)
-        other = await opened(tmp_path)
-        try:
-            assert leads(lead)
-            assert not leads(other)
+        async with lead_and_other(tmp_path) as (lead, other):
             await other.write(make_table)
             called: list[int] = []
             results = await asyncio.gather(
@@ -107,9 +117,6 @@ def test_the_second_process_hands_its_writes_to_the_lead(tmp_path: Path) -> None
                 await other.write(insert, 5)
             assert -1 not in called
             assert await lead.write(insert, 100) == 100
-        finally:
-            await other.close()
-            await lead.close()
         assert stored(tmp_path) == list(range(101))
 
     asyncio.run(main())
@@ -474,16 +481,9 @@ def test_only_the_lead_gives_free_pages_back(tmp_path: Path) -> None:
     as many times more, and read the free count on its serving loop."""
 
     async def main() -> None:
-        lead = await opened(tmp_path)
-        other = await opened(tmp_path)
-        try:
-            assert leads(lead)
-            assert not leads(other)
+        async with lead_and_other(tmp_path) as (lead, other):
             await other.write(_fill_and_empty)  # handed to the lead
             assert await other.reclaim() == 0
             assert await lead.reclaim() == RECLAIM_PAGES
-        finally:
-            await other.close()
-            await lead.close()
 
     asyncio.run(main())
