@@ -256,8 +256,7 @@ def run(  # noqa: PLR0917 - the command line's choices, in its order
                 # As a shell says it: 127 for a command not found, 126 for one found but not runnable.
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 why = f"the command {command[0]!r} could not be started: {exc.strerror}"
-                log.note(f"satchel run: {why}")
-                log.close()
+                log.close([f"satchel run: {why}"])
                 api.finish(run_id, "FAILED", code, why[0].upper() + why[1:])
                 say(f"run {run_id} FAILED: {why}")
                 return code
@@ -321,9 +320,7 @@ def ended(api: Api, run_id: str, child: Child, log: RunLog, *, code: int, resume
     last = [f"run {run_id} {status} (exit code {code}{why})"]
     if status == "ABORTED":
         last.insert(0, f"to go on from where it stopped: {resume_line}")
-    for line in last:
-        log.note(f"satchel run: {line}")
-    log.close()
+    log.close([f"satchel run: {line}" for line in last])
     if not record_end(api, run_id, status, code, child):
         say(f"run {run_id} ended with exit code {code}{why}; the server does not have it as {status}")
         return code

@@ -19,7 +19,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from satchel.clock import iso, now_ms
@@ -74,18 +74,17 @@ class RunLog:
         thread.start()
         self._copies.append(thread)
 
-    def note(self, line: str) -> None:
-        """A line of `satchel run`'s own into the log (why the command did not start, how the run ended), on a
-        line of its own after output that did not end its last."""
-        self._hold((b"\n" if self._open else b"") + line.encode() + b"\n", at_line_start=not self._open)
-
-    def close(self) -> None:
-        """Once the command has ended: read what is left of its output, and send the rest of the log."""
+    def close(self, last: Sequence[str] = ()) -> None:
+        """Once the command has ended: read what is left of its output, add `satchel run`'s own last lines
+        (why the command did not start, how the run ended), and send the rest of the log. The lines go in
+        only after the output is read to its end: the command's last piece may still be on its way."""
         if self._closing:
             return
         deadline = time.monotonic() + LAST_OUTPUT_SECONDS
         for thread in self._copies:
             thread.join(max(deadline - time.monotonic(), 0))
+        for line in last:  # on a line of its own after output that did not end its last
+            self._hold((b"\n" if self._open else b"") + line.encode() + b"\n", at_line_start=not self._open)
         self._closing = True
         self._wake.set()
         self._sender.join(LAST_SEND_SECONDS + 2 * RETRY_SECONDS)

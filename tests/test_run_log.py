@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
+import threading
 
+from satchel.run_log import RunLog
 from satchel.service.validation import MAX_LOG_APPEND, MAX_LOG_BYTES
 from tests.conftest import Server, every_engine
 from tests.test_runs import _error, _start, _stranger
@@ -101,3 +104,18 @@ def test_an_empty_append_adds_nothing(server: Server) -> None:
         url = f"/actor-runs/{run['id']}/log"
         assert http.post(url, content=b"").status_code == 204
         assert http.get(url).content == b""
+
+
+def test_satchel_runs_last_lines_come_after_the_commands_last_piece() -> None:
+    """How the run ended is the log's last line even when the command's last piece (no newline at its end)
+    is still in the pipe as the command is found ended: the pipe is read to its end first."""
+    sent: list[bytes] = []
+    read_end, write_end = os.pipe()
+    log = RunLog(sent.append, lambda _text: None, MAX_LOG_APPEND)
+    with os.fdopen(read_end, "rb", buffering=0) as source:
+        log.copy(source, None)
+        os.write(write_end, b"out 1\nno newline at the end")
+        threading.Timer(0.3, os.close, args=(write_end,)).start()  # the pipe ends after the command did
+        log.close(["satchel run: run r SUCCEEDED (exit code 0)"])
+    lines = [line.split(b" ", 1)[1] for line in b"".join(sent).splitlines()]
+    assert lines == [b"out 1", b"no newline at the end", b"satchel run: run r SUCCEEDED (exit code 0)"]
