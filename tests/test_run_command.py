@@ -274,7 +274,7 @@ import sys, time
 for i in range(8):
     print("out", i)
     print("err", i, file=sys.stderr)
-    time.sleep(0.3)
+    time.sleep(0.5)
 print("no newline at the end", end="")
 """
 
