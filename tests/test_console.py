@@ -351,6 +351,13 @@ def test_an_unknown_console_address_is_a_console_page(server: Server) -> None:
     assert "There is no such page." in response.text
     assert 'href="/console/key-value-stores"' in response.text
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "Sign out" not in response.text
+    # Signed in, the page has the Console's links and the way out, as every other page has.
+    with _session(server) as console:
+        signed_in = console.get("/console/no-such-page")
+        assert signed_in.status_code == 404
+        assert 'href="/console/datasets"' in signed_in.text
+        assert "Sign out" in signed_in.text
 
 
 def test_an_error_page_leads_back_to_the_form_it_came_from(server: Server, api: httpx.Client) -> None:

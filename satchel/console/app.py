@@ -208,8 +208,14 @@ class Console:
         return Route(path, run, methods=["GET", "POST"])
 
     async def _no_page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = self.error(Request(scope, receive), None, NotFound("There is no such page."))
-        await response(scope, receive, send)
+        """An unknown address: said as a Console page, with the signed-in header when there is a session."""
+        request = Request(scope, receive)
+        try:
+            session = await self.services.sessions.resume(request.cookies.get(COOKIE))
+        except SatchelError:  # the database does not answer: the page says only what it can
+            session = None
+        caller = session.caller if session else None
+        await self.error(request, caller, NotFound("There is no such page."))(scope, receive, send)
 
     def _open(self, page: Open) -> Callable[[Request], Awaitable[Response]]:
         """Run a page that needs no session (signing in and out)."""
