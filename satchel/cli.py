@@ -3,7 +3,7 @@ modules take over a second to load, which `satchel kv get` or `satchel run` need
 
 The commands live in serve_command.py (`serve`, which runs bootstrap.py first), manage_commands.py
 (users, tokens, migrate), store_commands.py (share, signing keys, import, export), kv_commands.py
-and kv_copy.py, run_command.py and backup/.
+and kv_copy.py, run_command.py, backup/ and transfer_command.py.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ COMMANDS = {
     "run": ("satchel.run_command", "run_command"),
     "backup": ("satchel.backup.commands", "backup"),
     "restore": ("satchel.backup.commands", "restore"),
+    "transfer": ("satchel.transfer_command", "transfer_command"),
 }
 
 

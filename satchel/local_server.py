@@ -38,7 +38,7 @@ def note_served_url(settings: Settings) -> None:
         _held.append(fd)
 
 
-def _running_url(settings: Settings) -> str:
+def running_url(settings: Settings) -> str:
     """The address of the newest `satchel serve` still running on the data dir, if one is; entries of
     servers that have ended are removed on the way."""
     newest: tuple[float, str] | None = None
@@ -64,7 +64,7 @@ def local_base_url(settings: Settings) -> str:
     this data dir answers on, else the one the last to run there answered on, else the default one."""
     if settings.model_fields_set & {"public_url", "host", "port"}:
         return settings.base_url
-    return _running_url(settings) or _left(settings, SERVED_URL_FILE) or settings.base_url
+    return running_url(settings) or _left(settings, SERVED_URL_FILE) or settings.base_url
 
 
 def local_token(settings: Settings) -> str | None:

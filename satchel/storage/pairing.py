@@ -16,12 +16,15 @@ SAMPLE = 3
 async def blobs_found(records: RecordTable, blobs: BlobStore) -> tuple[int, int]:
     """(blobs looked for, blobs found) among a few that records name; (0, 0) when none name a blob yet."""
     names = await records.some_blobs(SAMPLE)
-    found = 0
-    for name in names:
-        try:
-            async for _ in blobs.read(name, 0, 1):
-                break
-        except BlobMissing:
-            continue
-        found += 1
-    return len(names), found
+    found = [name for name in names if await holds(blobs, name)]
+    return len(names), len(found)
+
+
+async def holds(blobs: BlobStore, name: str) -> bool:
+    """Whether the blob store has the blob `name` (its first byte is read)."""
+    try:
+        async for _ in blobs.read(name, 0, 1):
+            break
+    except BlobMissing:
+        return False
+    return True

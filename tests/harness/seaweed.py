@@ -78,6 +78,19 @@ class Seaweed:
 
         asyncio.run(copy())
 
+    def object_names(self, url: str) -> list[str]:
+        """The names of the objects in the bucket of the blob store URL `url`, sorted."""
+        from satchel.settings import S3Settings  # noqa: PLC0415
+        from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415
+
+        os.environ.update(self.env())
+        store = S3Blobs.from_url(url, S3Settings())._store
+
+        async def names() -> list[str]:
+            return sorted([meta["path"] async for page in obstore.list(store) for meta in page])
+
+        return asyncio.run(names())
+
     def stop(self) -> None:
         """Kill the server: its ports refuse connections until start()."""
         _kill(self)
