@@ -55,6 +55,7 @@ BACKLOG = 2048
 OWN_FILES = 256
 log = logging.getLogger(__name__)
 PARENT_LOOK_SECONDS = 1.0  # how often a worker looks whether `satchel serve` still lives
+SERVER_PID_VARIABLE = "SATCHEL_SERVE_PID"  # the process id of the `satchel serve` that started the workers
 GC_YOUNG_THRESHOLD = 10_000  # allocations between two collections of the youngest generation (default 700)
 
 
@@ -163,6 +164,9 @@ def run_server(settings: Settings) -> None:
     """Serve Satchel in granian's worker processes (which read their settings from the environment), with
     the folder their metrics share made first and removed after, and with several workers on SQLite the
     process that writes for them started first and stopped after."""
+    # The workers watch this process by its id, known to them from their start: one still starting when it
+    # died would otherwise take its new parent (init) for it, and never stop.
+    os.environ[SERVER_PID_VARIABLE] = str(os.getpid())
     metrics_dir = prepare_multiprocess_dir() if settings.metrics else None
     # Several workers on SQLite: one process beside them writes for all (write_process.py).
     writer = write_process.start() if settings.workers > 1 and not settings.database else None
@@ -221,8 +225,9 @@ def notice_stop_signals(stopping: asyncio.Event) -> None:
 def stop_with_parent() -> threading.Thread:
     """Stop this worker once the `satchel serve` that started it is gone (killed with -9, or by the kernel
     for memory): nothing would stop it then, and orphaned workers kept the port, answering beside the
-    server started next on it. SIGTERM lets granian finish the requests in hand, as when the server stops."""
-    parent = os.getppid()
+    server started next on it. SIGTERM lets granian finish the requests in hand, as when the server stops.
+    The server's id comes from the environment: it may have died while this worker started."""
+    parent = int(os.environ.get(SERVER_PID_VARIABLE) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:

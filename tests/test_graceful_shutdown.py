@@ -7,12 +7,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from satchel.serving import SERVER_PID_VARIABLE
 from tests.conftest import TOKEN, start_server, stop_server
 from tests.harness.processes import alive, live_children
 from tests.harness.server import Server
@@ -176,3 +178,21 @@ def test_a_followed_run_log_ends_when_the_server_stops(tmp_path: Path) -> None:
     finally:
         if server.process is not None and server.process.poll() is None:
             stop_server(server, kill=True)
+
+
+def test_a_worker_that_starts_after_its_server_died_stops() -> None:
+    """A worker still starting when `satchel serve` was killed finds its parent gone (it knows the server's id
+    from its start, not from its parent then, which is init): it stops, rather than serve on an orphan."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    worker = "import time; from satchel.serving import stop_with_parent; stop_with_parent(); time.sleep(60)"
+    done = subprocess.run(
+        [sys.executable, "-c", worker],
+        env={**os.environ, SERVER_PID_VARIABLE: str(gone.pid)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert f"the server process {gone.pid} is gone" in done.stderr
