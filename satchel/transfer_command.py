@@ -93,15 +93,20 @@ def transfer_command(
     target = settings_from(
         data_dir=to_data_dir or source.data_dir, database=to_database, blob_store=to_blob_store or ""
     )
-    same_files = not to_blob_store and not source.blob_store and _same(target.data_dir, source.data_dir)
+    # Bodies already where the target's nodes will read them (the same bucket, or files in the same data
+    # dir) are only checked, not copied onto themselves.
+    if to_blob_store:
+        in_place = to_blob_store == source.blob_store
+    else:
+        in_place = not source.blob_store and _same(target.data_dir, source.data_dir)
     try:
-        report = asyncio.run(_transfer(source, target, same_files=same_files))
+        report = asyncio.run(_transfer(source, target, in_place=in_place))
     except SatchelError as error:
         raise click.ClickException(error.message) from error
     _say(report, source, target)
 
 
-async def _transfer(source: Settings, target: Settings, *, same_files: bool) -> Report:
+async def _transfer(source: Settings, target: Settings, *, in_place: bool) -> Report:
     source_blobs = build_blobs(source)
     engine, _ = build_engine(source, source_blobs, serving=False)
     await source_blobs.open()
@@ -116,7 +121,7 @@ async def _transfer(source: Settings, target: Settings, *, same_files: bool) -> 
                 f"None of the {checked} large record bodies checked is in this data dir's blob store: give"
                 " the --blob-store (or SATCHEL_BLOB_STORE) its server uses."
             )
-        target_blobs = None if same_files else build_blobs(target)
+        target_blobs = None if in_place else build_blobs(target)
         database = Database(target.database, target.postgres)
         await database.open()
         try:
@@ -152,10 +157,12 @@ def _say(report: Report, source: Settings, target: Settings) -> None:
     rows = sum(report.copied.values())
     where = target.blob_store or f"files under {target.data_dir.resolve() / 'blobs'}"
     counts = ", ".join(_count(report.copied[table], what) for table, what in SHOWN_TABLES)
-    click.echo(
-        f"Copied {_count(rows, 'row')} ({counts}) into {redacted(target.database)}, and"
-        f" {_count(report.blobs, 'large body', 'large bodies')} ({report.blob_bytes:,} bytes) to {where}."
-    )
+    bodies = _count(report.blobs, "large body", "large bodies")
+    if report.in_place:
+        bodies = f"{bodies}, left where {'it is' if report.blobs == 1 else 'they are'}, in {where}"
+    else:
+        bodies = f"{bodies} ({report.blob_bytes:,} bytes) to {where}"
+    click.echo(f"Copied {_count(rows, 'row')} ({counts}) into {redacted(target.database)}, and {bodies}.")
     for table, count in report.left_out.items():
         why = "expired" if table == "sessions" else "whose owner is gone"
         click.echo(f"Left out: {count:,} {table} rows {why}.")

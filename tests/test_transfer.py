@@ -175,7 +175,7 @@ def test_on_one_machine_the_bodies_stay_in_the_data_dir(backends: Backends, tmp_
     blobs_before = sorted(p.name for p in (data_dir / "blobs").rglob("*") if p.is_file())
 
     done = run_cli("transfer", "--to-database", database, data_dir=data_dir)
-    assert f"to files under {data_dir.resolve() / 'blobs'}" in done.stdout
+    assert f"and 1 large body, left where it is, in files under {data_dir.resolve() / 'blobs'}" in done.stdout
     assert f"--data-dir {data_dir}" in done.stdout
     assert sorted(p.name for p in (data_dir / "blobs").rglob("*") if p.is_file()) == blobs_before
 
@@ -265,3 +265,30 @@ def test_a_copy_that_fails_leaves_the_database_empty_and_no_body_behind(
         db.execute("UPDATE runs SET status_message = NULL")
     run_cli("transfer", *to, data_dir=data_dir, env=s3_env, timeout=120)
     assert len(backends.seaweed.object_names(where["blob_store"])) == 1
+
+
+def test_bodies_already_in_the_bucket_stay_there(backends: Backends, tmp_path: Path) -> None:
+    """SQLite with bodies in S3, moved to PostgreSQL with the same bucket: the bodies are checked, not copied
+    onto themselves, and the node reads them."""
+    where = backends.locations("postgres+s3")
+    s3_env = backends.env("postgres+s3")
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, env={"SATCHEL_BLOB_STORE": where["blob_store"], **s3_env})
+    try:
+        seen = _fill(server)
+    finally:
+        stop_server(server)
+    objects = backends.seaweed.object_names(where["blob_store"])
+
+    to = ("--to-database", where["database"], "--to-blob-store", where["blob_store"])
+    done = run_cli("transfer", *to, "--blob-store", where["blob_store"], data_dir=data_dir, env=s3_env)
+    assert f"and 1 large body, left where it is, in {where['blob_store']}" in done.stdout, done.stdout
+    assert backends.seaweed.object_names(where["blob_store"]) == objects
+
+    node_env = {"SATCHEL_DATABASE": where["database"], "SATCHEL_BLOB_STORE": where["blob_store"], **s3_env}
+    admin_token = (data_dir / TOKEN_FILE).read_text().strip()
+    node = start_server(tmp_path / "node", token=admin_token, env=node_env)
+    try:
+        _check(node, seen)
+    finally:
+        stop_server(node)

@@ -75,6 +75,7 @@ class Report:
     left_out: dict[str, int] = field(default_factory=dict)  # table: rows whose owner is gone, or expired
     blobs: int = 0
     blob_bytes: int = 0
+    in_place: bool = False  # the bodies were where the target reads them, and were only checked
     missing: list[tuple[str, str]] = field(default_factory=list)  # (store id, key) of bodies not found
 
 
@@ -103,6 +104,7 @@ async def transfer(
                     source, source_blobs, target_blobs, report, written=written, progress=progress
                 )
             else:
+                report.in_place = True
                 await _check_blobs(source, source_blobs, report)
             async with target.connection() as conn, conn.transaction():
                 for table, which in TABLES:
