@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -287,8 +288,17 @@ def test_bodies_already_in_the_bucket_stay_there(backends: Backends, tmp_path: P
 
     node_env = {"SATCHEL_DATABASE": where["database"], "SATCHEL_BLOB_STORE": where["blob_store"], **s3_env}
     admin_token = (data_dir / TOKEN_FILE).read_text().strip()
-    node = start_server(tmp_path / "node", token=admin_token, env=node_env)
+    node = start_server(
+        tmp_path / "node", token=admin_token, env={**node_env, "SATCHEL_BLOB_GRACE_SECONDS": "1"}
+    )
     try:
         _check(node, seen)
+        # The bodies "old" and "gone" had, dead in the source, are deleted by the node once their grace is
+        # up, as the old server would have: the one left is the shot's.
+        assert len(objects) == 3
+        deadline = time.monotonic() + 30
+        while len(backends.seaweed.object_names(where["blob_store"])) > 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(backends.seaweed.object_names(where["blob_store"])) == 1
     finally:
         stop_server(node)

@@ -8,7 +8,8 @@ transaction, so the target holds all of it or nothing. What the copy wrote to th
 is removed again.
 
 Left out on purpose: bodies already replaced or deleted (dead_blobs) and uploads in flight (blob_uploads),
-which no record names; expired Console sessions; and rows whose owner is gone (SQLite does not enforce the
+which no record names, unless the bodies stay where they are (then their ledger goes too, so that the target
+deletes them in time); expired Console sessions; and rows whose owner is gone (SQLite does not enforce the
 foreign keys PostgreSQL does), counted in the report. A record whose large body is missing from the source's
 blob store cannot be copied whole and is left out too, by key.
 """
@@ -54,6 +55,9 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("run_charges", "run_id IN (SELECT id FROM runs)"),
     ("run_log", "run_id IN (SELECT id FROM runs)"),
 )
+# With the bodies left in place, the blobs no record names stay there too: their ledger goes with them, so
+# the target's housekeeping deletes them as the source's would have.
+LEDGER: tuple[tuple[str, str], ...] = (("dead_blobs", ""), ("blob_uploads", ""))
 RECORDS_WITH_BLOBS = (
     "SELECT DISTINCT blob FROM records WHERE blob IS NOT NULL AND store_pk IN (SELECT pk FROM stores)"
 )
@@ -107,7 +111,7 @@ async def transfer(
                 report.in_place = True
                 await _check_blobs(source, source_blobs, report)
             async with target.connection() as conn, conn.transaction():
-                for table, which in TABLES:
+                for table, which in TABLES + (LEDGER if report.in_place else ()):
                     await _copy_table(conn, source, table, which, now=now, report=report)
                     progress(f"{table}: {report.copied[table]:,} rows")
                 await conn.execute(
