@@ -9,6 +9,7 @@ queue and run route is sent something.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,29 @@ def test_a_client_key_with_nul_holds_its_locks(storages: Hostile) -> None:
         )
         unlocked = http.post(f"{q}/requests/unlock", params={"clientKey": key}).json()["data"]
         assert unlocked == {"unlockedCount": 1}
+
+
+def test_nul_in_a_start_id_pages_as_on_every_engine(storages: Hostile) -> None:
+    """No request id holds NUL: the requests after a start id (or a cursor's) with one are those after its
+    part before the NUL (PostgreSQL, whose text cannot hold NUL, answered 500 to both)."""
+    with storages.server.client() as http:
+        q = f"/request-queues/{http.post('/request-queues').json()['data']['id']}"
+        for n in range(6):
+            assert http.post(f"{q}/requests", json={"url": f"http://nul.example/{n}"}).status_code == 201
+
+        def ids(**params: str) -> list[str]:
+            response = http.get(f"{q}/requests", params=params)
+            assert response.status_code == 200, response.text
+            return [item["id"] for item in response.json()["data"]["items"]]
+
+        every = ids()
+        assert len(every) == 6
+        middle = every[2]
+        assert ids(exclusiveStartId="\x00") == every
+        assert ids(exclusiveStartId=middle + "\x00x") == every[3:]
+        assert ids(exclusiveStartId=middle[:3] + "\x00") == [i for i in every if i > middle[:3]]
+        cursor = base64.urlsafe_b64encode(orjson.dumps({"requestId": middle + "\x00"})).decode().rstrip("=")
+        assert ids(cursor=cursor) == every[3:]
 
 
 def test_nul_in_request_ids_finds_nothing(storages: Hostile) -> None:

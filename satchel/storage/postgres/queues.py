@@ -15,6 +15,7 @@ import asyncpg
 
 from satchel.errors import NotFound
 from satchel.storage.postgres.db import Connection, Database, holds_nul, within_bytes
+from satchel.storage.postgres.keys import NUL
 from satchel.storage.queue_rules import check_held, sort_added
 from satchel.storage.rows import (
     REQUEST_COLUMNS,
@@ -243,8 +244,10 @@ class PostgresQueues:
         locked: bool,
         now: int,
     ) -> list[RequestRow]:
+        # No id holds NUL, which PostgreSQL's text cannot: the ids above such an `after` are those above its
+        # part before the NUL, as on SQLite (keys.py pages keys the same way).
         where = "store_pk = $1 AND id > $2"
-        args: list[object] = [store_pk, after or "", limit, max_bytes]
+        args: list[object] = [store_pk, (after or "").partition(NUL)[0], limit, max_bytes]
         if pending:  # pending covers locked: a locked request is pending
             where += " AND handled_at IS NULL"
         elif locked:
