@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from satchel.errors import SatchelError
+from satchel.logs import quiet_libraries
 from satchel.service.services import Services, build_services_from
 from satchel.settings import ConfigFileError, Settings, load
 from satchel.storage.pairing import blobs_found
@@ -67,6 +68,8 @@ def run_on_storage(
 
 
 def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies: bool = False) -> T:
+    quiet_libraries()
+
     async def go() -> T:
         try:
             services = build_services_from(settings, housekeeping=False)

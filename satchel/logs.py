@@ -156,6 +156,12 @@ def configure_logging(settings: Settings) -> None:
         pool.addFilter(_without_stack)
 
 
+def quiet_libraries() -> None:
+    """For a command, which says itself what failed: a library's retries are not news to its user (asyncpg's
+    pool warns with a traceback at each while PostgreSQL is down)."""
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
+
+
 def stop_logging() -> None:
     """Write out what is queued and stop the writer thread."""
     while _writers:

@@ -4,9 +4,11 @@ from one machine to scale-out (storage/transfer.py does the copying)."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -14,13 +16,15 @@ from satchel.cli_options import BLOB_STORE, DATA_DIR, SQLITE_FILE, settings_from
 from satchel.clock import now_ms
 from satchel.errors import SatchelError
 from satchel.local_server import running_url
+from satchel.logs import quiet_libraries
 from satchel.service.users import TOKEN_FILE
 from satchel.settings import Settings
+from satchel.storage.blobs.base import BlobStore
 from satchel.storage.factory import build_blobs, build_engine
 from satchel.storage.pairing import blobs_found
 from satchel.storage.postgres.db import Database
 from satchel.storage.transfer import Report, transfer
-from satchel.urls import check_blob_store, check_database, redacted
+from satchel.urls import check_blob_store, check_database, redacted, without_password
 
 SHOWN_MISSING = 20
 # The tables counted in what the command says, and what their rows are.
@@ -44,26 +48,35 @@ def _url(check: Callable[[str], str]) -> Callable[[click.Context, click.Paramete
     return validate
 
 
+def _named_database(url: str) -> str:
+    """A PostgreSQL URL that names its database: without one, the copy would go into the user's default
+    (often the `postgres` maintenance database)."""
+    check_database(url)
+    if not urlsplit(url).path.strip("/"):
+        raise ValueError("it names no database: give postgresql://USER@HOST:PORT/DB")
+    return url
+
+
 @click.command("transfer")
 @DATA_DIR
 @BLOB_STORE
 @click.option(
     "--to-database",
     required=True,
-    callback=_url(check_database),
+    callback=_url(_named_database),
     help="The empty PostgreSQL database to copy into: postgresql://USER@HOST:PORT/DB.",
 )
 @click.option(
     "--to-blob-store",
     default=None,
     callback=_url(check_blob_store),
-    help="s3://BUCKET?endpoint=URL[&region=R] for the large bodies (default: files, see --to-data-dir).",
+    help="s3://BUCKET?endpoint=URL[&region=R] for the large bodies (default: where they are now).",
 )
 @click.option(
     "--to-data-dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Without --to-blob-store: the data dir whose files keep the large bodies (default: this one's).",
+    help="For bodies in files: the data dir whose files keep them (default: where they are now).",
 )
 def transfer_command(
     to_database: str, to_blob_store: str | None, to_data_dir: Path | None, **where: Any
@@ -79,9 +92,12 @@ def transfer_command(
             " new database as --to-database."
         )
     if not (source.data_dir / SQLITE_FILE).is_file():
+        backup = (
+            " (a backup? `satchel restore` it into a data dir first)" if source.data_dir.is_file() else ""
+        )
         raise click.ClickException(
-            f"No data dir at {source.data_dir.resolve()}: it holds no {SQLITE_FILE}. Point at the server's"
-            " with --data-dir PATH."
+            f"No data dir at {source.data_dir.resolve()}: it holds no {SQLITE_FILE}{backup}. Point at the"
+            " server's with --data-dir PATH."
         )
     if served := running_url(source):
         raise click.ClickException(
@@ -90,15 +106,16 @@ def transfer_command(
         )
     if to_blob_store and to_data_dir:
         raise click.UsageError("Give --to-blob-store or --to-data-dir, not both.")
+    # Without either, the bodies stay where they are: the source's bucket, or its data dir's files.
+    blob_store = to_blob_store or ("" if to_data_dir else source.blob_store)
     target = settings_from(
-        data_dir=to_data_dir or source.data_dir, database=to_database, blob_store=to_blob_store or ""
+        data_dir=to_data_dir or source.data_dir, database=to_database, blob_store=blob_store
     )
-    # Bodies already where the target's nodes will read them (the same bucket, or files in the same data
-    # dir) are only checked, not copied onto themselves.
-    if to_blob_store:
-        in_place = to_blob_store == source.blob_store
+    if blob_store:
+        in_place = blob_store == source.blob_store
     else:
         in_place = not source.blob_store and _same(target.data_dir, source.data_dir)
+    quiet_libraries()
     try:
         report = asyncio.run(_transfer(source, target, in_place=in_place))
     except SatchelError as error:
@@ -107,7 +124,7 @@ def transfer_command(
 
 
 async def _transfer(source: Settings, target: Settings, *, in_place: bool) -> Report:
-    source_blobs = build_blobs(source)
+    source_blobs = _blobs(source, "--blob-store")
     engine, _ = build_engine(source, source_blobs, serving=False)
     await source_blobs.open()
     try:
@@ -121,12 +138,15 @@ async def _transfer(source: Settings, target: Settings, *, in_place: bool) -> Re
                 f"None of the {checked} large record bodies checked is in this data dir's blob store: give"
                 " the --blob-store (or SATCHEL_BLOB_STORE) its server uses."
             )
-        target_blobs = None if in_place else build_blobs(target)
+        target_blobs = None if in_place else _blobs(target, "--to-blob-store")
         database = Database(target.database, target.postgres)
         await database.open()
         try:
             if target_blobs is not None:
-                await target_blobs.open()
+                try:
+                    await target_blobs.open()
+                except OSError as error:  # a --to-data-dir under a file, or not ours to write
+                    raise SatchelError(f"The large bodies cannot go in {target.data_dir}: {error}") from error
             try:
                 return await transfer(
                     source.data_dir / SQLITE_FILE,
@@ -147,6 +167,13 @@ async def _transfer(source: Settings, target: Settings, *, in_place: bool) -> Re
 
 def _count(number: int, one: str, many: str = "") -> str:
     return f"{number:,} {one if number == 1 else many or one + 's'}"
+
+
+def _blobs(settings: Settings, option: str) -> BlobStore:
+    try:
+        return build_blobs(settings)
+    except ValueError as error:  # a bucket name S3 does not take, say
+        raise SatchelError(f"{option}: {error}") from error
 
 
 def _same(one: Path, other: Path) -> bool:
@@ -176,11 +203,12 @@ def _say(report: Report, source: Settings, target: Settings) -> None:
             click.echo(f"  store {store}, key {key!r}", err=True)
         if len(report.missing) > SHOWN_MISSING:
             click.echo(f"  and {len(report.missing) - SHOWN_MISSING:,} more", err=True)
-    serve = ["satchel serve", f"--database {redacted(target.database)}"]
-    serve.append(
-        f"--blob-store {target.blob_store}" if target.blob_store else f"--data-dir {target.data_dir}"
+    # As the user gave the URLs (a password masked), quoted: a line to paste into a shell.
+    serve = ["satchel", "serve", "--database", without_password(target.database)]
+    serve += (
+        ["--blob-store", target.blob_store] if target.blob_store else ["--data-dir", str(target.data_dir)]
     )
-    click.echo(f"Next: start the nodes with `{' '.join(serve)}`.")
+    click.echo(f"Next: start the nodes with `{shlex.join(serve)}`.")
     if (source.data_dir / TOKEN_FILE).is_file():
         click.echo(
             f"Every token works there as here. To keep the admin's, give the nodes SATCHEL_TOKEN from"

@@ -28,6 +28,15 @@ def redacted(url: str) -> str:
     return scheme + separator + _SECRET_PARAMETER.sub(r"\1***", rest)
 
 
+def without_password(url: str) -> str:
+    """The URL whole when it carries no password (a user name is no secret), else as redacted() shows it."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return redacted(url)
+    return url if password is None and not _SECRET_PARAMETER.search(url) else redacted(url)
+
+
 def check_database(url: str) -> str:
     """A PostgreSQL URL as far as it can be checked without connecting (empty: SQLite); else a ValueError
     saying what is wrong with it, without quoting it (the caller shows it redacted)."""

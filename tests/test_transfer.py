@@ -8,7 +8,10 @@ import contextlib
 import gzip
 import json
 import os
+import shlex
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import pytest
 from satchel.service.users import TOKEN_FILE
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
-from tests.harness.cli import new_user, run_cli, run_cli_here
+from tests.harness.cli import cli_command, new_user, run_cli, run_cli_here
 from tests.test_cli_postgres import query
 
 LARGE = os.urandom(600 * 1024)  # past inline_max_bytes: a blob of its own
@@ -208,6 +211,12 @@ def test_on_one_machine_the_bodies_stay_in_the_data_dir(backends: Backends, tmp_
             "not both",
         ),
         ((), "Missing option '--to-database'"),
+        (("--to-database", "postgresql://u:secret@h:5432"), "it names no database"),
+        (("--to-database", "postgresql://u:secret@h/db", "--to-data-dir", "{data}/satchel.db"), "is a file"),
+        (
+            ("--to-database", "postgresql://u:secret@h/db", "--to-blob-store", "s3://a?endpoint=http://h"),
+            "bucket",
+        ),
     ],
 )
 def test_what_cannot_be_a_target_is_refused_before_anything_is_read(
@@ -216,6 +225,7 @@ def test_what_cannot_be_a_target_is_refused_before_anything_is_read(
     data_dir = tmp_path / "data"
     start = start_server(data_dir)
     stop_server(start)
+    args = tuple(arg.replace("{data}", str(data_dir)) for arg in args)
     refused = run_cli("transfer", *args, data_dir=data_dir, ok=False)
     assert said in refused.stderr
     assert "secret" not in refused.stderr + refused.stdout
@@ -256,7 +266,7 @@ def test_a_copy_that_fails_leaves_the_database_empty_and_no_body_behind(
     failed = run_cli("transfer", *to, data_dir=data_dir, env=s3_env, ok=False, timeout=120)
     assert "PostgreSQL refused a row of runs" in failed.stderr, failed.stderr
     assert "Nothing was copied: the database is as it was" in failed.stderr
-    assert "the large bodies it had copied were removed again" in failed.stderr
+    assert "no large body it had copied is left in the blob store" in failed.stderr
     assert query(where["database"], "SELECT count(*) FROM users")[0][0] == 0
     assert query(where["database"], "SELECT count(*) FROM stores")[0][0] == 0
     assert backends.seaweed.object_names(where["blob_store"]) == []
@@ -302,3 +312,82 @@ def test_bodies_already_in_the_bucket_stay_there(backends: Backends, tmp_path: P
         assert len(backends.seaweed.object_names(where["blob_store"])) == 1
     finally:
         stop_server(node)
+
+
+def test_bodies_the_target_holds_already_are_never_deleted(backends: Backends, tmp_path: Path) -> None:
+    """The source's own bucket under another spelling: its bodies are found there, not written again, and a
+    copy that fails then deletes none of them (they are the source's only copies)."""
+    where = backends.locations("postgres+s3")
+    s3_env = backends.env("postgres+s3")
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, env={"SATCHEL_BLOB_STORE": where["blob_store"], **s3_env})
+    try:
+        _fill(server)
+    finally:
+        stop_server(server)
+    objects = backends.seaweed.object_names(where["blob_store"])
+    with contextlib.closing(sqlite3.connect(data_dir / "satchel.db")) as db, db:
+        db.execute("UPDATE runs SET status_message = 'a' || char(0) || 'b'")
+    alias = where["blob_store"].replace("127.0.0.1", "localhost")
+    assert alias != where["blob_store"]
+
+    to = ("--to-database", where["database"], "--to-blob-store", alias)
+    env = {"SATCHEL_BLOB_STORE": where["blob_store"], **s3_env}
+    failed = run_cli("transfer", *to, data_dir=data_dir, env=env, ok=False, timeout=120)
+    assert "Nothing was copied" in failed.stderr
+    assert backends.seaweed.object_names(where["blob_store"]) == objects
+
+    # Without --to-blob-store, the bodies stay in the source's bucket (SATCHEL_BLOB_STORE here), and
+    # nothing is written into the data dir.
+    with contextlib.closing(sqlite3.connect(data_dir / "satchel.db")) as db, db:
+        db.execute("UPDATE runs SET status_message = NULL")
+    done = run_cli("transfer", "--to-database", where["database"], data_dir=data_dir, env=env, timeout=120)
+    assert f"left where it is, in {where['blob_store']}" in done.stdout, done.stdout
+    assert not (data_dir / "blobs").exists() or not any((data_dir / "blobs").rglob("*.*"))
+    assert backends.seaweed.object_names(where["blob_store"]) == objects
+    # The line to start the nodes with, ready to paste: quoted, the user name shown.
+    expected = shlex.join(
+        ["satchel", "serve", "--database", where["database"], "--blob-store", where["blob_store"]]
+    )
+    assert f"Next: start the nodes with `{expected}`." in done.stdout
+
+
+def test_a_copy_interrupted_leaves_the_database_empty_and_no_body_behind(
+    backends: Backends, tmp_path: Path
+) -> None:
+    """Ctrl-C while the bodies are being copied: what was written (a body cut short too) is deleted, the
+    database stays empty, and it says so in one line."""
+    where = backends.locations("postgres+s3")
+    s3_env = backends.env("postgres+s3")
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir)
+    try:
+        with server.client() as api:
+            store = api.post("/key-value-stores", params={"name": "shots"}).json()["data"]["id"]
+            for n in range(150):
+                body = os.urandom(256 * 1024)
+                assert api.put(f"/key-value-stores/{store}/records/s{n}", content=body).status_code == 201
+    finally:
+        stop_server(server)
+
+    to = ("--to-database", where["database"], "--to-blob-store", where["blob_store"])
+    process = subprocess.Popen(
+        cli_command("transfer", *to, data_dir=data_dir),
+        env={**os.environ, **s3_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not backends.seaweed.object_names(where["blob_store"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 1, stderr
+    assert "Interrupted. Nothing was copied: the database is as it was" in stderr, stderr
+    assert "Traceback" not in stderr
+    assert query(where["database"], "SELECT count(*) FROM stores")[0][0] == 0
+    assert backends.seaweed.object_names(where["blob_store"]) == []

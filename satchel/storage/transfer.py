@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from satchel.storage.postgres.migrations import migrate_connection
 BATCH_ROWS = 2000
 BATCH_BYTES = 8 * 2**20  # a batch of large dataset items is sent before it holds more than this
 COPY_TIMEOUT_SECONDS = 600.0  # one batch's COPY; the pool's own timeout is for requests
+PROGRESS_SECONDS = 2.0  # how often a long copy says how far it is
 BLOBS_AT_ONCE = 8  # bodies in flight to an object store, whose each round trip is slow
 
 # The tables in the order their foreign keys need, each with the rows of it that are copied: those whose
@@ -61,6 +63,20 @@ LEDGER: tuple[tuple[str, str], ...] = (("dead_blobs", ""), ("blob_uploads", ""))
 RECORDS_WITH_BLOBS = (
     "SELECT DISTINCT blob FROM records WHERE blob IS NOT NULL AND store_pk IN (SELECT pk FROM stores)"
 )
+
+
+class Progress:
+    """What the copy has done so far, said at most every PROGRESS_SECONDS, and whenever `at_once` asks."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self._said_at = time.monotonic()
+
+    def __call__(self, line: str, *, at_once: bool = False) -> None:
+        now = time.monotonic()
+        if at_once or now - self._said_at >= PROGRESS_SECONDS:
+            self._said_at = now
+            self.say(line)
 
 
 class TargetNotEmpty(SatchelError):
@@ -101,43 +117,47 @@ async def transfer(
         await _check_empty(conn, target)
     with contextlib.closing(_read_only(sqlite_file)) as source:
         source.execute("BEGIN")  # one snapshot for the whole copy
-        written: list[str] = []
+        written: set[str] = set()
         try:
-            if target_blobs is not None:
-                await _copy_blobs(
-                    source, source_blobs, target_blobs, report, written=written, progress=progress
-                )
-            else:
-                report.in_place = True
-                await _check_blobs(source, source_blobs, report)
+            report.in_place = target_blobs is None
+            await _bodies(source, source_blobs, target_blobs, report, written=written, progress=progress)
             async with target.connection() as conn, conn.transaction():
+                told = Progress(progress)
                 for table, which in TABLES + (LEDGER if report.in_place else ()):
-                    await _copy_table(conn, source, table, which, now=now, report=report)
-                    progress(f"{table}: {report.copied[table]:,} rows")
+                    await _copy_table(conn, source, table, which, now=now, report=report, told=told)
+                    told(f"{table}: {_rows(report.copied[table])}", at_once=True)
                 await conn.execute(
                     "SELECT setval(pg_get_serial_sequence('stores', 'pk'), max(pk)) FROM stores"
                     " HAVING max(pk) IS NOT NULL"
                 )
         except BaseException as error:
-            removed = not written
-            if target_blobs is not None and written:
-                with contextlib.suppress(Exception):
-                    await target_blobs.delete(written)
-                    removed = True
-            if isinstance(error, SatchelError):
+            removed = await _remove(target_blobs, written)
+            if isinstance(error, SatchelError | asyncio.CancelledError):
                 raise _nothing_copied(error, len(written), removed=removed) from error
             raise
     return report
 
 
-def _nothing_copied(error: SatchelError, written: int, *, removed: bool) -> SatchelError:
+async def _remove(blobs: BlobStore | None, written: set[str]) -> bool:
+    """Delete the bodies this copy wrote (only those: a body the blob store held before stays); whether
+    none is left."""
+    if blobs is None or not written:
+        return True
+    try:
+        await blobs.delete(sorted(written))
+    except Exception:  # the blob store does not answer either: the message says what stays
+        return False
+    return True
+
+
+def _nothing_copied(error: BaseException, written: int, *, removed: bool) -> SatchelError:
+    """The error said whole: a Ctrl-C (the copy's task cancelled) or what failed, then what was undone."""
+    said = error.message if isinstance(error, SatchelError) else "Interrupted"
     if removed:
-        bodies = "the large bodies it had copied were removed again"
+        bodies = "no large body it had copied is left in the blob store"
     else:
-        bodies = f"{written} large bodies it had copied stay in the blob store, named by no record"
-    return SatchelError(
-        f"{error.message.rstrip('.')}. Nothing was copied: the database is as it was, and {bodies}."
-    )
+        bodies = f"up to {written:,} large bodies it had copied stay in the blob store, named by no record"
+    return SatchelError(f"{said.rstrip('.')}. Nothing was copied: the database is as it was, and {bodies}.")
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -159,47 +179,67 @@ async def _check_empty(conn: Connection, target: Database) -> None:
         )
 
 
-async def _copy_blobs(
+async def _bodies(
     source: sqlite3.Connection,
     source_blobs: BlobStore,
-    target_blobs: BlobStore,
+    target_blobs: BlobStore | None,
     report: Report,
     *,
-    written: list[str],
+    written: set[str],
     progress: Callable[[str], None],
 ) -> None:
+    """Copy every large body a record names into `target_blobs`, or (None: they stay where they are) check
+    that `source_blobs` has it; BLOBS_AT_ONCE at a time, as an object store's round trips are slow."""
     names = [row[0] for row in source.execute(RECORDS_WITH_BLOBS)]
     queue = iter(names)
     missing: set[str] = set()
+    told = Progress(progress)
+    doing = "checked" if target_blobs is None else "copied"
 
-    async def copier() -> None:
-        for name in queue:  # shared by the copiers: each name is taken once
-            try:
-                size = await target_blobs.put(name, source_blobs.read(name))
-            except BlobMissing:
+    async def one(name: str) -> None:
+        if target_blobs is None:
+            if not await holds(source_blobs, name):
                 missing.add(name)
-                continue
-            written.append(name)
-            report.blobs += 1
-            report.blob_bytes += size
-            if report.blobs % 1000 == 0:
-                progress(f"large bodies: {report.blobs:,} of {len(names):,}")
+                return
+        # A body the target holds already (the same store under another URL, or a copy cut short before)
+        # is not written again, nor ever deleted by this copy.
+        elif not await holds(target_blobs, name):
+            written.add(name)  # before the write: one cut short is deleted too
+            try:
+                report.blob_bytes += await _uninterrupted(target_blobs.put(name, source_blobs.read(name)))
+            except BlobMissing:
+                written.discard(name)
+                missing.add(name)
+                return
+        report.blobs += 1
+        told(f"large bodies {doing}: {report.blobs:,} of {len(names):,}")
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(BLOBS_AT_ONCE):
-            group.create_task(copier())
+    async def worker() -> None:
+        for name in queue:  # shared by the workers: each name is taken once
+            await one(name)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(BLOBS_AT_ONCE):
+                group.create_task(worker())
+    except* SatchelError as failed:  # the blob store's failure, said as the first worker met it
+        raise failed.exceptions[0] from None
+    except* OSError as failed:  # files that cannot be written (permissions, say)
+        raise SatchelError(f"The large bodies could not be written: {failed.exceptions[0]}") from None
     _note_missing(source, missing, report)
 
 
-async def _check_blobs(source: sqlite3.Connection, source_blobs: BlobStore, report: Report) -> None:
-    """The bodies stay where they are: only their presence is checked, as the copy would have."""
-    missing = set()
-    for (name,) in source.execute(RECORDS_WITH_BLOBS).fetchall():
-        if await holds(source_blobs, name):
-            report.blobs += 1
-        else:
-            missing.add(name)
-    _note_missing(source, missing, report)
+async def _uninterrupted(write: Coroutine[Any, Any, int]) -> int:
+    """A write that a cancel (Ctrl-C) lets end before it goes on: an upload in flight may finish after its
+    caller has gone (in a thread, or in the object store client's own runtime), and would then land after
+    the copy's clean-up had deleted what it wrote."""
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 def _note_missing(source: sqlite3.Connection, missing: set[str], report: Report) -> None:
@@ -215,7 +255,14 @@ def _note_missing(source: sqlite3.Connection, missing: set[str], report: Report)
 
 
 async def _copy_table(
-    conn: Connection, source: sqlite3.Connection, table: str, which: str, *, now: int, report: Report
+    conn: Connection,
+    source: sqlite3.Connection,
+    table: str,
+    which: str,
+    *,
+    now: int,
+    report: Report,
+    told: Progress,
 ) -> None:
     types = {
         row["column_name"]: row["data_type"]
@@ -246,10 +293,17 @@ async def _copy_table(
                 raise
             raise RowRefused(f"PostgreSQL refused a row of {table}: {' '.join(str(exc).split())}") from exc
         copied += len(batch)
+        told(f"{table}: {_rows(copied)} so far")
     total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our names
     report.copied[table] = copied
-    if total > copied:
-        report.left_out[table] = total - copied
+    # Records left out for a missing body are said by key (report.missing), not as rows without an owner.
+    ownerless = total - copied - (len(report.missing) if table == "records" else 0)
+    if ownerless > 0:
+        report.left_out[table] = ownerless
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def _batches(rows: sqlite3.Cursor) -> Iterator[list[sqlite3.Row]]:

@@ -87,7 +87,12 @@ class Seaweed:
         store = S3Blobs.from_url(url, S3Settings())._store
 
         async def names() -> list[str]:
-            return sorted([meta["path"] async for page in obstore.list(store) for meta in page])
+            try:
+                return sorted([meta["path"] async for page in obstore.list(store) for meta in page])
+            except Exception as error:
+                if "NoSuchBucket" in str(error):  # not made yet: it holds nothing
+                    return []
+                raise
 
         return asyncio.run(names())
 
