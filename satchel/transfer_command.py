@@ -192,11 +192,11 @@ def _say(report: Report, source: Settings, target: Settings) -> None:
     click.echo(f"Copied {_count(rows, 'row')} ({counts}) into {redacted(target.database)}, and {bodies}.")
     for table, count in report.left_out.items():
         why = "expired" if table == "sessions" else "whose owner is gone"
-        click.echo(f"Left out: {count:,} {table} rows {why}.")
+        click.echo(f"Left out: {_count(count, table + ' row')} {why}.")
     if report.missing:
         click.echo(
-            f"Left out: {len(report.missing):,} records whose body is missing from this data dir's blob"
-            " store:",
+            f"Left out: {_count(len(report.missing), 'record')} whose body is missing from this data dir's"
+            " blob store:",
             err=True,
         )
         for store, key in report.missing[:SHOWN_MISSING]:

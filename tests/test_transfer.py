@@ -360,28 +360,10 @@ def test_a_copy_interrupted_leaves_the_database_empty_and_no_body_behind(
     where = backends.locations("postgres+s3")
     s3_env = backends.env("postgres+s3")
     data_dir = tmp_path / "data"
-    server = start_server(data_dir)
+    _shots(data_dir)
+    process = _transferring(data_dir, where, s3_env)
     try:
-        with server.client() as api:
-            store = api.post("/key-value-stores", params={"name": "shots"}).json()["data"]["id"]
-            for n in range(150):
-                body = os.urandom(256 * 1024)
-                assert api.put(f"/key-value-stores/{store}/records/s{n}", content=body).status_code == 201
-    finally:
-        stop_server(server)
-
-    to = ("--to-database", where["database"], "--to-blob-store", where["blob_store"])
-    process = subprocess.Popen(
-        cli_command("transfer", *to, data_dir=data_dir),
-        env={**os.environ, **s3_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not backends.seaweed.object_names(where["blob_store"]) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _first_body_copied(backends, where)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -391,3 +373,71 @@ def test_a_copy_interrupted_leaves_the_database_empty_and_no_body_behind(
     assert "Traceback" not in stderr
     assert query(where["database"], "SELECT count(*) FROM stores")[0][0] == 0
     assert backends.seaweed.object_names(where["blob_store"]) == []
+
+
+def test_an_object_store_outage_while_copying_is_said_in_one_line(backends: Backends, tmp_path: Path) -> None:
+    """The object store goes away while the bodies are copied: one line says so, and that the bodies written
+    so far stay (the store cannot be told to delete them); the database stays empty."""
+    where = backends.locations("postgres+s3")
+    data_dir = tmp_path / "data"
+    _shots(data_dir)
+    process = _transferring(data_dir, where, backends.env("postgres+s3"))
+    try:
+        _first_body_copied(backends, where)
+        backends.seaweed.stop()
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        backends.seaweed.start()
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "ExceptionGroup" not in stderr
+    assert "Nothing was copied: the database is as it was" in stderr, stderr
+    assert "large bodies it had copied stay in the blob store, named by no record" in stderr, stderr
+    assert query(where["database"], "SELECT count(*) FROM stores")[0][0] == 0
+
+
+def test_a_record_whose_body_is_missing_is_left_out_and_named(backends: Backends, tmp_path: Path) -> None:
+    database = backends.locations("postgres+files")["database"]
+    data_dir = tmp_path / "data"
+    _shots(data_dir, count=3)
+    lost = next(p for p in (data_dir / "blobs").rglob("*") if p.is_file() and p.parent.name != "tmp")
+    lost.unlink()
+    done = run_cli(
+        "transfer", "--to-database", database, "--to-data-dir", str(tmp_path / "new"), data_dir=data_dir
+    )
+    assert "2 records" in done.stdout, done.stdout
+    assert "2 large bodies" in done.stdout
+    assert "Left out: 1 record whose body is missing" in done.stderr, done.stderr
+    assert "key 's" in done.stderr
+    assert "owner is gone" not in done.stdout
+
+
+def _shots(data_dir: Path, count: int = 150) -> None:
+    """A stopped embedded Satchel whose store holds `count` large bodies (256 KiB each)."""
+    server = start_server(data_dir)
+    try:
+        with server.client() as api:
+            store = api.post("/key-value-stores", params={"name": "shots"}).json()["data"]["id"]
+            for n in range(count):
+                body = os.urandom(256 * 1024)
+                assert api.put(f"/key-value-stores/{store}/records/s{n}", content=body).status_code == 201
+    finally:
+        stop_server(server)
+
+
+def _transferring(data_dir: Path, where: dict[str, str], env: dict[str, str]) -> subprocess.Popen[str]:
+    to = ("--to-database", where["database"], "--to-blob-store", where["blob_store"])
+    return subprocess.Popen(
+        cli_command("transfer", *to, data_dir=data_dir),
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _first_body_copied(backends: Backends, where: dict[str, str]) -> None:
+    deadline = time.monotonic() + 60
+    while not backends.seaweed.object_names(where["blob_store"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
