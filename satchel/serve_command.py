@@ -84,7 +84,7 @@ def _serve(settings: Settings) -> None:
             f"Admin token: SATCHEL_TOKEN replaces the admin token kept before (id {admin['replaced']}), which"
             f" is now revoked; SATCHEL_TOKEN is kept in {token_file}"
         )
-    elif admin["created"] and settings.token:  # the operator's own: not written into a log
+    elif settings.token:  # the operator's own, never written into a log: said alike on every start and node
         click.echo(f"Admin token: the one SATCHEL_TOKEN gives (also kept in {token_file})")
     elif admin["created"]:
         click.echo(f"Admin token: {admin['token']}   (shown once; also kept in {token_file})")

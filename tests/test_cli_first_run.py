@@ -221,12 +221,16 @@ def test_a_new_satchel_token_revokes_the_one_it_replaces(tmp_path: Path) -> None
     finally:
         stop_server(second)
 
-    # The same SATCHEL_TOKEN again, or none: nothing is replaced, and the kept token stays the admin's.
-    for token in (OTHER_TOKEN, ""):
+    # The same SATCHEL_TOKEN again, or none: nothing is replaced, and the kept token stays the admin's. Each
+    # start says where the token came from, the same on every start (and node) that SATCHEL_TOKEN gives it.
+    for token, line in (
+        (OTHER_TOKEN, f"Admin token: the one SATCHEL_TOKEN gives (also kept in {data / 'admin-token'})"),
+        ("", f"Admin token: in {data / 'admin-token'}"),
+    ):
         again = start_server(data, token=token)
         try:
             assert "replaces" not in server_log(again)
-            assert f"Admin token: in {data / 'admin-token'}" in server_log(again)
+            assert line in server_log(again)
             assert status_with(again, OTHER_TOKEN) == 200
         finally:
             stop_server(again)
