@@ -450,7 +450,10 @@ def test_rotating_from_the_cli_reaches_the_running_server_at_once(world: World) 
     assert httpx.get(url, params={"signature": signature}).text == SECRET_VALUE
     out = cli(world.server, "rotate-signing-key", f"admin~{store['name']}")
     assert "new URL signing secret key" in out
-    assert httpx.get(url, params={"signature": signature}).status_code == 404
+    refused = httpx.get(url, params={"signature": signature})
+    assert refused.status_code == 404
+    # Said in words the link's holder can act on, the same as for a store that is not there.
+    assert "signing key was replaced since it was made" in refused.json()["error"]["message"]
     assert httpx.get(store["keysPublicUrl"]).status_code == 404
 
 

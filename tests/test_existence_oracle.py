@@ -171,15 +171,23 @@ def test_the_refusals_name_nothing(world: World) -> None:
     assert orjson.loads(body) == {
         "error": {
             "type": "record-or-token-not-found",
-            "message": "Key-value store was not found. (No token was sent; private stores need one.)",
+            "message": "Key-value store was not found. (The link's signature does not grant reading it: the"
+            " link was changed, or the store's URL signing key was replaced since it was made.)",
         }
     }
+    status, _, body = _ask(world, "GET", f"{API}/{hidden}/keys", "anonymous", None)
+    assert orjson.loads(body)["error"]["message"] == (
+        "Key-value store was not found. (No token was sent; private stores need one.)"
+    )
     status, _, body = _ask(world, "GET", f"{API}/{hidden}/records/rec?signature=x", "stranger", None)
     assert status == 404
     assert orjson.loads(body)["error"] == {
         "type": "record-not-found",
-        "message": "Key-value store was not found.",
+        "message": "Key-value store was not found. (The link's signature does not grant reading it: the link"
+        " was changed, or the store's URL signing key was replaced since it was made.)",
     }
+    status, _, body = _ask(world, "GET", f"{API}/{hidden}/records/rec", "stranger", None)
+    assert orjson.loads(body)["error"]["message"] == "Key-value store was not found."
 
 
 def _check_untouched(world: World) -> None:

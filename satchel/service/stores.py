@@ -130,7 +130,7 @@ class Stores:
                 owner = await self.storage.users.by_name(username)  # type: ignore[assignment]
             store = await self._fresh_by_name(owner.id, name) if owner is not None and name else None
         if store is None:
-            raise self._not_found(caller)
+            raise self._not_found(caller, signed=signed is not None)
         grant = None
         if caller.user is not None and caller.user.id != store.user_id:
             grant = await self.lookups.grant(store.pk, caller.user.id)
@@ -138,7 +138,7 @@ class Stores:
         if have is Level.NONE and need is Need.READ and signed is not None and signed(store):
             return store, Level.READ
         if have is Level.NONE:
-            raise self._not_found(caller)
+            raise self._not_found(caller, signed=signed is not None)
         if have < need:
             if caller.user is None:
                 raise Unauthorized("Authentication token was not provided.")
@@ -306,13 +306,19 @@ class Stores:
         await self.lookups.changed()
         return GrantRow(grantee.id, grantee.username, grant, now) if grant else None
 
-    def _not_found(self, caller: Caller) -> NotFound:
-        if caller.user is None:
-            return NotFound(
-                self.not_found + " (No token was sent; private stores need one.)",
-                type="record-or-token-not-found",
+    def _not_found(self, caller: Caller, *, signed: bool = False) -> NotFound:
+        """Said alike whether the store is missing or hidden. A signature sent is said to grant nothing (as a
+        link whose store's signing key was replaced), the same for a store that is not there."""
+        if signed:
+            why = (
+                " (The link's signature does not grant reading it: the link was changed, or the store's URL"
+                " signing key was replaced since it was made.)"
             )
-        return NotFound(self.not_found)
+        else:
+            why = " (No token was sent; private stores need one.)" if caller.user is None else ""
+        if caller.user is None:
+            return NotFound(self.not_found + why, type="record-or-token-not-found")
+        return NotFound(self.not_found + why)
 
     async def _fresh_by_id(self, store_id: str) -> StoreRow | None:
         store = await self.table.by_id(store_id)
