@@ -162,6 +162,14 @@ def test_revoking_a_token_ends_the_sessions_made_from_it_for_good(tmp_path: Path
         first, second = session_of(srv, token), session_of(srv, token)
         mine = session_of(srv, admin)
         satchel(srv, "tokens", "revoke", token)
+        # The browser is sent to sign in again, told why, and its dead cookie goes.
+        ended = page(srv, first)
+        assert ended.status_code == 303
+        assert ended.cookies.get("satchel_note") == "session-ended"
+        (dropped,) = [c for c in ended.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}=")]
+        assert "max-age=0" in dropped.lower()
+        told = httpx.get(f"{srv.base_url}/console/login", cookies={"satchel_note": "session-ended"})
+        assert "Your session has ended" in told.text
         assert not signed_in(srv, first)
         assert not signed_in(srv, second)
         assert signed_in(srv, mine)  # another token's session lives on

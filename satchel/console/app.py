@@ -155,9 +155,14 @@ class Console:
             except SatchelError as error:  # the database does not answer, say
                 return self.error(request, None, error)
             if session is None:
-                # Back after signing in to the page asked for, or to the page a form was sent from.
+                # Back after signing in to the page asked for, or to the page a form was sent from; a session
+                # this browser held and lost (expired, or its token revoked) is said to have ended.
                 back = here(request) if request.method in ("GET", "HEAD") else came_from(request)
-                return redirect(f"{PREFIX}/login?{urlencode({'next': back})}")
+                ended = "session-ended" if request.cookies.get(COOKIE) else None
+                response = redirect(f"{PREFIX}/login?{urlencode({'next': back})}", ended)
+                if ended:
+                    response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
+                return response
             request.state.session = session
             caller = session.caller
             try:

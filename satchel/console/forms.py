@@ -257,6 +257,8 @@ NOTES = {
     "stopped": "The run is aborted: satchel run stops its command now (killed if it has not ended in 10 s).",
     "finished": "The run had already finished: nothing was aborted.",
     "signed-out": "Signed out.",
+    "session-ended": "Your session has ended (its time was up, or the token it was made from was revoked):"
+    " sign in again.",
 }
 
 
