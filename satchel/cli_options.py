@@ -39,6 +39,16 @@ def storage_options(command: Callable[..., T]) -> Callable[..., T]:
     return DATA_DIR(DATABASE(BLOB_STORE(command)))
 
 
+def say_list(heading: str, lines: list[str], *, shown: int | None = None) -> None:
+    """A heading and its lines, indented, on stderr: the first `shown` of them (all: None), then how many
+    more there are."""
+    click.echo(heading, err=True)
+    for line in lines[:shown]:
+        click.echo(f"  {line}", err=True)
+    if shown is not None and len(lines) > shown:
+        click.echo(f"  and {len(lines) - shown:,} more", err=True)
+
+
 def settings_from(**overrides: Any) -> Settings:
     """Settings from the environment, with the command line's explicit options on top; a value Satchel
     cannot use, or a config file it cannot read, is a clean error naming the setting."""

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 import click
 from click.core import ParameterSource
 
-from satchel.cli_options import run_on_storage, storage_options
+from satchel.cli_options import run_on_storage, say_list, storage_options
 from satchel.clock import iso
 from satchel.crawlee_storage import exporting, importing
 from satchel.crawlee_storage.stores import LocalStores, RemoteStores, Stores
@@ -259,10 +259,8 @@ def export_store(
     done = _on_stores(server, username, where, lambda stores: exporting.export_store(stores, store, path))
     click.echo(f"{record_count(done.records)} written to {done.folder}")
     if done.own_names:
-        click.echo(
+        say_list(
             f"{len(done.own_names)} of them under Satchel's own names (~...), as Crawlee's layout cannot name"
             " their keys; `satchel import` reads them, Crawlee does not see them:",
-            err=True,
+            list(done.own_names),
         )
-        for key in done.own_names:
-            click.echo(f"  {key}", err=True)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from satchel.cli_options import BLOB_STORE, DATA_DIR, SQLITE_FILE, settings_from
+from satchel.cli_options import BLOB_STORE, DATA_DIR, SQLITE_FILE, say_list, settings_from
 from satchel.clock import now_ms
 from satchel.errors import SatchelError
 from satchel.local_server import running_url
@@ -194,15 +194,12 @@ def _say(report: Report, source: Settings, target: Settings) -> None:
         why = "expired" if table == "sessions" else "whose owner is gone"
         click.echo(f"Left out: {_count(count, table + ' row')} {why}.")
     if report.missing:
-        click.echo(
+        say_list(
             f"Left out: {_count(len(report.missing), 'record')} whose body is missing from this data dir's"
             " blob store:",
-            err=True,
+            [f"store {store}, key {key!r}" for store, key in report.missing],
+            shown=SHOWN_MISSING,
         )
-        for store, key in report.missing[:SHOWN_MISSING]:
-            click.echo(f"  store {store}, key {key!r}", err=True)
-        if len(report.missing) > SHOWN_MISSING:
-            click.echo(f"  and {len(report.missing) - SHOWN_MISSING:,} more", err=True)
     # As the user gave the URLs (a password masked), quoted: a line to paste into a shell.
     serve = ["satchel", "serve", "--database", without_password(target.database)]
     serve += (
