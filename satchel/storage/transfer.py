@@ -195,6 +195,8 @@ async def _bodies(
     missing: set[str] = set()
     told = Progress(progress)
     doing = "checked" if target_blobs is None else "copied"
+    if names:
+        told(f"large bodies: {len(names):,} to be {doing}", at_once=True)
 
     async def one(name: str) -> None:
         if target_blobs is None:
