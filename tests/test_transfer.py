@@ -448,7 +448,13 @@ def _transferring(data_dir: Path, where: dict[str, str], env: dict[str, str]) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a test worker may ignore SIGINT, and its children would inherit that.
+        preexec_fn=_interruptible,  # noqa: PLW1509
     )
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_every_table_is_copied_or_left_out_on_purpose(backends: Backends) -> None:
