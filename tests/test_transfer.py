@@ -156,6 +156,7 @@ def test_an_embedded_satchel_moves_to_postgres_and_s3(backends: Backends, tmp_pa
     assert "and 1 large body (614,400 bytes)" in done.stdout, done.stdout
     assert f"SATCHEL_TOKEN from {data_dir / TOKEN_FILE}" in done.stdout
     assert data_dir.joinpath("satchel.db").is_file()  # the source is left as it was
+    _same_rows(data_dir / "satchel.db", where["database"])
 
     admin_token = (data_dir / TOKEN_FILE).read_text().strip()
     node_env = {"SATCHEL_DATABASE": where["database"], "SATCHEL_BLOB_STORE": where["blob_store"], **s3_env}
@@ -425,6 +426,40 @@ def test_a_record_whose_body_is_missing_is_left_out_and_named(backends: Backends
     assert "Left out: 1 record whose body is missing" in done.stderr, done.stderr
     assert "key 's" in done.stderr
     assert "owner is gone" not in done.stdout
+
+
+def _same_rows(sqlite_file: Path, database: str) -> None:
+    """Every column of every row copied holds in PostgreSQL what it held in SQLite (booleans as SQLite
+    keeps them, 0 and 1), not only what the API shows of it."""
+
+    async def tables() -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+        conn = await asyncpg.connect(database, timeout=30)
+        try:
+            found = {}
+            for table, _ in transfer.TABLES:
+                columns = [
+                    row["column_name"]
+                    for row in await conn.fetch(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                        " current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                        table,
+                    )
+                ]
+                listed = ", ".join(f'"{column}"' for column in columns)
+                rows = await conn.fetch(f"SELECT {listed} FROM {table}")
+                found[table] = (columns, [tuple(row.values()) for row in rows])
+            return found
+        finally:
+            await conn.close()
+
+    copied = asyncio.run(tables())
+    assert sum(len(rows) for _, rows in copied.values()) > 2500
+    with contextlib.closing(sqlite3.connect(sqlite_file)) as db:
+        for table, (columns, rows) in copied.items():
+            listed = ", ".join(f'"{column}"' for column in columns)
+            held = db.execute(f"SELECT {listed} FROM {table}").fetchall()
+            as_sqlite = [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in rows]
+            assert sorted(as_sqlite, key=repr) == sorted(held, key=repr), table
 
 
 def _shots(data_dir: Path, count: int = 150) -> None:
