@@ -196,6 +196,14 @@ def test_on_one_machine_the_bodies_stay_in_the_data_dir(backends: Backends, tmp_
         stop_server(node)
 
 
+@pytest.fixture(scope="module")
+def stopped_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data dir of a server that has stopped, for the refusals, which leave it as it is."""
+    data_dir = tmp_path_factory.mktemp("stopped") / "data"
+    stop_server(start_server(data_dir))
+    return data_dir
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
@@ -225,11 +233,9 @@ def test_on_one_machine_the_bodies_stay_in_the_data_dir(backends: Backends, tmp_
     ],
 )
 def test_what_cannot_be_a_target_is_refused_before_anything_is_read(
-    tmp_path: Path, args: tuple[str, ...], said: str
+    stopped_data_dir: Path, args: tuple[str, ...], said: str
 ) -> None:
-    data_dir = tmp_path / "data"
-    start = start_server(data_dir)
-    stop_server(start)
+    data_dir = stopped_data_dir
     args = tuple(arg.replace("{data}", str(data_dir)) for arg in args)
     refused = run_cli("transfer", *args, data_dir=data_dir, ok=False)
     assert said in refused.stderr
