@@ -30,7 +30,8 @@ MESSAGE = (
 
 
 class Pauses:
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = PAUSE_SECONDS) -> None:
+        self.seconds = seconds  # a gap in the ticks this long is a pause
         self.ticked = time.monotonic()
         self.ended = -math.inf  # when the last pause ended
         self._timer: asyncio.TimerHandle | None = None
@@ -46,7 +47,7 @@ class Pauses:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if now - self.ticked > PAUSE_SECONDS:
+        if now - self.ticked > self.seconds:
             self.ended = now
             log.warning(
                 "this process did not run for %.1f s: writes that waited are refused", now - self.ticked
@@ -59,5 +60,5 @@ class Pauses:
         if self._timer is None:  # not serving (before startup, or stopping): nothing ticks to tell
             return
         now = time.monotonic()
-        if now - self.ticked > PAUSE_SECONDS or now - self.ended < AFTER_SECONDS or self.ended > since:
+        if now - self.ticked > self.seconds or now - self.ended < AFTER_SECONDS or self.ended > since:
             raise Unavailable(MESSAGE, retry_after=math.ceil(AFTER_SECONDS))

@@ -21,6 +21,7 @@ from satchel.settings import Settings
 T = TypeVar("T")
 BASE_URL = "http://satchel.test"
 TIMEOUT = 60.0
+IN_PROCESS_PAUSE_SECONDS = 30.0
 
 
 class InProcessApp:
@@ -30,6 +31,9 @@ class InProcessApp:
         self._thread = threading.Thread(target=self.loop.run_forever, name="satchel-app", daemon=True)
         self._thread.start()
         self.app = create_app(settings)
+        # The app's loop shares this process and its GIL with the tests: a gap in its ticks here is the tests'
+        # own load, not a pause of the server, which the subprocess tier tests (test_pauses.py).
+        self.app.pauses.seconds = IN_PROCESS_PAUSE_SECONDS
         self.run(self.app.startup())
         self.transport = _Bridge(self)
 
