@@ -38,7 +38,7 @@ from satchel.console.forms import (
     when,
 )
 from satchel.console.records import PREVIEW_BYTES
-from satchel.console.signin import COOKIE, SignInLimits
+from satchel.console.signin import COOKIE, SignInLimits, drop_session_cookie
 from satchel.console.snippets import TOKEN_VARIABLE
 from satchel.errors import Forbidden, NotFound, SatchelError
 from satchel.service.access import Caller
@@ -158,11 +158,10 @@ class Console:
                 # Back after signing in to the page asked for, or to the page a form was sent from; a session
                 # this browser held and lost (expired, or its token revoked) is said to have ended.
                 back = here(request) if request.method in ("GET", "HEAD") else came_from(request)
-                ended = "session-ended" if request.cookies.get(COOKIE) else None
-                response = redirect(f"{PREFIX}/login?{urlencode({'next': back})}", ended)
-                if ended:
-                    response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
-                return response
+                sign_in = f"{PREFIX}/login?{urlencode({'next': back})}"
+                if request.cookies.get(COOKIE):
+                    return drop_session_cookie(redirect(sign_in, "session-ended"))
+                return redirect(sign_in)
             request.state.session = session
             caller = session.caller
             try:
@@ -215,12 +214,17 @@ class Console:
     async def _no_page(self, scope: Scope, receive: Receive, send: Send) -> None:
         """An unknown address: said as a Console page, with the signed-in header when there is a session."""
         request = Request(scope, receive)
-        try:
-            session = await self.services.sessions.resume(request.cookies.get(COOKIE))
-        except SatchelError:  # the database does not answer: the page says only what it can
-            session = None
+        session = await self.session_if_any(request)
         caller = session.caller if session else None
         await self.error(request, caller, NotFound("There is no such page."))(scope, receive, send)
+
+    async def session_if_any(self, request: Request) -> Session | None:
+        """The request's session for a page that any visitor may see: None when there is none, it has
+        ended, or the database does not answer (the page then says only what it can)."""
+        try:
+            return await self.services.sessions.resume(request.cookies.get(COOKIE))
+        except SatchelError:
+            return None
 
     def _open(self, page: Open) -> Callable[[Request], Awaitable[Response]]:
         """Run a page that needs no session (signing in and out)."""

@@ -12,7 +12,6 @@ process, or Redis shared by nodes), and apply whatever `rate_limit` says: they c
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -81,9 +80,9 @@ def client_address(request: Request) -> str:
 async def login(console: Console, request: Request) -> Response:
     next_page = local_path(request.query_params.get("next"))
     if request.method == "GET":
-        with contextlib.suppress(SatchelError):  # no database: the form, which says so when sent
-            if await console.services.sessions.resume(request.cookies.get(COOKIE)) is not None:
-                return redirect(next_page)  # signed in already (a bookmark, the back button)
+        # No database: the form, which says so when sent.
+        if await console.session_if_any(request) is not None:
+            return redirect(next_page)  # signed in already (a bookmark, the back button)
         return console.render(request, "login.html", None, next=next_page)
 
     def refused(status: int, error: str) -> Response:
@@ -130,6 +129,11 @@ async def logout(console: Console, request: Request) -> Response:
         await console.services.sessions.end(request.cookies.get(COOKIE))
     except SatchelError as error:
         return console.error(request, None, error)
-    response = redirect(f"{PREFIX}/login", "signed-out")
+    return drop_session_cookie(redirect(f"{PREFIX}/login", "signed-out"))
+
+
+def drop_session_cookie(response: Response) -> Response:
+    """The session cookie taken from the browser (signed out, or its session ended), named with the path and
+    flags it was set with, as a browser needs to drop it."""
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response
