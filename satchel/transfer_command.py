@@ -114,7 +114,7 @@ def transfer_command(
     if blob_store:
         in_place = blob_store == source.blob_store
     else:
-        in_place = not source.blob_store and _same(target.data_dir, source.data_dir)
+        in_place = not source.blob_store and target.data_dir.resolve() == source.data_dir.resolve()
     quiet_libraries()
     try:
         report = asyncio.run(_transfer(source, target, in_place=in_place))
@@ -174,10 +174,6 @@ def _blobs(settings: Settings, option: str) -> BlobStore:
         return build_blobs(settings)
     except ValueError as error:  # a bucket name S3 does not take, say
         raise SatchelError(f"{option}: {error}") from error
-
-
-def _same(one: Path, other: Path) -> bool:
-    return one.resolve() == other.resolve()
 
 
 def _say(report: Report, source: Settings, target: Settings) -> None:

@@ -79,16 +79,6 @@ class Progress:
             self.say(line)
 
 
-class TargetNotEmpty(SatchelError):
-    status = 409
-
-
-class RowRefused(SatchelError):
-    """A row SQLite holds that PostgreSQL does not take (a NUL character in a text, say)."""
-
-    status = 409
-
-
 @dataclass
 class Report:
     copied: dict[str, int] = field(default_factory=dict)  # table: rows
@@ -172,7 +162,7 @@ async def _check_empty(conn: Connection, target: Database) -> None:
     )
     assert held is not None
     if held["users"] or held["stores"]:
-        raise TargetNotEmpty(
+        raise SatchelError(
             f"The database at {address(target.dsn)} already holds data ({held['users']} users,"
             f" {held['stores']} stores). Copy into a new, empty database (createdb), and start no node on it"
             " before the copy is done."
@@ -293,7 +283,8 @@ async def _copy_table(
         except asyncpg.PostgresError as exc:
             if is_down(exc):
                 raise
-            raise RowRefused(f"PostgreSQL refused a row of {table}: {' '.join(str(exc).split())}") from exc
+            # A row SQLite holds that PostgreSQL does not take (a NUL character in a text, say).
+            raise SatchelError(f"PostgreSQL refused a row of {table}: {' '.join(str(exc).split())}") from exc
         copied += len(batch)
         told(f"{table}: {_rows(copied)} so far")
     total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our names

@@ -22,8 +22,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import obstore
+
+if TYPE_CHECKING:
+    from satchel.storage.blobs.s3 import S3Blobs
 
 ACCESS_KEY = "satchel-test"
 SECRET_KEY = "satchel-test-secret"
@@ -60,13 +64,18 @@ class Seaweed:
         """The variables a `satchel serve` (or an S3Blobs in this process) needs to reach this server."""
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
-    def copy_bucket(self, source: str, target: str) -> None:
-        """Make the bucket of the blob store URL `target` and copy into it every object of `source`'s."""
+    def blobs(self, url: str) -> S3Blobs:
+        """Satchel's blob store on the bucket of the blob store URL `url`, in this process (with this server's
+        credentials in its environment)."""
         from satchel.settings import S3Settings  # noqa: PLC0415
         from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415
 
         os.environ.update(self.env())
-        stores = [S3Blobs.from_url(url, S3Settings()) for url in (source, target)]
+        return S3Blobs.from_url(url, S3Settings())
+
+    def copy_bucket(self, source: str, target: str) -> None:
+        """Make the bucket of the blob store URL `target` and copy into it every object of `source`'s."""
+        stores = [self.blobs(url) for url in (source, target)]
 
         async def copy() -> None:
             await stores[1].open()  # creates the bucket
@@ -80,11 +89,7 @@ class Seaweed:
 
     def object_names(self, url: str) -> list[str]:
         """The names of the objects in the bucket of the blob store URL `url`, sorted."""
-        from satchel.settings import S3Settings  # noqa: PLC0415
-        from satchel.storage.blobs.s3 import S3Blobs  # noqa: PLC0415
-
-        os.environ.update(self.env())
-        store = S3Blobs.from_url(url, S3Settings())._store
+        store = self.blobs(url)._store
 
         async def names() -> list[str]:
             try:
