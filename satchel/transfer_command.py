@@ -23,7 +23,7 @@ from satchel.storage.blobs.base import BlobStore
 from satchel.storage.factory import build_blobs, build_engine
 from satchel.storage.pairing import blobs_found
 from satchel.storage.postgres.db import Database
-from satchel.storage.transfer import Report, transfer
+from satchel.storage.transfer import Report, counted, transfer
 from satchel.urls import check_blob_store, check_database, redacted, without_password
 
 SHOWN_MISSING = 20
@@ -165,10 +165,6 @@ async def _transfer(source: Settings, target: Settings, *, in_place: bool) -> Re
         await source_blobs.close()
 
 
-def _count(number: int, one: str, many: str = "") -> str:
-    return f"{number:,} {one if number == 1 else many or one + 's'}"
-
-
 def _blobs(settings: Settings, option: str) -> BlobStore:
     try:
         return build_blobs(settings)
@@ -179,19 +175,19 @@ def _blobs(settings: Settings, option: str) -> BlobStore:
 def _say(report: Report, source: Settings, target: Settings) -> None:
     rows = sum(report.copied.values())
     where = target.blob_store or f"files under {target.data_dir.resolve() / 'blobs'}"
-    counts = ", ".join(_count(report.copied[table], what) for table, what in SHOWN_TABLES)
-    bodies = _count(report.blobs, "large body", "large bodies")
+    counts = ", ".join(counted(report.copied[table], what) for table, what in SHOWN_TABLES)
+    bodies = counted(report.blobs, "large body", "large bodies")
     if report.in_place:
         bodies = f"{bodies}, left where {'it is' if report.blobs == 1 else 'they are'}, in {where}"
     else:
         bodies = f"{bodies} ({report.blob_bytes:,} bytes) to {where}"
-    click.echo(f"Copied {_count(rows, 'row')} ({counts}) into {redacted(target.database)}, and {bodies}.")
+    click.echo(f"Copied {counted(rows, 'row')} ({counts}) into {redacted(target.database)}, and {bodies}.")
     for table, count in report.left_out.items():
         why = "expired" if table == "sessions" else "whose owner is gone"
-        click.echo(f"Left out: {_count(count, table + ' row')} {why}.")
+        click.echo(f"Left out: {counted(count, table + ' row')} {why}.")
     if report.missing:
         say_list(
-            f"Left out: {_count(len(report.missing), 'record')} whose body is missing from this data dir's"
+            f"Left out: {counted(len(report.missing), 'record')} whose body is missing from this data dir's"
             " blob store:",
             [f"store {store}, key {key!r}" for store, key in report.missing],
             shown=SHOWN_MISSING,

@@ -115,7 +115,7 @@ async def transfer(
                 told = Progress(progress)
                 for table, which in TABLES + (LEDGER if report.in_place else ()):
                     await _copy_table(conn, source, table, which, now=now, report=report, told=told)
-                    told(f"{table}: {_rows(report.copied[table])}", at_once=True)
+                    told(f"{table}: {counted(report.copied[table], 'row')}", at_once=True)
                 await conn.execute(
                     "SELECT setval(pg_get_serial_sequence('stores', 'pk'), max(pk)) FROM stores"
                     " HAVING max(pk) IS NOT NULL"
@@ -286,7 +286,7 @@ async def _copy_table(
             # A row SQLite holds that PostgreSQL does not take (a NUL character in a text, say).
             raise SatchelError(f"PostgreSQL refused a row of {table}: {' '.join(str(exc).split())}") from exc
         copied += len(batch)
-        told(f"{table}: {_rows(copied)} so far")
+        told(f"{table}: {counted(copied, 'row')} so far")
     total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our names
     report.copied[table] = copied
     # Records left out for a missing body are said by key (report.missing), not as rows without an owner.
@@ -295,8 +295,9 @@ async def _copy_table(
         report.left_out[table] = ownerless
 
 
-def _rows(count: int) -> str:
-    return f"{count:,} row{'' if count == 1 else 's'}"
+def counted(number: int, one: str, many: str = "") -> str:
+    """A number of things as the copy says it: "1 row", "2,500 rows" (`many`: a plural other than one + s)."""
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
 
 
 def _batches(rows: sqlite3.Cursor) -> Iterator[list[sqlite3.Row]]:
