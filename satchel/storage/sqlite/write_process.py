@@ -20,6 +20,8 @@ import subprocess
 import sys
 import threading
 
+import uvloop
+
 from satchel.logs import configure_logging, flush_logs
 from satchel.settings import Settings
 from satchel.storage.housekeeping import Background, every
@@ -107,7 +109,8 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings)
     try:
-        asyncio.run(_lead(settings))
+        # uvloop, as the workers serve on: the link's reads and writes are most of this process's own work.
+        uvloop.run(_lead(settings))
     finally:
         flush_logs()
 
