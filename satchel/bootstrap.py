@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from satchel.cli_options import check_pairing
 from satchel.errors import SatchelError
 from satchel.logs import configure_logging, stop_logging
 from satchel.service.ids import token_hash
@@ -16,7 +17,8 @@ from satchel.settings import Settings
 
 
 async def bootstrap(settings: Settings) -> dict[str, Any]:
-    """The admin's token, whether it is new, and the id of the kept token it replaced (revoked), if any.
+    """The admin's token, whether it is new, and the id of the kept token it replaced (revoked), if any;
+    refused (click.ClickException) for a blob store that holds none of the database's large bodies.
 
     A SATCHEL_TOKEN other than the token kept in the data dir replaces it: the kept one is revoked, since
     whoever changes the admin token means the old one to stop working (a leak, a rotation). Other tokens of
@@ -25,6 +27,9 @@ async def bootstrap(settings: Settings) -> dict[str, Any]:
     services = build_services_from(settings, housekeeping=False)
     await services.start(background=False)
     try:
+        # A node given another blob store than the database's bodies are in would answer 404 for each of
+        # them, and keep the bodies it is sent where the other nodes cannot read them.
+        await check_pairing(settings, services)
         token_file = settings.data_dir / TOKEN_FILE
         kept = token_file.read_text().strip() if token_file.is_file() else ""
         admin, token, created = await services.users.ensure_admin(

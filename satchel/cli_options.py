@@ -87,8 +87,8 @@ def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies
             raise click.ClickException(str(error)) from error
         await services.start(background=False)
         try:
-            if bodies and (settings.database or settings.blob_store):  # a pairing the data dir does not make
-                await _check_pairing(settings, services)
+            if bodies:
+                await check_pairing(settings, services)
             return await work(services)
         finally:
             await services.stop()
@@ -99,9 +99,12 @@ def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies
         raise click.ClickException(error.message) from error
 
 
-async def _check_pairing(settings: Settings, services: Services) -> None:
+async def check_pairing(settings: Settings, services: Services) -> None:
     """Refuse to move bodies through a blob store that holds none of the database's: they would be written
-    where no server reads them, and read back as missing."""
+    where no server reads them, and read back as missing. Only where the settings pair the two (a database
+    or a blob store named): the embedded engine keeps both in its data dir."""
+    if not (settings.database or settings.blob_store):
+        return
     checked, found = await blobs_found(services.storage.records, services.storage.blobs)
     if checked and not found:
         where = (

@@ -368,6 +368,10 @@ def test_import_and_export_through_the_object_store(
                 "export", "~crawl", str(root / "out2"), *wrong, data_dir=operator, env=s3_env, ok=False
             )
             assert "None of the 2 large record bodies checked is in" in refused.stderr
+            # Nor does a node start on them: it would answer 404 for every large body.
+            port = str(free_port())
+            refused = satchel("serve", "--port", port, *wrong, data_dir=operator, env=s3_env, ok=False)
+            assert "None of the 2 large record bodies checked is in" in refused.stderr
         assert not (root / "out2").exists()
         assert not [p for p in operator.rglob("*") if p.is_file()]
     finally:
