@@ -26,6 +26,7 @@ from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.postgres import PostgresEngine, PostgresFeed, migrate
 from satchel.storage.postgres.keys import key_page
 from satchel.storage.postgres.migrations import STEPS
+from satchel.storage.postgres.records import SOME_BLOBS
 from satchel.storage.rows import GeneralAccess, NewStore, StoreRow, StoreUsage
 from tests.harness.postgres import Postgres, start_postgres, stop_postgres
 
@@ -220,6 +221,29 @@ def test_key_pages_are_index_range_scans(dsn: str, tmp_path: Path) -> None:
                     keys = [row["key"] for row in rows]
                     assert keys == sorted(keys, key=str.encode)
                     assert all(k.startswith(prefix) and (after is None or k > after) for k in keys)
+
+    asyncio.run(main())
+
+
+def test_the_blob_sample_taken_at_each_start_reads_no_inline_record(dsn: str, tmp_path: Path) -> None:
+    """A node's start samples records that name a blob (pairing.py); with bodies mostly inline, a scan of
+    the table for them would read every record, at every start."""
+
+    async def main() -> None:
+        async with opened(dsn, tmp_path) as engine:
+            store = await a_store(engine)
+            async with engine.db.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO records (store_pk, key, content_type, size, raw_size, modified_at, body)"
+                    " SELECT $1, 'k' || i, 'text/plain', 1, 1, 0, '\\x00' FROM generate_series(1, 50000) i",
+                    store.pk,
+                )
+                await conn.execute("ANALYZE records")
+                plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {SOME_BLOBS}", 3))
+                scans = [node for node in _nodes(plan[0]["Plan"]) if "Scan" in node["Node Type"]]
+                assert [scan.get("Index Name") for scan in scans] == ["records_by_blob"], scans
+            await put(engine, store.pk, "large", b"x" * (INLINE_MAX + 1))
+            assert len(await engine.records.some_blobs(3)) == 1
 
     asyncio.run(main())
 

@@ -31,6 +31,8 @@ HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at
 READ_COLUMNS = f"{HEAD_COLUMNS}, blob, body"
 LOCK_STORE = "SELECT 1 FROM stores WHERE pk = $1 FOR NO KEY UPDATE"
 CURRENT_ETAG = "SELECT etag FROM records WHERE store_pk = $1 AND key = $2"
+# A few records' blob names (every node's start checks its blob store holds them): the partial index's range.
+SOME_BLOBS = "SELECT blob FROM records WHERE blob IS NOT NULL LIMIT $1"
 # In one statement (one snapshot, taken after the store lock): the old record as it was, its replacement,
 # the store's stats and clocks, and the old blob onto the dead list.
 PUT = """
@@ -204,7 +206,7 @@ class PostgresRecords:
             after = rows[-1]["key"]
 
     async def some_blobs(self, limit: int) -> list[str]:
-        rows = await self.db.fetch("SELECT blob FROM records WHERE blob IS NOT NULL LIMIT $1", limit)
+        rows = await self.db.fetch(SOME_BLOBS, limit)
         return [row["blob"] for row in rows]
 
     async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
