@@ -136,7 +136,9 @@ class Settings(BaseSettings):
     rate_limit_per_second: int = Field(default=30, ge=1)
     """Requests per second to one resource (a store, or a user's store collection)."""
     rate_limit_records_per_second: int = Field(default=100, ge=1)
-    """Requests per second to one store's record endpoints (get, head, put, post, delete)."""
+    """Requests per second to one store's record endpoints (get, head, put, post, delete), and to one
+    dataset's item pushes and one request queue's single-request endpoints (add, get, update, delete), as the
+    reference ranks them."""
     rate_limit_global_per_minute: int = Field(default=250_000, ge=1)
     """Requests per minute from one user (or, without a valid token, one IP address) across the whole API."""
     rate_limit_wait_seconds: float = Field(default=1.0, ge=0, le=30)

@@ -109,6 +109,43 @@ def test_record_endpoints_have_the_higher_tier(small: Server) -> None:
         assert stats["writeCount"] == len(created)
 
 
+def test_item_pushes_and_single_requests_have_the_higher_tier(defaults: Server) -> None:
+    """The reference ranks pushing items and a queue's request CRUD with a record's CRUD: a crawl makes them
+    for every page, and at the per-resource limit a Crawlee crawl was held to a few pages a second."""
+    with defaults.client() as http:
+        dataset = f"/datasets/{http.post('/datasets').json()['data']['id']}"
+        queue = f"/request-queues/{http.post('/request-queues').json()['data']['id']}"
+        added = http.post(f"{queue}/requests", json={"url": "https://example.com/a", "uniqueKey": "a"})
+        assert added.headers["x-ratelimit-limit"] == "100"
+        request = f"{queue}/requests/{added.json()['data']['requestId']}"
+        assert http.post(f"{dataset}/items", json=[{"a": 1}]).headers["x-ratelimit-limit"] == "100"
+        assert http.get(request).headers["x-ratelimit-limit"] == "100"
+        assert http.put(request, json=http.get(request).json()["data"]).headers["x-ratelimit-limit"] == "100"
+        assert http.options(request).headers["x-ratelimit-limit"] == "100"
+        assert http.delete(request).headers["x-ratelimit-limit"] == "100"
+        # Their neighbours keep the per-resource limit: reading items, listing requests, the head, batches.
+        assert http.get(f"{dataset}/items").headers["x-ratelimit-limit"] == "30"
+        assert http.get(f"{queue}/requests").headers["x-ratelimit-limit"] == "30"
+        assert http.get(f"{queue}/head").headers["x-ratelimit-limit"] == "30"
+        assert http.post(f"{queue}/requests/batch", json=[]).headers["x-ratelimit-limit"] == "30"
+        assert http.get(dataset).headers["x-ratelimit-limit"] == "30"
+
+
+def test_item_pushes_are_counted_under_the_higher_tier(small: Server) -> None:
+    with small.client() as http:
+        dataset = http.post("/datasets").json()["data"]["id"]
+        time.sleep(1.0)
+        results = burst(http, "POST", f"/datasets/{dataset}/items", 60, json={"a": 1})
+        pushed = [r for r in results if r.status_code == 201]
+        assert 10 <= len(pushed) <= 20
+        assert len(refused(results)) == 60 - len(pushed)
+        assert "10 requests per second" in refused(results)[0].json()["error"]["message"]
+        time.sleep(1.1)
+        # Reading the items is not a push: it keeps the per-resource limit of 5.
+        reads = burst(http, "GET", f"/datasets/{dataset}/items", 40)
+        assert 5 <= len([r for r in reads if r.status_code == 200]) <= 10
+
+
 def test_official_client_retries_through_429(small: Server) -> None:
     client = ApifyClient(small.token, api_url=small.base_url, api_public_url=small.base_url)
     store = client.key_value_stores().get_or_create(name="rl-client")

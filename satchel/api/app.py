@@ -182,7 +182,8 @@ class SatchelApp:
             method = override.upper()
             if method not in OVERRIDABLE:
                 raise InvalidRequest(f"Parameter `method` must be one of {', '.join(OVERRIDABLE)}.")
-        limit[0] = self.limits.limit(record=route.record)
+        record = route.counts_as_record(method)
+        limit[0] = self.limits.limit(record=record)
         if method == "OPTIONS":
             return _preflight(methods)
         if method not in READS:
@@ -193,7 +194,7 @@ class SatchelApp:
             endpoint, strip_body = methods["GET"], True
         if endpoint is None:
             raise MethodNotAllowed(("OPTIONS", *methods))
-        caller = await self._authenticate(scope, query, route, params)
+        caller = await self._authenticate(scope, query, route, params, record=record)
         call = Call(scope, receive, method, query, self.services, caller, params)
         response = await endpoint.handler(call)
         if strip_body or method == "HEAD":
@@ -202,7 +203,7 @@ class SatchelApp:
         return response
 
     async def _authenticate(
-        self, scope: Scope, query: dict[str, str], route: Route, params: dict[str, str]
+        self, scope: Scope, query: dict[str, str], route: Route, params: dict[str, str], *, record: bool
     ) -> Caller:
         """Who is calling, with the request counted: per user, or per IP for those without a valid token."""
         limits = self.limits
@@ -223,7 +224,7 @@ class SatchelApp:
                 )
             else:
                 resource = f"user:{who}"
-            await limits.hit(who=who, resource=resource, record=route.record)
+            await limits.hit(who=who, resource=resource, record=record)
         return caller
 
 

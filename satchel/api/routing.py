@@ -49,6 +49,9 @@ class Route:
     """An endpoint's path template (OpenAPI syntax) with its methods.
 
     record: requests count under the per-record rate limit rather than the per-resource one.
+    record_methods: the methods that count under it on a route whose other methods do not. The hosted API
+    ranks pushing items and a request queue's request CRUD with a record's CRUD: a crawl makes one or more of
+    each per page, so at the per-resource limit it would be held to a few pages a second.
     storage: the path parameter that names a storage, and its kind; requests are counted per storage, however
     its reference is spelled.
     derived_from: for a route made from others (api/chained.py), the path it is documented under; it answers
@@ -58,6 +61,7 @@ class Route:
     template: str
     methods: dict[str, Endpoint]
     record: bool = False
+    record_methods: frozenset[str] = frozenset()
     storage: tuple[str, StorageKind] | None = None
     derived_from: str = ""
     params: tuple[str, ...] = field(init=False)
@@ -65,6 +69,10 @@ class Route:
     def __post_init__(self) -> None:
         names = tuple(m[1] for s in self.template.split("/") if (m := PARAM.match(s)))
         object.__setattr__(self, "params", names)
+
+    def counts_as_record(self, method: str) -> bool:
+        """Whether a request with this method counts under the per-record rate limit."""
+        return self.record or method in self.record_methods
 
 
 def methods(**endpoints: tuple[Handler, dict[str, Any]]) -> dict[str, Endpoint]:
@@ -167,6 +175,7 @@ ROUTES: list[Route] = [
             GET=(datasets.get_items, dataset_specs.GET_ITEMS),
             POST=(datasets.push_items, dataset_specs.PUSH_ITEMS),
         ),
+        record_methods=frozenset({"POST"}),
         storage=DATASET_ID,
     ),
     Route(
@@ -196,6 +205,7 @@ ROUTES: list[Route] = [
             GET=(queues.list_requests, queue_specs.LIST_REQUESTS),
             POST=(queues.add_request, queue_specs.ADD_REQUEST),
         ),
+        record_methods=frozenset({"POST"}),
         storage=QUEUE_ID,
     ),
     # The literal segments `batch` and `unlock` beat {requestId} (a request id never is one: 15 characters).
@@ -219,6 +229,7 @@ ROUTES: list[Route] = [
             PUT=(queues.update_request, queue_specs.UPDATE_REQUEST),
             DELETE=(queues.delete_request, queue_specs.DELETE_REQUEST),
         ),
+        record=True,
         storage=QUEUE_ID,
     ),
     Route(
