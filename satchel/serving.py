@@ -182,11 +182,13 @@ def run_server(settings: Settings) -> None:
 def create_app() -> Any:
     """The app `satchel serve` runs (a factory granian calls in each worker process): Satchel's app behind
     the guard that times body reads and sheds idle connections."""
+    stopped_early = catch_early_stop_signals()
     settings = Settings()
     configure_logging(settings)
     satchel = create_satchel(settings)
     # The stop signals end the answers that would go on for long (a followed run log).
     satchel.on_startup.append(lambda: notice_stop_signals(satchel.services.stopping))
+    satchel.on_startup.append(lambda: pass_on_early_stop(stopped_early))
     guard = ConnectionGuard(satchel, settings, cap=connection_cap(settings))
     guard.start_shedding()
     stop_with_parent()
@@ -198,6 +200,36 @@ def create_app() -> Any:
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return guard
+
+
+def catch_early_stop_signals() -> Callable[[], bool]:
+    """Catch the stop signals (SIGTERM, SIGINT) that reach this worker before granian's event loop takes them
+    over; returns whether one came.
+
+    granian forks its workers, and a worker keeps the handlers of the process it was forked from until its
+    loop sets its own: those only mark the forked copy of granian's server as told to stop, which nothing in a
+    worker reads. A stop signal that came meanwhile (`satchel serve` stopped right after it started, or right
+    after granian started a worker again in place of one that died) was lost, and the worker served on until
+    granian killed it at the shutdown timeout. One that came before this call went to that handler, which
+    marked the copy: it is read here (an attribute of granian's; absent, nothing is known of the time before).
+    """
+    inherited = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    heard = [bool(getattr(inherited, "interrupt_signal", False))]
+
+    def note(number: int, frame: Any) -> None:
+        heard[0] = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, note)
+    return lambda: heard[0]
+
+
+def pass_on_early_stop(stopped_early: Callable[[], bool]) -> None:
+    """On the worker's event loop, once granian has set its handlers: a stop signal caught before them, sent
+    again, so that the worker stops as it would have, finishing nothing since it has served nothing."""
+    if stopped_early():
+        log.info("worker %d was told to stop while it started; it stops", os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def notice_stop_signals(stopping: asyncio.Event) -> None:

@@ -196,3 +196,58 @@ def test_a_worker_that_starts_after_its_server_died_stops() -> None:
     )
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert f"the server process {gone.pid} is gone" in done.stderr
+
+
+def test_a_server_stopped_while_its_worker_starts_stops_at_once(tmp_path: Path) -> None:
+    """SIGTERM to every process of the server (as systemd sends it) while its worker is still building the
+    app, as after a start or when granian restarts a worker that died: the worker stops once it is up, rather
+    than serve on until granian kills it at the shutdown timeout (here 300 s)."""
+    env = {
+        **os.environ,
+        "SATCHEL_TOKEN": TOKEN,
+        "SATCHEL_LOG_LEVEL": "warning",
+        "SATCHEL_SHUTDOWN_TIMEOUT_SECONDS": "300",
+    }
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "satchel", "serve", "--data-dir", str(tmp_path / "data"), "--port", "0"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # granian forks the worker once it handles the stop signals itself (the process that makes the admin,
+        # forked before, does not catch them). The worker builds the app in tens of milliseconds, so it is
+        # held (SIGSTOP) as soon as it is seen, and the stop signal is pending when it goes on.
+        deadline = time.monotonic() + 60
+        while (worker := _forked_worker(process.pid)) is None:
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.001)
+        os.kill(worker, signal.SIGSTOP)
+        os.killpg(process.pid, signal.SIGTERM)
+        os.kill(worker, signal.SIGCONT)
+        assert process.wait(timeout=90) == 0, (tmp_path / "server.log").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _forked_worker(server: int) -> int | None:
+    """A child of the server that has a handler for SIGTERM (/proc's SigCgt mask, signal n at bit n - 1),
+    looked for in the server's own list of children: a scan of all /proc is too slow to see it starting."""
+    try:
+        children = (Path("/proc") / str(server) / "task" / str(server) / "children").read_text().split()
+    except OSError:  # the server is gone
+        return None
+    for child in children:
+        try:
+            status = (Path("/proc") / child / "status").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+        if int(caught, 16) >> (signal.SIGTERM - 1) & 1:
+            return int(child)
+    return None
