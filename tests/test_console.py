@@ -391,6 +391,15 @@ def test_typed_text_keeps_the_line_breaks_typed_and_text_shows_in_its_charset(
             f"/key-value-stores/{store}/records/latin", content="café".encode("latin-1"), headers=latin
         )
         assert "café" in console.get(f"/console/key-value-stores/{store}?key=latin").text
+        # A charset Python has a codec for that decodes no bytes at all, whatever the error handler: the
+        # preview is UTF-8, as for a charset it does not know (these were a server error on both pages).
+        for charset in ("undefined", "idna", "punycode"):
+            typed = {"content-type": f"text/plain; charset={charset}"}
+            assert api.put(f"/key-value-stores/{store}/records/{charset}", content=b"hi \xff", headers=typed)
+            for page in (f"{store}?key={charset}", f"{store}/records/{charset}"):
+                shown = console.get(f"/console/key-value-stores/{page}")
+                assert shown.status_code == 200, (page, shown.status_code)
+                assert "hi \ufffd" in shown.text
 
 
 def test_deleting_a_record_goes_back_to_the_place_in_the_list(server: Server, api: httpx.Client) -> None:

@@ -236,6 +236,8 @@ async def _preview(found: RecordRead, *, pretty_json: bool) -> str:
             pass
     charset = CHARSET.search(found.head.content_type)
     if charset:
-        with contextlib.suppress(LookupError):  # a charset Python does not know, or no text encoding at all
+        # A charset Python does not know, or no text encoding at all, is a LookupError; a few it knows fail on
+        # any bytes whatever the error handler says (`undefined`, `idna`, `punycode`): a UnicodeError.
+        with contextlib.suppress(LookupError, UnicodeError):
             return raw_bytes.decode(charset.group(1).strip('"'), "replace")
     return raw_bytes.decode("utf-8", "replace")
