@@ -576,6 +576,27 @@ def test_the_preview_sits_beside_the_list_and_fits_an_image(person: Person) -> N
     assert page.locator("#no-preview").count() == 1
 
 
+def test_a_link_to_a_record_deleted_since_shows_the_list_and_says_so(person: Person) -> None:
+    """A store page choosing a record that is no longer there (a bookmark, another tab deleted it) is the
+    list with a note where the preview would be, not an error page that loses the list."""
+    api, page = person.api, person.page
+    store = make_store(api, "gone")["id"]
+    put(api, store, "kept", b"v", "text/plain")
+    put(api, store, "gone", b"v", "text/plain")
+    page.goto(f"/console/key-value-stores/{store}?key=gone")
+    assert page.inner_text("#preview") == "v"
+    assert api.delete(f"/key-value-stores/{store}/records/gone").status_code == 204
+    response = page.reload()
+    assert response is not None
+    assert response.status == 200
+    assert column(page, "#keys", 1) == ["kept"]
+    assert "no record with this key" in page.inner_text("#preview-panel #no-record")
+    with page.expect_navigation():
+        page.click("#preview-panel a:text-is('Close')")
+    assert "key=" not in page.url
+    assert page.locator("#preview-panel").count() == 0
+
+
 def clipboard(page: Page) -> str:
     text: str = page.evaluate("navigator.clipboard.readText()")
     return text

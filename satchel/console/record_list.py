@@ -1,5 +1,5 @@
 """A store's Records tab: its keys with content type, size and modified time, paged, with a prefix filter
-and a preview of the record chosen beside them.
+and a preview of the record chosen beside them (or, when it is not there, a note saying so in its place).
 
 The keys are read a window at a time (one listing of up to WINDOW keys in key order, as the API lists them):
 a page is a slice of the window, so the total is exact for up to WINDOW keys with the prefix, and "more than"
@@ -101,8 +101,12 @@ async def context(
     here = {**window_state, "offset": str(offset)} if offset else window_state
     chosen = query.get("key")
     preview: Preview | None = None
+    missing = False  # the record chosen is not there (deleted since the link was made): the list says so
     if chosen:
-        preview = await preview_of(console, caller, ref, chosen, store=store, have=have)
+        try:
+            preview = await preview_of(console, caller, ref, chosen, store=store, have=have)
+        except NotFound:
+            missing = True
     return {
         "heads": heads,
         "prefix": prefix,
@@ -114,6 +118,7 @@ async def context(
         "past_the_end": past_the_end,
         "chosen": chosen,
         "preview": preview,
+        "missing": missing,
     }
 
 
