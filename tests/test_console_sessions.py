@@ -133,6 +133,28 @@ def test_signing_out_ends_the_session_and_every_copy_of_its_cookie(server: Serve
     assert post(server, session, "/console/logout").status_code == 303  # again: nothing left to end
 
 
+def test_the_sign_out_address_opened_asks_and_signs_nobody_out(server: Server) -> None:
+    """/console/logout typed, bookmarked, or named by a sign-in's next= is a page with the Sign out button
+    (it was a bare "Method Not Allowed"); only the form it holds signs out."""
+    session = session_of(server, server.token)
+    asked = page(server, session, "/console/logout")
+    assert asked.status_code == 200
+    assert 'action="/console/logout"' in asked.text
+    assert "frame-ancestors 'none'" in asked.headers["content-security-policy"]
+    assert signed_in(server, session)
+    # Signed out already: on to the sign-in form.
+    assert post(server, session, "/console/logout").status_code == 303
+    gone = page(server, session, "/console/logout")
+    assert (gone.status_code, gone.headers["location"]) == (303, "/console/login")
+    # After signing in with next= naming it, the page, not an error.
+    with httpx.Client(base_url=server.base_url, follow_redirects=True) as browser:
+        landed = browser.post(
+            "/console/login?next=/console/logout", data={"token": server.token}, headers=same_site(server)
+        )
+        assert (landed.status_code, landed.url.path) == (200, "/console/logout")
+        assert 'action="/console/logout"' in landed.text
+
+
 def test_form_posts_from_another_site_are_refused_signing_out_included(server: Server) -> None:
     session = session_of(server, server.token)
     for forged in ({"origin": "https://evil.example"}, {"referer": "https://evil.example/page"}):

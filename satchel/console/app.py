@@ -88,7 +88,7 @@ class Console:
                 Route(f"{PREFIX}/", self.home),
                 Route(f"{PREFIX}/assets/{{name}}", self.asset),
                 Route(f"{PREFIX}/login", self._open(signin.login), methods=["GET", "POST"]),
-                Route(f"{PREFIX}/logout", self._open(signin.logout), methods=POST),
+                Route(f"{PREFIX}/logout", self._open(signin.logout), methods=["GET", "POST"]),
                 Route(account_path, page(account.account), methods=GET),
                 form(f"{account_path}/access", account.set_access, account_path),
                 form(f"{account_path}/tokens", account.create_token, account_path),

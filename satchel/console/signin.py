@@ -123,6 +123,13 @@ async def login(console: Console, request: Request) -> Response:
 
 
 async def logout(console: Console, request: Request) -> Response:
+    if request.method == "GET":
+        # The address typed, bookmarked, or named by a sign-in's next=: a page that asks, since only a form
+        # from this site signs out (a link from elsewhere must not).
+        session = await console.session_if_any(request)
+        if session is None:
+            return redirect(f"{PREFIX}/login")
+        return console.render(request, "logout.html", session.caller)
     try:
         if not same_origin(request):
             raise Forbidden(CROSS_SITE)
