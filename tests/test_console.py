@@ -271,6 +271,7 @@ def test_malformed_forms_are_a_400_not_a_server_error(server: Server) -> None:
         response = httpx.post(server.base_url + path, cookies=cookies, headers=bad, content=b"zzz")
         assert response.status_code == 400, (path, response.status_code)
         assert "could not be read" in response.text
+        assert ".." not in response.text, path  # the parser's full stop and the sentence's were both said
 
 
 def test_odd_numbers_and_deep_json_are_no_server_error(server: Server, api: httpx.Client) -> None:

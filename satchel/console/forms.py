@@ -53,7 +53,7 @@ async def read_form(request: Request, *, fields: int = 8, limit: int = FORM_BYTE
     try:
         return await bounded.form(max_files=0, max_fields=fields)
     except (MultiPartException, HTTPException) as exc:
-        raise InvalidRequest(f"The form could not be read: {getattr(exc, 'detail', None) or exc}.") from exc
+        raise _unreadable(str(getattr(exc, "detail", None) or exc)) from exc
 
 
 def field(form: FormData, name: str) -> str:
@@ -229,7 +229,8 @@ class StreamedForm:
 
 
 def _unreadable(why: str) -> InvalidRequest:
-    return InvalidRequest(f"The form could not be read: {why}.")
+    # The parsers' own words mostly end with a full stop already ("Missing boundary in multipart.").
+    return InvalidRequest(f"The form could not be read: {why.rstrip('.')}.")
 
 
 def _text(data: bytes) -> str:
