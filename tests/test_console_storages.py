@@ -480,6 +480,9 @@ def test_runs_list_and_a_runs_page_with_its_storages(page: Page, server: Server,
     whole = page.request.get(page.get_attribute("#whole-log", "href") or "")
     assert whole.status == 200
     assert whole.text() == "".join(lines)
+    # What a command prints is no page of the Console's origin: not sniffed, and sandboxed if rendered.
+    assert whole.headers["x-content-type-options"] == "nosniff"
+    assert whole.headers["content-security-policy"] == "sandbox"
 
     # An abort sent once the run has finished (a page left open) says that nothing was aborted.
     page.goto(f"/console/runs/{done['id']}")

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from satchel.console.forms import PREFIX, redirect, whole
+from satchel.console.records import RAW_HEADERS
 from satchel.console.stores import pager
 from satchel.errors import InvalidRequest, NotFound
 from satchel.service.access import Caller, Level
@@ -93,11 +94,14 @@ async def log(console: Console, request: Request, caller: Caller) -> Response:
     """The run's whole log, as text, for the browser to show or save."""
     row = await console.services.runs.get(caller, request.path_params["run"])
     text = await console.services.runs.log(row)
-    return Response(
-        text,
-        media_type="text/plain; charset=utf-8",
-        headers={"content-disposition": f'inline; filename="{row.id}.log"', "cache-control": "no-store"},
-    )
+    # What the command printed (a crawled page's HTML, say), on the Console's origin: never sniffed into
+    # a page, and sandboxed should a browser render it anyway, as record bodies and item exports are.
+    headers = {
+        **RAW_HEADERS,
+        "content-disposition": f'inline; filename="{row.id}.log"',
+        "cache-control": "no-store",
+    }
+    return Response(text, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 def _from_a_whole_line(end: bytes, *, cut: bool) -> bytes:
