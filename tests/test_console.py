@@ -139,6 +139,8 @@ def test_the_browser_checks_a_key_before_the_form_is_sent(
         page.fill("#key", key)
         assert page.eval_on_selector("#key", "field => field.checkValidity()") is valid, key
     assert not [text for text in complaints if "pattern" in text.lower()], complaints
+    # What the browser's bubble adds to its "Please match the requested format." (it said nothing more).
+    assert page.get_attribute("#key", "title") == "Letters a-z and A-Z, digits and !-_.'() only, up to 256"
 
 
 def test_a_first_visit_asks_for_nothing_that_fails(browser: Browser, server: Server) -> None:
