@@ -434,6 +434,32 @@ def test_deleting_a_record_goes_back_to_the_place_in_the_list(server: Server, ap
     ]
 
 
+def test_record_bodies_and_downloads_are_not_kept_by_the_browser(server: Server, api: httpx.Client) -> None:
+    """A body past inline_max_bytes is served from its file with Last-Modified and an ETag, from which a
+    browser reused it unasked (a tenth of its age): a replaced image's preview showed the old one. Every body
+    the Console serves from a session says no-store, as its pages do."""
+    store = api.post("/key-value-stores").json()["data"]["id"]
+    dataset = api.post("/datasets").json()["data"]["id"]
+    assert api.post(f"/datasets/{dataset}/items", json=[{"a": 1}]).status_code == 201
+    filed = png(300, 200) + b"\x00" * (200 * 1024)  # past the 128 KiB kept inline: served from its file
+    for key, body in (("filed.png", filed), ("inline.png", png(1, 1))):
+        typed = {"content-type": "image/png"}
+        assert api.put(f"/key-value-stores/{store}/records/{key}", content=body, headers=typed).is_success
+    base = f"/console/key-value-stores/{store}"
+    with _session(server) as console:
+        filed_raw = console.get(f"{base}/records/filed.png/raw")
+        assert filed_raw.content == filed
+        assert "last-modified" in filed_raw.headers  # what the browser's own freshness was worked out from
+        for response in (
+            filed_raw,
+            console.get(f"{base}/records/inline.png/raw?download=1"),
+            console.get(f"{base}/zip"),
+            console.get(f"/console/datasets/{dataset}/items?format=csv"),
+        ):
+            assert response.status_code == 200, response.url
+            assert response.headers["cache-control"] == "no-store", response.url
+
+
 def test_an_image_the_browser_cannot_show_says_so(page: Page, server: Server, api: httpx.Client) -> None:
     store = api.post("/key-value-stores").json()["data"]["id"]
     fake = {"content-type": "image/png"}

@@ -48,7 +48,12 @@ DEFAULT_PAGE_SIZE = 20
 CELL_CHARS = 300  # a longer value is cut in the table (the downloads have it whole)
 COLUMN_SAMPLE = 100  # the first items, whose fields give the table its columns in their order
 # Exported items are the users' data in HTML, XML and more: never run as script on the Console's origin.
-ITEM_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
+# Nor kept by the browser: they are read in a session, as a record's body is (records.RAW_HEADERS).
+ITEM_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "sandbox",
+    "cache-control": "no-store",
+}
 
 create = create_of(DATASETS)
 settings = settings_of(DATASETS)

@@ -44,10 +44,17 @@ if TYPE_CHECKING:
 PREVIEW_BYTES = 256 * 1024
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/ld+json")
 CHARSET = re.compile(r"""charset\s*=\s*("?[A-Za-z0-9._:-]{1,40}"?)""", re.IGNORECASE)
-# Record bodies shown raw: sandboxed, so stored HTML or SVG cannot run script on this origin.
 # A place in a store's record list (record_list.py): what a record's Delete takes back there.
 LIST_PLACE = frozenset(("prefix", "offset", "after", "skipped", "back"))
-RAW_HEADERS = {"content-security-policy": "sandbox", "x-content-type-options": "nosniff"}
+# Record bodies shown raw: sandboxed, so stored HTML or SVG cannot run script on this origin; and not kept by
+# the browser. A body served from a file has Last-Modified and an ETag, from which a browser works out a
+# freshness of its own (a tenth of its age) and reuses it unasked: a record replaced since showed its old
+# image beside its new size, and a private body could be read from the cache after signing out.
+RAW_HEADERS = {
+    "content-security-policy": "sandbox",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+}
 
 
 async def upload(console: Console, request: Request, caller: Caller) -> Response:

@@ -96,11 +96,7 @@ async def log(console: Console, request: Request, caller: Caller) -> Response:
     text = await console.services.runs.log(row)
     # What the command printed (a crawled page's HTML, say), on the Console's origin: never sniffed into
     # a page, and sandboxed should a browser render it anyway, as record bodies and item exports are.
-    headers = {
-        **RAW_HEADERS,
-        "content-disposition": f'inline; filename="{row.id}.log"',
-        "cache-control": "no-store",
-    }
+    headers = {**RAW_HEADERS, "content-disposition": f'inline; filename="{row.id}.log"'}
     return Response(text, media_type="text/plain; charset=utf-8", headers=headers)
 
 
