@@ -307,6 +307,12 @@ def test_settings_say_what_naming_does_share_rename_and_delete_with_confirmation
     assert "named store is kept until it is deleted" in note
     assert "unnamed one is deleted" in note
     assert "7 days" in note
+    # A name the field's pattern refuses is refused in the browser, with what a name may hold (as the list
+    # page's field says; this one said only "Please match the requested format.").
+    page.fill("#name", "not a name!")
+    assert page.eval_on_selector("#name", "field => field.checkValidity()") is False
+    title = page.get_attribute("#name", "title")
+    assert title == "Letters, digits and hyphens, up to 63. Left empty: unnamed."
     page.fill("#name", "settled")
     page.select_option("#generalAccess", "ANYONE_WITH_ID_CAN_READ")
     page.click("button:has-text('Save settings')")
