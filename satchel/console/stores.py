@@ -78,7 +78,11 @@ KEY_VALUE_STORES = Kind(
 
 
 def pager(offset: int, per_page: int, total: int) -> tuple[int | None, int | None]:
-    """The offsets of the previous and next pages of a list, None where there is none."""
+    """The offsets of the previous and next pages of a list, None where there is none. Past the end (an old
+    link, a list that shrank since) the previous page is the list's last one: one page back from there was
+    as empty, and so was the one before it."""
+    if offset > 0 and offset >= total:
+        return (total - 1) // per_page * per_page if total else 0, None
     previous = max(offset - per_page, 0) if offset > 0 else None
     return previous, offset + per_page if offset + per_page < total else None
 
