@@ -38,6 +38,9 @@ def test_what_the_owner_adds_is_read_back_whole_on_every_route(server: Server) -
         got = http.get(url)
         assert got.status_code == 200
         assert got.headers["content-type"] == "text/plain; charset=utf-8"
+        # What a command printed (a crawled page's HTML, say) never runs as a page on Satchel's origin.
+        assert got.headers["x-content-type-options"] == "nosniff"
+        assert got.headers["content-security-policy"] == "sandbox"
         assert got.content == whole.replace(b"\x1b[32m", b"").replace(b"\x1b[0m", b"")  # as it reads
         assert http.get(url, params={"raw": "1"}).content == whole  # as it was printed
         assert http.get(f"/logs/{run['id']}", params={"raw": "true"}).content == whole

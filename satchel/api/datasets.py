@@ -37,7 +37,6 @@ from satchel.storage import StoreRow
 
 PUSHED = b"{}"
 # Exported items are the users' data in HTML, XML and more: never run as script on Satchel's origin.
-ITEM_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
 
 
 def dataset_url(base_url: str, dataset_id: str) -> str:
@@ -207,7 +206,7 @@ async def get_items(call: Call) -> Response:
     items_url = f"{dataset_url(call.base_url, store.id)}/items"
     options = dataclasses.replace(options, title=name, link=items_url)
     headers = {
-        **ITEM_HEADERS,
+        **wire.UNTRUSTED,
         "x-apify-pagination-offset": str(read.offset),
         "x-apify-pagination-limit": str(read.limit),
         "x-apify-pagination-count": str(read.count),

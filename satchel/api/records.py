@@ -36,12 +36,8 @@ from satchel.storage.body import started
 from satchel.storage.conditions import PreconditionFailed
 
 Headers = list[tuple[bytes, bytes]]
-# Every record response carries these; stored HTML must never run as script on Satchel's origin.
-FIXED = [
-    (b"vary", b"Accept-Encoding"),
-    (b"content-security-policy", b"sandbox"),
-    (b"x-content-type-options", b"nosniff"),
-]
+# Every record response carries these (a stored body is wire.UNTRUSTED).
+FIXED = [(b"vary", b"Accept-Encoding"), *((k.encode(), v.encode()) for k, v in wire.UNTRUSTED.items())]
 CREATED = orjson.dumps({"data": {}})
 CREATED_HEADERS = [(b"content-length", str(len(CREATED)).encode()), (b"content-type", wire.JSON.encode())]
 

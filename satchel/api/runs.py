@@ -221,7 +221,7 @@ async def get_log(call: Call) -> Response:
     its log, so its log is sent as it is. Terminal escapes (colors) are left out unless `raw`."""
     run = await run_for(call)
     raw = call.flag("raw")
-    headers = {"cache-control": "no-store"}
+    headers = {"cache-control": "no-store", **wire.UNTRUSTED}  # what the command printed: a page's HTML, say
     if call.flag("download"):
         headers["content-disposition"] = f'attachment; filename="{run.id}.log"'
     if call.flag("stream") and run.status not in FINISHED and driven(run):

@@ -18,6 +18,9 @@ from satchel.service.stores import StorePage
 from satchel.storage import GrantRow, StoreRow
 
 JSON = "application/json; charset=utf-8"
+# On every body a user stored or a run printed (records, items, logs), served from Satchel's own origin, where
+# the Console is: never sniffed into a page, and sandboxed should a browser render it as one anyway.
+UNTRUSTED = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
 # Pages of this many items or more are built and encoded on a worker thread rather than on the event loop.
 # Measured: a page of 1,000 stores took 25 ms to build, one of 1,000 signed keys 6 ms; the loop answers
 # nobody else meanwhile. (The thread still takes the GIL, but gives it back every switch interval, 5 ms, so

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from satchel.console.forms import PREFIX, listing, whole
+from satchel.console.records import RAW_HEADERS
 from satchel.console.stores import (
     Kind,
     create_of,
@@ -47,13 +48,6 @@ PAGE_SIZES = (10, 20, 50, 100, 500, 1000)
 DEFAULT_PAGE_SIZE = 20
 CELL_CHARS = 300  # a longer value is cut in the table (the downloads have it whole)
 COLUMN_SAMPLE = 100  # the first items, whose fields give the table its columns in their order
-# Exported items are the users' data in HTML, XML and more: never run as script on the Console's origin.
-# Nor kept by the browser: they are read in a session, as a record's body is (records.RAW_HEADERS).
-ITEM_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "content-security-policy": "sandbox",
-    "cache-control": "no-store",
-}
 
 create = create_of(DATASETS)
 settings = settings_of(DATASETS)
@@ -193,7 +187,8 @@ async def download(console: Console, request: Request, caller: Caller) -> Respon
     options = ExportOptions(
         format=format_, title=name, link=f"{console.services.settings.base_url}/v2/datasets/{store.id}/items"
     )
-    headers = {**ITEM_HEADERS, "content-disposition": f'attachment; filename="{name}.{format_}"'}
+    # The users' data in HTML, XML and more, read in a session: as a record's body is.
+    headers = {**RAW_HEADERS, "content-disposition": f'attachment; filename="{name}.{format_}"'}
     return StreamingResponse(
         export(read.pages, _item_query(choice), options), media_type=MEDIA_TYPES[format_], headers=headers
     )
