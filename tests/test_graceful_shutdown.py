@@ -16,7 +16,7 @@ import pytest
 
 from satchel.serving import SERVER_PID_VARIABLE
 from tests.conftest import TOKEN, start_server, stop_server
-from tests.harness.processes import alive, live_children
+from tests.harness.processes import alive, children, live_children
 from tests.harness.server import Server
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: in the blob store, not inline
@@ -236,18 +236,13 @@ def test_a_server_stopped_while_its_worker_starts_stops_at_once(tmp_path: Path) 
 
 
 def _forked_worker(server: int) -> int | None:
-    """A child of the server that has a handler for SIGTERM (/proc's SigCgt mask, signal n at bit n - 1),
-    looked for in the server's own list of children: a scan of all /proc is too slow to see it starting."""
-    try:
-        children = (Path("/proc") / str(server) / "task" / str(server) / "children").read_text().split()
-    except OSError:  # the server is gone
-        return None
-    for child in children:
+    """A child of the server that has a handler for SIGTERM (/proc's SigCgt mask, signal n at bit n - 1)."""
+    for child in children(server):
         try:
-            status = (Path("/proc") / child / "status").read_text()
+            status = (Path("/proc") / str(child) / "status").read_text()
         except OSError:  # gone meanwhile
             continue
         caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
         if int(caught, 16) >> (signal.SIGTERM - 1) & 1:
-            return int(child)
+            return child
     return None

@@ -12,13 +12,9 @@ import httpx
 
 from tests.conftest import Server
 from tests.harness.bodies import MIB, chunks
+from tests.harness.processes import children
 
 SIZE = 256 * MIB
-
-
-def worker_pids(server: Server) -> list[int]:
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -29,7 +25,7 @@ def peak_rss_kib(pid: int) -> int:
 
 
 def test_a_256_mib_record_streams_in_and_out_with_flat_memory(server: Server, store: dict[str, str]) -> None:
-    (pid,) = worker_pids(server)
+    (pid,) = children(server.pid)  # the one worker
     before = peak_rss_kib(pid)
     expected = hashlib.sha256()
     for piece in chunks(SIZE):

@@ -28,6 +28,18 @@ def live_children(parent: int) -> dict[int, bytes]:
     return found
 
 
+def children(parent: int) -> list[int]:
+    """The processes `parent` started, from its own list of them (no scan of /proc, so quick enough to see a
+    process as it starts); empty when `parent` is gone."""
+    try:
+        return [
+            int(pid)
+            for pid in (Path("/proc") / str(parent) / "task" / str(parent) / "children").read_text().split()
+        ]
+    except OSError:
+        return []
+
+
 def alive(pid: int) -> bool:
     """Whether the process runs: neither gone nor a zombie."""
     try:
