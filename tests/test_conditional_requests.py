@@ -113,9 +113,12 @@ def test_if_none_match_and_if_modified_since_give_304(http: httpx.Client, size: 
             assert response.content == b""
             assert response.headers["etag"] == etag
             assert response.headers["last-modified"] == last_modified
+            assert response.headers["cache-control"] == "no-cache"
         fresh = http.request(method, url(store_id, "k"), headers={"if-none-match": '"other"'})
         assert fresh.status_code == 200
         assert fresh.headers["etag"] == etag
+        # A copy a browser or proxy keeps is checked again before each use: the record may change any time.
+        assert fresh.headers["cache-control"] == "no-cache"
         since = http.request(method, url(store_id, "k"), headers={"if-modified-since": last_modified})
         assert since.status_code == 304
         older = "Mon, 01 Jan 2001 00:00:00 GMT"

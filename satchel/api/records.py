@@ -36,8 +36,12 @@ from satchel.storage.body import started
 from satchel.storage.conditions import PreconditionFailed
 
 Headers = list[tuple[bytes, bytes]]
-# Every record response carries these (a stored body is wire.UNTRUSTED).
-FIXED = [(b"vary", b"Accept-Encoding"), *((k.encode(), v.encode()) for k, v in wire.UNTRUSTED.items())]
+# Every record response carries these (a stored body is wire.UNTRUSTED). A record can be replaced at any
+# moment, so a browser or proxy that keeps a copy (a signed or public link, say) asks again before each use:
+# without Cache-Control it may reuse the copy for a tenth of its age, and the ETag makes asking again a 304.
+REVALIDATE = (b"cache-control", b"no-cache")
+VARY = (b"vary", b"Accept-Encoding")
+FIXED = [VARY, REVALIDATE, *((k.encode(), v.encode()) for k, v in wire.UNTRUSTED.items())]
 CREATED = orjson.dumps({"data": {}})
 CREATED_HEADERS = [(b"content-length", str(len(CREATED)).encode()), (b"content-type", wire.JSON.encode())]
 
@@ -111,7 +115,7 @@ def _judged(found: Conditions, head: RecordHead, etag: bytes, *, encoded: bool) 
         raise PreconditionFailed("The record's ETag does not match If-Match; it was changed or deleted.")
     if verdict is Verdict.NOT_MODIFIED:
         last_modified = http_date(head.modified_at // 1000).encode()
-        return RawResponse(b"", 304, [(b"etag", etag), (b"last-modified", last_modified), FIXED[0]])
+        return RawResponse(b"", 304, [(b"etag", etag), (b"last-modified", last_modified), VARY, REVALIDATE])
     return None
 
 

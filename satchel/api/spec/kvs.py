@@ -142,6 +142,10 @@ VALIDATOR_HEADERS = {
         ),
     },
     "Last-Modified": {"schema": STRING, "description": "When the record was last written (an HTTP date)"},
+    "Cache-Control": {
+        "schema": {"enum": ["no-cache"]},
+        "description": "A kept copy is checked again (a conditional request) before each use",
+    },
 }
 RECORD_HEADERS = {
     **{
