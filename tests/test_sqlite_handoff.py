@@ -20,14 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from satchel.clock import PAUSE_SECONDS
 from satchel.errors import NotFound, Unavailable
 from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
-from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE
+from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE, NoAnswer
 from tests.harness.engine import Body
 from tests.harness.processes import gone, live_children, writing_process
+from tests.harness.rigs import wait_until
 from tests.harness.server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,14 @@ def slow_insert(conn: sqlite3.Connection, value: int) -> int:
     time.sleep(2)
     conn.execute("INSERT INTO t (x) VALUES (?)", (value,))
     return value
+
+
+def hung_insert(conn: sqlite3.Connection, values: list[int]) -> list[int]:
+    """Rows written, then a wait inside the transaction (a disk that hangs), then more rows."""
+    conn.execute("INSERT INTO t (x) VALUES (?)", (values[0],))
+    time.sleep(4)
+    conn.executemany("INSERT INTO t (x) VALUES (?)", [(value,) for value in values[1:]])
+    return values
 
 
 FULL, NORMAL = 2, 1  # PRAGMA synchronous: what a connection that fsyncs each commit runs with, and not
@@ -263,6 +273,51 @@ handoff._Served._committed = die_before_answering_a_record
 )
 
 
+def test_a_job_the_lead_does_not_answer_in_time_is_in_doubt_and_its_late_answer_reaches_nobody(
+    tmp_path: Path, lead_process: subprocess.Popen[str]
+) -> None:
+    """The lead is held inside a job (a disk that hangs) past this process's bound: the write fails in doubt
+    at the bound rather than wait for it. The job then commits whole; its late answer is read and dropped,
+    not given to the write sent after it on the same link, which gets its own; and the link goes on."""
+
+    async def main() -> None:
+        # The late job takes 4 s; the write sent at 2 s waits for it, and is answered within its own 3 s.
+        other = Database(tmp_path, fsync=False, reserve_bytes=0, handoff=True, answer_seconds=3)
+        await other.open()
+        try:
+            await other.write(make_table)
+            assert await other.write(insert, 1) == 1
+            assert other.handoff is not None
+            link = other.handoff.link
+            marked: list[int] = []
+            # On the lead's writer thread, so that its loop goes on reading the link meanwhile.
+            late = asyncio.ensure_future(
+                other.write(hung_insert, [2, 3, 4], off_loop=True, after=lambda: marked.append(2))
+            )
+            await asyncio.sleep(2)
+            after_it = asyncio.ensure_future(other.write(insert, 5))
+            with pytest.raises(NoAnswer, match="may or may not have been stored") as refused:
+                await late
+            # Answered at the bound, while the lead is still inside the job: nothing of it is seen yet.
+            assert stored(tmp_path) == [1]
+            assert refused.value.status == 503
+            assert isinstance(refused.value, Unavailable)
+            # Perhaps committed: those reading through a cache look again.
+            assert marked == [2]
+            # The late job's answer comes first, and is not this one.
+            assert not after_it.done()
+            assert await after_it == 5
+            assert marked == [2, 2]  # the late job committed, and said so once its answer came
+            assert await other.write(insert, 6) == 6
+            assert other.handoff.link is link
+            assert not leads(other)
+        finally:
+            await other.close()
+        assert stored(tmp_path) == [1, 2, 3, 4, 5, 6]  # the late job whole
+
+    asyncio.run(main())
+
+
 def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> None:
     """The lead commits a large record and dies before it answers: the write is in doubt (a 503), but the
     record is stored, so the blob it names must stay (it used to be deleted as if the write had failed, which
@@ -349,6 +404,76 @@ def test_a_server_with_two_workers_writes_through_one_of_them(tmp_path: Path) ->
     assert log.count("hands its writes to the process that leads") == 2, log
     assert writing_process(server.pid) is None  # stopped with the server
     assert not (server.data_dir / SOCKET_FILE).exists()
+
+
+def test_a_write_the_stopped_writing_process_does_not_answer_gets_a_503_in_doubt(tmp_path: Path) -> None:
+    """The process that writes for the workers is stopped: a record, a dataset push and a request added are
+    answered 503 in doubt at write_process_timeout_seconds, not once it runs again. Having waited through its
+    pause, those jobs are refused when it runs (nothing of them is stored: the record is the old one, whole),
+    and the workers' links to it take the next writes."""
+    server = start_server(
+        tmp_path / "data",
+        args=("--workers", "2"),
+        env={"SATCHEL_LOG_LEVEL": "info", "SATCHEL_WRITE_PROCESS_TIMEOUT_SECONDS": "1"},
+    )
+    record, items, requests = (
+        "/key-value-stores/~held/records/k",
+        "/datasets/~held/items",
+        "/request-queues/~held/requests",
+    )
+    old, new, newer = (os.urandom(300 * 1024) for _ in range(3))  # past the inline limit: blob files
+    writer = writing_process(server.pid)
+    assert writer is not None
+    try:
+        with server.client() as http:
+            for kind in ("key-value-stores", "datasets", "request-queues"):
+                assert http.post(f"/{kind}", params={"name": "held"}).is_success
+            assert http.put(record, content=old).status_code == 201
+            assert http.post(items, json=[{"n": 0}]).status_code == 201
+            assert http.post(requests, json={"url": "https://example.com/0"}).is_success
+
+            def attempt(send: str) -> tuple[httpx.Response, float]:
+                started = time.monotonic()
+                if send == "record":
+                    answer = http.put(record, content=new)
+                else:
+                    with server.client(timeout=60) as own:  # a connection each: either worker may take it
+                        if send == "items":
+                            answer = own.post(items, json=[{"n": 1}])
+                        else:
+                            answer = own.post(requests, json={"url": "https://example.com/1"})
+                return answer, time.monotonic() - started
+
+            os.kill(writer, signal.SIGSTOP)
+            try:
+                with ThreadPoolExecutor(3) as pool:
+                    answers = list(pool.map(attempt, ["record", "items", "request"]))
+                for answer, took in answers:
+                    assert answer.status_code == 503, answer.text
+                    error = answer.json()["error"]
+                    assert error["type"] == "service-unavailable"
+                    assert "may or may not have been stored" in error["message"], error
+                    assert answer.headers["retry-after"] == "1"
+                    assert took < 10  # at the bound (1 s), not once the process runs again
+                time.sleep(PAUSE_SECONDS)  # the jobs wait through its pause
+            finally:
+                os.kill(writer, signal.SIGCONT)
+            # Writes are taken again, by the same process over the same links.
+            assert wait_until(lambda: http.put(f"{record}2", content=b"x").status_code == 201, 10, 0.2)
+            # The jobs in doubt waited through the pause, so were refused: the record is the old one, whole.
+            assert http.get(record).content == old
+            assert http.put(record, content=newer).status_code == 201
+            assert http.get(record).content == newer
+            assert http.post(items, json=[{"n": 2}]).status_code == 201
+            assert http.post(requests, json={"url": "https://example.com/2"}).is_success
+            assert [item["n"] for item in http.get(items).json()] == [0, 2]
+            queue = http.get("/request-queues/~held").json()["data"]
+            assert queue["totalRequestCount"] == 2
+    finally:
+        stop_server(server)
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert "had no answer to a write within 1 s" in log, log
+    assert log.count("writes for the server's other processes") == 1, log  # nobody took over
 
 
 def test_when_the_writing_process_dies_a_worker_takes_over(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) 
             fsync=settings.durability == "power",
             on_record_change=feed.record_changed,
             handoff=serving and settings.workers > 1,
+            answer_seconds=settings.write_process_timeout_seconds,
             **common,
         )
         return engine, feed

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from satchel.errors import StorageFull, Unavailable
-from satchel.storage.sqlite.handoff import Handoff, NotSent
+from satchel.storage.sqlite.handoff import ANSWER_SECONDS, Handoff, NotSent
 from satchel.storage.sqlite.held_file import HeldFile
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.off_loop import OffLoop, Shut
@@ -108,8 +108,16 @@ def _bound(job: Callable[..., T], args: tuple[Any, ...]) -> Callable[[sqlite3.Co
 
 class Database:
     def __init__(
-        self, data_dir: Path, *, fsync: bool, reserve_bytes: int = RESERVE_BYTES, handoff: bool = False
+        self,
+        data_dir: Path,
+        *,
+        fsync: bool,
+        reserve_bytes: int = RESERVE_BYTES,
+        handoff: bool = False,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
+        """`handoff`: several server processes share the file, and one writes for all; `answer_seconds`: how
+        long a write handed to it waits for its answer before it fails in doubt (handoff.py)."""
         self.data_dir = data_dir
         self.path = data_dir / "satchel.db"
         self.wal_path = data_dir / "satchel.db-wal"
@@ -122,7 +130,9 @@ class Database:
         )
         # With several server processes on the file, one writes for all (handoff.py).
         self.handoff = (
-            Handoff(data_dir, self._submit_here, self._write_here, fsync=fsync) if handoff else None
+            Handoff(data_dir, self._submit_here, self._write_here, fsync=fsync, answer_seconds=answer_seconds)
+            if handoff
+            else None
         )
         self._local = threading.local()
         # Every connection made, closed by close() whichever thread made it: the held file may only be closed

@@ -10,6 +10,7 @@ from satchel.storage.housekeeping import Background, every
 from satchel.storage.sqlite.datasets import SqliteDatasets
 from satchel.storage.sqlite.db import RECLAIM_SECONDS, RESERVE_BYTES, Database
 from satchel.storage.sqlite.grants import SqliteGrants
+from satchel.storage.sqlite.handoff import ANSWER_SECONDS
 from satchel.storage.sqlite.queues import SqliteQueues
 from satchel.storage.sqlite.records import SqliteRecords
 from satchel.storage.sqlite.runs import SqliteRuns
@@ -33,8 +34,11 @@ class SqliteEngine:
         reserve_bytes: int = RESERVE_BYTES,
         on_record_change: Callable[[int, str], None] | None = None,
         handoff: bool = False,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
-        self.db = Database(data_dir, fsync=fsync, reserve_bytes=reserve_bytes, handoff=handoff)
+        self.db = Database(
+            data_dir, fsync=fsync, reserve_bytes=reserve_bytes, handoff=handoff, answer_seconds=answer_seconds
+        )
         self.users = SqliteUsers(self.db)
         self.grants = SqliteGrants(self.db)
         self.stores = SqliteStores(self.db)

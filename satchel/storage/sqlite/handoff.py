@@ -16,6 +16,14 @@ it is answered; then the lead lets its lock go, and whichever worker writes next
 (killed, crashed) leaves the jobs it had not answered in doubt: their requests fail with 503 saying so, and
 reading the record back tells whether the change was stored. The lock goes with the process.
 
+A lead that neither answers nor dies (stopped, or held by a disk that hangs) keeps its lock, so no other
+process may write meanwhile; a worker waits for its answer to a job for `answer_seconds` (the setting
+write_process_timeout_seconds), then answers the request 503 in doubt: the job may be in the lead's hands,
+and commit (whole: one job, one transaction) once it runs again. Its late answer then reaches nobody (jobs are
+numbered, and a job given up on keeps its number until its answer comes), so the link goes on serving the
+next writes. A lead that ran again after a pause refuses the jobs that waited through it (STALE), so most
+jobs given up on are not stored; those it had in hand when it stopped may be.
+
 Processes that fsync their commits (durability "power") elect their own lead, on `satchel.db-lead-power`:
 a lead that does not fsync must never commit a write whose sender was told it would be.
 
@@ -42,9 +50,11 @@ from typing import Any, cast
 
 from satchel.clock import PAUSE_SECONDS
 from satchel.errors import SatchelError, Unavailable
+from satchel.logs import Occasional
 from satchel.storage.sqlite.writer import WriterLock, call_after
 
 log = logging.getLogger(__name__)
+_unanswered = Occasional(log, 60.0)  # a lead that does not answer lasts: said once a minute, not per request
 LEAD_FILE = "satchel.db-lead"
 SOCKET_FILE = "satchel.db-lead.sock"
 POWER_SUFFIX = "-power"  # on both, for the processes that fsync their commits
@@ -54,6 +64,7 @@ BYE = 0  # the sequence number of the lead's word that it stops
 ELECTION_SECONDS = 10.0  # how long a write waits for some process to lead before it gives up
 ELECTION_RETRY = 0.005  # seconds between two looks for a lead that is starting or stopping
 STOP_WAIT = 5.0  # seconds a stopping lead waits for the others to close their links
+ANSWER_SECONDS = 30.0  # how long a job waits for the lead's answer, unless told otherwise (as the setting)
 MAX_SOCKET_PATH = 100  # bytes: sun_path holds 108 with its terminator
 IN_DOUBT = (
     "The server process that writes for this one stopped before it answered; the change may or may not"
@@ -65,6 +76,11 @@ STALE = (
 )
 NOT_SENT = (
     "The server process that writes for this one had stopped; the change was not stored. Send it again."
+)
+NO_ANSWER = (
+    "The server process that writes for this one does not answer (nothing came back within {seconds:g} s):"
+    " the change may or may not have been stored, and may yet be once that process runs again. Read it back,"
+    " or send it again."
 )
 
 
@@ -78,6 +94,11 @@ class InDoubt(Unavailable):
     stopping lead runs what it holds), so nothing it would name may be removed as if it had failed."""
 
 
+class NoAnswer(InDoubt):
+    """The job was sent to the lead, which has not answered it in time (stopped, or stuck): it may have
+    committed, or may yet, as for InDoubt."""
+
+
 # Queues a job (job, args, off_loop) on this process's writer: its future.
 SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...], bool], asyncio.Future[Any]]
 # Runs a job here as Database.write does (job, args, frees, tidies, after, off_loop), a full disk retried.
@@ -88,8 +109,17 @@ After = Callable[[], None] | None
 class Handoff:
     """Which process writes: this one (`leading`), or the lead, over `link`."""
 
-    def __init__(self, data_dir: Path, submit_here: SubmitHere, run_here: RunHere, *, fsync: bool) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        submit_here: SubmitHere,
+        run_here: RunHere,
+        *,
+        fsync: bool,
+        answer_seconds: float = ANSWER_SECONDS,
+    ) -> None:
         self._data_dir = data_dir
+        self._answer_seconds = answer_seconds
         suffix = POWER_SUFFIX if fsync else ""
         self._lead_file = LEAD_FILE + suffix
         self._socket_file = SOCKET_FILE + suffix
@@ -125,7 +155,9 @@ class Handoff:
                     await self._lead()
                     break
                 try:
-                    _, self.link = await loop.create_unix_connection(_Link, self._address())
+                    _, self.link = await loop.create_unix_connection(
+                        functools.partial(_Link, self._answer_seconds), self._address()
+                    )
                     log.info("process %d hands its writes to the process that leads", os.getpid())
                 except OSError:  # the lead is still starting, or stopping: no socket, or nobody listening
                     if loop.time() > deadline:
@@ -325,11 +357,17 @@ class _Served(_Framed):
 class _Link(_Framed):
     """This process's end of its link to the lead: jobs out, answers in."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_seconds: float = ANSWER_SECONDS) -> None:
         super().__init__()
         self.open = True  # until the lead says BYE, or the link is lost
         self._seq = itertools.count(BYE + 1)
-        self._waiting: dict[int, tuple[asyncio.Future[Any], After]] = {}
+        # Each job's future, its after-commit call and when it was sent (time.monotonic()), in the order sent.
+        self._waiting: dict[int, tuple[asyncio.Future[Any], After, float]] = {}
+        # Jobs given up on (answered in doubt) whose answers have not come: their after-commit calls.
+        self._given_up: dict[int, After] = {}
+        self._answer_seconds = answer_seconds
+        # One timer, for the oldest job waiting (not one a job): the hot path only looks whether it is set.
+        self._timer: asyncio.TimerHandle | None = None
         # Jobs are numbered and written in order: those numbered past `_written` never left this process, so
         # a lost link fails them as NotSent rather than in doubt.
         self._last = BYE
@@ -345,14 +383,48 @@ class _Link(_Framed):
         after: After,
     ) -> asyncio.Future[Any]:
         """The job sent to the lead; its future is resolved once it has committed there, after `after` has
-        been called here (even if the future was cancelled meanwhile)."""
+        been called here (even if the future was cancelled meanwhile), or fails in doubt (NoAnswer) when no
+        answer has come within answer_seconds."""
         seq = next(self._seq)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         # Sent with the time (CLOCK_MONOTONIC, the same in every process of the machine) for the lead's check.
-        self.send((seq, job, args, frees, tidies, off_loop, time.monotonic()))
+        sent = time.monotonic()
+        self.send((seq, job, args, frees, tidies, off_loop, sent))
         self._last = seq
-        self._waiting[seq] = (fut, after)
+        self._waiting[seq] = (fut, after, sent)
+        if self._timer is None:
+            self._timer = loop.call_later(self._answer_seconds, self._give_up)
         return fut
+
+    def _give_up(self) -> None:
+        """Answer in doubt the jobs that waited answer_seconds; then wait for the oldest left."""
+        self._timer = None
+        now = time.monotonic()
+        late = []
+        for seq, (_, _, sent) in self._waiting.items():  # oldest first
+            if now - sent < self._answer_seconds:
+                self._timer = asyncio.get_running_loop().call_later(
+                    self._answer_seconds - (now - sent), self._give_up
+                )
+                break
+            late.append(seq)
+        if not late:
+            return
+        _unanswered.log(
+            logging.WARNING,
+            "process %d had no answer to a write within %g s from the process that writes for it (stopped, or"
+            " stuck): the request is answered 503, the change in doubt",
+            os.getpid(), self._answer_seconds,
+        )  # fmt: skip
+        for seq in late:
+            fut, after, _ = self._waiting.pop(seq)
+            self._given_up[seq] = after
+            # Perhaps committed already, its answer held up: those reading the record through a cache look
+            # again (and once more if its answer says it committed).
+            call_after(after)
+            if not fut.done():
+                fut.set_exception(NoAnswer(NO_ANSWER.format(seconds=self._answer_seconds)))
 
     def _flush(self) -> bool:
         last = self._last  # every job up to it is in this write
@@ -365,8 +437,8 @@ class _Link(_Framed):
         seq, result, error = message
         if seq == BYE:
             self.open = False
-        else:
-            fut, after = self._waiting.pop(seq)
+        elif (waiting := self._waiting.pop(seq, None)) is not None:
+            fut, after, _ = waiting
             if error is None:
                 call_after(after)
             if not fut.done():
@@ -374,13 +446,27 @@ class _Link(_Framed):
                     fut.set_result(result)
                 else:
                     fut.set_exception(error)
-        if not self.open and not self._waiting:
+        else:
+            # The late answer to a job given up on: its request was answered already, so it goes to nobody;
+            # a change it committed is announced.
+            after = self._given_up.pop(seq)
+            if error is None:
+                call_after(after)
+        # A stopping lead answers every job it holds: the link stays until they have all come.
+        if not self.open and not self._waiting and not self._given_up:
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        given_up, self._given_up = self._given_up, {}
+        for seq, after in given_up.items():
+            if seq <= self._written:
+                call_after(after)  # perhaps committed, as below; its request was answered in doubt already
         waiting, self._waiting = self._waiting, {}
-        for seq, (fut, after) in waiting.items():
+        for seq, (fut, after, _) in waiting.items():
             if seq > self._written:
                 if not fut.done():
                     fut.set_exception(NotSent(NOT_SENT))

@@ -72,7 +72,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def _lead(settings: Settings) -> None:
-    db = Database(settings.data_dir, fsync=settings.durability == "power", handoff=True)
+    db = Database(
+        settings.data_dir,
+        fsync=settings.durability == "power",
+        handoff=True,
+        answer_seconds=settings.write_process_timeout_seconds,
+    )
     await db.open()
     try:
         if db.handoff is None or not db.handoff.leading:
