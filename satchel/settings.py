@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     """With several workers on SQLite: how long a worker waits for the process that writes for them all to
     answer a change (that process stopped, say, or held by a disk that hangs) before the request gets a 503
     saying the change may or may not have been stored: one already in that process's hands may still be,
-    whole, once it runs again."""
+    whole, once it runs again. Until that process answers again, the worker's next changes get a 503 at once,
+    not stored."""
     header_timeout_seconds: float = Field(default=10.0, ge=0.1, le=3600)
     """How long a client may take to send a request's headers, counted from when its connection opens or its
     previous answer ends: so also how long an idle kept-alive connection stays open (one clock for both)."""

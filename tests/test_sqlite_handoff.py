@@ -26,7 +26,7 @@ from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
-from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE, NoAnswer
+from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE, InDoubt, NoAnswer
 from tests.harness.engine import Body
 from tests.harness.processes import gone, live_children, writing_process
 from tests.harness.rigs import wait_until
@@ -318,6 +318,46 @@ def test_a_job_the_lead_does_not_answer_in_time_is_in_doubt_and_its_late_answer_
     asyncio.run(main())
 
 
+def test_while_the_lead_is_silent_writes_are_refused_at_once_and_not_sent(
+    tmp_path: Path, lead_process: subprocess.Popen[str]
+) -> None:
+    """Once a job has gone unanswered past the bound, the next writes are not queued on the link to wait out
+    the bound in turn: each is refused at once, not stored, until the lead answers again."""
+
+    async def main() -> None:
+        other = Database(tmp_path, fsync=False, reserve_bytes=0, handoff=True, answer_seconds=1)
+        await other.open()
+        try:
+            await other.write(make_table)
+            assert await other.write(insert, 1) == 1
+            lead_process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(NoAnswer):
+                    await other.write(insert, 2)
+                refusals = []
+                for value in range(3, 13):
+                    with pytest.raises(Unavailable, match="was not stored") as refused:
+                        await other.write(insert, value)
+                    refusals.append(refused.value)
+                assert not any(isinstance(refusal, InDoubt) for refusal in refusals)
+                await asyncio.sleep(PAUSE_SECONDS)  # the job given up on waits through the lead's pause
+            finally:
+                lead_process.send_signal(signal.SIGCONT)
+            # The late answer (a refusal: the job waited through the pause) ends the silence.
+            for _ in range(100):
+                with contextlib.suppress(Unavailable):
+                    assert await other.write(insert, 13) == 13
+                    break
+                await asyncio.sleep(0.05)
+            assert await other.write(insert, 14) == 14
+            assert not leads(other)
+        finally:
+            await other.close()
+        assert stored(tmp_path) == [1, 13, 14]  # nothing refused at once ever reached the lead
+
+    asyncio.run(main())
+
+
 def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> None:
     """The lead commits a large record and dies before it answers: the write is in doubt (a 503), but the
     record is stored, so the blob it names must stay (it used to be deleted as if the write had failed, which
@@ -455,6 +495,10 @@ def test_a_write_the_stopped_writing_process_does_not_answer_gets_a_503_in_doubt
                     assert "may or may not have been stored" in error["message"], error
                     assert answer.headers["retry-after"] == "1"
                     assert took < 10  # at the bound (1 s), not once the process runs again
+                # The worker that had no answer sends it nothing more meanwhile: refused at once, not stored.
+                refused = http.put(record, content=new)
+                assert refused.status_code == 503
+                assert "the change was not stored" in refused.json()["error"]["message"]
                 time.sleep(PAUSE_SECONDS)  # the jobs wait through its pause
             finally:
                 os.kill(writer, signal.SIGCONT)

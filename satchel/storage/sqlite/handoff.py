@@ -22,7 +22,9 @@ write_process_timeout_seconds), then answers the request 503 in doubt: the job m
 and commit (whole: one job, one transaction) once it runs again. Its late answer then reaches nobody (jobs are
 numbered, and a job given up on keeps its number until its answer comes), so the link goes on serving the
 next writes. A lead that ran again after a pause refuses the jobs that waited through it (STALE), so most
-jobs given up on are not stored; those it had in hand when it stopped may be.
+jobs given up on are not stored; those it had in hand when it stopped may be. Until some answer comes again,
+the link sends nothing more: each write meanwhile is refused at once (not stored), rather than wait out the
+bound in its turn while its job piles up, unread, in this process's memory.
 
 Processes that fsync their commits (durability "power") elect their own lead, on `satchel.db-lead-power`:
 a lead that does not fsync must never commit a write whose sender was told it would be.
@@ -81,6 +83,10 @@ NO_ANSWER = (
     "The server process that writes for this one does not answer (nothing came back within {seconds:g} s):"
     " the change may or may not have been stored, and may yet be once that process runs again. Read it back,"
     " or send it again."
+)
+SILENT = (
+    "The server process that writes for this one does not answer (it left changes unanswered for"
+    " {seconds:g} s, and has answered nothing since); the change was not stored. Send it again."
 )
 
 
@@ -368,6 +374,7 @@ class _Link(_Framed):
         self._answer_seconds = answer_seconds
         # One timer, for the oldest job waiting (not one a job): the hot path only looks whether it is set.
         self._timer: asyncio.TimerHandle | None = None
+        self._silent = False  # from a job given up on until the lead's next answer: nothing is sent meanwhile
         # Jobs are numbered and written in order: those numbered past `_written` never left this process, so
         # a lost link fails them as NotSent rather than in doubt.
         self._last = BYE
@@ -384,7 +391,9 @@ class _Link(_Framed):
     ) -> asyncio.Future[Any]:
         """The job sent to the lead; its future is resolved once it has committed there, after `after` has
         been called here (even if the future was cancelled meanwhile), or fails in doubt (NoAnswer) when no
-        answer has come within answer_seconds."""
+        answer has come within answer_seconds. Refused at once, not sent, while the lead is silent."""
+        if self._silent:
+            raise Unavailable(SILENT.format(seconds=self._answer_seconds))
         seq = next(self._seq)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -411,6 +420,7 @@ class _Link(_Framed):
             late.append(seq)
         if not late:
             return
+        self._silent = True
         _unanswered.log(
             logging.WARNING,
             "process %d had no answer to a write within %g s from the process that writes for it (stopped, or"
@@ -435,6 +445,7 @@ class _Link(_Framed):
 
     def received(self, message: tuple[Any, ...]) -> None:
         seq, result, error = message
+        self._silent = False  # the lead runs: the next job goes to it
         if seq == BYE:
             self.open = False
         elif (waiting := self._waiting.pop(seq, None)) is not None:
