@@ -18,7 +18,8 @@ from satchel.settings import Settings
 
 async def bootstrap(settings: Settings) -> dict[str, Any]:
     """The admin's token, whether it is new, and the id of the kept token it replaced (revoked), if any;
-    refused (click.ClickException) for a blob store that holds none of the database's large bodies.
+    refused (click.ClickException) for a blob store that is not the database's (storage/pairing.py), which
+    a first start pairs with it.
 
     A SATCHEL_TOKEN other than the token kept in the data dir replaces it: the kept one is revoked, since
     whoever changes the admin token means the old one to stop working (a leak, a rotation). Other tokens of
@@ -28,7 +29,8 @@ async def bootstrap(settings: Settings) -> dict[str, Any]:
     await services.start(background=False)
     try:
         # A node given another blob store than the database's bodies are in would answer 404 for each of
-        # them, and keep the bodies it is sent where the other nodes cannot read them.
+        # them, and keep the bodies it is sent where the other nodes cannot read them. The first start on a
+        # new database pairs the two.
         await check_pairing(settings, services)
         token_file = settings.data_dir / TOKEN_FILE
         kept = token_file.read_text().strip() if token_file.is_file() else ""

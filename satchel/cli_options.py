@@ -14,7 +14,8 @@ from satchel.errors import SatchelError
 from satchel.logs import quiet_libraries
 from satchel.service.services import Services, build_services_from
 from satchel.settings import ConfigFileError, Settings, load
-from satchel.storage.pairing import blobs_found
+from satchel.storage import pairing
+from satchel.storage.blobs.base import MARK_NAME
 
 T = TypeVar("T")
 SQLITE_FILE = "satchel.db"  # what makes a folder a data dir of the embedded engine
@@ -59,14 +60,20 @@ def settings_from(**overrides: Any) -> Settings:
 
 
 def run_on_storage(
-    where: dict[str, Any], work: Callable[[Services], Awaitable[T]], *, bodies: bool = True
+    where: dict[str, Any],
+    work: Callable[[Services], Awaitable[T]],
+    *,
+    bodies: bool = True,
+    writes: bool = True,
 ) -> T:
     """Run one piece of work against the storage the options name, turning Satchel's errors into a clean
     exit. The data dir must be there, unless nothing the work touches lives in it.
 
     `bodies=False` is for work on users, tokens, grants and stores that never reads or writes a record's
     body: on PostgreSQL with file bodies, the data dir then holds nothing it needs, so an operator may run it
-    from anywhere; without a data dir, the file store's scratch folder goes in a temporary one.
+    from anywhere; without a data dir, the file store's scratch folder goes in a temporary one. Work on bodies
+    is refused a blob store that is not the database's (check_pairing), and `writes=False` (work that only
+    reads them) leaves the two unpaired if they were.
     """
     settings = settings_from(**where)
     if not settings.database or (bodies and not settings.blob_store):
@@ -74,10 +81,16 @@ def run_on_storage(
     elif not settings.blob_store and not settings.data_dir.is_dir():
         with tempfile.TemporaryDirectory(prefix="satchel-") as scratch:
             return _run(settings.model_copy(update={"data_dir": Path(scratch)}), work)
-    return _run(settings, work, bodies=bodies)
+    return _run(settings, work, bodies=bodies, writes=writes)
 
 
-def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies: bool = False) -> T:
+def _run(
+    settings: Settings,
+    work: Callable[[Services], Awaitable[T]],
+    *,
+    bodies: bool = False,
+    writes: bool = False,
+) -> T:
     quiet_libraries()
 
     async def go() -> T:
@@ -88,7 +101,7 @@ def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies
         await services.start(background=False)
         try:
             if bodies:
-                await check_pairing(settings, services)
+                await check_pairing(settings, services, pair=writes)
             return await work(services)
         finally:
             await services.stop()
@@ -99,23 +112,30 @@ def _run(settings: Settings, work: Callable[[Services], Awaitable[T]], *, bodies
         raise click.ClickException(error.message) from error
 
 
-async def check_pairing(settings: Settings, services: Services) -> None:
-    """Refuse to move bodies through a blob store that holds none of the database's: they would be written
-    where no server reads them, and read back as missing. Only where the settings pair the two (a database
-    or a blob store named): the embedded engine keeps both in its data dir."""
+async def check_pairing(settings: Settings, services: Services, *, pair: bool = True) -> None:
+    """Refuse to move bodies through a blob store that is not the database's (storage/pairing.py): they
+    would be written where no server reads them, and read back as missing. `pair`: a node's start and the
+    commands that write pair a database and a blob store that neither hold a mark yet; `pair=False` for
+    those that only read.
+
+    Only where the settings pair the two (a database or a blob store named): the embedded engine keeps both
+    in its data dir, where no setting can give it another blob folder, so its start reads nothing more."""
     if not (settings.database or settings.blob_store):
         return
-    checked, found = await blobs_found(services.storage.records, services.storage.blobs)
-    if checked and not found:
-        where = (
-            "the files in the data dir"
-            if not settings.blob_store
-            else f"the blob store {settings.blob_store}"
-        )
-        raise click.ClickException(
-            f"None of the {checked} large record bodies checked is in {where}: the database keeps its large "
-            "bodies elsewhere. Give the --blob-store (or SATCHEL_BLOB_STORE) the servers use."
-        )
+    try:
+        await pairing.check(services.storage.records, services.storage.blobs, _described(settings), pair=pair)
+    except pairing.Unpaired as error:
+        raise click.ClickException(error.message) from error
+
+
+def _described(settings: Settings) -> pairing.Described:
+    if not settings.blob_store:
+        folder = settings.data_dir.resolve() / "blobs"
+        return pairing.Described(f"the data dir's blob folder ({folder})", f"the file {MARK_NAME}")
+    under = f" under the prefix {settings.s3.prefix}" if settings.s3.prefix else ""
+    return pairing.Described(
+        f"the blob store {settings.blob_store}{under}", f"the object {settings.s3.prefix}{MARK_NAME}"
+    )
 
 
 def _check_data_dir(settings: Settings) -> None:

@@ -188,9 +188,11 @@ def _on_stores(
     username: str | None,
     where: dict[str, Any],
     work: Callable[[Stores], Awaitable[T]],
+    *,
+    writes: bool,
 ) -> T:
     """Run the work on the stores: over the API when `server` is given, else on the storage here as
-    `username` (default: the admin)."""
+    `username` (default: the admin). `writes`: whether it writes records (run_on_storage)."""
     if server is not None:
         return run_remote(*server, lambda remote: work(RemoteStores(remote)))
 
@@ -205,7 +207,7 @@ def _on_stores(
             hint = " The data here is read as the admin: for another user's store, pass --user OWNER."
             raise NotFound(error.message + hint, type=error.type) from error
 
-    return run_on_storage(where, local, bodies=True)
+    return run_on_storage(where, local, bodies=True, writes=writes)
 
 
 @click.command(
@@ -228,6 +230,7 @@ def import_folder(
         username,
         where,
         lambda stores: importing.import_folders(stores, path, store_name=store_name),
+        writes=True,
     )
     for name, count in report.stores.items():
         click.echo(f"{name}: {record_count(count)}")
@@ -256,7 +259,9 @@ def export_store(
     store: str, path: Path, username: str | None, url: str | None, token: str | None, **where: Any
 ) -> None:
     server = _server(url, token, username, where)
-    done = _on_stores(server, username, where, lambda stores: exporting.export_store(stores, store, path))
+    done = _on_stores(
+        server, username, where, lambda stores: exporting.export_store(stores, store, path), writes=False
+    )
     click.echo(f"{record_count(done.records)} written to {done.folder}")
     if done.own_names:
         say_list(

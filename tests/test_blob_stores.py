@@ -122,6 +122,14 @@ def test_delete_removes_present_blobs_and_ignores_missing_ones(blobs: BlobStore)
     assert asyncio.run(read_all(blobs, kept)) == b"kept"
 
 
+def test_the_deployment_mark_reads_back_as_written(blobs: BlobStore) -> None:
+    assert asyncio.run(blobs.mark()) is None
+    mark = secrets.token_hex(16)
+    asyncio.run(blobs.write_mark(mark))
+    asyncio.run(blobs.write_mark(mark))  # again, as each node starting together does: harmless
+    assert asyncio.run(blobs.mark()) == mark
+
+
 class ClientWentAway(Exception):
     pass
 

@@ -5,6 +5,8 @@ it did not take, with why."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 from satchel.service.ids import token_hash
+from satchel.storage.blobs.base import MARK_NAME
 from tests.conftest import TOKEN, Server, start_server, stop_server
 from tests.harness.backends import Backends
 from tests.harness.cli import run_cli
@@ -137,6 +140,11 @@ def test_commands_on_the_served_data_dir_work(tmp_path: Path) -> None:
         assert status_with(server, token) == 200
     finally:
         stop_server(server)
+    # The embedded engine pairs nothing: its blob folder is always its data dir's, which no setting changes,
+    # so its start neither reads nor writes a deployment mark.
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "satchel.db")) as db:
+        assert db.execute("SELECT count(*) FROM deployment").fetchone() == (0,)
+    assert not (tmp_path / "data" / "blobs" / MARK_NAME).exists()
 
 
 def test_metadata_commands_on_postgres_need_no_data_dir_but_bodies_do(

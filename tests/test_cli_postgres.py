@@ -10,13 +10,16 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import obstore
 import pytest
 
+from satchel.storage.blobs.base import MARK_NAME
 from satchel.storage.postgres.migrations import STEPS
 from tests.conftest import Server, free_port, start_server, stop_server
 from tests.harness.backends import Backends
@@ -78,13 +81,14 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """Two servers over one fresh PostgreSQL database, each with a data dir of its own."""
+    """Two servers over one fresh PostgreSQL database, on one data dir: its files are their blob store (a
+    folder every node mounts), and a node on a blob folder of its own is refused."""
     dsn = backends.locations("postgres+files")["database"]
     root = tmp_path_factory.mktemp("cli-postgres")
     nodes: list[Server] = []
     try:
-        for number in range(2):
-            nodes.append(start_server(root / f"node{number}" / "data", env={"SATCHEL_DATABASE": dsn}))
+        for _ in range(2):
+            nodes.append(start_server(root / "nodes" / "data", env={"SATCHEL_DATABASE": dsn}))
         yield Deployment(dsn, nodes, root / "operator" / "data")
     finally:
         for node in nodes:
@@ -376,3 +380,131 @@ def test_import_and_export_through_the_object_store(
         assert not [p for p in operator.rglob("*") if p.is_file()]
     finally:
         stop_server(node)
+
+
+def test_a_fresh_database_refuses_a_node_on_another_blob_store(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """postgres+s3 before any large body exists, where the bodies give nothing to look for: the nodes that
+    start together on the new database pair it with their bucket by one mark, and a node (or an import) given
+    no blob store, another bucket or another prefix is refused; the bucket's own nodes start."""
+    where = backends.locations("postgres+s3")
+    dsn, bucket = where["database"], where["blob_store"]
+    s3_env = backends.env("postgres+s3")
+    root = tmp_path_factory.mktemp("cli-mark")
+    node_env = {"SATCHEL_DATABASE": dsn, "SATCHEL_BLOB_STORE": bucket, **s3_env}
+    with ThreadPoolExecutor(2) as pool:
+        nodes = list(pool.map(lambda n: start_server(root / f"node{n}" / "data", env=node_env), range(2)))
+    try:
+        (row,) = query(dsn, "SELECT mark FROM deployment")
+        mark = row["mark"]
+        assert bucket_mark(backends, bucket) == mark
+        assert query(dsn, "SELECT count(*) AS n FROM records")[0]["n"] == 0
+
+        elsewhere = root / "elsewhere" / "data"
+        elsewhere.mkdir(parents=True)
+        storage = root / "storage" / "key_value_stores" / "crawl"
+        storage.mkdir(parents=True)
+        (storage / "page.bin").write_bytes(os.urandom(600 * 1024))
+        other = bucket.replace("s3://", "s3://other-", 1)
+        for options, env in (
+            ((), {}),  # files in this data dir
+            (("--blob-store", other), {}),
+            (("--blob-store", bucket), {"SATCHEL_S3__PREFIX": "other/"}),
+        ):
+            wrong = ("--database", dsn, *options)
+            for command in (("serve", "--port", str(free_port())), ("import", str(storage.parent.parent))):
+                refused = satchel(*command, *wrong, data_dir=elsewhere, env={**s3_env, **env}, ok=False)
+                assert refused.returncode == 1
+                assert f"lacks this database's deployment mark {mark}" in refused.stderr, refused.stderr
+                assert "Give the --blob-store (or SATCHEL_BLOB_STORE) the servers use." in refused.stderr
+        assert bucket_mark(backends, other) is None  # nothing was paired or imported there
+        assert not [p for p in elsewhere.rglob("*") if p.is_file()]
+        assert query(dsn, "SELECT count(*) AS n FROM records")[0]["n"] == 0
+
+        # Another deployment's bucket: its mark is not this database's.
+        foreign = bucket.replace("s3://", "s3://foreign-", 1)
+        asyncio.run(write_bucket_mark(backends, foreign, "f" * 32))
+        refused = satchel(
+            "serve", "--port", str(free_port()), "--database", dsn, "--blob-store", foreign,
+            data_dir=elsewhere, env=s3_env, ok=False,
+        )  # fmt: skip
+        assert (
+            f"The blob store {foreign} under the prefix satchel/ belongs to another deployment: its mark "
+            f"(the object satchel/satchel-deployment) is {'f' * 32}, and this database's is {mark}."
+        ) in refused.stderr
+        assert bucket_mark(backends, foreign) == "f" * 32
+
+        nodes.append(start_server(root / "node2" / "data", env=node_env))  # the right one starts
+        assert [row["mark"] for row in query(dsn, "SELECT mark FROM deployment")] == [mark]
+    finally:
+        for node in nodes:
+            stop_server(node)
+
+
+def test_a_bucket_copied_with_the_bodies_but_not_the_mark_takes_it(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A bucket restored, or moved to a new name, by a copy that holds the bodies the database names but not
+    its mark (taken before marks were kept, say) is the same blob store: the bodies prove it, and it takes
+    the mark. A database restored from before marks takes its bucket's; where neither holds one (a
+    deployment from before marks), both get a new one."""
+    where = backends.locations("postgres+s3")
+    dsn, bucket = where["database"], where["blob_store"]
+    s3_env = backends.env("postgres+s3")
+    data_dir = tmp_path_factory.mktemp("cli-mark-copy") / "node" / "data"
+    large = os.urandom(600 * 1024)  # past inline_max_bytes: an object in the bucket
+
+    def served(blob_store: str) -> bytes:
+        env = {"SATCHEL_DATABASE": dsn, "SATCHEL_BLOB_STORE": blob_store, **s3_env}
+        node = start_server(data_dir, env=env)
+        try:
+            with node.client() as api:
+                if blob_store == bucket:
+                    assert api.post("/key-value-stores", params={"name": "kept"}).status_code == 201
+                    assert api.put("/key-value-stores/~kept/records/page", content=large).status_code == 201
+                return api.get("/key-value-stores/~kept/records/page").content
+        finally:
+            stop_server(node)
+
+    def database_mark() -> str | None:
+        rows = query(dsn, "SELECT mark FROM deployment")
+        return rows[0]["mark"] if rows else None
+
+    served(bucket)
+    mark = database_mark()
+    assert mark is not None
+
+    moved = bucket.replace("s3://", "s3://moved-", 1)
+    backends.seaweed.copy_bucket(bucket, moved)
+    asyncio.run(delete_bucket_mark(backends, moved))
+    assert served(moved) == large
+    assert bucket_mark(backends, moved) == mark
+
+    query(dsn, "DELETE FROM deployment")  # as a dump taken before marks restores the database
+    assert served(moved) == large
+    assert database_mark() == mark
+
+    query(dsn, "DELETE FROM deployment")
+    asyncio.run(delete_bucket_mark(backends, moved))
+    assert served(moved) == large
+    renewed = database_mark()
+    assert renewed not in (None, mark)
+    assert bucket_mark(backends, moved) == renewed
+
+
+def bucket_mark(backends: Backends, url: str) -> str | None:
+    """The deployment mark in the bucket of the blob store URL `url` (None: none, or no such bucket)."""
+    if not backends.seaweed.object_names(url):
+        return None
+    return asyncio.run(backends.seaweed.blobs(url).mark())
+
+
+async def write_bucket_mark(backends: Backends, url: str, mark: str) -> None:
+    blobs = backends.seaweed.blobs(url)
+    await blobs.open()  # makes the bucket
+    await blobs.write_mark(mark)
+
+
+async def delete_bucket_mark(backends: Backends, url: str) -> None:
+    await obstore.delete_async(backends.seaweed.blobs(url)._store, f"satchel/{MARK_NAME}")

@@ -304,8 +304,9 @@ def test_failed_sign_ins_are_limited_per_address_and_per_token(server: Server) -
 
 def test_a_session_is_known_and_ended_on_every_node(backends: Backends, tmp_path: Path) -> None:
     database = backends.locations("postgres+files")["database"]
-    one = start_server(tmp_path / "one" / "data", env={"SATCHEL_DATABASE": database})
-    two = start_server(tmp_path / "two" / "data", env={"SATCHEL_DATABASE": database})
+    # One data dir: its files are the nodes' blob store (a node on a blob folder of its own is refused).
+    one = start_server(tmp_path / "nodes" / "data", env={"SATCHEL_DATABASE": database})
+    two = start_server(tmp_path / "nodes" / "data", env={"SATCHEL_DATABASE": database})
     try:
         session = session_of(one, one.token)
         assert signed_in(two, session)

@@ -99,7 +99,8 @@ def two_nodes(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> I
     where = backends.locations("postgres+files")
     env = {"SATCHEL_DATABASE": where["database"]}
     root = tmp_path_factory.mktemp("rq-nodes")
-    nodes = [start_server(root / f"node{i}" / "data", env=env) for i in range(2)]
+    # One data dir: its files are the nodes' blob store (a node on a blob folder of its own is refused).
+    nodes = [start_server(root / "nodes" / "data", env=env) for _ in range(2)]
     yield nodes
     for node in nodes:
         stop_server(node)

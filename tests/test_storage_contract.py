@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,15 @@ from satchel.storage import (
     StorageKind,
     StoreRow,
     StoreUsage,
+    pairing,
 )
+from satchel.storage.blobs.base import MARK_NAME
+from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.factory import build_storage
 from satchel.storage.housekeeping import BlobHousekeeping
 from satchel.storage.pairing import blobs_found
 from satchel.storage.postgres import records as postgres_records
-from satchel.storage.rows import NewRequest, RequestRow
+from satchel.storage.rows import DeploymentMark, NewRequest, RequestRow
 from satchel.storage.sqlite import records as sqlite_records
 from tests.harness.backends import COMBOS, Backends
 from tests.harness.engine import Body, Run, runner
@@ -325,6 +329,112 @@ def test_a_blob_store_is_checked_against_the_blobs_records_name(run: Run) -> Non
         # A blob store without it (another bucket, or files on another machine) holds none of them.
         await storage.blobs.delete(await storage.records.some_blobs(10))
         assert await blobs_found(storage.records, storage.blobs) == (1, 0)
+
+    run(work)
+
+
+def test_nodes_claiming_a_mark_together_keep_the_first(run: Run) -> None:
+    async def work(storage: Storage) -> None:
+        assert await storage.records.mark() is None
+        offered = [secrets.token_hex(16) for _ in range(6)]
+        kept = await asyncio.gather(*(storage.records.claim_mark(mark, 1) for mark in offered))
+        assert {found.mark for found in kept} == {kept[0].mark}
+        assert kept[0].mark in offered
+        assert not kept[0].paired
+        await storage.records.paired(2)
+        assert await storage.records.mark() == DeploymentMark(kept[0].mark, paired=True)
+        assert await storage.records.claim_mark(secrets.token_hex(16), 3) == DeploymentMark(
+            kept[0].mark, True
+        )
+
+    run(work)
+
+
+DESCRIBED = pairing.Described("the blob store here", "the mark here")
+
+
+def test_a_blob_store_is_paired_with_its_database_by_a_mark(run: Run, tmp_path: Path) -> None:
+    """The first check pairs the two; another blob store is refused before any large body exists, where the
+    bodies give nothing to look for; a copy of the paired one holding its bodies takes the mark."""
+
+    async def work(storage: Storage) -> None:
+        await pairing.check(storage.records, storage.blobs, DESCRIBED, pair=True)
+        kept = await storage.records.mark()
+        assert kept is not None
+        assert kept.paired
+        assert await storage.blobs.mark() == kept.mark
+        await pairing.check(storage.records, storage.blobs, DESCRIBED, pair=False)  # and again: the same
+
+        other = FileBlobs(tmp_path / "other" / "blobs", fsync=False)
+        await other.open()
+        try:
+            for pair in (True, False):
+                with pytest.raises(
+                    pairing.Unpaired, match=f"lacks this database's deployment mark {kept.mark}"
+                ):
+                    await pairing.check(storage.records, other, DESCRIBED, pair=pair)
+            assert await other.mark() is None
+            await other.write_mark("f" * 32)
+            with pytest.raises(pairing.Unpaired, match=f"is {'f' * 32}, and this database's is {kept.mark}"):
+                await pairing.check(storage.records, other, DESCRIBED, pair=True)
+            assert await other.mark() == "f" * 32  # another deployment's mark is never written over
+            (tmp_path / "other" / "blobs" / MARK_NAME).unlink()
+
+            # Its bodies copied over (a bucket restored or moved), the other one is the same blob store.
+            store = await _store(storage, await _user(storage))
+            await storage.records.write(
+                store.pk, "large", content_type="t", content_encoding=None, body=Body(b"x" * 5000), now=1
+            )
+            (name,) = await storage.records.some_blobs(10)
+            await other.put(name, storage.blobs.read(name))
+            await pairing.check(storage.records, other, DESCRIBED, pair=False)
+            assert await other.mark() is None  # a command that only reads writes nothing
+            await pairing.check(storage.records, other, DESCRIBED, pair=True)
+            assert await other.mark() == kept.mark
+        finally:
+            await other.close()
+
+    run(work)
+
+
+def test_a_node_on_another_blob_store_waits_for_the_pairing_under_way(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that finds a mark another node has just written, not yet noted paired, waits for the note
+    before it looks in its own blob store, so one given another blob store is refused even then."""
+    monkeypatch.setattr(pairing, "PAIRING_WAIT_SECONDS", 2.0)
+
+    async def work(storage: Storage) -> None:
+        other = FileBlobs(tmp_path / "other" / "blobs", fsync=False)
+        await other.open()
+        try:
+            kept = await storage.records.claim_mark(secrets.token_hex(16), 1)  # the first node, pairing
+            waiting = asyncio.create_task(pairing.check(storage.records, other, DESCRIBED, pair=True))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            await storage.blobs.write_mark(kept.mark)
+            await storage.records.paired(2)
+            with pytest.raises(pairing.Unpaired, match="lacks this database's deployment mark"):
+                await waiting
+            assert await other.mark() is None
+        finally:
+            await other.close()
+
+    run(work)
+
+
+def test_a_pairing_left_half_done_is_made_by_the_next_node(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that wrote the database's mark and died before its blob store held it: the next node waits
+    for the note that never comes, then makes the pair itself."""
+    monkeypatch.setattr(pairing, "PAIRING_WAIT_SECONDS", 1.0)
+
+    async def work(storage: Storage) -> None:
+        kept = await storage.records.claim_mark(secrets.token_hex(16), 1)  # and died before it wrote more
+        started = time.monotonic()
+        await pairing.check(storage.records, storage.blobs, DESCRIBED, pair=True)
+        assert time.monotonic() - started >= pairing.PAIRING_WAIT_SECONDS
+        assert await storage.records.mark() == DeploymentMark(kept.mark, paired=True)
+        assert await storage.blobs.mark() == kept.mark
 
     run(work)
 

@@ -23,6 +23,7 @@ import pytest
 
 from satchel.service.users import TOKEN_FILE
 from satchel.storage import transfer
+from satchel.storage.blobs.base import MARK_NAME
 from satchel.storage.postgres.migrations import migrate_connection
 from tests.conftest import Server, start_server, stop_server
 from tests.harness.backends import Backends
@@ -291,7 +292,8 @@ def test_a_copy_that_fails_leaves_the_database_empty_and_no_body_behind(
 
 def test_bodies_already_in_the_bucket_stay_there(backends: Backends, tmp_path: Path) -> None:
     """SQLite with bodies in S3, moved to PostgreSQL with the same bucket: the bodies are checked, not copied
-    onto themselves, and the node reads them."""
+    onto themselves, and the node reads them. The pair stays the same: the database takes the mark that
+    SQLite shared with the bucket."""
     where = backends.locations("postgres+s3")
     s3_env = backends.env("postgres+s3")
     data_dir = tmp_path / "data"
@@ -306,6 +308,9 @@ def test_bodies_already_in_the_bucket_stay_there(backends: Backends, tmp_path: P
     done = run_cli("transfer", *to, "--blob-store", where["blob_store"], data_dir=data_dir, env=s3_env)
     assert f"and 1 large body, left where it is, in {where['blob_store']}" in done.stdout, done.stdout
     assert backends.seaweed.object_names(where["blob_store"]) == objects
+    (mark,) = sqlite3.connect(data_dir / "satchel.db").execute("SELECT mark FROM deployment").fetchone()
+    assert [row["mark"] for row in query(where["database"], "SELECT mark FROM deployment")] == [mark]
+    assert f"satchel/{MARK_NAME}" in objects
 
     node_env = {"SATCHEL_DATABASE": where["database"], "SATCHEL_BLOB_STORE": where["blob_store"], **s3_env}
     admin_token = (data_dir / TOKEN_FILE).read_text().strip()
@@ -315,12 +320,12 @@ def test_bodies_already_in_the_bucket_stay_there(backends: Backends, tmp_path: P
     try:
         _check(node, seen)
         # The bodies "old" and "gone" had, dead in the source, are deleted by the node once their grace is
-        # up, as the old server would have: the one left is the shot's.
-        assert len(objects) == 3
+        # up, as the old server would have: the one left is the shot's (beside the mark).
+        assert len(objects) == 3 + 1
         deadline = time.monotonic() + 30
-        while len(backends.seaweed.object_names(where["blob_store"])) > 1 and time.monotonic() < deadline:
+        while len(backends.seaweed.object_names(where["blob_store"])) > 2 and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert len(backends.seaweed.object_names(where["blob_store"])) == 1
+        assert len(backends.seaweed.object_names(where["blob_store"])) == 2
     finally:
         stop_server(node)
 
@@ -514,6 +519,6 @@ def test_every_table_is_copied_or_left_out_on_purpose(backends: Backends) -> Non
             await conn.close()
         return {row["table_name"] for row in rows}
 
-    copied = {table for table, _ in transfer.TABLES + transfer.LEDGER}
+    copied = {table for table, _ in transfer.TABLES + transfer.LEDGER + transfer.PAIRING}
     left_out = {"schema_version"}  # the target's own
     assert asyncio.run(tables()) == copied | left_out

@@ -20,6 +20,7 @@ from satchel.storage.feed import ChangeFeed
 from satchel.storage.rows import (
     ActorRow,
     DatasetCounts,
+    DeploymentMark,
     GeneralAccess,
     Grant,
     GrantRow,
@@ -224,6 +225,18 @@ class RecordTable(Protocol):
 
     async def some_blobs(self, limit: int) -> list[str]:
         """Up to limit blobs that records name (any), to check that a blob store is the one they are in."""
+        ...
+
+    async def mark(self) -> DeploymentMark | None:
+        """The deployment mark of the blob store the records' bodies are in (pairing.py); None unpaired."""
+        ...
+
+    async def claim_mark(self, mark: str, now: int) -> DeploymentMark:
+        """Keep `mark` unless the database holds one already (another node was first); the one it holds."""
+        ...
+
+    async def paired(self, now: int) -> None:
+        """Note that the blob store holds the mark: a blob store without it is refused from now on."""
         ...
 
     # the blob ledger, for housekeeping.py

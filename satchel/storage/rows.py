@@ -235,6 +235,20 @@ class KeyItem:
 
 
 @dataclass(slots=True)
+class DeploymentMark:
+    """The mark a database shares with its blob store (storage/pairing.py). `paired`: the blob store was
+    seen to hold it; until then, the node that wrote it may be writing it to its blob store still (or have
+    died before it did), so a blob store without it is not yet refused."""
+
+    mark: str
+    paired: bool
+
+    @classmethod
+    def from_row(cls, row: Columns) -> DeploymentMark:
+        return cls(row["mark"], row["paired_at"] is not None)
+
+
+@dataclass(slots=True)
 class DatasetCounts:
     """A dataset's items: all of them, and the clean ones (with a field that is not hidden, `#...`)."""
 

@@ -60,6 +60,9 @@ TABLES: tuple[tuple[str, str], ...] = (
 # With the bodies left in place, the blobs no record names stay there too: their ledger goes with them, so
 # the target's housekeeping deletes them as the source's would have.
 LEDGER: tuple[tuple[str, str], ...] = (("dead_blobs", ""), ("blob_uploads", ""))
+# And so does the blob store's deployment mark (storage/pairing.py), if the source has one: the pair stays the
+# same. Bodies copied to another blob store make a new pair, marked by the first node to start on it.
+PAIRING: tuple[tuple[str, str], ...] = (("deployment", ""),)
 RECORDS_WITH_BLOBS = (
     "SELECT DISTINCT blob FROM records WHERE blob IS NOT NULL AND store_pk IN (SELECT pk FROM stores)"
 )
@@ -113,7 +116,7 @@ async def transfer(
             await _bodies(source, source_blobs, target_blobs, report, written=written, progress=progress)
             async with target.connection() as conn, conn.transaction():
                 told = Progress(progress)
-                for table, which in TABLES + (LEDGER if report.in_place else ()):
+                for table, which in TABLES + (LEDGER + PAIRING if report.in_place else ()):
                     await _copy_table(conn, source, table, which, now=now, report=report, told=told)
                     told(f"{table}: {counted(report.copied[table], 'row')}", at_once=True)
                 await conn.execute(

@@ -11,6 +11,10 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+# The object (or file) beside the blobs that holds the deployment's mark (storage/pairing.py). Blob names are
+# 32 hex digits, so no blob ever takes this name.
+MARK_NAME = "satchel-deployment"
+
 
 class BlobStore(Protocol):
     async def open(self) -> None: ...
@@ -34,6 +38,14 @@ class BlobStore(Protocol):
 
     async def delete(self, names: list[str]) -> None:
         """Remove blobs; names already gone are fine."""
+        ...
+
+    async def mark(self) -> str | None:
+        """The deployment mark kept beside the blobs (pairing.py); None if none was ever written."""
+        ...
+
+    async def write_mark(self, mark: str) -> None:
+        """Keep `mark` as the deployment mark, durable on return; writing the same one again is harmless."""
         ...
 
 

@@ -15,9 +15,9 @@ import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
-from satchel.errors import StorageFull, Unavailable
+from satchel.errors import SatchelError, StorageFull, Unavailable
 from satchel.logs import Occasional
-from satchel.storage.blobs.base import BlobMissing
+from satchel.storage.blobs.base import MARK_NAME, BlobMissing
 from satchel.storage.blobs.owned import OwnedFolder, remove_unheld
 from satchel.storage.durable import fsync_path
 
@@ -135,6 +135,30 @@ class FileBlobs:
         for name in names:
             with contextlib.suppress(FileNotFoundError):
                 self.path(name).unlink()
+
+    async def mark(self) -> str | None:
+        try:
+            return (self.root / MARK_NAME).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    async def write_mark(self, mark: str) -> None:
+        # Written once per deployment: flushed to disk whatever the durability setting, then renamed in.
+        final = self.root / MARK_NAME
+        try:
+            tmp, fd = self._create_tmp()
+            try:
+                try:
+                    _write_all(fd, f"{mark}\n".encode())
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+            fsync_path(self.root)
+        except OSError as exc:
+            raise SatchelError(f"Cannot write {final}: {exc.strerror or exc}.") from exc
 
 
 def _write_all(fd: int, data: bytes) -> None:

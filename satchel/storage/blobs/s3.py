@@ -26,7 +26,7 @@ from obstore.store import S3Store
 
 from satchel.errors import SatchelError, Unavailable
 from satchel.settings import S3Settings
-from satchel.storage.blobs.base import BlobMissing
+from satchel.storage.blobs.base import MARK_NAME, BlobMissing
 from satchel.urls import redacted
 
 if TYPE_CHECKING:
@@ -228,6 +228,24 @@ class S3Blobs:
         try:
             # S3's DeleteObjects, 1000 names a request; a name already gone counts as deleted.
             await obstore.delete_async(self._store, [self._path(name) for name in names])
+        except Exception as exc:
+            raise self._failure(exc) from exc
+
+    async def mark(self) -> str | None:
+        try:
+            result = await obstore.get_async(self._store, self._path(MARK_NAME))
+            body = await result.bytes_async()
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        return bytes(body).decode(errors="replace").strip()
+
+    async def write_mark(self, mark: str) -> None:
+        try:
+            await obstore.put_async(
+                self._store, self._path(MARK_NAME), f"{mark}\n".encode(), use_multipart=False
+            )
         except Exception as exc:
             raise self._failure(exc) from exc
 

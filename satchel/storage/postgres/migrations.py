@@ -233,6 +233,17 @@ STEPS = (
     """
     CREATE INDEX records_by_blob ON records (blob) WHERE blob IS NOT NULL;
     """,
+    # 11: the deployment's mark, a random id also kept in the blob store the database's large bodies live in
+    # (storage/pairing.py): a node or command given another blob store finds another mark, or none. One row;
+    # paired_at is set once the blob store is seen to hold the mark.
+    """
+    CREATE TABLE deployment (
+        id integer PRIMARY KEY CHECK (id = 1),
+        mark text NOT NULL,
+        created_at bigint NOT NULL,
+        paired_at bigint
+    );
+    """,
 )
 
 

@@ -24,7 +24,7 @@ from satchel.storage.conditions import WriteCondition
 from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
 from satchel.storage.postgres.db import Database, is_down, within_bytes
 from satchel.storage.postgres.keys import key_page
-from satchel.storage.rows import KeyItem, RecordHead
+from satchel.storage.rows import DeploymentMark, KeyItem, RecordHead
 from satchel.storage.spool import spool
 
 HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
@@ -33,6 +33,7 @@ LOCK_STORE = "SELECT 1 FROM stores WHERE pk = $1 FOR NO KEY UPDATE"
 CURRENT_ETAG = "SELECT etag FROM records WHERE store_pk = $1 AND key = $2"
 # A few records' blob names (every node's start checks its blob store holds them): the partial index's range.
 SOME_BLOBS = "SELECT blob FROM records WHERE blob IS NOT NULL LIMIT $1"
+MARK = "SELECT mark, paired_at FROM deployment"
 # In one statement (one snapshot, taken after the store lock): the old record as it was, its replacement,
 # the store's stats and clocks, and the old blob onto the dead list.
 PUT = """
@@ -208,6 +209,26 @@ class PostgresRecords:
     async def some_blobs(self, limit: int) -> list[str]:
         rows = await self.db.fetch(SOME_BLOBS, limit)
         return [row["blob"] for row in rows]
+
+    async def mark(self) -> DeploymentMark | None:
+        row = await self.db.fetchrow(MARK)
+        return None if row is None else DeploymentMark.from_row(row)
+
+    async def claim_mark(self, mark: str, now: int) -> DeploymentMark:
+        async with self.db.transaction() as conn:
+            # A node that inserts second waits for the first one's commit, then inserts nothing; the read
+            # after it is a statement of its own, so it sees that commit (READ COMMITTED).
+            await conn.execute(
+                "INSERT INTO deployment (id, mark, created_at) VALUES (1, $1, $2) ON CONFLICT DO NOTHING",
+                mark,
+                now,
+            )
+            row = await conn.fetchrow(MARK)
+        assert row is not None
+        return DeploymentMark.from_row(row)
+
+    async def paired(self, now: int) -> None:
+        await self.db.execute("UPDATE deployment SET paired_at = $1 WHERE paired_at IS NULL", now)
 
     async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
         rows = await self.db.fetch(

@@ -188,6 +188,17 @@ STEPS = (
         PRIMARY KEY (run_id, seq)
     );
     """,
+    # 11: the deployment's mark, a random id also kept in the blob store the database's large bodies live in
+    # (storage/pairing.py): a node or command given another blob store finds another mark, or none. One row;
+    # paired_at is set once the blob store is seen to hold the mark.
+    """
+    CREATE TABLE deployment (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        mark TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        paired_at INTEGER
+    );
+    """,
 )
 
 

@@ -13,7 +13,7 @@ from satchel.storage.base import ITERATE_BYTES
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import Hashed, RecordRead, UploadBody
 from satchel.storage.conditions import WriteCondition
-from satchel.storage.rows import KeyItem, RecordHead
+from satchel.storage.rows import DeploymentMark, KeyItem, RecordHead
 from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database, rows_within
 from satchel.storage.sqlite.handoff import InDoubt
@@ -21,6 +21,7 @@ from satchel.storage.sqlite.handoff import InDoubt
 HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
 RECORD_SELECT = f"SELECT {HEAD_COLUMNS}, blob, body FROM records WHERE store_pk = ? AND key = ?"  # noqa: S608
 PAGE = 100  # records per keyset page when iterating a store
+MARK = "SELECT mark, paired_at FROM deployment"
 
 
 def _begin_upload(conn: sqlite3.Connection, name: str) -> None:
@@ -99,6 +100,18 @@ def _fill_etag(conn: sqlite3.Connection, store_pk: int, key: str, etag: str) -> 
     conn.execute(
         "UPDATE records SET etag = ? WHERE store_pk = ? AND key = ? AND etag IS NULL", (etag, store_pk, key)
     )
+
+
+def _claim_mark(conn: sqlite3.Connection, mark: str, now: int) -> tuple[str, int | None]:
+    conn.execute(
+        "INSERT INTO deployment (id, mark, created_at) VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (mark, now)
+    )
+    kept, paired_at = conn.execute(MARK).fetchone()
+    return kept, paired_at  # plain data: another process may run the job (Database.write)
+
+
+def _paired(conn: sqlite3.Connection, now: int) -> None:
+    conn.execute("UPDATE deployment SET paired_at = ? WHERE paired_at IS NULL", (now,))
 
 
 def _forget_blobs(conn: sqlite3.Connection, names: Sequence[str]) -> None:
@@ -249,6 +262,17 @@ class SqliteRecords:
     async def some_blobs(self, limit: int) -> list[str]:
         rows = self.db.all("SELECT blob FROM records WHERE blob IS NOT NULL LIMIT ?", (limit,))
         return [row["blob"] for row in rows]
+
+    async def mark(self) -> DeploymentMark | None:
+        row = self.db.one(MARK)
+        return None if row is None else DeploymentMark.from_row(row)
+
+    async def claim_mark(self, mark: str, now: int) -> DeploymentMark:
+        kept, paired_at = await self.db.write(_claim_mark, mark, now)
+        return DeploymentMark(kept, paired_at is not None)
+
+    async def paired(self, now: int) -> None:
+        await self.db.write(_paired, now)
 
     async def dead_blobs(self, cutoff: int, limit: int) -> list[str]:
         rows = self.db.all("SELECT name FROM dead_blobs WHERE dead_at < ? LIMIT ?", (cutoff, limit))
