@@ -123,12 +123,15 @@ async def check_pairing(settings: Settings, services: Services, *, pair: bool = 
     if not (settings.database or settings.blob_store):
         return
     try:
-        await pairing.check(services.storage.records, services.storage.blobs, _described(settings), pair=pair)
+        await pairing.check(
+            services.storage.records, services.storage.blobs, described_blob_store(settings), pair=pair
+        )
     except pairing.Unpaired as error:
         raise click.ClickException(error.message) from error
 
 
-def _described(settings: Settings) -> pairing.Described:
+def described_blob_store(settings: Settings) -> pairing.Described:
+    """How messages name the blob store the settings give, and its mark (the refusals, `migrate`)."""
     if not settings.blob_store:
         folder = settings.data_dir.resolve() / "blobs"
         return pairing.Described(f"the data dir's blob folder ({folder})", f"the file {MARK_NAME}")
@@ -146,6 +149,14 @@ def _check_data_dir(settings: Settings) -> None:
         present, why = data_dir.is_dir(), "there is no such folder"
     else:
         present, why = (data_dir / SQLITE_FILE).is_file(), f"it holds no {SQLITE_FILE}"
+    if not present and settings.database and not settings.blob_store:
+        # Only work on bodies gets here: with a database, the data dir holds nothing else a command needs. An
+        # environment file that lacks SATCHEL_BLOB_STORE looks the same, so both ways out are named.
+        raise click.ClickException(
+            f"No data dir at {data_dir}: {why}. With a --database and no --blob-store, large record bodies"
+            " are files in the data dir: point at the servers' with --data-dir PATH or SATCHEL_DATA_DIR, or,"
+            " if they keep them in a bucket, give the --blob-store (or SATCHEL_BLOB_STORE) they use."
+        )
     if not present:
         raise click.ClickException(
             f"No data dir at {data_dir}: {why}. Point at the server's with --data-dir PATH or"

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from satchel.cli_options import run_on_storage, storage_options
+from satchel.cli_options import described_blob_store, run_on_storage, settings_from, storage_options
 from satchel.clock import iso
 from satchel.service.access import USER_GENERAL_ACCESS
 from satchel.service.users import token_id
@@ -99,9 +99,18 @@ def tokens_revoke(token: str, **where: Any) -> None:
 @click.command()
 @storage_options
 def migrate(**where: Any) -> None:
-    """Bring the database's schema to this version of Satchel (servers also do it when they start)."""
-    run_on_storage(where, lambda services: _nothing(), bodies=False)
+    """Bring the database's schema to this version of Satchel (servers also do it when they start).
+
+    Given the blob store too (--blob-store or SATCHEL_BLOB_STORE, as in the nodes' environment file), it also
+    checks that it is the database's and, on a new database, pairs the two as the first node's start would:
+    then a node started later with another blob store is refused, whichever node starts first.
+    """
+    settings = settings_from(**where)
+    run_on_storage(where, lambda services: _nothing(), bodies=bool(settings.blob_store))
     click.echo("The database's schema is up to date: any steps it lacked were applied just now.")
+    if settings.blob_store:
+        store = described_blob_store(settings).store
+        click.echo(f"The database is paired with {store}: a node given another blob store is refused.")
 
 
 async def _nothing() -> None:

@@ -164,6 +164,10 @@ def test_metadata_commands_on_postgres_need_no_data_dir_but_bodies_do(
     refused = satchel_in(elsewhere, "import", str(storage), "--database", database)
     assert refused.returncode == 1
     assert f"No data dir at {elsewhere / 'satchel-data'}: there is no such folder." in refused.stderr
+    # The same settings are those of an environment file that lacks SATCHEL_BLOB_STORE: that way out is named.
+    assert (
+        "or, if they keep them in a bucket, give the --blob-store (or SATCHEL_BLOB_STORE)" in refused.stderr
+    )
     assert list(elsewhere.iterdir()) == []
 
 

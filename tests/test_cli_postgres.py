@@ -442,6 +442,65 @@ def test_a_fresh_database_refuses_a_node_on_another_blob_store(
             stop_server(node)
 
 
+def test_migrate_given_the_blob_store_pairs_before_any_node_starts(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """deploy.md runs `satchel migrate` with the nodes' environment file before the nodes start. Given the
+    blob store, it pairs a new database with it, so a node with the wrong one is refused whichever starts
+    first: without it, a node whose environment file lacked SATCHEL_BLOB_STORE, started with the others on
+    a new database, won the pairing in 2 of 3 tries (it needs no round trip to S3), and the right nodes
+    were refused. A migrate given another bucket is refused, and a database that holds another's mark is
+    told not to take it over unless that deployment is gone."""
+    where = backends.locations("postgres+s3")
+    dsn, bucket = where["database"], where["blob_store"]
+    s3_env = backends.env("postgres+s3")
+    root = tmp_path_factory.mktemp("cli-migrate-pairs")
+    operator = root / "operator" / "data"  # not made: migrate needs no data dir
+    done = satchel("migrate", "--database", dsn, "--blob-store", bucket, data_dir=operator, env=s3_env)
+    assert "The database's schema is up to date" in done.stdout
+    assert f"The database is paired with the blob store {bucket} under the prefix satchel/" in done.stdout
+    (row,) = query(dsn, "SELECT mark, paired_at FROM deployment")
+    assert row["paired_at"] is not None
+    assert bucket_mark(backends, bucket) == row["mark"]
+    assert not operator.exists()
+
+    # The node with no blob store starts first, alone: it is refused, and leaves no mark in its data dir.
+    wrong = root / "wrong" / "data"
+    refused = satchel("serve", "--port", str(free_port()), "--database", dsn, data_dir=wrong, ok=False)
+    assert refused.returncode == 1
+    assert f"lacks this database's deployment mark {row['mark']}" in refused.stderr, refused.stderr
+    assert not (wrong / "blobs" / MARK_NAME).exists()
+
+    other = bucket.replace("s3://", "s3://other-", 1)
+    refused = satchel(
+        "migrate", "--database", dsn, "--blob-store", other, data_dir=operator, env=s3_env, ok=False
+    )
+    assert refused.returncode == 1
+    assert f"lacks this database's deployment mark {row['mark']}" in refused.stderr, refused.stderr
+    assert bucket_mark(backends, other) is None
+    again = satchel("migrate", "--database", dsn, "--blob-store", bucket, data_dir=operator, env=s3_env)
+    assert "is paired with" in again.stdout
+    assert [dict(r) for r in query(dsn, "SELECT mark, paired_at FROM deployment")] == [dict(row)]
+
+    # A second, new database given this bucket: refused, and not told to take the mark over lightly.
+    second = backends.locations("postgres+s3")["database"]
+    refused = satchel(
+        "migrate", "--database", second, "--blob-store", bucket, data_dir=operator, env=s3_env, ok=False
+    )
+    assert f"holds the deployment mark {row['mark']} of another database" in refused.stderr, refused.stderr
+    assert (
+        "Only if that database is gone for good, delete the object satchel/satchel-deployment"
+        in refused.stderr
+    )
+    assert query(second, "SELECT mark FROM deployment") == []
+    assert bucket_mark(backends, bucket) == row["mark"]
+
+    node = start_server(
+        root / "node" / "data", env={"SATCHEL_DATABASE": dsn, "SATCHEL_BLOB_STORE": bucket, **s3_env}
+    )
+    stop_server(node)
+
+
 def test_a_bucket_copied_with_the_bodies_but_not_the_mark_takes_it(
     backends: Backends, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

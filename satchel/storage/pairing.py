@@ -90,8 +90,9 @@ async def check(records: RecordTable, blobs: BlobStore, described: Described, *,
                 f"{_capital(described.store)} holds the deployment mark {theirs} of another database, "
                 "and this database has none yet (nor a large body to look for there). Give this database "
                 "a blob store of its own (another bucket, prefix or data dir), or the --database (or "
-                f"SATCHEL_DATABASE) that one belongs to. To use it for this database anyway, delete "
-                f"{described.mark} from it first."
+                f"SATCHEL_DATABASE) that one belongs to. Only if that database is gone for good, delete "
+                f"{described.mark} from it and start again: the nodes of that database would be refused "
+                "from then on."
             )
         if not pair:
             return
