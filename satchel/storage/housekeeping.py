@@ -69,6 +69,10 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]], *, first: 
     """Run a housekeeping job forever; a failure is logged and the job tried again on its next tick."""
     await asyncio.sleep(seconds if first is None else first)
     waiting = Occasional(log, 60.0)  # a full disk lasts: said once a minute, not at every tick
+    # A backend that does not answer: the outage the pool and the requests' 503s already tell of. With its
+    # traceback it was 40 lines a second per process, then one a second per job and process (120 lines per
+    # node in a 20 s outage of PostgreSQL).
+    down = Occasional(log, 30.0)
     while True:
         try:
             await job()
@@ -76,10 +80,9 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]], *, first: 
             waiting.log(
                 logging.WARNING, "housekeeping waits for disk space: %s", getattr(job, "__name__", job)
             )
-        except Unavailable as exc:
-            # A backend that does not answer (the outage the pool and the requests' 503s already tell of):
-            # one line, retried on the next tick. With its traceback it was 40 lines a second per process.
-            log.warning("housekeeping waits: %s: %s", getattr(job, "__name__", job), exc.message)
+        except Unavailable as exc:  # retried on the next tick
+            name = getattr(job, "__name__", job)
+            down.log(logging.WARNING, "housekeeping waits: %s: %s", name, exc.message)
         except Exception:
             log.exception("housekeeping failed: %s", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
