@@ -23,7 +23,6 @@ is killed.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import gc
 import logging
@@ -34,7 +33,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.http import HTTP1Settings
 
+from satchel import stop_signals
 from satchel.connections import ConnectionGuard
 from satchel.logs import configure_logging, granian_logging
 from satchel.metrics import prepare_multiprocess_dir
@@ -170,6 +169,7 @@ def run_server(settings: Settings) -> None:
     metrics_dir = prepare_multiprocess_dir() if settings.metrics else None
     # Several workers on SQLite: one process beside them writes for all (write_process.py).
     writer = write_process.start() if settings.workers > 1 and not settings.database else None
+    stop_signals.hold_at_fork()
     try:
         run_granian("satchel.serving:create_app", settings, factory=True)
     finally:
@@ -182,13 +182,13 @@ def run_server(settings: Settings) -> None:
 def create_app() -> Any:
     """The app `satchel serve` runs (a factory granian calls in each worker process): Satchel's app behind
     the guard that times body reads and sheds idle connections."""
-    stopped_early = catch_early_stop_signals()
+    stops = stop_signals.WorkerStops()
     settings = Settings()
     configure_logging(settings)
     satchel = create_satchel(settings)
-    # The stop signals end the answers that would go on for long (a followed run log).
-    satchel.on_startup.append(lambda: notice_stop_signals(satchel.services.stopping))
-    satchel.on_startup.append(lambda: pass_on_early_stop(stopped_early))
+    # A stop also ends the answers that would go on for long (a followed run log).
+    stops.also.append(satchel.services.stopping)
+    satchel.on_startup.append(stops.check)
     guard = ConnectionGuard(satchel, settings, cap=connection_cap(settings))
     guard.start_shedding()
     stop_with_parent()
@@ -200,58 +200,6 @@ def create_app() -> Any:
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return guard
-
-
-def catch_early_stop_signals() -> Callable[[], bool]:
-    """Catch the stop signals (SIGTERM, SIGINT) that reach this worker before granian's event loop takes them
-    over; returns whether one came.
-
-    granian forks its workers, and a worker keeps the handlers of the process it was forked from until its
-    loop sets its own: those only mark the forked copy of granian's server as told to stop, which nothing in a
-    worker reads. A stop signal that came meanwhile (`satchel serve` stopped right after it started, or right
-    after granian started a worker again in place of one that died) was lost, and the worker served on until
-    granian killed it at the shutdown timeout. One that came before this call went to that handler, which
-    marked the copy: it is read here (an attribute of granian's; absent, nothing is known of the time before).
-    """
-    inherited = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-    heard = [bool(getattr(inherited, "interrupt_signal", False))]
-
-    def note(number: int, frame: Any) -> None:
-        heard[0] = True
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, note)
-    return lambda: heard[0]
-
-
-def pass_on_early_stop(stopped_early: Callable[[], bool]) -> None:
-    """On the worker's event loop, once granian has set its handlers: a stop signal caught before them, sent
-    again, so that the worker stops as it would have, finishing nothing since it has served nothing."""
-    if stopped_early():
-        log.info("worker %d was told to stop while it started; it stops", os.getpid())
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def notice_stop_signals(stopping: asyncio.Event) -> None:
-    """Set `stopping` when the worker is told to stop (SIGTERM, SIGINT), beside what granian does then; called
-    on the worker's event loop, once granian has set its handlers.
-
-    granian stops a worker by these signals, handled by its event loop (`add_signal_handler`), and waits for
-    the answers in hand before the app's lifespan ends, so the app hears of the stop from nothing else; an
-    answer that follows a run's log would hold the worker until it is killed. The loop takes a signal through
-    its wakeup fd whatever Python handler is set, so this handler goes beside the loop's own, which it calls.
-    """
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(signum)
-        if not callable(previous):  # not the loop's: nothing here to go beside
-            continue
-
-        def heard(number: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
-            loop.call_soon_threadsafe(stopping.set)
-            previous(number, frame)
-
-        signal.signal(signum, heard)
 
 
 def stop_with_parent() -> threading.Thread:

@@ -16,7 +16,8 @@ import pytest
 
 from satchel.serving import SERVER_PID_VARIABLE
 from tests.conftest import TOKEN, start_server, stop_server
-from tests.harness.processes import alive, children, live_children
+from tests.harness import paused_serve
+from tests.harness.processes import alive, children, live_children, paused, pending
 from tests.harness.server import Server
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: in the blob store, not inline
@@ -33,10 +34,12 @@ def read_answer(sock: socket.socket) -> bytes:
     return answer
 
 
-@pytest.mark.parametrize("whom", ["main process", "process group"])
+@pytest.mark.parametrize("whom", ["main process", "process group", "process group twice"])
 def test_sigterm_finishes_an_upload_in_flight(tmp_path: Path, whom: str) -> None:
     """SIGTERM to the main process (as `docker stop` sends it), or to every process of the server (as
-    systemd does), in the middle of an upload's body."""
+    systemd does), in the middle of an upload's body; or to every process twice, the second while the
+    workers finish what they have in hand (an operator's second Ctrl-C): granian's own handling of that
+    second one hung the worker for good (3 times in 3), as this test did before."""
     data_dir = tmp_path / "data"
     srv, process = _two_workers(data_dir)
     try:
@@ -57,6 +60,8 @@ def test_sigterm_finishes_an_upload_in_flight(tmp_path: Path, whom: str) -> None
             else:
                 os.killpg(process.pid, signal.SIGTERM)
             time.sleep(0.5)  # the server is stopping by now: no new connection is taken
+            if whom == "process group twice":
+                os.killpg(process.pid, signal.SIGTERM)
             with pytest.raises(httpx.TransportError):
                 httpx.get(f"{srv.base_url}/health", timeout=2)
             for start in range(PART, len(BODY), PART):
@@ -228,6 +233,45 @@ def test_a_server_stopped_while_its_worker_starts_stops_at_once(tmp_path: Path) 
         os.killpg(process.pid, signal.SIGTERM)
         os.kill(worker, signal.SIGCONT)
         assert process.wait(timeout=90) == 0, (tmp_path / "server.log").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+@pytest.mark.parametrize("moment", [paused_serve.BEFORE_STARTUP, paused_serve.STARTED])
+def test_a_worker_stopped_while_its_loop_does_not_listen_stops(tmp_path: Path, moment: str) -> None:
+    """SIGTERM to `satchel serve` while its starting worker's event loop is set up but does not run (granian
+    sets it up, then runs the app's startup on it; the startup done, it makes its server, then runs the loop
+    to serve): the stop granian passes on reaches the worker there, and the worker stops once its loop runs,
+    rather than serve on until granian kills it at the shutdown timeout (here 300 s).
+
+    The worker pauses itself at that moment (SIGSTOP) and goes on once the stop is pending, as when a busy
+    machine pauses it there for a moment: a probe that SIGKILLed both workers and stopped the server at once
+    lost the stop so in about 1 try of 25. This test failed every time before (the 60 s wait ran out)."""
+    env = {**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_SHUTDOWN_TIMEOUT_SECONDS": "300"}
+    log = (tmp_path / "server.log").open("wb")
+    serve = ["serve", "--data-dir", str(tmp_path / "data"), "--port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.paused_serve", moment, *serve],
+        env=env,
+        cwd=Path(__file__).parents[1],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (worker := next((pid for pid in children(process.pid) if paused(pid)), None)):
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGTERM)  # granian sends the worker its own
+        while not pending(worker, signal.SIGTERM):
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.01)
+        os.kill(worker, signal.SIGCONT)
+        assert process.wait(timeout=60) == 0, (tmp_path / "server.log").read_text()
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -61,3 +61,22 @@ def writing_process(server_pid: int) -> int | None:
     return next(
         (pid for pid, command in live_children(server_pid).items() if b"write_process" in command), None
     )
+
+
+def paused(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP): it runs no further until SIGCONT."""
+    try:
+        return _stat(pid)[0] == "T"
+    except OSError:
+        return False
+
+
+def pending(pid: int, signum: int) -> bool:
+    """Whether `signum` was sent to the process and not yet delivered (/proc's ShdPnd mask: signal n at bit
+    n - 1), as while the process is stopped."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("ShdPnd:"))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
