@@ -156,7 +156,9 @@ def granian_options(settings: Settings) -> dict[str, Any]:
 def run_granian(target: str, settings: Settings, *, factory: bool = False) -> None:
     """Serve an ASGI app as Satchel is served; the benchmarks run their reference apps through it too."""
     raise_open_file_limit()
-    Granian(target, factory=factory, **granian_options(settings)).serve()
+    server = Granian(target, factory=factory, **granian_options(settings))
+    server.main_loop_interrupt = stop_signals.StopStaysSet(server)
+    server.serve()
 
 
 def run_server(settings: Settings) -> None:

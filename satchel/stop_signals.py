@@ -1,4 +1,4 @@
-"""The stop signals (SIGTERM, SIGINT) in `satchel serve`'s workers: each worker is told to stop once, whenever
+"""The stop signals (SIGTERM, SIGINT) in `satchel serve` and its workers: each is told to stop once, whenever
 the signal comes.
 
 granian forks its workers and has each handle these signals on its uvloop event loop, which acts on a signal
@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from typing import Any
 
 import granian._signals
@@ -41,6 +42,27 @@ from granian._granian import WorkerSignal
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})  # how granian stops a worker, and Ctrl-C
 log = logging.getLogger(__name__)
+
+
+class StopStaysSet(threading.Event):
+    """What granian's server process (`satchel serve`) waits on for its next task (stop, start a worker
+    again in place of one that died, reload), made to stay set once the process is told to stop.
+
+    granian's stop handler sets the server's `interrupt_signal`, then this event. Woken for a worker that
+    died, granian looks at `interrupt_signal`, then clears the event and starts another worker: a stop
+    handled between the look and the clear was wiped out, and `satchel serve` served on and never stopped
+    (3 stops lost so in 425 sent as both workers were SIGKILLed; each of 2 sent while it was held there).
+    Cleared, the event is set again if the stop has come: granian starts that worker, wakes at once, and
+    stops."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__()
+        self.server = server
+
+    def clear(self) -> None:
+        super().clear()
+        if self.server.interrupt_signal:  # the handler sets it before the event
+            self.set()
 
 
 def hold_at_fork() -> None:

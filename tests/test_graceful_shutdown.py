@@ -3,6 +3,7 @@ there when a server starts again on the same data."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from satchel.serving import SERVER_PID_VARIABLE
 from tests.conftest import TOKEN, start_server, stop_server
 from tests.harness import paused_serve
 from tests.harness.processes import alive, children, live_children, paused, pending
-from tests.harness.server import Server
+from tests.harness.server import Server, free_port
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: in the blob store, not inline
 PART = 16 * 1024
@@ -271,6 +272,49 @@ def test_a_worker_stopped_while_its_loop_does_not_listen_stops(tmp_path: Path, m
             assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
             time.sleep(0.01)
         os.kill(worker, signal.SIGCONT)
+        assert process.wait(timeout=60) == 0, (tmp_path / "server.log").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def test_a_server_stopped_as_it_wakes_for_a_dead_worker_stops(tmp_path: Path) -> None:
+    """SIGTERM to `satchel serve` when granian's server process has woken because its worker died, looked
+    whether it was told to stop (not yet), and not cleared what woke it: it starts the worker again and
+    stops, rather than serve on and never stop. The process pauses itself at that moment (SIGSTOP) and goes
+    on once the stop is pending. This test failed every time before (the 60 s wait ran out)."""
+    env = {**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_LOG_LEVEL": "warning"}
+    port = free_port()
+    serve = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.paused_serve", paused_serve.WOKEN, *serve],
+        env=env,
+        cwd=Path(__file__).parents[1],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=1) as poll:
+            while True:
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    poll.get(f"http://127.0.0.1:{port}/v2/users/me")
+                    break
+                time.sleep(0.05)
+        for worker in children(process.pid):
+            os.kill(worker, signal.SIGKILL)
+        while not paused(process.pid):
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGTERM)
+        while not pending(process.pid, signal.SIGTERM):
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGCONT)
         assert process.wait(timeout=60) == 0, (tmp_path / "server.log").read_text()
     finally:
         if process.poll() is None:
