@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -251,33 +252,13 @@ def test_a_worker_stopped_while_its_loop_does_not_listen_stops(tmp_path: Path, m
     The worker pauses itself at that moment (SIGSTOP) and goes on once the stop is pending, as when a busy
     machine pauses it there for a moment: a probe that SIGKILLed both workers and stopped the server at once
     lost the stop so in about 1 try of 25. This test failed every time before (the 60 s wait ran out)."""
-    env = {**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_SHUTDOWN_TIMEOUT_SECONDS": "300"}
-    log = (tmp_path / "server.log").open("wb")
-    serve = ["serve", "--data-dir", str(tmp_path / "data"), "--port", "0"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.paused_serve", moment, *serve],
-        env=env,
-        cwd=Path(__file__).parents[1],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    env = {"SATCHEL_SHUTDOWN_TIMEOUT_SECONDS": "300"}
+    with _paused_serve(tmp_path, moment, env, "--port", "0") as process:
         deadline = time.monotonic() + 60
         while not (worker := next((pid for pid in children(process.pid) if paused(pid)), None)):
             assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
             time.sleep(0.01)
-        os.kill(process.pid, signal.SIGTERM)  # granian sends the worker its own
-        while not pending(worker, signal.SIGTERM):
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.01)
-        os.kill(worker, signal.SIGCONT)
-        assert process.wait(timeout=60) == 0, (tmp_path / "server.log").read_text()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        _stop_and_let_go(tmp_path, process, worker, deadline)  # granian sends the worker a SIGTERM of its own
 
 
 def test_a_server_stopped_as_it_wakes_for_a_dead_worker_stops(tmp_path: Path) -> None:
@@ -285,19 +266,9 @@ def test_a_server_stopped_as_it_wakes_for_a_dead_worker_stops(tmp_path: Path) ->
     whether it was told to stop (not yet), and not cleared what woke it: it starts the worker again and
     stops, rather than serve on and never stop. The process pauses itself at that moment (SIGSTOP) and goes
     on once the stop is pending. This test failed every time before (the 60 s wait ran out)."""
-    env = {**os.environ, "SATCHEL_TOKEN": TOKEN, "SATCHEL_LOG_LEVEL": "warning"}
     port = free_port()
-    serve = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.paused_serve", paused_serve.WOKEN, *serve],
-        env=env,
-        cwd=Path(__file__).parents[1],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    env = {"SATCHEL_LOG_LEVEL": "warning"}
+    with _paused_serve(tmp_path, paused_serve.WOKEN, env, "--port", str(port)) as process:
         deadline = time.monotonic() + 60
         with httpx.Client(timeout=1) as poll:
             while True:
@@ -311,11 +282,38 @@ def test_a_server_stopped_as_it_wakes_for_a_dead_worker_stops(tmp_path: Path) ->
         while not paused(process.pid):
             assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
             time.sleep(0.01)
-        os.kill(process.pid, signal.SIGTERM)
-        while not pending(process.pid, signal.SIGTERM):
-            time.sleep(0.01)
-        os.kill(process.pid, signal.SIGCONT)
-        assert process.wait(timeout=60) == 0, (tmp_path / "server.log").read_text()
+        _stop_and_let_go(tmp_path, process, process.pid, deadline)
+
+
+def _stop_and_let_go(tmp_path: Path, process: subprocess.Popen[bytes], held: int, deadline: float) -> None:
+    """SIGTERM to `satchel serve`, the process `held` (paused) let go once a SIGTERM is pending on it, and the
+    server must then exit 0 within 60 s."""
+    os.kill(process.pid, signal.SIGTERM)
+    while not pending(held, signal.SIGTERM):
+        assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+        time.sleep(0.01)
+    os.kill(held, signal.SIGCONT)
+    assert process.wait(timeout=60) == 0, (tmp_path / "server.log").read_text()
+
+
+@contextlib.contextmanager
+def _paused_serve(
+    tmp_path: Path, moment: str, env: dict[str, str], *args: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`satchel serve` on a data dir of its own, through tests.harness.paused_serve, which pauses it (SIGSTOP)
+    at `moment`; its output in server.log, and its process group killed should the test leave it running."""
+    log = (tmp_path / "server.log").open("wb")
+    serve = ["serve", "--data-dir", str(tmp_path / "data"), *args]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.paused_serve", moment, *serve],
+        env={**os.environ, "SATCHEL_TOKEN": TOKEN, **env},
+        cwd=Path(__file__).parents[1],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
