@@ -127,6 +127,7 @@ async def check_pairing(settings: Settings, services: Services, *, pair: bool = 
             services.storage.records, services.storage.blobs, described_blob_store(settings), pair=pair
         )
     except pairing.Unpaired as error:
+        await services.storage.blobs.forget_made()  # a misspelt bucket is not left behind, empty
         raise click.ClickException(error.message) from error
 
 

@@ -419,6 +419,8 @@ def test_a_fresh_database_refuses_a_node_on_another_blob_store(
                 assert f"lacks this database's deployment mark {mark}" in refused.stderr, refused.stderr
                 assert "Give the --blob-store (or SATCHEL_BLOB_STORE) the servers use." in refused.stderr
         assert bucket_mark(backends, other) is None  # nothing was paired or imported there
+        # The bucket a refused node or import made (a misspelt name, say) is not left behind, empty.
+        assert asyncio.run(backends.seaweed.blobs(other)._bucket_request("HEAD")) == 404
         assert not [p for p in elsewhere.rglob("*") if p.is_file()]
         assert query(dsn, "SELECT count(*) AS n FROM records")[0]["n"] == 0
 

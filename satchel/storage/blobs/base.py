@@ -40,6 +40,11 @@ class BlobStore(Protocol):
         """Remove blobs; names already gone are fine."""
         ...
 
+    async def forget_made(self) -> None:
+        """Undo what open() made, for a store refused once open (the database's pairing check): an empty
+        bucket it created, say, which a misspelt name would otherwise leave behind."""
+        ...
+
     async def mark(self) -> str | None:
         """The deployment mark kept beside the blobs (pairing.py); None if none was ever written."""
         ...

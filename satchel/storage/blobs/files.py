@@ -136,6 +136,9 @@ class FileBlobs:
             with contextlib.suppress(FileNotFoundError):
                 self.path(name).unlink()
 
+    async def forget_made(self) -> None:
+        pass  # the blob folder is part of the data dir, which the node keeps for its other files
+
     async def mark(self) -> str | None:
         try:
             return (self.root / MARK_NAME).read_text().strip()

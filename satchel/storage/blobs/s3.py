@@ -8,6 +8,7 @@ name. It has no bucket operations: open() checks and creates the bucket with pre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import urllib.error
@@ -50,6 +51,7 @@ class S3Blobs:
         self.prefix = settings.prefix
         self.part_bytes = settings.part_bytes
         self.timeout = settings.timeout_seconds
+        self._made_bucket = False  # open() created the bucket (forget_made)
         wait = timedelta(seconds=settings.timeout_seconds)
         # Explicit values win over AWS_* variables; only the credentials come from the environment.
         config: S3Config = {"endpoint": endpoint, "region": region, "virtual_hosted_style_request": False}
@@ -119,6 +121,7 @@ class S3Blobs:
         status = await self._bucket_request("HEAD")
         if status == 404:
             created = await self._bucket_request("PUT", self._create_bucket_body())
+            self._made_bucket = created == 200
             # Another node may have created it meanwhile; what counts is that it is there now.
             status = await self._bucket_request("HEAD")
             if status == 404:
@@ -134,6 +137,14 @@ class S3Blobs:
             raise SatchelError(
                 f"The object store at {self.endpoint} answered HTTP {status} for the bucket {self.bucket}."
             )
+
+    async def forget_made(self) -> None:
+        """Delete the bucket open() created. S3 refuses to delete a bucket that holds anything, so whatever
+        was written meanwhile (by this process or another that took the same name) stays, and so does it."""
+        if self._made_bucket:
+            self._made_bucket = False
+            with contextlib.suppress(SatchelError):
+                await self._bucket_request("DELETE")
 
     async def close(self) -> None:
         # obstore's worker threads hand each result back through the event loop. If the interpreter exits
@@ -277,8 +288,11 @@ class S3Blobs:
             f"<LocationConstraint>{self.region}</LocationConstraint></CreateBucketConfiguration>"
         ).encode()
 
-    async def _bucket_request(self, method: Literal["HEAD", "PUT"], body: bytes | None = None) -> int:
-        """HEAD or PUT on the bucket itself (HeadBucket, CreateBucket), signed by obstore; the HTTP status."""
+    async def _bucket_request(
+        self, method: Literal["HEAD", "PUT", "DELETE"], body: bytes | None = None
+    ) -> int:
+        """HEAD, PUT or DELETE on the bucket itself (HeadBucket, CreateBucket, DeleteBucket), signed by
+        obstore; the HTTP status."""
         try:
             # The bucket's own URL is the object path "" (path-style: ENDPOINT/BUCKET/).
             url = await obstore.sign_async(self._store, method, "", timedelta(minutes=5))
