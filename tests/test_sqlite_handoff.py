@@ -26,7 +26,7 @@ from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
-from satchel.storage.sqlite.handoff import IN_DOUBT, SOCKET_FILE, InDoubt, NoAnswer
+from satchel.storage.sqlite.handoff import ANSWER_SECONDS, IN_DOUBT, SOCKET_FILE, InDoubt, NoAnswer
 from tests.harness.engine import Body
 from tests.harness.processes import gone, live_children, writing_process
 from tests.harness.rigs import wait_until
@@ -87,10 +87,23 @@ def leads(db: Database) -> bool:
     return db.handoff.leading
 
 
-async def opened(data_dir: Path) -> Database:
-    db = Database(data_dir, fsync=False, reserve_bytes=0, handoff=True)
+async def opened(data_dir: Path, answer_seconds: float = ANSWER_SECONDS) -> Database:
+    db = Database(data_dir, fsync=False, reserve_bytes=0, handoff=True, answer_seconds=answer_seconds)
     await db.open()
     return db
+
+
+@contextlib.asynccontextmanager
+async def handing_off(data_dir: Path, answer_seconds: float) -> AsyncIterator[Database]:
+    """This process's database on a data dir another process leads, waiting `answer_seconds` for its answers;
+    the table made and 1 stored through the lead."""
+    db = await opened(data_dir, answer_seconds)
+    try:
+        await db.write(make_table)
+        assert await db.write(insert, 1) == 1
+        yield db
+    finally:
+        await db.close()
 
 
 @contextlib.asynccontextmanager
@@ -282,11 +295,7 @@ def test_a_job_the_lead_does_not_answer_in_time_is_in_doubt_and_its_late_answer_
 
     async def main() -> None:
         # The late job takes 4 s; the write sent at 2 s waits for it, and is answered within its own 3 s.
-        other = Database(tmp_path, fsync=False, reserve_bytes=0, handoff=True, answer_seconds=3)
-        await other.open()
-        try:
-            await other.write(make_table)
-            assert await other.write(insert, 1) == 1
+        async with handing_off(tmp_path, answer_seconds=3) as other:
             assert other.handoff is not None
             link = other.handoff.link
             marked: list[int] = []
@@ -311,8 +320,6 @@ def test_a_job_the_lead_does_not_answer_in_time_is_in_doubt_and_its_late_answer_
             assert await other.write(insert, 6) == 6
             assert other.handoff.link is link
             assert not leads(other)
-        finally:
-            await other.close()
         assert stored(tmp_path) == [1, 2, 3, 4, 5, 6]  # the late job whole
 
     asyncio.run(main())
@@ -325,11 +332,7 @@ def test_while_the_lead_is_silent_writes_are_refused_at_once_and_not_sent(
     the bound in turn: each is refused at once, not stored, until the lead answers again."""
 
     async def main() -> None:
-        other = Database(tmp_path, fsync=False, reserve_bytes=0, handoff=True, answer_seconds=1)
-        await other.open()
-        try:
-            await other.write(make_table)
-            assert await other.write(insert, 1) == 1
+        async with handing_off(tmp_path, answer_seconds=1) as other:
             lead_process.send_signal(signal.SIGSTOP)
             try:
                 with pytest.raises(NoAnswer):
@@ -351,8 +354,6 @@ def test_while_the_lead_is_silent_writes_are_refused_at_once_and_not_sent(
                 await asyncio.sleep(0.05)
             assert await other.write(insert, 14) == 14
             assert not leads(other)
-        finally:
-            await other.close()
         assert stored(tmp_path) == [1, 13, 14]  # nothing refused at once ever reached the lead
 
     asyncio.run(main())
