@@ -1,13 +1,15 @@
 """The plain rows and domain values that cross the storage seam.
 
 Rows are built from a database row by column name (`from_row`), so an engine's SELECT may list its columns in
-any order and carry more than a row needs. Times are epoch milliseconds throughout.
+any order and carry more than a row needs. The one exception is the hottest read, a record by key: its head is
+taken off a plain tuple whose SELECT lists RECORD_HEAD_FIELDS, the head's own field names, first and in order.
+Times are epoch milliseconds throughout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -226,6 +228,11 @@ class RecordHead:
             row["key"], row["content_type"], row["content_encoding"], row["size"], row["raw_size"],
             row["modified_at"], row["etag"],
         )  # fmt: skip
+
+
+# For RecordHead(*row[:len(RECORD_HEAD_FIELDS)]) off a SELECT that names these first: by name, as the SELECT
+# is built from them, without a sqlite3.Row's lookups (1-2.7 us of a 20 us GET that misses the cache).
+RECORD_HEAD_FIELDS = tuple(f.name for f in fields(RecordHead))
 
 
 @dataclass(slots=True)

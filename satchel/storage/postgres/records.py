@@ -24,10 +24,10 @@ from satchel.storage.conditions import WriteCondition
 from satchel.storage.housekeeping import UPLOAD_MAX_AGE_MS
 from satchel.storage.postgres.db import Database, is_down, within_bytes
 from satchel.storage.postgres.keys import key_page
-from satchel.storage.rows import DeploymentMark, KeyItem, RecordHead
+from satchel.storage.rows import RECORD_HEAD_FIELDS, DeploymentMark, KeyItem, RecordHead
 from satchel.storage.spool import spool
 
-HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
+HEAD_COLUMNS = ", ".join(RECORD_HEAD_FIELDS)
 READ_COLUMNS = f"{HEAD_COLUMNS}, blob, body"
 LOCK_STORE = "SELECT 1 FROM stores WHERE pk = $1 FOR NO KEY UPDATE"
 CURRENT_ETAG = "SELECT etag FROM records WHERE store_pk = $1 AND key = $2"

@@ -184,11 +184,14 @@ class Database:
         row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
         return row
 
-    def point(self, sql: str, args: Any) -> sqlite3.Row | None:
-        """One row, as one() reads it, in this thread's held snapshot (snapshots.py): the hot reads by key."""
+    def point(self, sql: str, args: Any) -> tuple[Any, ...] | None:
+        """One row in this thread's held snapshot (snapshots.py): the hot reads by key. A plain tuple in the
+        order of the statement's columns: a sqlite3.Row's lookups by name cost a GET 1-2.7 us of its 20."""
         reader: HeldReader | None = getattr(self._local, "reader", None)
         if reader is None:
-            reader = self._local.reader = HeldReader(self.connect())
+            conn = self.connect()
+            conn.row_factory = None
+            reader = self._local.reader = HeldReader(conn)
         return reader.one(sql, args, self.commits.read())
 
     def all(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:

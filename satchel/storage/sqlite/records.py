@@ -6,6 +6,7 @@ import contextlib
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from satchel.clock import now_ms
 from satchel.errors import NotFound, Unavailable
@@ -13,12 +14,13 @@ from satchel.storage.base import ITERATE_BYTES
 from satchel.storage.blobs.base import BlobStore
 from satchel.storage.body import Hashed, RecordRead, UploadBody
 from satchel.storage.conditions import WriteCondition
-from satchel.storage.rows import DeploymentMark, KeyItem, RecordHead
+from satchel.storage.rows import RECORD_HEAD_FIELDS, DeploymentMark, KeyItem, RecordHead
 from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database, rows_within
 from satchel.storage.sqlite.handoff import InDoubt
 
-HEAD_COLUMNS = "key, content_type, content_encoding, size, raw_size, modified_at, etag"
+HEAD_COLUMNS = ", ".join(RECORD_HEAD_FIELDS)
+HEAD_WIDTH = len(RECORD_HEAD_FIELDS)
 RECORD_SELECT = f"SELECT {HEAD_COLUMNS}, blob, body FROM records WHERE store_pk = ? AND key = ?"  # noqa: S608
 PAGE = 100  # records per keyset page when iterating a store
 MARK = "SELECT mark, paired_at FROM deployment"
@@ -140,11 +142,12 @@ class SqliteRecords:
         on_change = self._on_change
         return None if on_change is None else functools.partial(on_change, store_pk, key)
 
-    def _read(self, row: sqlite3.Row) -> RecordRead:
-        blob: str | None = row["blob"]
-        head = RecordHead.from_row(row)
+    def _read(self, row: Sequence[Any]) -> RecordRead:
+        """A record off a row of RECORD_SELECT's columns (a tuple, or a sqlite3.Row read by position)."""
+        head = RecordHead(*row[:HEAD_WIDTH])
+        blob: str | None = row[HEAD_WIDTH]
         if blob is None:
-            return RecordRead(head, row["body"])
+            return RecordRead(head, row[HEAD_WIDTH + 1])
         return RecordRead(head, None, functools.partial(self.blobs.read, blob), self.blobs.local_path(blob))
 
     async def read(self, store_pk: int, key: str) -> RecordRead | None:
@@ -156,7 +159,7 @@ class SqliteRecords:
             f"SELECT {HEAD_COLUMNS} FROM records WHERE store_pk = ? AND key = ?",  # noqa: S608
             (store_pk, key),
         )
-        return RecordHead.from_row(row) if row else None
+        return RecordHead(*row) if row else None
 
     async def _begin_upload(self, name: str) -> None:
         await self.db.write(_begin_upload, name, grows=True)

@@ -88,11 +88,11 @@ class HeldReader:
         self.stamp: int | None = None  # the commit stamp the held snapshot began under
         self.ends_on: asyncio.AbstractEventLoop | None = None  # the loop whose timer will end it
 
-    def one(self, sql: str, args: Any, stamp: int | None) -> sqlite3.Row | None:
+    def one(self, sql: str, args: Any, stamp: int | None) -> tuple[Any, ...] | None:
         conn = self.conn
         if stamp is None or stamp != self.stamp or not conn.in_transaction:
             self._renew(stamp)
-        row: sqlite3.Row | None = conn.execute(sql, args).fetchone()
+        row: tuple[Any, ...] | None = conn.execute(sql, args).fetchone()
         return row
 
     def _renew(self, stamp: int | None) -> None:
