@@ -22,8 +22,13 @@ import pytest
 
 from satchel.clock import PAUSE_SECONDS
 from satchel.errors import NotFound, Unavailable
+from satchel.service.record_cache import RecordCache
+from satchel.settings import Settings
 from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
+from satchel.storage.factory import build_storage
+from satchel.storage.feed import StampFeed
+from satchel.storage.sqlite import write_process
 from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import ANSWER_SECONDS, IN_DOUBT, SOCKET_FILE, InDoubt, NoAnswer
@@ -390,6 +395,124 @@ def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> Non
 
     with leading_process(DYING_LEAD_SCRIPT, tmp_path):
         asyncio.run(main())
+
+
+def hold(conn: sqlite3.Connection, seconds: float) -> None:
+    """Holds the lead's writer (a disk that hangs): the jobs sent after it wait behind it."""
+    time.sleep(seconds)
+
+
+# A worker that hands the write process a record write, queued behind a job that holds its writer, and then
+# dies (the test kills it) before the answer comes.
+ORPHANING_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from satchel.storage.blobs.files import FileBlobs
+from satchel.storage.sqlite.engine import SqliteEngine
+from tests.harness.engine import Body
+from tests.test_sqlite_handoff import hold
+
+async def main():
+    data_dir = Path(sys.argv[1])
+    blobs = FileBlobs(data_dir / "blobs", fsync=False)
+    await blobs.open()
+    engine = SqliteEngine(
+        data_dir, blobs, inline_max=1 << 17, max_record_bytes=1 << 20, reserve_bytes=0, handoff=True
+    )
+    await engine.open()
+    assert not engine.db.handoff.leading
+    held = asyncio.ensure_future(engine.db.write(hold, 3.0, off_loop=True))
+    write = asyncio.ensure_future(
+        engine.records.write(
+            int(sys.argv[2]), "k", content_type="text/plain", content_encoding=None, body=Body(b"after"),
+            now=2,
+        )
+    )
+    await asyncio.sleep(0.3)  # both sent
+    print("sent", flush=True)
+    await asyncio.gather(held, write)
+
+asyncio.run(main())
+"""
+
+
+def orphan_a_write(data_dir: Path, store_pk: int) -> None:
+    """ORPHANING_SCRIPT run until its write is sent, then killed."""
+    sender = subprocess.Popen(
+        [sys.executable, "-c", ORPHANING_SCRIPT, str(data_dir), str(store_pk)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sender.stdout is not None
+    try:
+        assert sender.stdout.readline().strip() == "sent"
+    finally:
+        sender.kill()
+        sender.wait()
+        sender.stdout.close()
+
+
+def test_a_record_the_write_process_commits_for_a_dead_worker_is_not_read_stale_from_a_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker hands the write process a record and dies before the answer (killed, say, after its client
+    was answered in doubt); the write process commits it afterwards. Each worker's cache goes by the record's
+    stamp, which only the sending worker moved, on the answer: so every worker that had read the record in the
+    meantime (a worker started in the dead one's place too: opening the stamps happened before the commit)
+    served the old body for good, and a compare-and-set against it failed for good. The process that commits
+    moves the stamp now."""
+    monkeypatch.chdir(ROOT)  # the write process imports `hold` from here
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("SATCHEL_DATA_DIR", str(tmp_path))
+    lead = write_process.start()
+    assert lead is not None
+
+    async def main() -> None:
+        storage = build_storage(Settings(data_dir=tmp_path), housekeeping=False)  # writes itself
+        await storage.open()
+        try:
+            await storage.users.create("u", "owner", 0, default_general_access=GeneralAccess.RESTRICTED)
+            store, _ = await storage.stores.create(
+                NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "x", None, 0)
+            )
+            await storage.records.write(
+                store.pk, "k", content_type="text/plain", content_encoding=None, body=Body(b"before"), now=1
+            )
+            cache = RecordCache(storage.feed, max_bytes=1 << 20)
+
+            async def cached() -> bytes | None:
+                found = cache.get(store, "k")
+                if found is None:
+                    stamp = cache.stamp(store, "k")
+                    found = await storage.records.read(store.pk, "k")
+                    assert found is not None
+                    cache.keep(store, "k", stamp, found)
+                return found.inline
+
+            await asyncio.to_thread(orphan_a_write, tmp_path, store.pk)
+            # The worker started in its place opens the stamps: every record gets a new one.
+            restarted = StampFeed(storage.feed.path, storage.feed.records_path)  # type: ignore[attr-defined]
+            await restarted.open()
+            await restarted.close()
+            assert await cached() == b"before"  # the write process still holds the write
+            assert await cached() == b"before"  # and it is kept
+
+            async def committed() -> bool:
+                found = await storage.records.read(store.pk, "k")
+                return found is not None and found.inline == b"after"
+
+            deadline = time.monotonic() + 20
+            while not await committed():
+                assert time.monotonic() < deadline, "the write process never committed the record"
+                await asyncio.sleep(0.05)
+            assert await cached() == b"after"
+        finally:
+            await storage.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        write_process.stop(lead)
 
 
 def test_a_data_dir_too_deep_for_a_socket_path_still_hands_over(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def build_engine(settings: Settings, blobs: BlobStore, *, serving: bool = True) 
     if not url:
         from satchel.storage.sqlite import SqliteEngine  # noqa: PLC0415
 
-        feed = StampFeed(settings.data_dir / "generation", settings.data_dir / "record-stamps")
+        feed = StampFeed.of(settings.data_dir)
         engine = SqliteEngine(
             settings.data_dir,
             blobs,

@@ -103,6 +103,11 @@ class StampFeed:
         self._map: mmap.mmap | None = None
         self._records: mmap.mmap | None = None
 
+    @classmethod
+    def of(cls, data_dir: Path) -> StampFeed:
+        """The feed of every process on the data dir (the workers, the process that writes for them)."""
+        return cls(data_dir / "generation", data_dir / "record-stamps")
+
     async def open(self) -> None:
         if self._map is not None:
             return

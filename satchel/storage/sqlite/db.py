@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -115,9 +116,12 @@ class Database:
         reserve_bytes: int = RESERVE_BYTES,
         handoff: bool = False,
         answer_seconds: float = ANSWER_SECONDS,
+        on_record_change: Callable[[int, str], None] | None = None,
     ) -> None:
         """`handoff`: several server processes share the file, and one writes for all; `answer_seconds`: how
-        long a write handed to it waits for its answer before it fails in doubt (handoff.py)."""
+        long a write handed to it waits for its answer before it fails in doubt (handoff.py).
+        `on_record_change`: moves a record's stamp (the change feed's), called by this process once it has
+        committed, for another process, a job that changed the record (see write()'s `record`)."""
         self.data_dir = data_dir
         self.path = data_dir / "satchel.db"
         self.wal_path = data_dir / "satchel.db-wal"
@@ -130,7 +134,9 @@ class Database:
         )
         # With several server processes on the file, one writes for all (handoff.py).
         self.handoff = (
-            Handoff(data_dir, self._submit_here, self._write_here, fsync=fsync, answer_seconds=answer_seconds)
+            Handoff(
+                data_dir, self._submit_here, self._run_for_another, fsync=fsync, answer_seconds=answer_seconds
+            )
             if handoff
             else None
         )
@@ -147,6 +153,7 @@ class Database:
         self._checkpoint_turn: WriterLock | None = None  # one process's checkpoint at a time on the file
         self._checkpointing = threading.Lock()  # one checkpoint at a time on the checkpointer connection
         self.off_loop = OffLoop()  # what runs on these connections beside the loop, which close() waits for
+        self._on_record_change = on_record_change
 
     # --- connections
 
@@ -260,6 +267,7 @@ class Database:
         grows: bool = False,
         after: Callable[[], None] | None = None,
         off_loop: bool = False,
+        record: tuple[int, str] | None = None,
     ) -> T:
         """Run job(connection, *args) in a write transaction. The job is a module-level function, and its
         arguments and result are plain data: another process may run it (the one that writes for all).
@@ -270,7 +278,11 @@ class Database:
         the reserve gave stays for deletes; what only keeps the server going (a token, a session, a count) is
         not.
         `after`: called once the job has committed (see Writer.run). `off_loop`: a long job (a large batch)
-        runs on the writer's thread, so the event loop that would otherwise run it goes on answering."""
+        runs on the writer's thread, so the event loop that would otherwise run it goes on answering.
+        `record`: the (store pk, key) of the record the job changes, as plain data. A lead that runs the job
+        for this process moves the record's stamp itself once it has committed, before it answers: this
+        process may be gone by then (killed after its write was answered in doubt, say), and its `after` with
+        it, which left every process's cache serving the record from before the change for good."""
         if grows and self.reserve.short():
             # The room the reserve gave is kept for deletes, which the next uploads would otherwise take.
             raise StorageFull(HELD_FOR_DELETES.format(mib=2 * self.reserve.size >> 20))
@@ -282,7 +294,7 @@ class Database:
             if link is None:
                 break
             try:
-                return await link.run(job, args, frees, tidies, off_loop, after)  # type: ignore[no-any-return]
+                return await link.run(job, args, frees, tidies, off_loop, after, record)  # type: ignore[no-any-return]
             except NotSent:
                 # The lead was gone before the job left this process (a link not yet seen closed): it did
                 # not run, so the next lead takes it.
@@ -296,11 +308,35 @@ class Database:
         return await self._write_here(job, args, frees, tidies, after, off_loop)
 
     def _submit_here(
-        self, job: Callable[..., T], args: tuple[Any, ...], off_loop: bool = False
+        self,
+        job: Callable[..., T],
+        args: tuple[Any, ...],
+        off_loop: bool = False,
+        record: tuple[int, str] | None = None,
     ) -> asyncio.Future[T]:
-        """The job queued on this process's writer: its future, resolved once committed. Unlike write(), a
-        full disk is not retried with the reserve given up."""
-        return self.writer.submit(_bound(job, args), off_loop=off_loop)
+        """Another process's job queued on this process's writer: its future, resolved once committed, after
+        the stamp of the record it changed has moved. Unlike write(), a full disk is not retried with the
+        reserve given up."""
+        return self.writer.submit(_bound(job, args), self._announce(record), off_loop=off_loop)
+
+    def _run_for_another(  # noqa: PLR0917 - a handed-over job's fields, in their order
+        self,
+        job: Callable[..., T],
+        args: tuple[Any, ...],
+        frees: bool,
+        tidies: bool,
+        off_loop: bool,
+        record: tuple[int, str] | None,
+    ) -> Awaitable[T]:
+        """Another process's job run here as write() runs this process's own (a full disk retried)."""
+        return self._write_here(job, args, frees, tidies, self._announce(record), off_loop)
+
+    def _announce(self, record: tuple[int, str] | None) -> Callable[[], None] | None:
+        """The after-commit call that moves the record's stamp, for a job run here for another process."""
+        on_change = self._on_record_change
+        if record is None or on_change is None:
+            return None
+        return functools.partial(on_change, *record)
 
     async def _write_here(  # noqa: PLR0917 - write()'s arguments, and the handoff's run of them
         self,

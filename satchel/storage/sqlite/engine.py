@@ -37,7 +37,12 @@ class SqliteEngine:
         answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
         self.db = Database(
-            data_dir, fsync=fsync, reserve_bytes=reserve_bytes, handoff=handoff, answer_seconds=answer_seconds
+            data_dir,
+            fsync=fsync,
+            reserve_bytes=reserve_bytes,
+            handoff=handoff,
+            answer_seconds=answer_seconds,
+            on_record_change=on_record_change,
         )
         self.users = SqliteUsers(self.db)
         self.grants = SqliteGrants(self.db)

@@ -105,10 +105,14 @@ class NoAnswer(InDoubt):
     committed, or may yet, as for InDoubt."""
 
 
-# Queues a job (job, args, off_loop) on this process's writer: its future.
-SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...], bool], asyncio.Future[Any]]
-# Runs a job here as Database.write does (job, args, frees, tidies, after, off_loop), a full disk retried.
-RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool, None, bool], Awaitable[Any]]
+# The record a job changes, (store pk, key), whose stamp the lead moves once the job has committed: the
+# process that sent it may be gone before the answer comes (Database.write's `record`).
+Record = tuple[int, str] | None
+# Queues another process's job (job, args, off_loop, record) on this process's writer: its future.
+SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, Record], asyncio.Future[Any]]
+# Runs another process's job here as Database.write does (job, args, frees, tidies, off_loop, record), a full
+# disk retried.
+RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool, bool, Record], Awaitable[Any]]
 After = Callable[[], None] | None
 
 
@@ -308,24 +312,26 @@ class _Served(_Framed):
         self.handoff._served.add(self)
 
     def received(self, message: tuple[Any, ...]) -> None:
-        seq, job, args, _, _, off_loop, sent = message
+        seq, job, args, _, _, off_loop, sent, record = message
         if time.monotonic() - sent > PAUSE_SECONDS:
             # This process did not run while the job waited on the link (stopped, or its loop held): its
             # client may have given up and written elsewhere since, so it is not applied late.
             self._answer((seq, None, Unavailable(STALE)))
             return
         # Straight onto the writer, answered from its future's callback: no task per job.
-        self.handoff._submit_here(job, args, off_loop).add_done_callback(
+        self.handoff._submit_here(job, args, off_loop, record).add_done_callback(
             functools.partial(self._committed, message)
         )
 
     def _committed(self, message: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
-        seq, _, _, frees, tidies, _, _ = message
+        seq, job, args, frees, tidies, off_loop, _, record = message
         error = done.exception()
         if isinstance(error, sqlite3.OperationalError) and (frees or tidies):
             # A job that makes room may have failed for want of it (a full disk): again, the way write()
             # runs it, which gives up the disk's reserve for it.
-            task = asyncio.get_running_loop().create_task(self._run_again(*message[:6]))
+            task = asyncio.get_running_loop().create_task(
+                self._run_again(seq, job, args, frees, tidies, off_loop, record)
+            )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             return
@@ -339,9 +345,10 @@ class _Served(_Framed):
         frees: bool,
         tidies: bool,
         off_loop: bool,
+        record: Record,
     ) -> None:
         try:
-            result = await self.handoff._run_here(job, args, frees, tidies, None, off_loop)
+            result = await self.handoff._run_here(job, args, frees, tidies, off_loop, record)
             answer: tuple[Any, ...] = (seq, result, None)
         except Exception as exc:
             answer = (seq, None, exc)
@@ -388,10 +395,13 @@ class _Link(_Framed):
         tidies: bool,
         off_loop: bool,
         after: After,
+        record: Record = None,
     ) -> asyncio.Future[Any]:
         """The job sent to the lead; its future is resolved once it has committed there, after `after` has
         been called here (even if the future was cancelled meanwhile), or fails in doubt (NoAnswer) when no
-        answer has come within answer_seconds. Refused at once, not sent, while the lead is silent."""
+        answer has come within answer_seconds. Refused at once, not sent, while the lead is silent.
+        `record`: the record the job changes, whose stamp the lead moves itself once the job has committed
+        (this process may be gone by then)."""
         if self._silent:
             raise Unavailable(SILENT.format(seconds=self._answer_seconds))
         seq = next(self._seq)
@@ -399,7 +409,7 @@ class _Link(_Framed):
         fut: asyncio.Future[Any] = loop.create_future()
         # Sent with the time (CLOCK_MONOTONIC, the same in every process of the machine) for the lead's check.
         sent = time.monotonic()
-        self.send((seq, job, args, frees, tidies, off_loop, sent))
+        self.send((seq, job, args, frees, tidies, off_loop, sent, record))
         self._last = seq
         self._waiting[seq] = (fut, after, sent)
         if self._timer is None:

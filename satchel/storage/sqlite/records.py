@@ -203,6 +203,7 @@ class SqliteRecords:
                 condition,
                 grows=True,
                 after=self._changed(store_pk, key),
+                record=(store_pk, key),
             )
         except Exception as exc:
             # Nothing committed names the blob, unless the lead took the job and died before it answered: it
@@ -223,11 +224,20 @@ class SqliteRecords:
         self, store_pk: int, key: str, *, now: int, condition: WriteCondition | None = None
     ) -> bool:
         return await self.db.write(
-            _delete_record, store_pk, key, now, condition, frees=True, after=self._changed(store_pk, key)
+            _delete_record,
+            store_pk,
+            key,
+            now,
+            condition,
+            frees=True,
+            after=self._changed(store_pk, key),
+            record=(store_pk, key),
         )
 
     async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
-        await self.db.write(_fill_etag, store_pk, key, etag, after=self._changed(store_pk, key))
+        await self.db.write(
+            _fill_etag, store_pk, key, etag, after=self._changed(store_pk, key), record=(store_pk, key)
+        )
 
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int

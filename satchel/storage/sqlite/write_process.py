@@ -24,6 +24,7 @@ import uvloop
 
 from satchel.logs import configure_logging, flush_logs
 from satchel.settings import Settings
+from satchel.storage.feed import StampFeed
 from satchel.storage.housekeeping import Background, every
 from satchel.storage.sqlite.db import RECLAIM_SECONDS, Database
 
@@ -72,11 +73,23 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def _lead(settings: Settings) -> None:
+    # The record stamps the workers' caches go by: a record changed by a job run here has its stamp moved
+    # here, once committed, since the worker that sent the job may be gone before the answer reaches it.
+    feed = StampFeed.of(settings.data_dir)
+    await feed.open()
+    try:
+        await _lead_with(settings, feed)
+    finally:
+        await feed.close()
+
+
+async def _lead_with(settings: Settings, feed: StampFeed) -> None:
     db = Database(
         settings.data_dir,
         fsync=settings.durability == "power",
         handoff=True,
         answer_seconds=settings.write_process_timeout_seconds,
+        on_record_change=feed.record_changed,
     )
     await db.open()
     try:
