@@ -31,7 +31,8 @@ from satchel.storage.feed import StampFeed
 from satchel.storage.sqlite import write_process
 from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
-from satchel.storage.sqlite.handoff import ANSWER_SECONDS, IN_DOUBT, SOCKET_FILE, InDoubt, NoAnswer
+from satchel.storage.sqlite.handoff import SOCKET_FILE
+from satchel.storage.sqlite.link import ANSWER_SECONDS, IN_DOUBT, InDoubt, NoAnswer
 from tests.harness.engine import Body
 from tests.harness.processes import gone, live_children, writing_process
 from tests.harness.rigs import wait_until

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from satchel.errors import StorageFull, Unavailable
-from satchel.storage.sqlite.handoff import ANSWER_SECONDS, Handoff, NotSent
+from satchel.storage.sqlite.handoff import Handoff
 from satchel.storage.sqlite.held_file import HeldFile
+from satchel.storage.sqlite.link import ANSWER_SECONDS, NotSent
 from satchel.storage.sqlite.migrations import migrate
 from satchel.storage.sqlite.off_loop import OffLoop, Shut
 from satchel.storage.sqlite.reserve import Reserve
@@ -119,7 +120,7 @@ class Database:
         on_record_change: Callable[[int, str], None] | None = None,
     ) -> None:
         """`handoff`: several server processes share the file, and one writes for all; `answer_seconds`: how
-        long a write handed to it waits for its answer before it fails in doubt (handoff.py).
+        long a write handed to it waits for its answer before it fails in doubt (link.py).
         `on_record_change`: moves a record's stamp (the change feed's), called by this process once it has
         committed, for another process, a job that changed the record (see write()'s `record`)."""
         self.data_dir = data_dir

@@ -10,7 +10,7 @@ from satchel.storage.housekeeping import Background, every
 from satchel.storage.sqlite.datasets import SqliteDatasets
 from satchel.storage.sqlite.db import RECLAIM_SECONDS, RESERVE_BYTES, Database
 from satchel.storage.sqlite.grants import SqliteGrants
-from satchel.storage.sqlite.handoff import ANSWER_SECONDS
+from satchel.storage.sqlite.link import ANSWER_SECONDS
 from satchel.storage.sqlite.queues import SqliteQueues
 from satchel.storage.sqlite.records import SqliteRecords
 from satchel.storage.sqlite.runs import SqliteRuns

@@ -6,6 +6,7 @@ than the wait. So when `satchel serve` runs several workers, one of them leads: 
 flock on `satchel.db-lead` in the data dir) and listens on a Unix socket beside it, and the others send it
 their write jobs (a module-level function and its arguments, pickled) and wait for its answer, which comes
 once the job has committed. The lead runs them in its own groups, on its event loop, beside its own writes.
+This module holds the election and the lead's end; link.py the wire and the sending end, with its errors.
 
 The election is for speed, not for safety: every writer of the file still takes the writer lock
 (writer.py), so a management command, or a new lead starting while the old one finishes, never tears
@@ -38,82 +39,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import os
-import pickle
 import socket
 import sqlite3
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from satchel.clock import PAUSE_SECONDS
 from satchel.errors import SatchelError, Unavailable
-from satchel.logs import Occasional
-from satchel.storage.sqlite.writer import WriterLock, call_after
+from satchel.storage.sqlite.link import ANSWER_SECONDS, BYE, Framed, Link, Record
+from satchel.storage.sqlite.writer import WriterLock
 
 log = logging.getLogger(__name__)
-_unanswered = Occasional(log, 60.0)  # a lead that does not answer lasts: said once a minute, not per request
 LEAD_FILE = "satchel.db-lead"
 SOCKET_FILE = "satchel.db-lead.sock"
 POWER_SUFFIX = "-power"  # on both, for the processes that fsync their commits
-LENGTH = struct.Struct("!I")
 PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
-BYE = 0  # the sequence number of the lead's word that it stops
 ELECTION_SECONDS = 10.0  # how long a write waits for some process to lead before it gives up
 ELECTION_RETRY = 0.005  # seconds between two looks for a lead that is starting or stopping
 STOP_WAIT = 5.0  # seconds a stopping lead waits for the others to close their links
-ANSWER_SECONDS = 30.0  # how long a job waits for the lead's answer, unless told otherwise (as the setting)
 MAX_SOCKET_PATH = 100  # bytes: sun_path holds 108 with its terminator
-IN_DOUBT = (
-    "The server process that writes for this one stopped before it answered; the change may or may not"
-    " have been stored. Read it back, or send it again."
-)
 STALE = (
     "The server process that writes for this one did not run for a while, and the change waited through that:"
     " it was not stored, so that it cannot land over newer writes. Send it again."
 )
-NOT_SENT = (
-    "The server process that writes for this one had stopped; the change was not stored. Send it again."
-)
-NO_ANSWER = (
-    "The server process that writes for this one does not answer (nothing came back within {seconds:g} s):"
-    " the change may or may not have been stored, and may yet be once that process runs again. Read it back,"
-    " or send it again."
-)
-SILENT = (
-    "The server process that writes for this one does not answer (it left changes unanswered for"
-    " {seconds:g} s, and has answered nothing since); the change was not stored. Send it again."
-)
 
-
-class NotSent(Unavailable):
-    """The job never left this process (the lead was gone before it could be written to the link), so it did
-    not run: safe to hand to the next lead."""
-
-
-class InDoubt(Unavailable):
-    """The job reached the lead, which went away before it answered: it may have committed, or may yet (a
-    stopping lead runs what it holds), so nothing it would name may be removed as if it had failed."""
-
-
-class NoAnswer(InDoubt):
-    """The job was sent to the lead, which has not answered it in time (stopped, or stuck): it may have
-    committed, or may yet, as for InDoubt."""
-
-
-# The record a job changes, (store pk, key), whose stamp the lead moves once the job has committed: the
-# process that sent it may be gone before the answer comes (Database.write's `record`).
-Record = tuple[int, str] | None
 # Queues another process's job (job, args, off_loop, record) on this process's writer: its future.
 SubmitHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, Record], asyncio.Future[Any]]
 # Runs another process's job here as Database.write does (job, args, frees, tidies, off_loop, record), a full
 # disk retried.
 RunHere = Callable[[Callable[..., Any], tuple[Any, ...], bool, bool, bool, Record], Awaitable[Any]]
-After = Callable[[], None] | None
 
 
 class Handoff:
@@ -142,7 +101,7 @@ class Handoff:
         self._electing: asyncio.Lock | None = None
         self._stopping = False
         self.leading = False
-        self.link: _Link | None = None
+        self.link: Link | None = None
 
     async def start(self) -> None:
         """Lead if no process does yet; otherwise the link is made at the first write."""
@@ -151,7 +110,7 @@ class Handoff:
         if self._lock.take(wait=False):
             await self._lead()
 
-    async def elect(self) -> _Link | None:
+    async def elect(self) -> Link | None:
         """The link to the lead, made now if there is none (or it closed); None once this process leads."""
         assert self._electing is not None, "start() first"
         assert self._lock is not None
@@ -166,7 +125,7 @@ class Handoff:
                     break
                 try:
                     _, self.link = await loop.create_unix_connection(
-                        functools.partial(_Link, self._answer_seconds), self._address()
+                        functools.partial(Link, self._answer_seconds), self._address()
                     )
                     log.info("process %d hands its writes to the process that leads", os.getpid())
                 except OSError:  # the lead is still starting, or stopping: no socket, or nobody listening
@@ -231,66 +190,7 @@ class Handoff:
         return f"/proc/self/fd/{self._dir_fd}/{self._socket_file}"
 
 
-def _frame(message: tuple[Any, ...]) -> bytes:
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    return LENGTH.pack(len(data)) + data
-
-
-class _Framed(asyncio.Protocol):
-    """A stream of length-prefixed pickled tuples each way; what is sent in one turn of the loop goes out
-    in one write."""
-
-    transport: asyncio.Transport
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._out: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport, though not always a subclass of asyncio.Transport (uvloop's are not).
-        self.transport = cast(asyncio.Transport, transport)
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(_frame(message))
-
-    def _flush(self) -> bool:
-        """Write what was sent this turn; whether it left. It did not when the link was already closing, or
-        when the write failed at once (a lead that died: EPIPE), which closes the transport as it returns."""
-        out, self._out = self._out, []
-        if self.transport.is_closing():
-            return False
-        self.transport.write(b"".join(out))
-        return not self.transport.is_closing()
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        try:
-            for message in self._messages():
-                self.received(message)
-        except Exception:  # a frame that does not unpickle: the link cannot be trusted further
-            log.exception("a write link sent what could not be read; closing it")
-            self.transport.abort()
-
-    def _messages(self) -> Iterator[tuple[Any, ...]]:
-        buffer = self._buffer
-        start = 0
-        while len(buffer) - start >= LENGTH.size:
-            (length,) = LENGTH.unpack_from(buffer, start)
-            end = start + LENGTH.size + length
-            if len(buffer) < end:
-                break
-            message = pickle.loads(memoryview(buffer)[start + LENGTH.size : end])  # noqa: S301 - same user
-            start = end
-            yield message
-        del buffer[:start]
-
-    def received(self, message: tuple[Any, ...]) -> None:
-        raise NotImplementedError
-
-
-class _Served(_Framed):
+class _Served(Framed):
     """The lead's end of one other process's link: runs each job it sends, answers once committed."""
 
     def __init__(self, handoff: Handoff) -> None:
@@ -365,134 +265,3 @@ class _Served(_Framed):
         self.handoff._served.discard(self)
         if not self.closed.done():
             self.closed.set_result(None)
-
-
-class _Link(_Framed):
-    """This process's end of its link to the lead: jobs out, answers in."""
-
-    def __init__(self, answer_seconds: float = ANSWER_SECONDS) -> None:
-        super().__init__()
-        self.open = True  # until the lead says BYE, or the link is lost
-        self._seq = itertools.count(BYE + 1)
-        # Each job's future, its after-commit call and when it was sent (time.monotonic()), in the order sent.
-        self._waiting: dict[int, tuple[asyncio.Future[Any], After, float]] = {}
-        # Jobs given up on (answered in doubt) whose answers have not come: their after-commit calls.
-        self._given_up: dict[int, After] = {}
-        self._answer_seconds = answer_seconds
-        # One timer, for the oldest job waiting (not one a job): the hot path only looks whether it is set.
-        self._timer: asyncio.TimerHandle | None = None
-        self._silent = False  # from a job given up on until the lead's next answer: nothing is sent meanwhile
-        # Jobs are numbered and written in order: those numbered past `_written` never left this process, so
-        # a lost link fails them as NotSent rather than in doubt.
-        self._last = BYE
-        self._written = BYE
-
-    def run(  # noqa: PLR0917 - Database.write's arguments, passed on as they come
-        self,
-        job: Callable[..., Any],
-        args: tuple[Any, ...],
-        frees: bool,
-        tidies: bool,
-        off_loop: bool,
-        after: After,
-        record: Record = None,
-    ) -> asyncio.Future[Any]:
-        """The job sent to the lead; its future is resolved once it has committed there, after `after` has
-        been called here (even if the future was cancelled meanwhile), or fails in doubt (NoAnswer) when no
-        answer has come within answer_seconds. Refused at once, not sent, while the lead is silent.
-        `record`: the record the job changes, whose stamp the lead moves itself once the job has committed
-        (this process may be gone by then)."""
-        if self._silent:
-            raise Unavailable(SILENT.format(seconds=self._answer_seconds))
-        seq = next(self._seq)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        # Sent with the time (CLOCK_MONOTONIC, the same in every process of the machine) for the lead's check.
-        sent = time.monotonic()
-        self.send((seq, job, args, frees, tidies, off_loop, sent, record))
-        self._last = seq
-        self._waiting[seq] = (fut, after, sent)
-        if self._timer is None:
-            self._timer = loop.call_later(self._answer_seconds, self._give_up)
-        return fut
-
-    def _give_up(self) -> None:
-        """Answer in doubt the jobs that waited answer_seconds; then wait for the oldest left."""
-        self._timer = None
-        now = time.monotonic()
-        late = []
-        for seq, (_, _, sent) in self._waiting.items():  # oldest first
-            if now - sent < self._answer_seconds:
-                self._timer = asyncio.get_running_loop().call_later(
-                    self._answer_seconds - (now - sent), self._give_up
-                )
-                break
-            late.append(seq)
-        if not late:
-            return
-        self._silent = True
-        _unanswered.log(
-            logging.WARNING,
-            "process %d had no answer to a write within %g s from the process that writes for it (stopped, or"
-            " stuck): the request is answered 503, the change in doubt",
-            os.getpid(), self._answer_seconds,
-        )  # fmt: skip
-        for seq in late:
-            fut, after, _ = self._waiting.pop(seq)
-            self._given_up[seq] = after
-            # Perhaps committed already, its answer held up: those reading the record through a cache look
-            # again (and once more if its answer says it committed).
-            call_after(after)
-            if not fut.done():
-                fut.set_exception(NoAnswer(NO_ANSWER.format(seconds=self._answer_seconds)))
-
-    def _flush(self) -> bool:
-        last = self._last  # every job up to it is in this write
-        sent = super()._flush()
-        if sent:
-            self._written = last
-        return sent
-
-    def received(self, message: tuple[Any, ...]) -> None:
-        seq, result, error = message
-        self._silent = False  # the lead runs: the next job goes to it
-        if seq == BYE:
-            self.open = False
-        elif (waiting := self._waiting.pop(seq, None)) is not None:
-            fut, after, _ = waiting
-            if error is None:
-                call_after(after)
-            if not fut.done():
-                if error is None:
-                    fut.set_result(result)
-                else:
-                    fut.set_exception(error)
-        else:
-            # The late answer to a job given up on: its request was answered already, so it goes to nobody;
-            # a change it committed is announced.
-            after = self._given_up.pop(seq)
-            if error is None:
-                call_after(after)
-        # A stopping lead answers every job it holds: the link stays until they have all come.
-        if not self.open and not self._waiting and not self._given_up:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        given_up, self._given_up = self._given_up, {}
-        for seq, after in given_up.items():
-            if seq <= self._written:
-                call_after(after)  # perhaps committed, as below; its request was answered in doubt already
-        waiting, self._waiting = self._waiting, {}
-        for seq, (fut, after, _) in waiting.items():
-            if seq > self._written:
-                if not fut.done():
-                    fut.set_exception(NotSent(NOT_SENT))
-                continue
-            # Perhaps committed: those reading the record through a cache must look again.
-            call_after(after)
-            if not fut.done():
-                fut.set_exception(InDoubt(IN_DOUBT))

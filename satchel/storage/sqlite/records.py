@@ -17,7 +17,7 @@ from satchel.storage.conditions import WriteCondition
 from satchel.storage.rows import RECORD_HEAD_FIELDS, DeploymentMark, KeyItem, RecordHead
 from satchel.storage.spool import spool
 from satchel.storage.sqlite.db import Database, rows_within
-from satchel.storage.sqlite.handoff import InDoubt
+from satchel.storage.sqlite.link import InDoubt
 
 HEAD_COLUMNS = ", ".join(RECORD_HEAD_FIELDS)
 HEAD_WIDTH = len(RECORD_HEAD_FIELDS)
