@@ -96,7 +96,8 @@ def test_a_worker_that_died_between_commit_and_stamp_leaves_nothing_stale(
     records = storage.records
     store = second.run(storage.stores.by_id(store_id))
     assert store is not None
-    silent, records._on_change = records._on_change, None  # type: ignore[attr-defined]
+    db = records.db  # type: ignore[attr-defined]
+    silent, db._on_record_change = db._on_record_change, None
     try:
         second.run(
             records.write(
@@ -104,7 +105,7 @@ def test_a_worker_that_died_between_commit_and_stamp_leaves_nothing_stale(
             )
         )
     finally:
-        records._on_change = silent  # type: ignore[attr-defined]
+        db._on_record_change = silent
     assert http.get(f"/v2/key-value-stores/{store_id}/records/k").content == b"before"  # the stale entry
 
     restarted = StampFeed(storage.feed.path, storage.feed.records_path)  # type: ignore[attr-defined]

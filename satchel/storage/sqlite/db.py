@@ -121,8 +121,8 @@ class Database:
     ) -> None:
         """`handoff`: several server processes share the file, and one writes for all; `answer_seconds`: how
         long a write handed to it waits for its answer before it fails in doubt (link.py).
-        `on_record_change`: moves a record's stamp (the change feed's), called by this process once it has
-        committed, for another process, a job that changed the record (see write()'s `record`)."""
+        `on_record_change`: moves a record's stamp (the change feed's), once a job that changed the record
+        has committed (see write()'s `record`)."""
         self.data_dir = data_dir
         self.path = data_dir / "satchel.db"
         self.wal_path = data_dir / "satchel.db-wal"
@@ -278,15 +278,19 @@ class Database:
         in (a record, items, requests, a log's lines), refused while the reserve is short, so that the room
         the reserve gave stays for deletes; what only keeps the server going (a token, a session, a count) is
         not.
-        `after`: called once the job has committed (see Writer.run). `off_loop`: a long job (a large batch)
-        runs on the writer's thread, so the event loop that would otherwise run it goes on answering.
-        `record`: the (store pk, key) of the record the job changes, as plain data. A lead that runs the job
-        for this process moves the record's stamp itself once it has committed, before it answers: this
-        process may be gone by then (killed after its write was answered in doubt, say), and its `after` with
-        it, which left every process's cache serving the record from before the change for good."""
+        `after`: called here once the job has committed (see Writer.run); by default, with `record`, the move
+        of the record's stamp. `off_loop`: a long job (a large batch) runs on the writer's thread, so the
+        event loop that would otherwise run it goes on answering.
+        `record`: the (store pk, key) of the record the job changes, as plain data: its stamp in the change
+        feed moves once the job has committed, before anyone hears of it (`on_record_change`). A lead that
+        runs the job for this process moves it itself, as well as this process on the answer: this process
+        may be gone by then (killed after its write was answered in doubt, say), which left every process's
+        cache serving the record from before the change for good."""
         if grows and self.reserve.short():
             # The room the reserve gave is kept for deletes, which the next uploads would otherwise take.
             raise StorageFull(HELD_FOR_DELETES.format(mib=2 * self.reserve.size >> 20))
+        if after is None:
+            after = self._announce(record)
         handoff = self.handoff
         for attempt in range(HANDOFF_ATTEMPTS):
             if handoff is None or handoff.leading:
@@ -333,7 +337,7 @@ class Database:
         return self._write_here(job, args, frees, tidies, self._announce(record), off_loop)
 
     def _announce(self, record: tuple[int, str] | None) -> Callable[[], None] | None:
-        """The after-commit call that moves the record's stamp, for a job run here for another process."""
+        """The after-commit call that moves the stamp of the record a job changes (Writer.run's `after`)."""
         on_change = self._on_record_change
         if record is None or on_change is None:
             return None

@@ -52,7 +52,6 @@ class SqliteEngine:
             blobs,
             inline_max=inline_max,
             max_record_bytes=max_record_bytes,
-            on_change=on_record_change,
         )
         self.sessions = SqliteSessions(self.db)
         self.datasets = SqliteDatasets(self.db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from satchel.clock import now_ms
@@ -129,18 +129,11 @@ class SqliteRecords:
         *,
         inline_max: int,
         max_record_bytes: int,
-        on_change: Callable[[int, str], None] | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.inline_max = inline_max
         self.max_record_bytes = max_record_bytes
-        # Told of each record's change once it commits (the change feed's record stamps).
-        self._on_change = on_change
-
-    def _changed(self, store_pk: int, key: str) -> Callable[[], None] | None:
-        on_change = self._on_change
-        return None if on_change is None else functools.partial(on_change, store_pk, key)
 
     def _read(self, row: Sequence[Any]) -> RecordRead:
         """A record off a row of RECORD_SELECT's columns (a tuple, or a sqlite3.Row read by position)."""
@@ -202,7 +195,6 @@ class SqliteRecords:
                 now,
                 condition,
                 grows=True,
-                after=self._changed(store_pk, key),
                 record=(store_pk, key),
             )
         except Exception as exc:
@@ -230,14 +222,11 @@ class SqliteRecords:
             now,
             condition,
             frees=True,
-            after=self._changed(store_pk, key),
             record=(store_pk, key),
         )
 
     async def fill_etag(self, store_pk: int, key: str, etag: str) -> None:
-        await self.db.write(
-            _fill_etag, store_pk, key, etag, after=self._changed(store_pk, key), record=(store_pk, key)
-        )
+        await self.db.write(_fill_etag, store_pk, key, etag, record=(store_pk, key))
 
     async def keys(
         self, store_pk: int, *, prefix: str, exclusive_start_key: str | None, limit: int
