@@ -25,7 +25,7 @@ from satchel.storage.sqlite import snapshots
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.reserve import Reserve
 from satchel.storage.sqlite.writer import Writer, WriterLock
-from tests.harness.engine import Body
+from tests.harness.engine import Body, owned_store
 
 
 class FailingDisk(sqlite3.Connection):
@@ -149,10 +149,7 @@ def test_data_is_private_whatever_the_umask(tmp_path: Path) -> None:
             storage = build_storage(Settings(data_dir=data_dir, inline_max_bytes=10), housekeeping=False)
             await storage.open()
             try:
-                await storage.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
-                store, _ = await storage.stores.create(
-                    NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "secret", None, 0)
-                )
+                store = await owned_store(storage)
                 await storage.records.write(
                     store.pk, "k", content_type="a", content_encoding=None, body=Body(b"x" * 100), now=1
                 )

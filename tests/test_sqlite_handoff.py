@@ -33,7 +33,7 @@ from satchel.storage.sqlite.db import RECLAIM_PAGES, Database
 from satchel.storage.sqlite.engine import SqliteEngine
 from satchel.storage.sqlite.handoff import SOCKET_FILE
 from satchel.storage.sqlite.link import ANSWER_SECONDS, IN_DOUBT, InDoubt, NoAnswer
-from tests.harness.engine import Body
+from tests.harness.engine import Body, owned_store
 from tests.harness.processes import gone, live_children, writing_process
 from tests.harness.rigs import wait_until
 from tests.harness.server import start_server, stop_server
@@ -472,10 +472,7 @@ def test_a_record_the_write_process_commits_for_a_dead_worker_is_not_read_stale_
         storage = build_storage(Settings(data_dir=tmp_path), housekeeping=False)  # writes itself
         await storage.open()
         try:
-            await storage.users.create("u", "owner", 0, default_general_access=GeneralAccess.RESTRICTED)
-            store, _ = await storage.stores.create(
-                NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "x", None, 0)
-            )
+            store = await owned_store(storage)
             await storage.records.write(
                 store.pk, "k", content_type="text/plain", content_encoding=None, body=Body(b"before"), now=1
             )

@@ -1,5 +1,5 @@
-"""For tests of the storage engines in process: an upload as the service hands it over, and a runner of
-work on an open storage."""
+"""For tests of the storage engines in process: an upload as the service hands it over, a store to work in,
+and a runner of work on an open storage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from satchel.settings import Settings
-from satchel.storage import Storage
+from satchel.storage import GeneralAccess, NewStore, Storage, StoreRow
 from satchel.storage.factory import build_storage
 
 T = TypeVar("T")
@@ -38,6 +38,14 @@ class Body:
             piece = self.data[start : start + self.chunk]
             self.raw_size += len(piece)
             yield piece
+
+
+async def owned_store(storage: Any, name: str = "n") -> StoreRow:
+    """A store named `name` of a new user "u", on a storage or an engine: how most engine tests begin."""
+    await storage.users.create("u", "owner", 0, default_general_access=GeneralAccess.RESTRICTED)
+    store, _ = await storage.stores.create(NewStore("s", "u", name, GeneralAccess.RESTRICTED, "x", None, 0))
+    assert isinstance(store, StoreRow)
+    return store
 
 
 def runner(settings: Callable[[], Settings]) -> Run:
