@@ -14,13 +14,13 @@ import pytest
 
 from satchel.service.record_cache import ENTRY_BYTES, MAX_BODY_BYTES, RecordCache
 from satchel.settings import Settings
-from satchel.storage import GeneralAccess, NewStore, Storage, StoreRow
+from satchel.storage import Storage, StoreRow
 from satchel.storage.factory import build_storage
 from satchel.storage.feed import StampFeed
 from tests.conftest import TOKEN, apps_on, start_server, stop_server
 from tests.harness.backends import Backends
 from tests.harness.cli import run_cli
-from tests.harness.engine import Body
+from tests.harness.engine import Body, owned_store
 from tests.harness.inprocess import BASE_URL, InProcessApp
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -162,10 +162,7 @@ def with_store(tmp_path: Path, work: object) -> None:
         storage = build_storage(Settings(data_dir=tmp_path), housekeeping=False)
         await storage.open()
         try:
-            await storage.users.create("u", "owner", 0, default_general_access=GeneralAccess.RESTRICTED)
-            store, _ = await storage.stores.create(
-                NewStore("s", "u", "n", GeneralAccess.RESTRICTED, "x", None, 0)
-            )
+            store = await owned_store(storage)
             await work(storage, store)  # type: ignore[operator]
         finally:
             await storage.close()

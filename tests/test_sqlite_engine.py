@@ -105,10 +105,7 @@ def test_the_wal_stays_bounded_under_sustained_writes_and_reads(
         await engine.open()
         largest = 0
         try:
-            await engine.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
-            store, _ = await engine.stores.create(
-                NewStore("s", "u", "wal", GeneralAccess.RESTRICTED, "secret", None, 0)
-            )
+            store = await owned_store(engine, "wal")
             body = os.urandom(64 * 1024)  # inline: the bodies themselves go through the WAL
             stop = False
 

@@ -24,7 +24,6 @@ from satchel.clock import PAUSE_SECONDS
 from satchel.errors import NotFound, Unavailable
 from satchel.service.record_cache import RecordCache
 from satchel.settings import Settings
-from satchel.storage import GeneralAccess, NewStore
 from satchel.storage.blobs.files import FileBlobs
 from satchel.storage.factory import build_storage
 from satchel.storage.feed import StampFeed
@@ -379,10 +378,7 @@ def test_a_record_whose_commit_is_in_doubt_keeps_its_blob(tmp_path: Path) -> Non
         )
         await engine.open()
         try:
-            await engine.users.create("u", "admin", 0, default_general_access=GeneralAccess.RESTRICTED)
-            store, _ = await engine.stores.create(
-                NewStore("s", "u", "doubt", GeneralAccess.RESTRICTED, "secret", None, 0)
-            )
+            store = await owned_store(engine, "doubt")
             with pytest.raises(Unavailable, match="may or may not have been stored"):
                 await engine.records.write(
                     store.pk, "k", content_type="a", content_encoding=None, body=Body(body), now=1
